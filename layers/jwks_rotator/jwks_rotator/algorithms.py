@@ -1,0 +1,94 @@
+"""The registry of supported JWS algorithms: key generation and signing.
+
+Signing uses ``cryptography`` directly (the hot path of the signer); the
+registry is the allow-list every caller goes through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Union
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from .errors import UnsupportedAlgorithmError
+
+PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey]
+PublicKey = Union[rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey]
+
+RSA_KEY_SIZES = (2048, 3072, 4096)
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One JWS algorithm: its key type and how it makes keys and signatures."""
+
+    name: str
+    kty: str
+    crv: str | None
+    generate: Callable[[int], PrivateKey]
+    sign: Callable[[PrivateKey, bytes], bytes]
+
+
+def _rsa_generate(size: int) -> PrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=size)
+
+
+def _ec_generate(curve: ec.EllipticCurve) -> Callable[[int], PrivateKey]:
+    return lambda _size: ec.generate_private_key(curve)
+
+
+def _pkcs1(hash_alg: hashes.HashAlgorithm) -> Callable[[PrivateKey, bytes], bytes]:
+    pad = padding.PKCS1v15()
+    return lambda key, data: key.sign(data, pad, hash_alg)  # type: ignore[union-attr, call-arg]
+
+
+def _pss(hash_alg: hashes.HashAlgorithm) -> Callable[[PrivateKey, bytes], bytes]:
+    # RFC 7518 3.5: the salt is as long as the digest.
+    pad = padding.PSS(mgf=padding.MGF1(hash_alg), salt_length=hash_alg.digest_size)
+    return lambda key, data: key.sign(data, pad, hash_alg)  # type: ignore[union-attr, call-arg]
+
+
+def _ecdsa(hash_alg: hashes.HashAlgorithm, size: int) -> Callable[[PrivateKey, bytes], bytes]:
+    scheme = ec.ECDSA(hash_alg)
+
+    def sign(key: PrivateKey, data: bytes) -> bytes:
+        # JWS wants the fixed-size R || S concatenation, not DER (RFC 7518 3.4).
+        r, s = decode_dss_signature(key.sign(data, scheme))  # type: ignore[union-attr, call-arg]
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+
+    return sign
+
+
+def _eddsa(key: PrivateKey, data: bytes) -> bytes:
+    return key.sign(data)  # type: ignore[call-arg]
+
+
+_REGISTRY: dict[str, Algorithm] = {
+    a.name: a
+    for a in (
+        Algorithm("RS256", "RSA", None, _rsa_generate, _pkcs1(hashes.SHA256())),
+        Algorithm("PS256", "RSA", None, _rsa_generate, _pss(hashes.SHA256())),
+        Algorithm("ES256", "EC", "P-256", _ec_generate(ec.SECP256R1()), _ecdsa(hashes.SHA256(), 32)),
+        Algorithm("ES384", "EC", "P-384", _ec_generate(ec.SECP384R1()), _ecdsa(hashes.SHA384(), 48)),
+        Algorithm("ES512", "EC", "P-521", _ec_generate(ec.SECP521R1()), _ecdsa(hashes.SHA512(), 66)),
+        Algorithm("EdDSA", "OKP", "Ed25519", lambda _size: ed25519.Ed25519PrivateKey.generate(), _eddsa),
+    )
+}
+
+
+def algorithm_names() -> tuple[str, ...]:
+    """Every supported algorithm name, in registry order."""
+    return tuple(_REGISTRY)
+
+
+def get_algorithm(name: str) -> Algorithm:
+    """The registered algorithm called ``name``; anything else is refused."""
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise UnsupportedAlgorithmError(
+            f"algorithm {name!r} is not supported; choose one of {', '.join(_REGISTRY)}"
+        ) from None

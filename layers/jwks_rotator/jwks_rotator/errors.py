@@ -1,0 +1,123 @@
+"""One exception hierarchy for jwks-rotator.
+
+Every failure the product reports is a :class:`JwksRotatorError` carrying a
+short machine-readable ``code`` and a human sentence. Messages never contain
+key material, secret values or tokens.
+"""
+
+from __future__ import annotations
+
+
+class JwksRotatorError(Exception):
+    """Root of every error raised by jwks-rotator."""
+
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self) -> dict[str, str]:
+        """The error as the ``{"error", "message"}`` shape handlers return."""
+        return {"error": self.code, "message": self.message}
+
+
+class ConfigurationError(JwksRotatorError):
+    """A setting is missing, malformed, or unsafe in combination with another."""
+
+    code = "invalid_configuration"
+
+
+class KeyringError(JwksRotatorError):
+    """The keyring document is malformed or violates an invariant."""
+
+    code = "invalid_keyring"
+
+
+class KeyringConflictError(JwksRotatorError):
+    """Another writer changed the keyring first (compare-and-swap lost)."""
+
+    code = "keyring_conflict"
+
+
+class StoreError(JwksRotatorError):
+    """The keyring store (Secrets Manager) could not be read or written."""
+
+    code = "store_unavailable"
+
+
+class PublishError(JwksRotatorError):
+    """The public documents could not be built, checked or uploaded."""
+
+    code = "publish_failed"
+
+
+class UnsafeDocumentError(PublishError):
+    """A document about to be published failed the public-only checks."""
+
+    code = "unsafe_document"
+
+
+class UnknownKeyError(JwksRotatorError):
+    """An operation named a kid that is not in the keyring."""
+
+    code = "unknown_kid"
+
+
+class UnsupportedAlgorithmError(JwksRotatorError):
+    """The algorithm is not in the registry of supported algorithms."""
+
+    code = "unsupported_algorithm"
+
+
+class InvalidEventError(JwksRotatorError):
+    """A Lambda event does not have one of the documented shapes."""
+
+    code = "invalid_event"
+
+
+class SigningError(JwksRotatorError):
+    """Root of the signing function's refusals; ``code`` is the wire error code."""
+
+    code = "invalid_request"
+
+
+class InvalidRequestError(SigningError):
+    """The request is not an object of the documented shape."""
+
+    code = "invalid_request"
+
+
+class InvalidClaimsError(SigningError):
+    """The custom claims are malformed or try to set a reserved claim."""
+
+    code = "invalid_claims"
+
+
+class AudienceNotAllowedError(SigningError):
+    """An audience is not in the configured allow-list."""
+
+    code = "audience_not_allowed"
+
+
+class TtlTooLongError(SigningError):
+    """The requested ttl exceeds ``max-token-ttl``."""
+
+    code = "ttl_too_long"
+
+
+class PayloadTooLargeError(SigningError):
+    """The request or the resulting token exceeds its documented size cap."""
+
+    code = "payload_too_large"
+
+
+class SigningUnavailableError(SigningError):
+    """No active, published key can be used right now."""
+
+    code = "signing_unavailable"

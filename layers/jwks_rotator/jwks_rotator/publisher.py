@@ -1,0 +1,111 @@
+"""Publishing the public documents to S3 and invalidating CloudFront when they change."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .config import Settings
+from .errors import PublishError
+from .jwks import PublicDocuments
+
+CONTENT_TYPE = "application/json"
+DIGEST_METADATA = "sha256"
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What one publication did."""
+
+    uploaded: tuple[str, ...]
+    invalidation_id: str | None
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "ClientError"))
+    return type(exc).__name__
+
+
+class S3Publisher:
+    """Writes documents to a bucket with Content-Type and Cache-Control; invalidates a distribution."""
+
+    def __init__(self, s3_client: Any, bucket: str, settings: Settings, cloudfront_client: Any = None, distribution_id: str = "") -> None:
+        self._s3 = s3_client
+        self._cloudfront = cloudfront_client
+        self._bucket = bucket
+        self._distribution_id = distribution_id
+        self._cache_control = f"public, max-age={int(settings.jwks_max_age.total_seconds())}"
+
+    @property
+    def cache_control(self) -> str:
+        return self._cache_control
+
+    def stale_paths(self, documents: PublicDocuments) -> tuple[str, ...]:
+        """Paths whose stored object is missing or differs in body or headers."""
+        stale = []
+        for path, body in documents.files.items():
+            try:
+                head = self._s3.head_object(Bucket=self._bucket, Key=path)
+            except ClientError as exc:
+                if _describe(exc) in ("404", "NoSuchKey", "NotFound"):
+                    stale.append(path)
+                    continue
+                raise PublishError(f"cannot read s3://{self._bucket}/{path}: {_describe(exc)}") from None
+            except BotoCoreError as exc:
+                raise PublishError(f"cannot read s3://{self._bucket}/{path}: {_describe(exc)}") from None
+            if (
+                head.get("Metadata", {}).get(DIGEST_METADATA) != hashlib.sha256(body).hexdigest()
+                or head.get("ContentType") != CONTENT_TYPE
+                or head.get("CacheControl") != self._cache_control
+            ):
+                stale.append(path)
+        return tuple(stale)
+
+    def upload(self, documents: PublicDocuments, paths: tuple[str, ...]) -> None:
+        """Write the given paths (the JWKS first, so discovery never points at an older set)."""
+        for path in sorted(paths, key=lambda p: (not p.endswith("jwks.json"), p)):
+            body = documents.files[path]
+            try:
+                self._s3.put_object(
+                    Bucket=self._bucket,
+                    Key=path,
+                    Body=body,
+                    ContentType=CONTENT_TYPE,
+                    CacheControl=self._cache_control,
+                    Metadata={DIGEST_METADATA: hashlib.sha256(body).hexdigest()},
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise PublishError(f"cannot write s3://{self._bucket}/{path}: {_describe(exc)}") from None
+
+    def invalidate(self, paths: tuple[str, ...]) -> str | None:
+        """One CloudFront invalidation for the paths; None when no distribution is configured."""
+        if not self._distribution_id or self._cloudfront is None or not paths:
+            return None
+        items = sorted("/" + p for p in paths)
+        try:
+            response = self._cloudfront.create_invalidation(
+                DistributionId=self._distribution_id,
+                InvalidationBatch={"Paths": {"Quantity": len(items), "Items": items}, "CallerReference": str(uuid.uuid4())},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise PublishError(f"cannot invalidate distribution {self._distribution_id}: {_describe(exc)}") from None
+        return str(response["Invalidation"]["Id"])
+
+    def publish(self, documents: PublicDocuments, *, already_announced: bool) -> PublishResult:
+        """Upload what is stale and invalidate it.
+
+        ``already_announced`` says the keyring recorded this digest as
+        published and invalidated; if it did not (an earlier tick uploaded but
+        failed to invalidate), every path is invalidated again.
+        """
+        stale = self.stale_paths(documents)
+        if stale:
+            self.upload(documents, stale)
+        to_invalidate = stale if already_announced else tuple(documents.files)
+        invalidation_id = self.invalidate(to_invalidate) if to_invalidate else None
+        return PublishResult(uploaded=stale, invalidation_id=invalidation_id)

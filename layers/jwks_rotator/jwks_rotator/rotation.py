@@ -1,0 +1,155 @@
+"""The rotation service: read the keyring, apply the lifecycle, write it back, publish.
+
+Each step checks the state first and returns early when there is nothing to
+do, so a tick may run late, twice, concurrently or after a half-failed run.
+Writes are compare-and-swap; a lost race re-reads and re-plans.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Protocol
+
+from .config import Settings
+from .errors import KeyringConflictError
+from .jwks import build_documents, PublicDocuments
+from .keyring import Keyring
+from .keys import KeyRecord, generate_key
+from .lifecycle import KeyFactory, LifecycleChange, Plan, reconcile, record_publication, revoke, rotate_now
+from .publisher import PublishResult
+from .store import KeyringStore
+
+Clock = Callable[[], datetime]
+MAX_ROUNDS = 8
+
+
+def utc_now() -> datetime:
+    """The wall clock, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+class Publisher(Protocol):
+    def publish(self, documents: PublicDocuments, *, already_announced: bool) -> PublishResult: ...
+
+
+@dataclass
+class RunReport:
+    """What one run of the service did, for logs, metrics and the CLI."""
+
+    changes: list[LifecycleChange] = field(default_factory=list)
+    publications: list[PublishResult] = field(default_factory=list)
+    conflicts: int = 0
+    converged: bool = False
+    keyring: Keyring = field(default_factory=Keyring)
+
+    @property
+    def activations(self) -> int:
+        return sum(1 for c in self.changes if c.kind == "activated")
+
+
+def default_key_factory(settings: Settings) -> KeyFactory:
+    """Generate real keys of the configured algorithm and RSA size."""
+
+    def make(alg: str, now: datetime) -> KeyRecord:
+        return generate_key(alg, now, rsa_key_size=settings.rsa_key_size)
+
+    return make
+
+
+class RotationService:
+    """Runs the lifecycle against a keyring store and a publisher."""
+
+    def __init__(
+        self,
+        store: KeyringStore,
+        publisher: Publisher,
+        settings: Settings,
+        *,
+        clock: Clock = utc_now,
+        key_factory: KeyFactory | None = None,
+        logger: Any = None,
+    ) -> None:
+        settings.require("issuer")
+        self._store = store
+        self._publisher = publisher
+        self._settings = settings
+        self._clock = clock
+        self._new_key = key_factory or default_key_factory(settings)
+        self._log = logger or logging.getLogger("jwks_rotator")
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    def tick(self) -> RunReport:
+        """The scheduled step: apply due transitions, publish, record the publication."""
+        return self._run(None)
+
+    def rotate_now(self) -> RunReport:
+        """Emergency rotation: a fresh key active as soon as it is published (lead skipped)."""
+        self._log.warning(
+            "rotate-now: the new key skips the publish lead; verifiers holding a cached JWKS "
+            "reject its tokens until they refetch",
+            extra={"reason": "rotate-now"},
+        )
+        return self._run(lambda keyring, now: rotate_now(keyring, self._settings, now, self._new_key))
+
+    def revoke(self, kid: str) -> RunReport:
+        """Remove ``kid`` from the keyring and the JWKS at once, then publish."""
+        return self._run(lambda keyring, now: revoke(keyring, kid, self._settings, now, self._new_key))
+
+    def _run(self, operation: Callable[[Keyring, datetime], Plan] | None) -> RunReport:
+        report = RunReport()
+        pending_operation = operation
+        for _ in range(MAX_ROUNDS):
+            try:
+                progressed = self._round(report, pending_operation)
+            except KeyringConflictError:
+                report.conflicts += 1
+                self._log.info("keyring changed under us; reading it again", extra={"reason": "conflict"})
+                continue
+            pending_operation = None
+            if not progressed:
+                report.converged = True
+                break
+        return report
+
+    def _round(self, report: RunReport, operation: Callable[[Keyring, datetime], Plan] | None) -> bool:
+        loaded = self._store.load()
+        keyring, version = loaded.keyring, loaded.version_id
+        progressed = False
+        steps: list[Callable[[Keyring, datetime], Plan]] = []
+        if operation is not None:
+            steps.append(operation)
+        steps.append(lambda k, now: reconcile(k, self._settings, now, self._new_key))
+        for step in steps:
+            plan = step(keyring, self._clock())
+            if plan.changed:
+                version = self._store.save(plan.keyring, version)
+                keyring = plan.keyring
+                self._record(report, plan)
+                progressed = True
+        documents = build_documents(self._settings, keyring)
+        result = self._publisher.publish(documents, already_announced=keyring.published_digest == documents.digest)
+        if result.uploaded or result.invalidation_id:
+            report.publications.append(result)
+            self._log.info(
+                "published documents",
+                extra={"paths": list(result.uploaded), "invalidation_id": result.invalidation_id, "kids": list(documents.kids)},
+            )
+            progressed = True
+        plan = record_publication(keyring, documents.kids, documents.digest, self._clock())
+        if plan.changed:
+            self._store.save(plan.keyring, version)
+            keyring = plan.keyring
+            self._record(report, plan)
+            progressed = True
+        report.keyring = keyring
+        return progressed
+
+    def _record(self, report: RunReport, plan: Plan) -> None:
+        for change in plan.changes:
+            report.changes.append(change)
+            self._log.info(f"key {change.kind}", extra={"kid": change.kid, "change": change.kind, "reason": change.reason})
