@@ -1,0 +1,8 @@
+from jwks_rotator.keyring import Keyring
+
+
+def test_fixture_creates_an_empty_keyring_secret(aws_resources):
+    sm = aws_resources.client("secretsmanager")
+    value = sm.get_secret_value(SecretId=aws_resources.secret_id)
+    assert Keyring.from_json(value["SecretString"]).keys == ()
+    assert aws_resources.client("cloudfront").get_distribution(Id=aws_resources.distribution_id)["Distribution"]["Id"]
