@@ -1,0 +1,47 @@
+"""Rotate function: scheduled tick, rotate-now, revoke and publish (see events/)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+from jwks_rotator.config import Settings
+from jwks_rotator.errors import InvalidEventError, JwksRotatorError
+from jwks_rotator.observability import add_keyring_metrics, make_logger, make_metrics
+from jwks_rotator.operations import build_rotation_service, parse_rotate_event, report_summary, run_command
+from jwks_rotator.rotation import utc_now
+from aws_lambda_powertools.metrics import MetricUnit
+
+logger = make_logger("rotate")
+metrics = make_metrics()
+_service = None
+
+
+def _get_service() -> Any:
+    global _service
+    if _service is None:
+        settings = Settings.from_env(os.environ)  # validated here: a bad combination fails with the rule named
+        _service = build_rotation_service(settings, boto3.client, logger=logger)
+    return _service
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(log_event=False)
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    """Parse the event, run the operation, report what changed. Failures raise so alarms and the DLQ see them."""
+    try:
+        command = parse_rotate_event(event)
+    except InvalidEventError as exc:
+        logger.error("rejected event", extra={"reason": exc.message})
+        return exc.to_dict()
+    try:
+        report = run_command(_get_service(), command)
+    except JwksRotatorError as exc:
+        logger.error("rotation step failed", extra={"operation": command.operation, "error": exc.code, "reason": exc.message})
+        metrics.add_metric(name="RotationFailures", unit=MetricUnit.Count, value=1)
+        raise
+    metrics.add_metric(name="Rotations", unit=MetricUnit.Count, value=report.activations)
+    metrics.add_metric(name="Publications", unit=MetricUnit.Count, value=len(report.publications))
+    add_keyring_metrics(metrics, report.keyring, utc_now())
+    return report_summary(command, report)

@@ -1,0 +1,87 @@
+"""The rotate function's operations: event shapes in, service calls out.
+
+Shared by the rotate Lambda handler, the CLI and the local stack so that all
+three accept the same commands and build the service the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from .config import Settings
+from .errors import InvalidEventError
+from .publisher import S3Publisher
+from .rotation import Clock, RotationService, RunReport, utc_now
+from .store import SecretsManagerKeyringStore
+
+OPERATIONS = ("tick", "rotate-now", "revoke", "publish")
+ClientFactory = Callable[[str], Any]
+
+
+@dataclass(frozen=True)
+class RotateCommand:
+    """One operation of the rotate function."""
+
+    operation: str
+    kid: str | None = None
+
+
+def parse_rotate_event(event: Any) -> RotateCommand:
+    """Accept a scheduled event (EventBridge rule or Scheduler) or ``{"operation": ...}``."""
+    if not isinstance(event, Mapping):
+        raise InvalidEventError("rotate event must be a JSON object")
+    if event.get("source") == "aws.events" or event.get("detail-type") == "Scheduled Event":
+        return RotateCommand("tick")
+    operation = event.get("operation")
+    if operation not in OPERATIONS:
+        raise InvalidEventError(f"rotate event: 'operation' must be one of {', '.join(OPERATIONS)}")
+    extra = set(event) - {"operation", "kid"}
+    if extra:
+        raise InvalidEventError(f"rotate event: unexpected field(s) {', '.join(sorted(map(str, extra)))}")
+    if operation == "revoke":
+        kid = event.get("kid")
+        if not isinstance(kid, str) or not kid or len(kid) > 256:
+            raise InvalidEventError("revoke needs 'kid': the key id to remove")
+        return RotateCommand("revoke", kid)
+    if "kid" in event:
+        raise InvalidEventError(f"{operation} takes no 'kid'")
+    return RotateCommand(str(operation))
+
+
+def build_rotation_service(settings: Settings, clients: ClientFactory, *, clock: Clock = utc_now, logger: Any = None) -> RotationService:
+    """The service wired to Secrets Manager, S3 and (when configured) CloudFront."""
+    settings.require("keyring_secret_id", "jwks_bucket", "issuer")
+    store = SecretsManagerKeyringStore(clients("secretsmanager"), settings.keyring_secret_id)
+    publisher = S3Publisher(
+        clients("s3"),
+        settings.jwks_bucket,
+        settings,
+        cloudfront_client=clients("cloudfront") if settings.distribution_id else None,
+        distribution_id=settings.distribution_id,
+    )
+    return RotationService(store, publisher, settings, clock=clock, logger=logger)
+
+
+def run_command(service: RotationService, command: RotateCommand) -> RunReport:
+    """Carry out one command; ``publish`` and ``tick`` are the same idempotent step."""
+    if command.operation == "rotate-now":
+        return service.rotate_now()
+    if command.operation == "revoke":
+        assert command.kid is not None
+        return service.revoke(command.kid)
+    return service.tick()
+
+
+def report_summary(command: RotateCommand, report: RunReport) -> dict[str, Any]:
+    """The response body: what changed, and the keys now held (public facts only)."""
+    active = report.keyring.active
+    return {
+        "operation": command.operation,
+        "converged": report.converged,
+        "conflicts": report.conflicts,
+        "changes": [{"change": c.kind, "kid": c.kid, "reason": c.reason} for c in report.changes],
+        "published": [list(p.uploaded) for p in report.publications],
+        "active_kid": active.kid if active else None,
+        "keys": [{"kid": k.kid, "alg": k.alg, "state": k.state.value} for k in report.keyring.publication_order()],
+    }
