@@ -1,0 +1,306 @@
+"""The token signer: the active key cached from the keyring secret, and a hand-rolled compact JWS.
+
+Key cache (one per warm Lambda container):
+
+* The keyring is read with ``get_secret_value(VersionStage="AWSCURRENT")`` and
+  parsed, and the active key loaded with ``cryptography``, once per secret
+  ``VersionId``; a new version whose active key is unchanged reuses the loaded
+  key. A warm invocation with a fresh cache makes no AWS call.
+* The cache is fresh for ``signer-cache-ttl`` after the read that confirmed it
+  (timed from before the call). Past that it must be read again before the
+  next token: a failed read answers ``signing_unavailable``. This bound is what
+  ``retention`` (``max-token-ttl + signer-cache-ttl + clock-skew-leeway``)
+  relies on: a retired key signs for at most ``signer-cache-ttl`` after it
+  retired, so its tokens expire before it leaves the JWKS.
+* Inside the ttl, the cache is read early when it holds no usable key or when
+  the active key's rotation is overdue (``activated_at + rotation-period <=
+  now``). Early reads, and retries after a failed read, happen at most once
+  per :data:`REFRESH_INTERVAL` seconds, so an outage cannot hammer Secrets
+  Manager. A failed early read keeps the cached key until the ttl runs out; an
+  overdue key that is still the active one in the secret keeps signing.
+* Only a key in state ``active`` with ``published_at`` set signs; there is no
+  fallback to a pending or unpublished key.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from .algorithms import get_algorithm
+from .config import Settings
+from .errors import (
+    InvalidClaimsError,
+    JwksRotatorError,
+    KeyringError,
+    PayloadTooLargeError,
+    SigningUnavailableError,
+    UnsupportedAlgorithmError,
+)
+from .keyring import Keyring
+from .keys import KeyRecord, KeyState, load_private_key
+from .token_policy import MAX_TOKEN_BYTES, TokenPolicy, build_claims, parse_request
+
+Clock = Callable[[], float]
+"""Unix time in seconds (``time.time`` in production)."""
+
+REFRESH_INTERVAL = 1.0
+"""Least time between early cache reads, and between a failed read and the next try."""
+
+CURRENT_STAGE = "AWSCURRENT"
+_UNENCODABLE = "claims hold a value JSON cannot carry: a lone surrogate, NaN, Infinity or an over-long integer"
+
+RefreshListener = Callable[[str, str, "SigningKey | None"], None]
+"""Told of every cache read: (trigger ``initial|expired|early``, outcome ``loaded|confirmed|unusable|failed``, key)."""
+
+
+def b64url(data: bytes) -> bytes:
+    """Base64url without padding (RFC 7515 section 2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """An active, published key ready to sign: its header segment is pre-encoded."""
+
+    kid: str
+    alg: str
+    record: KeyRecord = field(repr=False)
+    signing_prefix: bytes = field(repr=False)  # base64url(header) + b"."
+    sign: Callable[[bytes], bytes] = field(repr=False)
+    signature_chars: int = 0
+    due_at: float = math.inf  # activated_at + rotation-period, unix seconds
+
+
+@dataclass(frozen=True)
+class _Entry:
+    version_id: str
+    key: SigningKey | None
+    reason: str  # why key is None
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A signed token and what may be logged about it (never the token itself in logs)."""
+
+    token: str
+    kid: str
+    alg: str
+    jti: str
+    aud: str | list[str]
+    ttl: int
+    expires_at: int
+
+    def response(self) -> dict[str, Any]:
+        """The success shape of the sign function."""
+        return {"token": self.token, "token_type": "Bearer", "kid": self.kid, "alg": self.alg, "expires_at": self.expires_at}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One request's answer: the response plus the token or the error behind it."""
+
+    response: dict[str, Any]
+    issued: IssuedToken | None = None
+    error: JwksRotatorError | None = None
+
+
+def make_signing_key(record: KeyRecord, rotation_period: float, *, reuse: SigningKey | None = None) -> SigningKey:
+    """Load ``record`` (which must be active and published) into a :class:`SigningKey`.
+
+    ``reuse`` is the previously loaded key; when it holds the same kid and key
+    material, its loaded private key is kept (RSA loads cost tens of ms).
+    """
+    if record.state is not KeyState.ACTIVE or record.published_at is None:
+        raise SigningUnavailableError(f"key {record.kid} is not an active, published key")
+    due_at = (record.activated_at.timestamp() + rotation_period) if record.activated_at is not None else math.inf
+    if reuse is not None and reuse.kid == record.kid and reuse.alg == record.alg and reuse.record.private_jwk == record.private_jwk:
+        return SigningKey(record.kid, record.alg, record, reuse.signing_prefix, reuse.sign, reuse.signature_chars, due_at)
+    algorithm = get_algorithm(record.alg)
+    jwk = record.private_jwk
+    if jwk.get("kty") != algorithm.kty or (algorithm.crv is not None and jwk.get("crv") != algorithm.crv):
+        raise KeyringError(f"key {record.kid}: key type does not match algorithm {record.alg}")
+    private_key = load_private_key(jwk)
+    sign_with = algorithm.sign
+
+    def sign(data: bytes) -> bytes:
+        return sign_with(private_key, data)
+
+    try:
+        probe = sign(b"jwks-rotator probe")
+    except Exception:  # a key the algorithm cannot use (wrong size or type)
+        raise KeyringError(f"key {record.kid}: cannot sign with algorithm {record.alg}") from None
+    header = json.dumps({"alg": record.alg, "typ": "JWT", "kid": record.kid}, separators=(",", ":")).encode("utf-8")
+    return SigningKey(record.kid, record.alg, record, b64url(header) + b".", sign, (4 * len(probe) + 2) // 3, due_at)
+
+
+class KeyCache:
+    """The active signing key, read from the keyring secret and cached by ``VersionId`` (see module doc)."""
+
+    def __init__(
+        self,
+        client: Any,
+        secret_id: str,
+        *,
+        ttl: float,
+        rotation_period: float,
+        listener: RefreshListener | None = None,
+        refresh_interval: float = REFRESH_INTERVAL,
+    ) -> None:
+        self._client = client
+        self._secret_id = secret_id
+        self._ttl = ttl
+        self._rotation_period = rotation_period
+        self._listener = listener
+        self._interval = refresh_interval
+        self._entry: _Entry | None = None
+        self._fresh_until = -math.inf
+        self._last_attempt = -math.inf
+        self._failure: SigningUnavailableError | None = None
+
+    def get(self, now: float) -> SigningKey:
+        """The key to sign with at ``now``; :class:`SigningUnavailableError` when there is none."""
+        entry = self._entry
+        if entry is not None and now < self._fresh_until:
+            key = entry.key
+            if key is not None and now < key.due_at:
+                return key  # the warm path: no AWS call
+            if not 0 <= now - self._last_attempt < self._interval:
+                try:
+                    self._refresh(now, "early")
+                except SigningUnavailableError:
+                    pass  # keep the cached entry until its ttl runs out
+                entry = self._entry
+                assert entry is not None
+                key = entry.key
+            if key is not None:
+                return key
+            raise SigningUnavailableError(entry.reason)
+        if self._failure is not None and 0 <= now - self._last_attempt < self._interval:
+            raise self._failure
+        self._refresh(now, "initial" if entry is None else "expired")
+        assert self._entry is not None
+        if self._entry.key is None:
+            raise SigningUnavailableError(self._entry.reason)
+        return self._entry.key
+
+    def _refresh(self, now: float, trigger: str) -> None:
+        self._last_attempt = now
+        try:
+            response = self._client.get_secret_value(SecretId=self._secret_id, VersionStage=CURRENT_STAGE)
+            version_id = response["VersionId"]
+            text = response.get("SecretString")
+            if type(version_id) is not str or type(text) is not str:
+                raise TypeError("unexpected response shape")
+        except Exception as exc:  # any failure of the read (ClientError, BotoCoreError, a broken response)
+            self._failure = SigningUnavailableError(
+                f"no signing key: the keyring secret could not be read ({_describe(exc)})"
+            )
+            self._notify(trigger, "failed", None)
+            raise self._failure from None
+        self._failure = None
+        previous = self._entry
+        if previous is not None and previous.version_id == version_id:
+            outcome = "confirmed"
+        else:
+            self._entry = self._load(version_id, text, previous.key if previous is not None else None)
+            outcome = "loaded" if self._entry.key is not None else "unusable"
+        self._fresh_until = now + self._ttl
+        assert self._entry is not None
+        self._notify(trigger, outcome, self._entry.key)
+
+    def _load(self, version_id: str, text: str, previous: SigningKey | None) -> _Entry:
+        try:
+            active = Keyring.from_json(text).active
+        except JwksRotatorError:
+            return _Entry(version_id, None, "no signing key: the keyring secret is malformed")
+        if active is None:
+            return _Entry(version_id, None, "no signing key: the keyring has no active key")
+        if active.published_at is None:
+            return _Entry(version_id, None, "no signing key: the active key has not been published")
+        try:
+            key = make_signing_key(active, self._rotation_period, reuse=previous)
+        except (KeyringError, UnsupportedAlgorithmError, SigningUnavailableError):
+            return _Entry(version_id, None, f"no signing key: the active key {active.kid} cannot be loaded")
+        return _Entry(version_id, key, "")
+
+    def _notify(self, trigger: str, outcome: str, key: SigningKey | None) -> None:
+        if self._listener is not None:
+            self._listener(trigger, outcome, key)
+
+
+def _describe(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, Mapping):
+        code = response.get("Error", {}).get("Code") if isinstance(response.get("Error"), Mapping) else None
+        if isinstance(code, str) and code.isidentifier():
+            return code
+    return type(exc).__name__
+
+
+def encode_jws(key: SigningKey, claims: Mapping[str, Any]) -> str:
+    """The compact JWS of ``claims`` under ``key``; refuses tokens over :data:`MAX_TOKEN_BYTES` before signing.
+
+    Raises ``ValueError`` (NaN, over-long integers) or ``UnicodeEncodeError``
+    (lone surrogates) for claims JSON cannot carry; callers validate first.
+    """
+    payload = b64url(json.dumps(claims, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8"))
+    signing_input = key.signing_prefix + payload
+    if len(signing_input) + 1 + key.signature_chars > MAX_TOKEN_BYTES:
+        raise PayloadTooLargeError(f"the token would exceed {MAX_TOKEN_BYTES} bytes")
+    return (signing_input + b"." + b64url(key.sign(signing_input))).decode("ascii")
+
+
+class TokenSigner:
+    """Validates requests, picks the cached active key and issues tokens."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: Any,
+        *,
+        clock: Clock = time.time,
+        listener: RefreshListener | None = None,
+    ) -> None:
+        settings.require("issuer", "keyring_secret_id")
+        self.policy = TokenPolicy.from_settings(settings)
+        self.cache = KeyCache(
+            client,
+            settings.keyring_secret_id,
+            ttl=settings.signer_cache_ttl.total_seconds(),
+            rotation_period=settings.rotation_period.total_seconds(),
+            listener=listener,
+        )
+        self._clock = clock
+
+    def issue(self, payload: Any) -> IssuedToken:
+        """Validate ``payload`` and sign a token; refusals raise a :class:`JwksRotatorError`."""
+        request = parse_request(payload, self.policy)
+        now = self._clock()
+        key = self.cache.get(now)
+        iat = int(now)
+        jti = secrets.token_urlsafe(16)
+        claims = build_claims(request, self.policy, iat, jti)
+        try:
+            token = encode_jws(key, claims)
+        except (ValueError, UnicodeError):
+            # UnicodeEncodeError is a ValueError; sub and aud were checked, so it is in the claims.
+            raise InvalidClaimsError(_UNENCODABLE) from None
+        return IssuedToken(token, key.kid, key.alg, jti, request.aud, request.ttl, iat + request.ttl)
+
+    def handle(self, payload: Any) -> Outcome:
+        """Answer one request; never raises, never returns a partial token."""
+        try:
+            issued = self.issue(payload)
+        except JwksRotatorError as exc:
+            return Outcome(exc.to_dict(), error=exc)
+        except Exception:  # the impossible: keep the contract, hide the details
+            error = JwksRotatorError("the token could not be issued because of an internal error")
+            return Outcome(error.to_dict(), error=error)
+        return Outcome(issued.response(), issued=issued)
+
