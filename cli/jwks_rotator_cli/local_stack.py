@@ -1,0 +1,420 @@
+"""The whole system on loopback in one process: moto, the resources, the functions, an edge and a schedule.
+
+Usable as a library (tests, the soak) and by ``jwks-rotator local``::
+
+    with LocalStack({"rotation-period": "20s", "publish-lead": "5s", "schedule": "1s", ...}) as stack:
+        stack.jwks_url        # served by the LocalEdge (never by moto: see edge.py)
+        stack.lambda_endpoint # Invoke API: SignFunction, RotateFunction
+        stack.tick()          # one scheduled run of the rotate function, now
+
+Start order: moto (``ThreadedMotoServer``), the resources the template creates
+(fixed names, :data:`SECRET_NAME` and :data:`BUCKET`), the edge (its URL is the
+issuer unless one is given), the function environment, the Lambda API, one
+synchronous tick (so the JWKS serves before :meth:`start` returns) and then a
+tick every ``schedule`` in a background thread (``tick=False``: none at all).
+
+The functions read their settings from the process environment, as in Lambda,
+so only one LocalStack may run in a process at a time; :meth:`stop` restores
+the variables it set. ``aws_endpoint`` lets the functions reach AWS through
+another URL (a fault-injecting proxy in front of moto) while setup and the
+edge talk to moto directly.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import sys
+import threading
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Mapping
+
+import boto3
+from jwks_rotator.aws_setup import CreatedResources, create_resources
+from jwks_rotator.config import SETTINGS, Settings
+from jwks_rotator.errors import ConfigurationError, JwksRotatorError
+
+import jwks_rotator_cli
+
+from .edge import LocalEdge
+from .lambda_api import ACCOUNT_ID, InvocationResult, LambdaApi, LocalFunction
+
+SECRET_NAME = "jwks-rotator-keyring"
+BUCKET = "jwks-rotator-local"
+REGION = "us-east-1"
+SIGN_FUNCTION = "SignFunction"
+ROTATE_FUNCTION = "RotateFunction"
+STATE_FILE_NAME = ".jwks-rotator-local.json"
+FUNCTIONS_DIR = Path(jwks_rotator_cli.__file__).resolve().parents[2] / "functions"
+_FUNCTION_DIRS = {SIGN_FUNCTION: "sign", ROTATE_FUNCTION: "rotate"}
+_MANAGED_SETTINGS = ("keyring_secret_id", "jwks_bucket", "distribution_id")
+_DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+_CLEARED_ENV = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE")
+_running_lock = threading.Lock()
+_running: list["LocalStack"] = []
+
+ReportCallback = Callable[[dict[str, Any]], None]
+ErrorCallback = Callable[[str], None]
+
+
+class LocalStackError(JwksRotatorError):
+    """The local stack could not start or a step of it failed."""
+
+    code = "local_stack_failed"
+
+
+def scheduled_event(region: str = REGION) -> dict[str, Any]:
+    """An EventBridge scheduled event, as the template's schedule sends it."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT_ID,
+        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:events:{region}:{ACCOUNT_ID}:rule/jwks-rotator-local-schedule"],
+        "detail": {},
+    }
+
+
+def normalise_overrides(overrides: Mapping[str, Any]) -> dict[str, str]:
+    """Settings given by attribute, kebab, env or Pascal name, as ``{ENV_NAME: text}`` (unknown names refused)."""
+    lookup = {key: spec for spec in SETTINGS for key in (spec.attribute, spec.kebab, spec.env, spec.pascal)}
+    unknown = sorted(key for key in overrides if key not in lookup)
+    if unknown:
+        raise ConfigurationError(f"unknown setting(s): {', '.join(unknown)}")
+    env: dict[str, str] = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        spec = lookup[key]
+        if spec.attribute in _MANAGED_SETTINGS:
+            raise ConfigurationError(f"{spec.kebab}: the local stack creates its own resources; do not set it")
+        env[spec.env] = ",".join(value) if isinstance(value, (list, tuple)) else str(value)
+    return env
+
+
+def load_handler(function_dir: str, module_name: str) -> tuple[ModuleType, Callable[[Any, Any], Any]]:
+    """Import ``functions/<dir>/app.py`` under a module name of its own and return its ``handler``."""
+    path = FUNCTIONS_DIR / function_dir / "app.py"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise LocalStackError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception:
+        sys.modules.pop(module_name, None)
+        raise
+    return module, module.handler
+
+
+class LocalStack:
+    """moto + the template's resources + the functions behind a Lambda API + a caching edge + a schedule."""
+
+    def __init__(
+        self,
+        settings_overrides: Mapping[str, Any] | None = None,
+        *,
+        port: int = 0,
+        moto_port: int = 0,
+        lambda_port: int = 0,
+        host: str = "127.0.0.1",
+        aws_endpoint: str | None = None,
+        tick: bool = True,
+        edge_cache: bool = True,
+        region: str = REGION,
+        secret_name: str = SECRET_NAME,
+        bucket: str = BUCKET,
+        state_file: str | os.PathLike[str] | None = None,
+        function_log_level: str = "WARNING",
+        function_metrics: bool = False,
+        on_report: ReportCallback | None = None,
+        on_error: ErrorCallback | None = None,
+    ) -> None:
+        self._settings_env = normalise_overrides(settings_overrides or {})
+        # Validate now (with a placeholder issuer if none is given) so bad settings fail before anything starts.
+        self._validate({**self._settings_env, "ISSUER": self._settings_env.get("ISSUER") or "http://127.0.0.1:1"})
+        self._port, self._moto_port, self._lambda_port, self._host = port, moto_port, lambda_port, host
+        self._aws_endpoint_override = aws_endpoint
+        self._tick_enabled = tick
+        self._edge_cache = edge_cache
+        self.region = region
+        self._secret_name, self._bucket = secret_name, bucket
+        self._state_file = Path(state_file) if state_file is not None else None
+        self._log_level = function_log_level
+        self._metrics = function_metrics
+        self._on_report = on_report
+        self._on_error = on_error
+        self._moto: Any = None
+        self._moto_endpoint = ""
+        self.resources: CreatedResources | None = None
+        self._edge: LocalEdge | None = None
+        self._lambda: LambdaApi | None = None
+        self._settings: Settings | None = None
+        self._env: dict[str, str] = {}
+        self._saved_env: dict[str, str | None] = {}
+        self._modules: list[str] = []
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self._started = False
+
+    # --- properties ------------------------------------------------------
+    @property
+    def moto_endpoint(self) -> str:
+        """moto's URL: setup, the edge and operator tools talk to it."""
+        return self._require(self._moto_endpoint)
+
+    @property
+    def aws_endpoint(self) -> str:
+        """The URL the functions use for AWS (``aws_endpoint`` if given, else moto)."""
+        return self._aws_endpoint_override or self.moto_endpoint
+
+    @property
+    def edge(self) -> LocalEdge:
+        if self._edge is None:
+            raise RuntimeError("LocalStack is not started")
+        return self._edge
+
+    @property
+    def lambda_api(self) -> LambdaApi:
+        if self._lambda is None:
+            raise RuntimeError("LocalStack is not started")
+        return self._lambda
+
+    @property
+    def edge_url(self) -> str:
+        return self.edge.url
+
+    @property
+    def issuer(self) -> str:
+        return self.settings.issuer
+
+    @property
+    def jwks_url(self) -> str:
+        """The JWKS as clients fetch it: through the edge."""
+        return self.edge_url + "/.well-known/jwks.json"
+
+    @property
+    def discovery_url(self) -> str:
+        return self.edge_url + "/.well-known/openid-configuration"
+
+    @property
+    def lambda_endpoint(self) -> str:
+        return self.lambda_api.url
+
+    @property
+    def settings(self) -> Settings:
+        """The validated settings the functions run with."""
+        if self._settings is None:
+            raise RuntimeError("LocalStack is not started")
+        return self._settings
+
+    @property
+    def function_env(self) -> dict[str, str]:
+        """The environment the functions get, as the template would set it (dummy credentials)."""
+        return dict(self._env)
+
+    @property
+    def functions(self) -> tuple[str, ...]:
+        """The function names the Lambda API serves (SignFunction only once functions/sign/app.py exists)."""
+        return tuple(name for name in _FUNCTION_DIRS if (FUNCTIONS_DIR / _FUNCTION_DIRS[name] / "app.py").exists())
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for moto (not through ``aws_endpoint``)."""
+        return boto3.client(
+            service,
+            endpoint_url=self.moto_endpoint,
+            region_name=self.region,
+            aws_access_key_id=_DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=_DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    # --- lifecycle -------------------------------------------------------
+    def start(self) -> "LocalStack":
+        """Start everything; returns once the JWKS serves (after the first tick, when ticking)."""
+        with _running_lock:
+            if _running:
+                raise LocalStackError("another LocalStack is running in this process; stop it first")
+            _running.append(self)
+        self._started = True
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request lines are noise here
+        self._moto = ThreadedMotoServer(ip_address=self._host, port=self._moto_port, verbose=False)
+        self._moto.start()
+        host, port = self._moto.get_host_and_port()
+        self._moto_endpoint = f"http://{host}:{port}"
+        self.resources = create_resources(self.client, secret_name=self._secret_name, bucket=self._bucket)
+        self._edge = LocalEdge(
+            self.client("s3"),
+            self.resources.bucket,
+            cloudfront_client=self.client("cloudfront"),
+            distribution_id=self.resources.distribution_id,
+            host=self._host,
+            port=self._port,
+            cache=self._edge_cache,
+        )
+        edge_url = self._edge.bind()
+        settings_env = {
+            **self._settings_env,
+            "ISSUER": self._settings_env.get("ISSUER") or edge_url,
+            "KEYRING_SECRET_ID": self.resources.secret_id,
+            "JWKS_BUCKET": self.resources.bucket,
+            "DISTRIBUTION_ID": self.resources.distribution_id,
+        }
+        self._settings = self._validate(settings_env)
+        self._env = {
+            **settings_env,
+            **_DUMMY_CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.aws_endpoint,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            "POWERTOOLS_LOG_LEVEL": self._log_level,
+            "POWERTOOLS_METRICS_DISABLED": "false" if self._metrics else "true",
+        }
+        self._apply_env()
+        functions = []
+        for name in self.functions:
+            module_name = f"jwks_rotator_local_{_FUNCTION_DIRS[name]}_{uuid.uuid4().hex[:8]}"
+            _, handler = load_handler(_FUNCTION_DIRS[name], module_name)
+            self._modules.append(module_name)
+            functions.append(LocalFunction(name, handler, memory_limit_in_mb=256 if name == SIGN_FUNCTION else 512))
+        self._lambda = LambdaApi(functions, host=self._host, port=self._lambda_port, region=self.region)
+        self._lambda.start()
+        self._edge.start()
+        if self._tick_enabled:
+            result = self.invoke(ROTATE_FUNCTION, scheduled_event(self.region))
+            if result.function_error:
+                raise LocalStackError(f"first rotate tick failed: {result.payload.get('errorMessage', result.payload)}")
+            self._report(result.payload)
+            self._ticker = threading.Thread(target=self._tick_loop, name="local-schedule", daemon=True)
+            self._ticker.start()
+        if self._state_file is not None:
+            self._write_state_file(self._state_file)
+
+    def stop(self) -> None:
+        """Stop the schedule and every server, remove the state file, restore the environment."""
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
+        if self._lambda is not None:
+            self._lambda.stop()
+        if self._edge is not None:
+            self._edge.stop()
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+        if self._state_file is not None and self._started:
+            self._state_file.unlink(missing_ok=True)
+        for module_name in self._modules:
+            sys.modules.pop(module_name, None)
+        self._modules.clear()
+        self._restore_env()
+        with _running_lock:
+            if self in _running:
+                _running.remove(self)
+        self._started = False
+
+    def __enter__(self) -> "LocalStack":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- operations ------------------------------------------------------
+    def invoke(self, function_name: str, event: Any) -> InvocationResult:
+        """Run a function in this thread through the Lambda API's invoke path (same context, same error shape)."""
+        return self.lambda_api.invoke(function_name, event)
+
+    def tick(self) -> dict[str, Any]:
+        """One scheduled run of the rotate function; returns its summary or raises :class:`LocalStackError`."""
+        result = self.invoke(ROTATE_FUNCTION, scheduled_event(self.region))
+        if result.function_error:
+            raise LocalStackError(f"rotate tick failed: {result.payload.get('errorMessage', result.payload)}")
+        self._report(result.payload)
+        return dict(result.payload)
+
+    def _tick_loop(self) -> None:
+        interval = self.settings.schedule.total_seconds()
+        while not self._stop.wait(interval):
+            result = self.invoke(ROTATE_FUNCTION, scheduled_event(self.region))
+            if result.function_error:
+                if self._on_error is not None:
+                    self._on_error(f"rotate tick failed: {result.payload.get('errorType')}: {result.payload.get('errorMessage')}")
+            else:
+                self._report(result.payload)
+
+    def _report(self, summary: Any) -> None:
+        if self._on_report is not None and isinstance(summary, dict):
+            self._on_report(summary)
+
+    # --- helpers ---------------------------------------------------------
+    @staticmethod
+    def _validate(env: Mapping[str, str]) -> Settings:
+        return Settings.from_mapping(dict(env))
+
+    def _require(self, value: str) -> str:
+        if not value:
+            raise RuntimeError("LocalStack is not started")
+        return value
+
+    def _apply_env(self) -> None:
+        for name in (*self._env, *_CLEARED_ENV):
+            self._saved_env.setdefault(name, os.environ.get(name))
+        for name in _CLEARED_ENV:
+            os.environ.pop(name, None)
+        os.environ.update(self._env)
+
+    def _restore_env(self) -> None:
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env.clear()
+
+    def state(self) -> dict[str, Any]:
+        """Endpoints and names for operator commands (no secrets: dummy credentials only)."""
+        return {
+            "format": "jwks-rotator/local-state/v1",
+            "pid": os.getpid(),
+            "region": self.region,
+            "moto_endpoint": self.moto_endpoint,
+            "aws_endpoint": self.aws_endpoint,
+            "lambda_endpoint": self.lambda_endpoint,
+            "edge_url": self.edge_url,
+            "jwks_url": self.jwks_url,
+            "discovery_url": self.discovery_url,
+            "issuer": self.issuer,
+            "functions": list(self.functions),
+            "settings": {k: v for k, v in self._env.items() if k in {s.env for s in SETTINGS}},
+        }
+
+    def _write_state_file(self, path: Path) -> None:
+        path.write_text(json.dumps(self.state(), indent=2) + "\n", encoding="utf-8")
+
+
+def read_state_file(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The state a running ``jwks-rotator local`` wrote, or None when there is none (or it is unreadable)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == "jwks-rotator/local-state/v1" else None
