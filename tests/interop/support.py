@@ -1,0 +1,216 @@
+"""Helpers for the interop suite: hand-made JWS tokens and the three third-party verifiers.
+
+Nothing here uses the product's signer. Tokens are assembled from base64url
+pieces and signed with ``cryptography`` (or ``hmac``) directly, so a bad
+token is bad for exactly the reason its test names.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import jwt as pyjwt
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from jwcrypto import jwk as jwcrypto_jwk
+from jwcrypto import jwt as jwcrypto_jwt
+
+ALGORITHMS = ("RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA")
+NODE_DIR = Path(__file__).resolve().parent / "node"
+
+# --- base64url and JWS assembly -----------------------------------------------
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def b64url_json(value: Mapping[str, Any]) -> str:
+    return b64url(json.dumps(value, separators=(",", ":")).encode("utf-8"))
+
+
+def split_token(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes]:
+    """Header, claims and signature of a compact JWS, unverified."""
+    header, payload, signature = token.split(".")
+    return json.loads(b64url_decode(header)), json.loads(b64url_decode(payload)), b64url_decode(signature)
+
+
+_EC_SIZES = {"ES256": 32, "ES384": 48, "ES512": 66}
+_HASHES = {"RS256": hashes.SHA256, "PS256": hashes.SHA256, "ES256": hashes.SHA256, "ES384": hashes.SHA384, "ES512": hashes.SHA512}
+
+
+def raw_signature(alg: str, private_key: Any, signing_input: bytes) -> bytes:
+    """An RFC 7518 signature made with ``cryptography`` alone."""
+    if alg == "RS256":
+        return private_key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+    if alg == "PS256":
+        return private_key.sign(signing_input, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
+    if alg in _EC_SIZES:
+        r, s = decode_dss_signature(private_key.sign(signing_input, ec.ECDSA(_HASHES[alg]())))
+        size = _EC_SIZES[alg]
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    if alg == "EdDSA":
+        return private_key.sign(signing_input)
+    raise ValueError(f"no hand signer for {alg}")
+
+
+def sign_compact(header: Mapping[str, Any], claims: Mapping[str, Any], alg: str, private_key: Any) -> str:
+    """A compact JWS over ``header``/``claims`` signed with ``private_key`` for ``alg``."""
+    signing_input = f"{b64url_json(header)}.{b64url_json(claims)}"
+    return f"{signing_input}.{b64url(raw_signature(alg, private_key, signing_input.encode('ascii')))}"
+
+
+def hs256_compact(header: Mapping[str, Any], claims: Mapping[str, Any], secret: bytes) -> str:
+    signing_input = f"{b64url_json(header)}.{b64url_json(claims)}"
+    mac = hmac.new(secret, signing_input.encode("ascii"), hashlib.sha256).digest()
+    return f"{signing_input}.{b64url(mac)}"
+
+
+def unsigned_compact(header: Mapping[str, Any], claims: Mapping[str, Any]) -> str:
+    return f"{b64url_json(header)}.{b64url_json(claims)}."
+
+
+def private_key_from_jwk(private_jwk: Mapping[str, str]) -> Any:
+    """A ``cryptography`` private key from a stored private JWK (via jwcrypto, not the product)."""
+    return jwcrypto_jwk.JWK(**dict(private_jwk)).get_op_key("sign")
+
+
+def fresh_private_key(alg: str) -> Any:
+    """A new key of the type ``alg`` signs with, unrelated to any published key."""
+    if alg in ("RS256", "PS256"):
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if alg in _EC_SIZES:
+        curve = {"ES256": ec.SECP256R1(), "ES384": ec.SECP384R1(), "ES512": ec.SECP521R1()}[alg]
+        return ec.generate_private_key(curve)
+    if alg == "EdDSA":
+        return ed25519.Ed25519PrivateKey.generate()
+    raise ValueError(alg)
+
+
+def thumbprint_kid(private_key: Any) -> str:
+    """RFC 7638 SHA-256 thumbprint: the same kid format the product uses."""
+    return jwcrypto_jwk.JWK.from_pyca(private_key.public_key()).thumbprint()
+
+
+def public_pem(public_jwk: Mapping[str, str]) -> bytes:
+    return jwcrypto_jwk.JWK(**dict(public_jwk)).export_to_pem()
+
+
+# --- the Python verifiers ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """Who should verify, for the same token."""
+
+    issuer: str
+    audience: str
+
+
+def pyjwt_verify(client: pyjwt.PyJWKClient, token: str, alg: str, expect: Expectation) -> dict[str, Any]:
+    """The documented PyJWT pattern: key by kid from the JWKS URL, then decode with an allow-list."""
+    signing_key = client.get_signing_key_from_jwt(token)
+    return pyjwt.decode(
+        token,
+        signing_key.key,
+        algorithms=[alg],
+        audience=expect.audience,
+        issuer=expect.issuer,
+        options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+    )
+
+
+def jwcrypto_verify(jwks_json: str, token: str, alg: str, expect: Expectation) -> dict[str, Any]:
+    """jwcrypto with the fetched JWKS as a key set (chosen by kid) and explicit claim checks."""
+    keyset = jwcrypto_jwk.JWKSet.from_json(jwks_json)
+    verified = jwcrypto_jwt.JWT(
+        jwt=token,
+        key=keyset,
+        algs=[alg],
+        # exp/nbf set to None: checked against the current time with jwcrypto's 60 s leeway.
+        check_claims={"iss": expect.issuer, "aud": expect.audience, "exp": None, "nbf": None},
+    )
+    return json.loads(verified.claims)
+
+
+# --- the node verifier (jose) --------------------------------------------------
+
+
+class NodeVerifier:
+    """One ``node verify.mjs`` process; one JSON request and one JSON answer per line.
+
+    Remote key sets are kept per (client, jwksUrl, cacheMaxAge, cooldownDuration)
+    inside the process, so jose's cache behaves as in a long-lived server.
+    """
+
+    def __init__(self) -> None:
+        self._process = subprocess.Popen(
+            ["node", str(NODE_DIR / "verify.mjs")],
+            cwd=NODE_DIR,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "NODE_NO_WARNINGS": "1"},
+        )
+        self._lock = threading.Lock()
+
+    def verify(
+        self,
+        token: str,
+        *,
+        alg: str,
+        expect: Expectation,
+        jwks_url: str,
+        cache_max_age_ms: int,
+        cooldown_ms: int,
+        client: str = "default",
+    ) -> dict[str, Any]:
+        request = {
+            "token": token,
+            "alg": alg,
+            "issuer": expect.issuer,
+            "audience": expect.audience,
+            "jwksUrl": jwks_url,
+            "cacheMaxAge": cache_max_age_ms,
+            "cooldownDuration": cooldown_ms,
+            "client": client,
+        }
+        with self._lock:
+            assert self._process.stdin is not None and self._process.stdout is not None
+            self._process.stdin.write(json.dumps(request) + "\n")
+            self._process.stdin.flush()
+            line = self._process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"node verifier exited: {self.stderr()}")
+        return json.loads(line)
+
+    def stderr(self) -> str:
+        if self._process.poll() is None:
+            return "(still running)"
+        assert self._process.stderr is not None
+        return self._process.stderr.read()
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            assert self._process.stdin is not None
+            self._process.stdin.close()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
