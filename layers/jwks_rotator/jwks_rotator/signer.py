@@ -108,6 +108,7 @@ class Outcome:
     response: dict[str, Any]
     issued: IssuedToken | None = None
     error: JwksRotatorError | None = None
+    cause: str = ""  # exception type behind an internal_error, for logs
 
 
 def make_signing_key(record: KeyRecord, rotation_period: float, *, reuse: SigningKey | None = None) -> SigningKey:
@@ -299,8 +300,8 @@ class TokenSigner:
             issued = self.issue(payload)
         except JwksRotatorError as exc:
             return Outcome(exc.to_dict(), error=exc)
-        except Exception:  # the impossible: keep the contract, hide the details
+        except Exception as exc:  # the impossible: keep the contract, hide the details
             error = JwksRotatorError("the token could not be issued because of an internal error")
-            return Outcome(error.to_dict(), error=error)
+            return Outcome(error.to_dict(), error=error, cause=type(exc).__name__)
         return Outcome(issued.response(), issued=issued)
 

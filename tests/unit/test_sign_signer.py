@@ -1,0 +1,254 @@
+"""The token signer: JWS output per algorithm, registered claims, and the key cache (fake client, fake clock)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from datetime import timedelta
+from typing import Any
+
+import jwt
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from jwks_rotator.errors import SigningUnavailableError
+from jwks_rotator.keys import KeyState
+from jwks_rotator.signer import REFRESH_INTERVAL, TokenSigner
+from jwks_rotator.token_policy import MAX_TOKEN_BYTES
+from test_sign_support import (
+    ALGORITHMS,
+    ISSUER,
+    FakeClock,
+    FakeSecrets,
+    active_key,
+    keyring_json,
+    pending_key,
+    public_key,
+    settings,
+)
+
+REQUEST = {"sub": "user-123", "aud": "orders-api", "ttl": 300, "claims": {"roles": ["admin"], "email_verified": True}}
+
+
+def segment(token: str, index: int) -> dict[str, Any]:
+    part = token.split(".")[index]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def make_signer(text: str, *, clock: FakeClock | None = None, **changes: Any) -> tuple[TokenSigner, FakeSecrets, FakeClock]:
+    client = FakeSecrets(text)
+    clock = clock or FakeClock()
+    return TokenSigner(settings(**changes), client, clock=clock), client, clock
+
+
+@pytest.mark.parametrize("alg", ALGORITHMS)
+def test_tokens_verify_with_the_public_key_for_every_algorithm(alg: str) -> None:
+    key = active_key(alg)
+    signer, _, clock = make_signer(keyring_json(key, pending_key(alg)), algorithm=alg)
+    response = signer.handle(REQUEST).response
+    assert set(response) == {"token", "token_type", "kid", "alg", "expires_at"}
+    assert (response["token_type"], response["kid"], response["alg"]) == ("Bearer", key.kid, alg)
+    claims = jwt.decode(response["token"], public_key(key), algorithms=[alg], audience="orders-api", issuer=ISSUER)
+    iat = int(clock.now)
+    assert {k: claims[k] for k in ("sub", "aud", "iat", "nbf", "exp", "roles", "email_verified")} == {
+        "sub": "user-123", "aud": "orders-api", "iat": iat, "nbf": iat - 60, "exp": iat + 300,
+        "roles": ["admin"], "email_verified": True,
+    }
+    assert response["expires_at"] == claims["exp"]
+    assert segment(response["token"], 0) == {"alg": alg, "typ": "JWT", "kid": key.kid}
+
+
+def test_a_token_signed_with_another_key_does_not_verify() -> None:
+    signer, _, _ = make_signer(keyring_json(active_key("ES256")))
+    token = signer.issue(REQUEST).token
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(token, public_key(pending_key("ES256")), algorithms=["ES256"], audience="orders-api")
+
+
+def test_jti_is_unique_and_128_bits() -> None:
+    signer, _, _ = make_signer(keyring_json(active_key("EdDSA")))
+    jtis = [signer.issue(REQUEST).jti for _ in range(5000)]
+    assert len(set(jtis)) == len(jtis)
+    assert all(len(base64.urlsafe_b64decode(j + "==")) == 16 for j in jtis[:50])
+
+
+def test_nbf_is_back_dated_so_a_verifier_five_seconds_behind_accepts_it() -> None:
+    key = active_key("ES256")
+    ahead = FakeClock(time.time() + 5)  # the signer's clock runs 5 s ahead of the verifier's
+    signer, _, _ = make_signer(keyring_json(key), clock=ahead)
+    token = signer.issue(REQUEST).token
+    # PyJWT also refuses an iat in its future; iat stays truthful, so only nbf is under test here.
+    options = {"verify_iat": False}
+    claims = jwt.decode(token, public_key(key), algorithms=["ES256"], audience="orders-api", options=options)
+    assert claims["nbf"] < claims["iat"]
+    strict = make_signer(keyring_json(key), clock=ahead, clock_skew_leeway=timedelta(0))[0].issue(REQUEST).token
+    with pytest.raises(jwt.ImmatureSignatureError):
+        jwt.decode(strict, public_key(key), algorithms=["ES256"], audience="orders-api", options=options)
+
+
+def test_a_token_over_the_size_cap_is_refused_before_signing() -> None:
+    signer, _, _ = make_signer(keyring_json(active_key("RS256")), algorithm="RS256")
+    claims = {f"c{i}": "x" * 90 for i in range(70)}  # under the request cap, over the token cap once encoded
+    outcome = signer.handle({"sub": "u", "aud": "a", "claims": claims})
+    assert outcome.response["error"] == "payload_too_large"
+    fits = signer.handle({"sub": "u", "aud": "a", "claims": {f"c{i}": "x" * 90 for i in range(40)}})
+    assert len(fits.response["token"]) <= MAX_TOKEN_BYTES
+
+
+def test_unicode_claims_are_carried_as_utf8() -> None:
+    key = active_key("ES256")
+    signer, _, _ = make_signer(keyring_json(key))
+    claims = {"name": "Zoë 🐍 \u2028", "empty": "", "": "nameless"}
+    token = signer.issue({"sub": "ü", "aud": "a", "claims": claims}).token
+    decoded = jwt.decode(token, public_key(key), algorithms=["ES256"], audience="a")
+    assert {k: decoded[k] for k in claims} == claims and decoded["sub"] == "ü"
+
+
+# --- key cache ------------------------------------------------------------------
+def test_a_warm_signer_makes_no_aws_call_for_a_thousand_tokens() -> None:
+    signer, client, clock = make_signer(keyring_json(active_key()))
+    signer.issue(REQUEST)
+    assert client.calls == 1
+    for _ in range(1000):
+        clock.advance(0.01)  # ten seconds in all, inside signer-cache-ttl
+        signer.issue(REQUEST)
+    assert client.calls == 1
+
+
+def test_refusals_never_read_the_secret() -> None:
+    signer, client, _ = make_signer(keyring_json(active_key()))
+    assert signer.handle({"sub": "u"}).response["error"] == "invalid_request"
+    assert client.calls == 0
+
+
+def test_the_cache_is_read_again_after_signer_cache_ttl_and_a_same_version_is_not_reloaded() -> None:
+    signer, client, clock = make_signer(keyring_json(active_key()), signer_cache_ttl=timedelta(seconds=60))
+    first = signer.cache.get(clock())
+    clock.advance(59.9)
+    signer.issue(REQUEST)
+    assert client.calls == 1
+    clock.advance(0.1)
+    signer.issue(REQUEST)
+    assert client.calls == 2
+    assert signer.cache.get(clock()) is first  # same VersionId: nothing parsed or loaded again
+
+
+def test_a_new_version_with_a_new_active_key_is_used_after_the_ttl() -> None:
+    old, new = active_key("ES256", index=0), active_key("ES256", index=1)
+    signer, client, clock = make_signer(keyring_json(old))
+    assert signer.issue(REQUEST).kid == old.kid
+    client.publish(keyring_json(old.with_changes(state=KeyState.RETIRED, retired_at=old.activated_at), new), "v2")
+    clock.advance(30)
+    assert signer.issue(REQUEST).kid == old.kid  # still fresh
+    clock.advance(30)
+    assert signer.issue(REQUEST).kid == new.kid
+
+
+def test_a_new_version_with_the_same_active_key_keeps_the_loaded_key() -> None:
+    key = active_key("RS256")
+    signer, client, clock = make_signer(keyring_json(key), algorithm="RS256")
+    loaded = signer.cache.get(clock())
+    client.publish(keyring_json(key, pending_key("RS256")), "v2")
+    clock.advance(61)
+    again = signer.cache.get(clock())
+    assert client.calls == 2 and again is not loaded and again.sign is loaded.sign
+
+
+def test_an_overdue_key_triggers_early_reads_at_most_once_per_interval() -> None:
+    clock = FakeClock()
+    period = timedelta(days=7)
+    overdue = active_key("ES256", activated=clock.now - period.total_seconds() - 1)
+    signer, client, _ = make_signer(keyring_json(overdue), clock=clock)
+    assert signer.issue(REQUEST).kid == overdue.kid  # still the active key in the secret: it signs
+    for _ in range(50):
+        clock.advance(REFRESH_INTERVAL / 10)
+        signer.issue(REQUEST)
+    assert 5 <= client.calls <= 7  # one read per interval over five intervals, not one per token
+    successor = active_key("ES256", index=1)
+    client.publish(keyring_json(successor), "v2")
+    clock.advance(REFRESH_INTERVAL)
+    assert signer.issue(REQUEST).kid == successor.kid  # picked up well before signer-cache-ttl
+
+
+def test_no_active_key_answers_signing_unavailable_and_retries_at_most_once_per_interval() -> None:
+    signer, client, clock = make_signer(keyring_json(pending_key()))
+    for _ in range(20):
+        assert signer.handle(REQUEST).response["error"] == "signing_unavailable"
+        clock.advance(REFRESH_INTERVAL / 4)
+    assert client.calls == 5
+    key = active_key()
+    client.publish(keyring_json(key), "v2")
+    clock.advance(REFRESH_INTERVAL)
+    assert signer.issue(REQUEST).kid == key.kid
+
+
+def test_an_unpublished_active_key_never_signs() -> None:
+    signer, _, _ = make_signer(keyring_json(active_key(published=False), pending_key()))
+    outcome = signer.handle(REQUEST)
+    assert outcome.response == {"error": "signing_unavailable", "message": "no signing key: the active key has not been published"}
+
+
+@pytest.mark.parametrize("text", ["not json", "{}", json.dumps({"format": "jwks-rotator/keyring/v1", "keys": [{"kid": 1}]})])
+def test_a_malformed_keyring_answers_signing_unavailable(text: str) -> None:
+    signer, _, _ = make_signer(text)
+    assert signer.handle(REQUEST).response["error"] == "signing_unavailable"
+
+
+def test_an_active_key_whose_material_does_not_match_its_algorithm_is_unusable() -> None:
+    wrong = active_key("ES256").with_changes(alg="ES384")
+    signer, _, _ = make_signer(keyring_json(wrong))
+    assert signer.handle(REQUEST).response["error"] == "signing_unavailable"
+
+
+FAILURES = [
+    ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "GetSecretValue"),
+    EndpointConnectionError(endpoint_url="https://secretsmanager.example"),
+    RuntimeError("anything"),
+]
+
+
+@pytest.mark.parametrize("failure", FAILURES, ids=lambda e: type(e).__name__)
+def test_a_failed_first_read_answers_signing_unavailable_and_is_retried_after_the_interval(failure: Exception) -> None:
+    signer, client, clock = make_signer(keyring_json(active_key()))
+    client.failure = failure
+    for _ in range(10):
+        assert signer.handle(REQUEST).response["error"] == "signing_unavailable"
+    assert client.calls == 1
+    client.failure = None
+    clock.advance(REFRESH_INTERVAL)
+    assert "token" in signer.handle(REQUEST).response
+    assert client.calls == 2
+
+
+def test_a_failed_read_after_the_ttl_stops_signing_with_the_cached_key() -> None:
+    signer, client, clock = make_signer(keyring_json(active_key()), signer_cache_ttl=timedelta(seconds=60))
+    signer.issue(REQUEST)
+    client.failure = FAILURES[0]
+    clock.advance(60)
+    outcome = signer.handle(REQUEST)
+    assert outcome.response["error"] == "signing_unavailable"
+    assert "ThrottlingException" in outcome.response["message"] and "slow down" not in outcome.response["message"]
+
+
+def test_a_failed_early_read_keeps_the_cached_key_until_its_ttl_ends() -> None:
+    clock = FakeClock()
+    overdue = active_key("ES256", activated=clock.now - timedelta(days=8).total_seconds())
+    signer, client, _ = make_signer(keyring_json(overdue), clock=clock, signer_cache_ttl=timedelta(seconds=60))
+    signer.issue(REQUEST)
+    client.failure = FAILURES[1]
+    clock.advance(30)
+    assert signer.issue(REQUEST).kid == overdue.kid
+    clock.advance(30)
+    with pytest.raises(SigningUnavailableError):
+        signer.issue(REQUEST)
+
+
+def test_the_signer_refuses_to_start_without_issuer_or_secret() -> None:
+    from jwks_rotator.config import Settings
+    from jwks_rotator.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        TokenSigner(Settings(keyring_secret_id="k"), FakeSecrets("{}"))
+    with pytest.raises(ConfigurationError):
+        TokenSigner(Settings(issuer=ISSUER), FakeSecrets("{}"))

@@ -1,0 +1,93 @@
+"""Helpers shared by the sign function's unit tests (keys, a fake Secrets Manager, a fake clock)."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jwks_rotator.config import Settings
+from jwks_rotator.keyring import Keyring
+from jwks_rotator.keys import KeyRecord, KeyState, generate_key, load_private_key
+
+ISSUER = "https://issuer.example"
+ALGORITHMS = ("RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA")
+SIGN_APP = Path(__file__).resolve().parents[2] / "functions" / "sign" / "app.py"
+
+
+@lru_cache(maxsize=None)
+def _generated(alg: str, index: int) -> KeyRecord:
+    return generate_key(alg, datetime(2026, 1, 1, tzinfo=timezone.utc))
+
+
+def active_key(alg: str = "ES256", *, index: int = 0, activated: float | None = None, published: bool = True) -> KeyRecord:
+    """An active key (published unless told otherwise), activated an hour before ``activated`` or now."""
+    at = datetime.fromtimestamp(activated if activated is not None else time.time() - 3600, tz=timezone.utc)
+    return _generated(alg, index).with_changes(
+        state=KeyState.ACTIVE, activated_at=at, published_at=at - timedelta(days=2) if published else None
+    )
+
+
+def pending_key(alg: str = "ES256", *, index: int = 1) -> KeyRecord:
+    """A published pending key."""
+    at = datetime.fromtimestamp(time.time() - 3600, tz=timezone.utc)
+    return _generated(alg, index).with_changes(state=KeyState.PENDING, published_at=at)
+
+
+def keyring_json(*records: KeyRecord) -> str:
+    return Keyring(keys=tuple(records)).to_json()
+
+
+def public_key(record: KeyRecord) -> Any:
+    return load_private_key(record.private_jwk).public_key()
+
+
+def settings(**changes: Any) -> Settings:
+    values: dict[str, Any] = {"issuer": ISSUER, "keyring_secret_id": "keyring"}
+    values.update(changes)
+    return Settings(**values)
+
+
+class FakeSecrets:
+    """Serves the current keyring version; counts reads; can be made to fail."""
+
+    def __init__(self, text: str, version_id: str = "v1") -> None:
+        self.text = text
+        self.version_id = version_id
+        self.calls = 0
+        self.failure: Exception | None = None
+
+    def publish(self, text: str, version_id: str) -> None:
+        self.text, self.version_id = text, version_id
+
+    def get_secret_value(self, *, SecretId: str, VersionStage: str) -> dict[str, Any]:  # noqa: N803 - boto3 names
+        assert VersionStage == "AWSCURRENT"
+        self.calls += 1
+        if self.failure is not None:
+            raise self.failure
+        return {"ARN": f"arn:{SecretId}", "VersionId": self.version_id, "SecretString": self.text}
+
+
+class FakeClock:
+    """Unix seconds that only move when told."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def load_sign_app(name: str = "sign_app_under_test") -> Any:
+    """A fresh copy of functions/sign/app.py as a module."""
+    spec = importlib.util.spec_from_file_location(name, SIGN_APP)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
