@@ -1,0 +1,126 @@
+"""LocalStack: moto, the functions behind the Lambda API, the edge and the schedule, over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from typing import Any, Iterator
+
+import boto3
+import pytest
+
+from jwks_rotator_cli.local_stack import FUNCTIONS_DIR, LocalStack, LocalStackError
+
+pytestmark = pytest.mark.integration
+
+FAST = {
+    "algorithm": "ES256",
+    "rotation-period": "6s",
+    "publish-lead": "2s",
+    "schedule": "1s",
+    "jwks-max-age": "1s",
+    "max-token-ttl": "10s",
+    "default-token-ttl": "5s",
+    "signer-cache-ttl": "1s",
+    "clock-skew-leeway": "1s",
+}
+HAS_SIGN = (FUNCTIONS_DIR / "sign" / "app.py").exists()
+
+
+def fetch_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def served_kids(stack: LocalStack) -> list[str]:
+    return [k["kid"] for k in fetch_json(stack.jwks_url)["keys"]]
+
+
+def lambda_client(endpoint: str) -> Any:
+    return boto3.client("lambda", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    reports: list[dict[str, Any]] = []
+    with LocalStack(FAST, on_report=reports.append) as stack:
+        stack.reports = reports  # type: ignore[attr-defined]
+        yield stack
+
+
+def test_jwks_url_serves_our_keys_not_motos_dummy(stack):
+    kids = served_kids(stack)
+    assert kids and "dummy" not in kids
+    active = stack.tick()["active_kid"]
+    assert active in served_kids(stack)
+    discovery = fetch_json(stack.discovery_url)
+    assert discovery["issuer"] == stack.issuer == stack.edge_url
+    assert discovery["jwks_uri"] == stack.jwks_url
+
+
+def test_first_tick_is_reported_before_start_returns(stack):
+    first = stack.reports[0]  # type: ignore[attr-defined]
+    assert [c["change"] for c in first["changes"]][:3] == ["created", "published", "activated"]
+
+
+@pytest.mark.skipif(not HAS_SIGN, reason="functions/sign/app.py does not exist yet")
+def test_token_from_sign_function_verifies_against_the_jwks_url(stack):
+    import jwt
+
+    response = lambda_client(stack.lambda_endpoint).invoke(
+        FunctionName="SignFunction", Payload=json.dumps({"sub": "alice", "aud": "orders", "claims": {"role": "admin"}})
+    )
+    assert "FunctionError" not in response
+    body = json.loads(response["Payload"].read())
+    assert set(body) >= {"token", "kid", "alg", "expires_at"}, body.get("error")
+    client = jwt.PyJWKClient(stack.jwks_url, cache_jwk_set=False)
+    key = client.get_signing_key_from_jwt(body["token"])
+    claims = jwt.decode(body["token"], key, algorithms=["ES256"], audience="orders", issuer=stack.issuer)
+    assert claims["sub"] == "alice" and claims["role"] == "admin"
+    assert key.key_id == body["kid"]
+
+
+def test_unknown_function_through_the_stack_is_not_found(stack):
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as caught:
+        lambda_client(stack.lambda_endpoint).invoke(FunctionName="NoSuchFunction", Payload=b"{}")
+    assert caught.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_keys_rotate_visibly_on_the_schedule(stack):
+    first = stack.tick()["active_kid"]
+    deadline = time.monotonic() + 60
+    seen = first
+    while time.monotonic() < deadline and seen == first:
+        time.sleep(0.5)
+        seen = stack.tick()["active_kid"]
+    assert seen != first, "the active key did not change within the deadline"
+    # The schedule itself (not only our ticks) reported the changes through on_report.
+    kinds = {c["change"] for r in stack.reports for c in r["changes"]}  # type: ignore[attr-defined]
+    assert {"created", "published", "activated", "retired"} <= kinds
+
+
+def test_functions_see_the_template_environment(stack):
+    env = stack.function_env
+    assert env["KEYRING_SECRET_ID"] == stack.resources.secret_id
+    assert env["JWKS_BUCKET"] == stack.resources.bucket
+    assert env["DISTRIBUTION_ID"] == stack.resources.distribution_id
+    assert env["ISSUER"] == stack.edge_url
+    assert env["AWS_ENDPOINT_URL"] == stack.moto_endpoint
+    assert env["ROTATION_PERIOD"] == "6s"
+
+
+def test_only_one_stack_per_process(stack):
+    with pytest.raises(LocalStackError):
+        LocalStack(FAST).start()
+
+
+def test_invalid_settings_fail_before_anything_starts():
+    from jwks_rotator.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="publish-lead <= rotation-period"):
+        LocalStack({"rotation-period": "1m", "publish-lead": "2m"})
+    with pytest.raises(ConfigurationError, match="creates its own resources"):
+        LocalStack({"jwks-bucket": "mine"})
