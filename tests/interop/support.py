@@ -134,17 +134,28 @@ def pyjwt_verify(client: pyjwt.PyJWKClient, token: str, alg: str, expect: Expect
     )
 
 
-def jwcrypto_verify(jwks_json: str, token: str, alg: str, expect: Expectation) -> dict[str, Any]:
-    """jwcrypto with the fetched JWKS as a key set (chosen by kid) and explicit claim checks."""
+def jwcrypto_verify(jwks_json: str, token: str, alg: str, expect: Expectation, *, leeway: int | None = None) -> dict[str, Any]:
+    """jwcrypto with the fetched JWKS as a key set (chosen by kid) and explicit claim checks.
+
+    On failure the exception gets a ``verify_log`` attribute: jwcrypto's own
+    record of why each key failed (with a key set it raises ``JWTMissingKey``
+    both for an unknown kid and for a signature the kid's key rejects; the log
+    tells them apart).
+    """
     keyset = jwcrypto_jwk.JWKSet.from_json(jwks_json)
-    verified = jwcrypto_jwt.JWT(
-        jwt=token,
-        key=keyset,
+    checker = jwcrypto_jwt.JWT(
         algs=[alg],
-        # exp/nbf set to None: checked against the current time with jwcrypto's 60 s leeway.
+        # exp/nbf set to None: checked against the current time with the leeway (jwcrypto's default: 60 s).
         check_claims={"iss": expect.issuer, "aud": expect.audience, "exp": None, "nbf": None},
     )
-    return json.loads(verified.claims)
+    if leeway is not None:
+        checker.leeway = leeway
+    try:
+        checker.deserialize(token, keyset)
+    except Exception as exc:
+        exc.verify_log = list(getattr(checker, "deserializelog", None) or [])  # type: ignore[attr-defined]
+        raise
+    return json.loads(checker.claims)
 
 
 # --- the node verifier (jose) --------------------------------------------------
