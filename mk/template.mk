@@ -1,0 +1,72 @@
+# SAM template checks: `make check-template` (cfn-lint, sam validate --lint, sam build, checkov)
+# and `make test-template` (pytest over the template and events/).
+#
+# The tools live in their own venvs, made from the machine's python3: aws-sam-cli and cfn-lint in
+# .venv-sam, checkov in .venv-checkov (their pins conflict). Each step leaves a stamp under
+# .aws-sam/checks/ and runs again only when its inputs change.
+
+TOOLS_PYTHON ?= python3
+SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
+SAM_TOOLS := $(SAM_VENV)/.installed
+CHECKOV_TOOLS := $(CHECKOV_VENV)/.installed
+CHECKS := .aws-sam/checks
+TEMPLATE := template.yaml
+SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1}
+BUILD_INPUTS := $(TEMPLATE) $(shell find layers/jwks_rotator functions -type f -not -path '*/__pycache__/*' -not -name '*.pyc' 2>/dev/null)
+
+# A python3.12 that really runs (a pyenv shim on PATH may not), for `sam build` (runtime python3.12).
+PYTHON312 = $(shell for c in "$$(command -v python3.12 2>/dev/null)" "$$(pyenv root 2>/dev/null)"/versions/3.12*/bin/python3.12 "$$HOME"/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12; do \
+	[ -n "$$c" ] && [ -x "$$c" ] && "$$c" -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 && { echo "$$c"; break; }; done)
+
+.PHONY: check-template test-template template-tools clean-template
+
+template-tools: $(SAM_TOOLS) $(CHECKOV_TOOLS)
+
+$(SAM_TOOLS): requirements/tools.txt
+	test -x $(SAM_VENV)/bin/python || $(TOOLS_PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	$(SAM_VENV)/bin/python -m pip install -q -r requirements/tools.txt 2>&1 | grep -v '^WARNING: Location'; test $${PIPESTATUS[0]} -eq 0
+	touch $@
+
+$(CHECKOV_TOOLS): requirements/tools-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(TOOLS_PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	$(CHECKOV_VENV)/bin/python -m pip install -q -r requirements/tools-checkov.txt 2>&1 | grep -v '^WARNING: Location'; test $${PIPESTATUS[0]} -eq 0
+	touch $@
+
+$(CHECKS)/cfn-lint: $(TEMPLATE) $(SAM_TOOLS)
+	@echo "== cfn-lint $(TEMPLATE)"
+	$(SAM_VENV)/bin/cfn-lint $(TEMPLATE)
+	@mkdir -p $(CHECKS) && touch $@
+
+$(CHECKS)/sam-validate: $(TEMPLATE) $(SAM_TOOLS)
+	@echo "== sam validate --lint"
+	$(SAM_ENV) $(SAM_VENV)/bin/sam validate --lint --template-file $(TEMPLATE)
+	@mkdir -p $(CHECKS) && touch $@
+
+$(CHECKS)/sam-build: $(BUILD_INPUTS) $(SAM_TOOLS)
+	@echo "== sam build"
+	@py312="$(PYTHON312)"; \
+	if [ -z "$$py312" ]; then \
+		echo "check-template: sam build needs a working python3.12 (the Lambda runtime)." >&2; \
+		echo "  Looked for python3.12 on PATH and under \$$(pyenv root)/versions/3.12*/bin. Install one, e.g. 'pyenv install 3.12'." >&2; \
+		exit 1; \
+	fi; \
+	echo "   using $$py312"; \
+	PATH="$$(dirname "$$py312"):$$PATH" $(SAM_ENV) $(SAM_VENV)/bin/sam build --template-file $(TEMPLATE) --cached
+	@mkdir -p $(CHECKS) && touch $@
+
+$(CHECKS)/checkov: $(TEMPLATE) $(CHECKOV_TOOLS)
+	@echo "== checkov (skips are justified in $(TEMPLATE) Metadata)"
+	$(CHECKOV_VENV)/bin/checkov -f $(TEMPLATE) --framework cloudformation --quiet --compact --skip-download
+	@mkdir -p $(CHECKS) && touch $@
+
+check-template: $(CHECKS)/cfn-lint $(CHECKS)/sam-validate $(CHECKS)/sam-build $(CHECKS)/checkov
+	@echo "check-template: cfn-lint, sam validate --lint, sam build and checkov passed"
+
+test-template: $(STAMP)
+	$(PY) -m pytest -q tests/template
+
+clean-template:
+	rm -rf $(SAM_VENV) $(CHECKOV_VENV) .aws-sam
