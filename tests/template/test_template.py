@@ -1,0 +1,375 @@
+"""The SAM template and events/ agree with the code: settings, env vars, least privilege, contracts.
+
+Runs with the dev .venv (no SAM tooling): the template is read with a small loader that
+understands CloudFormation's short tags (!Ref, !Sub, !GetAtt ...). ``make check-template``
+runs cfn-lint, sam validate, sam build and checkov on the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import yaml
+
+from jwks_rotator.algorithms import RSA_KEY_SIZES, algorithm_names
+from jwks_rotator.config import SETTINGS, Settings
+from jwks_rotator.durations import parse_duration
+from jwks_rotator.errors import JwksRotatorError
+from jwks_rotator.keyring import EMPTY_KEYRING_JSON
+from jwks_rotator.operations import parse_rotate_event
+from jwks_rotator.token_policy import TokenPolicy, parse_request
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "template.yaml"
+EVENTS = ROOT / "events"
+
+# Settings that name resources: the stack creates them and wires their ids in, so they are not parameters.
+RESOURCE_SETTINGS = {
+    "keyring_secret_id": {"Ref": "KeyringSecret"},
+    "jwks_bucket": {"Ref": "JwksBucket"},
+    "distribution_id": {"Ref": "Distribution"},
+}
+DURATION_SETTINGS = {
+    "rotation_period", "publish_lead", "max_token_ttl", "default_token_ttl", "jwks_max_age",
+    "schedule", "signer_cache_ttl", "clock_skew_leeway", "retention",
+}
+REQUIRED_OUTPUTS = {
+    "JwksUrl", "IssuerUrl", "Issuer", "SignFunctionName", "SignFunctionArn", "RotateFunctionName",
+    "KeyringSecretArn", "JwksBucketName", "DistributionId",
+}
+
+
+# --------------------------------------------------------------------------- loading
+class CfnLoader(yaml.SafeLoader):
+    """SafeLoader plus CloudFormation short tags: ``!Ref X`` -> ``{"Ref": X}``, ``!Sub s`` -> ``{"Fn::Sub": s}``."""
+
+
+def _cfn_tag(loader: CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "Condition":
+        return {"Condition": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+CfnLoader.add_multi_constructor("!", _cfn_tag)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return yaml.load(TEMPLATE_PATH.read_text(), Loader=CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
+@pytest.fixture(scope="module")
+def params(template: dict[str, Any]) -> dict[str, Any]:
+    return template["Parameters"]
+
+
+@pytest.fixture(scope="module")
+def resources(template: dict[str, Any]) -> dict[str, Any]:
+    return template["Resources"]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _policy_statements(resources: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every identity-policy statement: SAM function Policies and IAM policy resources (not key or bucket policies)."""
+    for name, resource in resources.items():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Serverless::Function":
+            for policy in _as_list(props.get("Policies", [])):
+                assert isinstance(policy, dict) and "Statement" in policy, (
+                    f"{name}: write policies out as statements (no SAM policy templates or managed policies)"
+                )
+                for statement in policy["Statement"]:
+                    yield name, statement
+        elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role"):
+            documents = [props["PolicyDocument"]] if "PolicyDocument" in props else [p["PolicyDocument"] for p in props.get("Policies", [])]
+            for document in documents:
+                for statement in document["Statement"]:
+                    yield name, statement
+
+
+def _function_actions(resources: dict[str, Any], function: str) -> set[str]:
+    return {a for name, s in _policy_statements(resources) if name == function for a in _as_list(s["Action"])}
+
+
+# --------------------------------------------------------------------------- parameters
+def test_is_a_sam_template(template: dict[str, Any]) -> None:
+    assert template["Transform"] == "AWS::Serverless-2016-10-31"
+
+
+@pytest.mark.parametrize("spec", SETTINGS, ids=lambda spec: spec.pascal)
+def test_every_setting_is_a_parameter_with_the_same_default(spec: Any, params: dict[str, Any]) -> None:
+    if spec.attribute in RESOURCE_SETTINGS:
+        assert spec.pascal not in params, f"{spec.pascal} is created by the stack, not a parameter"
+        return
+    assert spec.pascal in params, f"config setting {spec.attribute} has no template parameter {spec.pascal}"
+    param = params[spec.pascal]
+    assert str(param["Default"]) == spec.default
+    assert param.get("Description"), f"{spec.pascal} needs a Description"
+    pattern = param.get("AllowedPattern")
+    if pattern is not None:
+        assert re.fullmatch(pattern, str(param["Default"])), f"{spec.pascal}: default fails its own AllowedPattern"
+    if "AllowedValues" in param:
+        assert str(param["Default"]) in [str(v) for v in param["AllowedValues"]]
+
+
+@pytest.mark.parametrize("attribute", sorted(DURATION_SETTINGS))
+def test_duration_parameters_accept_only_what_the_code_parses(attribute: str, params: dict[str, Any]) -> None:
+    pascal = next(s.pascal for s in SETTINGS if s.attribute == attribute)
+    pattern = params[pascal]["AllowedPattern"]
+    for text in ("30s", "15m", "12h", "7d", "2w", "90", "1.5h", "5m", "60m"):
+        if re.fullmatch(pattern, text):
+            assert parse_duration(text) > timedelta(0)
+    for text in ("15 minutes", "-5m", "1y", "m", "15M", "1h30m"):
+        assert not re.fullmatch(pattern, text), f"{pascal} pattern lets {text!r} through"
+
+
+def test_choice_parameters_match_the_code(params: dict[str, Any]) -> None:
+    assert sorted(params["Algorithm"]["AllowedValues"]) == sorted(algorithm_names())
+    assert sorted(int(v) for v in params["RsaKeySize"]["AllowedValues"]) == sorted(RSA_KEY_SIZES)
+
+
+def test_parameter_defaults_form_a_valid_configuration(params: dict[str, Any]) -> None:
+    values = {s.attribute: str(params[s.pascal]["Default"]) for s in SETTINGS if s.attribute not in RESOURCE_SETTINGS}
+    values["issuer"] = "https://d111111abcdef8.cloudfront.net"  # what the template derives when Issuer is empty
+    Settings.from_mapping(values)
+
+
+def test_stale_key_alarm_default_is_rotation_period_plus_publish_lead(params: dict[str, Any]) -> None:
+    expected = parse_duration(params["RotationPeriod"]["Default"]) + parse_duration(params["PublishLead"]["Default"])
+    assert int(params["StaleKeyAlarmSeconds"]["Default"]) == int(expected.total_seconds())
+
+
+def test_schedule_becomes_a_rate_expression(params: dict[str, Any], resources: dict[str, Any]) -> None:
+    pattern = params["Schedule"]["AllowedPattern"]
+    tick = resources["RotateFunction"]["Properties"]["Events"]["Tick"]
+    assert tick["Type"] == "ScheduleV2"
+    expression = tick["Properties"]["ScheduleExpression"]["Fn::If"]
+    assert expression[0] == "TicksEveryMinute" and expression[1] == "rate(1 minute)"
+    fmt, variables = expression[2]["Fn::Sub"]
+    assert variables["Minutes"] == {"Fn::Select": [0, {"Fn::Split": ["m", {"Ref": "Schedule"}]}]}
+    for text in ("15m", "5m", "60m", "1m"):
+        assert re.fullmatch(pattern, text)
+        minutes = text.split("m")[0]
+        assert parse_duration(text) == timedelta(minutes=int(minutes))
+        assert fmt.replace("${Minutes}", minutes) == f"rate({minutes} minutes)"
+    for text in ("0m", "30s", "1h", "1.5m", "15"):
+        assert not re.fullmatch(pattern, text), f"Schedule lets {text!r} through but cannot turn it into a rate"
+    assert parse_rotate_event(json.loads(tick["Properties"]["Input"])).operation == "tick"
+
+
+# --------------------------------------------------------------------------- functions
+def test_functions_get_every_setting_under_its_env_name(template: dict[str, Any], params: dict[str, Any]) -> None:
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert set(variables) == {s.env for s in SETTINGS}
+    for spec in SETTINGS:
+        value = variables[spec.env]
+        if spec.attribute in RESOURCE_SETTINGS:
+            assert value == RESOURCE_SETTINGS[spec.attribute]
+        elif spec.attribute == "issuer":
+            assert value["Fn::If"][0] == "HasIssuer" and value["Fn::If"][1] == {"Ref": "Issuer"}
+        else:
+            assert value == {"Ref": spec.pascal}
+    for name in ("RotateFunction", "SignFunction"):
+        own = template["Resources"][name]["Properties"].get("Environment", {}).get("Variables", {})
+        assert set(own) <= {s.env for s in SETTINGS}, f"{name} sets env vars config.py does not read: {set(own)}"
+
+
+def test_functions_and_layer(template: dict[str, Any], resources: dict[str, Any]) -> None:
+    layer = resources["SharedLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Properties"]["ContentUri"].rstrip("/") == "layers/jwks_rotator"
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
+    assert layer["Metadata"]["BuildMethod"] == "python3.12"
+    assert (ROOT / "layers/jwks_rotator/jwks_rotator/config.py").is_file()
+    assert (ROOT / "layers/jwks_rotator/requirements.txt").is_file()
+    globals_ = template["Globals"]["Function"]
+    assert globals_["Runtime"] == "python3.12"
+    assert globals_["Layers"] == [{"Ref": "SharedLayer"}]
+    for name, directory in (("RotateFunction", "functions/rotate"), ("SignFunction", "functions/sign")):
+        props = resources[name]["Properties"]
+        assert props["CodeUri"].rstrip("/") == directory
+        assert props["Handler"] == "app.handler"
+        assert props.get("Runtime", "python3.12") == "python3.12"
+    assert resources["SignFunction"]["Properties"]["Timeout"] <= 10
+    assert resources["SignFunction"]["Properties"]["MemorySize"] == 512
+
+
+def test_secret_starts_as_the_empty_keyring_under_the_cmk(resources: dict[str, Any]) -> None:
+    secret = resources["KeyringSecret"]["Properties"]
+    assert secret["SecretString"] == EMPTY_KEYRING_JSON
+    assert secret["KmsKeyId"] == {"Ref": "KeyringKey"}
+    assert resources["KeyringKey"]["Properties"]["EnableKeyRotation"] is True
+
+
+# --------------------------------------------------------------------------- least privilege
+WRITE_VERBS = ("Put", "Update", "Delete", "Create", "Restore", "Rotate", "Tag", "Untag", "Replicate", "Cancel",
+               "Encrypt", "ReEncrypt", "GenerateDataKey", "Sign", "Schedule", "Enable", "Disable", "Remove")
+
+
+def test_sign_function_can_only_read_the_current_keyring(resources: dict[str, Any]) -> None:
+    statements = [s for name, s in _policy_statements(resources) if name == "SignFunction"]
+    actions = {a for s in statements for a in _as_list(s["Action"])}
+    assert actions == {"secretsmanager:GetSecretValue", "kms:Decrypt"}
+    for action in actions:
+        verb = action.split(":", 1)[1]
+        assert "*" not in action and not verb.startswith(WRITE_VERBS), action
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        if "secretsmanager:GetSecretValue" in _as_list(statement["Action"]):
+            assert statement["Resource"] == {"Ref": "KeyringSecret"}
+            assert statement["Condition"]["StringEquals"]["secretsmanager:VersionStage"] == "AWSCURRENT"
+        if "kms:Decrypt" in _as_list(statement["Action"]):
+            assert statement["Resource"] == {"Fn::GetAtt": ["KeyringKey", "Arn"]}
+            assert "kms:ViaService" in statement["Condition"]["StringEquals"]
+
+
+def test_no_wildcards_in_identity_policies(resources: dict[str, Any]) -> None:
+    for name, statement in _policy_statements(resources):
+        if statement.get("Effect") != "Allow":
+            continue
+        for action in _as_list(statement["Action"]):
+            assert action != "*" and not action.endswith(":*"), f"{name}: wildcard action {action}"
+        for resource in _as_list(statement["Resource"]):
+            assert resource != "*", f"{name}: {statement.get('Sid')} allows {statement['Action']} on '*'"
+
+
+def test_only_the_rotate_function_writes(resources: dict[str, Any]) -> None:
+    writes = {"secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage", "s3:PutObject",
+              "cloudfront:CreateInvalidation", "kms:GenerateDataKey", "kms:Encrypt"}
+    rotate = _function_actions(resources, "RotateFunction")
+    assert {"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage",
+            "secretsmanager:DescribeSecret", "s3:GetObject", "s3:PutObject", "s3:ListBucket",
+            "cloudfront:CreateInvalidation", "kms:Decrypt", "kms:GenerateDataKey"} <= rotate
+    for name, statement in _policy_statements(resources):
+        if name != "RotateFunction" and statement.get("Effect") == "Allow":
+            assert not writes & set(_as_list(statement["Action"])), f"{name} may write: {statement['Action']}"
+
+
+def test_rotate_writes_only_the_two_documents(resources: dict[str, Any]) -> None:
+    for name, statement in _policy_statements(resources):
+        if name == "RotateFunction" and "s3:PutObject" in _as_list(statement["Action"]):
+            targets = [r["Fn::Sub"] for r in _as_list(statement["Resource"])]
+            assert sorted(targets) == ["${JwksBucket.Arn}/.well-known/jwks.json",
+                                       "${JwksBucket.Arn}/.well-known/openid-configuration"]
+
+
+def test_bucket_is_private_tls_only_and_readable_only_by_the_distribution(resources: dict[str, Any]) -> None:
+    bucket = resources["JwksBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["VersioningConfiguration"]["Status"] == "Enabled"
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    statements = resources["JwksBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    tls = [s for s in statements if s["Effect"] == "Deny"]
+    assert tls and tls[0]["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+    allows = [s for s in statements if s["Effect"] == "Allow"]
+    assert len(allows) == 1
+    allow = allows[0]
+    assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert allow["Action"] == "s3:GetObject"
+    assert allow["Resource"] == {"Fn::Sub": "${JwksBucket.Arn}/.well-known/*"}
+    assert "${Distribution}" in allow["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"]
+
+
+def test_distribution_is_https_only_through_oac(resources: dict[str, Any]) -> None:
+    config = resources["Distribution"]["Properties"]["DistributionConfig"]
+    assert config["DefaultCacheBehavior"]["ViewerProtocolPolicy"] == "https-only"
+    origin = config["Origins"][0]
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["OriginAccessControl", "Id"]}
+    custom_cert = config["ViewerCertificate"]["Fn::If"][1]
+    assert custom_cert["MinimumProtocolVersion"].startswith("TLSv1.2")
+
+
+def test_checkov_skips_are_justified(resources: dict[str, Any]) -> None:
+    for name, resource in resources.items():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"])
+            assert len(skip.get("comment", "")) > 30, f"{name}: checkov skip {skip['id']} needs a reason"
+
+
+def test_outputs(template: dict[str, Any]) -> None:
+    assert REQUIRED_OUTPUTS <= set(template["Outputs"])
+    assert template["Outputs"]["SignFunctionArn"]["Value"] == {"Fn::GetAtt": ["SignFunction", "Arn"]}
+    assert template["Outputs"]["KeyringSecretArn"]["Value"] == {"Ref": "KeyringSecret"}
+
+
+# --------------------------------------------------------------------------- events
+ROTATE_EVENTS = {
+    "rotate-scheduled.json": ("tick", None),
+    "rotate-tick.json": ("tick", None),
+    "rotate-now.json": ("rotate-now", None),
+    "revoke.json": ("revoke", "REPLACE-WITH-A-KID-FROM-THE-JWKS"),
+    "publish.json": ("publish", None),
+}
+BAD_SIGN_EVENTS = {
+    "sign-missing-sub.json": "invalid_request",
+    "sign-ttl-too-long.json": "ttl_too_long",
+    "sign-reserved-claim.json": "invalid_claims",
+    "sign-audience-not-allowed.json": "audience_not_allowed",
+    "sign-not-an-object.json": "invalid_request",
+}
+
+
+def _event(name: str) -> Any:
+    return json.loads((EVENTS / name).read_text())
+
+
+@pytest.fixture(scope="module")
+def sign_policy() -> TokenPolicy:
+    # The defaults (max-token-ttl 1h) with an audience list, as a deployment would set AllowedAudiences.
+    return TokenPolicy.from_settings(
+        Settings.from_mapping({"issuer": "https://issuer.example.com", "allowed_audiences": "orders-api,billing-api"})
+    )
+
+
+def test_every_event_file_is_json_and_known() -> None:
+    names = {p.name for p in EVENTS.glob("*.json")}
+    assert names == set(ROTATE_EVENTS) | set(BAD_SIGN_EVENTS) | {"sign-request.json"}
+    for name in names:
+        _event(name)
+
+
+@pytest.mark.parametrize("name", sorted(ROTATE_EVENTS))
+def test_rotate_events(name: str) -> None:
+    operation, kid = ROTATE_EVENTS[name]
+    command = parse_rotate_event(_event(name))
+    assert command.operation == operation
+    assert getattr(command, "kid", None) == kid
+
+
+def test_scheduled_event_has_the_eventbridge_shape() -> None:
+    event = _event("rotate-scheduled.json")
+    assert event["source"] == "aws.events" and event["detail-type"] == "Scheduled Event"
+    assert {"version", "id", "account", "time", "region", "resources", "detail"} <= set(event)
+
+
+def test_sign_request_follows_the_contract(sign_policy: TokenPolicy) -> None:
+    event = _event("sign-request.json")
+    assert event == {"sub": "user-123", "aud": "orders-api", "ttl": 300,
+                     "claims": {"roles": ["admin", "editor"], "email_verified": True}}
+    request = parse_request(event, sign_policy)
+    assert (request.sub, request.aud, request.ttl) == ("user-123", "orders-api", 300)
+
+
+@pytest.mark.parametrize("name", sorted(BAD_SIGN_EVENTS))
+def test_bad_sign_requests_are_refused_for_their_reason(name: str, sign_policy: TokenPolicy) -> None:
+    with pytest.raises(JwksRotatorError) as refused:
+        parse_request(_event(name), sign_policy)
+    assert refused.value.code == BAD_SIGN_EVENTS[name]
