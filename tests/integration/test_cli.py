@@ -1,0 +1,188 @@
+"""The jwks-rotator CLI against a running LocalStack (click's CliRunner, real HTTP to moto, the edge and the Lambda API)."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from click.testing import CliRunner, Result
+
+from jwks_rotator.keyring import Keyring
+from jwks_rotator.store import SecretsManagerKeyringStore
+from jwks_rotator_cli.local_stack import FUNCTIONS_DIR, LocalStack
+from jwks_rotator_cli.main import cli
+
+pytestmark = pytest.mark.integration
+
+SETTINGS = {
+    "algorithm": "ES256",
+    "rotation-period": "1h",
+    "publish-lead": "10m",
+    "schedule": "5m",
+    "jwks-max-age": "1s",
+    "max-token-ttl": "10m",
+    "default-token-ttl": "5m",
+    "signer-cache-ttl": "1s",
+    "clock-skew-leeway": "1s",
+}
+HAS_SIGN = (FUNCTIONS_DIR / "sign" / "app.py").exists()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    state_file = tmp_path_factory.mktemp("cli") / ".jwks-rotator-local.json"
+    with LocalStack(SETTINGS, state_file=state_file) as stack:
+        stack.state_path = state_file  # type: ignore[attr-defined]
+        yield stack
+
+
+def run(stack: LocalStack, *args: str) -> Result:
+    base = ["--endpoint-url", stack.moto_endpoint, "--state-file", str(stack.state_path)]  # type: ignore[attr-defined]
+    return CliRunner().invoke(cli, [*base, *args], catch_exceptions=False)
+
+
+def keyring(stack: LocalStack) -> Keyring:
+    return SecretsManagerKeyringStore(stack.client("secretsmanager"), stack.resources.secret_id).load().keyring
+
+
+def served_kids(stack: LocalStack) -> list[str]:
+    with urllib.request.urlopen(stack.jwks_url, timeout=10) as response:
+        return [k["kid"] for k in json.loads(response.read())["keys"]]
+
+
+def test_state_file_names_the_stack(stack):
+    state = json.loads(Path(stack.state_path).read_text())  # type: ignore[attr-defined]
+    assert state["moto_endpoint"] == stack.moto_endpoint
+    assert state["lambda_endpoint"] == stack.lambda_endpoint
+    assert state["jwks_url"] == stack.jwks_url
+    assert state["settings"]["KEYRING_SECRET_ID"] == stack.resources.secret_id
+    assert "AWS_SECRET_ACCESS_KEY" not in json.dumps(state)
+
+
+def test_status_shows_the_active_kid_and_next_transitions(stack):
+    active = keyring(stack).active
+    result = run(stack, "status")
+    assert result.exit_code == 0, result.output
+    assert active.kid in result.stdout
+    assert "active" in result.stdout and "pending" in result.stdout
+    assert "due" in result.stdout and "activates" in result.stdout
+    assert "timeline" in result.stdout
+
+
+def test_rotate_is_a_tick_and_rotate_now_changes_the_active_kid(stack):
+    before = keyring(stack).active.kid
+    tick = run(stack, "rotate")
+    assert tick.exit_code == 0, tick.output
+    assert keyring(stack).active.kid == before  # nothing due with a 1h period
+    result = run(stack, "rotate", "--now")
+    assert result.exit_code == 0, result.output
+    after = keyring(stack).active.kid
+    assert after != before
+    assert f"active kid: {after}" in result.stdout
+    assert "activated" in result.stdout
+
+
+def test_publish_reports_up_to_date(stack):
+    result = run(stack, "publish")
+    assert result.exit_code == 0, result.output
+    assert "up to date" in result.stdout
+
+
+def test_revoke_removes_the_kid_from_the_served_jwks(stack):
+    target = next(k.kid for k in keyring(stack).keys if k.state.value != "active")
+    result = run(stack, "revoke", target)
+    assert result.exit_code == 0, result.output
+    assert "revoked" in result.stdout
+    deadline = time.monotonic() + 30
+    while target in served_kids(stack) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert target not in served_kids(stack)
+
+
+def test_revoke_of_an_unknown_kid_is_one_line_exit_1(stack):
+    result = run(stack, "revoke", "no-such-kid")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: unknown_kid: kid 'no-such-kid' is not in the keyring"
+    assert "Traceback" not in result.output
+
+
+def test_invalid_settings_exit_2_naming_the_rule(stack):
+    result = run(stack, "status", "--publish-lead", "30d")
+    assert result.exit_code == 2
+    assert "rule publish-lead <= rotation-period" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unreachable_endpoint_is_one_line_exit_1(tmp_path):
+    result = CliRunner().invoke(
+        cli, ["--endpoint-url", "http://127.0.0.1:9", "status", "--keyring-secret-id", "x"], catch_exceptions=False,
+        env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_MAX_ATTEMPTS": "1"},
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not HAS_SIGN, reason="functions/sign/app.py does not exist yet")
+def test_sign_then_verify_and_a_wrong_audience(stack):
+    signed = run(stack, "sign", "--sub", "alice", "--aud", "orders", "--claims", '{"role": "admin"}')
+    assert signed.exit_code == 0, signed.output
+    token = signed.stdout.strip()
+    assert token.count(".") == 2
+    ok = run(stack, "verify", token, "--audience", "orders")
+    assert ok.exit_code == 0, ok.output
+    assert '"sub": "alice"' in ok.stdout and '"role": "admin"' in ok.stdout
+    wrong = run(stack, "verify", token, "--audience", "billing")
+    assert wrong.exit_code == 1
+    assert wrong.stderr.strip() == "error: bad audience: the token is for 'orders', expected billing"
+
+
+@pytest.mark.skipif(not HAS_SIGN, reason="functions/sign/app.py does not exist yet")
+def test_sign_refusal_is_one_line(stack):
+    result = run(stack, "sign", "--sub", "alice", "--aud", "orders", "--ttl", "999999")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: sign refused: ttl_too_long")
+
+
+def _token_signed_with_active_key(stack: LocalStack, **claims: Any) -> str:
+    import jwt
+    from jwcrypto.jwk import JWK
+
+    active = keyring(stack).active
+    pem = JWK(**active.private_jwk).export_to_pem(private_key=True, password=None)
+    return jwt.encode(claims, pem, algorithm=active.alg, headers={"kid": active.kid})
+
+
+def test_verify_reports_expired_and_bad_issuer_and_unknown_kid(stack):
+    now = datetime.now(timezone.utc)
+    expired = _token_signed_with_active_key(stack, iss=stack.issuer, sub="a", exp=now - timedelta(hours=1))
+    result = run(stack, "verify", expired)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: expired: the token expired at ")
+
+    wrong_issuer = _token_signed_with_active_key(stack, iss="https://elsewhere.example", sub="a", exp=now + timedelta(minutes=5))
+    result = run(stack, "verify", wrong_issuer)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: bad issuer: the token says 'https://elsewhere.example'")
+
+    future = _token_signed_with_active_key(stack, iss=stack.issuer, sub="a", exp=now + timedelta(hours=2), nbf=now + timedelta(hours=1))
+    result = run(stack, "verify", future)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: not yet valid")
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    stranger = jwt.encode({"iss": stack.issuer, "exp": now + timedelta(minutes=5)}, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256", headers={"kid": "stranger"})
+    result = run(stack, "verify", stranger)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"error: unknown kid: 'stranger' is not in the JWKS at {stack.jwks_url}"
+
+    result = run(stack, "verify", "not-a-token")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: malformed token")

@@ -1,0 +1,76 @@
+"""`jwks-rotator local` as a separate process: --duration, SIGTERM, and operator commands found through the state file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from jwks_rotator.config import SETTINGS
+
+pytestmark = pytest.mark.integration
+
+FAST = [
+    "--rotation-period", "20s", "--publish-lead", "5s", "--max-token-ttl", "10s", "--default-token-ttl", "5s",
+    "--jwks-max-age", "2s", "--schedule", "1s", "--signer-cache-ttl", "1s", "--clock-skew-leeway", "1s",
+]
+PORTS = ["--port", "0", "--moto-port", "0", "--lambda-port", "0"]
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without settings or endpoints another test may have left in this process."""
+    drop = {spec.env for spec in SETTINGS} | {"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"}
+    return {k: v for k, v in os.environ.items() if k not in drop}
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "jwks_rotator_cli.main", *args]
+
+
+def test_local_with_duration_prints_the_urls_and_exits_0(tmp_path: Path):
+    done = subprocess.run(cli("local", *PORTS, *FAST, "--duration", "3"), cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "JWKS URL        http://127.0.0.1:" in done.stdout
+    assert "Lambda endpoint http://127.0.0.1:" in done.stdout
+    assert "issuer          http://127.0.0.1:" in done.stdout
+    assert 'FunctionName="SignFunction"' in done.stdout
+    assert "activated" in done.stdout
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / ".jwks-rotator-local.json").exists()  # removed on the way out
+
+
+def test_local_with_bad_settings_exits_2_with_one_line(tmp_path: Path):
+    done = subprocess.run(cli("local", *PORTS, "--schedule", "3d"), cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("error: invalid settings: rule schedule <= publish-lead / 2")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_status_through_the_state_file_then_sigterm_exits_0(tmp_path: Path):
+    local = subprocess.Popen(cli("local", *PORTS, *FAST), cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state_file = tmp_path / ".jwks-rotator-local.json"
+    try:
+        deadline = time.monotonic() + 60
+        while not state_file.exists() and local.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert state_file.exists(), "the local stack did not write its state file"
+        state = json.loads(state_file.read_text())
+        # No settings, no credentials in the environment: names and settings come from the state file.
+        status = subprocess.run(
+            cli("--endpoint-url", state["moto_endpoint"], "status"), cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60
+        )
+        assert status.returncode == 0, status.stderr
+        assert "active" in status.stdout and "jwks-rotator-keyring" in status.stdout
+    finally:
+        local.send_signal(signal.SIGTERM)
+        out, err = local.communicate(timeout=60)
+    assert local.returncode == 0, err
+    assert "stopped" in out
+    assert "Traceback" not in err
+    assert not state_file.exists()
