@@ -1,0 +1,100 @@
+from datetime import timedelta
+
+import pytest
+
+from jwks_rotator.config import SETTINGS, Settings
+from jwks_rotator.durations import format_duration, parse_duration
+from jwks_rotator.errors import ConfigurationError
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30", 30), ("30s", 30), ("15m", 900), ("12h", 43200), ("7d", 604800), ("1w", 604800), ("1.5s", 1.5), (45, 45)],
+)
+def test_durations_accept_seconds_and_units(text, seconds):
+    assert parse_duration(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("text", ["", "7x", "-1s", "1d2h", "soon", True, float("nan")])
+def test_durations_refuse_anything_else(text):
+    with pytest.raises(ConfigurationError):
+        parse_duration(text, name="rotation-period")
+
+
+def test_format_duration_round_trips():
+    for text in ("7d", "2d", "15m", "90s", "1h"):
+        assert parse_duration(format_duration(parse_duration(text))) == parse_duration(text)
+
+
+def test_defaults_are_the_documented_ones():
+    settings = Settings()
+    described = settings.describe()
+    for spec in SETTINGS:
+        if spec.default:
+            assert parse_or_text(described[spec.kebab]) == parse_or_text(spec.default), spec.kebab
+    assert settings.effective_retention == timedelta(hours=1, minutes=2)
+
+
+def parse_or_text(value):
+    try:
+        return parse_duration(value)
+    except ConfigurationError:
+        return value
+
+
+def test_names_are_derived_three_ways():
+    spec = next(s for s in SETTINGS if s.attribute == "rotation_period")
+    assert (spec.kebab, spec.pascal, spec.env) == ("rotation-period", "RotationPeriod", "ROTATION_PERIOD")
+
+
+def test_from_mapping_accepts_every_spelling():
+    settings = Settings.from_mapping({"rotation-period": "20s", "PUBLISH_LEAD": "5s", "JwksMaxAge": "2s", "schedule": "1s"})
+    assert settings.rotation_period == timedelta(seconds=20)
+    assert settings.publish_lead == timedelta(seconds=5)
+
+
+def test_from_env_reads_upper_snake_case():
+    settings = Settings.from_env({"ALGORITHM": "ES256", "ALLOWED_AUDIENCES": "a, b,,c", "UNRELATED": "x"})
+    assert settings.algorithm == "ES256"
+    assert settings.allowed_audiences == ("a", "b", "c")
+
+
+@pytest.mark.parametrize(
+    ("changes", "rule"),
+    [
+        ({"jwks_max_age": "3d"}, "jwks-max-age <= publish-lead"),
+        ({"publish_lead": "8d", "jwks_max_age": "1h"}, "publish-lead <= rotation-period"),
+        ({"schedule": "25h"}, "schedule <= publish-lead / 2"),
+        ({"default_token_ttl": "2h"}, "default-token-ttl <= max-token-ttl"),
+        ({"retention": "30m"}, "retention >= max-token-ttl + signer-cache-ttl + clock-skew-leeway"),
+        ({"allowed_audiences": "a,b", "default_audience": "c"}, "default-audience in allowed-audiences"),
+    ],
+)
+def test_unsafe_combinations_are_refused_naming_the_rule(changes, rule):
+    with pytest.raises(ConfigurationError, match=rule.replace("+", r"\+")):
+        Settings.from_mapping(changes)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("algorithm", "HS256"), ("algorithm", "none"), ("rsa_key_size", "1024"), ("issuer", "http://example.com"),
+     ("issuer", "ftp://x"), ("issuer", "https://x.example/?q=1"), ("max_token_ttl", "0s"), ("bogus", "1")],
+)
+def test_bad_values_are_refused(name, value):
+    with pytest.raises(ConfigurationError):
+        Settings.from_mapping({name: value})
+
+
+def test_http_issuer_is_allowed_on_loopback_only():
+    assert Settings(issuer="http://127.0.0.1:8080").jwks_uri == "http://127.0.0.1:8080/.well-known/jwks.json"
+    with pytest.raises(ConfigurationError):
+        Settings(issuer="http://10.0.0.1")
+
+
+def test_retention_may_be_raised_never_lowered():
+    assert Settings.from_mapping({"retention": "1d"}).effective_retention == timedelta(days=1)
+
+
+def test_require_names_missing_settings():
+    with pytest.raises(ConfigurationError, match="keyring-secret-id"):
+        Settings().require("keyring_secret_id")
