@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import subprocess
 import urllib.request
@@ -33,7 +32,7 @@ from jwks_rotator.operations import build_rotation_service
 from jwks_rotator.rotation import RotationService
 from jwks_rotator.store import SecretsManagerKeyringStore
 
-from .support import NODE_DIR, Expectation, NodeVerifier
+from .support import ALGORITHMS, NODE_DIR, Expectation, NodeVerifier
 
 REPO = Path(__file__).resolve().parents[2]
 SIGN_APP = REPO / "functions" / "sign" / "app.py"
@@ -272,7 +271,7 @@ def node_verifier(node_modules: Path) -> Iterator[NodeVerifier]:
     verifier.close()
 
 
-@pytest.fixture(scope="module", params=[pytest.param(alg, id=alg) for alg in ("RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA")])
+@pytest.fixture(scope="module", params=[pytest.param(alg, id=alg) for alg in ALGORITHMS])
 def deployment(request: pytest.FixtureRequest, moto_endpoint: str) -> Iterator[Deployment]:
     """A bootstrapped deployment per algorithm, shared by the read-only tests of a module."""
     deployed = make_deployment(moto_endpoint, request.param)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import jwt as pyjwt
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from jwcrypto import jwk as jwcrypto_jwk

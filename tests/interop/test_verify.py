@@ -14,10 +14,11 @@ from typing import Any
 import jwt as pyjwt
 import pytest
 
+from jwks_rotator.algorithms import algorithm_names
 from jwks_rotator.keys import PRIVATE_MEMBERS
 
 from .conftest import AUDIENCE, OTHER_AUDIENCE, Deployment
-from .support import Expectation, NodeVerifier, jwcrypto_verify, pyjwt_verify, split_token
+from .support import ALGORITHMS, Expectation, NodeVerifier, jwcrypto_verify, pyjwt_verify, split_token
 
 pytestmark = pytest.mark.interop
 
@@ -28,6 +29,10 @@ CUSTOM_CLAIMS = {"roles": ["reader", "writer"], "tenant": {"id": 42, "name": "ac
 def issued(deployment: Deployment) -> dict[str, Any]:
     """One token from the sign handler, with custom claims and an explicit ttl."""
     return deployment.issue(sub="user-7", aud=AUDIENCE, ttl=300, claims=CUSTOM_CLAIMS)
+
+
+def test_the_suite_covers_every_supported_algorithm() -> None:
+    assert sorted(ALGORITHMS) == sorted(algorithm_names())
 
 
 def _check_claims(claims: dict[str, Any], deployment: Deployment, issued: dict[str, Any]) -> None:
