@@ -7,7 +7,7 @@ from typing import Any
 
 import boto3
 from jwks_rotator.config import Settings
-from jwks_rotator.errors import InvalidEventError, JwksRotatorError
+from jwks_rotator.errors import InvalidEventError, JwksRotatorError, UnknownKeyError
 from jwks_rotator.observability import add_keyring_metrics, make_logger, make_metrics
 from jwks_rotator.operations import build_rotation_service, parse_rotate_event, report_summary, run_command
 from jwks_rotator.rotation import utc_now
@@ -37,6 +37,9 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         return exc.to_dict()
     try:
         report = run_command(_get_service(), command)
+    except UnknownKeyError as exc:  # the caller's mistake, not a failed rotation: no alarm
+        logger.warning("revoke refused", extra={"kid": command.kid, "error": exc.code})
+        return exc.to_dict()
     except JwksRotatorError as exc:
         logger.error("rotation step failed", extra={"operation": command.operation, "error": exc.code, "reason": exc.message})
         metrics.add_metric(name="RotationFailures", unit=MetricUnit.Count, value=1)

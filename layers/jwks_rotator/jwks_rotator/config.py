@@ -197,8 +197,12 @@ class Settings:
         return cls.from_mapping({spec.attribute: environ[spec.env] for spec in SETTINGS if spec.env in environ})
 
     def replace(self, **changes: Any) -> "Settings":
-        """A copy with some settings changed, validated again."""
-        return dataclasses.replace(self, **changes)
+        """A copy with some settings changed (strings are parsed as on the command line), validated again."""
+        parsed = {
+            name: _PARSERS.get(name, _text)(value, SETTINGS_BY_ATTRIBUTE[name]) if isinstance(value, str) else value
+            for name, value in changes.items()
+        }
+        return dataclasses.replace(self, **parsed)
 
     def describe(self) -> dict[str, str]:
         """Every setting as written on a command line, for logs and the CLI."""
