@@ -30,7 +30,7 @@ import math
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 from .algorithms import get_algorithm
 from .config import Settings
@@ -53,6 +53,8 @@ REFRESH_INTERVAL = 1.0
 """Least time between early cache reads, and between a failed read and the next try."""
 
 CURRENT_STAGE = "AWSCURRENT"
+# One encoder for every token: json.dumps with options would build a new one per call.
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _UNENCODABLE = "claims hold a value JSON cannot carry: a lone surrogate, NaN, Infinity or an over-long integer"
 
 RefreshListener = Callable[[str, str, "SigningKey | None"], None]
@@ -84,8 +86,7 @@ class _Entry:
     reason: str  # why key is None
 
 
-@dataclass(frozen=True)
-class IssuedToken:
+class IssuedToken(NamedTuple):
     """A signed token and what may be logged about it (never the token itself in logs)."""
 
     token: str
@@ -101,8 +102,7 @@ class IssuedToken:
         return {"token": self.token, "token_type": "Bearer", "kid": self.kid, "alg": self.alg, "expires_at": self.expires_at}
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """One request's answer: the response plus the token or the error behind it."""
 
     response: dict[str, Any]
@@ -250,7 +250,7 @@ def encode_jws(key: SigningKey, claims: Mapping[str, Any]) -> str:
     Raises ``ValueError`` (NaN, over-long integers) or ``UnicodeEncodeError``
     (lone surrogates) for claims JSON cannot carry; callers validate first.
     """
-    payload = b64url(json.dumps(claims, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8"))
+    payload = b64url(_encode_json(claims).encode("utf-8"))
     signing_input = key.signing_prefix + payload
     if len(signing_input) + 1 + key.signature_chars > MAX_TOKEN_BYTES:
         raise PayloadTooLargeError(f"the token would exceed {MAX_TOKEN_BYTES} bytes")

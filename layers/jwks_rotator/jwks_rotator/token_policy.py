@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .config import Settings
 from .errors import (
@@ -81,8 +81,7 @@ class TokenPolicy:
         )
 
 
-@dataclass(frozen=True)
-class TokenRequest:
+class TokenRequest(NamedTuple):
     """A validated request: the subject, audience(s), lifetime and custom claims."""
 
     sub: str
