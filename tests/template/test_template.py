@@ -235,7 +235,8 @@ def test_sign_function_can_only_read_the_current_keyring(resources: dict[str, An
         assert statement["Effect"] == "Allow"
         if "secretsmanager:GetSecretValue" in _as_list(statement["Action"]):
             assert statement["Resource"] == {"Ref": "KeyringSecret"}
-            assert statement["Condition"]["StringEquals"]["secretsmanager:VersionStage"] == "AWSCURRENT"
+            # A version's labels are a set (the current one also carries JWKSROTATOR_STAGED): match any.
+            assert statement["Condition"] == {"ForAnyValue:StringEquals": {"secretsmanager:VersionStage": "AWSCURRENT"}}
         if "kms:Decrypt" in _as_list(statement["Action"]):
             assert statement["Resource"] == {"Fn::GetAtt": ["KeyringKey", "Arn"]}
             assert "kms:ViaService" in statement["Condition"]["StringEquals"]
