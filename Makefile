@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv unit integration interop bench soak clean
+.PHONY: test venv unit integration clean
 
 $(STAMP): requirements/dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ integration: $(STAMP)
 	$(PY) -m pytest -q tests/integration
 
 -include mk/*.mk
+
+# Every test: template checks (cfn-lint, sam validate --lint, sam build, checkov), then unit,
+# integration (moto server over HTTP), interop (PyJWT, jwcrypto, Node jose) and the short soak.
+test: $(STAMP) interop-node check-template
+	$(PY) -m pytest -q -p no:cacheprovider tests
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .hypothesis
