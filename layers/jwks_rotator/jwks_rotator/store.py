@@ -113,7 +113,11 @@ class SecretsManagerKeyringStore:
                 raise StoreError(f"cannot initialise keyring secret {self._secret_id}: {_error_code(exc)}") from None
         except BotoCoreError as exc:
             raise StoreError(f"cannot initialise keyring secret {self._secret_id}: {_error_code(exc)}") from None
-        return self.load()
+        try:
+            response = self._client.get_secret_value(SecretId=self._secret_id, VersionStage=CURRENT)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"cannot read keyring secret {self._secret_id} after initialising it: {_error_code(exc)}") from None
+        return VersionedKeyring(Keyring.from_json(response.get("SecretString") or EMPTY_KEYRING_JSON), response["VersionId"])
 
 
 class InMemoryKeyringStore:
