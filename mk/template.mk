@@ -57,9 +57,18 @@ $(CHECKS)/sam-build: $(BUILD_INPUTS) $(SAM_TOOLS)
 	PATH="$$(dirname "$$py312"):$$PATH" $(SAM_ENV) $(SAM_VENV)/bin/sam build --template-file $(TEMPLATE) --cached
 	@mkdir -p $(CHECKS) && touch $@
 
-$(CHECKS)/checkov: $(TEMPLATE) $(CHECKOV_TOOLS)
+# checkov twice: on the SAM template as written, and on its offline translation to plain
+# CloudFormation, so the roles and permissions SAM generates meet the IAM checks too.
+TRANSLATED := .aws-sam/checks/template.translated.json
+
+$(TRANSLATED): $(TEMPLATE) tests/template/sam_translate.py $(SAM_TOOLS)
+	@mkdir -p $(CHECKS)
+	$(SAM_ENV) $(SAM_VENV)/bin/python tests/template/sam_translate.py $(TEMPLATE) $@
+
+$(CHECKS)/checkov: $(TEMPLATE) $(TRANSLATED) $(CHECKOV_TOOLS)
 	@echo "== checkov (skips are justified in $(TEMPLATE) Metadata)"
 	$(CHECKOV_VENV)/bin/checkov -f $(TEMPLATE) --framework cloudformation --quiet --compact --skip-download
+	$(CHECKOV_VENV)/bin/checkov -f $(TRANSLATED) --framework cloudformation --quiet --compact --skip-download
 	@mkdir -p $(CHECKS) && touch $@
 
 check-template: $(CHECKS)/cfn-lint $(CHECKS)/sam-validate $(CHECKS)/sam-build $(CHECKS)/checkov
