@@ -34,6 +34,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         command = parse_rotate_event(event)
     except InvalidEventError as exc:
         logger.error("rejected event", extra={"reason": exc.message})
+        metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
         return exc.to_dict()
     try:
         report = run_command(_get_service(), command)

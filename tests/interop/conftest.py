@@ -21,7 +21,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Iterator
 
-import boto3
 import pytest
 
 from jwks_rotator.aws_setup import create_resources
@@ -32,6 +31,7 @@ from jwks_rotator.operations import build_rotation_service
 from jwks_rotator.rotation import RotationService
 from jwks_rotator.store import SecretsManagerKeyringStore
 
+from ..conftest import aws_client
 from .support import ALGORITHMS, NODE_DIR, Expectation, NodeVerifier
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,16 +73,7 @@ class FakeClock:
 
 
 def client_factory(endpoint: str) -> Callable[[str], Any]:
-    def make(service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=endpoint,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-
-    return make
+    return lambda service: aws_client(service, endpoint)
 
 
 class LambdaContext:
