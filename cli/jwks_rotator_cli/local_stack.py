@@ -13,7 +13,9 @@ issuer unless one is given), the function environment, the Lambda API, one
 synchronous tick (so the JWKS serves before :meth:`start` returns) and then a
 tick every ``schedule`` in a background thread (``tick=False``: none at all).
 
-The functions read their settings from the process environment, as in Lambda,
+moto keeps its state per process: a second stack in the same process gets
+suffixed resource names. The functions read their settings from the process
+environment, as in Lambda,
 so only one LocalStack may run in a process at a time; :meth:`stop` restores
 the variables it set. ``aws_endpoint`` lets the functions reach AWS through
 another URL (a fault-injecting proxy in front of moto) while setup and the
@@ -35,6 +37,7 @@ from types import ModuleType
 from typing import Any, Callable, Mapping
 
 import boto3
+from botocore.exceptions import ClientError
 from jwks_rotator.aws_setup import CreatedResources, create_resources
 from jwks_rotator.config import SETTINGS, Settings
 from jwks_rotator.errors import ConfigurationError, JwksRotatorError
@@ -260,7 +263,7 @@ class LocalStack:
         self._moto.start()
         host, port = self._moto.get_host_and_port()
         self._moto_endpoint = f"http://{host}:{port}"
-        self.resources = create_resources(self.client, secret_name=self._secret_name, bucket=self._bucket)
+        self.resources = self._create_resources()
         self._edge = LocalEdge(
             self.client("s3"),
             self.resources.bucket,
@@ -307,6 +310,20 @@ class LocalStack:
             self._ticker.start()
         if self._state_file is not None:
             self._write_state_file(self._state_file)
+
+    def _create_resources(self) -> CreatedResources:
+        """The template's resources under the fixed names; with a suffix when they exist already.
+
+        moto keeps its state per process, not per server: a second stack in one
+        process (tests) finds the first one's secret and bucket.
+        """
+        try:
+            return create_resources(self.client, secret_name=self._secret_name, bucket=self._bucket)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("ResourceExistsException", "BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+        suffix = uuid.uuid4().hex[:8]
+        return create_resources(self.client, secret_name=f"{self._secret_name}-{suffix}", bucket=f"{self._bucket}-{suffix}")
 
     def stop(self) -> None:
         """Stop the schedule and every server, remove the state file, restore the environment."""
