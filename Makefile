@@ -28,5 +28,5 @@ integration: $(STAMP)
 test: $(STAMP) interop-node check-template
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
-clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .hypothesis
+clean: clean-template
+	rm -rf $(VENV) .venv-sam .venv-checkov .aws-sam .pytest_cache .hypothesis
