@@ -40,6 +40,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         report = run_command(_get_service(), command)
     except UnknownKeyError as exc:  # the caller's mistake, not a failed rotation: no alarm
         logger.warning("revoke refused", extra={"kid": command.kid, "error": exc.code})
+        metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
         return exc.to_dict()
     except JwksRotatorError as exc:
         logger.error("rotation step failed", extra={"operation": command.operation, "error": exc.code, "reason": exc.message})
