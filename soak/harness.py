@@ -229,12 +229,12 @@ class CrashingPublisher:
         self.saves_at_tick_start = 0
         self.crashes = 0
 
-    def publish(self, documents: Any, *, already_announced: bool) -> PublishResult:
+    def publish(self, documents: Any, **options: Any) -> PublishResult:
         if self.armed and self.store.saves > self.saves_at_tick_start:
             self.armed = False
             self.crashes += 1
             raise InjectedCrash("rotator crashed after its keyring write, before publishing")
-        return self.inner.publish(documents, already_announced=already_announced)
+        return self.inner.publish(documents, **options)
 
 
 def tagged_client_factory(endpoint: str, region: str, tag: str) -> Callable[[str], Any]:

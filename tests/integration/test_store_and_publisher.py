@@ -97,19 +97,19 @@ def test_documents_are_written_with_headers_and_invalidated_only_on_change(aws_r
     keyring = Keyring((generate_key("ES256", NOW).with_changes(state=KeyState.ACTIVE),))
     documents = build_documents(settings, keyring)
 
-    first = publisher.publish(documents, already_announced=False)
+    first = publisher.publish(documents, already_announced=False, generation=keyring.generation)
     assert set(first.uploaded) == {JWKS_PATH, DISCOVERY_PATH} and first.invalidation_id
     for path in (JWKS_PATH, DISCOVERY_PATH):
         stored = s3.get_object(Bucket=aws_resources.bucket, Key=path)
         assert stored["ContentType"] == "application/json"
         assert stored["CacheControl"] == "public, max-age=1800"
         assert stored["Body"].read() == documents.files[path]
-    again = publisher.publish(documents, already_announced=True)
+    again = publisher.publish(documents, already_announced=True, generation=keyring.generation)
     assert again.uploaded == () and again.invalidation_id is None
     invalidations = cloudfront.list_invalidations(DistributionId=aws_resources.distribution_id)["InvalidationList"]
     assert invalidations["Quantity"] == 1
     # an upload that was never announced (invalidation failed last time) is invalidated again
-    retry = publisher.publish(documents, already_announced=False)
+    retry = publisher.publish(documents, already_announced=False, generation=keyring.generation)
     assert retry.uploaded == () and retry.invalidation_id
     batch = cloudfront.get_invalidation(DistributionId=aws_resources.distribution_id, Id=retry.invalidation_id)
     assert sorted(batch["Invalidation"]["InvalidationBatch"]["Paths"]["Items"]) == sorted(["/" + DISCOVERY_PATH, "/" + JWKS_PATH])
@@ -125,3 +125,38 @@ def test_published_objects_are_private_over_plain_http(aws_resources):
     with pytest.raises(urllib.error.HTTPError) as denied:
         urllib.request.urlopen(f"{aws_resources.endpoint}/{aws_resources.bucket}/probe.json", timeout=5)
     assert denied.value.code == 403
+
+
+def test_a_slow_rotator_cannot_put_an_older_key_set_back(aws_resources):
+    """Rotator A read an older keyring; B published a newer one; A's late publication must not undo B's."""
+    settings = settings_for(aws_resources)
+    clients = aws_resources.client
+    fast = build_rotation_service(settings, clients)
+    fast.tick()
+    store = SecretsManagerKeyringStore(clients("secretsmanager"), aws_resources.secret_id)
+    older = store.load()
+    fast.rotate_now()  # a newer keyring, with a fresh key, is committed and published
+    newer_kids = {k.kid for k in store.load().keyring.keys}
+    publisher = S3Publisher(clients("s3"), aws_resources.bucket, settings)
+    with pytest.raises(KeyringConflictError, match="newer"):
+        publisher.publish(build_documents(settings, older.keyring), already_announced=True, generation=older.keyring.generation)
+    jwks = json.loads(clients("s3").get_object(Bucket=aws_resources.bucket, Key=JWKS_PATH)["Body"].read())
+    assert {k["kid"] for k in jwks["keys"]} == newer_kids
+
+
+def test_a_bucket_ahead_of_a_restored_keyring_is_overwritten(aws_resources):
+    """If the store holds nothing newer (the secret was restored), the rotator republishes what it holds."""
+    settings = settings_for(aws_resources)
+    clients = aws_resources.client
+    service = build_rotation_service(settings, clients)
+    service.tick()
+    store = SecretsManagerKeyringStore(clients("secretsmanager"), aws_resources.secret_id)
+    current = store.load()
+    # publish a foreign document claiming a far newer generation
+    publisher = S3Publisher(clients("s3"), aws_resources.bucket, settings)
+    stray = Keyring((generate_key("ES256", NOW).with_changes(state=KeyState.ACTIVE),), generation=10_000)
+    publisher.upload(build_documents(settings, stray), (JWKS_PATH,), stray.generation)
+    report = service.tick()
+    assert report.converged
+    jwks = json.loads(clients("s3").get_object(Bucket=aws_resources.bucket, Key=JWKS_PATH)["Body"].read())
+    assert {k["kid"] for k in jwks["keys"]} == {k.kid for k in current.keyring.keys}

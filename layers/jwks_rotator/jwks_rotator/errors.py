@@ -45,6 +45,12 @@ class KeyringConflictError(JwksRotatorError):
     code = "keyring_conflict"
 
 
+class PublicationSupersededError(KeyringConflictError):
+    """The bucket already holds documents published from a newer keyring."""
+
+    code = "publication_superseded"
+
+
 class StoreError(JwksRotatorError):
     """The keyring store (Secrets Manager) could not be read or written."""
 

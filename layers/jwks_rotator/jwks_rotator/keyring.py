@@ -15,10 +15,15 @@ _STATE_ORDER = {KeyState.ACTIVE: 0, KeyState.PENDING: 1, KeyState.RETIRED: 2}
 
 @dataclass(frozen=True)
 class Keyring:
-    """An immutable set of keys plus the digest of the last JWKS published from it."""
+    """An immutable set of keys plus the digest of the last JWKS published from it.
+
+    ``generation`` grows with every change, so a publisher can tell a newer
+    keyring's documents from an older one's (see :mod:`.publisher`).
+    """
 
     keys: tuple[KeyRecord, ...] = ()
     published_digest: str | None = field(default=None)
+    generation: int = 0
 
     def __post_init__(self) -> None:
         kids = [k.kid for k in self.keys]
@@ -45,10 +50,10 @@ class Keyring:
 
     # --- changes ---------------------------------------------------------
     def replace_keys(self, keys: Iterable[KeyRecord]) -> "Keyring":
-        return Keyring(keys=tuple(keys), published_digest=self.published_digest)
+        return Keyring(keys=tuple(keys), published_digest=self.published_digest, generation=self.generation + 1)
 
     def with_digest(self, digest: str | None) -> "Keyring":
-        return Keyring(keys=self.keys, published_digest=digest)
+        return Keyring(keys=self.keys, published_digest=digest, generation=self.generation + 1)
 
     # --- storage ---------------------------------------------------------
     def to_json(self) -> str:
@@ -56,6 +61,7 @@ class Keyring:
         document: dict[str, Any] = {
             "format": KEYRING_FORMAT,
             "published_digest": self.published_digest,
+            "generation": self.generation,
             "keys": [k.to_dict() for k in self.keys],
         }
         return json.dumps(document, separators=(",", ":"), sort_keys=True)
@@ -73,7 +79,14 @@ class Keyring:
         if not isinstance(keys, list) or not all(isinstance(k, dict) for k in keys):
             raise KeyringError("keyring secret: 'keys' must be a list of objects")
         digest = document.get("published_digest")
-        return cls(keys=tuple(KeyRecord.from_dict(k) for k in keys), published_digest=digest if isinstance(digest, str) else None)
+        generation = document.get("generation", 0)
+        if not isinstance(generation, int) or isinstance(generation, bool) or generation < 0:
+            raise KeyringError("keyring secret: 'generation' must be a whole number")
+        return cls(
+            keys=tuple(KeyRecord.from_dict(k) for k in keys),
+            published_digest=digest if isinstance(digest, str) else None,
+            generation=generation,
+        )
 
 
 EMPTY_KEYRING_JSON = Keyring().to_json()

@@ -10,11 +10,12 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .config import Settings
-from .errors import PublishError
+from .errors import PublicationSupersededError, PublishError
 from .jwks import PublicDocuments
 
 CONTENT_TYPE = "application/json"
 DIGEST_METADATA = "sha256"
+GENERATION_METADATA = "keyring-generation"
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,13 @@ class S3Publisher:
     def cache_control(self) -> str:
         return self._cache_control
 
-    def stale_paths(self, documents: PublicDocuments) -> tuple[str, ...]:
-        """Paths whose stored object is missing or differs in body or headers."""
+    def stale_paths(self, documents: PublicDocuments, generation: int | None = None) -> tuple[str, ...]:
+        """Paths whose stored object is missing or differs in body or headers.
+
+        With ``generation``, a differing object written from a newer keyring
+        raises :class:`PublicationSupersededError` instead: a slow rotator must
+        not put an older key set back over a newer one.
+        """
         stale = []
         for path, body in documents.files.items():
             try:
@@ -63,10 +69,16 @@ class S3Publisher:
                 or head.get("ContentType") != CONTENT_TYPE
                 or head.get("CacheControl") != self._cache_control
             ):
+                stored_generation = head.get("Metadata", {}).get(GENERATION_METADATA, "")
+                if generation is not None and stored_generation.isdigit() and int(stored_generation) > generation:
+                    raise PublicationSupersededError(
+                        f"s3://{self._bucket}/{path} was published from keyring generation {stored_generation}, "
+                        f"newer than {generation}"
+                    )
                 stale.append(path)
         return tuple(stale)
 
-    def upload(self, documents: PublicDocuments, paths: tuple[str, ...]) -> None:
+    def upload(self, documents: PublicDocuments, paths: tuple[str, ...], generation: int = 0) -> None:
         """Write the given paths (the JWKS first, so discovery never points at an older set)."""
         for path in sorted(paths, key=lambda p: (not p.endswith("jwks.json"), p)):
             body = documents.files[path]
@@ -77,7 +89,7 @@ class S3Publisher:
                     Body=body,
                     ContentType=CONTENT_TYPE,
                     CacheControl=self._cache_control,
-                    Metadata={DIGEST_METADATA: hashlib.sha256(body).hexdigest()},
+                    Metadata={DIGEST_METADATA: hashlib.sha256(body).hexdigest(), GENERATION_METADATA: str(generation)},
                 )
             except (ClientError, BotoCoreError) as exc:
                 raise PublishError(f"cannot write s3://{self._bucket}/{path}: {_describe(exc)}") from None
@@ -96,16 +108,18 @@ class S3Publisher:
             raise PublishError(f"cannot invalidate distribution {self._distribution_id}: {_describe(exc)}") from None
         return str(response["Invalidation"]["Id"])
 
-    def publish(self, documents: PublicDocuments, *, already_announced: bool) -> PublishResult:
+    def publish(self, documents: PublicDocuments, *, already_announced: bool, generation: int, force: bool = False) -> PublishResult:
         """Upload what is stale and invalidate it.
 
         ``already_announced`` says the keyring recorded this digest as
         published and invalidated; if it did not (an earlier tick uploaded but
-        failed to invalidate), every path is invalidated again.
+        failed to invalidate), every path is invalidated again. ``generation``
+        is the keyring's; documents from a newer one are not overwritten
+        unless ``force`` says the store holds nothing newer.
         """
-        stale = self.stale_paths(documents)
+        stale = self.stale_paths(documents, None if force else generation)
         if stale:
-            self.upload(documents, stale)
+            self.upload(documents, stale, generation)
         to_invalidate = stale if already_announced else tuple(documents.files)
         invalidation_id = self.invalidate(to_invalidate) if to_invalidate else None
         return PublishResult(uploaded=stale, invalidation_id=invalidation_id)

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Protocol
 
 from .config import Settings
-from .errors import KeyringConflictError
+from .errors import KeyringConflictError, PublicationSupersededError
 from .jwks import build_documents, PublicDocuments
 from .keyring import Keyring
 from .keys import KeyRecord, generate_key
@@ -31,7 +31,7 @@ def utc_now() -> datetime:
 
 
 class Publisher(Protocol):
-    def publish(self, documents: PublicDocuments, *, already_announced: bool) -> PublishResult: ...
+    def publish(self, documents: PublicDocuments, *, already_announced: bool, generation: int, force: bool = False) -> PublishResult: ...
 
 
 @dataclass
@@ -132,7 +132,7 @@ class RotationService:
                 self._record(report, plan)
                 progressed = True
         documents = build_documents(self._settings, keyring)
-        result = self._publisher.publish(documents, already_announced=keyring.published_digest == documents.digest)
+        result = self._publish(documents, keyring, version)
         if result.uploaded or result.invalidation_id:
             report.publications.append(result)
             self._log.info(
@@ -148,6 +148,18 @@ class RotationService:
             progressed = True
         report.keyring = keyring
         return progressed
+
+    def _publish(self, documents: PublicDocuments, keyring: Keyring, version: str) -> PublishResult:
+        announced = keyring.published_digest == documents.digest
+        try:
+            return self._publisher.publish(documents, already_announced=announced, generation=keyring.generation)
+        except PublicationSupersededError:
+            if self._store.load().version_id != version:
+                raise  # a newer keyring exists: re-read it and publish that
+            # The store holds nothing newer (a restored secret, say): the bucket's generation is not ours to respect.
+            self._log.warning("bucket holds documents of a keyring generation the store never reached; overwriting",
+                              extra={"reason": "generation ahead of keyring"})
+            return self._publisher.publish(documents, already_announced=False, generation=keyring.generation, force=True)
 
     def _record(self, report: RunReport, plan: Plan) -> None:
         for change in plan.changes:
