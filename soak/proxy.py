@@ -29,9 +29,11 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+from jwks_rotator_cli.loopback_server import LoopbackServer
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/(?P<service>[a-z0-9-]+)/aws4_request")
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection", "te", "upgrade"}
@@ -111,8 +113,7 @@ class FaultProxy:
         self._rng = random.Random(seed)
         self._host = host
         self._upstream: tuple[str, int] | None = None
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = LoopbackServer(_ProxyHandler, self, host=host, name="FaultProxy")
         self._lock = threading.Lock()
         self._enabled = False
         self._cut_tag: str | None = None
@@ -123,22 +124,11 @@ class FaultProxy:
     # --- lifecycle -------------------------------------------------------
     @property
     def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FaultProxy is not bound")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._http.url
 
     def bind(self) -> str:
         """Open the listening socket so the URL is known before the upstream is."""
-        if self._server is None:
-            proxy = self
-
-            class Handler(_ProxyHandler):
-                owner = proxy
-
-            self._server = ThreadingHTTPServer((self._host, 0), Handler)
-            self._server.daemon_threads = True
-        return self.url
+        return self._http.bind()
 
     def start(self, upstream: str) -> str:
         """Forward to ``upstream`` (``http://127.0.0.1:PORT``) and serve in a background thread."""
@@ -146,21 +136,10 @@ class FaultProxy:
         if parts.hostname not in ("127.0.0.1", "localhost") or parts.port is None:
             raise ValueError("the proxy forwards to loopback only")
         self._upstream = (parts.hostname, parts.port)
-        self.bind()
-        if self._thread is None:
-            assert self._server is not None
-            self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True)
-            self._thread.start()
-        return self.url
+        return self._http.start()
 
     def stop(self) -> None:
-        if self._server is not None:
-            if self._thread is not None:
-                self._server.shutdown()
-                self._thread.join()
-            self._server.server_close()
-        self._server = None
-        self._thread = None
+        self._http.stop()
 
     # --- control ---------------------------------------------------------
     @property

@@ -27,12 +27,14 @@ import threading
 import time
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 from jwks_rotator.jwks import DISCOVERY_PATH, JWKS_PATH
+
+from .loopback_server import LoopbackServer
 
 SERVED_PATHS: tuple[str, ...] = ("/" + JWKS_PATH, "/" + DISCOVERY_PATH)
 INVALIDATION_POLL_SECONDS = 0.25
@@ -107,18 +109,14 @@ class LocalEdge:
         self._poll_lock = threading.Lock()
         self._last_poll = float("-inf")
         self._seen_invalidations: set[str] = set()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = LoopbackServer(_EdgeHandler, self, host=host, port=port, name="LocalEdge")
         self.stats = EdgeStats()
 
     # --- lifecycle -------------------------------------------------------
     @property
     def url(self) -> str:
         """The base URL (``http://127.0.0.1:PORT``); valid after :meth:`start`."""
-        if self._server is None:
-            raise RuntimeError("LocalEdge is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._http.url
 
     @property
     def port(self) -> int:
@@ -126,36 +124,20 @@ class LocalEdge:
 
     def bind(self) -> str:
         """Open the listening socket (so the URL is known) without serving yet; returns the base URL."""
-        if self._server is None:
-            edge = self
-
-            class Handler(_EdgeHandler):
-                owner = edge
-
-            self._server = ThreadingHTTPServer((self._host, self._port), Handler)
-            self._server.daemon_threads = True
+        if not self._http.bound:
+            self._http.bind()
             # Invalidations made before the edge existed concern caches it never had.
             self._seen_invalidations = set(self._list_invalidation_ids())
         return self.url
 
     def start(self) -> str:
         """Bind if needed and serve in a background thread; returns the base URL."""
-        url = self.bind()
-        if self._thread is None:
-            assert self._server is not None
-            self._thread = threading.Thread(target=self._server.serve_forever, name="local-edge", daemon=True)
-            self._thread.start()
-        return url
+        self.bind()
+        return self._http.start()
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
-        if self._server is not None:
-            if self._thread is not None:
-                self._server.shutdown()
-                self._thread.join()
-            self._server.server_close()
-        self._server = None
-        self._thread = None
+        self._http.stop()
 
     # --- cache control ---------------------------------------------------
     def purge(self) -> None:

@@ -26,9 +26,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable, Mapping
 from urllib.parse import unquote, urlsplit
+
+from .loopback_server import LoopbackServer
 
 Handler = Callable[[Any, Any], Any]
 ACCOUNT_ID = "123456789012"
@@ -93,43 +95,23 @@ class LambdaApi:
         self._host = host
         self._port = port
         self.region = region
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = LoopbackServer(_InvokeHandler, self, host=host, port=port, name="LambdaApi")
         self._async: list[threading.Thread] = []
 
     @property
     def url(self) -> str:
         """The endpoint URL for boto3 (``http://127.0.0.1:PORT``); valid after :meth:`start`."""
-        if self._server is None:
-            raise RuntimeError("LambdaApi is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._http.url
 
     def start(self) -> str:
         """Serve in a background thread; returns the endpoint URL."""
-        if self._server is None:
-            api = self
-
-            class RequestHandler(_InvokeHandler):
-                owner = api
-
-            self._server = ThreadingHTTPServer((self._host, self._port), RequestHandler)
-            self._server.daemon_threads = True
-            self._thread = threading.Thread(target=self._server.serve_forever, name="lambda-api", daemon=True)
-            self._thread.start()
-        return self.url
+        return self._http.start()
 
     def stop(self) -> None:
         """Stop serving; waits for asynchronous (``Event``) invocations still running."""
-        if self._server is not None:
-            self._server.shutdown()
-            if self._thread is not None:
-                self._thread.join()
-            self._server.server_close()
+        self._http.stop()
         for thread in list(self._async):
             thread.join()
-        self._server = None
-        self._thread = None
 
     # --- invocation ------------------------------------------------------
     def resolve(self, function_name: str) -> LocalFunction | None:
