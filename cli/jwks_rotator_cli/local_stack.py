@@ -119,6 +119,22 @@ def load_handler(function_dir: str, module_name: str) -> tuple[ModuleType, Calla
     return module, module.handler
 
 
+def _discarding_metrics(module: ModuleType, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """Drop a function's metrics after each call.
+
+    With POWERTOOLS_METRICS_DISABLED, powertools skips the flush but keeps the
+    values, and prints them anyway once 100 accumulate; the local stack wants none.
+    """
+
+    def run(event: Any, context: Any) -> Any:
+        try:
+            return handler(event, context)
+        finally:
+            module.metrics.clear_metrics()
+
+    return run
+
+
 class LocalStack:
     """moto + the template's resources + the functions behind a Lambda API + a caching edge + a schedule."""
 
@@ -295,7 +311,9 @@ class LocalStack:
         functions = []
         for name in self.functions:
             module_name = f"jwks_rotator_local_{_FUNCTION_DIRS[name]}_{uuid.uuid4().hex[:8]}"
-            _, handler = load_handler(_FUNCTION_DIRS[name], module_name)
+            module, handler = load_handler(_FUNCTION_DIRS[name], module_name)
+            if not self._metrics:
+                handler = _discarding_metrics(module, handler)
             self._modules.append(module_name)
             functions.append(LocalFunction(name, handler, memory_limit_in_mb=256 if name == SIGN_FUNCTION else 512))
         self._lambda = LambdaApi(functions, host=self._host, port=self._lambda_port, region=self.region)
