@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -20,11 +21,12 @@ from botocore.exceptions import ClientError
 from jwks_rotator.config import Settings
 from jwks_rotator.errors import JwksRotatorError, StoreError
 from jwks_rotator.jwks import JWKS_PATH
-from jwks_rotator.keyring import Keyring
+from jwks_rotator.keyring import EMPTY_KEYRING_JSON, Keyring
 from jwks_rotator.keys import PRIVATE_MEMBERS, KeyRecord, KeyState, generate_key
 from jwks_rotator.publisher import S3Publisher
 from jwks_rotator.rotation import RotationService
-from jwks_rotator.store import InMemoryKeyringStore, VersionedKeyring
+from jwks_rotator.errors import KeyringConflictError
+from jwks_rotator.store import INITIAL_VERSION_ID, VersionedKeyring
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -59,6 +61,25 @@ class Faults:
 
 def _client_error(code: str, operation: str) -> ClientError:
     return ClientError({"Error": {"Code": code, "Message": "injected"}}, operation)
+
+
+class InMemoryKeyringStore:
+    """The store's compare-and-swap contract, in memory."""
+
+    def __init__(self) -> None:
+        self.versions: dict[str, str] = {INITIAL_VERSION_ID: EMPTY_KEYRING_JSON}
+        self.current = INITIAL_VERSION_ID
+
+    def load(self) -> VersionedKeyring:
+        return VersionedKeyring(Keyring.from_json(self.versions[self.current]), self.current)
+
+    def save(self, keyring: Keyring, expected_version_id: str) -> str:
+        if expected_version_id != self.current:
+            raise KeyringConflictError(f"keyring changed since version {expected_version_id} was read")
+        version_id = str(uuid.uuid4())
+        self.versions[version_id] = keyring.to_json()
+        self.current = version_id
+        return version_id
 
 
 class FaultyStore:

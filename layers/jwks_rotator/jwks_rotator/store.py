@@ -118,22 +118,3 @@ class SecretsManagerKeyringStore:
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"cannot read keyring secret {self._secret_id} after initialising it: {_error_code(exc)}") from None
         return VersionedKeyring(Keyring.from_json(response.get("SecretString") or EMPTY_KEYRING_JSON), response["VersionId"])
-
-
-class InMemoryKeyringStore:
-    """A store with the same compare-and-swap contract, for unit tests and simulations."""
-
-    def __init__(self) -> None:
-        self.versions: dict[str, str] = {INITIAL_VERSION_ID: EMPTY_KEYRING_JSON}
-        self.current = INITIAL_VERSION_ID
-
-    def load(self) -> VersionedKeyring:
-        return VersionedKeyring(Keyring.from_json(self.versions[self.current]), self.current)
-
-    def save(self, keyring: Keyring, expected_version_id: str) -> str:
-        if expected_version_id != self.current:
-            raise KeyringConflictError(f"keyring changed since version {expected_version_id} was read")
-        version_id = str(uuid.uuid4())
-        self.versions[version_id] = keyring.to_json()
-        self.current = version_id
-        return version_id
