@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import importlib.metadata
 import importlib.util
-import io
 import json
 import logging
 import os
@@ -68,11 +67,9 @@ def settings_for(alg: str) -> Any:
 
 
 def load_sign_app() -> Any:
-    spec = importlib.util.spec_from_file_location("sign_app_bench", SIGN_APP)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from jwks_rotator_cli.functions import load_function_module
+
+    return load_function_module("sign", "sign_app_bench")
 
 
 # --- timing -----------------------------------------------------------------

@@ -43,7 +43,6 @@ from botocore.config import Config
 from jwks_rotator.config import Settings
 from jwks_rotator.jwks import JWKS_PATH, build_documents
 from jwks_rotator.keyring import Keyring
-from jwks_rotator.keys import KeyState
 from jwks_rotator.publisher import PublishResult, S3Publisher
 from jwks_rotator.rotation import RotationService
 from jwks_rotator.store import SecretsManagerKeyringStore, VersionedKeyring

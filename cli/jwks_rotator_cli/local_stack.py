@@ -24,7 +24,6 @@ edge talk to moto directly.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -42,9 +41,9 @@ from jwks_rotator.aws_setup import CreatedResources, create_resources
 from jwks_rotator.config import SETTINGS, Settings
 from jwks_rotator.errors import ConfigurationError, JwksRotatorError
 
-import jwks_rotator_cli
 
 from .edge import LocalEdge
+from .functions import FUNCTIONS_DIR, load_function_module
 from .lambda_api import ACCOUNT_ID, InvocationResult, LambdaApi, LocalFunction
 
 SECRET_NAME = "jwks-rotator-keyring"
@@ -53,7 +52,6 @@ REGION = "us-east-1"
 SIGN_FUNCTION = "SignFunction"
 ROTATE_FUNCTION = "RotateFunction"
 STATE_FILE_NAME = ".jwks-rotator-local.json"
-FUNCTIONS_DIR = Path(jwks_rotator_cli.__file__).resolve().parents[2] / "functions"
 _FUNCTION_DIRS = {SIGN_FUNCTION: "sign", ROTATE_FUNCTION: "rotate"}
 _MANAGED_SETTINGS = ("keyring_secret_id", "jwks_bucket", "distribution_id")
 _DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -105,17 +103,10 @@ def normalise_overrides(overrides: Mapping[str, Any]) -> dict[str, str]:
 
 def load_handler(function_dir: str, module_name: str) -> tuple[ModuleType, Callable[[Any, Any], Any]]:
     """Import ``functions/<dir>/app.py`` under a module name of its own and return its ``handler``."""
-    path = FUNCTIONS_DIR / function_dir / "app.py"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise LocalStackError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
-    except Exception:
-        sys.modules.pop(module_name, None)
-        raise
+        module = load_function_module(function_dir, module_name)
+    except ImportError as exc:
+        raise LocalStackError(str(exc)) from None
     return module, module.handler
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -10,6 +9,7 @@ from types import ModuleType, SimpleNamespace
 import pytest
 
 from jwks_rotator.jwks import JWKS_PATH
+from jwks_rotator_cli.functions import load_function_module
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,10 +42,7 @@ def rotate(aws_resources, monkeypatch) -> ModuleType:
         "ALGORITHM": "ES256",
     }.items():
         monkeypatch.setenv(name, value)
-    spec = importlib.util.spec_from_file_location("rotate_app_under_test", ROOT / "functions" / "rotate" / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_function_module("rotate")
 
 
 def published_kids(aws_resources) -> list[str]:

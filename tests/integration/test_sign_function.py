@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -17,19 +15,15 @@ from jwks_rotator.jwks import JWKS_PATH
 from jwks_rotator.publisher import S3Publisher
 from jwks_rotator.rotation import RotationService
 from jwks_rotator.store import SecretsManagerKeyringStore
+from jwks_rotator_cli.functions import load_function_module
 
 pytestmark = pytest.mark.integration
 
 ISSUER = "https://issuer.example"
-SIGN_APP = Path(__file__).resolve().parents[2] / "functions" / "sign" / "app.py"
 
 
 def load_sign_app() -> Any:
-    spec = importlib.util.spec_from_file_location("sign_app_integration", SIGN_APP)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_function_module("sign")
 
 
 def bootstrap(aws_resources: Any, algorithm: str, now: datetime) -> Settings:

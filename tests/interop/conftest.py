@@ -9,7 +9,6 @@ published documents over HTTP on loopback as CloudFront would.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -30,12 +29,12 @@ from jwks_rotator.keys import KeyRecord
 from jwks_rotator.operations import build_rotation_service
 from jwks_rotator.rotation import RotationService
 from jwks_rotator.store import SecretsManagerKeyringStore
+from jwks_rotator_cli.functions import load_function_module
 
 from ..conftest import aws_client
 from .support import ALGORITHMS, NODE_DIR, Expectation, NodeVerifier
 
 REPO = Path(__file__).resolve().parents[2]
-SIGN_APP = REPO / "functions" / "sign" / "app.py"
 REGION = "us-east-1"
 AUDIENCE = "orders-api"
 OTHER_AUDIENCE = "billing-api"
@@ -135,10 +134,7 @@ class Deployment:
             for name, value in self.env.items():
                 patch.setenv(name, value)
             name = f"interop_sign_app_{self.alg.lower()}_{uuid.uuid4().hex[:8]}"
-            spec = importlib.util.spec_from_file_location(name, SIGN_APP)
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
+            module = load_function_module("sign", name)
         self.sign_module = module
         return module
 

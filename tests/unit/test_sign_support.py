@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from jwks_rotator.config import Settings
 from jwks_rotator.keyring import Keyring
 from jwks_rotator.keys import KeyRecord, KeyState, generate_key, load_private_key
+from jwks_rotator_cli.functions import load_function_module
 
 ISSUER = "https://issuer.example"
 ALGORITHMS = ("RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA")
-SIGN_APP = Path(__file__).resolve().parents[2] / "functions" / "sign" / "app.py"
 
 
 @lru_cache(maxsize=None)
@@ -86,8 +85,4 @@ class FakeClock:
 
 def load_sign_app(name: str = "sign_app_under_test") -> Any:
     """A fresh copy of functions/sign/app.py as a module."""
-    spec = importlib.util.spec_from_file_location(name, SIGN_APP)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_function_module("sign", f"{name}_{uuid.uuid4().hex[:8]}")
