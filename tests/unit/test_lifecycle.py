@@ -130,3 +130,36 @@ def test_record_publication_keeps_the_first_time_seen():
     twice = record_publication(once, [k.kid for k in once.keys], "d2", T0 + DAY).keyring
     assert twice.keys[0].published_at == T0 and twice.published_digest == "d2"
     assert not record_publication(twice, [k.kid for k in twice.keys], "d2", T0 + 2 * DAY).changed
+
+
+def test_an_operation_that_landed_is_not_applied_again_after_a_later_conflict():
+    """revoke lands, then the same round loses a race: the retry must not revoke twice (unknown kid)."""
+    from jwks_rotator.errors import KeyringConflictError
+    from jwks_rotator.publisher import PublishResult
+    from jwks_rotator.rotation import RotationService
+    from tests.simulation import InMemoryKeyringStore
+
+    class RacedOnce(InMemoryKeyringStore):
+        saves = 0
+
+        def save(self, keyring, expected_version_id):
+            self.saves += 1
+            if self.saves == 2:  # the write after the revoke: another rotator got there first
+                raise KeyringConflictError("raced")
+            return super().save(keyring, expected_version_id)
+
+    class Publisher:
+        def publish(self, documents, **options):
+            return PublishResult((), None)
+
+    clock = lambda: T0  # noqa: E731
+    store = InMemoryKeyringStore()
+    RotationService(store, Publisher(), SETTINGS, clock=clock, key_factory=new_key).tick()
+    keyring = store.load().keyring
+    revoked = keyring.in_state(KeyState.PENDING)[0].kid
+    raced = RacedOnce()
+    raced.versions, raced.current = store.versions, store.current
+    report = RotationService(raced, Publisher(), SETTINGS, clock=clock, key_factory=new_key).revoke(revoked)
+    assert report.conflicts == 1 and report.converged
+    assert [c.kind for c in report.changes].count("revoked") == 1
+    assert raced.load().keyring.get(revoked) is None

@@ -113,7 +113,6 @@ def reconcile(keyring: Keyring, settings: Settings, now: datetime, new_key: KeyF
                 changes.append(LifecycleChange("retired", key.kid, f"replaced by {candidate.kid}"))
             updated.append(key)
         keys = updated
-        active = candidate
 
     if not any(k.state is KeyState.PENDING and k.alg == settings.algorithm for k in keys):
         fresh = new_key(settings.algorithm, now)

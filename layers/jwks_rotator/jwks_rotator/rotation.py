@@ -102,35 +102,39 @@ class RotationService:
 
     def _run(self, operation: Callable[[Keyring, datetime], Plan] | None) -> RunReport:
         report = RunReport()
-        pending_operation = operation
+        pending: list[Callable[[Keyring, datetime], Plan]] = [operation] if operation is not None else []
         for _ in range(MAX_ROUNDS):
             try:
-                progressed = self._round(report, pending_operation)
+                progressed = self._round(report, pending)
             except KeyringConflictError:
                 report.conflicts += 1
                 self._log.info("keyring changed under us; reading it again", extra={"reason": "conflict"})
                 continue
-            pending_operation = None
             if not progressed:
                 report.converged = True
                 break
         return report
 
-    def _round(self, report: RunReport, operation: Callable[[Keyring, datetime], Plan] | None) -> bool:
+    def _round(self, report: RunReport, pending: list[Callable[[Keyring, datetime], Plan]]) -> bool:
+        """One read-plan-write-publish pass. ``pending`` holds the operation until its write lands:
+        a conflict later in the round must not apply it twice (a second revoke would find no kid)."""
         loaded = self._store.load()
         keyring, version = loaded.keyring, loaded.version_id
         progressed = False
-        steps: list[Callable[[Keyring, datetime], Plan]] = []
-        if operation is not None:
-            steps.append(operation)
-        steps.append(lambda k, now: reconcile(k, self._settings, now, self._new_key))
-        for step in steps:
-            plan = step(keyring, self._clock())
+        for operation in list(pending):
+            plan = operation(keyring, self._clock())
             if plan.changed:
                 version = self._store.save(plan.keyring, version)
                 keyring = plan.keyring
                 self._record(report, plan)
                 progressed = True
+            pending.remove(operation)
+        plan = reconcile(keyring, self._settings, self._clock(), self._new_key)
+        if plan.changed:
+            version = self._store.save(plan.keyring, version)
+            keyring = plan.keyring
+            self._record(report, plan)
+            progressed = True
         documents = build_documents(self._settings, keyring)
         result = self._publish(documents, keyring, version)
         if result.uploaded or result.invalidation_id:
