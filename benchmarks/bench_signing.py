@@ -23,9 +23,10 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
@@ -41,7 +42,7 @@ def make_keyring_json(alg: str) -> tuple[str, Any]:
     from jwks_rotator.keyring import Keyring
     from jwks_rotator.keys import KeyState, generate_key
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     record = generate_key(alg, now - timedelta(hours=1)).with_changes(
         state=KeyState.ACTIVE, published_at=now - timedelta(hours=1), activated_at=now - timedelta(minutes=5)
     )
@@ -145,6 +146,7 @@ def bench_signing_path(rounds: int, batch: int) -> dict[str, dict[str, tuple[flo
     import jwt
     from jwcrypto import jwk as jwcrypto_jwk
     from jwcrypto import jwt as jwcrypto_jwt
+
     from jwks_rotator.keys import load_private_key
     from jwks_rotator.signer import TokenSigner
 
@@ -292,8 +294,8 @@ def count_warm_calls(endpoint: str, secret_id: str, alg: str, tokens: int = 1000
     """AWS API calls made by the whole handler over ``tokens`` warm invocations, counted by a botocore hook."""
     import boto3
 
-    from jwks_rotator.signer import TokenSigner
     from jwks_rotator.config import Settings
+    from jwks_rotator.signer import TokenSigner
 
     app = load_sign_app()
     client = boto3.client("secretsmanager", endpoint_url=endpoint, region_name="us-east-1")
@@ -323,7 +325,7 @@ def machine() -> str:
         for name in ("cryptography", "PyJWT", "jwcrypto", "aws-lambda-powertools", "boto3", "moto")
     )
     return (f"Machine: {model}, {os.cpu_count()} CPUs; Python {platform.python_version()}; {versions}; "
-            f"date {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; "
+            f"date {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; "
             f"load average at the end {os.getloadavg()[0]:.1f} (shared machine: absolute numbers move, "
             "same-round ratios much less; cold start, timed in separate processes, moves most).")
 

@@ -33,13 +33,15 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 from botocore.config import Config
+
 from jwks_rotator.config import Settings
 from jwks_rotator.jwks import JWKS_PATH, build_documents
 from jwks_rotator.keyring import Keyring
@@ -477,7 +479,7 @@ class SoakRun:
         """Read the keyring from moto directly (no faults) and note activations and retirements."""
         try:
             keyring = self.direct_store.load().keyring
-        except Exception:  # noqa: BLE001 - moto itself is never faulted; a miss only delays the history
+        except Exception:
             return
         with self.lock:
             self.latest_keyring = keyring
@@ -616,7 +618,7 @@ class SoakRun:
             try:
                 response = client.invoke(FunctionName="SignFunction", Payload=json.dumps(payload).encode())
                 body = json.loads(response["Payload"].read())
-            except Exception as exc:  # noqa: BLE001 - counted; the Lambda API is not faulted
+            except Exception as exc:
                 with self.lock:
                     self.invoke_errors[type(exc).__name__] += 1
                 continue

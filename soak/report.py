@@ -6,10 +6,11 @@ import json
 import os
 import platform
 import subprocess
-from datetime import datetime, timezone
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 JOSE_PACKAGE = REPO / "tests" / "interop" / "node" / "node_modules" / "jose" / "package.json"
@@ -121,7 +122,7 @@ def as_markdown(summaries: Sequence[Mapping[str, Any]], command: str) -> str:
     out = [
         "# Soak: the local stack under signing, caching verifiers and injected faults",
         "",
-        f"Last long run: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, `{command}`. "
+        f"Last long run: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, `{command}`. "
         f"Result: **{'PASS' if passed(summaries) else 'FAIL'}**.",
         "",
         f"- Machine: {env['machine']}",

@@ -12,23 +12,23 @@ import json
 import random
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from botocore.exceptions import ClientError
 
 from jwks_rotator.config import Settings
-from jwks_rotator.errors import JwksRotatorError, StoreError
+from jwks_rotator.errors import JwksRotatorError, KeyringConflictError, StoreError
 from jwks_rotator.jwks import JWKS_PATH
 from jwks_rotator.keyring import EMPTY_KEYRING_JSON, Keyring
 from jwks_rotator.keys import PRIVATE_MEMBERS, KeyRecord, KeyState, generate_key
 from jwks_rotator.publisher import S3Publisher
 from jwks_rotator.rotation import RotationService
-from jwks_rotator.errors import KeyringConflictError
 from jwks_rotator.store import INITIAL_VERSION_ID, VersionedKeyring
 
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class InjectedFault(Exception):

@@ -25,13 +25,15 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
+
 from jwks_rotator.jwks import DISCOVERY_PATH, JWKS_PATH
 
 from .loopback_server import LoopbackServer
@@ -190,7 +192,7 @@ class LocalEdge:
         with self._lock:
             for cached in list(self._cache):
                 for pattern in patterns:
-                    if pattern.endswith("*") and cached.startswith(pattern[:-1]) or cached == pattern:
+                    if (pattern.endswith("*") and cached.startswith(pattern[:-1])) or cached == pattern:
                         del self._cache[cached]
                         break
 
@@ -292,5 +294,5 @@ class _EdgeHandler(BaseHTTPRequestHandler):
         if with_body:
             self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the local stack prints what matters itself."""

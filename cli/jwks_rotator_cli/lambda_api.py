@@ -24,10 +24,11 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .loopback_server import LoopbackServer
@@ -130,7 +131,7 @@ class LambdaApi:
         context = LambdaContext(function, self.region)
         try:
             result = function.handler(event, context)
-        except Exception as exc:  # noqa: BLE001 - a handler's failure is the function's result, as in Lambda
+        except Exception as exc:
             log.info("function %s raised %s", function.name, type(exc).__name__)
             return InvocationResult({"errorMessage": str(exc), "errorType": type(exc).__name__}, "Unhandled")
         try:
@@ -204,5 +205,5 @@ class _InvokeHandler(BaseHTTPRequestHandler):
         if body:
             self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Quiet: requests are not worth a line each."""

@@ -30,17 +30,18 @@ import os
 import sys
 import threading
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
+
 from jwks_rotator.aws_setup import CreatedResources, create_resources
 from jwks_rotator.config import SETTINGS, Settings
 from jwks_rotator.errors import ConfigurationError, JwksRotatorError
-
 
 from .edge import LocalEdge
 from .functions import FUNCTIONS_DIR, load_function_module
@@ -57,7 +58,7 @@ _MANAGED_SETTINGS = ("keyring_secret_id", "jwks_bucket", "distribution_id")
 _DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 _CLEARED_ENV = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE")
 _running_lock = threading.Lock()
-_running: list["LocalStack"] = []
+_running: list[LocalStack] = []
 
 ReportCallback = Callable[[dict[str, Any]], None]
 ErrorCallback = Callable[[str], None]
@@ -77,7 +78,7 @@ def scheduled_event(region: str = REGION) -> dict[str, Any]:
         "detail-type": "Scheduled Event",
         "source": "aws.events",
         "account": ACCOUNT_ID,
-        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": region,
         "resources": [f"arn:aws:events:{region}:{ACCOUNT_ID}:rule/jwks-rotator-local-schedule"],
         "detail": {},
@@ -248,7 +249,7 @@ class LocalStack:
         )
 
     # --- lifecycle -------------------------------------------------------
-    def start(self) -> "LocalStack":
+    def start(self) -> LocalStack:
         """Start everything; returns once the JWKS serves (after the first tick, when ticking)."""
         with _running_lock:
             if _running:
@@ -358,7 +359,7 @@ class LocalStack:
                 _running.remove(self)
         self._started = False
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

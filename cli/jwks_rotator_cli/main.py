@@ -23,12 +23,16 @@ import json
 import os
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import click
 from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
+from rich.table import Table
+
 from jwks_rotator.algorithms import algorithm_names
 from jwks_rotator.config import SETTINGS, Settings
 from jwks_rotator.durations import format_duration
@@ -39,8 +43,6 @@ from jwks_rotator.lifecycle import deletion_time
 from jwks_rotator.operations import RotateCommand, build_rotation_service, run_command
 from jwks_rotator.rotation import RunReport
 from jwks_rotator.store import SecretsManagerKeyringStore
-from rich.console import Console
-from rich.table import Table
 
 from .local_stack import (
     REGION,
@@ -111,7 +113,7 @@ class _Cli(click.Group):
             _fail(f"{type(exc).__name__}: {exc.strerror or exc}", 1)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
-        except Exception as exc:  # noqa: BLE001 - one line, no traceback, as promised
+        except Exception as exc:
             if os.environ.get("JWKS_ROTATOR_DEBUG"):
                 raise
             _fail(f"unexpected {type(exc).__name__}: {exc}", 1)
@@ -330,7 +332,7 @@ def status(obj: CliContext, **values: Any) -> None:
     """The keys with state, age and next transition, and a timeline."""
     settings = obj.settings(_given(values), require=("keyring_secret_id",))
     keyring = SecretsManagerKeyringStore(obj.client("secretsmanager"), settings.keyring_secret_id).load().keyring
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     out = console()
     active = keyring.active
     out.print(f"keyring [bold]{settings.keyring_secret_id}[/bold]  active: [bold green]{active.kid if active else 'none'}[/bold green]")
@@ -465,14 +467,14 @@ def explain_verification_error(exc: Exception, token: str, *, audience: tuple[st
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.InvalidTokenError:
         claims = {}
-    now = datetime.now(timezone.utc).timestamp()
+    now = datetime.now(UTC).timestamp()
     if isinstance(exc, jwt.ExpiredSignatureError):
         exp = claims.get("exp")
-        when = f" at {datetime.fromtimestamp(exp, timezone.utc):%Y-%m-%d %H:%M:%S}Z ({human(now - exp)} ago)" if isinstance(exp, (int, float)) else ""
+        when = f" at {datetime.fromtimestamp(exp, UTC):%Y-%m-%d %H:%M:%S}Z ({human(now - exp)} ago)" if isinstance(exp, (int, float)) else ""
         return f"expired: the token expired{when}"
     if isinstance(exc, jwt.ImmatureSignatureError):
         nbf = claims.get("nbf", claims.get("iat"))
-        when = f" until {datetime.fromtimestamp(nbf, timezone.utc):%H:%M:%S}Z (in {human(nbf - now)})" if isinstance(nbf, (int, float)) else ""
+        when = f" until {datetime.fromtimestamp(nbf, UTC):%H:%M:%S}Z (in {human(nbf - now)})" if isinstance(nbf, (int, float)) else ""
         return f"not yet valid{when}"
     if isinstance(exc, jwt.InvalidAudienceError):
         if not audience:

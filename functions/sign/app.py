@@ -28,6 +28,7 @@ from collections import Counter
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
+
 from jwks_rotator.errors import ConfigurationError, JwksRotatorError
 from jwks_rotator.observability import make_logger, make_metrics
 from jwks_rotator.signer import SigningKey, TokenSigner

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -159,7 +160,7 @@ def _token_signed_with_active_key(stack: LocalStack, **claims: Any) -> str:
 
 
 def test_verify_reports_expired_and_bad_issuer_and_unknown_kid(stack):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     expired = _token_signed_with_active_key(stack, iss=stack.issuer, sub="a", exp=now - timedelta(hours=1))
     result = run(stack, "verify", expired)
     assert result.exit_code == 1

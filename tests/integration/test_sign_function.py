@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -61,7 +61,7 @@ def sign_env(aws_resources: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 @pytest.mark.parametrize("algorithm", ["RS256", "ES256", "EdDSA"])
 def test_a_token_from_the_handler_verifies_against_the_jwks_in_s3(aws_resources: Any, sign_env: Any, algorithm: str) -> None:
-    bootstrap(aws_resources, algorithm, datetime.now(timezone.utc) - timedelta(minutes=1))
+    bootstrap(aws_resources, algorithm, datetime.now(UTC) - timedelta(minutes=1))
     sign_env.setenv("ALGORITHM", algorithm)
     app = load_sign_app()
     request = {"sub": "user-123", "aud": "orders-api", "ttl": 300, "claims": {"roles": ["admin"], "email_verified": True}}
@@ -76,7 +76,7 @@ def test_a_token_from_the_handler_verifies_against_the_jwks_in_s3(aws_resources:
 
 
 def test_warm_invocations_make_no_aws_call(aws_resources: Any, sign_env: Any) -> None:
-    bootstrap(aws_resources, "ES256", datetime.now(timezone.utc) - timedelta(minutes=1))
+    bootstrap(aws_resources, "ES256", datetime.now(UTC) - timedelta(minutes=1))
     calls: list[str] = []
     real_client = boto3.client
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -19,7 +19,7 @@ from jwks_rotator.publisher import S3Publisher
 from jwks_rotator.store import CURRENT, SecretsManagerKeyringStore
 
 pytestmark = pytest.mark.integration
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def settings_for(aws_resources, **changes) -> Settings:

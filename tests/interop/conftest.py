@@ -14,11 +14,12 @@ import shutil
 import subprocess
 import urllib.request
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -61,7 +62,7 @@ class FakeClock:
     """The rotation service's clock: starts at the real time and moves only when told."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime.now(timezone.utc)
+        self.now = start or datetime.now(UTC)
 
     def __call__(self) -> datetime:
         return self.now
@@ -170,7 +171,7 @@ class Deployment:
 
     # --- the published documents over HTTP ------------------------------------------
     def fetch(self, url: str) -> tuple[bytes, dict[str, str]]:
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback URL we built
+        with urllib.request.urlopen(url, timeout=10) as response:
             return response.read(), {k.lower(): v for k, v in response.headers.items()}
 
     def jwks_text(self) -> str:

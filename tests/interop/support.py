@@ -14,9 +14,10 @@ import json
 import os
 import subprocess
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import jwt as pyjwt
 from cryptography.hazmat.primitives import hashes

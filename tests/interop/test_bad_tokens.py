@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import jwt as pyjwt
 import pytest
@@ -25,9 +26,9 @@ from .support import (
     fresh_private_key,
     hs256_compact,
     jwcrypto_verify,
-    pyjwt_verify,
     private_key_from_jwk,
     public_pem,
+    pyjwt_verify,
     sign_compact,
     split_token,
     thumbprint_kid,

@@ -14,9 +14,10 @@ then checks outcomes, never durations.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Iterator
+from typing import Any
 
 import jwt as pyjwt
 import pytest

@@ -10,9 +10,10 @@ benchmarks/SOAK.md.
 from __future__ import annotations
 
 import shutil
+
 import pytest
 
-from soak.harness import SoakConfig, SoakRun, Sample, TokenRecord, Verification, run_soak
+from soak.harness import Sample, SoakConfig, SoakRun, TokenRecord, Verification, run_soak
 from soak.report import as_text
 from tests.interop.support import NODE_DIR
 

@@ -1,6 +1,6 @@
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from jwcrypto.jwk import JWK
@@ -13,7 +13,7 @@ from jwks_rotator.jwks import DISCOVERY_PATH, JWKS_PATH, build_documents, check_
 from jwks_rotator.keyring import Keyring
 from jwks_rotator.keys import PRIVATE_MEMBERS, KeyRecord, KeyState, generate_key, load_private_key
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SETTINGS = Settings(issuer="https://issuer.example.com")
 
 

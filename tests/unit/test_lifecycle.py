@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,7 +12,7 @@ from jwks_rotator.keyring import Keyring
 from jwks_rotator.keys import KeyRecord, KeyState, generate_key
 from jwks_rotator.lifecycle import reconcile, record_publication, revoke, rotate_now
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SETTINGS = Settings(issuer="https://issuer.example.com", algorithm="ES256")
 DAY = timedelta(days=1)
 

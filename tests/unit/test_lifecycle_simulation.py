@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from jwks_rotator.config import Settings
 from tests.simulation import Scenario, run_scenario
@@ -68,7 +70,7 @@ def test_faulty_concurrent_schedule_still_converges() -> None:
     outcome = run_scenario(
         SETTINGS,
         Scenario(seed=11, days=180, mean_gap_minutes=60.0, skip_rate=0.02, duplicate_rate=0.1, concurrent_rate=0.2,
-                 rotate_now_rate=0.001, fault_rates={kind: 0.05 for kind in FAULT_KINDS}),
+                 rotate_now_rate=0.001, fault_rates=dict.fromkeys(FAULT_KINDS, 0.05)),
     )
     assert outcome.failed_ticks > 0 and outcome.conflicts > 0
     assert all(outcome.faults[kind] > 0 for kind in FAULT_KINDS)

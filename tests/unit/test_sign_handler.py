@@ -5,16 +5,19 @@ from __future__ import annotations
 import io
 import json
 import math
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import jwt
 import pytest
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from test_sign_support import ISSUER, FakeSecrets, active_key, keyring_json, load_sign_app, public_key, settings
 
 from jwks_rotator.keys import PRIVATE_MEMBERS
 from jwks_rotator.signer import TokenSigner
-from test_sign_support import ISSUER, FakeSecrets, active_key, keyring_json, load_sign_app, public_key, settings
 
 CODES = {
     "invalid_request", "invalid_claims", "audience_not_allowed", "ttl_too_long", "payload_too_large",

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from test_sign_support import ISSUER, settings
 
 from jwks_rotator.errors import JwksRotatorError
 from jwks_rotator.token_policy import (
@@ -17,7 +18,6 @@ from jwks_rotator.token_policy import (
     build_claims,
     parse_request,
 )
-from test_sign_support import ISSUER, settings
 
 POLICY = TokenPolicy.from_settings(settings(allowed_audiences=("orders-api", "billing-api")))
 OPEN_POLICY = TokenPolicy.from_settings(settings())

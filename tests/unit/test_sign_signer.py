@@ -11,11 +11,6 @@ from typing import Any
 import jwt
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
-
-from jwks_rotator.errors import SigningUnavailableError
-from jwks_rotator.keys import KeyState
-from jwks_rotator.signer import REFRESH_INTERVAL, TokenSigner
-from jwks_rotator.token_policy import MAX_TOKEN_BYTES
 from test_sign_support import (
     ALGORITHMS,
     ISSUER,
@@ -27,6 +22,11 @@ from test_sign_support import (
     public_key,
     settings,
 )
+
+from jwks_rotator.errors import SigningUnavailableError
+from jwks_rotator.keys import KeyState
+from jwks_rotator.signer import REFRESH_INTERVAL, TokenSigner
+from jwks_rotator.token_policy import MAX_TOKEN_BYTES
 
 REQUEST = {"sub": "user-123", "aud": "orders-api", "ttl": 300, "claims": {"roles": ["admin"], "email_verified": True}}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
-from functools import lru_cache
+from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from jwks_rotator.config import Settings
@@ -17,14 +17,14 @@ ISSUER = "https://issuer.example"
 ALGORITHMS = ("RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _generated(alg: str, index: int) -> KeyRecord:
-    return generate_key(alg, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    return generate_key(alg, datetime(2026, 1, 1, tzinfo=UTC))
 
 
 def active_key(alg: str = "ES256", *, index: int = 0, activated: float | None = None, published: bool = True) -> KeyRecord:
     """An active key (published unless told otherwise), activated an hour before ``activated`` or now."""
-    at = datetime.fromtimestamp(activated if activated is not None else time.time() - 3600, tz=timezone.utc)
+    at = datetime.fromtimestamp(activated if activated is not None else time.time() - 3600, tz=UTC)
     return _generated(alg, index).with_changes(
         state=KeyState.ACTIVE, activated_at=at, published_at=at - timedelta(days=2) if published else None
     )
@@ -32,7 +32,7 @@ def active_key(alg: str = "ES256", *, index: int = 0, activated: float | None = 
 
 def pending_key(alg: str = "ES256", *, index: int = 1) -> KeyRecord:
     """A published pending key."""
-    at = datetime.fromtimestamp(time.time() - 3600, tz=timezone.utc)
+    at = datetime.fromtimestamp(time.time() - 3600, tz=UTC)
     return _generated(alg, index).with_changes(state=KeyState.PENDING, published_at=at)
 
 
@@ -62,7 +62,7 @@ class FakeSecrets:
     def publish(self, text: str, version_id: str) -> None:
         self.text, self.version_id = text, version_id
 
-    def get_secret_value(self, *, SecretId: str, VersionStage: str) -> dict[str, Any]:  # noqa: N803 - boto3 names
+    def get_secret_value(self, *, SecretId: str, VersionStage: str) -> dict[str, Any]:
         assert VersionStage == "AWSCURRENT"
         self.calls += 1
         if self.failure is not None:

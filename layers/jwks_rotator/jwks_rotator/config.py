@@ -9,9 +9,10 @@ A setting has one name written three ways: kebab-case on the command line
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import urlparse
 
 from .algorithms import RSA_KEY_SIZES, algorithm_names
@@ -174,7 +175,7 @@ class Settings:
 
     # --- construction ---------------------------------------------------
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "Settings":
+    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
         """Build from a mapping keyed by attribute, kebab-case or env name; strings are parsed."""
         lookup = {}
         for spec in SETTINGS:
@@ -192,11 +193,11 @@ class Settings:
         return cls(**kwargs)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Build from environment variables named in upper snake case (``ROTATION_PERIOD``)."""
         return cls.from_mapping({spec.attribute: environ[spec.env] for spec in SETTINGS if spec.env in environ})
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed (strings are parsed as on the command line), validated again."""
         parsed = {
             name: _PARSERS.get(name, _text)(value, SETTINGS_BY_ATTRIBUTE[name]) if isinstance(value, str) else value

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from .errors import KeyringError
 from .keys import KeyRecord, KeyState
@@ -49,10 +50,10 @@ class Keyring:
         return tuple(sorted(self.keys, key=lambda k: (_STATE_ORDER[k.state], k.created_at, k.kid)))
 
     # --- changes ---------------------------------------------------------
-    def replace_keys(self, keys: Iterable[KeyRecord]) -> "Keyring":
+    def replace_keys(self, keys: Iterable[KeyRecord]) -> Keyring:
         return Keyring(keys=tuple(keys), published_digest=self.published_digest, generation=self.generation + 1)
 
-    def with_digest(self, digest: str | None) -> "Keyring":
+    def with_digest(self, digest: str | None) -> Keyring:
         return Keyring(keys=self.keys, published_digest=digest, generation=self.generation + 1)
 
     # --- storage ---------------------------------------------------------
@@ -67,7 +68,7 @@ class Keyring:
         return json.dumps(document, separators=(",", ":"), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "Keyring":
+    def from_json(cls, text: str) -> Keyring:
         """Parse the stored document; anything malformed raises :class:`KeyringError`."""
         try:
             document = json.loads(text)

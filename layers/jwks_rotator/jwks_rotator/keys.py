@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 from .algorithms import PrivateKey, get_algorithm
 from .errors import KeyringError
@@ -67,7 +68,7 @@ class KeyRecord:
         jwk.update(kid=self.kid, alg=self.alg, use="sig")
         return jwk
 
-    def with_changes(self, **changes: Any) -> "KeyRecord":
+    def with_changes(self, **changes: Any) -> KeyRecord:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 
@@ -86,7 +87,7 @@ class KeyRecord:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "KeyRecord":
+    def from_dict(cls, data: Mapping[str, Any]) -> KeyRecord:
         """Parse one stored record; malformed input raises :class:`KeyringError`."""
         try:
             kid = str(data["kid"])

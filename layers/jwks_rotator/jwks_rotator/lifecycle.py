@@ -22,9 +22,9 @@ An active key is always a published key: activation requires
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Iterable
 
 from .config import Settings
 from .errors import UnknownKeyError

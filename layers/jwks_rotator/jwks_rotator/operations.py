@@ -6,8 +6,9 @@ three accept the same commands and build the service the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .config import Settings
 from .errors import InvalidEventError

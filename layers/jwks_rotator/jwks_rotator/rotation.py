@@ -8,13 +8,14 @@ Writes are compare-and-swap; a lost race re-reads and re-plans.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from .config import Settings
 from .errors import KeyringConflictError, PublicationSupersededError
-from .jwks import build_documents, PublicDocuments
+from .jwks import PublicDocuments, build_documents
 from .keyring import Keyring
 from .keys import KeyRecord, generate_key
 from .lifecycle import KeyFactory, LifecycleChange, Plan, reconcile, record_publication, revoke, rotate_now
@@ -27,7 +28,7 @@ MAX_ROUNDS = 8
 
 def utc_now() -> datetime:
     """The wall clock, in UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Publisher(Protocol):

@@ -29,8 +29,9 @@ import json
 import math
 import secrets
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 from .algorithms import get_algorithm
 from .config import Settings

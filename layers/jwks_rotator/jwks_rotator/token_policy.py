@@ -68,7 +68,7 @@ class TokenPolicy:
     nbf_backdate: int
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "TokenPolicy":
+    def from_settings(cls, settings: Settings) -> TokenPolicy:
         """The policy of validated settings (``issuer`` must be set)."""
         settings.require("issuer")
         return cls(
