@@ -39,8 +39,9 @@ ALGS = ("RS256", "ES256")
 # --- fixtures ---------------------------------------------------------------
 def make_keyring_json(alg: str) -> tuple[str, Any]:
     """A keyring document with one active, published key of ``alg`` and that key's record."""
-    from jwks_rotator.keyring import Keyring
-    from jwks_rotator.keys import KeyState, generate_key
+    from jwks_rotator.core.keygen import generate_key
+    from jwks_rotator.core.keyring import Keyring
+    from jwks_rotator.core.keys import KeyState
 
     now = datetime.now(UTC)
     record = generate_key(alg, now - timedelta(hours=1)).with_changes(
@@ -62,7 +63,7 @@ class CountingSecrets:
 
 
 def settings_for(alg: str) -> Any:
-    from jwks_rotator.config import Settings
+    from jwks_rotator.core.settings import Settings
 
     return Settings(issuer=ISSUER, algorithm=alg, keyring_secret_id="keyring")
 
@@ -107,8 +108,8 @@ def hand_rolled(record: Any) -> Callable[[dict[str, Any]], str]:
     """The reference: two compact json.dumps, base64url, cryptography sign (r||s for ECDSA)."""
     import base64
 
-    from jwks_rotator.algorithms import get_algorithm
-    from jwks_rotator.keys import load_private_key
+    from jwks_rotator.core.algorithms import get_algorithm
+    from jwks_rotator.core.keys import load_private_key
 
     key = load_private_key(record.private_jwk)
     sign = get_algorithm(record.alg).sign
@@ -147,8 +148,8 @@ def bench_signing_path(rounds: int, batch: int) -> dict[str, dict[str, tuple[flo
     from jwcrypto import jwk as jwcrypto_jwk
     from jwcrypto import jwt as jwcrypto_jwt
 
-    from jwks_rotator.keys import load_private_key
-    from jwks_rotator.signer import TokenSigner
+    from jwks_rotator.core.keys import load_private_key
+    from jwks_rotator.core.signer import TokenSigner
 
     results: dict[str, dict[str, tuple[float, float]]] = {}
     for alg in ALGS:
@@ -204,7 +205,7 @@ def log_level(app: Any, level: str) -> Any:
 
 
 def bench_handler(rounds: int, batch: int) -> dict[str, dict[str, tuple[float, float]]]:
-    from jwks_rotator.signer import TokenSigner
+    from jwks_rotator.core.signer import TokenSigner
 
     app = load_sign_app()
     results: dict[str, dict[str, tuple[float, float]]] = {}
@@ -294,8 +295,8 @@ def count_warm_calls(endpoint: str, secret_id: str, alg: str, tokens: int = 1000
     """AWS API calls made by the whole handler over ``tokens`` warm invocations, counted by a botocore hook."""
     import boto3
 
-    from jwks_rotator.config import Settings
-    from jwks_rotator.signer import TokenSigner
+    from jwks_rotator.core.settings import Settings
+    from jwks_rotator.core.signer import TokenSigner
 
     app = load_sign_app()
     client = boto3.client("secretsmanager", endpoint_url=endpoint, region_name="us-east-1")

@@ -42,12 +42,13 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from jwks_rotator.config import Settings
-from jwks_rotator.jwks import JWKS_PATH, build_documents
-from jwks_rotator.keyring import Keyring
-from jwks_rotator.publisher import PublishResult, S3Publisher
-from jwks_rotator.rotation import RotationService
-from jwks_rotator.store import SecretsManagerKeyringStore, VersionedKeyring
+from jwks_rotator.adapters.s3_publisher import S3Publisher
+from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
+from jwks_rotator.core.jwks import JWKS_PATH, build_documents
+from jwks_rotator.core.keyring import Keyring
+from jwks_rotator.core.ports import PublishResult, VersionedKeyring
+from jwks_rotator.core.rotation import RotationService
+from jwks_rotator.core.settings import Settings
 from jwks_rotator_cli.local_stack import LocalStack
 
 from .proxy import FaultProxy, FaultRates

@@ -19,14 +19,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from jwks_rotator.config import Settings
-from jwks_rotator.errors import JwksRotatorError, KeyringConflictError, StoreError
-from jwks_rotator.jwks import JWKS_PATH
-from jwks_rotator.keyring import EMPTY_KEYRING_JSON, Keyring
-from jwks_rotator.keys import PRIVATE_MEMBERS, KeyRecord, KeyState, generate_key
-from jwks_rotator.publisher import S3Publisher
-from jwks_rotator.rotation import RotationService
-from jwks_rotator.store import INITIAL_VERSION_ID, VersionedKeyring
+from jwks_rotator.adapters.s3_publisher import S3Publisher
+from jwks_rotator.adapters.secrets_store import INITIAL_VERSION_ID
+from jwks_rotator.core.errors import JwksRotatorError, KeyringConflictError, StoreError
+from jwks_rotator.core.jwks import JWKS_PATH
+from jwks_rotator.core.keygen import generate_key
+from jwks_rotator.core.keyring import EMPTY_KEYRING_JSON, Keyring
+from jwks_rotator.core.keys import PRIVATE_MEMBERS, KeyRecord, KeyState
+from jwks_rotator.core.ports import VersionedKeyring
+from jwks_rotator.core.rotation import RotationService
+from jwks_rotator.core.settings import Settings
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -40,8 +40,8 @@ import boto3
 from botocore.exceptions import ClientError
 
 from jwks_rotator.aws_setup import CreatedResources, create_resources
-from jwks_rotator.config import SETTINGS, Settings
-from jwks_rotator.errors import ConfigurationError, JwksRotatorError
+from jwks_rotator.core.errors import ConfigurationError, JwksRotatorError
+from jwks_rotator.core.settings import SETTINGS, Settings
 
 from .edge import LocalEdge
 from .functions import FUNCTIONS_DIR, load_function_module

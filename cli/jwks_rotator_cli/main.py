@@ -1,6 +1,6 @@
 """``jwks-rotator``: the operator CLI and the local stack.
 
-Every setting of :data:`jwks_rotator.config.SETTINGS` is an option of each
+Every setting of :data:`jwks_rotator.core.settings.SETTINGS` is an option of each
 command (``--rotation-period 20s``), also read from the environment variable
 the template gives the functions (``ROTATION_PERIOD``, ``KEYRING_SECRET_ID``).
 Commands talk to AWS with the default credential chain, or to another
@@ -33,16 +33,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.table import Table
 
-from jwks_rotator.algorithms import algorithm_names
-from jwks_rotator.config import SETTINGS, Settings
-from jwks_rotator.durations import format_duration
-from jwks_rotator.errors import ConfigurationError, JwksRotatorError
-from jwks_rotator.keyring import Keyring
-from jwks_rotator.keys import KeyRecord, KeyState
-from jwks_rotator.lifecycle import deletion_time
-from jwks_rotator.operations import RotateCommand, build_rotation_service, run_command
-from jwks_rotator.rotation import RunReport
-from jwks_rotator.store import SecretsManagerKeyringStore
+from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
+from jwks_rotator.core.algorithms import algorithm_names
+from jwks_rotator.core.durations import format_duration
+from jwks_rotator.core.errors import ConfigurationError, JwksRotatorError
+from jwks_rotator.core.keyring import Keyring
+from jwks_rotator.core.keys import KeyRecord, KeyState
+from jwks_rotator.core.lifecycle import deletion_time
+from jwks_rotator.core.operations import RotateCommand, run_command
+from jwks_rotator.core.rotation import RunReport
+from jwks_rotator.core.settings import SETTINGS, Settings
+from jwks_rotator.wiring import build_rotation_service
 
 from .local_stack import (
     REGION,

@@ -8,11 +8,12 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 
-from jwks_rotator.config import Settings
-from jwks_rotator.errors import InvalidEventError, JwksRotatorError, UnknownKeyError
-from jwks_rotator.observability import add_keyring_metrics, make_logger, make_metrics
-from jwks_rotator.operations import build_rotation_service, parse_rotate_event, report_summary, run_command
-from jwks_rotator.rotation import utc_now
+from jwks_rotator.adapters.observability import add_keyring_metrics, make_logger, make_metrics
+from jwks_rotator.core.errors import InvalidEventError, JwksRotatorError, UnknownKeyError
+from jwks_rotator.core.operations import parse_rotate_event, report_summary, run_command
+from jwks_rotator.core.rotation import utc_now
+from jwks_rotator.core.settings import Settings
+from jwks_rotator.wiring import build_rotation_service
 
 logger = make_logger("rotate")
 metrics = make_metrics()

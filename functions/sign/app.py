@@ -1,4 +1,4 @@
-"""Sign function: issue a JWT signed with the active key (direct invoke; contract in jwks_rotator.token_policy).
+"""Sign function: issue a JWT signed with the active key (direct invoke; contract in jwks_rotator.core.token_policy).
 
 Every answer is ``{"token", "token_type", "kid", "alg", "expires_at"}`` or
 ``{"error", "message"}``; the function never raises. A bad configuration is
@@ -29,9 +29,9 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from jwks_rotator.errors import ConfigurationError, JwksRotatorError
-from jwks_rotator.observability import make_logger, make_metrics
-from jwks_rotator.signer import SigningKey, TokenSigner
+from jwks_rotator.adapters.observability import make_logger, make_metrics
+from jwks_rotator.core.errors import ConfigurationError, JwksRotatorError
+from jwks_rotator.core.signer import SigningKey, TokenSigner
 
 METRICS_FLUSH_SECONDS = 1.0
 
@@ -55,7 +55,7 @@ def _on_refresh(trigger: str, outcome: str, key: SigningKey | None) -> None:
 
 def _build_signer() -> TokenSigner:
     """Settings from the environment, validated once per container; one boto3 client."""
-    from jwks_rotator.config import Settings
+    from jwks_rotator.core.settings import Settings
 
     settings = Settings.from_env(os.environ)
     settings.require("issuer", "keyring_secret_id")

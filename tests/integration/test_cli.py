@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from jwks_rotator.keyring import Keyring
-from jwks_rotator.store import SecretsManagerKeyringStore
+from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
+from jwks_rotator.core.keyring import Keyring
 from jwks_rotator_cli.local_stack import FUNCTIONS_DIR, LocalStack
 from jwks_rotator_cli.main import cli
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from jwks_rotator.config import SETTINGS
+from jwks_rotator.core.settings import SETTINGS
 
 pytestmark = pytest.mark.integration
 

@@ -119,7 +119,7 @@ def test_only_one_stack_per_process(stack):
 
 
 def test_invalid_settings_fail_before_anything_starts():
-    from jwks_rotator.errors import ConfigurationError
+    from jwks_rotator.core.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="publish-lead <= rotation-period"):
         LocalStack({"rotation-period": "1m", "publish-lead": "2m"})

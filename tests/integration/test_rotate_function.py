@@ -8,7 +8,7 @@ from types import ModuleType, SimpleNamespace
 
 import pytest
 
-from jwks_rotator.jwks import JWKS_PATH
+from jwks_rotator.core.jwks import JWKS_PATH
 from jwks_rotator_cli.functions import load_function_module
 
 pytestmark = pytest.mark.integration
@@ -92,7 +92,7 @@ def test_malformed_events_are_refused_without_side_effects(rotate, aws_resources
 
 def test_an_unsafe_configuration_fails_naming_the_rule(rotate, monkeypatch):
     monkeypatch.setenv("JWKS_MAX_AGE", "3d")
-    from jwks_rotator.errors import ConfigurationError
+    from jwks_rotator.core.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="jwks-max-age <= publish-lead"):
         rotate.handler(event("rotate-tick.json"), context())

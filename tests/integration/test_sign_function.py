@@ -10,11 +10,11 @@ import boto3
 import jwt
 import pytest
 
-from jwks_rotator.config import Settings
-from jwks_rotator.jwks import JWKS_PATH
-from jwks_rotator.publisher import S3Publisher
-from jwks_rotator.rotation import RotationService
-from jwks_rotator.store import SecretsManagerKeyringStore
+from jwks_rotator.adapters.s3_publisher import S3Publisher
+from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
+from jwks_rotator.core.jwks import JWKS_PATH
+from jwks_rotator.core.rotation import RotationService
+from jwks_rotator.core.settings import Settings
 from jwks_rotator_cli.functions import load_function_module
 
 pytestmark = pytest.mark.integration

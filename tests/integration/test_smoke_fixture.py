@@ -1,4 +1,4 @@
-from jwks_rotator.keyring import Keyring
+from jwks_rotator.core.keyring import Keyring
 
 
 def test_fixture_creates_an_empty_keyring_secret(aws_resources):

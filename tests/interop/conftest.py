@@ -23,13 +23,13 @@ from typing import Any
 
 import pytest
 
+from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
 from jwks_rotator.aws_setup import create_resources
-from jwks_rotator.config import Settings
-from jwks_rotator.keyring import Keyring
-from jwks_rotator.keys import KeyRecord
-from jwks_rotator.operations import build_rotation_service
-from jwks_rotator.rotation import RotationService
-from jwks_rotator.store import SecretsManagerKeyringStore
+from jwks_rotator.core.keyring import Keyring
+from jwks_rotator.core.keys import KeyRecord
+from jwks_rotator.core.rotation import RotationService
+from jwks_rotator.core.settings import Settings
+from jwks_rotator.wiring import build_rotation_service
 from jwks_rotator_cli.functions import load_function_module
 
 from ..conftest import aws_client

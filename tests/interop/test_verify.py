@@ -14,8 +14,8 @@ from typing import Any
 import jwt as pyjwt
 import pytest
 
-from jwks_rotator.algorithms import algorithm_names
-from jwks_rotator.keys import PRIVATE_MEMBERS
+from jwks_rotator.core.algorithms import algorithm_names
+from jwks_rotator.core.keys import PRIVATE_MEMBERS
 
 from .conftest import AUDIENCE, OTHER_AUDIENCE, Deployment
 from .support import ALGORITHMS, Expectation, NodeVerifier, jwcrypto_verify, pyjwt_verify, split_token

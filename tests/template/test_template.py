@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 import yaml
 
-from jwks_rotator.algorithms import RSA_KEY_SIZES, algorithm_names
-from jwks_rotator.config import SETTINGS, Settings
-from jwks_rotator.durations import parse_duration
-from jwks_rotator.errors import JwksRotatorError
-from jwks_rotator.keyring import EMPTY_KEYRING_JSON
-from jwks_rotator.operations import parse_rotate_event
-from jwks_rotator.token_policy import TokenPolicy, parse_request
+from jwks_rotator.core.algorithms import RSA_KEY_SIZES, algorithm_names
+from jwks_rotator.core.durations import parse_duration
+from jwks_rotator.core.errors import JwksRotatorError
+from jwks_rotator.core.keyring import EMPTY_KEYRING_JSON
+from jwks_rotator.core.operations import parse_rotate_event
+from jwks_rotator.core.settings import SETTINGS, Settings
+from jwks_rotator.core.token_policy import TokenPolicy, parse_request
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -199,7 +199,7 @@ def test_functions_and_layer(template: dict[str, Any], resources: dict[str, Any]
     assert layer["Properties"]["ContentUri"].rstrip("/") == "layers/jwks_rotator"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
     assert layer["Metadata"]["BuildMethod"] == "python3.12"
-    assert (ROOT / "layers/jwks_rotator/jwks_rotator/config.py").is_file()
+    assert (ROOT / "layers/jwks_rotator/jwks_rotator/core/settings.py").is_file()
     assert (ROOT / "layers/jwks_rotator/requirements.txt").is_file()
     globals_ = template["Globals"]["Function"]
     assert globals_["Runtime"] == "python3.12"

@@ -2,9 +2,9 @@ from datetime import timedelta
 
 import pytest
 
-from jwks_rotator.config import SETTINGS, Settings
-from jwks_rotator.durations import format_duration, parse_duration
-from jwks_rotator.errors import ConfigurationError
+from jwks_rotator.core.durations import format_duration, parse_duration
+from jwks_rotator.core.errors import ConfigurationError
+from jwks_rotator.core.settings import SETTINGS, Settings
 
 
 @pytest.mark.parametrize(

@@ -6,12 +6,13 @@ import pytest
 from jwcrypto.jwk import JWK
 from jwcrypto.jws import JWS
 
-from jwks_rotator.algorithms import algorithm_names, get_algorithm
-from jwks_rotator.config import Settings
-from jwks_rotator.errors import KeyringError, UnsafeDocumentError, UnsupportedAlgorithmError
-from jwks_rotator.jwks import DISCOVERY_PATH, JWKS_PATH, build_documents, check_jwks
-from jwks_rotator.keyring import Keyring
-from jwks_rotator.keys import PRIVATE_MEMBERS, KeyRecord, KeyState, generate_key, load_private_key
+from jwks_rotator.core.algorithms import algorithm_names, get_algorithm
+from jwks_rotator.core.errors import KeyringError, UnsafeDocumentError, UnsupportedAlgorithmError
+from jwks_rotator.core.jwks import DISCOVERY_PATH, JWKS_PATH, build_documents, check_jwks
+from jwks_rotator.core.keygen import generate_key
+from jwks_rotator.core.keyring import Keyring
+from jwks_rotator.core.keys import PRIVATE_MEMBERS, KeyRecord, KeyState, load_private_key
+from jwks_rotator.core.settings import Settings
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SETTINGS = Settings(issuer="https://issuer.example.com")

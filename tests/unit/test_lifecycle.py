@@ -6,11 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jwks_rotator.config import Settings
-from jwks_rotator.errors import UnknownKeyError
-from jwks_rotator.keyring import Keyring
-from jwks_rotator.keys import KeyRecord, KeyState, generate_key
-from jwks_rotator.lifecycle import reconcile, record_publication, revoke, rotate_now
+from jwks_rotator.core.errors import UnknownKeyError
+from jwks_rotator.core.keygen import generate_key
+from jwks_rotator.core.keyring import Keyring
+from jwks_rotator.core.keys import KeyRecord, KeyState
+from jwks_rotator.core.lifecycle import reconcile, record_publication, revoke, rotate_now
+from jwks_rotator.core.settings import Settings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SETTINGS = Settings(issuer="https://issuer.example.com", algorithm="ES256")
@@ -134,9 +135,9 @@ def test_record_publication_keeps_the_first_time_seen():
 
 def test_an_operation_that_landed_is_not_applied_again_after_a_later_conflict():
     """revoke lands, then the same round loses a race: the retry must not revoke twice (unknown kid)."""
-    from jwks_rotator.errors import KeyringConflictError
-    from jwks_rotator.publisher import PublishResult
-    from jwks_rotator.rotation import RotationService
+    from jwks_rotator.core.errors import KeyringConflictError
+    from jwks_rotator.core.ports import PublishResult
+    from jwks_rotator.core.rotation import RotationService
     from tests.simulation import InMemoryKeyringStore
 
     class RacedOnce(InMemoryKeyringStore):

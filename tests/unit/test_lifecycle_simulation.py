@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from jwks_rotator.config import Settings
+from jwks_rotator.core.settings import Settings
 from tests.simulation import Scenario, run_scenario
 
 SETTINGS = Settings(

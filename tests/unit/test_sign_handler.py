@@ -16,8 +16,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from test_sign_support import ISSUER, FakeSecrets, active_key, keyring_json, load_sign_app, public_key, settings
 
-from jwks_rotator.keys import PRIVATE_MEMBERS
-from jwks_rotator.signer import TokenSigner
+from jwks_rotator.core.keys import PRIVATE_MEMBERS
+from jwks_rotator.core.signer import TokenSigner
 
 CODES = {
     "invalid_request", "invalid_claims", "audience_not_allowed", "ttl_too_long", "payload_too_large",

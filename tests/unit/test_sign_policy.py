@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from test_sign_support import ISSUER, settings
 
-from jwks_rotator.errors import JwksRotatorError
-from jwks_rotator.token_policy import (
+from jwks_rotator.core.errors import JwksRotatorError
+from jwks_rotator.core.token_policy import (
     MAX_CLAIMS_DEPTH,
     MAX_REQUEST_CHARS,
     RESERVED_CLAIMS,

@@ -23,10 +23,10 @@ from test_sign_support import (
     settings,
 )
 
-from jwks_rotator.errors import SigningUnavailableError
-from jwks_rotator.keys import KeyState
-from jwks_rotator.signer import REFRESH_INTERVAL, TokenSigner
-from jwks_rotator.token_policy import MAX_TOKEN_BYTES
+from jwks_rotator.core.errors import SigningUnavailableError
+from jwks_rotator.core.keys import KeyState
+from jwks_rotator.core.signer import REFRESH_INTERVAL, TokenSigner
+from jwks_rotator.core.token_policy import MAX_TOKEN_BYTES
 
 REQUEST = {"sub": "user-123", "aud": "orders-api", "ttl": 300, "claims": {"roles": ["admin"], "email_verified": True}}
 
@@ -245,8 +245,8 @@ def test_a_failed_early_read_keeps_the_cached_key_until_its_ttl_ends() -> None:
 
 
 def test_the_signer_refuses_to_start_without_issuer_or_secret() -> None:
-    from jwks_rotator.config import Settings
-    from jwks_rotator.errors import ConfigurationError
+    from jwks_rotator.core.errors import ConfigurationError
+    from jwks_rotator.core.settings import Settings
 
     with pytest.raises(ConfigurationError):
         TokenSigner(Settings(keyring_secret_id="k"), FakeSecrets("{}"))

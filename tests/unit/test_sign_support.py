@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from jwks_rotator.config import Settings
-from jwks_rotator.keyring import Keyring
-from jwks_rotator.keys import KeyRecord, KeyState, generate_key, load_private_key
+from jwks_rotator.core.keygen import generate_key
+from jwks_rotator.core.keyring import Keyring
+from jwks_rotator.core.keys import KeyRecord, KeyState, load_private_key
+from jwks_rotator.core.settings import Settings
 from jwks_rotator_cli.functions import load_function_module
 
 ISSUER = "https://issuer.example"

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .keyring import EMPTY_KEYRING_JSON
+from jwks_rotator.core.keyring import EMPTY_KEYRING_JSON
 
 ClientFactory = Callable[[str], Any]
 

@@ -10,35 +10,19 @@ two rotators racing can never silently overwrite each other.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import KeyringConflictError, StoreError
-from .keyring import EMPTY_KEYRING_JSON, Keyring
+from jwks_rotator.core.errors import KeyringConflictError, StoreError
+from jwks_rotator.core.keyring import EMPTY_KEYRING_JSON, Keyring
+from jwks_rotator.core.ports import VersionedKeyring
 
 CURRENT = "AWSCURRENT"
 STAGED = "JWKSROTATOR_STAGED"
 # A fixed request token makes the first write idempotent: racing initialisers
 # write the same empty document under the same version id.
 INITIAL_VERSION_ID = "00000000-0000-4000-8000-6a776b73696e"
-
-
-@dataclass(frozen=True)
-class VersionedKeyring:
-    """A keyring and the secret version it was read from."""
-
-    keyring: Keyring
-    version_id: str
-
-
-class KeyringStore(Protocol):
-    """Where the keyring lives. Writes are compare-and-swap on the version read."""
-
-    def load(self) -> VersionedKeyring: ...
-
-    def save(self, keyring: Keyring, expected_version_id: str) -> str: ...
 
 
 def _error_code(exc: Exception) -> str:

@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from .algorithms import get_algorithm
-from .config import Settings
 from .errors import (
     InvalidClaimsError,
     JwksRotatorError,
@@ -45,6 +44,7 @@ from .errors import (
 )
 from .keyring import Keyring
 from .keys import KeyRecord, KeyState, load_private_key
+from .settings import Settings
 from .token_policy import MAX_TOKEN_BYTES, TokenPolicy, build_claims, parse_request
 
 Clock = Callable[[], float]

@@ -28,7 +28,6 @@ import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from .config import Settings
 from .errors import (
     AudienceNotAllowedError,
     InvalidClaimsError,
@@ -36,6 +35,7 @@ from .errors import (
     PayloadTooLargeError,
     TtlTooLongError,
 )
+from .settings import Settings
 
 MAX_REQUEST_CHARS = 16 * 1024
 """Largest request, in characters of compact JSON (strings counted without escapes)."""

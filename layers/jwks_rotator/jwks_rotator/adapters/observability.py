@@ -11,8 +11,8 @@ from datetime import datetime
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from .keyring import Keyring
-from .keys import KeyState
+from jwks_rotator.core.keyring import Keyring
+from jwks_rotator.core.keys import KeyState
 
 SERVICE = "jwks-rotator"
 NAMESPACE = "JwksRotator"

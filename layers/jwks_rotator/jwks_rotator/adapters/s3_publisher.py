@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .config import Settings
-from .errors import PublicationSupersededError, PublishError
-from .jwks import PublicDocuments
+from jwks_rotator.core.errors import PublicationSupersededError, PublishError
+from jwks_rotator.core.jwks import PublicDocuments
+from jwks_rotator.core.ports import PublishResult
+from jwks_rotator.core.settings import Settings
 
 CONTENT_TYPE = "application/json"
 DIGEST_METADATA = "sha256"
 GENERATION_METADATA = "keyring-generation"
-
-
-@dataclass(frozen=True)
-class PublishResult:
-    """What one publication did."""
-
-    uploaded: tuple[str, ...]
-    invalidation_id: str | None
 
 
 def _describe(exc: Exception) -> str:

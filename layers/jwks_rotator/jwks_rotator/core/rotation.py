@@ -11,16 +11,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from .config import Settings
 from .errors import KeyringConflictError, PublicationSupersededError
 from .jwks import PublicDocuments, build_documents
+from .keygen import generate_key
 from .keyring import Keyring
-from .keys import KeyRecord, generate_key
+from .keys import KeyRecord
 from .lifecycle import KeyFactory, LifecycleChange, Plan, reconcile, record_publication, revoke, rotate_now
-from .publisher import PublishResult
-from .store import KeyringStore
+from .ports import KeyringStore, Publisher, PublishResult
+from .settings import Settings
 
 Clock = Callable[[], datetime]
 MAX_ROUNDS = 8
@@ -30,9 +30,6 @@ def utc_now() -> datetime:
     """The wall clock, in UTC."""
     return datetime.now(UTC)
 
-
-class Publisher(Protocol):
-    def publish(self, documents: PublicDocuments, *, already_announced: bool, generation: int, force: bool = False) -> PublishResult: ...
 
 
 @dataclass

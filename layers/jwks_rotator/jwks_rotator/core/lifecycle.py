@@ -26,10 +26,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from .config import Settings
 from .errors import UnknownKeyError
 from .keyring import Keyring
 from .keys import KeyRecord, KeyState
+from .settings import Settings
 
 KeyFactory = Callable[[str, datetime], KeyRecord]
 """Makes a new pending key for (algorithm, now)."""

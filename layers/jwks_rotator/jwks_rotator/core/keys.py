@@ -124,18 +124,6 @@ def _b64url_decode_int(text: str) -> int:
     return int.from_bytes(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), "big")
 
 
-def generate_key(alg: str, now: datetime, *, rsa_key_size: int = 2048, state: KeyState = KeyState.PENDING) -> KeyRecord:
-    """A new key for ``alg`` with kid = RFC 7638 SHA-256 thumbprint (via jwcrypto)."""
-    from jwcrypto.jwk import JWK  # import cost paid by the rotator only
-
-    algorithm = get_algorithm(alg)
-    private_key = algorithm.generate(rsa_key_size)
-    jwk = JWK.from_pyca(private_key)
-    private_jwk = jwk.export_private(as_dict=True)
-    kid = jwk.thumbprint()
-    private_jwk.pop("kid", None)
-    return KeyRecord(kid=kid, alg=algorithm.name, state=state, created_at=now, private_jwk=private_jwk)
-
 
 def load_private_key(private_jwk: Mapping[str, str]) -> PrivateKey:
     """Turn a stored private JWK into a ``cryptography`` key object, once per keyring version.

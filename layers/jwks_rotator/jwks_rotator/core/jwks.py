@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .config import Settings
 from .errors import UnsafeDocumentError
 from .keyring import Keyring
 from .keys import PRIVATE_MEMBERS, PUBLIC_MEMBERS
+from .settings import Settings
 
 JWKS_PATH = ".well-known/jwks.json"
 DISCOVERY_PATH = ".well-known/openid-configuration"

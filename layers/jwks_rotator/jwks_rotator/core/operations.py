@@ -10,11 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .config import Settings
 from .errors import InvalidEventError
-from .publisher import S3Publisher
-from .rotation import Clock, RotationService, RunReport, utc_now
-from .store import SecretsManagerKeyringStore
+from .rotation import RotationService, RunReport
 
 OPERATIONS = ("tick", "rotate-now", "revoke", "publish")
 ClientFactory = Callable[[str], Any]
@@ -49,19 +46,6 @@ def parse_rotate_event(event: Any) -> RotateCommand:
         raise InvalidEventError(f"{operation} takes no 'kid'")
     return RotateCommand(str(operation))
 
-
-def build_rotation_service(settings: Settings, clients: ClientFactory, *, clock: Clock = utc_now, logger: Any = None) -> RotationService:
-    """The service wired to Secrets Manager, S3 and (when configured) CloudFront."""
-    settings.require("keyring_secret_id", "jwks_bucket", "issuer")
-    store = SecretsManagerKeyringStore(clients("secretsmanager"), settings.keyring_secret_id)
-    publisher = S3Publisher(
-        clients("s3"),
-        settings.jwks_bucket,
-        settings,
-        cloudfront_client=clients("cloudfront") if settings.distribution_id else None,
-        distribution_id=settings.distribution_id,
-    )
-    return RotationService(store, publisher, settings, clock=clock, logger=logger)
 
 
 def run_command(service: RotationService, command: RotateCommand) -> RunReport:
