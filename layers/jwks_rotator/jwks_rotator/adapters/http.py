@@ -1,0 +1,114 @@
+"""A small HTTP(S) transport for the sign path's adapters: no boto3, explicit timeouts, bounded answers.
+
+The sign path reads its keyring and replays callers' proofs over plain HTTP
+(``http.client``: no ``urllib.request``, whose imports cost tens of ms). One
+:class:`HttpTransport` per adapter keeps a connection per origin and opens a
+fresh one after any failure. TLS contexts are built once per process, on
+first HTTPS use.
+"""
+
+from __future__ import annotations
+
+import http.client
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_CONNECT_TIMEOUT = 2.0
+DEFAULT_READ_TIMEOUT = 3.0
+DEFAULT_MAX_BODY = 1024 * 1024
+
+
+class HttpError(Exception):
+    """The request did not produce a complete answer (connection, timeout, oversize or malformed)."""
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """One answer: status, headers (lower-case names) and the whole body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+SslContextFactory = Callable[[], Any]
+
+
+def default_ssl_context() -> Any:
+    """The system's default verifying TLS context (built on first HTTPS use, then shared)."""
+    global _SSL_CONTEXT
+    if _SSL_CONTEXT is None:
+        import ssl
+
+        _SSL_CONTEXT = ssl.create_default_context()
+    return _SSL_CONTEXT
+
+
+_SSL_CONTEXT: Any = None
+
+
+class HttpTransport:
+    """Requests to one origin (``scheme://host:port``) with a connect and a read timeout."""
+
+    def __init__(
+        self,
+        origin: str,
+        *,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        max_body: int = DEFAULT_MAX_BODY,
+        ssl_context: SslContextFactory = default_ssl_context,
+    ) -> None:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or parts.query:
+            raise ValueError("origin must be http(s)://host[:port] with no path or query")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._max_body = max_body
+        self._ssl_context = ssl_context
+        self._connection: http.client.HTTPConnection | None = None
+
+    @property
+    def origin(self) -> str:
+        port = f":{self._port}" if self._port is not None else ""
+        return f"{'https' if self._https else 'http'}://{self._host}{port}"
+
+    def request(self, method: str, path: str, *, headers: Mapping[str, str] | None = None, body: bytes | None = None) -> HttpResponse:
+        """Send one request and read the whole answer; :class:`HttpError` on any transport failure."""
+        connection = self._connection or self._connect()
+        try:
+            connection.request(method, path, body=body, headers=dict(headers or {}))
+            if connection.sock is not None:
+                connection.sock.settimeout(self._read_timeout)
+            response = connection.getresponse()
+            data = response.read(self._max_body + 1)
+            if len(data) > self._max_body:
+                raise HttpError(f"answer from {self.origin} exceeds {self._max_body} bytes")
+            answer = HttpResponse(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
+        except HttpError:
+            self.close()
+            raise
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            raise HttpError(f"{method} {self.origin}{path} failed: {type(exc).__name__}") from None
+        if response.will_close:
+            self.close()
+        else:
+            self._connection = connection
+        return answer
+
+    def close(self) -> None:
+        """Drop the kept connection (the next request opens a new one)."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._https:
+            return http.client.HTTPSConnection(self._host, self._port, timeout=self._connect_timeout, context=self._ssl_context())
+        return http.client.HTTPConnection(self._host, self._port, timeout=self._connect_timeout)

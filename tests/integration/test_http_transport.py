@@ -1,0 +1,90 @@
+"""The sign path's HTTP transport against a real loopback server: answers, keep-alive, timeouts, size caps."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from jwks_rotator.adapters.http import HttpError, HttpTransport
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    connections: set[int] = set()
+
+    def do_GET(self) -> None:
+        _Handler.connections.add(id(self.connection))
+        if self.path == "/slow":
+            time.sleep(1.0)
+        body = b"x" * 2048 if self.path == "/big" else b'{"ok":true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        echoed = self.rfile.read(length) + b"|" + self.headers.get("X-Test", "").encode()
+        self.send_response(201)
+        self.send_header("Content-Length", str(len(echoed)))
+        self.end_headers()
+        self.wfile.write(echoed)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def origin() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Handler.connections.clear()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_answers_with_status_lowercase_headers_and_body(origin: str) -> None:
+    transport = HttpTransport(origin)
+    answer = transport.request("POST", "/echo", headers={"X-Test": "yes"}, body=b"hello")
+    assert (answer.status, answer.body) == (201, b"hello|yes")
+    got = transport.request("GET", "/")
+    assert got.headers["content-type"] == "application/json"
+    assert got.body == b'{"ok":true}'
+
+
+def test_keeps_one_connection_across_requests(origin: str) -> None:
+    transport = HttpTransport(origin)
+    for _ in range(3):
+        transport.request("GET", "/")
+    assert len(_Handler.connections) == 1
+
+
+def test_read_timeout_is_an_http_error_and_the_next_request_reconnects(origin: str) -> None:
+    transport = HttpTransport(origin, read_timeout=0.2)
+    with pytest.raises(HttpError, match="TimeoutError|timeout"):
+        transport.request("GET", "/slow")
+    assert transport.request("GET", "/").status == 200
+
+
+def test_an_oversized_answer_is_refused(origin: str) -> None:
+    with pytest.raises(HttpError, match="exceeds 1024 bytes"):
+        HttpTransport(origin, max_body=1024).request("GET", "/big")
+
+
+def test_refused_connection_is_an_http_error() -> None:
+    transport = HttpTransport("http://127.0.0.1:9", connect_timeout=0.5)
+    with pytest.raises(HttpError, match="failed"):
+        transport.request("GET", "/")
+
+
+@pytest.mark.parametrize("origin", ["ftp://host", "http://host/path", "http://host?q=1", "http://"])
+def test_origin_is_scheme_host_and_port_only(origin: str) -> None:
+    with pytest.raises(ValueError, match="origin"):
+        HttpTransport(origin)
