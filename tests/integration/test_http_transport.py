@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -14,7 +15,7 @@ from jwks_rotator.adapters.http import HttpError, HttpTransport
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    connections: set[int] = set()
+    connections: ClassVar[set[int]] = set()
 
     def do_GET(self) -> None:
         _Handler.connections.add(id(self.connection))
@@ -68,7 +69,7 @@ def test_keeps_one_connection_across_requests(origin: str) -> None:
 
 def test_read_timeout_is_an_http_error_and_the_next_request_reconnects(origin: str) -> None:
     transport = HttpTransport(origin, read_timeout=0.2)
-    with pytest.raises(HttpError, match="TimeoutError|timeout"):
+    with pytest.raises(HttpError, match=r"TimeoutError|timeout"):
         transport.request("GET", "/slow")
     assert transport.request("GET", "/").status == 200
 
