@@ -52,9 +52,18 @@ class PublicationSupersededError(KeyringConflictError):
 
 
 class StoreError(JwksRotatorError):
-    """The keyring store (Secrets Manager) could not be read or written."""
+    """The keyring store (Secrets Manager) could not be read or written.
+
+    ``reason`` is what failed, for callers that branch on it and for logs:
+    the AWS error code (``ThrottlingException``) or the failure's type name,
+    never a stored value or a service's message.
+    """
 
     code = "store_unavailable"
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class PublishError(JwksRotatorError):
