@@ -7,6 +7,16 @@ key material, secret values or tokens.
 
 from __future__ import annotations
 
+from typing import Any
+
+QUOTED_CHARS = 40
+
+
+def quoted(value: Any) -> str:
+    """``value`` as an error message may show it: quoted when short, otherwise described by its length only."""
+    text = repr(value)
+    return text if len(text) <= QUOTED_CHARS else f"a value of {len(str(value))} characters"
+
 
 class JwksRotatorError(Exception):
     """Root of every error raised by jwks-rotator."""
