@@ -10,13 +10,15 @@ from those fields (the CLI's options and the template's parameters follow
 it), and the field's default is its written default, parsed.
 """
 
+# ruff: noqa: RUF009 - setting() is dataclasses.field with the parsed default: the defaults are immutable values.
+
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from .algorithms import RSA_KEY_SIZES, algorithm_names
@@ -56,17 +58,14 @@ def _int(raw: Any, name: str) -> int:
 
 
 def _audiences(raw: Any, name: str) -> tuple[str, ...]:
-    if isinstance(raw, (list, tuple)):
-        items = [_text(item, name) for item in raw]
-    else:
-        items = _text(raw, name).split(",")
+    items = [_text(item, name) for item in raw] if isinstance(raw, (list, tuple)) else _text(raw, name).split(",")
     return tuple(item.strip() for item in items if item.strip())
 
 
 def setting(default: str, doc: str, parse: Parser[T]) -> T:
     """Declare a :class:`Settings` field: its default as written (parsed for the field), parser and meaning."""
-    value = parse(default, "default")
-    return cast(T, dataclasses.field(default=value, metadata={"default": default, "doc": doc, "parse": parse}))
+    # dataclasses.field is typed as returning the default's type: what the annotation of the field declares.
+    return dataclasses.field(default=parse(default, "default"), metadata={"default": default, "doc": doc, "parse": parse})
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ Key cache (one per warm Lambda container):
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import math
 import secrets
@@ -173,10 +174,8 @@ class KeyCache:
             if key is not None and now < key.due_at:
                 return key  # the warm path: no AWS call
             if not 0 <= now - self._last_attempt < self._interval:
-                try:
+                with contextlib.suppress(SigningUnavailableError):  # keep the cached entry until its ttl runs out
                     self._refresh(now, "early")
-                except SigningUnavailableError:
-                    pass  # keep the cached entry until its ttl runs out
                 entry = self._entry
                 assert entry is not None
                 key = entry.key
