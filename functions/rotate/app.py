@@ -5,26 +5,25 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 
 from jwks_rotator.adapters.observability import add_keyring_metrics, make_logger, make_metrics
 from jwks_rotator.core.errors import InvalidEventError, JwksRotatorError, UnknownKeyError
 from jwks_rotator.core.operations import parse_rotate_event, report_summary, run_command
-from jwks_rotator.core.rotation import utc_now
+from jwks_rotator.core.rotation import RotationService, utc_now
 from jwks_rotator.core.settings import Settings
 from jwks_rotator.wiring import build_rotation_service
 
 logger = make_logger("rotate")
 metrics = make_metrics()
-_service = None
+_service: RotationService | None = None
 
 
-def _get_service() -> Any:
+def _get_service() -> RotationService:
+    """Settings from the environment (a bad combination fails with the rule named), then the service, once per container."""
     global _service
     if _service is None:
-        settings = Settings.from_env(os.environ)  # validated here: a bad combination fails with the rule named
-        _service = build_rotation_service(settings, boto3.client, logger=logger)
+        _service = build_rotation_service(Settings.from_env(os.environ), logger=logger)
     return _service
 
 

@@ -31,7 +31,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from jwks_rotator.adapters.observability import make_logger, make_metrics
 from jwks_rotator.core.errors import ConfigurationError, JwksRotatorError
+from jwks_rotator.core.settings import Settings
 from jwks_rotator.core.signer import SigningKey, TokenSigner
+from jwks_rotator.wiring import build_token_signer
 
 METRICS_FLUSH_SECONDS = 1.0
 
@@ -54,19 +56,12 @@ def _on_refresh(trigger: str, outcome: str, key: SigningKey | None) -> None:
 
 
 def _build_signer() -> TokenSigner:
-    """Settings from the environment, validated once per container; one boto3 client."""
-    from jwks_rotator.core.settings import Settings
+    """Settings from the environment, validated once per container, then the signer and its one client.
 
-    settings = Settings.from_env(os.environ)
-    settings.require("issuer", "keyring_secret_id")
-    import boto3  # after validation: a misconfigured container answers without paying for boto3
-    from botocore.config import Config
-
-    client = boto3.client(
-        "secretsmanager",
-        config=Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 2}),
-    )
-    return TokenSigner(settings, client, listener=_on_refresh)
+    boto3 is imported by the wiring only after validation: a misconfigured
+    container answers without paying for it.
+    """
+    return build_token_signer(Settings.from_env(os.environ), listener=_on_refresh)
 
 
 def _get_signer() -> TokenSigner:

@@ -98,3 +98,33 @@ def test_retention_may_be_raised_never_lowered():
 def test_require_names_missing_settings():
     with pytest.raises(ConfigurationError, match="keyring-secret-id"):
         Settings().require("keyring_secret_id")
+
+
+def test_the_table_is_the_fields_declared_once():
+    import dataclasses
+
+    assert [spec.attribute for spec in SETTINGS] == [field.name for field in dataclasses.fields(Settings)]
+    defaults = Settings()
+    for spec in SETTINGS:
+        assert spec.doc and getattr(defaults, spec.attribute) == spec.parse(spec.default), spec.attribute
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("rsa_key_size", True), ("issuer", False), ("max_token_ttl", True), ("allowed_audiences", [True]), ("algorithm", 3.5),
+     ("rsa_key_size", "2048.5"), ("default_audience", {"a": 1})],
+)
+def test_boolean_like_or_malformed_values_are_refused_naming_the_setting(name, value):
+    with pytest.raises(ConfigurationError, match=name.replace("_", "-")):
+        Settings.from_mapping({name: value})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("rsa_key_size", "secret-canary-" + "x" * 60), ("signer_cache_ttl", "secret-canary-" + "x" * 60),
+     ("issuer", "https://user:secret-canary@issuer.example"), ("algorithm", "secret-canary-" + "x" * 60)],
+)
+def test_refusals_do_not_echo_long_values_or_credentials(name, value):
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_mapping({name: value})
+    assert "secret-canary" not in str(raised.value) and name.replace("_", "-") in str(raised.value)

@@ -10,7 +10,7 @@ from jwks_rotator.core.errors import UnknownKeyError
 from jwks_rotator.core.keygen import generate_key
 from jwks_rotator.core.keyring import Keyring
 from jwks_rotator.core.keys import KeyRecord, KeyState
-from jwks_rotator.core.lifecycle import reconcile, record_publication, revoke, rotate_now
+from jwks_rotator.core.lifecycle import next_transition, reconcile, record_publication, revoke, rotate_now
 from jwks_rotator.core.settings import Settings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -164,3 +164,40 @@ def test_an_operation_that_landed_is_not_applied_again_after_a_later_conflict():
     assert report.conflicts == 1 and report.converged
     assert [c.kind for c in report.changes].count("revoked") == 1
     assert raced.load().keyring.get(revoked) is None
+
+
+# --- next transition (the status view) ---------------------------------------------
+def test_next_transition_of_each_state_in_a_steady_keyring():
+    keyring = step(step(Keyring(), T0), T0 + DAY)
+    active, [pending] = keyring.active, keyring.in_state(KeyState.PENDING)
+    assert active is not None and active.activated_at is not None and pending.published_at is not None
+    assert next_transition(active, keyring, SETTINGS) == (
+        "due (retires when the next key is ready)", active.activated_at + SETTINGS.rotation_period,
+    )
+    what, when = next_transition(pending, keyring, SETTINGS)
+    assert what == "activates"
+    assert when == max(pending.published_at + SETTINGS.publish_lead, active.activated_at + SETTINGS.rotation_period)
+    later = step(keyring, when)
+    assert later.active is not None and later.active.kid == pending.kid  # the transition happens when it says
+    [retired] = later.in_state(KeyState.RETIRED)
+    assert next_transition(retired, later, SETTINGS) == ("deleted", retired.retired_at + SETTINGS.effective_retention)
+
+
+def test_a_pending_key_published_late_activates_when_its_lead_ends_not_when_the_active_key_is_due():
+    active = generate_key("ES256", T0).with_changes(state=KeyState.ACTIVE, published_at=T0, activated_at=T0)
+    late = generate_key("ES256", T0).with_changes(state=KeyState.PENDING, published_at=T0 + 6 * DAY)
+    keyring = Keyring(keys=(active, late))
+    assert next_transition(late, keyring, SETTINGS) == ("activates", T0 + 6 * DAY + SETTINGS.publish_lead)
+    assert T0 + SETTINGS.rotation_period < T0 + 6 * DAY + SETTINGS.publish_lead
+
+
+def test_next_transition_at_the_next_tick():
+    key = generate_key("ES256", T0)
+    unpublished = key.with_changes(state=KeyState.PENDING)
+    assert next_transition(unpublished, Keyring(keys=(unpublished,)), SETTINGS) == ("published at the next tick", None)
+    waived = unpublished.with_changes(published_at=T0, lead_waived=True)
+    assert next_transition(waived, Keyring(keys=(waived,)), SETTINGS) == ("activates at the next tick (lead waived)", None)
+    published = unpublished.with_changes(published_at=T0)
+    assert next_transition(published, Keyring(keys=(published,)), SETTINGS) == ("activates at the next tick (no active key)", None)
+    never_activated = key.with_changes(state=KeyState.ACTIVE, published_at=T0)
+    assert next_transition(never_activated, Keyring(keys=(never_activated,)), SETTINGS) == ("due at the next tick", None)

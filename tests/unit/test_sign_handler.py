@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from test_sign_support import ISSUER, FakeSecrets, active_key, keyring_json, load_sign_app, public_key, settings
+from test_sign_support import ISSUER, FakeSecrets, InMemoryKeyringReader, active_key, keyring_json, load_sign_app, public_key, settings
 
 from jwks_rotator.core.keys import PRIVATE_MEMBERS
 from jwks_rotator.core.signer import TokenSigner
@@ -29,11 +29,11 @@ KEY = active_key("ES256")
 
 @pytest.fixture
 def app() -> Iterator[Any]:
-    """The handler module with a signer on a fake Secrets Manager and its logs in a buffer."""
+    """The handler module with a signer on an in-memory keyring and its logs in a buffer."""
     module = load_sign_app()
     module._signer = TokenSigner(
         settings(allowed_audiences=AUDIENCES, default_audience="orders-api"),
-        FakeSecrets(keyring_json(KEY)),
+        InMemoryKeyringReader(keyring_json(KEY)),
         listener=module._on_refresh,
     )
     handler = module.logger.registered_handler

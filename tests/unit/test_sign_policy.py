@@ -182,7 +182,7 @@ def test_build_claims_sets_the_registered_claims_and_back_dates_nbf() -> None:
     }
 
 
-@pytest.mark.parametrize("leeway, backdate", [(timedelta(0), 0), (timedelta(seconds=5), 5), (timedelta(minutes=5), 60)])
+@pytest.mark.parametrize(("leeway", "backdate"), [(timedelta(0), 0), (timedelta(seconds=5), 5), (timedelta(minutes=5), 60)])
 def test_nbf_back_dating_is_the_clock_skew_leeway_capped_at_a_minute(leeway: timedelta, backdate: int) -> None:
     policy = TokenPolicy.from_settings(settings(clock_skew_leeway=leeway))
     assert policy.nbf_backdate == backdate

@@ -1,4 +1,4 @@
-"""The token signer: JWS output per algorithm, registered claims, and the key cache (fake client, fake clock)."""
+"""The token signer: JWS output per algorithm, registered claims, and the key cache (in-memory keyring reader, fake clock)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ from typing import Any
 
 import jwt
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
 from test_sign_support import (
     ALGORITHMS,
     ISSUER,
     FakeClock,
-    FakeSecrets,
+    InMemoryKeyringReader,
     active_key,
     keyring_json,
     pending_key,
@@ -23,7 +22,7 @@ from test_sign_support import (
     settings,
 )
 
-from jwks_rotator.core.errors import SigningUnavailableError
+from jwks_rotator.core.errors import SigningUnavailableError, StoreError
 from jwks_rotator.core.keys import KeyState
 from jwks_rotator.core.signer import REFRESH_INTERVAL, TokenSigner
 from jwks_rotator.core.token_policy import MAX_TOKEN_BYTES
@@ -36,10 +35,10 @@ def segment(token: str, index: int) -> dict[str, Any]:
     return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
 
 
-def make_signer(text: str, *, clock: FakeClock | None = None, **changes: Any) -> tuple[TokenSigner, FakeSecrets, FakeClock]:
-    client = FakeSecrets(text)
+def make_signer(text: str, *, clock: FakeClock | None = None, **changes: Any) -> tuple[TokenSigner, InMemoryKeyringReader, FakeClock]:
+    reader = InMemoryKeyringReader(text)
     clock = clock or FakeClock()
-    return TokenSigner(settings(**changes), client, clock=clock), client, clock
+    return TokenSigner(settings(**changes), reader, clock=clock), reader, clock
 
 
 @pytest.mark.parametrize("alg", ALGORITHMS)
@@ -107,38 +106,38 @@ def test_unicode_claims_are_carried_as_utf8() -> None:
 
 # --- key cache ------------------------------------------------------------------
 def test_a_warm_signer_makes_no_aws_call_for_a_thousand_tokens() -> None:
-    signer, client, clock = make_signer(keyring_json(active_key()))
+    signer, reader, clock = make_signer(keyring_json(active_key()))
     signer.issue(REQUEST)
-    assert client.calls == 1
+    assert reader.calls == 1
     for _ in range(1000):
         clock.advance(0.01)  # ten seconds in all, inside signer-cache-ttl
         signer.issue(REQUEST)
-    assert client.calls == 1
+    assert reader.calls == 1
 
 
 def test_refusals_never_read_the_secret() -> None:
-    signer, client, _ = make_signer(keyring_json(active_key()))
+    signer, reader, _ = make_signer(keyring_json(active_key()))
     assert signer.handle({"sub": "u"}).response["error"] == "invalid_request"
-    assert client.calls == 0
+    assert reader.calls == 0
 
 
 def test_the_cache_is_read_again_after_signer_cache_ttl_and_a_same_version_is_not_reloaded() -> None:
-    signer, client, clock = make_signer(keyring_json(active_key()), signer_cache_ttl=timedelta(seconds=60))
+    signer, reader, clock = make_signer(keyring_json(active_key()), signer_cache_ttl=timedelta(seconds=60))
     first = signer.cache.get(clock())
     clock.advance(59.9)
     signer.issue(REQUEST)
-    assert client.calls == 1
+    assert reader.calls == 1
     clock.advance(0.1)
     signer.issue(REQUEST)
-    assert client.calls == 2
+    assert reader.calls == 2
     assert signer.cache.get(clock()) is first  # same VersionId: nothing parsed or loaded again
 
 
 def test_a_new_version_with_a_new_active_key_is_used_after_the_ttl() -> None:
     old, new = active_key("ES256", index=0), active_key("ES256", index=1)
-    signer, client, clock = make_signer(keyring_json(old))
+    signer, reader, clock = make_signer(keyring_json(old))
     assert signer.issue(REQUEST).kid == old.kid
-    client.publish(keyring_json(old.with_changes(state=KeyState.RETIRED, retired_at=old.activated_at), new), "v2")
+    reader.publish(keyring_json(old.with_changes(state=KeyState.RETIRED, retired_at=old.activated_at), new), "v2")
     clock.advance(30)
     assert signer.issue(REQUEST).kid == old.kid  # still fresh
     clock.advance(30)
@@ -147,38 +146,38 @@ def test_a_new_version_with_a_new_active_key_is_used_after_the_ttl() -> None:
 
 def test_a_new_version_with_the_same_active_key_keeps_the_loaded_key() -> None:
     key = active_key("RS256")
-    signer, client, clock = make_signer(keyring_json(key), algorithm="RS256")
+    signer, reader, clock = make_signer(keyring_json(key), algorithm="RS256")
     loaded = signer.cache.get(clock())
-    client.publish(keyring_json(key, pending_key("RS256")), "v2")
+    reader.publish(keyring_json(key, pending_key("RS256")), "v2")
     clock.advance(61)
     again = signer.cache.get(clock())
-    assert client.calls == 2 and again is not loaded and again.sign is loaded.sign
+    assert reader.calls == 2 and again is not loaded and again.sign is loaded.sign
 
 
 def test_an_overdue_key_triggers_early_reads_at_most_once_per_interval() -> None:
     clock = FakeClock()
     period = timedelta(days=7)
     overdue = active_key("ES256", activated=clock.now - period.total_seconds() - 1)
-    signer, client, _ = make_signer(keyring_json(overdue), clock=clock)
+    signer, reader, _ = make_signer(keyring_json(overdue), clock=clock)
     assert signer.issue(REQUEST).kid == overdue.kid  # still the active key in the secret: it signs
     for _ in range(50):
         clock.advance(REFRESH_INTERVAL / 10)
         signer.issue(REQUEST)
-    assert 5 <= client.calls <= 7  # one read per interval over five intervals, not one per token
+    assert 5 <= reader.calls <= 7  # one read per interval over five intervals, not one per token
     successor = active_key("ES256", index=1)
-    client.publish(keyring_json(successor), "v2")
+    reader.publish(keyring_json(successor), "v2")
     clock.advance(REFRESH_INTERVAL)
     assert signer.issue(REQUEST).kid == successor.kid  # picked up well before signer-cache-ttl
 
 
 def test_no_active_key_answers_signing_unavailable_and_retries_at_most_once_per_interval() -> None:
-    signer, client, clock = make_signer(keyring_json(pending_key()))
+    signer, reader, clock = make_signer(keyring_json(pending_key()))
     for _ in range(20):
         assert signer.handle(REQUEST).response["error"] == "signing_unavailable"
         clock.advance(REFRESH_INTERVAL / 4)
-    assert client.calls == 5
+    assert reader.calls == 5
     key = active_key()
-    client.publish(keyring_json(key), "v2")
+    reader.publish(keyring_json(key), "v2")
     clock.advance(REFRESH_INTERVAL)
     assert signer.issue(REQUEST).kid == key.kid
 
@@ -202,41 +201,48 @@ def test_an_active_key_whose_material_does_not_match_its_algorithm_is_unusable()
 
 
 FAILURES = [
-    ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "GetSecretValue"),
-    EndpointConnectionError(endpoint_url="https://secretsmanager.example"),
-    RuntimeError("anything"),
+    StoreError("throttled: slow down", reason="ThrottlingException"),
+    StoreError("no connection to https://secretsmanager.example", reason="EndpointConnectionError"),
+    RuntimeError("anything"),  # a broken adapter: named by type only
 ]
 
 
-@pytest.mark.parametrize("failure", FAILURES, ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("failure", FAILURES, ids=["throttled", "unreachable", "adapter-bug"])
 def test_a_failed_first_read_answers_signing_unavailable_and_is_retried_after_the_interval(failure: Exception) -> None:
-    signer, client, clock = make_signer(keyring_json(active_key()))
-    client.failure = failure
+    signer, reader, clock = make_signer(keyring_json(active_key()))
+    reader.failure = failure
     for _ in range(10):
         assert signer.handle(REQUEST).response["error"] == "signing_unavailable"
-    assert client.calls == 1
-    client.failure = None
+    assert reader.calls == 1
+    reader.failure = None
     clock.advance(REFRESH_INTERVAL)
     assert "token" in signer.handle(REQUEST).response
-    assert client.calls == 2
+    assert reader.calls == 2
 
 
 def test_a_failed_read_after_the_ttl_stops_signing_with_the_cached_key() -> None:
-    signer, client, clock = make_signer(keyring_json(active_key()), signer_cache_ttl=timedelta(seconds=60))
+    signer, reader, clock = make_signer(keyring_json(active_key()), signer_cache_ttl=timedelta(seconds=60))
     signer.issue(REQUEST)
-    client.failure = FAILURES[0]
+    reader.failure = FAILURES[0]
     clock.advance(60)
     outcome = signer.handle(REQUEST)
     assert outcome.response["error"] == "signing_unavailable"
     assert "ThrottlingException" in outcome.response["message"] and "slow down" not in outcome.response["message"]
 
 
+def test_a_broken_reader_is_named_by_its_failure_type_only() -> None:
+    signer, reader, _ = make_signer(keyring_json(active_key()))
+    reader.failure = FAILURES[2]
+    message = signer.handle(REQUEST).response["message"]
+    assert "RuntimeError" in message and "anything" not in message
+
+
 def test_a_failed_early_read_keeps_the_cached_key_until_its_ttl_ends() -> None:
     clock = FakeClock()
     overdue = active_key("ES256", activated=clock.now - timedelta(days=8).total_seconds())
-    signer, client, _ = make_signer(keyring_json(overdue), clock=clock, signer_cache_ttl=timedelta(seconds=60))
+    signer, reader, _ = make_signer(keyring_json(overdue), clock=clock, signer_cache_ttl=timedelta(seconds=60))
     signer.issue(REQUEST)
-    client.failure = FAILURES[1]
+    reader.failure = FAILURES[1]
     clock.advance(30)
     assert signer.issue(REQUEST).kid == overdue.kid
     clock.advance(30)
@@ -249,6 +255,6 @@ def test_the_signer_refuses_to_start_without_issuer_or_secret() -> None:
     from jwks_rotator.core.settings import Settings
 
     with pytest.raises(ConfigurationError):
-        TokenSigner(Settings(keyring_secret_id="k"), FakeSecrets("{}"))
+        TokenSigner(Settings(keyring_secret_id="k"), InMemoryKeyringReader("{}"))
     with pytest.raises(ConfigurationError):
-        TokenSigner(Settings(issuer=ISSUER), FakeSecrets("{}"))
+        TokenSigner(Settings(issuer=ISSUER), InMemoryKeyringReader("{}"))

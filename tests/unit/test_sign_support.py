@@ -1,4 +1,4 @@
-"""Helpers shared by the sign function's unit tests (keys, a fake Secrets Manager, a fake clock)."""
+"""Helpers shared by the sign function's unit tests (keys, an in-memory keyring reader, a fake Secrets Manager client, a fake clock)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from jwks_rotator.core.keygen import generate_key
 from jwks_rotator.core.keyring import Keyring
 from jwks_rotator.core.keys import KeyRecord, KeyState, load_private_key
+from jwks_rotator.core.ports import StoredKeyring
 from jwks_rotator.core.settings import Settings
 from jwks_rotator_cli.functions import load_function_module
 
@@ -51,8 +52,27 @@ def settings(**changes: Any) -> Settings:
     return Settings(**values)
 
 
+class InMemoryKeyringReader:
+    """The signer's :class:`~jwks_rotator.core.ports.KeyringReader` in memory: the current version; counts reads; can be made to fail."""
+
+    def __init__(self, text: str, version_id: str = "v1") -> None:
+        self.text = text
+        self.version_id = version_id
+        self.calls = 0
+        self.failure: Exception | None = None
+
+    def publish(self, text: str, version_id: str) -> None:
+        self.text, self.version_id = text, version_id
+
+    def read_current(self) -> StoredKeyring:
+        self.calls += 1
+        if self.failure is not None:
+            raise self.failure
+        return StoredKeyring(self.version_id, self.text)
+
+
 class FakeSecrets:
-    """Serves the current keyring version; counts reads; can be made to fail."""
+    """A boto3 Secrets Manager client's ``get_secret_value``: the current keyring version; counts reads; can be made to fail."""
 
     def __init__(self, text: str, version_id: str = "v1") -> None:
         self.text = text

@@ -1,20 +1,38 @@
-"""The composition root: the core's services wired to their AWS adapters, for the handlers and the CLI."""
+"""The composition root: the core's services wired to their AWS adapters, for the handlers and the CLI.
+
+Each builder imports its own adapters and services when called, so a
+function loads only its own path: the sign function never loads rotation,
+key generation or the store, and neither function imports boto3 before its
+settings are validated. Clients come from
+:func:`jwks_rotator.adapters.aws_clients.client_factory` (explicit timeouts,
+standard retries) unless the caller hands in its own factory.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .adapters.s3_publisher import S3Publisher
-from .adapters.secrets_store import SecretsManagerKeyringStore
-from .core.rotation import Clock, RotationService, utc_now
 from .core.settings import Settings
 
-ClientFactory = Callable[[str], Any]
+if TYPE_CHECKING:
+    from .adapters.aws_clients import ClientFactory
+    from .core.rotation import Clock, RotationService
+    from .core.signer import Clock as UnixClock
+    from .core.signer import RefreshListener, TokenSigner
 
-def build_rotation_service(settings: Settings, clients: ClientFactory, *, clock: Clock = utc_now, logger: Any = None) -> RotationService:
-    """The service wired to Secrets Manager, S3 and (when configured) CloudFront."""
+
+def build_rotation_service(
+    settings: Settings, clients: ClientFactory | None = None, *, clock: Clock | None = None, logger: Any = None
+) -> RotationService:
+    """The rotation service wired to Secrets Manager, S3 and (when configured) CloudFront."""
     settings.require("keyring_secret_id", "jwks_bucket", "issuer")
+    from .adapters.aws_clients import ROTATION, client_factory
+    from .adapters.s3_publisher import S3Publisher
+    from .adapters.secrets_store import SecretsManagerKeyringStore
+    from .core.rotation import RotationService, utc_now
+
+    if clients is None:
+        clients = client_factory(ROTATION)
     store = SecretsManagerKeyringStore(clients("secretsmanager"), settings.keyring_secret_id)
     publisher = S3Publisher(
         clients("s3"),
@@ -23,5 +41,25 @@ def build_rotation_service(settings: Settings, clients: ClientFactory, *, clock:
         cloudfront_client=clients("cloudfront") if settings.distribution_id else None,
         distribution_id=settings.distribution_id,
     )
-    return RotationService(store, publisher, settings, clock=clock, logger=logger)
+    return RotationService(store, publisher, settings, clock=clock or utc_now, logger=logger)
 
+
+def build_token_signer(
+    settings: Settings,
+    clients: ClientFactory | None = None,
+    *,
+    listener: RefreshListener | None = None,
+    clock: UnixClock | None = None,
+) -> TokenSigner:
+    """The token signer reading the keyring secret's current version through one Secrets Manager client."""
+    settings.require("issuer", "keyring_secret_id")
+    import time
+
+    from .adapters.aws_clients import SIGNING, client_factory
+    from .adapters.secret_reader import SecretsManagerKeyringReader
+    from .core.signer import TokenSigner
+
+    if clients is None:
+        clients = client_factory(SIGNING)
+    reader = SecretsManagerKeyringReader(clients("secretsmanager"), settings.keyring_secret_id)
+    return TokenSigner(settings, reader, clock=clock or time.time, listener=listener)

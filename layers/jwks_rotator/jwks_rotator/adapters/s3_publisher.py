@@ -6,22 +6,16 @@ import hashlib
 import uuid
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from jwks_rotator.core.errors import PublicationSupersededError, PublishError
 from jwks_rotator.core.jwks import PublicDocuments
 from jwks_rotator.core.ports import PublishResult
 from jwks_rotator.core.settings import Settings
 
+from .aws_clients import AWS_ERRORS, error_code
+
 CONTENT_TYPE = "application/json"
 DIGEST_METADATA = "sha256"
 GENERATION_METADATA = "keyring-generation"
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", "ClientError"))
-    return type(exc).__name__
 
 
 class S3Publisher:
@@ -49,13 +43,12 @@ class S3Publisher:
         for path, body in documents.files.items():
             try:
                 head = self._s3.head_object(Bucket=self._bucket, Key=path)
-            except ClientError as exc:
-                if _describe(exc) in ("404", "NoSuchKey", "NotFound"):
+            except AWS_ERRORS as exc:
+                code = error_code(exc)
+                if code in ("404", "NoSuchKey", "NotFound"):
                     stale.append(path)
                     continue
-                raise PublishError(f"cannot read s3://{self._bucket}/{path}: {_describe(exc)}") from None
-            except BotoCoreError as exc:
-                raise PublishError(f"cannot read s3://{self._bucket}/{path}: {_describe(exc)}") from None
+                raise PublishError(f"cannot read s3://{self._bucket}/{path}: {code}") from None
             if (
                 head.get("Metadata", {}).get(DIGEST_METADATA) != hashlib.sha256(body).hexdigest()
                 or head.get("ContentType") != CONTENT_TYPE
@@ -83,8 +76,8 @@ class S3Publisher:
                     CacheControl=self._cache_control,
                     Metadata={DIGEST_METADATA: hashlib.sha256(body).hexdigest(), GENERATION_METADATA: str(generation)},
                 )
-            except (ClientError, BotoCoreError) as exc:
-                raise PublishError(f"cannot write s3://{self._bucket}/{path}: {_describe(exc)}") from None
+            except AWS_ERRORS as exc:
+                raise PublishError(f"cannot write s3://{self._bucket}/{path}: {error_code(exc)}") from None
 
     def invalidate(self, paths: tuple[str, ...]) -> str | None:
         """One CloudFront invalidation for the paths; None when no distribution is configured."""
@@ -96,8 +89,8 @@ class S3Publisher:
                 DistributionId=self._distribution_id,
                 InvalidationBatch={"Paths": {"Quantity": len(items), "Items": items}, "CallerReference": str(uuid.uuid4())},
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise PublishError(f"cannot invalidate distribution {self._distribution_id}: {_describe(exc)}") from None
+        except AWS_ERRORS as exc:
+            raise PublishError(f"cannot invalidate distribution {self._distribution_id}: {error_code(exc)}") from None
         return str(response["Invalidation"]["Id"])
 
     def publish(self, documents: PublicDocuments, *, already_announced: bool, generation: int, force: bool = False) -> PublishResult:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Union
+from typing import cast
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -16,15 +16,20 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from .errors import UnsupportedAlgorithmError
 
-PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey]
-PublicKey = Union[rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey]
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 
 RSA_KEY_SIZES = (2048, 3072, 4096)
 
 
 @dataclass(frozen=True)
 class Algorithm:
-    """One JWS algorithm: its key type and how it makes keys and signatures."""
+    """One JWS algorithm: its key type and how it makes keys and signatures.
+
+    ``sign`` takes a key of this algorithm's ``kty``/``crv`` only (the signer
+    and the keyring check that pairing before a key is used); the per-family
+    signers below cast to their key type on that basis.
+    """
 
     name: str
     kty: str
@@ -43,13 +48,13 @@ def _ec_generate(curve: ec.EllipticCurve) -> Callable[[int], PrivateKey]:
 
 def _pkcs1(hash_alg: hashes.HashAlgorithm) -> Callable[[PrivateKey, bytes], bytes]:
     pad = padding.PKCS1v15()
-    return lambda key, data: key.sign(data, pad, hash_alg)  # type: ignore[union-attr, call-arg]
+    return lambda key, data: cast(rsa.RSAPrivateKey, key).sign(data, pad, hash_alg)
 
 
 def _pss(hash_alg: hashes.HashAlgorithm) -> Callable[[PrivateKey, bytes], bytes]:
     # RFC 7518 3.5: the salt is as long as the digest.
     pad = padding.PSS(mgf=padding.MGF1(hash_alg), salt_length=hash_alg.digest_size)
-    return lambda key, data: key.sign(data, pad, hash_alg)  # type: ignore[union-attr, call-arg]
+    return lambda key, data: cast(rsa.RSAPrivateKey, key).sign(data, pad, hash_alg)
 
 
 def _ecdsa(hash_alg: hashes.HashAlgorithm, size: int) -> Callable[[PrivateKey, bytes], bytes]:
@@ -57,14 +62,14 @@ def _ecdsa(hash_alg: hashes.HashAlgorithm, size: int) -> Callable[[PrivateKey, b
 
     def sign(key: PrivateKey, data: bytes) -> bytes:
         # JWS wants the fixed-size R || S concatenation, not DER (RFC 7518 3.4).
-        r, s = decode_dss_signature(key.sign(data, scheme))  # type: ignore[union-attr, call-arg]
+        r, s = decode_dss_signature(cast(ec.EllipticCurvePrivateKey, key).sign(data, scheme))
         return r.to_bytes(size, "big") + s.to_bytes(size, "big")
 
     return sign
 
 
 def _eddsa(key: PrivateKey, data: bytes) -> bytes:
-    return key.sign(data)  # type: ignore[call-arg]
+    return cast(ed25519.Ed25519PrivateKey, key).sign(data)
 
 
 _REGISTRY: dict[str, Algorithm] = {

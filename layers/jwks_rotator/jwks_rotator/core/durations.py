@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, quoted
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -23,11 +23,11 @@ def parse_duration(text: str | int | float | timedelta, *, name: str = "duration
         match = _DURATION.match(str(text))
         if not match:
             raise ConfigurationError(
-                f"{name}: {text!r} is not a duration; use seconds or a number with a unit, such as 30s, 15m, 12h or 7d"
+                f"{name}: {quoted(text)} is not a duration; use seconds or a number with a unit, such as 30s, 15m, 12h or 7d"
             )
         seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     if seconds != seconds or seconds < 0 or seconds > 10 * 365 * 86400:
-        raise ConfigurationError(f"{name}: {text!r} is out of range (0 to 10 years)")
+        raise ConfigurationError(f"{name}: {quoted(text)} is out of range (0 to 10 years)")
     return timedelta(seconds=seconds)
 
 

@@ -7,6 +7,16 @@ key material, secret values or tokens.
 
 from __future__ import annotations
 
+from typing import Any
+
+QUOTED_CHARS = 40
+
+
+def quoted(value: Any) -> str:
+    """``value`` as an error message may show it: quoted when short, otherwise described by its length only."""
+    text = repr(value)
+    return text if len(text) <= QUOTED_CHARS else f"a value of {len(str(value))} characters"
+
 
 class JwksRotatorError(Exception):
     """Root of every error raised by jwks-rotator."""
@@ -52,9 +62,18 @@ class PublicationSupersededError(KeyringConflictError):
 
 
 class StoreError(JwksRotatorError):
-    """The keyring store (Secrets Manager) could not be read or written."""
+    """The keyring store (Secrets Manager) could not be read or written.
+
+    ``reason`` is what failed, for callers that branch on it and for logs:
+    the AWS error code (``ThrottlingException``) or the failure's type name,
+    never a stored value or a service's message.
+    """
 
     code = "store_unavailable"
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class PublishError(JwksRotatorError):

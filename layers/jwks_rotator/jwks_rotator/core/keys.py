@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from .algorithms import PrivateKey, get_algorithm
@@ -26,7 +26,7 @@ PUBLIC_MEMBERS: dict[str, tuple[str, ...]] = {
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "k", "oth"})
 
 
-class KeyState(str, Enum):
+class KeyState(StrEnum):
     """Where a key is in its life. Deleted keys are not in the keyring at all."""
 
     PENDING = "pending"  # published, not signing yet

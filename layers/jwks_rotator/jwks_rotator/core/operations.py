@@ -1,12 +1,12 @@
 """The rotate function's operations: event shapes in, service calls out.
 
 Shared by the rotate Lambda handler, the CLI and the local stack so that all
-three accept the same commands and build the service the same way.
+three accept the same commands (the service itself comes from :mod:`jwks_rotator.wiring`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +14,6 @@ from .errors import InvalidEventError
 from .rotation import RotationService, RunReport
 
 OPERATIONS = ("tick", "rotate-now", "revoke", "publish")
-ClientFactory = Callable[[str], Any]
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,6 @@ def parse_rotate_event(event: Any) -> RotateCommand:
     if "kid" in event:
         raise InvalidEventError(f"{operation} takes no 'kid'")
     return RotateCommand(str(operation))
-
 
 
 def run_command(service: RotationService, command: RotateCommand) -> RunReport:

@@ -53,6 +53,13 @@ class StoredKeyring:
 
 
 class KeyringReader(Protocol):
-    """Reads the current keyring document for the signer (never a pending write)."""
+    """Reads the current keyring document for the signer (never a pending write).
+
+    A failed read raises :class:`~.errors.StoreError` whose ``reason`` names
+    the failure (an AWS error code, an HTTP status) and never a stored value.
+    The signer parses ``text`` itself, so any transport that returns the
+    secret's current version and document fits: boto3 today, an HTTP read
+    from the Parameters and Secrets extension later.
+    """
 
     def read_current(self) -> StoredKeyring: ...

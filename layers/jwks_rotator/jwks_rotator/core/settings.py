@@ -3,8 +3,14 @@
 A setting has one name written three ways: kebab-case on the command line
 (``--rotation-period``), PascalCase as a SAM template parameter
 (``RotationPeriod``) and upper snake case in a Lambda environment
-(``ROTATION_PERIOD``). :data:`SETTINGS` is the single table of them.
+(``ROTATION_PERIOD``). Each setting is declared once, as a field of
+:class:`Settings` made with :func:`setting`: its type, its default as
+written, its parser and its meaning. :data:`SETTINGS` is the table derived
+from those fields (the CLI's options and the template's parameters follow
+it), and the field's default is its written default, parsed.
 """
+
+# ruff: noqa: RUF009 - setting() is dataclasses.field with the parsed default: the defaults are immutable values.
 
 from __future__ import annotations
 
@@ -12,23 +18,64 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from .algorithms import RSA_KEY_SIZES, algorithm_names
 from .durations import format_duration, parse_duration
-from .errors import ConfigurationError
+from .errors import ConfigurationError, quoted
 
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+T = TypeVar("T")
+Parser = Callable[[Any, str], T]
+"""``(raw value, kebab name) -> value``; raises :class:`ConfigurationError` naming the setting."""
+
+
+def _text(raw: Any, name: str) -> str:
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        raise ConfigurationError(f"{name}: expected text, got {type(raw).__name__}")
+    return str(raw).strip()
+
+
+def _duration(raw: Any, name: str) -> timedelta:
+    return parse_duration(raw, name=name)
+
+
+def _optional_duration(raw: Any, name: str) -> timedelta | None:
+    if isinstance(raw, str) and not raw.strip():
+        return None
+    return parse_duration(raw, name=name)
+
+
+def _int(raw: Any, name: str) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        raise ConfigurationError(f"{name}: expected a whole number, got {type(raw).__name__}")
+    try:
+        return int(str(raw).strip())
+    except ValueError:
+        raise ConfigurationError(f"{name}: {quoted(raw)} is not a whole number") from None
+
+
+def _audiences(raw: Any, name: str) -> tuple[str, ...]:
+    items = [_text(item, name) for item in raw] if isinstance(raw, (list, tuple)) else _text(raw, name).split(",")
+    return tuple(item.strip() for item in items if item.strip())
+
+
+def setting(default: str, doc: str, parse: Parser[T]) -> T:
+    """Declare a :class:`Settings` field: its default as written (parsed for the field), parser and meaning."""
+    # dataclasses.field is typed as returning the default's type: what the annotation of the field declares.
+    return dataclasses.field(default=parse(default, "default"), metadata={"default": default, "doc": doc, "parse": parse})
 
 
 @dataclass(frozen=True)
 class SettingSpec:
-    """One setting: its attribute, default (as written) and meaning."""
+    """One setting as the CLI, the template and the environment see it: attribute, default (as written), meaning."""
 
     attribute: str
     default: str
     doc: str
+    parser: Parser[Any] = dataclasses.field(default=_text, repr=False, compare=False)
 
     @property
     def kebab(self) -> str:
@@ -42,55 +89,32 @@ class SettingSpec:
     def pascal(self) -> str:
         return "".join(part.capitalize() for part in self.attribute.split("_"))
 
-
-SETTINGS: tuple[SettingSpec, ...] = (
-    SettingSpec("algorithm", "RS256", "JWS algorithm of new keys: RS256, PS256, ES256, ES384, ES512 or EdDSA (Ed25519). RS256 has the widest verifier support."),
-    SettingSpec("rsa_key_size", "2048", "Modulus size in bits for RS256/PS256 keys: 2048, 3072 or 4096."),
-    SettingSpec("rotation_period", "7d", "How long a key signs before the next one takes over."),
-    SettingSpec("publish_lead", "2d", "How long a key is in the published JWKS before it may sign; must exceed every verifier's JWKS cache (some hold a set 12-24 h)."),
-    SettingSpec("max_token_ttl", "1h", "Longest lifetime the signer grants a token."),
-    SettingSpec("default_token_ttl", "15m", "Token lifetime when a request names none."),
-    SettingSpec("jwks_max_age", "1h", "Cache-Control max-age of the published documents; at most publish-lead."),
-    SettingSpec("schedule", "15m", "How often the rotate function ticks; at most half of publish-lead."),
-    SettingSpec("issuer", "", "The iss of every token and the base URL of the discovery document (https, or http on loopback)."),
-    SettingSpec("allowed_audiences", "", "Comma-separated audiences the signer accepts; empty accepts any."),
-    SettingSpec("default_audience", "", "Audience used when a request names none; empty makes aud required."),
-    SettingSpec("signer_cache_ttl", "60s", "How long a signer may use its cached keyring before reading it again."),
-    SettingSpec("clock_skew_leeway", "60s", "Clock difference tolerated between signers, rotators and verifiers."),
-    SettingSpec("retention", "", "How long a retired key stays published; empty derives max-token-ttl + signer-cache-ttl + clock-skew-leeway, and a set value may not be lower."),
-    SettingSpec("keyring_secret_id", "", "Name or ARN of the Secrets Manager secret that holds the keyring."),
-    SettingSpec("jwks_bucket", "", "S3 bucket the JWKS and discovery documents are written to."),
-    SettingSpec("distribution_id", "", "CloudFront distribution to invalidate when the documents change; empty skips invalidation."),
-)
-
-SETTINGS_BY_ATTRIBUTE: dict[str, SettingSpec] = {spec.attribute: spec for spec in SETTINGS}
-
-
-def _csv(text: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in text.split(",") if item.strip())
+    def parse(self, raw: Any) -> Any:
+        """The typed value of ``raw``; :class:`ConfigurationError` naming the setting when it is malformed."""
+        return self.parser(raw, self.kebab)
 
 
 @dataclass(frozen=True)
 class Settings:
     """Validated settings. Build with :meth:`from_mapping` or :meth:`from_env`."""
 
-    algorithm: str = "RS256"
-    rsa_key_size: int = 2048
-    rotation_period: timedelta = timedelta(days=7)
-    publish_lead: timedelta = timedelta(days=2)
-    max_token_ttl: timedelta = timedelta(hours=1)
-    default_token_ttl: timedelta = timedelta(minutes=15)
-    jwks_max_age: timedelta = timedelta(hours=1)
-    schedule: timedelta = timedelta(minutes=15)
-    issuer: str = ""
-    allowed_audiences: tuple[str, ...] = ()
-    default_audience: str = ""
-    signer_cache_ttl: timedelta = timedelta(seconds=60)
-    clock_skew_leeway: timedelta = timedelta(seconds=60)
-    retention: timedelta | None = None
-    keyring_secret_id: str = ""
-    jwks_bucket: str = ""
-    distribution_id: str = ""
+    algorithm: str = setting("RS256", "JWS algorithm of new keys: RS256, PS256, ES256, ES384, ES512 or EdDSA (Ed25519). RS256 has the widest verifier support.", _text)
+    rsa_key_size: int = setting("2048", "Modulus size in bits for RS256/PS256 keys: 2048, 3072 or 4096.", _int)
+    rotation_period: timedelta = setting("7d", "How long a key signs before the next one takes over.", _duration)
+    publish_lead: timedelta = setting("2d", "How long a key is in the published JWKS before it may sign; must exceed every verifier's JWKS cache (some hold a set 12-24 h).", _duration)
+    max_token_ttl: timedelta = setting("1h", "Longest lifetime the signer grants a token.", _duration)
+    default_token_ttl: timedelta = setting("15m", "Token lifetime when a request names none.", _duration)
+    jwks_max_age: timedelta = setting("1h", "Cache-Control max-age of the published documents; at most publish-lead.", _duration)
+    schedule: timedelta = setting("15m", "How often the rotate function ticks; at most half of publish-lead.", _duration)
+    issuer: str = setting("", "The iss of every token and the base URL of the discovery document (https, or http on loopback).", _text)
+    allowed_audiences: tuple[str, ...] = setting("", "Comma-separated audiences the signer accepts; empty accepts any.", _audiences)
+    default_audience: str = setting("", "Audience used when a request names none; empty makes aud required.", _text)
+    signer_cache_ttl: timedelta = setting("60s", "How long a signer may use its cached keyring before reading it again.", _duration)
+    clock_skew_leeway: timedelta = setting("60s", "Clock difference tolerated between signers, rotators and verifiers.", _duration)
+    retention: timedelta | None = setting("", "How long a retired key stays published; empty derives max-token-ttl + signer-cache-ttl + clock-skew-leeway, and a set value may not be lower.", _optional_duration)
+    keyring_secret_id: str = setting("", "Name or ARN of the Secrets Manager secret that holds the keyring.", _text)
+    jwks_bucket: str = setting("", "S3 bucket the JWKS and discovery documents are written to.", _text)
+    distribution_id: str = setting("", "CloudFront distribution to invalidate when the documents change; empty skips invalidation.", _text)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -119,7 +143,7 @@ class Settings:
         """Refuse unsafe or malformed combinations, naming the rule broken."""
         if self.algorithm not in algorithm_names():
             raise ConfigurationError(
-                f"algorithm: {self.algorithm!r} is not supported; choose one of {', '.join(algorithm_names())}"
+                f"algorithm: {quoted(self.algorithm)} is not supported; choose one of {', '.join(algorithm_names())}"
             )
         if self.rsa_key_size not in RSA_KEY_SIZES:
             raise ConfigurationError(
@@ -157,14 +181,16 @@ class Settings:
             )
         if self.default_audience and self.allowed_audiences and self.default_audience not in self.allowed_audiences:
             raise ConfigurationError(
-                f"rule default-audience in allowed-audiences: {self.default_audience!r} is not allowed"
+                f"rule default-audience in allowed-audiences: {quoted(self.default_audience)} is not allowed"
             )
         if self.issuer:
             parsed = urlparse(self.issuer)
+            if parsed.username is not None or parsed.password is not None:
+                raise ConfigurationError("issuer: must not carry credentials (user:password@); the value is not shown")
             loopback = parsed.scheme == "http" and parsed.hostname in _LOOPBACK_HOSTS
             if not (parsed.scheme == "https" or loopback) or not parsed.hostname or parsed.query or parsed.fragment:
                 raise ConfigurationError(
-                    f"issuer: {self.issuer!r} must be an https URL without query or fragment (http only on loopback)"
+                    f"issuer: {quoted(self.issuer)} must be an https URL without query or fragment (http only on loopback)"
                 )
 
     def require(self, *attributes: str) -> None:
@@ -189,7 +215,7 @@ class Settings:
             spec = lookup[key]
             if raw is None:
                 continue
-            kwargs[spec.attribute] = _PARSERS.get(spec.attribute, _text)(raw, spec)
+            kwargs[spec.attribute] = spec.parse(raw)
         return cls(**kwargs)
 
     @classmethod
@@ -200,7 +226,7 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed (strings are parsed as on the command line), validated again."""
         parsed = {
-            name: _PARSERS.get(name, _text)(value, SETTINGS_BY_ATTRIBUTE[name]) if isinstance(value, str) else value
+            name: SETTINGS_BY_ATTRIBUTE[name].parse(value) if isinstance(value, str) else value
             for name, value in changes.items()
         }
         return dataclasses.replace(self, **parsed)
@@ -221,43 +247,9 @@ class Settings:
         return out
 
 
-def _text(raw: Any, spec: SettingSpec) -> str:
-    return str(raw).strip()
+SETTINGS: tuple[SettingSpec, ...] = tuple(
+    SettingSpec(f.name, f.metadata["default"], f.metadata["doc"], f.metadata["parse"]) for f in dataclasses.fields(Settings)
+)
+"""Every setting, in declaration order."""
 
-
-def _duration(raw: Any, spec: SettingSpec) -> timedelta:
-    return parse_duration(raw, name=spec.kebab)
-
-
-def _optional_duration(raw: Any, spec: SettingSpec) -> timedelta | None:
-    if isinstance(raw, str) and not raw.strip():
-        return None
-    return parse_duration(raw, name=spec.kebab)
-
-
-def _int(raw: Any, spec: SettingSpec) -> int:
-    try:
-        return int(str(raw).strip())
-    except ValueError:
-        raise ConfigurationError(f"{spec.kebab}: {raw!r} is not a whole number") from None
-
-
-def _audiences(raw: Any, spec: SettingSpec) -> tuple[str, ...]:
-    if isinstance(raw, (list, tuple)):
-        return tuple(str(item).strip() for item in raw if str(item).strip())
-    return _csv(str(raw))
-
-
-_PARSERS: dict[str, Callable[[Any, SettingSpec], Any]] = {
-    "rsa_key_size": _int,
-    "rotation_period": _duration,
-    "publish_lead": _duration,
-    "max_token_ttl": _duration,
-    "default_token_ttl": _duration,
-    "jwks_max_age": _duration,
-    "schedule": _duration,
-    "signer_cache_ttl": _duration,
-    "clock_skew_leeway": _duration,
-    "retention": _optional_duration,
-    "allowed_audiences": _audiences,
-}
+SETTINGS_BY_ATTRIBUTE: dict[str, SettingSpec] = {spec.attribute: spec for spec in SETTINGS}

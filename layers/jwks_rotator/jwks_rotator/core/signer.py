@@ -2,10 +2,11 @@
 
 Key cache (one per warm Lambda container):
 
-* The keyring is read with ``get_secret_value(VersionStage="AWSCURRENT")`` and
-  parsed, and the active key loaded with ``cryptography``, once per secret
-  ``VersionId``; a new version whose active key is unchanged reuses the loaded
-  key. A warm invocation with a fresh cache makes no AWS call.
+* The current keyring is read through a :class:`~.ports.KeyringReader` (the
+  ``AWSCURRENT`` version of the secret, never a pending write) and parsed,
+  and the active key loaded with ``cryptography``, once per ``VersionId``; a
+  new version whose active key is unchanged reuses the loaded key. A warm
+  invocation with a fresh cache makes no read.
 * The cache is fresh for ``signer-cache-ttl`` after the read that confirmed it
   (timed from before the call). Past that it must be read again before the
   next token: a failed read answers ``signing_unavailable``. This bound is what
@@ -15,8 +16,8 @@ Key cache (one per warm Lambda container):
 * Inside the ttl, the cache is read early when it holds no usable key or when
   the active key's rotation is overdue (``activated_at + rotation-period <=
   now``). Early reads, and retries after a failed read, happen at most once
-  per :data:`REFRESH_INTERVAL` seconds, so an outage cannot hammer Secrets
-  Manager. A failed early read keeps the cached key until the ttl runs out; an
+  per :data:`REFRESH_INTERVAL` seconds, so an outage cannot hammer the
+  store. A failed early read keeps the cached key until the ttl runs out; an
   overdue key that is still the active one in the secret keeps signing.
 * Only a key in state ``active`` with ``published_at`` set signs; there is no
   fallback to a pending or unpublished key.
@@ -25,6 +26,7 @@ Key cache (one per warm Lambda container):
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import math
 import secrets
@@ -40,10 +42,12 @@ from .errors import (
     KeyringError,
     PayloadTooLargeError,
     SigningUnavailableError,
+    StoreError,
     UnsupportedAlgorithmError,
 )
 from .keyring import Keyring
 from .keys import KeyRecord, KeyState, load_private_key
+from .ports import KeyringReader
 from .settings import Settings
 from .token_policy import MAX_TOKEN_BYTES, TokenPolicy, build_claims, parse_request
 
@@ -53,7 +57,6 @@ Clock = Callable[[], float]
 REFRESH_INTERVAL = 1.0
 """Least time between early cache reads, and between a failed read and the next try."""
 
-CURRENT_STAGE = "AWSCURRENT"
 # One encoder for every token: json.dumps with options would build a new one per call.
 _encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _UNENCODABLE = "claims hold a value JSON cannot carry: a lone surrogate, NaN, Infinity or an over-long integer"
@@ -142,20 +145,18 @@ def make_signing_key(record: KeyRecord, rotation_period: float, *, reuse: Signin
 
 
 class KeyCache:
-    """The active signing key, read from the keyring secret and cached by ``VersionId`` (see module doc)."""
+    """The active signing key, read through ``reader`` and cached by ``VersionId`` (see module doc)."""
 
     def __init__(
         self,
-        client: Any,
-        secret_id: str,
+        reader: KeyringReader,
         *,
         ttl: float,
         rotation_period: float,
         listener: RefreshListener | None = None,
         refresh_interval: float = REFRESH_INTERVAL,
     ) -> None:
-        self._client = client
-        self._secret_id = secret_id
+        self._reader = reader
         self._ttl = ttl
         self._rotation_period = rotation_period
         self._listener = listener
@@ -173,10 +174,8 @@ class KeyCache:
             if key is not None and now < key.due_at:
                 return key  # the warm path: no AWS call
             if not 0 <= now - self._last_attempt < self._interval:
-                try:
+                with contextlib.suppress(SigningUnavailableError):  # keep the cached entry until its ttl runs out
                     self._refresh(now, "early")
-                except SigningUnavailableError:
-                    pass  # keep the cached entry until its ttl runs out
                 entry = self._entry
                 assert entry is not None
                 key = entry.key
@@ -194,17 +193,13 @@ class KeyCache:
     def _refresh(self, now: float, trigger: str) -> None:
         self._last_attempt = now
         try:
-            response = self._client.get_secret_value(SecretId=self._secret_id, VersionStage=CURRENT_STAGE)
-            version_id = response["VersionId"]
-            text = response.get("SecretString")
-            if type(version_id) is not str or type(text) is not str:
-                raise TypeError("unexpected response shape")
-        except Exception as exc:  # any failure of the read (ClientError, BotoCoreError, a broken response)
-            self._failure = SigningUnavailableError(
-                f"no signing key: the keyring secret could not be read ({_describe(exc)})"
-            )
+            stored = self._reader.read_current()
+        except Exception as exc:  # StoreError from the adapter; anything else is an adapter bug, named by type only
+            reason = exc.reason if isinstance(exc, StoreError) and exc.reason else type(exc).__name__
+            self._failure = SigningUnavailableError(f"no signing key: the keyring secret could not be read ({reason})")
             self._notify(trigger, "failed", None)
             raise self._failure from None
+        version_id, text = stored.version_id, stored.text
         self._failure = None
         previous = self._entry
         if previous is not None and previous.version_id == version_id:
@@ -236,15 +231,6 @@ class KeyCache:
             self._listener(trigger, outcome, key)
 
 
-def _describe(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, Mapping):
-        code = response.get("Error", {}).get("Code") if isinstance(response.get("Error"), Mapping) else None
-        if isinstance(code, str) and code.isidentifier():
-            return code
-    return type(exc).__name__
-
-
 def encode_jws(key: SigningKey, claims: Mapping[str, Any]) -> str:
     """The compact JWS of ``claims`` under ``key``; refuses tokens over :data:`MAX_TOKEN_BYTES` before signing.
 
@@ -264,7 +250,7 @@ class TokenSigner:
     def __init__(
         self,
         settings: Settings,
-        client: Any,
+        reader: KeyringReader,
         *,
         clock: Clock = time.time,
         listener: RefreshListener | None = None,
@@ -272,8 +258,7 @@ class TokenSigner:
         settings.require("issuer", "keyring_secret_id")
         self.policy = TokenPolicy.from_settings(settings)
         self.cache = KeyCache(
-            client,
-            settings.keyring_secret_id,
+            reader,
             ttl=settings.signer_cache_ttl.total_seconds(),
             rotation_period=settings.rotation_period.total_seconds(),
             listener=listener,

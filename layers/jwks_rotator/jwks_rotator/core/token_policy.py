@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 from .errors import (
     AudienceNotAllowedError,
@@ -97,7 +97,7 @@ def _field_name(key: Any) -> str:
     return "a field with an unprintable or non-string name"
 
 
-def _is_text(value: Any) -> bool:
+def _is_text(value: Any) -> TypeGuard[str]:
     """A non-blank ``str`` that is valid Unicode (no lone surrogates)."""
     if type(value) is not str or not value.strip():
         return False
@@ -225,7 +225,8 @@ def _value_size(item: Any, depth: int, budget: int) -> int:
     if kind is bool or item is None:
         return 5
     if kind is int:
-        return item.bit_length() // 3 + 2
+        bits: int = item.bit_length()
+        return bits // 3 + 2
     if kind is float:
         if not math.isfinite(item):
             raise InvalidClaimsError("claims may not hold NaN or Infinity")

@@ -1,0 +1,16 @@
+# make lint: ruff, mypy --strict and the import contracts (pyproject [tool.ruff], [tool.mypy], [tool.importlinter]).
+.PHONY: lint lint-ruff lint-types lint-imports
+
+lint: lint-ruff lint-types lint-imports
+
+lint-ruff: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+# One mypy run per handler: both are named app.py, and a single run would see two modules called "app".
+lint-types: $(STAMP)
+	$(PY) -m mypy layers/jwks_rotator/jwks_rotator
+	$(PY) -m mypy functions/sign/app.py
+	$(PY) -m mypy functions/rotate/app.py
+
+lint-imports: $(STAMP)
+	$(VENV)/bin/lint-imports
