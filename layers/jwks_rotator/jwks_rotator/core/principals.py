@@ -55,6 +55,8 @@ def identity_from_arn(arn: str) -> CallerIdentity:
         assumed = _ASSUMED_ROLE.fullmatch(resource)
         if assumed is not None:
             role_arn = f"arn:{partition}:iam::{account}:role/{assumed['role']}"
+        elif resource.startswith("assumed-role/"):
+            raise UnauthenticatedError("the caller's identity could not be read", reason="identity_arn_malformed")
     elif not (_IAM_USER.fullmatch(resource) or resource == "root"):
         raise UnauthenticatedError("the caller's identity could not be read", reason="identity_arn_malformed")
     return CallerIdentity(sts_arn=arn, account=account, partition=partition, role_arn=role_arn)
