@@ -221,7 +221,8 @@ def _parse_amz_date(value: str) -> float:
     if not _AMZ_DATE.fullmatch(value):
         raise _refuse("amz_date_malformed")
     try:
-        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
+        moment = datetime(int(value[0:4]), int(value[4:6]), int(value[6:8]), int(value[9:11]), int(value[11:13]), int(value[13:15]), tzinfo=UTC)
+        return moment.timestamp()  # strptime costs several times more
     except ValueError:
         raise _refuse("amz_date_malformed") from None
 
