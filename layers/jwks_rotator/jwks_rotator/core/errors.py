@@ -146,3 +146,42 @@ class SigningUnavailableError(SigningError):
     """No active, published key can be used right now."""
 
     code = "signing_unavailable"
+
+
+class CallerRefusedError(SigningError):
+    """Root of the refusals that concern who calls and what their profile allows.
+
+    ``reason`` is a short slug safe to log (``"signed_headers_incomplete"``,
+    ``"rate_limited"``, ...); it is not part of the wire answer, and neither the
+    message nor the reason ever holds a header value, a signature or a token.
+    """
+
+    code = "unauthenticated"
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or self.code
+
+
+class UnauthenticatedError(CallerRefusedError):
+    """The caller's proof of identity is missing, malformed, stale, for another signer, or refused by STS."""
+
+    code = "unauthenticated"
+
+
+class CallerNotAllowedError(CallerRefusedError):
+    """The authenticated caller matches no enabled issuance profile (or not the one it named)."""
+
+    code = "caller_not_allowed"
+
+
+class SubjectNotAllowedError(CallerRefusedError):
+    """The requested ``sub`` matches none of the profile's subject patterns."""
+
+    code = "subject_not_allowed"
+
+
+class ClaimsNotAllowedError(CallerRefusedError):
+    """The request sets a custom claim the profile does not list."""
+
+    code = "claims_not_allowed"

@@ -1,0 +1,148 @@
+"""Invoke a jwks-rotator sign function with a proof of who is calling.
+
+The proof is an ``sts:GetCallerIdentity`` request signed (SigV4) with the
+caller's own credentials but never sent: the sign function replays it to
+STS and learns the caller's ARN from STS's answer. It signs ``Host``,
+``X-Amz-Date``, ``Content-Type``, ``X-Amz-Security-Token`` (temporary
+credentials) and ``X-Jwks-Rotator-Signer`` (the function name exactly as
+given here), which binds the proof to that one sign function.
+
+Example::
+
+    from jwks_rotator_client import SignClient
+
+    client = SignClient(function_name="jwks-rotator-sign")
+    answer = client.sign({"sub": "user-42", "aud": "payments-api", "ttl": 300})
+    token = answer["token"]     # or answer["error"] / answer["message"]
+
+A proof is reused for :data:`PROOF_REUSE_SECONDS` (the signer accepts one
+for 5 minutes and caches the identity, so a warm caller costs it no STS
+call); when a reused proof is answered ``unauthenticated`` the client signs a
+fresh one and retries once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3  # type: ignore[import-untyped]
+from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
+from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
+
+SIGNER_HEADER = "X-Jwks-Rotator-Signer"
+GET_CALLER_IDENTITY_BODY = "Action=GetCallerIdentity&Version=2011-06-15"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
+PROOF_REUSE_SECONDS = 240.0
+"""How long a proof is reused: a minute short of the signer's default 5-minute window."""
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class SignInvokeError(Exception):
+    """The invoke did not produce an answer of the sign function's contract (the function crashed or answered no object)."""
+
+
+def _host_of(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.hostname or parts.scheme not in _DEFAULT_PORTS:
+        raise ValueError("the STS endpoint must be an http(s) URL")
+    port = parts.port
+    return parts.hostname if port in (None, _DEFAULT_PORTS[parts.scheme]) else f"{parts.hostname}:{port}"
+
+
+def build_caller_proof(credentials: Any, *, sts_endpoint_url: str, region: str, signer: str) -> dict[str, Any]:
+    """A signed, unsent GetCallerIdentity request as the sign function's ``proof`` field.
+
+    ``credentials`` are botocore credentials (``access_key``, ``secret_key``,
+    ``token``); ``sts_endpoint_url`` is the STS endpoint the sign function
+    replays to (``https://sts.REGION.amazonaws.com``, or a local stand-in).
+    """
+    url = sts_endpoint_url.rstrip("/") + "/"
+    headers = {"Host": _host_of(url), "Content-Type": FORM_CONTENT_TYPE, SIGNER_HEADER: signer}
+    request = AWSRequest(method="POST", url=url, data=GET_CALLER_IDENTITY_BODY.encode(), headers=headers)
+    SigV4Auth(credentials, "sts", region).add_auth(request)
+    return {"headers": dict(request.headers.items()), "body": GET_CALLER_IDENTITY_BODY}
+
+
+class SignClient:
+    """Calls one sign function; ``sign`` returns its answer, error answers included.
+
+    ``function_name`` is a name or ARN, passed to Lambda and signed into the
+    proof as given. The STS endpoint is the one ``session`` resolves for the
+    function's region (an ARN's region, else the Lambda client's), which
+    honours ``AWS_ENDPOINT_URL_STS`` / ``AWS_ENDPOINT_URL`` for local use;
+    ``sts_endpoint_url`` overrides it.
+    """
+
+    def __init__(
+        self,
+        function_name: str,
+        lambda_client: Any = None,
+        session: Any = None,
+        *,
+        sts_endpoint_url: str | None = None,
+        proof_reuse_seconds: float = PROOF_REUSE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not function_name:
+            raise ValueError("function_name is required")
+        self.function_name = function_name
+        self._session = session or boto3.Session()
+        self._lambda = lambda_client or self._session.client("lambda")
+        arn_parts = function_name.split(":")
+        self.region: str = arn_parts[3] if function_name.startswith("arn:") and len(arn_parts) >= 7 else self._lambda.meta.region_name
+        self._sts_endpoint_url = sts_endpoint_url
+        self._reuse = proof_reuse_seconds
+        self._clock = clock
+        self._proof: dict[str, Any] | None = None
+        self._proof_made_at = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def sts_endpoint_url(self) -> str:
+        """The STS endpoint proofs are signed for (resolved once, by botocore, for the function's region)."""
+        if self._sts_endpoint_url is None:
+            self._sts_endpoint_url = str(self._session.client("sts", region_name=self.region).meta.endpoint_url)
+        return self._sts_endpoint_url
+
+    def proof(self, *, fresh: bool = False) -> tuple[dict[str, Any], bool]:
+        """The current proof and whether it is a reused one; a new one when older than the reuse window or ``fresh``."""
+        with self._lock:
+            now = self._clock()
+            if not fresh and self._proof is not None and now - self._proof_made_at < self._reuse:
+                return self._proof, True
+            credentials = self._session.get_credentials()
+            if credentials is None:
+                raise SignInvokeError("no AWS credentials to prove the caller's identity with")
+            self._proof = build_caller_proof(
+                credentials.get_frozen_credentials(), sts_endpoint_url=self.sts_endpoint_url, region=self.region, signer=self.function_name
+            )
+            self._proof_made_at = now
+            return self._proof, False
+
+    def sign(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Invoke the sign function with ``request`` plus a proof; its answer (token or ``{"error", "message"}``)."""
+        proof, reused = self.proof()
+        answer = self._invoke({**request, "proof": proof})
+        if reused and answer.get("error") == "unauthenticated":
+            proof, _ = self.proof(fresh=True)
+            answer = self._invoke({**request, "proof": proof})
+        return answer
+
+    def _invoke(self, payload: dict[str, Any]) -> dict[str, Any]:
+        response = self._lambda.invoke(FunctionName=self.function_name, InvocationType="RequestResponse", Payload=json.dumps(payload).encode())
+        body = response["Payload"].read()
+        if response.get("FunctionError"):
+            raise SignInvokeError(f"the sign function failed ({response['FunctionError']})")
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            raise SignInvokeError("the sign function's answer is not JSON") from None
+        if not isinstance(answer, dict):
+            raise SignInvokeError("the sign function's answer is not a JSON object")
+        return answer

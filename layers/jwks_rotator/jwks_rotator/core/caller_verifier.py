@@ -1,0 +1,184 @@
+"""Verify a caller's proof: local checks, then one replay to STS per proof, cached (no I/O of its own).
+
+:class:`CallerVerifier` parses a proof (:mod:`.caller_proof`), and replays it
+through an :class:`IdentityReplayer` port only when this container has not
+seen it yet: a warm caller that reuses its proof costs no STS call.
+
+* A verified proof is cached until it expires (``X-Amz-Date + max_age``,
+  kept as a monotonic deadline). Revoking the caller's credentials takes
+  effect here at the latest when the proof expires.
+* A proof STS refused (4xx: SignatureDoesNotMatch, ExpiredToken,
+  InvalidClientTokenId, AccessDenied, ...) is cached as refused for the same
+  window, so a bad proof sent again costs nothing either.
+* Replays are bounded by a token bucket (``rate_per_second``, ``burst``);
+  past it a new proof is refused as ``unauthenticated`` (reason
+  ``rate_limited``) and not cached.
+* STS throttling, 5xx or a transport failure is ``signing_unavailable`` and
+  not cached: the caller may retry.
+* The cache holds at most ``cache_size`` proofs and evicts the oldest.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+from .caller_proof import CallerProof, parse_caller_proof
+from .errors import ConfigurationError, SigningUnavailableError, UnauthenticatedError
+from .principals import CallerIdentity, identity_from_arn
+
+STS_MAX_SKEW = 900.0
+"""STS refuses a request whose X-Amz-Date is 15 minutes off; a proof's window must fit in it."""
+
+STS_THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"})
+
+_SAFE_CODE = re.compile(r"[A-Za-z.]{1,64}")
+
+
+class ReplayAnswer(NamedTuple):
+    """STS's answer to a replayed proof: the HTTP status and either the caller's ARN or STS's error code."""
+
+    status: int
+    arn: str | None = None
+    error_code: str | None = None
+
+
+class IdentityReplayer(Protocol):
+    """Sends a proof to the signer's STS endpoint; raises ``SigningUnavailableError`` when no answer came."""
+
+    def replay(self, proof: CallerProof) -> ReplayAnswer: ...
+
+
+@dataclass
+class _Entry:
+    deadline: float
+    identity: CallerIdentity | None
+    reason: str
+
+
+class CallerVerifier:
+    """Turns a raw proof into a :class:`CallerIdentity`, replaying each distinct proof to STS at most once.
+
+    ``on_event`` (optional) is called with ``"cache_hit"``, ``"replayed"``,
+    ``"refused"``, ``"refused_cached"``, ``"rate_limited"`` or
+    ``"sts_unavailable"``, for metrics.
+    """
+
+    def __init__(
+        self,
+        replayer: IdentityReplayer,
+        *,
+        wall_clock: Callable[[], float],
+        monotonic_clock: Callable[[], float],
+        max_age: float,
+        leeway: float,
+        sts_host: str,
+        sts_region: str,
+        rate_per_second: float = 20.0,
+        burst: int = 40,
+        cache_size: int = 1024,
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
+        if not max_age > 0 or max_age + leeway > STS_MAX_SKEW or leeway < 0:
+            raise ConfigurationError("caller proof: max-age must be positive and max-age + leeway at most 15 minutes (STS's own window)")
+        if rate_per_second <= 0 or burst < 1 or cache_size < 1:
+            raise ConfigurationError("caller proof: the replay rate, burst and cache size must be positive")
+        if not sts_host or not sts_region:
+            raise ConfigurationError("caller proof: the STS host and region must be set")
+        self._replayer = replayer
+        self._wall = wall_clock
+        self._monotonic = monotonic_clock
+        self._max_age = max_age
+        self._leeway = leeway
+        self._sts_host = sts_host
+        self._sts_region = sts_region
+        self._rate = rate_per_second
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._refilled_at = monotonic_clock()
+        self._cache: OrderedDict[str, _Entry] = OrderedDict()
+        self._cache_size = cache_size
+        self._on_event = on_event
+        self._lock = threading.Lock()
+
+    def verify(self, raw_proof: object, accepted_signers: Iterable[str]) -> CallerIdentity:
+        """The caller's identity; refusals raise ``unauthenticated`` (with a ``reason``) or ``signing_unavailable``."""
+        proof = parse_caller_proof(
+            raw_proof,
+            accepted_signers=accepted_signers,
+            sts_host=self._sts_host,
+            sts_region=self._sts_region,
+            now=self._wall(),
+            max_age=self._max_age,
+            leeway=self._leeway,
+        )
+        with self._lock:
+            entry = self._lookup(proof.cache_key)
+            if entry is None and not self._take_token():
+                self._emit("rate_limited")
+                raise UnauthenticatedError("too many new proofs of identity right now; retry shortly", reason="rate_limited")
+        if entry is not None:
+            if entry.identity is None:
+                self._emit("refused_cached")
+                raise UnauthenticatedError("the caller's proof of identity was refused", reason=entry.reason)
+            self._emit("cache_hit")
+            return entry.identity
+        return self._replay(proof)
+
+    def _replay(self, proof: CallerProof) -> CallerIdentity:
+        try:
+            answer = self._replayer.replay(proof)
+        except SigningUnavailableError:
+            self._emit("sts_unavailable")
+            raise
+        if answer.status == 200 and answer.arn is not None:
+            try:
+                identity = identity_from_arn(answer.arn)
+            except UnauthenticatedError as exc:
+                self._store(proof, None, exc.reason)
+                raise
+            self._store(proof, identity, "verified")
+            self._emit("replayed")
+            return identity
+        code = answer.error_code or ""
+        if answer.status >= 500 or answer.status == 429 or code in STS_THROTTLING_CODES or not 400 <= answer.status < 500:
+            self._emit("sts_unavailable")
+            raise SigningUnavailableError("the caller's identity cannot be checked right now; retry shortly")
+        reason = f"sts_refused:{code if _SAFE_CODE.fullmatch(code) else 'unknown'}"
+        self._store(proof, None, reason)
+        self._emit("refused")
+        raise UnauthenticatedError("the caller's proof of identity was refused", reason=reason)
+
+    def _lookup(self, key: str) -> _Entry | None:
+        entry = self._cache.get(key)
+        if entry is not None and self._monotonic() >= entry.deadline:
+            del self._cache[key]
+            return None
+        return entry
+
+    def _store(self, proof: CallerProof, identity: CallerIdentity | None, reason: str) -> None:
+        remaining = proof.expires_at - self._wall()
+        if remaining <= 0:
+            return
+        with self._lock:
+            self._cache[proof.cache_key] = _Entry(self._monotonic() + remaining, identity, reason)
+            self._cache.move_to_end(proof.cache_key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+    def _take_token(self) -> bool:
+        now = self._monotonic()
+        self._tokens = min(self._burst, self._tokens + max(0.0, now - self._refilled_at) * self._rate)
+        self._refilled_at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+    def _emit(self, event: str) -> None:
+        if self._on_event is not None:
+            self._on_event(event)
