@@ -9,10 +9,10 @@ from typing import Any
 
 import boto3
 import pytest
-from jwks_rotator_client import SignClient, SignInvokeError
 
 from jwks_rotator.core.caller_proof import parse_caller_proof
 from jwks_rotator.core.errors import UnauthenticatedError
+from jwks_rotator_client import SignClient, SignInvokeError
 
 FUNCTION = "jwks-rotator-sign"
 
