@@ -145,30 +145,36 @@ class IssuancePolicy:
             return ()
         return tuple(profile for profile in self.profiles if not profile.disabled and profile.matches(identity))
 
-    def authorize(self, identity: CallerIdentity, request: TokenRequest, *, profile: Any = None, ttl_given: bool = True) -> Decision:
-        """Decide a request already validated by ``token_policy.parse_request``; the first failing check raises.
-
-        ``profile`` is the request's raw ``profile`` field (``None`` when
-        absent); ``ttl_given`` says whether the request set ``ttl`` (when it
-        did not, ``request.ttl`` is the stack default and is clamped to the
-        profile's ``max_ttl`` instead of refused).
-        """
+    def require_caller(self, identity: CallerIdentity) -> tuple[Profile, ...]:
+        """The caller's enabled profiles; none at all is ``caller_not_allowed`` (checked before the request's shape)."""
         matching = self.profiles_for(identity)
         if not matching:
             reason = "issuance_disabled" if self.disabled else "no_profile"
             raise CallerNotAllowedError("the caller is not allowed to obtain tokens", reason=reason)
+        return matching
+
+    def choose_profile(self, identity: CallerIdentity, profile: Any = None) -> Profile:
+        """The profile a request runs under: the one it names, or the caller's only one."""
+        matching = self.require_caller(identity)
         if profile is not None:
             if type(profile) is not str or not profile.strip():
                 raise InvalidRequestError("'profile' must be a non-blank string")
             chosen = next((candidate for candidate in matching if candidate.name == profile), None)
             if chosen is None:
                 raise CallerNotAllowedError("the caller is not allowed to use the named profile", reason="profile_not_matched")
-        elif len(matching) > 1:
+            return chosen
+        if len(matching) > 1:
             names = ", ".join(candidate.name for candidate in matching)
             raise InvalidRequestError(f"the caller matches several profiles ({names}): name one in 'profile'")
-        else:
-            chosen = matching[0]
+        return matching[0]
 
+    def check(self, chosen: Profile, request: TokenRequest, *, ttl_given: bool = True) -> Decision:
+        """The profile's limits, in order: audience, subject, claims, ttl; the first failing check raises.
+
+        ``ttl_given`` says whether the request set ``ttl`` (when it did not,
+        the lifetime is the smaller of the stack default and the profile's
+        ``max_ttl`` instead of a refusal).
+        """
         audiences = [request.aud] if isinstance(request.aud, str) else request.aud
         if not all(audience in chosen.audiences for audience in audiences):
             raise AudienceNotAllowedError("an audience in the request is not allowed for this profile")
@@ -184,6 +190,12 @@ class IssuancePolicy:
             return Decision(chosen, request.ttl)
         return Decision(chosen, min(self.default_ttl, chosen.max_ttl))
 
+    def authorize(self, identity: CallerIdentity, request: TokenRequest, *, profile: Any = None, ttl_given: bool = True) -> Decision:
+        """Decide a request already validated by ``token_policy.parse_request``: caller, profile, then limits.
+
+        ``profile`` is the request's raw ``profile`` field (``None`` when absent).
+        """
+        return self.check(self.choose_profile(identity, profile), request, ttl_given=ttl_given)
 
 def load_issuance_policy(text: str, *, max_token_ttl: int, default_token_ttl: int) -> IssuancePolicy:
     """Parse and validate a policy (YAML, or JSON when it starts with ``{``); faults raise ``invalid_configuration``.

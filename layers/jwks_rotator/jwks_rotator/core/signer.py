@@ -49,7 +49,7 @@ from .keyring import Keyring
 from .keys import KeyRecord, KeyState, load_private_key
 from .ports import KeyringReader
 from .settings import Settings
-from .token_policy import MAX_TOKEN_BYTES, TokenPolicy, build_claims, parse_request
+from .token_policy import MAX_TOKEN_BYTES, TokenPolicy, TokenRequest, build_claims, parse_request
 
 Clock = Callable[[], float]
 """Unix time in seconds (``time.time`` in production)."""
@@ -266,13 +266,16 @@ class TokenSigner:
         self._clock = clock
 
     def issue(self, payload: Any) -> IssuedToken:
-        """Validate ``payload`` and sign a token; refusals raise a :class:`JwksRotatorError`."""
-        request = parse_request(payload, self.policy)
+        """Validate ``payload`` against the stack's limits and sign a token; refusals raise a :class:`JwksRotatorError`."""
+        return self.sign(parse_request(payload, self.policy))
+
+    def sign(self, request: TokenRequest, *, azp: str | None = None) -> IssuedToken:
+        """Sign a validated request with the cached active key (``azp``: the issuance profile's name)."""
         now = self._clock()
         key = self.cache.get(now)
         iat = int(now)
         jti = secrets.token_urlsafe(16)
-        claims = build_claims(request, self.policy, iat, jti)
+        claims = build_claims(request, self.policy, iat, jti, azp)
         try:
             token = encode_jws(key, claims)
         except (ValueError, UnicodeError):

@@ -24,6 +24,7 @@ Caps (each refusal names its cap): :data:`MAX_REQUEST_CHARS`,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeGuard
@@ -51,7 +52,10 @@ MAX_NBF_BACKDATE = 60
 
 REQUEST_FIELDS = frozenset({"sub", "aud", "ttl", "claims"})
 SIGNER_CLAIMS = ("iss", "iat", "nbf", "exp", "jti")
-RESERVED_CLAIMS = frozenset({*SIGNER_CLAIMS, "sub", "aud"})
+RESERVED_CLAIMS = frozenset({*SIGNER_CLAIMS, "sub", "aud", "azp"})
+
+MAX_TTL_SHAPE = 10 * 365 * 86400
+"""The ttl bound of a shape-only check (the profile's ``max_ttl`` is the real one)."""
 
 _SAFE_FIELD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
@@ -79,6 +83,10 @@ class TokenPolicy:
             max_ttl=max(1, int(settings.max_token_ttl.total_seconds())),
             nbf_backdate=min(int(settings.clock_skew_leeway.total_seconds()), MAX_NBF_BACKDATE),
         )
+
+    def without_limits(self) -> TokenPolicy:
+        """This policy for checking a request's shape only: audience and ttl limits are the issuance profile's to apply."""
+        return dataclasses.replace(self, allowed_audiences=frozenset(), max_ttl=MAX_TTL_SHAPE)
 
 
 class TokenRequest(NamedTuple):
@@ -146,7 +154,7 @@ def parse_request(payload: Any, policy: TokenPolicy) -> TokenRequest:
         reserved = RESERVED_CLAIMS.intersection(claims)
         if reserved:
             raise InvalidClaimsError(
-                f"'claims' may not set {', '.join(sorted(reserved))}: iss, iat, nbf, exp and jti are set by the signer, "
+                f"'claims' may not set {', '.join(sorted(reserved))}: iss, iat, nbf, exp, jti and azp are set by the signer, "
                 "sub and aud by the top-level fields"
             )
     return TokenRequest(sub=sub, aud=aud, ttl=ttl, claims=claims)
@@ -236,13 +244,13 @@ def _value_size(item: Any, depth: int, budget: int) -> int:
     raise InvalidClaimsError("claims may hold JSON values only: objects, arrays, strings, numbers, booleans, null")
 
 
-def build_claims(request: TokenRequest, policy: TokenPolicy, iat: int, jti: str) -> dict[str, Any]:
+def build_claims(request: TokenRequest, policy: TokenPolicy, iat: int, jti: str, azp: str | None = None) -> dict[str, Any]:
     """The token's claims, registered claims first.
 
     ``iat`` is the truthful issue time; ``nbf`` is back-dated by
     ``min(clock-skew-leeway, 60 s)`` because several verifiers reject a token
     whose ``nbf`` is still in their (slightly slow) future; ``exp`` is
-    ``iat + ttl``.
+    ``iat + ttl``; ``azp`` names the issuance profile the token was issued under.
     """
     claims: dict[str, Any] = {
         "iss": policy.issuer,
@@ -253,6 +261,8 @@ def build_claims(request: TokenRequest, policy: TokenPolicy, iat: int, jti: str)
         "exp": iat + request.ttl,
         "jti": jti,
     }
+    if azp is not None:
+        claims["azp"] = azp
     if request.claims:
         claims.update(request.claims)
     return claims
