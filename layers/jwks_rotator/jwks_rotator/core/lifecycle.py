@@ -72,6 +72,24 @@ def deletion_time(key: KeyRecord, settings: Settings) -> datetime | None:
     return key.retired_at + settings.effective_retention if key.retired_at is not None else None
 
 
+def next_transition(key: KeyRecord, keyring: Keyring, settings: Settings) -> tuple[str, datetime | None]:
+    """What happens to a key next and when (None: at the next tick)."""
+    if key.state is KeyState.PENDING:
+        if key.published_at is None:
+            return "published at the next tick", None
+        if key.lead_waived:
+            return "activates at the next tick (lead waived)", None
+        active = keyring.active
+        if active is None or active.activated_at is None:
+            return "activates at the next tick (no active key)", None
+        return "activates", max(key.published_at + settings.publish_lead, active.activated_at + settings.rotation_period)
+    if key.state is KeyState.ACTIVE:
+        if key.activated_at is None:
+            return "due at the next tick", None
+        return "due (retires when the next key is ready)", key.activated_at + settings.rotation_period
+    return "deleted", deletion_time(key, settings)
+
+
 def _by_publication(keys: Iterable[KeyRecord]) -> list[KeyRecord]:
     return sorted(keys, key=lambda k: (k.published_at or k.created_at, k.created_at, k.kid))
 
