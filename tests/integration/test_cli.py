@@ -15,8 +15,8 @@ from click.testing import CliRunner, Result
 
 from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
 from jwks_rotator.core.keyring import Keyring
-from jwks_rotator_cli.local_stack import FUNCTIONS_DIR, LocalStack
 from jwks_rotator_cli.main import cli
+from jwks_rotator_local.local_stack import FUNCTIONS_DIR, LocalStack
 
 pytestmark = pytest.mark.integration
 

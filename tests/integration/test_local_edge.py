@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from jwks_rotator_cli.edge import LocalEdge, cache_lifetime
+from jwks_rotator_local.edge import LocalEdge, cache_lifetime
 
 pytestmark = pytest.mark.integration
 

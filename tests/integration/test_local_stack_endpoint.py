@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jwks_rotator_cli.local_stack import LocalStack, LocalStackError
+from jwks_rotator_local.local_stack import LocalStack, LocalStackError
 
 pytestmark = pytest.mark.integration
 

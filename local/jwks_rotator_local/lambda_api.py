@@ -38,7 +38,7 @@ ACCOUNT_ID = "123456789012"
 _ROUTE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
 _ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:(?P<name>[A-Za-z0-9_-]+)(?::(?P<qualifier>[A-Za-z0-9$_-]+))?$")
 _NAME = re.compile(r"^(?P<name>[A-Za-z0-9_-]+)(?::(?P<qualifier>[A-Za-z0-9$_-]+))?$")
-log = logging.getLogger("jwks_rotator_cli.lambda_api")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
