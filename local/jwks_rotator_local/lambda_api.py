@@ -79,6 +79,12 @@ class InvocationResult:
     def body(self) -> bytes:
         return json.dumps(self.payload).encode()
 
+    def describe_failure(self) -> str:
+        """The error payload (``errorType``, ``errorMessage``) as one line."""
+        if isinstance(self.payload, dict) and "errorMessage" in self.payload:
+            return f"{self.payload.get('errorType', 'Error')}: {self.payload['errorMessage']}"
+        return str(self.payload)
+
 
 class LambdaApi:
     """A threaded HTTP server speaking the Invoke API for a fixed set of in-process functions."""

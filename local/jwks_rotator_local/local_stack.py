@@ -15,9 +15,8 @@ tick every ``schedule`` in a background thread (``tick=False``: none at all).
 
 moto keeps its state per process: a second stack in the same process gets
 suffixed resource names. The functions read their settings from the process
-environment, as in Lambda,
-so only one LocalStack may run in a process at a time; :meth:`stop` restores
-the variables it set. ``aws_endpoint`` lets the functions reach AWS through
+environment, as in Lambda, so only one LocalStack may run in a process at a
+time; :meth:`stop` restores the variables it set. ``aws_endpoint`` lets the functions reach AWS through
 another URL (a fault-injecting proxy in front of moto) while setup and the
 edge talk to moto directly.
 """
@@ -340,12 +339,11 @@ class LocalStack:
         :class:`LocalStackError` ("rotate tick failed: TYPE: MESSAGE").
         """
         result = self.invoke(ROTATE_FUNCTION, scheduled_event(self.region))
-        payload = result.payload
         if result.function_error:
-            raise LocalStackError(f"rotate tick failed: {_describe_failure(payload)}")
-        if self._on_report is not None and isinstance(payload, dict):
-            self._on_report(payload)
-        return dict(payload)
+            raise LocalStackError(f"rotate tick failed: {result.describe_failure()}")
+        if self._on_report is not None and isinstance(result.payload, dict):
+            self._on_report(result.payload)
+        return dict(result.payload)
 
     def _tick_loop(self) -> None:
         """The schedule: a tick every ``schedule`` until stopped; a failed tick goes to ``on_error`` and the next one runs."""
@@ -398,11 +396,3 @@ class LocalStack:
             "functions": list(self.functions),
             "settings": {k: v for k, v in self._env.items() if k in {s.env for s in SETTINGS}},
         }
-
-
-
-def _describe_failure(payload: Any) -> str:
-    """A function's error payload (``errorType``, ``errorMessage``) as one line."""
-    if isinstance(payload, dict) and "errorMessage" in payload:
-        return f"{payload.get('errorType', 'Error')}: {payload['errorMessage']}"
-    return str(payload)
