@@ -69,7 +69,7 @@ def settings_for(alg: str) -> Any:
 
 
 def load_sign_app() -> Any:
-    from jwks_rotator_cli.functions import load_function_module
+    from jwks_rotator_local.functions import load_function_module
 
     return load_function_module("sign", "sign_app_bench")
 

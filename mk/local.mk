@@ -1,4 +1,6 @@
-# Local stack and operator CLI (issue 4). `make run` starts the whole system in one process.
+# The local cloud and the operator CLI. `make run` starts the whole system in one process:
+# `jwks-rotator local` comes from the local cloud distribution (local/, jwks-rotator-local),
+# which `make venv` installs beside the project.
 LOCAL_PORT ?= 8080
 LOCAL_ARGS ?= --rotation-period 20s --publish-lead 5s --max-token-ttl 10s --default-token-ttl 5s \
 	--jwks-max-age 2s --schedule 1s --signer-cache-ttl 1s --clock-skew-leeway 1s
@@ -9,6 +11,8 @@ LOCAL_ARGS ?= --rotation-period 20s --publish-lead 5s --max-token-ttl 10s --defa
 run: $(STAMP)
 	$(PY) -m jwks_rotator_cli.main local --port $(LOCAL_PORT) $(LOCAL_ARGS)
 
-# The local stack's and the CLI's own integration tests.
+# The local cloud's and the CLI's own integration tests.
 test-local: $(STAMP)
-	$(PY) -m pytest -q tests/integration/test_local_stack.py tests/integration/test_cli.py
+	$(PY) -m pytest -q tests/integration/test_local_stack.py tests/integration/test_local_stack_endpoint.py \
+		tests/integration/test_local_edge.py tests/integration/test_local_lambda_api.py \
+		tests/integration/test_cli.py tests/integration/test_cli_process.py

@@ -60,7 +60,7 @@ class AwsResources:
 @pytest.fixture
 def aws_resources(moto_endpoint: str) -> AwsResources:
     """A fresh KMS-encrypted keyring secret, bucket and CloudFront distribution."""
-    from jwks_rotator.aws_setup import create_resources
+    from jwks_rotator_local.provision import create_resources
 
     suffix = uuid.uuid4().hex[:10]
     created = create_resources(

@@ -15,8 +15,9 @@ from click.testing import CliRunner, Result
 
 from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
 from jwks_rotator.core.keyring import Keyring
-from jwks_rotator_cli.local_stack import FUNCTIONS_DIR, LocalStack
+from jwks_rotator_cli import app
 from jwks_rotator_cli.main import cli
+from jwks_rotator_local.local_stack import FUNCTIONS_DIR, LocalStack
 
 pytestmark = pytest.mark.integration
 
@@ -187,3 +188,29 @@ def test_verify_reports_expired_and_bad_issuer_and_unknown_kid(stack):
     result = run(stack, "verify", "not-a-token")
     assert result.exit_code == 1
     assert result.stderr.startswith("error: malformed token")
+
+
+def command_names(help_text: str) -> list[str]:
+    return [line.split()[0] for line in help_text.split("Commands:")[1].splitlines() if line.strip()]
+
+
+def test_local_is_a_command_when_the_local_package_is_installed():
+    result = CliRunner().invoke(cli, ["--help"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert command_names(result.stdout) == ["local", "publish", "revoke", "rotate", "sign", "status", "verify"]
+    local_help = CliRunner().invoke(cli, ["local", "--help"], catch_exceptions=False)
+    assert local_help.exit_code == 0
+    for option in ("--port", "--moto-port", "--lambda-port", "--duration", "--edge-cache", "--rotation-period"):
+        assert option in local_help.stdout
+    assert "--keyring-secret-id" not in local_help.stdout  # the local stack creates its own resources
+
+
+def test_local_without_the_local_package_is_one_line_exit_1(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(app, "local_package_available", lambda: False)
+    listing = CliRunner().invoke(cli, ["--help"], catch_exceptions=False)
+    assert "local" not in command_names(listing.stdout)
+    for args in (["local"], ["local", "--port", "0", "--rotation-period", "20s"], ["local", "--help"]):
+        result = CliRunner().invoke(cli, args, catch_exceptions=False)
+        assert result.exit_code == 1
+        assert result.stderr.strip() == f"error: {app.LOCAL_MISSING}"
+        assert "pip install -e ./local" in result.stderr

@@ -1,4 +1,5 @@
-"""`jwks-rotator local` as a separate process: --duration, SIGTERM, and operator commands found through the state file."""
+"""`jwks-rotator` as a separate process: `local` with --duration and SIGTERM, operator commands found through the
+state file, and the operator CLI's independence from the local cloud package (no moto, a clear line without it)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,9 @@ FAST = [
     "--jwks-max-age", "2s", "--schedule", "1s", "--signer-cache-ttl", "1s", "--clock-skew-leeway", "1s",
 ]
 PORTS = ["--port", "0", "--moto-port", "0", "--lambda-port", "0"]
+REPO = Path(__file__).resolve().parents[2]
+# Runs the CLI's entry point with the local cloud package made unimportable, as when it is not installed.
+WITHOUT_LOCAL = "import sys; sys.modules['jwks_rotator_local'] = None; from jwks_rotator_cli.main import main; main()"
 
 
 def clean_env() -> dict[str, str]:
@@ -74,3 +79,33 @@ def test_status_through_the_state_file_then_sigterm_exits_0(tmp_path: Path):
     assert "stopped" in out
     assert "Traceback" not in err
     assert not state_file.exists()
+
+
+def test_the_operator_cli_imports_no_moto_and_not_the_local_package():
+    probe = "import sys, jwks_rotator_cli.main; print(sorted(m for m in sys.modules if m.split('.')[0] in ('moto', 'jwks_rotator_local')))"
+    done = subprocess.run([sys.executable, "-c", probe], env=clean_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_project_does_not_depend_on_moto_and_the_local_distribution_does():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    requirements = [*project["dependencies"], *(r for extra in project["optional-dependencies"].values() for r in extra)]
+    assert requirements and not [r for r in requirements if "moto" in r.lower()]
+    local = tomllib.loads((REPO / "local" / "pyproject.toml").read_text())["project"]
+    assert local["name"] == "jwks-rotator-local"
+    assert any(r.startswith("moto[server]") for r in local["dependencies"])
+    assert any(r.startswith("jwks-rotator") for r in local["dependencies"])
+
+
+def test_local_without_the_local_package_says_what_to_install(tmp_path: Path):
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_LOCAL, "local", *PORTS], cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: `jwks-rotator local` needs the local cloud package: pip install -e ./local (distribution jwks-rotator-local)"
+    assert done.stdout == ""
+    listing = subprocess.run([sys.executable, "-c", WITHOUT_LOCAL, "--help"], env=clean_env(), capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0, listing.stderr
+    commands = [line.split()[0] for line in listing.stdout.split("Commands:")[1].splitlines() if line.strip()]
+    assert commands == ["publish", "revoke", "rotate", "sign", "status", "verify"]

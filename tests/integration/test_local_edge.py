@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from jwks_rotator_cli.edge import LocalEdge, cache_lifetime
+from jwks_rotator_local.edge import LocalEdge, cache_lifetime
 
 pytestmark = pytest.mark.integration
 
@@ -103,12 +103,12 @@ def test_caches_for_max_age_and_sends_age(aws_resources, edge, clock):
     assert json.loads(get(edge.url + "/.well-known/jwks.json")[2]) == {"v": 1}
     put(aws_resources, {"v": 2})  # no invalidation: the edge keeps serving its copy
     clock.now += 30
-    status, headers, body = get(edge.url + "/.well-known/jwks.json")
+    _status, headers, body = get(edge.url + "/.well-known/jwks.json")
     assert json.loads(body) == {"v": 1}
     assert headers["Age"] == "30"
     assert headers["X-Cache"].startswith("Hit")
     clock.now += 31  # past max-age=60
-    status, headers, body = get(edge.url + "/.well-known/jwks.json")
+    _status, headers, body = get(edge.url + "/.well-known/jwks.json")
     assert json.loads(body) == {"v": 2}
     assert headers["Age"] == "0"
     assert edge.stats.origin_fetches == 2 and edge.stats.hits == 1
@@ -138,7 +138,7 @@ def test_without_cache_every_request_reads_s3(aws_resources, clock):
         put(aws_resources, {"v": 1})
         assert json.loads(get(edge.url + "/.well-known/jwks.json")[2]) == {"v": 1}
         put(aws_resources, {"v": 2})
-        status, headers, body = get(edge.url + "/.well-known/jwks.json")
+        _status, headers, body = get(edge.url + "/.well-known/jwks.json")
         assert json.loads(body) == {"v": 2}
         assert "Age" not in headers
     finally:

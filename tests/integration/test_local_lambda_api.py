@@ -13,7 +13,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from jwks_rotator_cli.lambda_api import LambdaApi, LocalFunction
+from jwks_rotator_local.lambda_api import LambdaApi, LocalFunction
 
 pytestmark = pytest.mark.integration
 

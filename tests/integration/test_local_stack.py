@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
-from jwks_rotator_cli.local_stack import FUNCTIONS_DIR, LocalStack, LocalStackError
+from jwks_rotator_local.local_stack import FUNCTIONS_DIR, LocalStack, LocalStackError
 
 pytestmark = pytest.mark.integration
 

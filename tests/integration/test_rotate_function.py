@@ -9,7 +9,7 @@ from types import ModuleType, SimpleNamespace
 import pytest
 
 from jwks_rotator.core.jwks import JWKS_PATH
-from jwks_rotator_cli.functions import load_function_module
+from jwks_rotator_local.functions import load_function_module
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
 from jwks_rotator.core.jwks import JWKS_PATH
 from jwks_rotator.core.rotation import RotationService
 from jwks_rotator.core.settings import Settings
-from jwks_rotator_cli.functions import load_function_module
+from jwks_rotator_local.functions import load_function_module
 
 pytestmark = pytest.mark.integration
 

@@ -24,13 +24,13 @@ from typing import Any
 import pytest
 
 from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
-from jwks_rotator.aws_setup import create_resources
 from jwks_rotator.core.keyring import Keyring
 from jwks_rotator.core.keys import KeyRecord
 from jwks_rotator.core.rotation import RotationService
 from jwks_rotator.core.settings import Settings
 from jwks_rotator.wiring import build_rotation_service
-from jwks_rotator_cli.functions import load_function_module
+from jwks_rotator_local.functions import load_function_module
+from jwks_rotator_local.provision import create_resources
 
 from ..conftest import aws_client
 from .support import ALGORITHMS, NODE_DIR, Expectation, NodeVerifier
@@ -184,7 +184,7 @@ class Deployment:
 
 def make_deployment(endpoint: str, alg: str, *, secret_id: str = "", bucket: str = "", distribution_id: str = "") -> Deployment:
     """Create (or take) the resources, start the edge, bootstrap and publish the first key of ``alg``."""
-    from jwks_rotator_cli.edge import LocalEdge
+    from jwks_rotator_local.edge import LocalEdge
 
     clients = client_factory(endpoint)
     if not secret_id:

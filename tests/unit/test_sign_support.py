@@ -13,7 +13,7 @@ from jwks_rotator.core.keyring import Keyring
 from jwks_rotator.core.keys import KeyRecord, KeyState, load_private_key
 from jwks_rotator.core.ports import StoredKeyring
 from jwks_rotator.core.settings import Settings
-from jwks_rotator_cli.functions import load_function_module
+from jwks_rotator_local.functions import load_function_module
 
 ISSUER = "https://issuer.example"
 ALGORITHMS = ("RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA")

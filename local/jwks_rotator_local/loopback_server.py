@@ -33,7 +33,7 @@ class LoopbackServer:
         if self._server is None:
             raise RuntimeError(f"{self._name} is not started")
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}"
 
     def bind(self) -> str:
         """Open the listening socket without serving yet; returns the URL."""

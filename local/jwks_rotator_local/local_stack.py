@@ -1,6 +1,6 @@
 """The whole system on loopback in one process: moto, the resources, the functions, an edge and a schedule.
 
-Usable as a library (tests, the soak) and by ``jwks-rotator local``::
+Usable as a library (tests, the soak) and by ``jwks-rotator local`` (:mod:`.command`)::
 
     with LocalStack({"rotation-period": "20s", "publish-lead": "5s", "schedule": "1s", ...}) as stack:
         stack.jwks_url        # served by the LocalEdge (never by moto: see edge.py)
@@ -15,46 +15,47 @@ tick every ``schedule`` in a background thread (``tick=False``: none at all).
 
 moto keeps its state per process: a second stack in the same process gets
 suffixed resource names. The functions read their settings from the process
-environment, as in Lambda,
-so only one LocalStack may run in a process at a time; :meth:`stop` restores
-the variables it set. ``aws_endpoint`` lets the functions reach AWS through
+environment, as in Lambda, so only one LocalStack may run in a process at a
+time; :meth:`stop` restores the variables it set. ``aws_endpoint`` lets the functions reach AWS through
 another URL (a fault-injecting proxy in front of moto) while setup and the
 edge talk to moto directly.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 
-from jwks_rotator.aws_setup import CreatedResources, create_resources
 from jwks_rotator.core.errors import ConfigurationError, JwksRotatorError
 from jwks_rotator.core.settings import SETTINGS, Settings
+from jwks_rotator_cli.local_state import (
+    DEFAULT_REGION,
+    ROTATE_FUNCTION,
+    SIGN_FUNCTION,
+    STATE_FORMAT,
+    write_state_file,
+)
 
 from .edge import LocalEdge
-from .functions import FUNCTIONS_DIR, load_function_module
-from .lambda_api import ACCOUNT_ID, InvocationResult, LambdaApi, LocalFunction
+from .functions import FUNCTIONS_DIR, load_handler, scheduled_event
+from .lambda_api import InvocationResult, LambdaApi, LocalFunction
+from .provision import CreatedResources, create_resources
 
 SECRET_NAME = "jwks-rotator-keyring"
 BUCKET = "jwks-rotator-local"
-REGION = "us-east-1"
-SIGN_FUNCTION = "SignFunction"
-ROTATE_FUNCTION = "RotateFunction"
-STATE_FILE_NAME = ".jwks-rotator-local.json"
+REGION = DEFAULT_REGION
 _FUNCTION_DIRS = {SIGN_FUNCTION: "sign", ROTATE_FUNCTION: "rotate"}
-_MANAGED_SETTINGS = ("keyring_secret_id", "jwks_bucket", "distribution_id")
+MANAGED_SETTINGS = ("keyring_secret_id", "jwks_bucket", "distribution_id")
+"""Settings naming resources the local stack creates itself: never given."""
 _DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 _CLEARED_ENV = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE")
 _running_lock = threading.Lock()
@@ -70,21 +71,6 @@ class LocalStackError(JwksRotatorError):
     code = "local_stack_failed"
 
 
-def scheduled_event(region: str = REGION) -> dict[str, Any]:
-    """An EventBridge scheduled event, as the template's schedule sends it."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": ACCOUNT_ID,
-        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": region,
-        "resources": [f"arn:aws:events:{region}:{ACCOUNT_ID}:rule/jwks-rotator-local-schedule"],
-        "detail": {},
-    }
-
-
 def normalise_overrides(overrides: Mapping[str, Any]) -> dict[str, str]:
     """Settings given by attribute, kebab, env or Pascal name, as ``{ENV_NAME: text}`` (unknown names refused)."""
     lookup = {key: spec for spec in SETTINGS for key in (spec.attribute, spec.kebab, spec.env, spec.pascal)}
@@ -96,35 +82,10 @@ def normalise_overrides(overrides: Mapping[str, Any]) -> dict[str, str]:
         if value is None:
             continue
         spec = lookup[key]
-        if spec.attribute in _MANAGED_SETTINGS:
+        if spec.attribute in MANAGED_SETTINGS:
             raise ConfigurationError(f"{spec.kebab}: the local stack creates its own resources; do not set it")
         env[spec.env] = ",".join(value) if isinstance(value, (list, tuple)) else str(value)
     return env
-
-
-def load_handler(function_dir: str, module_name: str) -> tuple[ModuleType, Callable[[Any, Any], Any]]:
-    """Import ``functions/<dir>/app.py`` under a module name of its own and return its ``handler``."""
-    try:
-        module = load_function_module(function_dir, module_name)
-    except ImportError as exc:
-        raise LocalStackError(str(exc)) from None
-    return module, module.handler
-
-
-def _discarding_metrics(module: ModuleType, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-    """Drop a function's metrics after each call.
-
-    With POWERTOOLS_METRICS_DISABLED, powertools skips the flush but keeps the
-    values, and prints them anyway once 100 accumulate; the local stack wants none.
-    """
-
-    def run(event: Any, context: Any) -> Any:
-        try:
-            return handler(event, context)
-        finally:
-            module.metrics.clear_metrics()
-
-    return run
 
 
 class LocalStack:
@@ -303,23 +264,24 @@ class LocalStack:
         functions = []
         for name in self.functions:
             module_name = f"jwks_rotator_local_{_FUNCTION_DIRS[name]}_{uuid.uuid4().hex[:8]}"
-            module, handler = load_handler(_FUNCTION_DIRS[name], module_name)
-            if not self._metrics:
-                handler = _discarding_metrics(module, handler)
+            try:
+                handler = load_handler(_FUNCTION_DIRS[name], module_name, keep_metrics=self._metrics)
+            except ImportError as exc:
+                raise LocalStackError(str(exc)) from None
             self._modules.append(module_name)
             functions.append(LocalFunction(name, handler, memory_limit_in_mb=256 if name == SIGN_FUNCTION else 512))
         self._lambda = LambdaApi(functions, host=self._host, port=self._lambda_port, region=self.region)
         self._lambda.start()
         self._edge.start()
         if self._tick_enabled:
-            result = self.invoke(ROTATE_FUNCTION, scheduled_event(self.region))
-            if result.function_error:
-                raise LocalStackError(f"first rotate tick failed: {result.payload.get('errorMessage', result.payload)}")
-            self._report(result.payload)
+            try:
+                self.tick()
+            except LocalStackError as exc:
+                raise LocalStackError(f"first {exc.message}") from None
             self._ticker = threading.Thread(target=self._tick_loop, name="local-schedule", daemon=True)
             self._ticker.start()
         if self._state_file is not None:
-            self._write_state_file(self._state_file)
+            write_state_file(self._state_file, self.state())
 
     def _create_resources(self) -> CreatedResources:
         """The template's resources under the fixed names; with a suffix when they exist already.
@@ -371,26 +333,27 @@ class LocalStack:
         return self.lambda_api.invoke(function_name, event)
 
     def tick(self) -> dict[str, Any]:
-        """One scheduled run of the rotate function; returns its summary or raises :class:`LocalStackError`."""
+        """One scheduled run of the rotate function, as the schedule runs it.
+
+        Passes its summary to ``on_report`` and returns it; a failed run raises
+        :class:`LocalStackError` ("rotate tick failed: TYPE: MESSAGE").
+        """
         result = self.invoke(ROTATE_FUNCTION, scheduled_event(self.region))
         if result.function_error:
-            raise LocalStackError(f"rotate tick failed: {result.payload.get('errorMessage', result.payload)}")
-        self._report(result.payload)
+            raise LocalStackError(f"rotate tick failed: {result.describe_failure()}")
+        if self._on_report is not None and isinstance(result.payload, dict):
+            self._on_report(result.payload)
         return dict(result.payload)
 
     def _tick_loop(self) -> None:
+        """The schedule: a tick every ``schedule`` until stopped; a failed tick goes to ``on_error`` and the next one runs."""
         interval = self.settings.schedule.total_seconds()
         while not self._stop.wait(interval):
-            result = self.invoke(ROTATE_FUNCTION, scheduled_event(self.region))
-            if result.function_error:
+            try:
+                self.tick()
+            except LocalStackError as exc:
                 if self._on_error is not None:
-                    self._on_error(f"rotate tick failed: {result.payload.get('errorType')}: {result.payload.get('errorMessage')}")
-            else:
-                self._report(result.payload)
-
-    def _report(self, summary: Any) -> None:
-        if self._on_report is not None and isinstance(summary, dict):
-            self._on_report(summary)
+                    self._on_error(exc.message)
 
     # --- helpers ---------------------------------------------------------
     @staticmethod
@@ -420,7 +383,7 @@ class LocalStack:
     def state(self) -> dict[str, Any]:
         """Endpoints and names for operator commands (no secrets: dummy credentials only)."""
         return {
-            "format": "jwks-rotator/local-state/v1",
+            "format": STATE_FORMAT,
             "pid": os.getpid(),
             "region": self.region,
             "moto_endpoint": self.moto_endpoint,
@@ -433,15 +396,3 @@ class LocalStack:
             "functions": list(self.functions),
             "settings": {k: v for k, v in self._env.items() if k in {s.env for s in SETTINGS}},
         }
-
-    def _write_state_file(self, path: Path) -> None:
-        path.write_text(json.dumps(self.state(), indent=2) + "\n", encoding="utf-8")
-
-
-def read_state_file(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The state a running ``jwks-rotator local`` wrote, or None when there is none (or it is unreadable)."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("format") == "jwks-rotator/local-state/v1" else None

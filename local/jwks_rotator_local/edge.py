@@ -22,6 +22,7 @@ Stable API (used by the local stack, interop tests and the soak)::
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -164,10 +165,8 @@ class LocalEdge:
             return
         if time.monotonic() - self._last_poll < self._poll_every:
             return
-        try:
+        with contextlib.suppress(ClientError, BotoCoreError):  # CloudFront unreachable: keep serving what the cache holds, as an edge would
             self.check_invalidations()
-        except (ClientError, BotoCoreError):
-            pass  # CloudFront unreachable: keep serving what the cache holds, as an edge would
 
     def _list_invalidation_ids(self) -> list[str]:
         if self._cloudfront is None or not self._distribution_id:

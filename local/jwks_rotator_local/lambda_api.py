@@ -38,7 +38,7 @@ ACCOUNT_ID = "123456789012"
 _ROUTE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
 _ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:(?P<name>[A-Za-z0-9_-]+)(?::(?P<qualifier>[A-Za-z0-9$_-]+))?$")
 _NAME = re.compile(r"^(?P<name>[A-Za-z0-9_-]+)(?::(?P<qualifier>[A-Za-z0-9$_-]+))?$")
-log = logging.getLogger("jwks_rotator_cli.lambda_api")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,12 @@ class InvocationResult:
     @property
     def body(self) -> bytes:
         return json.dumps(self.payload).encode()
+
+    def describe_failure(self) -> str:
+        """The error payload (``errorType``, ``errorMessage``) as one line."""
+        if isinstance(self.payload, dict) and "errorMessage" in self.payload:
+            return f"{self.payload.get('errorType', 'Error')}: {self.payload['errorMessage']}"
+        return str(self.payload)
 
 
 class LambdaApi:

@@ -1,0 +1,34 @@
+"""What ``jwks-rotator local`` and the operator commands share: the state file and the template's names.
+
+The local stack writes the state file while it runs; operator commands read
+it when ``--endpoint-url`` names that stack's AWS endpoint. This module is the
+one definition of its name and format, so the operator CLI needs nothing of
+the local cloud package to read it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+STATE_FILE_NAME = ".jwks-rotator-local.json"
+STATE_FORMAT = "jwks-rotator/local-state/v1"
+DEFAULT_REGION = "us-east-1"
+SIGN_FUNCTION = "SignFunction"
+ROTATE_FUNCTION = "RotateFunction"
+
+
+def write_state_file(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
+    """Write ``state`` (endpoints, names, settings: never a secret) tagged with :data:`STATE_FORMAT`."""
+    Path(path).write_text(json.dumps({"format": STATE_FORMAT, **state}, indent=2) + "\n", encoding="utf-8")
+
+
+def read_state_file(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The state a running ``jwks-rotator local`` wrote, or None when there is none (or it is unreadable)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == STATE_FORMAT else None

@@ -1,0 +1,51 @@
+"""``jwks-rotator rotate [--now]``, ``revoke KID`` and ``publish``: one rotation run each, as the rotate function does it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from jwks_rotator.core.operations import RotateCommand, run_command
+from jwks_rotator.core.rotation import RunReport
+from jwks_rotator.wiring import build_rotation_service
+
+from .context import CliContext, given_settings, settings_options
+from .output import print_report
+
+_REQUIRED = ("keyring_secret_id", "jwks_bucket", "issuer")
+
+
+def _run(obj: CliContext, values: dict[str, Any], command: RotateCommand) -> RunReport:
+    settings = obj.settings(given_settings(values), require=_REQUIRED)
+    service = build_rotation_service(settings, obj.client)
+    return run_command(service, command)
+
+
+@click.command()
+@click.option("--now", "emergency", is_flag=True, help="Emergency rotation: a fresh key signs as soon as it is published (skips the publish lead).")
+@settings_options()
+@click.pass_obj
+def rotate(obj: CliContext, /, emergency: bool, **values: Any) -> None:
+    """Run one tick (apply what is due), or rotate at once with --now."""
+    report = _run(obj, values, RotateCommand("rotate-now" if emergency else "tick"))
+    print_report(report, nothing="nothing was due")
+
+
+@click.command()
+@click.argument("kid")
+@settings_options()
+@click.pass_obj
+def revoke(obj: CliContext, /, kid: str, **values: Any) -> None:
+    """Remove KID from the keyring and the published JWKS at once."""
+    report = _run(obj, values, RotateCommand("revoke", kid))
+    print_report(report, nothing="nothing changed")
+
+
+@click.command()
+@settings_options()
+@click.pass_obj
+def publish(obj: CliContext, /, **values: Any) -> None:
+    """Write the documents if they differ from the keyring, and invalidate them."""
+    report = _run(obj, values, RotateCommand("publish"))
+    print_report(report, nothing="documents already up to date")

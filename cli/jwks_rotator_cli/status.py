@@ -1,0 +1,59 @@
+"""``jwks-rotator status``: the keys with state, age and next transition, and a timeline."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from rich.table import Table
+
+from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
+from jwks_rotator.core.lifecycle import next_transition
+
+from .context import CliContext, given_settings, settings_options
+from .output import console, human, relative
+
+_STATE_STYLES = {"active": "green", "pending": "cyan", "retired": "yellow"}
+
+
+@click.command()
+@settings_options()
+@click.pass_obj
+def status(obj: CliContext, /, **values: Any) -> None:
+    """The keys with state, age and next transition, and a timeline."""
+    settings = obj.settings(given_settings(values), require=("keyring_secret_id",))
+    keyring = SecretsManagerKeyringStore(obj.client("secretsmanager"), settings.keyring_secret_id).load().keyring
+    now = datetime.now(UTC)
+    out = console()
+    active = keyring.active
+    out.print(f"keyring [bold]{settings.keyring_secret_id}[/bold]  active: [bold green]{active.kid if active else 'none'}[/bold green]")
+    table = Table(show_header=True, header_style="bold")
+    for column in ("kid", "state", "alg", "age", "published", "next transition"):
+        table.add_column(column, no_wrap=True)
+    events: list[tuple[datetime, str, str]] = []
+    for key in keyring.publication_order():
+        what, when = next_transition(key, keyring, settings)
+        style = _STATE_STYLES[key.state.value]
+        when_text = "next tick" if when is None else f"{when.astimezone():%H:%M:%S} ({relative(when, now)})"
+        if when is not None and when <= now:
+            when_text = f"next tick (was due {relative(when, now)})"
+        table.add_row(
+            key.kid,
+            f"[{style}]{key.state.value}[/{style}]",
+            key.alg,
+            human((now - key.created_at).total_seconds()),
+            relative(key.published_at, now) if key.published_at else "not yet",
+            f"{what} {when_text}",
+        )
+        events.append((when or now, key.kid, what))
+    out.print(table)
+    if not keyring.keys:
+        out.print("no keys yet: the first tick creates and publishes one")
+        return
+    out.print("[bold]timeline[/bold]")
+    out.print(f"  now {now.astimezone():%H:%M:%S}")
+    for when, kid, what in sorted(events):
+        offset = (when - now).total_seconds()
+        mark = f"+{human(offset)}" if offset > 0 else "next tick"
+        out.print(f"  ├─ {mark:>9}  {kid}  {what.split(' (')[0]}")

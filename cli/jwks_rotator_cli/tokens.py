@@ -1,0 +1,131 @@
+"""``jwks-rotator sign`` (ask the sign function for a token) and ``verify`` (check one against the published JWKS)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+
+from jwks_rotator.core.algorithms import algorithm_names
+from jwks_rotator.core.settings import Settings
+
+from .app import fail
+from .context import CliContext, given_settings, settings_options
+from .local_state import SIGN_FUNCTION
+from .output import console, human
+
+
+@click.command()
+@click.option("--function-name", default=SIGN_FUNCTION, show_default=True, envvar="SIGN_FUNCTION_NAME", help="Name or ARN of the sign function.")
+@click.option("--lambda-endpoint-url", default=None, help="Lambda API endpoint [default: the local stack's when --endpoint-url names it, else AWS].")
+@click.option("--sub", required=True, help="Subject of the token.")
+@click.option("--aud", multiple=True, help="Audience (repeat for several); omitted: the function's default audience.")
+@click.option("--ttl", type=int, default=None, help="Lifetime in seconds (at most max-token-ttl).")
+@click.option("--claims", default=None, help="Custom claims as a JSON object.")
+@click.pass_obj
+def sign(obj: CliContext, /, function_name: str, lambda_endpoint_url: str | None, sub: str, aud: tuple[str, ...], ttl: int | None, claims: str | None) -> None:
+    """Ask the sign function for a token and print it (details on stderr)."""
+    request: dict[str, Any] = {"sub": sub}
+    if aud:
+        request["aud"] = aud[0] if len(aud) == 1 else list(aud)
+    if ttl is not None:
+        request["ttl"] = ttl
+    if claims is not None:
+        try:
+            request["claims"] = json.loads(claims)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not JSON ({exc.msg})", param_hint="--claims") from None
+    state = obj.local_state()
+    endpoint = lambda_endpoint_url or (state or {}).get("lambda_endpoint") or None
+    client = obj.client("lambda", endpoint_url=endpoint) if endpoint else obj.client("lambda")
+    response = client.invoke(FunctionName=function_name, Payload=json.dumps(request).encode())
+    payload = json.loads(response["Payload"].read() or b"null")
+    if response.get("FunctionError"):
+        fail(f"{function_name} failed: {payload.get('errorType', 'error')}: {payload.get('errorMessage', '')}", 1)
+    if not isinstance(payload, dict) or "token" not in payload:
+        reason = payload if not isinstance(payload, dict) else f"{payload.get('error', 'error')}: {payload.get('message', '')}"
+        fail(f"sign refused: {reason}", 1)
+    click.echo(payload["token"])
+    click.echo(f"kid={payload.get('kid')} alg={payload.get('alg')} expires_at={payload.get('expires_at')}", err=True)
+
+
+def explain_verification_error(exc: Exception, token: str, *, audience: tuple[str, ...], issuer: str, jwks_url: str, algorithms: list[str]) -> str:
+    """A PyJWT failure as one line saying why the token is refused."""
+    import jwt
+
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
+        header = {}
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        claims = {}
+    now = datetime.now(UTC).timestamp()
+    if isinstance(exc, jwt.ExpiredSignatureError):
+        exp = claims.get("exp")
+        when = f" at {datetime.fromtimestamp(exp, UTC):%Y-%m-%d %H:%M:%S}Z ({human(now - exp)} ago)" if isinstance(exp, (int, float)) else ""
+        return f"expired: the token expired{when}"
+    if isinstance(exc, jwt.ImmatureSignatureError):
+        nbf = claims.get("nbf", claims.get("iat"))
+        when = f" until {datetime.fromtimestamp(nbf, UTC):%H:%M:%S}Z (in {human(nbf - now)})" if isinstance(nbf, (int, float)) else ""
+        return f"not yet valid{when}"
+    if isinstance(exc, jwt.InvalidAudienceError):
+        if not audience:
+            return f"bad audience: the token is for {claims.get('aud')!r}; pass --audience to accept it"
+        return f"bad audience: the token is for {claims.get('aud')!r}, expected {', '.join(audience)}"
+    if isinstance(exc, jwt.InvalidIssuerError):
+        return f"bad issuer: the token says {claims.get('iss')!r}, expected {issuer!r}"
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"missing claim: {exc.claim}"
+    if isinstance(exc, jwt.InvalidSignatureError):
+        return f"bad signature: the token was not signed by key {header.get('kid')!r} of {jwks_url}"
+    if isinstance(exc, jwt.InvalidAlgorithmError):
+        return f"algorithm not allowed: {header.get('alg')!r} is not one of {', '.join(algorithms)}"
+    if isinstance(exc, jwt.PyJWKClientConnectionError):
+        return f"cannot fetch the JWKS from {jwks_url}: {exc}"
+    if isinstance(exc, jwt.PyJWKClientError):
+        if "kid" not in header:
+            return "unknown kid: the token has no kid header"
+        return f"unknown kid: {header.get('kid')!r} is not in the JWKS at {jwks_url}"
+    if isinstance(exc, jwt.DecodeError):
+        return f"malformed token: {exc}"
+    return f"invalid token: {type(exc).__name__}: {exc}"
+
+
+@click.command()
+@click.argument("token")
+@click.option("--jwks-url", default=None, help="JWKS to verify against [default: the local stack's edge, else ISSUER/.well-known/jwks.json].")
+@click.option("--audience", multiple=True, help="Accepted audience (repeat for several); required when the token has one.")
+@click.option("--algorithms", default=",".join(algorithm_names()), show_default=True, help="Comma-separated algorithms accepted.")
+@click.option("--leeway", default=None, help="Clock skew tolerated [default: clock-skew-leeway].")
+@settings_options()
+@click.pass_obj
+def verify(obj: CliContext, /, token: str, jwks_url: str | None, audience: tuple[str, ...], algorithms: str, leeway: str | None, **values: Any) -> None:
+    """Verify TOKEN against the published JWKS; print its claims or why it is refused."""
+    import jwt
+
+    settings = obj.settings(given_settings(values), require=("issuer",))
+    state = obj.local_state()
+    url = str(jwks_url or (state or {}).get("jwks_url") or settings.jwks_uri)
+    allowed = [a.strip() for a in algorithms.split(",") if a.strip()]
+    tolerance = Settings.from_mapping({"clock_skew_leeway": leeway}).clock_skew_leeway if leeway is not None else settings.clock_skew_leeway
+    try:
+        signing_key = jwt.PyJWKClient(url, cache_jwk_set=False, timeout=10).get_signing_key_from_jwt(token)
+        claims = jwt.decode(
+            token,
+            signing_key,
+            algorithms=allowed,
+            audience=list(audience) if audience else None,
+            issuer=settings.issuer,
+            leeway=timedelta(seconds=tolerance.total_seconds()),
+            options={"require": ["exp", "iss"]},
+        )
+    except jwt.PyJWTError as exc:
+        fail(explain_verification_error(exc, token, audience=audience, issuer=settings.issuer, jwks_url=url, algorithms=allowed), 1)
+    header = jwt.get_unverified_header(token)
+    out = console()
+    out.print(f"[green]valid[/green]: kid={header.get('kid')} alg={header.get('alg')}")
+    out.print_json(json.dumps(claims))
