@@ -53,7 +53,7 @@ class FaultRates:
 
 
 def _sm_error(code: str, message: str) -> bytes:
-    return ('{"__type":"%s","message":"%s"}' % (code, message)).encode()
+    return f'{{"__type":"{code}","message":"{message}"}}'.encode()
 
 
 def _s3_error(code: str, message: str) -> bytes:
