@@ -28,6 +28,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from jwks_rotator_testkit.moto import DUMMY_CREDENTIALS, REGION, aws_client, moto_server
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SIGN_APP = ROOT / "functions" / "sign" / "app.py"
@@ -99,7 +101,7 @@ def interleaved(variants: dict[str, Callable[[], Any]], *, rounds: int, batch: i
                 samples[name].append((perf() - start) / batch * 1e6)
     base = samples[BASELINE]
     return {
-        name: (statistics.median(values), statistics.median(v / b for v, b in zip(values, base)))
+        name: (statistics.median(values), statistics.median(v / b for v, b in zip(values, base, strict=True)))
         for name, values in samples.items()
     }
 
@@ -143,7 +145,8 @@ def reference_claims(signer: Any) -> Callable[[], dict[str, Any]]:
     return build
 
 
-def bench_signing_path(rounds: int, batch: int) -> dict[str, dict[str, tuple[float, float]]]:
+def signing_variants(alg: str) -> dict[str, Callable[[], Any]]:
+    """The signing path, PyJWT and jwcrypto beside the reference, for one key of ``alg``."""
     import jwt
     from jwcrypto import jwk as jwcrypto_jwk
     from jwcrypto import jwt as jwcrypto_jwt
@@ -151,29 +154,33 @@ def bench_signing_path(rounds: int, batch: int) -> dict[str, dict[str, tuple[flo
     from jwks_rotator.core.keys import load_private_key
     from jwks_rotator.core.signer import TokenSigner
 
+    text, record = make_keyring_json(alg)
+    signer = TokenSigner(settings_for(alg), CountingSecrets(text))
+    signer.issue(REQUEST)
+    claims_of = reference_claims(signer)
+    reference = hand_rolled(record)
+    key_obj = load_private_key(record.private_jwk)
+    pyjwt_headers = {"kid": record.kid}
+    jwk = jwcrypto_jwk.JWK(**record.private_jwk)
+    jwc_header = {"alg": alg, "typ": "JWT", "kid": record.kid}
+
+    def jwcrypto_sign() -> str:
+        token = jwcrypto_jwt.JWT(header=jwc_header, claims=claims_of())
+        token.make_signed_token(jwk)
+        return token.serialize()
+
+    return {
+        BASELINE: lambda: reference(claims_of()),
+        "jwks-rotator signing path": lambda: signer.issue(REQUEST),
+        "PyJWT, key object": lambda: jwt.encode(claims_of(), key_obj, algorithm=alg, headers=pyjwt_headers),
+        "jwcrypto make_signed_token": jwcrypto_sign,
+    }
+
+
+def bench_signing_path(rounds: int, batch: int) -> dict[str, dict[str, tuple[float, float]]]:
     results: dict[str, dict[str, tuple[float, float]]] = {}
     for alg in ALGS:
-        text, record = make_keyring_json(alg)
-        signer = TokenSigner(settings_for(alg), CountingSecrets(text))
-        signer.issue(REQUEST)
-        claims_of = reference_claims(signer)
-        reference = hand_rolled(record)
-        key_obj = load_private_key(record.private_jwk)
-        pyjwt_headers = {"kid": record.kid}
-        jwk = jwcrypto_jwk.JWK(**record.private_jwk)
-        jwc_header = {"alg": alg, "typ": "JWT", "kid": record.kid}
-
-        def jwcrypto_sign() -> str:
-            token = jwcrypto_jwt.JWT(header=jwc_header, claims=claims_of())
-            token.make_signed_token(jwk)
-            return token.serialize()
-
-        variants = {
-            BASELINE: lambda: reference(claims_of()),
-            "jwks-rotator signing path": lambda: signer.issue(REQUEST),
-            "PyJWT, key object": lambda: jwt.encode(claims_of(), key_obj, algorithm=alg, headers=pyjwt_headers),
-            "jwcrypto make_signed_token": jwcrypto_sign,
-        }
+        variants = signing_variants(alg)
         per_alg_batch = batch if alg != "RS256" else max(5, batch // 8)
         results[alg] = interleaved(variants, rounds=rounds, batch=per_alg_batch)
     return results
@@ -204,34 +211,39 @@ def log_level(app: Any, level: str) -> Any:
         app.logger.setLevel(before)
 
 
-def bench_handler(rounds: int, batch: int) -> dict[str, dict[str, tuple[float, float]]]:
+def handler_variants(app: Any, alg: str) -> dict[str, Callable[[], Any]]:
+    """The whole warm handler (INFO and DEBUG) beside the bare signing path and the reference, for one key of ``alg``."""
     from jwks_rotator.core.signer import TokenSigner
 
+    text, record = make_keyring_json(alg)
+    client = CountingSecrets(text)
+    app._signer = TokenSigner(settings_for(alg), client, listener=app._on_refresh)
+    app._config_error = None
+    app.handler(dict(REQUEST), None)
+    signer = TokenSigner(settings_for(alg), CountingSecrets(text))
+    signer.issue(REQUEST)
+    claims_of = reference_claims(signer)
+    reference = hand_rolled(record)
+
+    def debug_handler() -> Any:
+        return app.handler(REQUEST, None)
+
+    debug_handler.around = lambda: log_level(app, "DEBUG")  # type: ignore[attr-defined]
+    return {
+        BASELINE: lambda: reference(claims_of()),
+        "signing path (no logging)": lambda: signer.issue(REQUEST),
+        "whole warm handler, default INFO level (metrics on)": lambda: app.handler(REQUEST, None),
+        "whole warm handler, DEBUG level (per-token log line)": debug_handler,
+    }
+
+
+def bench_handler(rounds: int, batch: int) -> dict[str, dict[str, tuple[float, float]]]:
     app = load_sign_app()
     results: dict[str, dict[str, tuple[float, float]]] = {}
     with discarded_output() as sink:
         silence_logger(app, sink)
         for alg in ALGS:
-            text, record = make_keyring_json(alg)
-            client = CountingSecrets(text)
-            app._signer = TokenSigner(settings_for(alg), client, listener=app._on_refresh)
-            app._config_error = None
-            app.handler(dict(REQUEST), None)
-            signer = TokenSigner(settings_for(alg), CountingSecrets(text))
-            signer.issue(REQUEST)
-            claims_of = reference_claims(signer)
-            reference = hand_rolled(record)
-
-            def debug_handler() -> Any:
-                return app.handler(REQUEST, None)
-
-            debug_handler.around = lambda: log_level(app, "DEBUG")  # type: ignore[attr-defined]
-            variants = {
-                BASELINE: lambda: reference(claims_of()),
-                "signing path (no logging)": lambda: signer.issue(REQUEST),
-                "whole warm handler, default INFO level (metrics on)": lambda: app.handler(REQUEST, None),
-                "whole warm handler, DEBUG level (per-token log line)": debug_handler,
-            }
+            variants = handler_variants(app, alg)
             per_alg_batch = batch if alg != "RS256" else max(5, batch // 8)
             results[alg] = interleaved(variants, rounds=rounds, batch=per_alg_batch)
     return results
@@ -257,19 +269,11 @@ def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
 
 
 def bench_cold_and_calls(runs: int) -> dict[str, Any]:
-    import boto3
-    from moto.server import ThreadedMotoServer
-
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-    os.environ.update(creds)
+    creds = {**DUMMY_CREDENTIALS, "AWS_DEFAULT_REGION": REGION}
     out: dict[str, Any] = {"cold": {}, "calls": {}}
-    try:
-        sm = boto3.client("secretsmanager", endpoint_url=endpoint, region_name="us-east-1")
+    with moto_server() as endpoint:
+        sm = aws_client("secretsmanager", endpoint)
         for alg in ALGS:
             text, _ = make_keyring_json(alg)
             secret_id = sm.create_secret(Name=f"bench-keyring-{alg}-{os.getpid()}", SecretString=text)["ARN"]
@@ -286,20 +290,16 @@ def bench_cold_and_calls(runs: int) -> dict[str, Any]:
             out["cold"][alg] = {"handler_ms": statistics.median(handler_ms), "bare_ms": statistics.median(bare_ms),
                                 "child": json.loads(info)}
             out["calls"][alg] = count_warm_calls(endpoint, secret_id, alg)
-    finally:
-        server.stop()
     return out
 
 
 def count_warm_calls(endpoint: str, secret_id: str, alg: str, tokens: int = 1000) -> dict[str, int]:
     """AWS API calls made by the whole handler over ``tokens`` warm invocations, counted by a botocore hook."""
-    import boto3
-
     from jwks_rotator.core.settings import Settings
     from jwks_rotator.core.signer import TokenSigner
 
     app = load_sign_app()
-    client = boto3.client("secretsmanager", endpoint_url=endpoint, region_name="us-east-1")
+    client = aws_client("secretsmanager", endpoint)
     calls = {"n": 0}
     client.meta.events.register("before-call.*.*", lambda **_: calls.__setitem__("n", calls["n"] + 1))
     app._signer = TokenSigner(Settings(issuer=ISSUER, algorithm=alg, keyring_secret_id=secret_id), client, listener=app._on_refresh)
@@ -334,33 +334,47 @@ def machine() -> str:
 Table = dict[str, dict[str, tuple[float, float]]]
 
 
+def _header(first: str) -> list[str]:
+    return [f"|{' ' + first if first else ''} | " + " | ".join(ALGS) + " |", "|---|" + "---|" * len(ALGS)]
+
+
+def _row(label: str, cells: Callable[[str], str]) -> str:
+    return f"| {label} | " + " | ".join(cells(a) for a in ALGS) + " |"
+
+
+def _ratio_rows(table: Table) -> list[str]:
+    """One row per variant: median µs and, in brackets, the median ratio to the baseline."""
+    return [_row(name, lambda a, name=name: f"{table[a][name][0]:.1f} ({table[a][name][1]:.2f}x)") for name in next(iter(table.values()))]
+
+
 def render(signing: Table, handler: Table, cold: dict[str, Any]) -> str:
     lines = ["## Signing", "", machine(), "",
-             "Medians in µs per token; in brackets the median over rounds of the ratio to the hand-rolled compact JWS "
-             "(two compact `json.dumps`, base64url, `cryptography` sign, r||s) measured in the same round; "
-             "batches interleaved in one process. "
-             "Request: sub, aud, ttl and two custom claims (9 claims in the token).", "",
-             "### Signing path (request in, token out, no logging)", "",
-             "| variant | " + " | ".join(ALGS) + " |", "|---|" + "---|" * len(ALGS)]
-    for name in next(iter(signing.values())):
-        lines.append(f"| {name} | " + " | ".join(f"{signing[a][name][0]:.1f} ({signing[a][name][1]:.2f}x)" for a in ALGS) + " |")
+             ("Medians in µs per token; in brackets the median over rounds of the ratio to the hand-rolled compact JWS "
+              "(two compact `json.dumps`, base64url, `cryptography` sign, r||s) measured in the same round; "
+              "batches interleaved in one process. "
+              "Request: sub, aud, ttl and two custom claims (9 claims in the token)."), "",
+             "### Signing path (request in, token out, no logging)", "", *_header("variant")]
+    lines += _ratio_rows(signing)
     lines += ["", "### Whole warm handler (event in, response out; powertools Logger and Metrics on, output to /dev/null)", "",
-              "| variant | " + " | ".join(ALGS) + " |", "|---|" + "---|" * len(ALGS)]
-    for name in next(iter(handler.values())):
-        lines.append(f"| {name} | " + " | ".join(f"{handler[a][name][0]:.1f} ({handler[a][name][1]:.2f}x)" for a in ALGS) + " |")
+              *_header("variant")]
+    lines += _ratio_rows(handler)
     lines += ["", "### Cold start (fresh process: interpreter, imports, boto3 client, secret read from moto over HTTP, key load, first token)", "",
-              "| | " + " | ".join(ALGS) + " |", "|---|" + "---|" * len(ALGS)]
-    row = lambda label, fn: lines.append(f"| {label} | " + " | ".join(fn(cold["cold"][a]) for a in ALGS) + " |")  # noqa: E731
-    row("handler import + first token (ms, median)", lambda c: f"{c['handler_ms']:.0f}")
-    row("bare `python -c \"import boto3, cryptography\"` (ms)", lambda c: f"{c['bare_ms']:.0f}")
-    row("ratio", lambda c: f"{c['handler_ms'] / c['bare_ms']:.2f}x")
-    row("first token issued / jwcrypto imported", lambda c: f"{c['child']['ok']} / {c['child']['jwcrypto']}")
+              *_header("")]
+    per_alg = cold["cold"]
+    lines += [
+        _row("handler import + first token (ms, median)", lambda a: f"{per_alg[a]['handler_ms']:.0f}"),
+        _row("bare `python -c \"import boto3, cryptography\"` (ms)", lambda a: f"{per_alg[a]['bare_ms']:.0f}"),
+        _row("ratio", lambda a: f"{per_alg[a]['handler_ms'] / per_alg[a]['bare_ms']:.2f}x"),
+        _row("first token issued / jwcrypto imported", lambda a: f"{per_alg[a]['child']['ok']} / {per_alg[a]['child']['jwcrypto']}"),
+    ]
     lines += ["", "### AWS calls (whole handler, real boto3 client against moto, counted by a botocore `before-call` hook)", "",
-              "| | " + " | ".join(ALGS) + " |", "|---|" + "---|" * len(ALGS)]
+              *_header("")]
     calls = cold["calls"]
-    lines.append("| calls for the first token | " + " | ".join(str(calls[a]["first_token_calls"]) for a in ALGS) + " |")
-    lines.append("| calls per 1,000 warm tokens | " + " | ".join(str(calls[a]["warm_calls"]) for a in ALGS) + " |")
-    lines.append("| tokens issued of 1,000 | " + " | ".join(str(calls[a]["warm_tokens"]) for a in ALGS) + " |")
+    lines += [
+        _row("calls for the first token", lambda a: str(calls[a]["first_token_calls"])),
+        _row("calls per 1,000 warm tokens", lambda a: str(calls[a]["warm_calls"])),
+        _row("tokens issued of 1,000", lambda a: str(calls[a]["warm_tokens"])),
+    ]
     return "\n".join(lines) + "\n"
 
 

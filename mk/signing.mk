@@ -1,4 +1,5 @@
-# Signing benchmark (issue 3): ratios to a hand-rolled compact JWS; updates the "## Signing" section of benchmarks/RESULTS.md.
+# Signing benchmark: the signing path and the warm handler as ratios to a hand-rolled compact JWS, cold start and AWS calls
+# per 1,000 tokens against a moto server; `make bench` updates the "## Signing" section of benchmarks/RESULTS.md.
 .PHONY: bench bench-quick
 
 bench: $(STAMP)

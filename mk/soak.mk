@@ -1,5 +1,5 @@
-# End-to-end soak (issue 5): the local stack under concurrent signing, caching verifiers (PyJWT, jose)
-# and injected faults. `make soak` runs SOAK_DURATION seconds of traffic per algorithm and writes
+# End-to-end soak: the local stack under concurrent signing, caching verifiers (PyJWT, jose) and injected faults,
+# with rotators doubled, crashed, killed and paused. `make soak` runs SOAK_DURATION seconds of traffic per algorithm and writes
 # benchmarks/SOAK.md; the short version (tests/soak) runs inside `make test`.
 SOAK_DURATION ?= 300
 SOAK_ARGS ?=

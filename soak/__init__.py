@@ -1,6 +1,10 @@
-"""End-to-end soak of the local stack: signing, caching verifiers, rotation and injected faults (issue 5)."""
+"""End-to-end soak of the local stack: signing callers, caching verifiers (PyJWT, jose), rotation and injected faults.
 
-from .harness import SoakConfig, run_soak
+``python -m soak`` runs it per algorithm and writes the summary; ``tests/soak`` runs a short one.
+"""
+
+from .config import SoakConfig
+from .harness import run_soak
 from .proxy import FaultProxy, FaultRates
 
 __all__ = ["FaultProxy", "FaultRates", "SoakConfig", "run_soak"]

@@ -10,7 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-from .harness import EPISODES, SoakConfig, run_soak
+from .config import EPISODES, SoakConfig
+from .harness import run_soak
 from .report import as_markdown, as_text, passed
 
 

@@ -53,7 +53,7 @@ class FaultRates:
 
 
 def _sm_error(code: str, message: str) -> bytes:
-    return ('{"__type":"%s","message":"%s"}' % (code, message)).encode()
+    return f'{{"__type":"{code}","message":"{message}"}}'.encode()
 
 
 def _s3_error(code: str, message: str) -> bytes:
@@ -252,7 +252,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:

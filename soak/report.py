@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -12,8 +13,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-JOSE_PACKAGE = REPO / "tests" / "interop" / "node" / "node_modules" / "jose" / "package.json"
+from .config import NODE_DIR
+
+JOSE_PACKAGE = NODE_DIR / "node_modules" / "jose" / "package.json"
 
 
 def _fmt(value: Any) -> str:
@@ -90,10 +92,8 @@ def _version(package: str) -> str:
 def environment() -> dict[str, str]:
     """Machine and versions, for the result file."""
     cpu = "?"
-    try:
+    with contextlib.suppress(OSError, StopIteration):
         cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     try:
         node = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
     except OSError:
@@ -122,22 +122,22 @@ def as_markdown(summaries: Sequence[Mapping[str, Any]], command: str) -> str:
     out = [
         "# Soak: the local stack under signing, caching verifiers and injected faults",
         "",
-        f"Last long run: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, `{command}`. "
-        f"Result: **{'PASS' if passed(summaries) else 'FAIL'}**.",
+        (f"Last long run: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, `{command}`. "
+        f"Result: **{'PASS' if passed(summaries) else 'FAIL'}**."),
         "",
         f"- Machine: {env['machine']}",
         f"- Python {env['python']}, node {env['node']}; {env['versions']}",
         "- Settings (both algorithms): " + ", ".join(f"`{k}={v}`" for k, v in settings.items()),
-        "- Verifier caches, scaled from the libraries' defaults by lead / 2 d (PyJWT 300 s / 30 s, jose 600 s / 30 s), "
+        ("- Verifier caches, scaled from the libraries' defaults by lead / 2 d (PyJWT 300 s / 30 s, jose 600 s / 30 s), "
         "floored at lifespan >= lead/3 (jose 2*lead/3) and cooldown >= lead/6 so they stay on: "
         f"PyJWT `lifespan={caches['pyjwt']['lifespan']:.2f}s cooldown_duration={caches['pyjwt']['cooldown']:.2f}s`, "
         f"jose `cacheMaxAge={caches['jose']['lifespan']:.2f}s cooldownDuration={caches['jose']['cooldown']:.2f}s`. "
-        "Both verify with leeway 0, strictly before `exp`.",
-        "- Faults: random per-request faults through a proxy in front of moto during every episode (Secrets Manager 400 "
+        "Both verify with leeway 0, strictly before `exp`."),
+        ("- Faults: random per-request faults through a proxy in front of moto during every episode (Secrets Manager 400 "
         "ThrottlingException / 503, S3 503 SlowDown / 500 InternalError, CloudFront 400 Throttling / 503, writes dropped after "
         "moto applied them, slow answers), plus one scenario per episode in turn: a second rotator ticking at the same time, "
         "a rotator crashing between its keyring write and its publication, a rotator killed after its keyring write (its later "
-        "calls refused), ticks paused for longer than the lead, faults alone. Each episode is followed by a quiet spell.",
+        "calls refused), ticks paused for longer than the lead, faults alone. Each episode is followed by a quiet spell."),
         "",
         "| metric | " + " | ".join(s["algorithm"] for s in summaries) + " |",
         "|---|" + "---|" * len(summaries),

@@ -29,20 +29,13 @@ from jwks_rotator.core.keys import PRIVATE_MEMBERS, KeyRecord, KeyState
 from jwks_rotator.core.ports import VersionedKeyring
 from jwks_rotator.core.rotation import RotationService
 from jwks_rotator.core.settings import Settings
+from jwks_rotator_testkit.clock import FakeClock
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class InjectedFault(Exception):
     """Marks a failure the simulation caused on purpose."""
-
-
-class FakeClock:
-    def __init__(self, now: datetime = START) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class Faults:
@@ -107,7 +100,7 @@ class FaultyStore:
             raise StoreError("injected: keyring write failed before it landed")
         version = self.inner.save(keyring, expected_version_id)
         assert self.clock is not None
-        self.history.append((self.clock.now, keyring))
+        self.history.append((self.clock.now(), keyring))
         if self.faults.roll("store_write_unacknowledged"):
             raise StoreError("injected: keyring write landed but the answer was lost")
         return version
@@ -177,7 +170,7 @@ def key_pool(alg: str = "EdDSA") -> Callable[[str, datetime], KeyRecord]:
 
 
 def make_world(settings: Settings, rng: random.Random, rates: dict[str, float]) -> World:
-    clock = FakeClock()
+    clock = FakeClock(START)
     faults = Faults(rng, rates)
     store = FaultyStore(InMemoryKeyringStore(), faults)
     store.clock = clock
@@ -186,7 +179,7 @@ def make_world(settings: Settings, rng: random.Random, rates: dict[str, float]) 
 
     def rotator() -> RotationService:
         publisher = S3Publisher(s3, "bucket", settings, cloudfront_client=cloudfront, distribution_id="DIST")
-        return RotationService(store, publisher, settings, clock=clock, key_factory=key_pool())
+        return RotationService(store, publisher, settings, clock=clock.now, key_factory=key_pool())
 
     return World(settings, clock, faults, store, s3, cloudfront, [rotator(), rotator()])
 
@@ -204,7 +197,7 @@ class Tracker:
 
     def observe(self, world: World) -> None:
         """Check every invariant at the world's current time."""
-        now = world.clock.now
+        now = world.clock.now()
         settings = self.settings
         keyring = world.current_keyring()
         jwks = world.published_jwks()
@@ -293,7 +286,7 @@ def run_scenario(settings: Settings, scenario: Scenario) -> Outcome:
     outcome = Outcome()
     end = START + timedelta(days=scenario.days)
     schedule = settings.schedule
-    while world.clock.now < end:
+    while world.clock.now() < end:
         roll = rng.random()
         if roll < scenario.duplicate_rate:
             gap = timedelta(0)
@@ -303,7 +296,7 @@ def run_scenario(settings: Settings, scenario: Scenario) -> Outcome:
             outcome.skips += 1
         else:
             gap = timedelta(minutes=rng.expovariate(1 / scenario.mean_gap_minutes))  # late or early
-        world.clock.now += gap
+        world.clock.advance(gap)
         rotator = world.rotators[rng.randrange(2)]
         other = world.rotators[1 - world.rotators.index(rotator)]
         if rng.random() < scenario.concurrent_rate:
@@ -341,7 +334,7 @@ def run_scenario(settings: Settings, scenario: Scenario) -> Outcome:
     world.faults.enabled = False
     tracker.check_converged(world, world.rotators[0].tick().converged)
     tracker.observe(world)
-    outcome.simulated_days = (world.clock.now - START).total_seconds() / 86400
+    outcome.simulated_days = (world.clock.now() - START).total_seconds() / 86400
     outcome.faults = world.faults.injected
     outcome.most_keys = tracker.most_keys
     outcome.activations = len(tracker.active_since)  # every key that ever became active, bootstrap included

@@ -1,7 +1,8 @@
 from jwks_rotator.core.keyring import Keyring
+from jwks_rotator_testkit.deploy import AwsResources
 
 
-def test_fixture_creates_an_empty_keyring_secret(aws_resources):
+def test_fixture_creates_an_empty_keyring_secret(aws_resources: AwsResources) -> None:
     sm = aws_resources.client("secretsmanager")
     value = sm.get_secret_value(SecretId=aws_resources.secret_id)
     assert Keyring.from_json(value["SecretString"]).keys == ()

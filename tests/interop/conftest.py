@@ -16,7 +16,6 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -30,13 +29,13 @@ from jwks_rotator.core.rotation import RotationService
 from jwks_rotator.core.settings import Settings
 from jwks_rotator.wiring import build_rotation_service
 from jwks_rotator_local.functions import load_function_module
-from jwks_rotator_local.provision import create_resources
+from jwks_rotator_testkit.clock import FakeClock
+from jwks_rotator_testkit.deploy import create_test_resources
+from jwks_rotator_testkit.moto import DUMMY_CREDENTIALS, REGION, client_factory
+from jwks_rotator_testkit.verifiers import Expectation, NodeVerifier
 
-from ..conftest import aws_client
-from .support import ALGORITHMS, NODE_DIR, Expectation, NodeVerifier
+from .support import ALGORITHMS, NODE_DIR
 
-REPO = Path(__file__).resolve().parents[2]
-REGION = "us-east-1"
 AUDIENCE = "orders-api"
 OTHER_AUDIENCE = "billing-api"
 
@@ -55,25 +54,7 @@ BASE_SETTINGS = {
 }
 
 
-# --- clocks and clients ---------------------------------------------------------
-
-
-class FakeClock:
-    """The rotation service's clock: starts at the real time and moves only when told."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> datetime:
-        self.now += delta
-        return self.now
-
-
-def client_factory(endpoint: str) -> Callable[[str], Any]:
-    return lambda service: aws_client(service, endpoint)
+# --- the Lambda context ---------------------------------------------------------
 
 
 class LambdaContext:
@@ -188,8 +169,7 @@ def make_deployment(endpoint: str, alg: str, *, secret_id: str = "", bucket: str
 
     clients = client_factory(endpoint)
     if not secret_id:
-        suffix = uuid.uuid4().hex[:10]
-        created = create_resources(clients, secret_name=f"jwks-rotator-interop-{suffix}", bucket=f"jwks-rotator-interop-{suffix}")
+        created = create_test_resources(endpoint, secret_prefix="jwks-rotator-interop", bucket_prefix="jwks-rotator-interop")
         secret_id, bucket, distribution_id = created.secret_id, created.bucket, created.distribution_id
     edge = LocalEdge(
         clients("s3"),
@@ -210,14 +190,13 @@ def make_deployment(endpoint: str, alg: str, *, secret_id: str = "", bucket: str
         }
         settings = Settings.from_mapping(values)
         clock = FakeClock()
-        service = build_rotation_service(settings, clients, clock=clock)
+        service = build_rotation_service(settings, clients, clock=clock.now)
         env = {spec_env: str(value) for spec_env, value in _env_of(values).items()}
         env.update(
             AWS_ENDPOINT_URL=endpoint,
             AWS_DEFAULT_REGION=REGION,
             AWS_REGION=REGION,
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
+            **DUMMY_CREDENTIALS,
             POWERTOOLS_METRICS_NAMESPACE="JwksRotator",
             POWERTOOLS_SERVICE_NAME="jwks-rotator",
             POWERTOOLS_LOG_LEVEL="WARNING",
@@ -254,7 +233,7 @@ def node_modules() -> Path:
 @pytest.fixture(scope="module")
 def node_verifier(node_modules: Path) -> Iterator[NodeVerifier]:
     """One node process per test module."""
-    verifier = NodeVerifier()
+    verifier = NodeVerifier(NODE_DIR)
     yield verifier
     verifier.close()
 

@@ -1,4 +1,4 @@
-"""Helpers for the interop suite: hand-made JWS tokens and the three third-party verifiers.
+"""Helpers for the interop suite: hand-made JWS tokens (the verifiers are the testing kit's).
 
 Nothing here uses the product's signer. Tokens are assembled from base64url
 pieces and signed with ``cryptography`` (or ``hmac``) directly, so a bad
@@ -11,20 +11,14 @@ import base64
 import hashlib
 import hmac
 import json
-import os
-import subprocess
-import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jwt as pyjwt
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from jwcrypto import jwk as jwcrypto_jwk
-from jwcrypto import jwt as jwcrypto_jwt
 
 ALGORITHMS = ("RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA")
 NODE_DIR = Path(__file__).resolve().parent / "node"
@@ -109,120 +103,3 @@ def thumbprint_kid(private_key: Any) -> str:
 
 def public_pem(public_jwk: Mapping[str, str]) -> bytes:
     return jwcrypto_jwk.JWK(**dict(public_jwk)).export_to_pem()
-
-
-# --- the Python verifiers ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Expectation:
-    """Who should verify, for the same token."""
-
-    issuer: str
-    audience: str
-
-
-def pyjwt_verify(client: pyjwt.PyJWKClient, token: str, alg: str, expect: Expectation) -> dict[str, Any]:
-    """The documented PyJWT pattern: key by kid from the JWKS URL, then decode with an allow-list."""
-    signing_key = client.get_signing_key_from_jwt(token)
-    return pyjwt.decode(
-        token,
-        signing_key.key,
-        algorithms=[alg],
-        audience=expect.audience,
-        issuer=expect.issuer,
-        options={"require": ["exp", "iat", "iss", "aud", "sub"]},
-    )
-
-
-def jwcrypto_verify(jwks_json: str, token: str, alg: str, expect: Expectation, *, leeway: int | None = None) -> dict[str, Any]:
-    """jwcrypto with the fetched JWKS as a key set (chosen by kid) and explicit claim checks.
-
-    On failure the exception gets a ``verify_log`` attribute: jwcrypto's own
-    record of why each key failed (with a key set it raises ``JWTMissingKey``
-    both for an unknown kid and for a signature the kid's key rejects; the log
-    tells them apart).
-    """
-    keyset = jwcrypto_jwk.JWKSet.from_json(jwks_json)
-    checker = jwcrypto_jwt.JWT(
-        algs=[alg],
-        # exp/nbf set to None: checked against the current time with the leeway (jwcrypto's default: 60 s).
-        check_claims={"iss": expect.issuer, "aud": expect.audience, "exp": None, "nbf": None},
-    )
-    if leeway is not None:
-        checker.leeway = leeway
-    try:
-        checker.deserialize(token, keyset)
-    except Exception as exc:
-        exc.verify_log = list(getattr(checker, "deserializelog", None) or [])  # type: ignore[attr-defined]
-        raise
-    return json.loads(checker.claims)
-
-
-# --- the node verifier (jose) --------------------------------------------------
-
-
-class NodeVerifier:
-    """One ``node verify.mjs`` process; one JSON request and one JSON answer per line.
-
-    Remote key sets are kept per (client, jwksUrl, cacheMaxAge, cooldownDuration)
-    inside the process, so jose's cache behaves as in a long-lived server.
-    """
-
-    def __init__(self) -> None:
-        self._process = subprocess.Popen(
-            ["node", str(NODE_DIR / "verify.mjs")],
-            cwd=NODE_DIR,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "NODE_NO_WARNINGS": "1"},
-        )
-        self._lock = threading.Lock()
-
-    def verify(
-        self,
-        token: str,
-        *,
-        alg: str,
-        expect: Expectation,
-        jwks_url: str,
-        cache_max_age_ms: int,
-        cooldown_ms: int,
-        client: str = "default",
-    ) -> dict[str, Any]:
-        request = {
-            "token": token,
-            "alg": alg,
-            "issuer": expect.issuer,
-            "audience": expect.audience,
-            "jwksUrl": jwks_url,
-            "cacheMaxAge": cache_max_age_ms,
-            "cooldownDuration": cooldown_ms,
-            "client": client,
-        }
-        with self._lock:
-            assert self._process.stdin is not None and self._process.stdout is not None
-            self._process.stdin.write(json.dumps(request) + "\n")
-            self._process.stdin.flush()
-            line = self._process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"node verifier exited: {self.stderr()}")
-        return json.loads(line)
-
-    def stderr(self) -> str:
-        if self._process.poll() is None:
-            return "(still running)"
-        assert self._process.stderr is not None
-        return self._process.stderr.read()
-
-    def close(self) -> None:
-        if self._process.poll() is None:
-            assert self._process.stdin is not None
-            self._process.stdin.close()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()

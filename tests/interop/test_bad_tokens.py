@@ -19,16 +19,15 @@ import jwt as pyjwt
 import pytest
 from jwcrypto import jwt as jwcrypto_jwt
 
+from jwks_rotator_testkit.verifiers import NodeVerifier, jwcrypto_verify, pyjwt_verify
+
 from .conftest import AUDIENCE, OTHER_AUDIENCE, Deployment
 from .support import (
-    NodeVerifier,
     b64url_json,
     fresh_private_key,
     hs256_compact,
-    jwcrypto_verify,
     private_key_from_jwk,
     public_pem,
-    pyjwt_verify,
     sign_compact,
     split_token,
     thumbprint_kid,
@@ -93,7 +92,7 @@ def forge(deployment: Deployment) -> Forge:
 
 
 def _tampered(f: Forge) -> str:
-    header, claims, _ = f.product_token.split(".")
+    header, _claims, _ = f.product_token.split(".")
     decoded = split_token(f.product_token)[1]
     assert decoded["sub"] == "real-user"
     decoded["sub"] = "admin"

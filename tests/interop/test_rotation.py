@@ -23,8 +23,10 @@ import jwt as pyjwt
 import pytest
 from jwcrypto import jwt as jwcrypto_jwt
 
+from jwks_rotator_testkit.verifiers import NodeVerifier, jwcrypto_verify, pyjwt_verify
+
 from .conftest import Deployment, make_deployment
-from .support import ALGORITHMS, NodeVerifier, jwcrypto_verify, pyjwt_verify, split_token
+from .support import ALGORITHMS, split_token
 
 pytestmark = pytest.mark.interop
 
@@ -145,13 +147,13 @@ def test_scheduled_rotation_keeps_old_and_new_tokens_verifying(rotating: Deploym
     retired_at = d.keyring().get(old_kid).retired_at  # type: ignore[union-attr]
     retention = d.settings.effective_retention
     assert retention >= d.settings.max_token_ttl + d.settings.signer_cache_ttl + d.settings.clock_skew_leeway
-    d.clock.now = retired_at + retention - SECOND
+    d.clock.move_to(retired_at + retention - SECOND)
     d.tick()
     assert old_kid in published_kids(d)
     fresh_verifiers(d, node_verifier, f"fresh-before-deletion-{d.alg}").accept(old["token"], old_kid, "before-rotation")
     scaled.accept(old["token"], old_kid, "before-rotation")
 
-    d.clock.now = retired_at + retention + SECOND
+    d.clock.move_to(retired_at + retention + SECOND)
     report = d.tick()
     assert ("deleted", old_kid) in {(c.kind, c.kid) for c in report.changes}
     assert old_kid not in published_kids(d)

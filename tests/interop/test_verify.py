@@ -16,9 +16,10 @@ import pytest
 
 from jwks_rotator.core.algorithms import algorithm_names
 from jwks_rotator.core.keys import PRIVATE_MEMBERS
+from jwks_rotator_testkit.verifiers import Expectation, NodeVerifier, jwcrypto_verify, pyjwt_verify
 
 from .conftest import AUDIENCE, OTHER_AUDIENCE, Deployment
-from .support import ALGORITHMS, Expectation, NodeVerifier, jwcrypto_verify, pyjwt_verify, split_token
+from .support import ALGORITHMS, split_token
 
 pytestmark = pytest.mark.interop
 

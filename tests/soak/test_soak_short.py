@@ -13,9 +13,11 @@ import shutil
 
 import pytest
 
-from soak.harness import Sample, SoakConfig, SoakRun, TokenRecord, Verification, run_soak
+from soak.config import NODE_DIR, SoakConfig
+from soak.harness import run_soak
+from soak.records import Sample, TokenRecord, Verification
 from soak.report import as_text
-from tests.interop.support import NODE_DIR
+from soak.summary import lost_keys
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
 
@@ -55,12 +57,6 @@ def test_short_soak_refuses_no_unexpired_token_and_loses_no_key(algorithm: str, 
 # --- the analysis itself: it must see a lost key and an unexpired refusal when there is one ---------
 
 
-def _run_with(tokens: list[TokenRecord]) -> SoakRun:
-    run = SoakRun(SoakConfig())
-    run.tokens = tokens
-    return run
-
-
 def test_lost_key_analysis_flags_a_kid_missing_during_a_tokens_life() -> None:
     token = TokenRecord(0, "kid-new", issued_start=100.0, issued_end=100.1, exp=105, token="x")
     samples = [
@@ -69,11 +65,10 @@ def test_lost_key_analysis_flags_a_kid_missing_during_a_tokens_life() -> None:
         Sample(104.0, 104.05, frozenset({"kid-old", "kid-new"}), "a"),
         Sample(106.0, 106.05, frozenset({"kid-old"}), "b"),  # after exp: allowed
     ]
-    run = _run_with([token])
-    lost = run._lost_keys(samples, [s.start for s in samples])
+    lost = lost_keys([token], samples, [s.start for s in samples])
     assert [entry["tokens"] for entry in lost] == [1]
     samples[1] = Sample(102.0, 102.05, frozenset({"kid-old", "kid-new"}), "a")
-    assert run._lost_keys(samples, [s.start for s in samples]) == []
+    assert lost_keys([token], samples, [s.start for s in samples]) == []
 
 
 def test_only_refusals_before_expiry_count_as_failures() -> None:

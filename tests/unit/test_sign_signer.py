@@ -13,7 +13,6 @@ import pytest
 from test_sign_support import (
     ALGORITHMS,
     ISSUER,
-    FakeClock,
     InMemoryKeyringReader,
     active_key,
     keyring_json,
@@ -26,6 +25,7 @@ from jwks_rotator.core.errors import SigningUnavailableError, StoreError
 from jwks_rotator.core.keys import KeyState
 from jwks_rotator.core.signer import REFRESH_INTERVAL, TokenSigner
 from jwks_rotator.core.token_policy import MAX_TOKEN_BYTES
+from jwks_rotator_testkit.clock import FakeClock
 
 REQUEST = {"sub": "user-123", "aud": "orders-api", "ttl": 300, "claims": {"roles": ["admin"], "email_verified": True}}
 
@@ -38,7 +38,7 @@ def segment(token: str, index: int) -> dict[str, Any]:
 def make_signer(text: str, *, clock: FakeClock | None = None, **changes: Any) -> tuple[TokenSigner, InMemoryKeyringReader, FakeClock]:
     reader = InMemoryKeyringReader(text)
     clock = clock or FakeClock()
-    return TokenSigner(settings(**changes), reader, clock=clock), reader, clock
+    return TokenSigner(settings(**changes), reader, clock=clock.unix), reader, clock
 
 
 @pytest.mark.parametrize("alg", ALGORITHMS)
@@ -49,7 +49,7 @@ def test_tokens_verify_with_the_public_key_for_every_algorithm(alg: str) -> None
     assert set(response) == {"token", "token_type", "kid", "alg", "expires_at"}
     assert (response["token_type"], response["kid"], response["alg"]) == ("Bearer", key.kid, alg)
     claims = jwt.decode(response["token"], public_key(key), algorithms=[alg], audience="orders-api", issuer=ISSUER)
-    iat = int(clock.now)
+    iat = int(clock.unix())
     assert {k: claims[k] for k in ("sub", "aud", "iat", "nbf", "exp", "roles", "email_verified")} == {
         "sub": "user-123", "aud": "orders-api", "iat": iat, "nbf": iat - 60, "exp": iat + 300,
         "roles": ["admin"], "email_verified": True,
@@ -123,14 +123,14 @@ def test_refusals_never_read_the_secret() -> None:
 
 def test_the_cache_is_read_again_after_signer_cache_ttl_and_a_same_version_is_not_reloaded() -> None:
     signer, reader, clock = make_signer(keyring_json(active_key()), signer_cache_ttl=timedelta(seconds=60))
-    first = signer.cache.get(clock())
+    first = signer.cache.get(clock.unix())
     clock.advance(59.9)
     signer.issue(REQUEST)
     assert reader.calls == 1
     clock.advance(0.1)
     signer.issue(REQUEST)
     assert reader.calls == 2
-    assert signer.cache.get(clock()) is first  # same VersionId: nothing parsed or loaded again
+    assert signer.cache.get(clock.unix()) is first  # same VersionId: nothing parsed or loaded again
 
 
 def test_a_new_version_with_a_new_active_key_is_used_after_the_ttl() -> None:
@@ -147,17 +147,17 @@ def test_a_new_version_with_a_new_active_key_is_used_after_the_ttl() -> None:
 def test_a_new_version_with_the_same_active_key_keeps_the_loaded_key() -> None:
     key = active_key("RS256")
     signer, reader, clock = make_signer(keyring_json(key), algorithm="RS256")
-    loaded = signer.cache.get(clock())
+    loaded = signer.cache.get(clock.unix())
     reader.publish(keyring_json(key, pending_key("RS256")), "v2")
     clock.advance(61)
-    again = signer.cache.get(clock())
+    again = signer.cache.get(clock.unix())
     assert reader.calls == 2 and again is not loaded and again.sign is loaded.sign
 
 
 def test_an_overdue_key_triggers_early_reads_at_most_once_per_interval() -> None:
     clock = FakeClock()
     period = timedelta(days=7)
-    overdue = active_key("ES256", activated=clock.now - period.total_seconds() - 1)
+    overdue = active_key("ES256", activated=clock.unix() - period.total_seconds() - 1)
     signer, reader, _ = make_signer(keyring_json(overdue), clock=clock)
     assert signer.issue(REQUEST).kid == overdue.kid  # still the active key in the secret: it signs
     for _ in range(50):
@@ -239,7 +239,7 @@ def test_a_broken_reader_is_named_by_its_failure_type_only() -> None:
 
 def test_a_failed_early_read_keeps_the_cached_key_until_its_ttl_ends() -> None:
     clock = FakeClock()
-    overdue = active_key("ES256", activated=clock.now - timedelta(days=8).total_seconds())
+    overdue = active_key("ES256", activated=clock.unix() - timedelta(days=8).total_seconds())
     signer, reader, _ = make_signer(keyring_json(overdue), clock=clock, signer_cache_ttl=timedelta(seconds=60))
     signer.issue(REQUEST)
     reader.failure = FAILURES[1]

@@ -1,4 +1,4 @@
-"""Helpers shared by the sign function's unit tests (keys, an in-memory keyring reader, a fake Secrets Manager client, a fake clock)."""
+"""Helpers shared by the sign function's unit tests (keys, an in-memory keyring reader, a fake Secrets Manager client); the fake clock is the testing kit's."""
 
 from __future__ import annotations
 
@@ -89,19 +89,6 @@ class FakeSecrets:
         if self.failure is not None:
             raise self.failure
         return {"ARN": f"arn:{SecretId}", "VersionId": self.version_id, "SecretString": self.text}
-
-
-class FakeClock:
-    """Unix seconds that only move when told."""
-
-    def __init__(self, start: float | None = None) -> None:
-        self.now = time.time() if start is None else start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def load_sign_app(name: str = "sign_app_under_test") -> Any:

@@ -1,0 +1,137 @@
+"""Third-party verifiers for the product's tokens: PyJWT, jwcrypto and node's jose.
+
+Each checks a token the way an application using that library would: the key
+chosen by kid from the published JWKS, an algorithm allow-list, issuer and
+audience. Nothing here uses the product's own code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt as pyjwt
+from jwcrypto import jwk as jwcrypto_jwk
+from jwcrypto import jwt as jwcrypto_jwt
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """Who should verify, for the same token."""
+
+    issuer: str
+    audience: str
+
+
+def pyjwt_verify(client: pyjwt.PyJWKClient, token: str, alg: str, expect: Expectation) -> dict[str, Any]:
+    """The documented PyJWT pattern: key by kid from the JWKS URL, then decode with an allow-list."""
+    signing_key = client.get_signing_key_from_jwt(token)
+    return pyjwt.decode(
+        token,
+        signing_key.key,
+        algorithms=[alg],
+        audience=expect.audience,
+        issuer=expect.issuer,
+        options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+    )
+
+
+def jwcrypto_verify(jwks_json: str, token: str, alg: str, expect: Expectation, *, leeway: int | None = None) -> dict[str, Any]:
+    """jwcrypto with the fetched JWKS as a key set (chosen by kid) and explicit claim checks.
+
+    On failure the exception gets a ``verify_log`` attribute: jwcrypto's own
+    record of why each key failed (with a key set it raises ``JWTMissingKey``
+    both for an unknown kid and for a signature the kid's key rejects; the log
+    tells them apart).
+    """
+    keyset = jwcrypto_jwk.JWKSet.from_json(jwks_json)
+    checker = jwcrypto_jwt.JWT(
+        algs=[alg],
+        # exp/nbf set to None: checked against the current time with the leeway (jwcrypto's default: 60 s).
+        check_claims={"iss": expect.issuer, "aud": expect.audience, "exp": None, "nbf": None},
+    )
+    if leeway is not None:
+        checker.leeway = leeway
+    try:
+        checker.deserialize(token, keyset)
+    except Exception as exc:
+        exc.verify_log = list(getattr(checker, "deserializelog", None) or [])  # type: ignore[attr-defined]
+        raise
+    claims: dict[str, Any] = json.loads(checker.claims)
+    return claims
+
+
+class NodeVerifier:
+    """One ``node verify.mjs`` process (from ``node_dir``, with jose installed there); one JSON request and answer per line.
+
+    Remote key sets are kept per (client, jwksUrl, cacheMaxAge, cooldownDuration)
+    inside the process, so jose's cache behaves as in a long-lived server.
+    Safe to share between threads: requests are answered one at a time.
+    """
+
+    def __init__(self, node_dir: Path) -> None:
+        self._process = subprocess.Popen(
+            ["node", str(node_dir / "verify.mjs")],
+            cwd=node_dir,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "NODE_NO_WARNINGS": "1"},
+        )
+        self._lock = threading.Lock()
+
+    def verify(
+        self,
+        token: str,
+        *,
+        alg: str,
+        expect: Expectation,
+        jwks_url: str,
+        cache_max_age_ms: int,
+        cooldown_ms: int,
+        client: str = "default",
+    ) -> dict[str, Any]:
+        """jose's answer: ``{"ok": true, ...}`` or ``{"ok": false, "code": <jose error code>, ...}``."""
+        request = {
+            "token": token,
+            "alg": alg,
+            "issuer": expect.issuer,
+            "audience": expect.audience,
+            "jwksUrl": jwks_url,
+            "cacheMaxAge": cache_max_age_ms,
+            "cooldownDuration": cooldown_ms,
+            "client": client,
+        }
+        with self._lock:
+            assert self._process.stdin is not None and self._process.stdout is not None
+            self._process.stdin.write(json.dumps(request) + "\n")
+            self._process.stdin.flush()
+            line = self._process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"node verifier exited: {self.stderr()}")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def stderr(self) -> str:
+        """What the process wrote to stderr, once it has exited."""
+        if self._process.poll() is None:
+            return "(still running)"
+        assert self._process.stderr is not None
+        return self._process.stderr.read()
+
+    def close(self) -> None:
+        """End the process (closing its input), killing it after 10 s."""
+        if self._process.poll() is None:
+            assert self._process.stdin is not None
+            self._process.stdin.close()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
