@@ -23,9 +23,10 @@ integration: $(STAMP)
 
 -include mk/*.mk
 
-# Every test: template checks (cfn-lint, sam validate --lint, sam build, checkov), then unit,
+# Every test: lint (ruff, mypy --strict, import contracts), template checks (cfn-lint, sam validate --lint,
+# sam build, checkov), then unit,
 # integration (moto server over HTTP), interop (PyJWT, jwcrypto, Node jose) and the short soak.
-test: $(STAMP) interop-node check-template
+test: $(STAMP) lint interop-node check-template
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 clean: clean-template

@@ -22,7 +22,7 @@ from jwks_rotator.core.keyring import Keyring
 from jwks_rotator.core.ports import PublishResult, VersionedKeyring
 from jwks_rotator.core.rotation import RotationService
 from jwks_rotator.core.settings import Settings
-from jwks_rotator_cli.local_stack import LocalStack
+from jwks_rotator_local.local_stack import LocalStack
 from jwks_rotator_testkit.moto import ClientFactory, client_factory
 
 from .convergence import ConvergenceWatch

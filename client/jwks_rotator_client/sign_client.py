@@ -30,9 +30,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3  # type: ignore[import-untyped]
-from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
-from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
+import boto3  # type: ignore[import-untyped,unused-ignore]  # untyped where vendored without stubs
+from botocore.auth import SigV4Auth  # type: ignore[import-untyped,unused-ignore]  # untyped where vendored without stubs
+from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped,unused-ignore]  # untyped where vendored without stubs
 
 SIGNER_HEADER = "X-Jwks-Rotator-Signer"
 GET_CALLER_IDENTITY_BODY = "Action=GetCallerIdentity&Version=2011-06-15"

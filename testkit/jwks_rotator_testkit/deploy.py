@@ -1,7 +1,7 @@
 """The template's resources on a moto server, created for one test (or one interop deployment).
 
 A whole local deployment (functions, Lambda API, edge, schedule) is
-``jwks_rotator_cli.local_stack.LocalStack``, a context manager of its own.
+``jwks_rotator_local.local_stack.LocalStack``, a context manager of its own.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from jwks_rotator.aws_setup import create_resources
+from jwks_rotator_local.provision import create_resources
 
 from .moto import aws_client, client_factory
 
