@@ -1,22 +1,24 @@
-"""Sign function: issue a JWT signed with the active key (direct invoke; contract in jwks_rotator.core.token_policy).
+"""Sign function: issue a JWT to an authenticated caller, as far as its issuance profile allows (direct invoke).
 
-Every answer is ``{"token", "token_type", "kid", "alg", "expires_at"}`` or
-``{"error", "message"}``; the function never raises. A bad configuration is
-answered with ``invalid_configuration`` on every call (and logged as an
-error) instead of a crash loop.
+A request is ``{"proof": {...}, "sub", "aud", "ttl", "claims", "profile"}``:
+the proof is the caller's SigV4-signed ``sts:GetCallerIdentity`` request,
+which the function replays to STS itself (see jwks_rotator.core.caller_proof
+and jwks_rotator.core.issuance for the checks and their order). Every answer
+is ``{"token", "token_type", "kid", "alg", "expires_at"}`` or
+``{"error", "message"}``; the function never raises. A bad configuration
+(settings, STS endpoint or issuance policy) is answered with
+``invalid_configuration`` on every call, and logged, instead of a crash loop.
 
-Logs (powertools Logger) carry kid, jti, aud, ttl and error codes only, never
-the token, claim values or key material. Refusals, key-cache reads and
-configuration errors log at INFO or above; the per-token line ("token
-issued") logs at DEBUG because one powertools line costs more than an ES256
-signature: enable it with ``POWERTOOLS_LOG_LEVEL=DEBUG`` or sample it with
-``POWERTOOLS_LOGGER_SAMPLE_RATE``.
+Audit: one JSON line per decision (type ``jwks-rotator.audit``) written to
+stdout, issued and refused alike: caller, role, profile, decision and code,
+policy digest, function version; an issued token adds jti, sub, aud, kid and
+exp. Never the token, the proof or another claim value.
 
-Metrics (powertools Metrics, EMF): ``TokensIssued_<alg>``,
-``Refusals_<code>`` and ``KeyCacheRefreshes``. They are counted in memory and
-emitted as one EMF record at most every :data:`METRICS_FLUSH_SECONDS` per
-container (the first invocation, and any after a quiet spell, at once). A
-container reclaimed less than that after its last record loses those counts.
+Metrics (EMF, at most one record per :data:`METRICS_FLUSH_SECONDS` per
+container): ``TokensIssued_<alg>``, ``Refusals_<code>``,
+``IssuedByProfile_<profile>``, ``RefusedByProfile_<profile>``,
+``KeyCacheRefreshes`` and ``ProofReplays``. A container reclaimed less than
+that after its last record loses those counts.
 """
 
 from __future__ import annotations
@@ -25,23 +27,30 @@ import math
 import os
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from jwks_rotator.adapters.audit_log import AuditLog
 from jwks_rotator.adapters.observability import make_logger, make_metrics
-from jwks_rotator.core.errors import ConfigurationError, JwksRotatorError
+from jwks_rotator.core.caller_proof import accepted_signer_names
+from jwks_rotator.core.errors import ConfigurationError
+from jwks_rotator.core.issuance import AuditRecord, IssuanceService
 from jwks_rotator.core.settings import Settings
-from jwks_rotator.core.signer import SigningKey, TokenSigner
-from jwks_rotator.wiring import build_token_signer
+from jwks_rotator.core.signer import SigningKey
+from jwks_rotator.wiring import build_issuance_service
 
 METRICS_FLUSH_SECONDS = 1.0
+CODE_DIR = Path(__file__).resolve().parent
 
 logger = make_logger("sign")
 metrics = make_metrics()
+audit = AuditLog()
 
-_signer: TokenSigner | None = None
+_service: IssuanceService | None = None
 _config_error: ConfigurationError | None = None
+_accepted: dict[tuple[str, str, str], frozenset[str]] = {}
 _counts: Counter[str] = Counter()
 _last_flush = -math.inf
 
@@ -55,26 +64,79 @@ def _on_refresh(trigger: str, outcome: str, key: SigningKey | None) -> None:
         logger.info("key cache loaded the active key", extra=extra)
 
 
-def _build_signer() -> TokenSigner:
-    """Settings from the environment, validated once per container, then the signer and its one client.
+def _on_proof_event(event: str) -> None:
+    if event == "replayed":
+        _counts["ProofReplays"] += 1
+    elif event in ("rate_limited", "sts_unavailable"):
+        _counts[f"Proof_{event}"] += 1
+
+
+def _on_decision(record: AuditRecord) -> None:
+    audit.write(record)
+    if record.issued is not None:
+        _counts[f"TokensIssued_{record.issued.alg}"] += 1
+        _counts[f"IssuedByProfile_{record.profile}"] += 1
+        return
+    _counts[f"Refusals_{record.error}"] += 1
+    if record.profile is not None:
+        _counts[f"RefusedByProfile_{record.profile}"] += 1
+    if record.error == "internal_error":
+        logger.error("token not issued", extra={"error": record.error})
+
+
+def read_policy(settings: Settings) -> str:
+    """The issuance policy file deployed with the function (a relative path is taken from the code directory)."""
+    path = Path(settings.issuance_policy_file)
+    if not path.is_absolute():
+        path = CODE_DIR / path
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"issuance-policy-file: cannot read {path.name} ({type(exc).__name__})") from None
+
+
+def _build_service() -> IssuanceService:
+    """Settings from the environment, validated once per container, then the policy, the verifier and the signer.
 
     boto3 is imported by the wiring only after validation: a misconfigured
     container answers without paying for it.
     """
-    return build_token_signer(Settings.from_env(os.environ), listener=_on_refresh)
+    settings = Settings.from_env(os.environ)
+    return build_issuance_service(
+        settings,
+        read_policy(settings),
+        os.environ,
+        listener=_on_refresh,
+        on_decision=_on_decision,
+        on_proof_event=_on_proof_event,
+    )
 
 
-def _get_signer() -> TokenSigner:
-    global _signer, _config_error
-    if _signer is None and _config_error is None:
+def _get_service() -> IssuanceService:
+    global _service, _config_error
+    if _service is None and _config_error is None:
         try:
-            _signer = _build_signer()
+            _service = _build_service()
         except ConfigurationError as exc:
             _config_error = exc
     if _config_error is not None:
         raise _config_error
-    assert _signer is not None
-    return _signer
+    assert _service is not None
+    return _service
+
+
+def _accepted_signers(context: Any) -> frozenset[str]:
+    """The names a proof may bind to: this function's name, ARN and qualified ARN (from the invocation context)."""
+    key = (
+        str(getattr(context, "function_name", "") or ""),
+        str(getattr(context, "invoked_function_arn", "") or ""),
+        str(getattr(context, "function_version", "") or ""),
+    )
+    names = _accepted.get(key)
+    if names is None:
+        names = _accepted[key] = accepted_signer_names(*key)
+        audit.function_version = key[2]
+    return names
 
 
 def _flush_metrics() -> None:
@@ -91,33 +153,17 @@ def _flush_metrics() -> None:
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
-    """Validate the request, sign with the cached active key, shape the response."""
+    """Verify the caller, check its profile, sign with the cached active key, audit the decision."""
     try:
-        return _respond(event)
+        try:
+            service = _get_service()
+        except ConfigurationError as exc:
+            logger.error("sign function is misconfigured", extra={"error": exc.code, "reason": exc.message})
+            _on_decision(AuditRecord("refused", exc.code, "misconfigured", None, None, None, ""))
+            return exc.to_dict()
+        return service.handle(event, _accepted_signers(context)).response
     finally:
         try:
             _flush_metrics()
         except Exception as exc:  # metrics must never cost a token
             logger.warning("metrics not emitted", extra={"error": type(exc).__name__})
-
-
-def _respond(event: Any) -> dict[str, Any]:
-    try:
-        signer = _get_signer()
-    except ConfigurationError as exc:
-        logger.error("sign function is misconfigured", extra={"error": exc.code, "reason": exc.message})
-        _counts[f"Refusals_{exc.code}"] += 1
-        return exc.to_dict()
-    outcome = signer.handle(event)
-    issued = outcome.issued
-    if issued is not None:
-        _counts[f"TokensIssued_{issued.alg}"] += 1
-        logger.debug("token issued", extra={"kid": issued.kid, "jti": issued.jti, "aud": issued.aud, "ttl": issued.ttl})
-        return outcome.response
-    error = outcome.error or JwksRotatorError("the token could not be issued because of an internal error")
-    _counts[f"Refusals_{error.code}"] += 1
-    if error.code == "internal_error":
-        logger.error("token not issued", extra={"error": error.code, "error_type": outcome.cause})
-    else:
-        logger.info("token refused", extra={"error": error.code})
-    return outcome.response

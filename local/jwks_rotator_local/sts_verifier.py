@@ -70,13 +70,13 @@ class StsRefusal:
 
 
 @dataclass(frozen=True)
-class _Secret:
+class IssuedCredential:
     secret_key: str
     session_token: str | None
     expires_at: float | None
 
 
-def find_moto_credential(access_key_id: str) -> _Secret | None:
+def find_moto_credential(access_key_id: str) -> IssuedCredential | None:
     """The secret (and session token and expiry, for a role session) moto issued for an access key id, if any."""
     from moto.iam.models import iam_backends
     from moto.sts.models import sts_backends
@@ -87,11 +87,11 @@ def find_moto_credential(access_key_id: str) -> _Secret | None:
             if key is None or key.status != "Active":
                 continue
             if key.role_arn is None and key.user_name is not None:
-                return _Secret(key.secret_access_key, None, None)
+                return IssuedCredential(key.secret_access_key, None, None)
             for session in sts_backends[account_id][partition].assumed_roles:
                 if session.access_key_id == access_key_id:
                     expires = session.expiration.replace(tzinfo=UTC).timestamp()
-                    return _Secret(session.secret_access_key, session.session_token, expires)
+                    return IssuedCredential(session.secret_access_key, session.session_token, expires)
     return None
 
 
@@ -123,7 +123,7 @@ class LocalStsVerifier:
         *,
         region: str = "us-east-1",
         clock: Callable[[], float] = time.time,
-        lookup: Callable[[str], _Secret | None] = find_moto_credential,
+        lookup: Callable[[str], IssuedCredential | None] = find_moto_credential,
     ) -> None:
         parts = urlsplit(moto_endpoint)
         if parts.scheme != "http" or not parts.hostname:

@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Any
 from .core.settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from .adapters.aws_clients import ClientFactory
+    from .core.issuance import AuditRecord, IssuanceService
     from .core.rotation import Clock, RotationService
     from .core.signer import Clock as UnixClock
     from .core.signer import RefreshListener, TokenSigner
@@ -63,3 +66,47 @@ def build_token_signer(
         clients = client_factory(SIGNING)
     reader = SecretsManagerKeyringReader(clients("secretsmanager"), settings.keyring_secret_id)
     return TokenSigner(settings, reader, clock=clock or time.time, listener=listener)
+
+
+def build_issuance_service(
+    settings: Settings,
+    policy_text: str,
+    environ: Mapping[str, str],
+    clients: ClientFactory | None = None,
+    *,
+    listener: RefreshListener | None = None,
+    on_decision: Callable[[AuditRecord], None] | None = None,
+    on_proof_event: Callable[[str], None] | None = None,
+) -> IssuanceService:
+    """The sign function's service: the token signer, the caller verifier replaying proofs to STS, and the issuance policy.
+
+    The STS endpoint comes from the function's region (``AWS_REGION``) or the
+    ``STS_ENDPOINT_URL`` override, never from a request; a broken policy or
+    endpoint raises :class:`~jwks_rotator.core.errors.ConfigurationError`.
+    """
+    import time
+
+    from .adapters.sts_identity import StsEndpoint, StsIdentityReplayer
+    from .core.caller_proof import DEFAULT_MAX_AGE
+    from .core.caller_verifier import CallerVerifier
+    from .core.issuance import IssuanceService
+    from .core.issuance_policy import load_issuance_policy
+
+    endpoint = StsEndpoint.from_environment(environ)
+    policy = load_issuance_policy(
+        policy_text,
+        max_token_ttl=int(settings.max_token_ttl.total_seconds()),
+        default_token_ttl=int(settings.default_token_ttl.total_seconds()),
+    )
+    verifier = CallerVerifier(
+        StsIdentityReplayer.for_endpoint(endpoint),
+        wall_clock=time.time,
+        monotonic_clock=time.monotonic,
+        max_age=DEFAULT_MAX_AGE,
+        leeway=settings.clock_skew_leeway.total_seconds(),
+        sts_host=endpoint.host,
+        sts_region=endpoint.region,
+        on_event=on_proof_event,
+    )
+    signer = build_token_signer(settings, clients, listener=listener)
+    return IssuanceService(signer, verifier, policy, on_decision=on_decision)

@@ -115,6 +115,7 @@ class Settings:
     keyring_secret_id: str = setting("", "Name or ARN of the Secrets Manager secret that holds the keyring.", _text)
     jwks_bucket: str = setting("", "S3 bucket the JWKS and discovery documents are written to.", _text)
     distribution_id: str = setting("", "CloudFront distribution to invalidate when the documents change; empty skips invalidation.", _text)
+    issuance_policy_file: str = setting("issuance-policy.yaml", "The sign function's issuance policy (who may obtain which tokens): a YAML file deployed with it, relative to its code directory.", _text)
 
     def __post_init__(self) -> None:
         self.validate()
