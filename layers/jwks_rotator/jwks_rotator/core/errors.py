@@ -127,3 +127,25 @@ class SigningUnavailableError(SigningError):
     """No active, published key can be used right now."""
 
     code = "signing_unavailable"
+
+
+class KeyringBehindPublicationError(JwksRotatorError):
+    """The bucket holds documents of a newer keyring than the store does (a restored secret, say).
+
+    Overwriting them drops keys only the newer keyring held, whose tokens may
+    still be live: it takes an explicit ``publish`` with ``accept_restore``.
+    """
+
+    code = "keyring_behind_publication"
+
+
+class ClockSkewError(JwksRotatorError):
+    """A stored timestamp is further in the future than clock-skew-leeway allows: this clock or an earlier one is wrong."""
+
+    code = "clock_skew_detected"
+
+
+class KeyringLimitError(JwksRotatorError):
+    """An operation would grow the keyring past its documented number of keys or bytes."""
+
+    code = "keyring_limit_reached"
