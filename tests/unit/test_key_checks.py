@@ -118,7 +118,7 @@ def damaged_records(draw: st.DrawFn) -> dict[str, Any]:
     for _ in range(draw(st.integers(1, 3))):
         if draw(st.booleans()):
             record[draw(st.sampled_from(FIELDS))] = draw(SECRET_TEXT)
-        else:
+        elif isinstance(record["private_jwk"], dict):
             record["private_jwk"][draw(st.sampled_from(JWK_MEMBERS))] = draw(SECRET_TEXT)
     return record
 
