@@ -143,10 +143,17 @@ class RotationService:
         check_clock(keyring, self._settings, self._clock())  # before any write
         progressed = False
         revoked = keyring.revoked_kids() | (self._revocations.load() if self._revocations is not None else frozenset())
+        drops: list[Plan] = []
         for kid in sorted(revoked & {k.kid for k in keyring.keys}):
             self._log.warning("dropping a revoked key found in the keyring",
                               extra={"kid": kid, "reason": "kid is on the revocation list (was the keyring restored?)"})
-            plan = revoke(keyring, kid, self._settings, self._clock(), self._new_key)
+            drops.append(revoke(drops[-1].keyring if drops else keyring, kid, self._settings, self._clock(), self._new_key))
+        # Before any write (which would raise the generation past the bucket's): is the bucket ahead of this keyring?
+        first = drops[-1].keyring if drops else keyring
+        check = self._publish(build_documents(self._settings, first), first, version, accept_restore, generation=keyring.generation)
+        if check.uploaded:
+            report.publications.append(check)
+        for plan in drops:
             version = self._save(plan, version)
             keyring = plan.keyring
             self._record(report, plan)
@@ -194,10 +201,14 @@ class RotationService:
                     self._revocations.add(change.kid)
         return self._store.save(plan.keyring, version)
 
-    def _publish(self, documents: PublicDocuments, keyring: Keyring, version: str, accept_restore: bool) -> PublishResult:
+    def _publish(
+        self, documents: PublicDocuments, keyring: Keyring, version: str, accept_restore: bool, *, generation: int | None = None
+    ) -> PublishResult:
+        """Publish; ``generation`` (default the keyring's) is the one compared with the bucket's and written there."""
         announced = keyring.published_digest == documents.digest
+        generation = keyring.generation if generation is None else generation
         try:
-            return self._publisher.publish(documents, already_announced=announced, generation=keyring.generation)
+            return self._publisher.publish(documents, already_announced=announced, generation=generation)
         except PublicationSupersededError:
             if self._store.load().version_id != version:
                 raise  # a newer keyring exists: re-read it and publish that
@@ -209,7 +220,7 @@ class RotationService:
                 ) from None
             self._log.warning("overwriting documents of a newer keyring generation: restore accepted by the operator",
                               extra={"reason": "accept_restore"})
-            return self._publisher.publish(documents, already_announced=False, generation=keyring.generation, force=True)
+            return self._publisher.publish(documents, already_announced=False, generation=generation, force=True)
 
     def _record(self, report: RunReport, plan: Plan) -> None:
         for change in plan.changes:
