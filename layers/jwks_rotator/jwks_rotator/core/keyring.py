@@ -37,6 +37,7 @@ class Keyring:
     published_digest: str | None = field(default=None)
     generation: int = 0
     revoked: tuple[Revocation, ...] = ()
+    restore_hold: bool = False  # publication waits for an operator to accept a restored keyring
 
     def __post_init__(self) -> None:
         kids = [k.kid for k in self.keys]
@@ -67,17 +68,21 @@ class Keyring:
 
     # --- changes ---------------------------------------------------------
     def replace_keys(self, keys: Iterable[KeyRecord]) -> Keyring:
-        return Keyring(tuple(keys), self.published_digest, self.generation + 1, self.revoked)
+        return Keyring(tuple(keys), self.published_digest, self.generation + 1, self.revoked, self.restore_hold)
 
     def with_digest(self, digest: str | None) -> Keyring:
-        return Keyring(self.keys, digest, self.generation + 1, self.revoked)
+        return Keyring(self.keys, digest, self.generation + 1, self.revoked, self.restore_hold)
+
+    def with_restore_hold(self, hold: bool) -> Keyring:
+        """Mark (or clear) that this keyring is behind the published documents and waits for an operator."""
+        return self if hold == self.restore_hold else Keyring(self.keys, self.published_digest, self.generation + 1, self.revoked, hold)
 
     def with_revocation(self, kid: str, revoked_at: datetime) -> Keyring:
         """Add a tombstone for ``kid`` (kept once; only the newest :data:`MAX_TOMBSTONES` stay)."""
         if kid in self.revoked_kids():
             return self
         revoked = (*self.revoked, Revocation(kid, revoked_at))[-MAX_TOMBSTONES:]
-        return Keyring(self.keys, self.published_digest, self.generation + 1, revoked)
+        return Keyring(self.keys, self.published_digest, self.generation + 1, revoked, self.restore_hold)
 
     # --- storage ---------------------------------------------------------
     def to_json(self) -> str:
@@ -88,6 +93,8 @@ class Keyring:
             "generation": self.generation,
             "keys": [k.to_dict() for k in self.keys],
         }
+        if self.restore_hold:
+            document["restore_hold"] = True
         if self.revoked:
             document["revoked"] = [{"kid": r.kid, "revoked_at": r.revoked_at.isoformat()} for r in self.revoked]
         return json.dumps(document, separators=(",", ":"), sort_keys=True)
@@ -114,7 +121,11 @@ class Keyring:
                 records.append(KeyRecord.from_dict(record))
             except KeyringError as exc:  # the kid itself may be what is wrong: name the record by position
                 raise KeyringError(f"keyring secret: key #{position}: {exc.message}") from None
+        hold = document.get("restore_hold", False)
+        if not isinstance(hold, bool):
+            raise KeyringError("keyring secret: 'restore_hold' must be a JSON boolean")
         return cls(
+            restore_hold=hold,
             keys=tuple(records),
             published_digest=digest if isinstance(digest, str) else None,
             generation=generation,

@@ -35,6 +35,10 @@ from .settings import Settings
 
 Clock = Callable[[], datetime]
 MAX_ROUNDS = 8
+_BEHIND = (
+    "the published documents come from a newer keyring than the store holds (was the keyring secret restored?); "
+    "overwriting them drops keys whose tokens may still be live. If that is intended, publish with accept_restore"
+)
 
 
 def utc_now() -> datetime:
@@ -150,7 +154,17 @@ class RotationService:
             drops.append(revoke(drops[-1].keyring if drops else keyring, kid, self._settings, self._clock(), self._new_key))
         # Before any write (which would raise the generation past the bucket's): is the bucket ahead of this keyring?
         first = drops[-1].keyring if drops else keyring
-        check = self._publish(build_documents(self._settings, first), first, version, accept_restore, generation=keyring.generation)
+        try:
+            if keyring.restore_hold and not accept_restore:
+                raise KeyringBehindPublicationError(_BEHIND)
+            check = self._publish(build_documents(self._settings, first), first, version, accept_restore, generation=keyring.generation)
+        except KeyringBehindPublicationError:
+            # Revoked keys leave the store even while publication waits; the hold keeps later rounds refusing.
+            held = Plan(first.with_restore_hold(True), tuple(c for d in drops for c in d.changes), bookkeeping=True)
+            if held.keyring is not keyring:
+                self._save(held, version)
+                self._record(report, held)
+            raise
         if check.uploaded:
             report.publications.append(check)
         for plan in drops:
@@ -158,6 +172,11 @@ class RotationService:
             keyring = plan.keyring
             self._record(report, plan)
             progressed = True
+        if keyring.restore_hold:  # accepted (or the bucket is no longer ahead)
+            plan = Plan(keyring.with_restore_hold(False), (), bookkeeping=True)
+            version = self._save(plan, version)
+            keyring = plan.keyring
+            self._log.warning("restored keyring accepted: publication resumes", extra={"reason": "accept_restore"})
         for operation in list(pending):
             plan = operation(keyring, self._clock())
             if plan.changed:
@@ -213,11 +232,7 @@ class RotationService:
             if self._store.load().version_id != version:
                 raise  # a newer keyring exists: re-read it and publish that
             if not accept_restore:
-                raise KeyringBehindPublicationError(
-                    "the published documents come from a newer keyring than the store holds (was the keyring secret "
-                    "restored?); overwriting them drops keys whose tokens may still be live. If that is intended, "
-                    "publish with accept_restore"
-                ) from None
+                raise KeyringBehindPublicationError(_BEHIND) from None
             self._log.warning("overwriting documents of a newer keyring generation: restore accepted by the operator",
                               extra={"reason": "accept_restore"})
             return self._publisher.publish(documents, already_announced=False, generation=generation, force=True)
