@@ -171,10 +171,13 @@ def test_a_clock_behind_within_the_leeway_still_works():
 def test_rotate_now_refuses_before_the_keyring_outgrows_its_limit_and_writes_nothing():
     rig = Rig()
     rig.service.tick()
-    with pytest.raises(KeyringLimitError):
+    def grow() -> None:
         for _ in range(3 * MAX_KEYS):
             rig.clock.now += timedelta(minutes=1)
             rig.service.rotate_now()
+
+    with pytest.raises(KeyringLimitError):
+        grow()
     assert len(rig.keyring().keys) <= MAX_KEYS
     held = rig.store.current
     with pytest.raises(KeyringLimitError):

@@ -15,6 +15,8 @@ import json
 import re
 from collections.abc import Mapping
 
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
 from .algorithms import get_algorithm
 from .errors import KeyringError
 
@@ -94,11 +96,9 @@ def check_rsa_numbers(jwk: Mapping[str, str]) -> tuple[int, ...]:
     return n, e, d, p, q, dp, dq, qi
 
 
-def ec_private_key(jwk: Mapping[str, str]):  # type: ignore[no-untyped-def]
+def ec_private_key(jwk: Mapping[str, str]) -> ec.EllipticCurvePrivateKey:
     """The EC private key, after checking its public point is the one derived from ``d``."""
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    curves = {"P-256": ec.SECP256R1(), "P-384": ec.SECP384R1(), "P-521": ec.SECP521R1()}
+    curves: dict[str, ec.EllipticCurve] = {"P-256": ec.SECP256R1(), "P-384": ec.SECP384R1(), "P-521": ec.SECP521R1()}
     curve = curves.get(jwk.get("crv", ""))
     if curve is None:
         raise KeyringError("EC key: curve is not supported")
@@ -112,10 +112,8 @@ def ec_private_key(jwk: Mapping[str, str]):  # type: ignore[no-untyped-def]
     return key
 
 
-def ed25519_private_key(jwk: Mapping[str, str]):  # type: ignore[no-untyped-def]
+def ed25519_private_key(jwk: Mapping[str, str]) -> ed25519.Ed25519PrivateKey:
     """The Ed25519 private key, after checking its public ``x`` is the one derived from ``d``."""
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
     if jwk.get("crv") != "Ed25519":
         raise KeyringError("OKP key: curve is not supported (only Ed25519)")
     raw = b64url_bytes(jwk["d"], "d")

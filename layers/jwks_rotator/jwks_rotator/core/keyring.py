@@ -73,9 +73,15 @@ class Keyring:
     def with_digest(self, digest: str | None) -> Keyring:
         return Keyring(self.keys, digest, self.generation + 1, self.revoked, self.restore_hold)
 
-    def with_restore_hold(self, hold: bool) -> Keyring:
-        """Mark (or clear) that this keyring is behind the published documents and waits for an operator."""
-        return self if hold == self.restore_hold else Keyring(self.keys, self.published_digest, self.generation + 1, self.revoked, hold)
+    def with_restore_hold(self, hold: bool, *, generation: int = 0) -> Keyring:
+        """Mark (or clear) that this keyring is behind the published documents and waits for an operator.
+
+        Accepting a restore passes a ``generation`` above every earlier one (see
+        :meth:`.RotationService.publish`), so a later restore to an older version stays detectable.
+        """
+        if hold == self.restore_hold and generation <= self.generation:
+            return self
+        return Keyring(self.keys, self.published_digest, max(self.generation + 1, generation), self.revoked, hold)
 
     def with_revocation(self, kid: str, revoked_at: datetime) -> Keyring:
         """Add a tombstone for ``kid`` (kept once; only the newest :data:`MAX_TOMBSTONES` stay)."""

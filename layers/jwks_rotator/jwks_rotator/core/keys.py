@@ -208,9 +208,9 @@ def load_private_key(private_jwk: Mapping[str, str]) -> PrivateKey:
             numbers = rsa.RSAPrivateNumbers(p, q, d, dp, dq, qi, rsa.RSAPublicNumbers(e, n))
             return numbers.private_key(unsafe_skip_rsa_key_validation=True)
         if kty == "EC":
-            return ec_private_key(private_jwk)  # type: ignore[no-any-return]
+            return ec_private_key(private_jwk)
         if kty == "OKP":
-            return ed25519_private_key(private_jwk)  # type: ignore[no-any-return]
+            return ed25519_private_key(private_jwk)
     except (KeyError, ValueError, TypeError) as exc:
         raise KeyringError(f"stored private key is malformed ({type(exc).__name__})") from None
     raise KeyringError("stored private key type is not supported (only RSA, EC, OKP)")

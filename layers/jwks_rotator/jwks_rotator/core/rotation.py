@@ -41,6 +41,12 @@ _BEHIND = (
 )
 
 
+@dataclass(frozen=True)
+class _Publication:
+    result: PublishResult
+    forced: bool = False  # newer documents were overwritten (an accepted restore)
+
+
 def utc_now() -> datetime:
     """The wall clock, in UTC."""
     return datetime.now(UTC)
@@ -154,10 +160,16 @@ class RotationService:
             drops.append(revoke(drops[-1].keyring if drops else keyring, kid, self._settings, self._clock(), self._new_key))
         # Before any write (which would raise the generation past the bucket's): is the bucket ahead of this keyring?
         first = drops[-1].keyring if drops else keyring
+        # An accepted restore moves the generation to the clock's seconds: above any a keyring lineage reaches by counting
+        # writes, so a later restore to a version from before this one is still behind the bucket.
+        accepted_generation = max(first.generation + 1, int(self._clock().timestamp())) if accept_restore else None
+        forced = False
         try:
             if keyring.restore_hold and not accept_restore:
                 raise KeyringBehindPublicationError(_BEHIND)
-            check = self._publish(build_documents(self._settings, first), first, version, accept_restore, generation=keyring.generation)
+            check = self._publish(build_documents(self._settings, first), first, version, accept_restore,
+                                  generation=keyring.generation, accepted_generation=accepted_generation)
+            forced = check.forced
         except KeyringBehindPublicationError:
             # Revoked keys leave the store even while publication waits; the hold keeps later rounds refusing.
             held = Plan(first.with_restore_hold(True), tuple(c for d in drops for c in d.changes), bookkeeping=True)
@@ -165,15 +177,15 @@ class RotationService:
                 self._save(held, version)
                 self._record(report, held)
             raise
-        if check.uploaded:
-            report.publications.append(check)
+        if check.result.uploaded:
+            report.publications.append(check.result)
         for plan in drops:
             version = self._save(plan, version)
             keyring = plan.keyring
             self._record(report, plan)
             progressed = True
-        if keyring.restore_hold:  # accepted (or the bucket is no longer ahead)
-            plan = Plan(keyring.with_restore_hold(False), (), bookkeeping=True)
+        if keyring.restore_hold or forced:  # accepted (or the bucket is no longer ahead)
+            plan = Plan(keyring.with_restore_hold(False, generation=accepted_generation or 0), (), bookkeeping=True)
             version = self._save(plan, version)
             keyring = plan.keyring
             self._log.warning("restored keyring accepted: publication resumes", extra={"reason": "accept_restore"})
@@ -195,7 +207,7 @@ class RotationService:
         banned = sorted(set(documents.kids) & (revoked | keyring.revoked_kids()))
         if banned:  # the drops above make this unreachable; kept so that no path can publish a revoked kid
             raise UnsafeDocumentError(f"JWKS refused: revoked kid(s) {', '.join(banned)}")
-        result = self._publish(documents, keyring, version, accept_restore)
+        result = self._publish(documents, keyring, version, accept_restore).result
         if result.uploaded or result.invalidation_id:
             report.publications.append(result)
             self._log.info(
@@ -221,13 +233,15 @@ class RotationService:
         return self._store.save(plan.keyring, version)
 
     def _publish(
-        self, documents: PublicDocuments, keyring: Keyring, version: str, accept_restore: bool, *, generation: int | None = None
-    ) -> PublishResult:
-        """Publish; ``generation`` (default the keyring's) is the one compared with the bucket's and written there."""
+        self, documents: PublicDocuments, keyring: Keyring, version: str, accept_restore: bool, *,
+        generation: int | None = None, accepted_generation: int | None = None,
+    ) -> _Publication:
+        """Publish; ``generation`` (default the keyring's) is compared with the bucket's and written there,
+        except when an accepted restore overwrites newer documents: then ``accepted_generation`` is written."""
         announced = keyring.published_digest == documents.digest
         generation = keyring.generation if generation is None else generation
         try:
-            return self._publisher.publish(documents, already_announced=announced, generation=generation)
+            return _Publication(self._publisher.publish(documents, already_announced=announced, generation=generation))
         except PublicationSupersededError:
             if self._store.load().version_id != version:
                 raise  # a newer keyring exists: re-read it and publish that
@@ -235,7 +249,8 @@ class RotationService:
                 raise KeyringBehindPublicationError(_BEHIND) from None
             self._log.warning("overwriting documents of a newer keyring generation: restore accepted by the operator",
                               extra={"reason": "accept_restore"})
-            return self._publisher.publish(documents, already_announced=False, generation=generation, force=True)
+            written = accepted_generation if accepted_generation is not None else generation
+            return _Publication(self._publisher.publish(documents, already_announced=False, generation=written, force=True), forced=True)
 
     def _record(self, report: RunReport, plan: Plan) -> None:
         for change in plan.changes:
