@@ -11,7 +11,7 @@ import pytest
 
 from jwks_rotator.adapters.s3_publisher import S3Publisher
 from jwks_rotator.adapters.secrets_store import CURRENT, SecretsManagerKeyringStore
-from jwks_rotator.core.errors import KeyringConflictError, StoreError
+from jwks_rotator.core.errors import KeyringBehindPublicationError, KeyringConflictError, StoreError
 from jwks_rotator.core.jwks import DISCOVERY_PATH, JWKS_PATH, build_documents
 from jwks_rotator.core.keygen import generate_key
 from jwks_rotator.core.keyring import Keyring
@@ -145,8 +145,8 @@ def test_a_slow_rotator_cannot_put_an_older_key_set_back(aws_resources):
     assert {k["kid"] for k in jwks["keys"]} == newer_kids
 
 
-def test_a_bucket_ahead_of_a_restored_keyring_is_overwritten(aws_resources):
-    """If the store holds nothing newer (the secret was restored), the rotator republishes what it holds."""
+def test_a_bucket_ahead_of_a_restored_keyring_is_overwritten_only_when_the_operator_accepts(aws_resources):
+    """If the store holds nothing newer (the secret was restored), a tick refuses; publish with accept_restore overwrites."""
     settings = settings_for(aws_resources)
     clients = aws_resources.client
     service = build_rotation_service(settings, clients)
@@ -157,7 +157,11 @@ def test_a_bucket_ahead_of_a_restored_keyring_is_overwritten(aws_resources):
     publisher = S3Publisher(clients("s3"), aws_resources.bucket, settings)
     stray = Keyring((generate_key("ES256", NOW).with_changes(state=KeyState.ACTIVE),), generation=10_000)
     publisher.upload(build_documents(settings, stray), (JWKS_PATH,), stray.generation)
-    report = service.tick()
+    with pytest.raises(KeyringBehindPublicationError):
+        service.tick()
+    jwks = json.loads(clients("s3").get_object(Bucket=aws_resources.bucket, Key=JWKS_PATH)["Body"].read())
+    assert {k["kid"] for k in jwks["keys"]} == {k.kid for k in stray.keys}, "nothing was overwritten without consent"
+    report = service.publish(accept_restore=True)
     assert report.converged
     jwks = json.loads(clients("s3").get_object(Bucket=aws_resources.bucket, Key=JWKS_PATH)["Body"].read())
     assert {k["kid"] for k in jwks["keys"]} == {k.kid for k in current.keyring.keys}

@@ -100,9 +100,11 @@ def test_revoking_the_active_key_hands_over_to_a_ready_pending_key():
     assert len(plan.keyring.keys) == 1
 
 
-def test_revoking_the_active_key_without_a_ready_successor_makes_a_fresh_waived_key():
+def test_revoking_the_active_key_without_a_published_successor_makes_a_fresh_waived_key():
     keyring = step(Keyring(), T0)
     revoked = keyring.active.kid
+    # a published pending key would take over even before its lead (test_lifecycle_bounds); this one is unpublished
+    keyring = keyring.replace_keys(k.with_changes(published_at=None, ready_at=None) if k.state is KeyState.PENDING else k for k in keyring.keys)
     plan = revoke(keyring, revoked, SETTINGS, T0 + timedelta(hours=1), new_key)
     assert plan.keyring.active is None and plan.keyring.get(revoked) is None
     fresh = [k for k in plan.keyring.keys if k.lead_waived]

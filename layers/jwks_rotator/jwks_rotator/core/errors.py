@@ -185,3 +185,25 @@ class ClaimsNotAllowedError(CallerRefusedError):
     """The request sets a custom claim the profile does not list."""
 
     code = "claims_not_allowed"
+
+
+class KeyringBehindPublicationError(JwksRotatorError):
+    """The bucket holds documents of a newer keyring than the store does (a restored secret, say).
+
+    Overwriting them drops keys only the newer keyring held, whose tokens may
+    still be live: it takes an explicit ``publish`` with ``accept_restore``.
+    """
+
+    code = "keyring_behind_publication"
+
+
+class ClockSkewError(JwksRotatorError):
+    """A stored timestamp is further in the future than clock-skew-leeway allows: this clock or an earlier one is wrong."""
+
+    code = "clock_skew_detected"
+
+
+class KeyringLimitError(JwksRotatorError):
+    """An operation would grow the keyring past its documented number of keys or bytes."""
+
+    code = "keyring_limit_reached"

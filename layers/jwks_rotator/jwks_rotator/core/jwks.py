@@ -85,6 +85,9 @@ def build_discovery(settings: Settings, keyring: Keyring) -> dict[str, Any]:
 def build_documents(settings: Settings, keyring: Keyring) -> PublicDocuments:
     """Both documents as bytes, checked, with a digest over them."""
     jwks = build_jwks(keyring)
+    revoked = sorted(keyring.revoked_kids().intersection(k["kid"] for k in jwks["keys"]))
+    if revoked:
+        raise UnsafeDocumentError(f"JWKS refused: revoked kid(s) {', '.join(revoked)}")
     files = {JWKS_PATH: serialize(jwks), DISCOVERY_PATH: serialize(build_discovery(settings, keyring))}
     for path, body in files.items():
         if b'"d":' in body:  # belt and braces over the bytes that leave

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from .errors import KeyringError
@@ -12,6 +13,16 @@ from .keys import KeyRecord, KeyState
 
 KEYRING_FORMAT = "jwks-rotator/keyring/v1"
 _STATE_ORDER = {KeyState.ACTIVE: 0, KeyState.PENDING: 1, KeyState.RETIRED: 2}
+MAX_TOMBSTONES = 50
+"""Revoked kids kept in the keyring, newest last; older ones live on in the external revocation list."""
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """A tombstone: ``kid`` was revoked at ``revoked_at`` and must never be published or activated again."""
+
+    kid: str
+    revoked_at: datetime
 
 
 @dataclass(frozen=True)
@@ -25,6 +36,8 @@ class Keyring:
     keys: tuple[KeyRecord, ...] = ()
     published_digest: str | None = field(default=None)
     generation: int = 0
+    revoked: tuple[Revocation, ...] = ()
+    restore_hold: bool = False  # publication waits for an operator to accept a restored keyring
 
     def __post_init__(self) -> None:
         kids = [k.kid for k in self.keys]
@@ -45,16 +58,37 @@ class Keyring:
     def get(self, kid: str) -> KeyRecord | None:
         return next((k for k in self.keys if k.kid == kid), None)
 
+    def revoked_kids(self) -> frozenset[str]:
+        """Every kid this keyring remembers revoking."""
+        return frozenset(r.kid for r in self.revoked)
+
     def publication_order(self) -> tuple[KeyRecord, ...]:
         """Active first (for verifiers that ignore kid), then pending, then retired; oldest first within a state."""
         return tuple(sorted(self.keys, key=lambda k: (_STATE_ORDER[k.state], k.created_at, k.kid)))
 
     # --- changes ---------------------------------------------------------
     def replace_keys(self, keys: Iterable[KeyRecord]) -> Keyring:
-        return Keyring(keys=tuple(keys), published_digest=self.published_digest, generation=self.generation + 1)
+        return Keyring(tuple(keys), self.published_digest, self.generation + 1, self.revoked, self.restore_hold)
 
     def with_digest(self, digest: str | None) -> Keyring:
-        return Keyring(keys=self.keys, published_digest=digest, generation=self.generation + 1)
+        return Keyring(self.keys, digest, self.generation + 1, self.revoked, self.restore_hold)
+
+    def with_restore_hold(self, hold: bool, *, generation: int = 0) -> Keyring:
+        """Mark (or clear) that this keyring is behind the published documents and waits for an operator.
+
+        Accepting a restore passes a ``generation`` above every earlier one (see
+        :meth:`.RotationService.publish`), so a later restore to an older version stays detectable.
+        """
+        if hold == self.restore_hold and generation <= self.generation:
+            return self
+        return Keyring(self.keys, self.published_digest, max(self.generation + 1, generation), self.revoked, hold)
+
+    def with_revocation(self, kid: str, revoked_at: datetime) -> Keyring:
+        """Add a tombstone for ``kid`` (kept once; only the newest :data:`MAX_TOMBSTONES` stay)."""
+        if kid in self.revoked_kids():
+            return self
+        revoked = (*self.revoked, Revocation(kid, revoked_at))[-MAX_TOMBSTONES:]
+        return Keyring(self.keys, self.published_digest, self.generation + 1, revoked, self.restore_hold)
 
     # --- storage ---------------------------------------------------------
     def to_json(self) -> str:
@@ -65,6 +99,10 @@ class Keyring:
             "generation": self.generation,
             "keys": [k.to_dict() for k in self.keys],
         }
+        if self.restore_hold:
+            document["restore_hold"] = True
+        if self.revoked:
+            document["revoked"] = [{"kid": r.kid, "revoked_at": r.revoked_at.isoformat()} for r in self.revoked]
         return json.dumps(document, separators=(",", ":"), sort_keys=True)
 
     @classmethod
@@ -83,11 +121,40 @@ class Keyring:
         generation = document.get("generation", 0)
         if not isinstance(generation, int) or isinstance(generation, bool) or generation < 0:
             raise KeyringError("keyring secret: 'generation' must be a whole number")
+        records = []
+        for position, record in enumerate(keys, start=1):
+            try:
+                records.append(KeyRecord.from_dict(record))
+            except KeyringError as exc:  # the kid itself may be what is wrong: name the record by position
+                raise KeyringError(f"keyring secret: key #{position}: {exc.message}") from None
+        hold = document.get("restore_hold", False)
+        if not isinstance(hold, bool):
+            raise KeyringError("keyring secret: 'restore_hold' must be a JSON boolean")
         return cls(
-            keys=tuple(KeyRecord.from_dict(k) for k in keys),
+            restore_hold=hold,
+            keys=tuple(records),
             published_digest=digest if isinstance(digest, str) else None,
             generation=generation,
+            revoked=_parse_revocations(document.get("revoked", [])),
         )
+
+
+def _parse_revocations(raw: Any) -> tuple[Revocation, ...]:
+    """The tombstones of a stored keyring (absent in keyrings written before they existed)."""
+    if not isinstance(raw, list) or len(raw) > MAX_TOMBSTONES:
+        raise KeyringError(f"keyring secret: 'revoked' must be a list of at most {MAX_TOMBSTONES} objects")
+    revocations = []
+    for position, item in enumerate(raw, start=1):
+        kid = item.get("kid") if isinstance(item, dict) else None
+        when = item.get("revoked_at") if isinstance(item, dict) else None
+        try:
+            revoked_at = datetime.fromisoformat(when) if isinstance(when, str) and len(when) <= 64 else None
+        except ValueError:
+            revoked_at = None
+        if not isinstance(kid, str) or not kid or len(kid) > 256 or revoked_at is None or revoked_at.tzinfo is None:
+            raise KeyringError(f"keyring secret: revocation #{position} needs a 'kid' and a 'revoked_at' with a time zone")
+        revocations.append(Revocation(kid, revoked_at))
+    return tuple(revocations)
 
 
 EMPTY_KEYRING_JSON = Keyring().to_json()

@@ -3,26 +3,29 @@
 A :class:`KeyRecord` never shows its private half in ``repr``; its public JWK
 is built from an allow-list of members per key type, so private members
 (``d``, ``p``, ``q``, ``dp``, ``dq``, ``qi``, ``k``) cannot leak into it.
+Reading a record checks its key material (:mod:`.key_checks`).
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from .algorithms import PrivateKey, get_algorithm
+from .algorithms import PrivateKey, algorithm_names
 from .errors import KeyringError
+from .key_checks import check_private_jwk, check_rsa_numbers, ec_private_key, ed25519_private_key, thumbprint
 
 PUBLIC_MEMBERS: dict[str, tuple[str, ...]] = {
     "RSA": ("kty", "n", "e"),
     "EC": ("kty", "crv", "x", "y"),
     "OKP": ("kty", "crv", "x"),
 }
+__all__ = ["PRIVATE_MEMBERS", "PUBLIC_MEMBERS", "KeyRecord", "KeyState", "load_private_key", "thumbprint"]
+
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "k", "oth"})
 
 
@@ -36,7 +39,15 @@ class KeyState(StrEnum):
 
 @dataclass(frozen=True)
 class KeyRecord:
-    """One key of the keyring and when it moved through its states."""
+    """One key of the keyring, when it moved through its states, and the bounds recorded on the way.
+
+    ``ready_at`` (set at first publication) is the earliest activation the
+    settings then in force allowed; ``max_token_ttl`` is the longest token
+    lifetime in force while the key was active; ``retain_until`` (set at
+    retirement) is the earliest deletion those settings allowed. Later
+    settings may lengthen these bounds, never shorten them. Records stored
+    before the bounds existed load with them unset: today's rule applies.
+    """
 
     kid: str
     alg: str
@@ -47,23 +58,37 @@ class KeyRecord:
     activated_at: datetime | None = None
     retired_at: datetime | None = None
     lead_waived: bool = False
+    ready_at: datetime | None = None
+    max_token_ttl: timedelta | None = None
+    retain_until: datetime | None = None
 
     def __repr__(self) -> str:  # never show key material
         return (
             f"KeyRecord(kid={self.kid!r}, alg={self.alg!r}, state={self.state.value!r}, "
             f"created_at={self.created_at.isoformat()}, published_at={_iso(self.published_at)}, "
             f"activated_at={_iso(self.activated_at)}, retired_at={_iso(self.retired_at)}, "
-            f"lead_waived={self.lead_waived})"
+            f"lead_waived={self.lead_waived}, ready_at={_iso(self.ready_at)}, retain_until={_iso(self.retain_until)})"
         )
 
     __str__ = __repr__
+
+    @property
+    def event_times(self) -> tuple[tuple[str, datetime], ...]:
+        """The moments the key moved (not the bounds, which lie ahead by design)."""
+        named = (("created_at", self.created_at), ("published_at", self.published_at),
+                 ("activated_at", self.activated_at), ("retired_at", self.retired_at))
+        return tuple((name, value) for name, value in named if value is not None)
+
+    def latest_event(self) -> datetime:
+        """The last moment recorded on the key: no later change may be dated before it."""
+        return max(value for _, value in self.event_times)
 
     def public_jwk(self) -> dict[str, str]:
         """The public JWK with ``kid``, ``alg`` and ``use``: allow-listed members only."""
         kty = self.private_jwk.get("kty", "")
         members = PUBLIC_MEMBERS.get(kty)
         if members is None:
-            raise KeyringError(f"key {self.kid}: key type {kty!r} cannot be published")
+            raise KeyringError(f"key {self.kid}: key type cannot be published (only RSA, EC, OKP)")
         jwk = {name: self.private_jwk[name] for name in members}
         jwk.update(kid=self.kid, alg=self.alg, use="sig")
         return jwk
@@ -74,7 +99,7 @@ class KeyRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """The record as stored in the keyring secret (includes the private JWK)."""
-        return {
+        record: dict[str, Any] = {
             "kid": self.kid,
             "alg": self.alg,
             "state": self.state.value,
@@ -85,70 +110,107 @@ class KeyRecord:
             "lead_waived": self.lead_waived,
             "private_jwk": dict(self.private_jwk),
         }
+        if self.ready_at is not None:
+            record["ready_at"] = _iso(self.ready_at)
+        if self.max_token_ttl is not None:
+            record["max_token_ttl_seconds"] = int(self.max_token_ttl.total_seconds())
+        if self.retain_until is not None:
+            record["retain_until"] = _iso(self.retain_until)
+        return record
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> KeyRecord:
-        """Parse one stored record; malformed input raises :class:`KeyringError`."""
-        try:
-            kid = str(data["kid"])
-            record = cls(
-                kid=kid,
-                alg=get_algorithm(data["alg"]).name,
-                state=KeyState(data["state"]),
-                created_at=_parse_time(data["created_at"]),
-                published_at=_parse_time(data.get("published_at")),
-                activated_at=_parse_time(data.get("activated_at")),
-                retired_at=_parse_time(data.get("retired_at")),
-                lead_waived=bool(data.get("lead_waived", False)),
-                private_jwk={str(k): str(v) for k, v in dict(data["private_jwk"]).items()},
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise KeyringError(f"malformed key record {data.get('kid', '?') if isinstance(data, Mapping) else '?'}: {type(exc).__name__} {exc}") from None
-        return record
+        """Parse and check one stored record; anything wrong raises :class:`KeyringError` naming the field.
+
+        The key material is checked too (see :mod:`.key_checks`). No message
+        repeats a stored value: a secret pasted into the wrong field must not
+        reach a log.
+        """
+        if not isinstance(data, Mapping):
+            raise KeyringError("key record is not an object")
+        kid = _text(data, "kid")
+        alg = _text(data, "alg")
+        if alg not in algorithm_names():
+            raise KeyringError(f"'alg' is not one of {', '.join(algorithm_names())}")
+        state_text = _text(data, "state")
+        if state_text not in {s.value for s in KeyState}:
+            raise KeyringError(f"'state' is not one of {', '.join(s.value for s in KeyState)}")
+        lead_waived = data.get("lead_waived", False)
+        if not isinstance(lead_waived, bool):
+            raise KeyringError("'lead_waived' must be a JSON boolean")
+        raw_jwk = data.get("private_jwk")
+        if not isinstance(raw_jwk, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw_jwk.items()):
+            raise KeyringError("'private_jwk' must be an object of strings")
+        ttl = data.get("max_token_ttl_seconds")
+        if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool) or not 0 < ttl <= 10 * 365 * 86400):
+            raise KeyringError("'max_token_ttl_seconds' must be a positive whole number of seconds")
+        created_at = _time(data, "created_at")
+        if created_at is None:
+            raise KeyringError("'created_at' is missing")
+        check_private_jwk(raw_jwk, alg, kid)
+        return cls(
+            kid=kid,
+            alg=alg,
+            state=KeyState(state_text),
+            created_at=created_at,
+            published_at=_time(data, "published_at"),
+            activated_at=_time(data, "activated_at"),
+            retired_at=_time(data, "retired_at"),
+            lead_waived=lead_waived,
+            private_jwk=dict(raw_jwk),
+            ready_at=_time(data, "ready_at"),
+            max_token_ttl=timedelta(seconds=ttl) if ttl is not None else None,
+            retain_until=_time(data, "retain_until"),
+        )
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _parse_time(value: Any) -> Any:
+def _text(data: Mapping[str, Any], name: str) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value or len(value) > 256:
+        raise KeyringError(f"{name!r} must be a non-empty string")
+    return value
+
+
+def _time(data: Mapping[str, Any], name: str) -> datetime | None:
+    """An ISO 8601 timestamp with a time zone, or None when absent; errors name the field only."""
+    value = data.get(name)
     if value is None:
         return None
-    parsed = datetime.fromisoformat(str(value))
+    if not isinstance(value, str) or len(value) > 64:
+        raise KeyringError(f"{name!r} must be an ISO 8601 timestamp")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise KeyringError(f"{name!r} must be an ISO 8601 timestamp") from None
     if parsed.tzinfo is None:
-        raise ValueError("timestamp without a time zone")
+        raise KeyringError(f"{name!r} has no time zone")
     return parsed
-
-
-def _b64url_decode_int(text: str) -> int:
-    return int.from_bytes(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), "big")
-
 
 
 def load_private_key(private_jwk: Mapping[str, str]) -> PrivateKey:
     """Turn a stored private JWK into a ``cryptography`` key object, once per keyring version.
 
     Written against ``cryptography`` directly so that the signer's cold start
-    does not import a JOSE library; unit tests check it against jwcrypto.
+    does not import a JOSE library; unit tests check it against jwcrypto. The
+    halves are checked to match (see :mod:`.key_checks`); RSA skips
+    ``cryptography``'s slow primality checks in favour of those.
     """
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
     kty = private_jwk.get("kty")
     try:
         if kty == "RSA":
-            n, e = (_b64url_decode_int(private_jwk[m]) for m in ("n", "e"))
-            p, q, d, dp, dq, qi = (_b64url_decode_int(private_jwk[m]) for m in ("p", "q", "d", "dp", "dq", "qi"))
-            return rsa.RSAPrivateNumbers(p, q, d, dp, dq, qi, rsa.RSAPublicNumbers(e, n)).private_key()
+            n, e, d, p, q, dp, dq, qi = check_rsa_numbers(private_jwk)
+            numbers = rsa.RSAPrivateNumbers(p, q, d, dp, dq, qi, rsa.RSAPublicNumbers(e, n))
+            return numbers.private_key(unsafe_skip_rsa_key_validation=True)
         if kty == "EC":
-            curve = {"P-256": ec.SECP256R1(), "P-384": ec.SECP384R1(), "P-521": ec.SECP521R1()}[private_jwk["crv"]]
-            key = ec.derive_private_key(_b64url_decode_int(private_jwk["d"]), curve)
-            public = key.public_key().public_numbers()
-            if (public.x, public.y) != (_b64url_decode_int(private_jwk["x"]), _b64url_decode_int(private_jwk["y"])):
-                raise ValueError("public point does not match the private scalar")
-            return key
-        if kty == "OKP" and private_jwk.get("crv") == "Ed25519":
-            raw = base64.urlsafe_b64decode(private_jwk["d"] + "=" * (-len(private_jwk["d"]) % 4))
-            return ed25519.Ed25519PrivateKey.from_private_bytes(raw)
+            return ec_private_key(private_jwk)
+        if kty == "OKP":
+            return ed25519_private_key(private_jwk)
     except (KeyError, ValueError, TypeError) as exc:
-        raise KeyringError(f"stored private key of type {kty!r} is malformed ({type(exc).__name__})") from None
-    raise KeyringError(f"stored private key of type {kty!r} is not supported")
+        raise KeyringError(f"stored private key is malformed ({type(exc).__name__})") from None
+    raise KeyringError("stored private key type is not supported (only RSA, EC, OKP)")

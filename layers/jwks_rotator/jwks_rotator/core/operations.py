@@ -22,10 +22,15 @@ class RotateCommand:
 
     operation: str
     kid: str | None = None
+    accept_restore: bool = False  # publish only: overwrite documents of a newer keyring (a restored secret)
 
 
 def parse_rotate_event(event: Any) -> RotateCommand:
-    """Accept a scheduled event (EventBridge rule or Scheduler) or ``{"operation": ...}``."""
+    """Accept a scheduled event (EventBridge rule or Scheduler) or ``{"operation": ...}``.
+
+    ``{"operation": "publish", "accept_restore": true}`` (a JSON boolean) is
+    the operator's consent to overwrite documents of a newer keyring.
+    """
     if not isinstance(event, Mapping):
         raise InvalidEventError("rotate event must be a JSON object")
     if event.get("source") == "aws.events" or event.get("detail-type") == "Scheduled Event":
@@ -33,7 +38,7 @@ def parse_rotate_event(event: Any) -> RotateCommand:
     operation = event.get("operation")
     if operation not in OPERATIONS:
         raise InvalidEventError(f"rotate event: 'operation' must be one of {', '.join(OPERATIONS)}")
-    extra = set(event) - {"operation", "kid"}
+    extra = set(event) - {"operation", "kid", "accept_restore"}
     if extra:
         raise InvalidEventError(f"rotate event: unexpected field(s) {', '.join(sorted(map(str, extra)))}")
     if operation == "revoke":
@@ -43,16 +48,24 @@ def parse_rotate_event(event: Any) -> RotateCommand:
         return RotateCommand("revoke", kid)
     if "kid" in event:
         raise InvalidEventError(f"{operation} takes no 'kid'")
+    if "accept_restore" in event:
+        if operation != "publish":
+            raise InvalidEventError(f"{operation} takes no 'accept_restore' (only publish does)")
+        if not isinstance(event["accept_restore"], bool):
+            raise InvalidEventError("publish: 'accept_restore' must be a JSON boolean (true or false)")
+        return RotateCommand("publish", accept_restore=event["accept_restore"])
     return RotateCommand(str(operation))
 
 
 def run_command(service: RotationService, command: RotateCommand) -> RunReport:
-    """Carry out one command; ``publish`` and ``tick`` are the same idempotent step."""
+    """Carry out one command; ``publish`` is the idempotent ``tick``, optionally accepting a restored keyring."""
     if command.operation == "rotate-now":
         return service.rotate_now()
     if command.operation == "revoke":
         assert command.kid is not None
         return service.revoke(command.kid)
+    if command.operation == "publish":
+        return service.publish(accept_restore=command.accept_restore)
     return service.tick()
 
 

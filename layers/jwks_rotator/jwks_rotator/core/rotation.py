@@ -3,6 +3,15 @@
 Each step checks the state first and returns early when there is nothing to
 do, so a tick may run late, twice, concurrently or after a half-failed run.
 Writes are compare-and-swap; a lost race re-reads and re-plans.
+
+Before any write a round refuses stored times too far ahead of its clock
+(:class:`ClockSkewError`) and drops any key whose kid was revoked (the
+keyring's tombstones and the external :class:`RevocationList`, which a
+restore of the keyring cannot roll back); a revoked kid goes on that list
+before the keyring that drops it is written. A bucket holding documents of
+a newer keyring than the store's is never overwritten silently
+(:class:`KeyringBehindPublicationError`): only ``publish`` with
+``accept_restore`` does it.
 """
 
 from __future__ import annotations
@@ -13,17 +22,29 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import KeyringConflictError, PublicationSupersededError
+from .errors import KeyringBehindPublicationError, KeyringConflictError, PublicationSupersededError, UnsafeDocumentError
 from .jwks import PublicDocuments, build_documents
 from .keygen import generate_key
 from .keyring import Keyring
 from .keys import KeyRecord
 from .lifecycle import KeyFactory, LifecycleChange, Plan, reconcile, record_publication, revoke, rotate_now
+from .lifecycle_bounds import check_clock
 from .ports import KeyringStore, Publisher, PublishResult
+from .revocation import RevocationList
 from .settings import Settings
 
 Clock = Callable[[], datetime]
 MAX_ROUNDS = 8
+_BEHIND = (
+    "the published documents come from a newer keyring than the store holds (was the keyring secret restored?); "
+    "overwriting them drops keys whose tokens may still be live. If that is intended, publish with accept_restore"
+)
+
+
+@dataclass(frozen=True)
+class _Publication:
+    result: PublishResult
+    forced: bool = False  # newer documents were overwritten (an accepted restore)
 
 
 def utc_now() -> datetime:
@@ -68,6 +89,7 @@ class RotationService:
         clock: Clock = utc_now,
         key_factory: KeyFactory | None = None,
         logger: Any = None,
+        revocations: RevocationList | None = None,
     ) -> None:
         settings.require("issuer")
         self._store = store
@@ -76,6 +98,7 @@ class RotationService:
         self._clock = clock
         self._new_key = key_factory or default_key_factory(settings)
         self._log = logger or logging.getLogger("jwks_rotator")
+        self._revocations = revocations
 
     @property
     def settings(self) -> Settings:
@@ -98,12 +121,21 @@ class RotationService:
         """Remove ``kid`` from the keyring and the JWKS at once, then publish."""
         return self._run(lambda keyring, now: revoke(keyring, kid, self._settings, now, self._new_key))
 
-    def _run(self, operation: Callable[[Keyring, datetime], Plan] | None) -> RunReport:
+    def publish(self, *, accept_restore: bool = False) -> RunReport:
+        """A tick; with ``accept_restore`` it also overwrites documents published from a newer keyring.
+
+        That happens when the keyring secret was restored to an older version:
+        keys only the newer keyring held leave the JWKS, and tokens they signed
+        stop verifying. Only an operator can decide that.
+        """
+        return self._run(None, accept_restore=accept_restore)
+
+    def _run(self, operation: Callable[[Keyring, datetime], Plan] | None, *, accept_restore: bool = False) -> RunReport:
         report = RunReport()
         pending: list[Callable[[Keyring, datetime], Plan]] = [operation] if operation is not None else []
         for _ in range(MAX_ROUNDS):
             try:
-                progressed = self._round(report, pending)
+                progressed = self._round(report, pending, accept_restore)
             except KeyringConflictError:
                 report.conflicts += 1
                 self._log.info("keyring changed under us; reading it again", extra={"reason": "conflict"})
@@ -113,28 +145,69 @@ class RotationService:
                 break
         return report
 
-    def _round(self, report: RunReport, pending: list[Callable[[Keyring, datetime], Plan]]) -> bool:
+    def _round(self, report: RunReport, pending: list[Callable[[Keyring, datetime], Plan]], accept_restore: bool) -> bool:
         """One read-plan-write-publish pass. ``pending`` holds the operation until its write lands:
         a conflict later in the round must not apply it twice (a second revoke would find no kid)."""
         loaded = self._store.load()
         keyring, version = loaded.keyring, loaded.version_id
+        check_clock(keyring, self._settings, self._clock())  # before any write
         progressed = False
+        revoked = keyring.revoked_kids() | (self._revocations.load() if self._revocations is not None else frozenset())
+        drops: list[Plan] = []
+        for kid in sorted(revoked & {k.kid for k in keyring.keys}):
+            self._log.warning("dropping a revoked key found in the keyring",
+                              extra={"kid": kid, "reason": "kid is on the revocation list (was the keyring restored?)"})
+            drops.append(revoke(drops[-1].keyring if drops else keyring, kid, self._settings, self._clock(), self._new_key))
+        # Before any write (which would raise the generation past the bucket's): is the bucket ahead of this keyring?
+        first = drops[-1].keyring if drops else keyring
+        # An accepted restore moves the generation to the clock's seconds: above any a keyring lineage reaches by counting
+        # writes, so a later restore to a version from before this one is still behind the bucket.
+        accepted_generation = max(first.generation + 1, int(self._clock().timestamp())) if accept_restore else None
+        forced = False
+        try:
+            if keyring.restore_hold and not accept_restore:
+                raise KeyringBehindPublicationError(_BEHIND)
+            check = self._publish(build_documents(self._settings, first), first, version, accept_restore,
+                                  generation=keyring.generation, accepted_generation=accepted_generation)
+            forced = check.forced
+        except KeyringBehindPublicationError:
+            # Revoked keys leave the store even while publication waits; the hold keeps later rounds refusing.
+            held = Plan(first.with_restore_hold(True), tuple(c for d in drops for c in d.changes), bookkeeping=True)
+            if held.keyring is not keyring:
+                self._save(held, version)
+                self._record(report, held)
+            raise
+        if check.result.uploaded:
+            report.publications.append(check.result)
+        for plan in drops:
+            version = self._save(plan, version)
+            keyring = plan.keyring
+            self._record(report, plan)
+            progressed = True
+        if keyring.restore_hold or forced:  # accepted (or the bucket is no longer ahead)
+            plan = Plan(keyring.with_restore_hold(False, generation=accepted_generation or 0), (), bookkeeping=True)
+            version = self._save(plan, version)
+            keyring = plan.keyring
+            self._log.warning("restored keyring accepted: publication resumes", extra={"reason": "accept_restore"})
         for operation in list(pending):
             plan = operation(keyring, self._clock())
             if plan.changed:
-                version = self._store.save(plan.keyring, version)
+                version = self._save(plan, version)
                 keyring = plan.keyring
                 self._record(report, plan)
                 progressed = True
             pending.remove(operation)
         plan = reconcile(keyring, self._settings, self._clock(), self._new_key)
         if plan.changed:
-            version = self._store.save(plan.keyring, version)
+            version = self._save(plan, version)
             keyring = plan.keyring
             self._record(report, plan)
             progressed = True
         documents = build_documents(self._settings, keyring)
-        result = self._publish(documents, keyring, version)
+        banned = sorted(set(documents.kids) & (revoked | keyring.revoked_kids()))
+        if banned:  # the drops above make this unreachable; kept so that no path can publish a revoked kid
+            raise UnsafeDocumentError(f"JWKS refused: revoked kid(s) {', '.join(banned)}")
+        result = self._publish(documents, keyring, version, accept_restore).result
         if result.uploaded or result.invalidation_id:
             report.publications.append(result)
             self._log.info(
@@ -142,7 +215,7 @@ class RotationService:
                 extra={"paths": list(result.uploaded), "invalidation_id": result.invalidation_id, "kids": list(documents.kids)},
             )
             progressed = True
-        plan = record_publication(keyring, documents.kids, documents.digest, self._clock())
+        plan = record_publication(keyring, documents.kids, documents.digest, self._clock(), settings=self._settings)
         if plan.changed:
             self._store.save(plan.keyring, version)
             keyring = plan.keyring
@@ -151,17 +224,33 @@ class RotationService:
         report.keyring = keyring
         return progressed
 
-    def _publish(self, documents: PublicDocuments, keyring: Keyring, version: str) -> PublishResult:
+    def _save(self, plan: Plan, version: str) -> str:
+        """Write the planned keyring; any kid it revokes goes on the revocation list first."""
+        if self._revocations is not None:
+            for change in plan.changes:
+                if change.kind == "revoked":
+                    self._revocations.add(change.kid)
+        return self._store.save(plan.keyring, version)
+
+    def _publish(
+        self, documents: PublicDocuments, keyring: Keyring, version: str, accept_restore: bool, *,
+        generation: int | None = None, accepted_generation: int | None = None,
+    ) -> _Publication:
+        """Publish; ``generation`` (default the keyring's) is compared with the bucket's and written there,
+        except when an accepted restore overwrites newer documents: then ``accepted_generation`` is written."""
         announced = keyring.published_digest == documents.digest
+        generation = keyring.generation if generation is None else generation
         try:
-            return self._publisher.publish(documents, already_announced=announced, generation=keyring.generation)
+            return _Publication(self._publisher.publish(documents, already_announced=announced, generation=generation))
         except PublicationSupersededError:
             if self._store.load().version_id != version:
                 raise  # a newer keyring exists: re-read it and publish that
-            # The store holds nothing newer (a restored secret, say): the bucket's generation is not ours to respect.
-            self._log.warning("bucket holds documents of a keyring generation the store never reached; overwriting",
-                              extra={"reason": "generation ahead of keyring"})
-            return self._publisher.publish(documents, already_announced=False, generation=keyring.generation, force=True)
+            if not accept_restore:
+                raise KeyringBehindPublicationError(_BEHIND) from None
+            self._log.warning("overwriting documents of a newer keyring generation: restore accepted by the operator",
+                              extra={"reason": "accept_restore"})
+            written = accepted_generation if accepted_generation is not None else generation
+            return _Publication(self._publisher.publish(documents, already_announced=False, generation=written, force=True), forced=True)
 
     def _record(self, report: RunReport, plan: Plan) -> None:
         for change in plan.changes:
