@@ -50,6 +50,13 @@ class FakeClock:
         self._unix += by.total_seconds() if isinstance(by, timedelta) else float(by)
         return self.now()
 
+    def step_wall(self, by: float | timedelta) -> datetime:
+        """Step the wall clock only (as NTP or an operator does), forwards or back; :meth:`monotonic` does not move."""
+        seconds = by.total_seconds() if isinstance(by, timedelta) else float(by)
+        self._unix += seconds
+        self._start += seconds
+        return self.now()
+
     def move_to(self, moment: datetime | float) -> None:
         """Jump to ``moment`` (an aware datetime or Unix seconds), forwards or back."""
         self._unix = _unix_seconds(moment)

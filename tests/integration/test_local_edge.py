@@ -10,20 +10,11 @@ from collections.abc import Iterator
 import pytest
 
 from jwks_rotator_local.edge import LocalEdge, cache_lifetime
+from jwks_rotator_testkit.clock import FakeClock
 
 pytestmark = pytest.mark.integration
 
 JWKS_KEY = ".well-known/jwks.json"
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def put(resources, body: dict, *, cache_control: str = "public, max-age=60", key: str = JWKS_KEY) -> None:
@@ -60,7 +51,7 @@ def edge(aws_resources, clock) -> Iterator[LocalEdge]:
         aws_resources.bucket,
         cloudfront_client=aws_resources.client("cloudfront"),
         distribution_id=aws_resources.distribution_id,
-        clock=clock,
+        clock=clock.monotonic,
     )
     edge.start()
     yield edge
@@ -102,12 +93,12 @@ def test_caches_for_max_age_and_sends_age(aws_resources, edge, clock):
     put(aws_resources, {"v": 1})
     assert json.loads(get(edge.url + "/.well-known/jwks.json")[2]) == {"v": 1}
     put(aws_resources, {"v": 2})  # no invalidation: the edge keeps serving its copy
-    clock.now += 30
+    clock.advance(30)
     _status, headers, body = get(edge.url + "/.well-known/jwks.json")
     assert json.loads(body) == {"v": 1}
     assert headers["Age"] == "30"
     assert headers["X-Cache"].startswith("Hit")
-    clock.now += 31  # past max-age=60
+    clock.advance(31)  # past max-age=60
     _status, headers, body = get(edge.url + "/.well-known/jwks.json")
     assert json.loads(body) == {"v": 2}
     assert headers["Age"] == "0"
@@ -132,7 +123,7 @@ def test_drops_cached_paths_on_a_new_invalidation(aws_resources, edge):
 
 
 def test_without_cache_every_request_reads_s3(aws_resources, clock):
-    edge = LocalEdge(aws_resources.client("s3"), aws_resources.bucket, cache=False, clock=clock)
+    edge = LocalEdge(aws_resources.client("s3"), aws_resources.bucket, cache=False, clock=clock.monotonic)
     edge.start()
     try:
         put(aws_resources, {"v": 1})

@@ -10,19 +10,10 @@ from jwks_rotator.adapters.sts_identity import StsEndpoint, read_sts_answer
 from jwks_rotator.core.caller_proof import CallerProof
 from jwks_rotator.core.caller_verifier import CallerVerifier, ReplayAnswer
 from jwks_rotator.core.errors import ConfigurationError, SigningUnavailableError, UnauthenticatedError
+from jwks_rotator_testkit.clock import FakeClock
 from tests.unit.test_caller_proof import HOST, REGION, SIGNED_AT, SIGNER, authorization, proof
 
 ROLE_SESSION = "arn:aws:sts::123456789012:assumed-role/orders-service/session-1"
-
-
-class Clocks:
-    def __init__(self, wall: float) -> None:
-        self.wall = wall
-        self.mono = 1000.0
-
-    def advance(self, seconds: float) -> None:
-        self.wall += seconds
-        self.mono += seconds
 
 
 class FakeReplayer:
@@ -38,9 +29,9 @@ class FakeReplayer:
         return answer
 
 
-def verifier(replayer: FakeReplayer, clocks: Clocks, **kwargs: Any) -> CallerVerifier:
+def verifier(replayer: FakeReplayer, clocks: FakeClock, **kwargs: Any) -> CallerVerifier:
     options: dict[str, Any] = {"max_age": 300, "leeway": 60, "rate_per_second": 1.0, "burst": 3, "cache_size": 8, **kwargs}
-    return CallerVerifier(replayer, wall_clock=lambda: clocks.wall, monotonic_clock=lambda: clocks.mono, sts_host=HOST, sts_region=REGION, **options)
+    return CallerVerifier(replayer, wall_clock=clocks.unix, monotonic_clock=clocks.monotonic, sts_host=HOST, sts_region=REGION, **options)
 
 
 def distinct_proof(index: int) -> dict[str, Any]:
@@ -48,7 +39,7 @@ def distinct_proof(index: int) -> dict[str, Any]:
 
 
 def test_a_warm_caller_costs_one_replay_per_proof_lifetime() -> None:
-    clocks, replayer = Clocks(SIGNED_AT + 1), FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
+    clocks, replayer = FakeClock(SIGNED_AT + 1), FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
     events: list[str] = []
     subject = verifier(replayer, clocks, on_event=events.append)
     for _ in range(50):
@@ -59,7 +50,7 @@ def test_a_warm_caller_costs_one_replay_per_proof_lifetime() -> None:
 
 
 def test_a_proof_is_refused_once_expired_even_if_cached() -> None:
-    clocks = Clocks(SIGNED_AT + 1)
+    clocks = FakeClock(SIGNED_AT + 1)
     subject = verifier(FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION)), clocks)
     subject.verify(proof(), {SIGNER})
     clocks.advance(299)
@@ -69,16 +60,17 @@ def test_a_proof_is_refused_once_expired_even_if_cached() -> None:
 
 
 def test_the_cache_deadline_follows_the_monotonic_clock_when_the_wall_clock_steps_back() -> None:
-    clocks, replayer = Clocks(SIGNED_AT + 1), FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
+    clocks, replayer = FakeClock(SIGNED_AT + 1), FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
     subject = verifier(replayer, clocks)
     subject.verify(proof(), {SIGNER})
-    clocks.mono += 400  # wall clock stepped back: the proof still parses, but its cache entry is spent
+    clocks.advance(400)
+    clocks.step_wall(-400)  # the wall clock stepped back: the proof still parses, but its cache entry is spent
     subject.verify(proof(), {SIGNER})
     assert len(replayer.calls) == 2
 
 
 def test_a_refused_proof_is_cached_as_refused_for_its_window() -> None:
-    clocks = Clocks(SIGNED_AT + 1)
+    clocks = FakeClock(SIGNED_AT + 1)
     replayer = FakeReplayer(ReplayAnswer(403, error_code="SignatureDoesNotMatch"))
     events: list[str] = []
     subject = verifier(replayer, clocks, on_event=events.append)
@@ -95,7 +87,7 @@ def test_a_refused_proof_is_cached_as_refused_for_its_window() -> None:
     [ReplayAnswer(500, error_code="InternalFailure"), ReplayAnswer(400, error_code="Throttling"), ReplayAnswer(429), SigningUnavailableError("no answer")],
 )
 def test_sts_outages_are_unavailable_and_not_cached(failure: Any) -> None:
-    clocks = Clocks(SIGNED_AT + 1)
+    clocks = FakeClock(SIGNED_AT + 1)
     replayer = FakeReplayer(failure, ReplayAnswer(200, arn=ROLE_SESSION))
     subject = verifier(replayer, clocks)
     with pytest.raises(SigningUnavailableError):
@@ -105,7 +97,7 @@ def test_sts_outages_are_unavailable_and_not_cached(failure: Any) -> None:
 
 
 def test_new_proofs_past_the_rate_bound_are_refused_and_not_cached() -> None:
-    clocks, replayer = Clocks(SIGNED_AT + 1), FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
+    clocks, replayer = FakeClock(SIGNED_AT + 1), FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
     subject = verifier(replayer, clocks, burst=3, rate_per_second=1.0)
     for index in range(3):
         subject.verify(distinct_proof(index), {SIGNER})
@@ -119,7 +111,7 @@ def test_new_proofs_past_the_rate_bound_are_refused_and_not_cached() -> None:
 
 
 def test_the_cache_evicts_the_oldest_proof() -> None:
-    clocks, replayer = Clocks(SIGNED_AT + 1), FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
+    clocks, replayer = FakeClock(SIGNED_AT + 1), FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
     subject = verifier(replayer, clocks, cache_size=2, burst=10)
     for index in (0, 1, 2, 1, 0):
         subject.verify(distinct_proof(index), {SIGNER})
@@ -127,22 +119,22 @@ def test_the_cache_evicts_the_oldest_proof() -> None:
 
 
 def test_clock_skew_within_the_leeway_is_tolerated() -> None:
-    subject = verifier(FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION)), Clocks(SIGNED_AT - 30))
+    subject = verifier(FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION)), FakeClock(SIGNED_AT - 30))
     assert subject.verify(proof(), {SIGNER}).is_role
     with pytest.raises(UnauthenticatedError):
-        verifier(FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION)), Clocks(SIGNED_AT - 90)).verify(proof(), {SIGNER})
+        verifier(FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION)), FakeClock(SIGNED_AT - 90)).verify(proof(), {SIGNER})
 
 
 def test_local_refusals_cost_no_replay() -> None:
     replayer = FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
     with pytest.raises(UnauthenticatedError):
-        verifier(replayer, Clocks(SIGNED_AT + 1)).verify(proof(), {"another-function"})
+        verifier(replayer, FakeClock(SIGNED_AT + 1)).verify(proof(), {"another-function"})
     assert replayer.calls == []
 
 
 def test_a_window_longer_than_stss_own_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError):
-        verifier(FakeReplayer(ReplayAnswer(200)), Clocks(0), max_age=900, leeway=60)
+        verifier(FakeReplayer(ReplayAnswer(200)), FakeClock(0), max_age=900, leeway=60)
 
 
 def test_sts_answers_are_read_without_an_xml_parser() -> None:
