@@ -51,7 +51,9 @@ def test_the_sign_function_logs_only_to_the_audit_group_as_written(resources: di
     assert logging == {"LogGroup": {"Ref": "SignLogGroup"}, "LogFormat": "Text"}
 
 
-def test_the_audit_group_is_retained_kept_for_its_retention_and_encrypted(resources: dict[str, Any], params: dict[str, Any]) -> None:
+def test_the_audit_group_is_retained_kept_for_its_retention_and_encrypted(template: dict[str, Any], params: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    assert template["Outputs"]["AuditLogGroupName"]["Value"] == {"Ref": "SignLogGroup"}
     group = resources["SignLogGroup"]
     assert group["DeletionPolicy"] == "Retain" and group["UpdateReplacePolicy"] == "Retain"
     props = group["Properties"]
