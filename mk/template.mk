@@ -1,5 +1,6 @@
-# SAM template checks: `make check-template` (cfn-lint, sam validate --lint, sam build, checkov)
-# and `make test-template` (pytest over the template and events/).
+# SAM template checks: `make check-template` (cfn-lint, sam validate --lint, the layer's hash-pinned
+# requirements, sam build, checkov) and `make test-template` (pytest over the template and events/).
+# `make lock-layer` re-resolves the layer's requirements (requirements/layer.in) with hashes.
 #
 # The tools live in their own venvs, made from the machine's python3: aws-sam-cli and cfn-lint in
 # .venv-sam, checkov in .venv-checkov (their pins conflict). Each step leaves a stamp under
@@ -19,7 +20,7 @@ BUILD_INPUTS := $(TEMPLATE) $(shell find layers/jwks_rotator functions -type f -
 PYTHON312 = $(shell for c in "$$(command -v python3.12 2>/dev/null)" "$$(pyenv root 2>/dev/null)"/versions/3.12*/bin/python3.12 "$$HOME"/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12; do \
 	[ -n "$$c" ] && [ -x "$$c" ] && "$$c" -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 && { echo "$$c"; break; }; done)
 
-.PHONY: check-template test-template template-tools clean-template
+.PHONY: check-template test-template template-tools clean-template lock-layer
 
 template-tools: $(SAM_TOOLS) $(CHECKOV_TOOLS)
 
@@ -57,6 +58,33 @@ $(CHECKS)/sam-build: $(BUILD_INPUTS) $(SAM_TOOLS)
 	PATH="$$(dirname "$$py312"):$$PATH" $(SAM_ENV) $(SAM_VENV)/bin/sam build --template-file $(TEMPLATE) --cached
 	@mkdir -p $(CHECKS) && touch $@
 
+# The layer's requirements: every transitive dependency pinned (==) with the sha256 of every file PyPI
+# holds for that version, so `sam build` (pip download -r, hash-checking mode) installs only those files.
+# Resolved by pip-compile under python3.12 (the runtime's markers) into layers/jwks_rotator/requirements.txt.
+LAYER_IN := requirements/layer.in
+LAYER_REQUIREMENTS := layers/jwks_rotator/requirements.txt
+LOCK_VENV := .venv-lock
+LOCK_TOOLS := pip==26.3 pip-tools==7.6.2
+# The platforms the python3.12 x86_64 runtime (Amazon Linux 2023, glibc 2.34) loads, as sam build lists them.
+LAMBDA_PLATFORMS := manylinux_2_34_x86_64 manylinux_2_28_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64
+
+lock-layer: $(LAYER_IN)
+	@py312="$(PYTHON312)"; [ -n "$$py312" ] || { echo "lock-layer: needs a working python3.12 (the Lambda runtime's markers)" >&2; exit 1; }; \
+	test -x $(LOCK_VENV)/bin/python || "$$py312" -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q $(LOCK_TOOLS) 2>&1 | grep -v '^WARNING: Location'; test $${PIPESTATUS[0]} -eq 0
+	CUSTOM_COMPILE_COMMAND="make lock-layer" $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes \
+		--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+		--output-file $(LAYER_REQUIREMENTS) $(LAYER_IN) 2>&1 | grep -v '^WARNING: Location'; test $${PIPESTATUS[0]} -eq 0
+
+# Proves the pinned set installs for Lambda exactly as written: --require-hashes refuses any requirement
+# without a hash or an == pin and any dependency missing from the file; binary wheels only, for the runtime.
+$(CHECKS)/layer-requirements: $(LAYER_REQUIREMENTS) $(SAM_TOOLS)
+	@echo "== layer requirements: hash-pinned, complete, installable for python3.12 x86_64"
+	$(SAM_VENV)/bin/python -m pip install --dry-run --quiet --require-hashes --only-binary=:all: \
+		$(foreach p,$(LAMBDA_PLATFORMS),--platform $(p)) --implementation cp --python-version 3.12 \
+		--target $(CHECKS)/layer-dry-run -r $(LAYER_REQUIREMENTS) 2>&1 | grep -v '^WARNING: Location'; test $${PIPESTATUS[0]} -eq 0
+	@mkdir -p $(CHECKS) && touch $@
+
 # checkov twice: on the SAM template as written, and on its offline translation to plain
 # CloudFormation, so the roles and permissions SAM generates meet the IAM checks too.
 TRANSLATED := .aws-sam/checks/template.translated.json
@@ -71,11 +99,11 @@ $(CHECKS)/checkov: $(TEMPLATE) $(TRANSLATED) $(CHECKOV_TOOLS)
 	$(CHECKOV_VENV)/bin/checkov -f $(TRANSLATED) --framework cloudformation --quiet --compact --skip-download
 	@mkdir -p $(CHECKS) && touch $@
 
-check-template: $(CHECKS)/cfn-lint $(CHECKS)/sam-validate $(CHECKS)/sam-build $(CHECKS)/checkov
-	@echo "check-template: cfn-lint, sam validate --lint, sam build and checkov passed"
+check-template: $(CHECKS)/cfn-lint $(CHECKS)/sam-validate $(CHECKS)/layer-requirements $(CHECKS)/sam-build $(CHECKS)/checkov
+	@echo "check-template: cfn-lint, sam validate --lint, layer requirements, sam build and checkov passed"
 
 test-template: $(STAMP)
 	$(PY) -m pytest -q tests/template
 
 clean-template:
-	rm -rf $(SAM_VENV) $(CHECKOV_VENV) .aws-sam
+	rm -rf $(SAM_VENV) $(CHECKOV_VENV) $(LOCK_VENV) .aws-sam

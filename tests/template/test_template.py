@@ -1,33 +1,27 @@
-"""The SAM template and events/ agree with the code: settings, env vars, least privilege, contracts.
+"""The SAM template agrees with the code: settings, env vars, least privilege, contracts.
 
-Runs with the dev .venv (no SAM tooling): the template is read with a small loader that
+Runs with the dev .venv (no SAM tooling): the template is read by tests/template/cfn.py, which
 understands CloudFormation's short tags (!Ref, !Sub, !GetAtt ...). ``make check-template``
-runs cfn-lint, sam validate, sam build and checkov on the same file.
+runs cfn-lint, sam validate, sam build and checkov on the same file. The sample events are
+checked in test_events.py, the caller-identity parts (policy file, audit log group, alarms,
+the layer's pinned requirements) in test_sign_callers.py.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from jwks_rotator.core.algorithms import RSA_KEY_SIZES, algorithm_names
 from jwks_rotator.core.durations import parse_duration
-from jwks_rotator.core.errors import JwksRotatorError
 from jwks_rotator.core.keyring import EMPTY_KEYRING_JSON
 from jwks_rotator.core.operations import parse_rotate_event
 from jwks_rotator.core.settings import SETTINGS, Settings
-from jwks_rotator.core.token_policy import TokenPolicy, parse_request
-
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE_PATH = ROOT / "template.yaml"
-EVENTS = ROOT / "events"
+from tests.template.cfn import ROOT, as_list, policy_statements
 
 # Settings that name resources: the stack creates them and wires their ids in, so they are not parameters.
 RESOURCE_SETTINGS = {
@@ -45,69 +39,8 @@ REQUIRED_OUTPUTS = {
 }
 
 
-# --------------------------------------------------------------------------- loading
-class CfnLoader(yaml.SafeLoader):
-    """SafeLoader plus CloudFormation short tags: ``!Ref X`` -> ``{"Ref": X}``, ``!Sub s`` -> ``{"Fn::Sub": s}``."""
-
-
-def _cfn_tag(loader: CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    if suffix == "Ref":
-        return {"Ref": value}
-    if suffix == "Condition":
-        return {"Condition": value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{suffix}": value}
-
-
-CfnLoader.add_multi_constructor("!", _cfn_tag)
-
-
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    return yaml.load(TEMPLATE_PATH.read_text(), Loader=CfnLoader)
-
-
-@pytest.fixture(scope="module")
-def params(template: dict[str, Any]) -> dict[str, Any]:
-    return template["Parameters"]
-
-
-@pytest.fixture(scope="module")
-def resources(template: dict[str, Any]) -> dict[str, Any]:
-    return template["Resources"]
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _policy_statements(resources: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every identity-policy statement: SAM function Policies and IAM policy resources (not key or bucket policies)."""
-    for name, resource in resources.items():
-        props = resource.get("Properties", {})
-        if resource["Type"] == "AWS::Serverless::Function":
-            for policy in _as_list(props.get("Policies", [])):
-                assert isinstance(policy, dict) and "Statement" in policy, (
-                    f"{name}: write policies out as statements (no SAM policy templates or managed policies)"
-                )
-                for statement in policy["Statement"]:
-                    yield name, statement
-        elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role"):
-            documents = [props["PolicyDocument"]] if "PolicyDocument" in props else [p["PolicyDocument"] for p in props.get("Policies", [])]
-            for document in documents:
-                for statement in document["Statement"]:
-                    yield name, statement
-
-
 def _function_actions(resources: dict[str, Any], function: str) -> set[str]:
-    return {a for name, s in _policy_statements(resources) if name == function for a in _as_list(s["Action"])}
+    return {a for name, s in policy_statements(resources) if name == function for a in as_list(s["Action"])}
 
 
 # --------------------------------------------------------------------------- parameters
@@ -226,30 +159,30 @@ WRITE_VERBS = ("Put", "Update", "Delete", "Create", "Restore", "Rotate", "Tag", 
 
 
 def test_sign_function_can_only_read_the_current_keyring(resources: dict[str, Any]) -> None:
-    statements = [s for name, s in _policy_statements(resources) if name == "SignFunction"]
-    actions = {a for s in statements for a in _as_list(s["Action"])}
+    statements = [s for name, s in policy_statements(resources) if name == "SignFunction"]
+    actions = {a for s in statements for a in as_list(s["Action"])}
     assert actions == {"secretsmanager:GetSecretValue", "kms:Decrypt"}
     for action in actions:
         verb = action.split(":", 1)[1]
         assert "*" not in action and not verb.startswith(WRITE_VERBS), action
     for statement in statements:
         assert statement["Effect"] == "Allow"
-        if "secretsmanager:GetSecretValue" in _as_list(statement["Action"]):
+        if "secretsmanager:GetSecretValue" in as_list(statement["Action"]):
             assert statement["Resource"] == {"Ref": "KeyringSecret"}
             # A version's labels are a set (the current one also carries JWKSROTATOR_STAGED): match any.
             assert statement["Condition"] == {"ForAnyValue:StringEquals": {"secretsmanager:VersionStage": "AWSCURRENT"}}
-        if "kms:Decrypt" in _as_list(statement["Action"]):
+        if "kms:Decrypt" in as_list(statement["Action"]):
             assert statement["Resource"] == {"Fn::GetAtt": ["KeyringKey", "Arn"]}
             assert "kms:ViaService" in statement["Condition"]["StringEquals"]
 
 
 def test_no_wildcards_in_identity_policies(resources: dict[str, Any]) -> None:
-    for name, statement in _policy_statements(resources):
+    for name, statement in policy_statements(resources):
         if statement.get("Effect") != "Allow":
             continue
-        for action in _as_list(statement["Action"]):
+        for action in as_list(statement["Action"]):
             assert action != "*" and not action.endswith(":*"), f"{name}: wildcard action {action}"
-        for resource in _as_list(statement["Resource"]):
+        for resource in as_list(statement["Resource"]):
             assert resource != "*", f"{name}: {statement.get('Sid')} allows {statement['Action']} on '*'"
 
 
@@ -260,15 +193,15 @@ def test_only_the_rotate_function_writes(resources: dict[str, Any]) -> None:
     assert {"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage",
             "secretsmanager:DescribeSecret", "s3:GetObject", "s3:PutObject", "s3:ListBucket",
             "cloudfront:CreateInvalidation", "kms:Decrypt", "kms:GenerateDataKey"} <= rotate
-    for name, statement in _policy_statements(resources):
+    for name, statement in policy_statements(resources):
         if name != "RotateFunction" and statement.get("Effect") == "Allow":
-            assert not writes & set(_as_list(statement["Action"])), f"{name} may write: {statement['Action']}"
+            assert not writes & set(as_list(statement["Action"])), f"{name} may write: {statement['Action']}"
 
 
 def test_rotate_writes_only_the_two_documents(resources: dict[str, Any]) -> None:
-    for name, statement in _policy_statements(resources):
-        if name == "RotateFunction" and "s3:PutObject" in _as_list(statement["Action"]):
-            targets = [r["Fn::Sub"] for r in _as_list(statement["Resource"])]
+    for name, statement in policy_statements(resources):
+        if name == "RotateFunction" and "s3:PutObject" in as_list(statement["Action"]):
+            targets = [r["Fn::Sub"] for r in as_list(statement["Resource"])]
             assert sorted(targets) == ["${JwksBucket.Arn}/.well-known/jwks.json",
                                        "${JwksBucket.Arn}/.well-known/openid-configuration"]
 
@@ -310,68 +243,3 @@ def test_outputs(template: dict[str, Any]) -> None:
     assert set(template["Outputs"]) >= REQUIRED_OUTPUTS
     assert template["Outputs"]["SignFunctionArn"]["Value"] == {"Fn::GetAtt": ["SignFunction", "Arn"]}
     assert template["Outputs"]["KeyringSecretArn"]["Value"] == {"Ref": "KeyringSecret"}
-
-
-# --------------------------------------------------------------------------- events
-ROTATE_EVENTS = {
-    "rotate-scheduled.json": ("tick", None),
-    "rotate-tick.json": ("tick", None),
-    "rotate-now.json": ("rotate-now", None),
-    "revoke.json": ("revoke", "REPLACE-WITH-A-KID-FROM-THE-JWKS"),
-    "publish.json": ("publish", None),
-}
-BAD_SIGN_EVENTS = {
-    "sign-missing-sub.json": "invalid_request",
-    "sign-ttl-too-long.json": "ttl_too_long",
-    "sign-reserved-claim.json": "invalid_claims",
-    "sign-audience-not-allowed.json": "audience_not_allowed",
-    "sign-not-an-object.json": "invalid_request",
-}
-
-
-def _event(name: str) -> Any:
-    return json.loads((EVENTS / name).read_text())
-
-
-@pytest.fixture(scope="module")
-def sign_policy() -> TokenPolicy:
-    # The defaults (max-token-ttl 1h) with an audience list, as a deployment would set AllowedAudiences.
-    return TokenPolicy.from_settings(
-        Settings.from_mapping({"issuer": "https://issuer.example.com", "allowed_audiences": "orders-api,billing-api"})
-    )
-
-
-def test_every_event_file_is_json_and_known() -> None:
-    names = {p.name for p in EVENTS.glob("*.json")}
-    assert names == set(ROTATE_EVENTS) | set(BAD_SIGN_EVENTS) | {"sign-request.json"}
-    for name in names:
-        _event(name)
-
-
-@pytest.mark.parametrize("name", sorted(ROTATE_EVENTS))
-def test_rotate_events(name: str) -> None:
-    operation, kid = ROTATE_EVENTS[name]
-    command = parse_rotate_event(_event(name))
-    assert command.operation == operation
-    assert getattr(command, "kid", None) == kid
-
-
-def test_scheduled_event_has_the_eventbridge_shape() -> None:
-    event = _event("rotate-scheduled.json")
-    assert event["source"] == "aws.events" and event["detail-type"] == "Scheduled Event"
-    assert {"version", "id", "account", "time", "region", "resources", "detail"} <= set(event)
-
-
-def test_sign_request_follows_the_contract(sign_policy: TokenPolicy) -> None:
-    event = _event("sign-request.json")
-    assert event == {"sub": "user-123", "aud": "orders-api", "ttl": 300,
-                     "claims": {"roles": ["admin", "editor"], "email_verified": True}}
-    request = parse_request(event, sign_policy)
-    assert (request.sub, request.aud, request.ttl) == ("user-123", "orders-api", 300)
-
-
-@pytest.mark.parametrize("name", sorted(BAD_SIGN_EVENTS))
-def test_bad_sign_requests_are_refused_for_their_reason(name: str, sign_policy: TokenPolicy) -> None:
-    with pytest.raises(JwksRotatorError) as refused:
-        parse_request(_event(name), sign_policy)
-    assert refused.value.code == BAD_SIGN_EVENTS[name]

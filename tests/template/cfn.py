@@ -1,0 +1,63 @@
+"""Reading template.yaml in the dev .venv: CloudFormation's short tags and the template's IAM statements."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "template.yaml"
+
+
+class CfnLoader(yaml.SafeLoader):
+    """SafeLoader plus CloudFormation short tags: ``!Ref X`` -> ``{"Ref": X}``, ``!Sub s`` -> ``{"Fn::Sub": s}``."""
+
+
+def _cfn_tag(loader: CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "Condition":
+        return {"Condition": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+CfnLoader.add_multi_constructor("!", _cfn_tag)
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    """The template as plain data, short tags turned into their long forms."""
+    document: dict[str, Any] = yaml.load(path.read_text(), Loader=CfnLoader)  # CfnLoader is a SafeLoader
+    return document
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def policy_statements(resources: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every identity-policy statement: SAM function Policies and IAM policy resources (not key or bucket policies)."""
+    for name, resource in resources.items():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Serverless::Function":
+            for policy in as_list(props.get("Policies", [])):
+                assert isinstance(policy, dict) and "Statement" in policy, (
+                    f"{name}: write policies out as statements (no SAM policy templates or managed policies)"
+                )
+                for statement in policy["Statement"]:
+                    yield name, statement
+        elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role"):
+            documents = [props["PolicyDocument"]] if "PolicyDocument" in props else [p["PolicyDocument"] for p in props.get("Policies", [])]
+            for document in documents:
+                for statement in document["Statement"]:
+                    yield name, statement
