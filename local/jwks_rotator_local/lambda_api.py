@@ -446,7 +446,7 @@ def _logs_client(endpoint: str, region: str) -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.client(
+    return boto3.session.Session().client(  # a session of its own: the default one is not thread-safe
         "logs",
         endpoint_url=endpoint,
         region_name=region,
