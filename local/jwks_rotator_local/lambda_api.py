@@ -28,6 +28,9 @@ so concurrent invocations never mix; threads a handler starts itself are
 not captured. Delivery runs in a background thread: a failure drops the
 lines (:attr:`LambdaApi.dropped_log_lines`) and never fails an invocation;
 :meth:`LambdaApi.flush_logs` waits until what was written is delivered.
+
+Longer than this project's usual module on purpose: the log capture and
+delivery exist only around an invocation of this API, and live beside it.
 """
 
 from __future__ import annotations
