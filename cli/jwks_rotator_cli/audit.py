@@ -15,14 +15,11 @@ from typing import Any
 
 import click
 from botocore.exceptions import ClientError
-from rich.table import Table
-from rich.text import Text
 
 from .app import fail
 from .audit_query import DECISIONS, AuditQuery, function_log_group, parse_when, select
 from .context import CliContext
 from .local_state import SIGN_FUNCTION
-from .output import console
 
 _COLUMNS = ("time", "decision", "profile", "caller", "sub", "aud", "jti", "kid", "exp")
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
@@ -43,26 +40,26 @@ def log_events(client: Any, group: str, query: AuditQuery) -> Iterator[dict[str,
         request["nextToken"] = token
 
 
-def cell(name: str, value: Any) -> Text:
-    """One field as plain text (no markup, no control characters); ``exp`` as a UTC time."""
+def cell(name: str, value: Any) -> str:
+    """One field as plain text on one line (control characters escaped); ``exp`` as a UTC time."""
     if value is None:
-        return Text("")
+        return ""
     if name == "exp" and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return Text(datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-    return Text("".join(c if c.isprintable() else repr(c)[1:-1] for c in text))
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def print_table(records: list[dict[str, Any]]) -> None:
-    table = Table(show_header=True, header_style="bold")
-    for column in _COLUMNS:
-        table.add_column(column, overflow="fold")
+def table_lines(records: list[dict[str, Any]]) -> list[str]:
+    """A header and one row per decision, columns as wide as their widest value (never cut, never wrapped)."""
+    rows = [list(_COLUMNS)]
     for record in records:
-        row = {name: cell(name, record.get(name)) for name in _COLUMNS}
+        row = [cell(name, record.get(name)) for name in _COLUMNS]
         if record.get("decision") == "refused" and record.get("error"):
-            row["decision"] = cell("decision", f"refused: {record['error']}")
-        table.add_row(*(row[name] for name in _COLUMNS))
-    console().print(table)
+            row[_COLUMNS.index("decision")] = cell("decision", f"refused: {record['error']}")
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+    return ["  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 @click.command()
@@ -118,4 +115,5 @@ def audit(
     if not records:
         click.echo(f"no matching decisions in {group} between {start:%Y-%m-%dT%H:%M:%SZ} and {end:%Y-%m-%dT%H:%M:%SZ}", err=True)
         return
-    print_table(records)
+    for line in table_lines(records):
+        click.echo(line)

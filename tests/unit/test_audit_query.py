@@ -12,6 +12,7 @@ from jwks_rotator.adapters.audit_log import AUDIT_TYPE as WRITTEN_TYPE
 from jwks_rotator.adapters.audit_log import AuditLog
 from jwks_rotator.core.issuance import MAX_AUDIT_SUB_CHARS, AuditRecord
 from jwks_rotator.core.signer import IssuedToken
+from jwks_rotator_cli.audit import table_lines
 from jwks_rotator_cli.audit_query import (
     AUDIT_SUB_BOUND,
     AUDIT_TYPE,
@@ -255,3 +256,16 @@ def test_an_offset_until_is_compared_in_utc():
     q = AuditQuery(since=DAY_AGO, until=datetime(2026, 11, 26, 12, 30, tzinfo=timezone(timedelta(hours=1))))
     assert q.matches(line(time="2026-11-26T11:29:00.000Z"))
     assert not q.matches(line(time="2026-11-26T11:31:00.000Z"))
+
+
+# --- the table -------------------------------------------------------------
+def test_table_rows_are_the_line_s_fields_on_one_line_each():
+    hostile = line(sub="eve\x1b[31m\nforged row", aud=["a", "b"], exp=1795700000)
+    refusal = {k: v for k, v in line(decision="refused", error="ttl_too_long").items() if k not in ("jti", "sub", "aud", "kid", "exp")}
+    header, first, second = table_lines([hostile, refusal])
+    assert header.split() == ["time", "decision", "profile", "caller", "sub", "aud", "jti", "kid", "exp"]
+    assert "eve\\x1b[31m\\nforged row" in first and "\x1b" not in first
+    assert "a, b" in first and "2026-11-26T13:33:20Z" in first
+    assert "refused: ttl_too_long" in second and "jti-1" not in second
+    assert "sha256:abc" not in first + second  # the policy digest is in --json only
+    assert len({header.index("caller"), first.index(SESSION), second.index(SESSION)}) == 1  # aligned columns
