@@ -69,7 +69,12 @@ def table_lines(records: list[dict[str, Any]]) -> list[str]:
 @click.option("--decision", type=click.Choice(DECISIONS), default=None, help="Only tokens issued, or only refusals.")
 @click.option("--since", default="24h", show_default=True, help="Start: an ISO 8601 time (UTC unless it says) or a duration before now (2h, 30m, 7d).")
 @click.option("--until", default=None, help="End, like --since [default: now].")
-@click.option("--log-group", default=None, help="Log group to read [default: the sign function's, /aws/lambda/FUNCTION].")
+@click.option(
+    "--log-group",
+    default=None,
+    envvar="AUDIT_LOG_GROUP",
+    help="Log group to read; on AWS the stack's AuditLogGroupName output [default: /aws/lambda/FUNCTION].",
+)
 @click.option("--function-name", default=SIGN_FUNCTION, show_default=True, envvar="SIGN_FUNCTION_NAME", help="The sign function (name or ARN) whose log group is read.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON audit line per match instead of a table.")
 @click.pass_obj
