@@ -361,6 +361,9 @@ def test_the_log_group_option_reads_another_group(moto_endpoint, tmp_path, api, 
     assert api.invoke(names["other"], {"jti": "jti-grouped", "role": BILLING}).function_error is None
     assert api.flush_logs()
     assert jtis(audit(moto_endpoint, tmp_path, "--log-group", names["audit_group"], "--jti", "jti-grouped", "--json")) == ["jti-grouped"]
+    base = ["--endpoint-url", moto_endpoint, "--state-file", str(tmp_path / "none.json"), "audit", "--jti", "jti-grouped", "--json"]
+    from_env = CliRunner().invoke(cli, base, env={"AUDIT_LOG_GROUP": names["audit_group"]}, catch_exceptions=False)
+    assert jtis(from_env) == ["jti-grouped"]
 
 
 # --- one-line failures -------------------------------------------------------------
