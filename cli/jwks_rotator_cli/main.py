@@ -26,11 +26,12 @@ Modules: :mod:`.app` (the group, global options, failures, finding ``local``),
 from __future__ import annotations
 
 from .app import cli
+from .audit import audit
 from .operate import publish, revoke, rotate
 from .status import status
 from .tokens import sign, verify
 
-for _command in (status, rotate, revoke, publish, sign, verify):
+for _command in (status, rotate, revoke, publish, sign, verify, audit):
     cli.add_command(_command)
 
 __all__ = ["cli", "main"]

@@ -14,22 +14,45 @@ gives 200 with ``X-Amz-Function-Error: Unhandled`` and ``{"errorMessage",
 ``Event`` answers 202 and runs the handler in a background thread, ``DryRun``
 answers 204. The timeout only drives ``get_remaining_time_in_millis``: a
 handler that overruns is not stopped.
+
+Logs, as Lambda delivers them: given a CloudWatch Logs client or endpoint,
+what a handler writes to stdout during an invocation (audit lines, EMF
+records, powertools logs) goes, line by line with its time, to the function's
+log group (``/aws/lambda/NAME`` unless ``log_groups`` says otherwise), in a
+stream per execution environment (``YYYY/MM/DD/[$LATEST]HEX``; concurrent
+invocations get one each), between ``START``/``END``/``REPORT`` lines. Groups
+and streams are created when missing. The lines are still echoed to the real
+stdout (``echo``), as without delivery. Capture follows the invoking thread
+(a context variable behind a router installed in front of ``sys.stdout``),
+so concurrent invocations never mix; threads a handler starts itself are
+not captured. Delivery runs in a background thread: a failure drops the
+lines (:attr:`LambdaApi.dropped_log_lines`) and never fails an invocation;
+:meth:`LambdaApi.flush_logs` waits until what was written is delivered.
+
+Longer than this project's usual module on purpose: the log capture and
+delivery exist only around an invocation of this API, and live beside it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import queue
 import re
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, TextIO, cast
 from urllib.parse import unquote, urlsplit
+
+from botocore.exceptions import ClientError
 
 from .loopback_server import LoopbackServer
 
@@ -39,6 +62,10 @@ _ROUTE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
 _ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:(?P<name>[A-Za-z0-9_-]+)(?::(?P<qualifier>[A-Za-z0-9$_-]+))?$")
 _NAME = re.compile(r"^(?P<name>[A-Za-z0-9_-]+)(?::(?P<qualifier>[A-Za-z0-9$_-]+))?$")
 log = logging.getLogger(__name__)
+LogLine = tuple[int, str]  # (milliseconds since the epoch, text without its newline)
+_EVENT_MAX_BYTES = 256 * 1024 - 26  # CloudWatch Logs: one event's message, less the per-event overhead
+_BATCH_MAX_EVENTS = 10_000
+_BATCH_MAX_BYTES = 1_048_576 - 64 * 1024  # PutLogEvents' limit, with room for the request's own overhead
 
 
 @dataclass(frozen=True)
@@ -54,14 +81,14 @@ class LocalFunction:
 class LambdaContext:
     """The context object a Python handler receives (the attributes powertools and handlers read)."""
 
-    def __init__(self, function: LocalFunction, region: str) -> None:
+    def __init__(self, function: LocalFunction, region: str, *, log_group: str | None = None, log_stream: str | None = None) -> None:
         self.function_name = function.name
         self.function_version = "$LATEST"
         self.invoked_function_arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{function.name}"
         self.memory_limit_in_mb = function.memory_limit_in_mb
         self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function.name}"
-        self.log_stream_name = time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
+        self.log_group_name = log_group or f"/aws/lambda/{function.name}"
+        self.log_stream_name = log_stream or new_log_stream_name()
         self._deadline = time.monotonic() + function.timeout_seconds
 
     def get_remaining_time_in_millis(self) -> int:
@@ -86,6 +113,215 @@ class InvocationResult:
         return str(self.payload)
 
 
+def new_log_stream_name() -> str:
+    """A log stream name as Lambda gives each execution environment: ``YYYY/MM/DD/[$LATEST]HEX`` (UTC date)."""
+    return time.strftime("%Y/%m/%d/[$LATEST]", time.gmtime()) + uuid.uuid4().hex
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class InvocationOutput:
+    """What one invocation wrote to stdout, as timestamped lines, between Lambda's own START/END/REPORT lines."""
+
+    def __init__(self, *, echo: bool) -> None:
+        self.echo = echo
+        self.lines: list[LogLine] = []
+        self._partial = ""
+
+    def write(self, text: str) -> None:
+        *complete, self._partial = (self._partial + text).split("\n")
+        if complete:
+            now = _now_ms()
+            self.lines.extend((now, line) for line in complete if line.strip())
+
+    def add(self, line: str) -> None:
+        """A line of the runtime's own (START, END, REPORT): delivered, never echoed."""
+        self.lines.append((_now_ms(), line))
+
+    def finish(self, request_id: str, started: float, memory_mb: int) -> None:
+        """End the output: an unterminated last line, then END and REPORT."""
+        if self._partial.strip():
+            self.lines.append((_now_ms(), self._partial))
+        self._partial = ""
+        duration = (time.monotonic() - started) * 1000
+        self.add(f"END RequestId: {request_id}")
+        self.add(f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\tBilled Duration: {math.ceil(duration)} ms\tMemory Size: {memory_mb} MB")
+
+
+_current_output: ContextVar[InvocationOutput | None] = ContextVar("jwks_rotator_local_invocation_output", default=None)
+_router_lock = threading.Lock()
+
+
+class _StdoutRouter:
+    """Stands in for ``sys.stdout``: an invocation's writes go to its output (and on when echoing); all others pass through."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        output = _current_output.get()
+        if output is None:
+            return self.stream.write(text)
+        output.write(text)
+        if output.echo:
+            token = _current_output.set(None)  # the stream below may itself be routed: capture once
+            try:
+                self.stream.write(text)
+            except (OSError, ValueError):
+                pass  # a closed stdout must not fail the invocation: the line is captured already
+            finally:
+                _current_output.reset(token)
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def _route_stdout() -> None:
+    """Put a router in front of ``sys.stdout`` (once per stdout object) and point stdout's logging handlers at it.
+
+    Loggers keep the stream they were created with (powertools' Logger does), so
+    handlers writing to the current stdout are moved to the router too.
+    """
+    if isinstance(sys.stdout, _StdoutRouter):
+        return
+    with _router_lock:
+        stream = sys.stdout
+        if isinstance(stream, _StdoutRouter) or stream is None:
+            return
+        router = cast(TextIO, _StdoutRouter(stream))
+        loggers = [logging.getLogger(), *(o for o in logging.root.manager.loggerDict.values() if isinstance(o, logging.Logger))]
+        for logger in loggers:
+            for handler in logger.handlers:
+                if isinstance(handler, logging.StreamHandler) and handler.stream is stream:
+                    handler.setStream(router)
+        sys.stdout = router
+
+
+class _Environments:
+    """Idle execution environments per function, one log stream each: a concurrent invocation gets its own, as in Lambda."""
+
+    def __init__(self) -> None:
+        self._idle: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, function: str) -> str:
+        with self._lock:
+            idle = self._idle.get(function)
+            if idle:
+                return idle.pop()
+        return new_log_stream_name()
+
+    def release(self, function: str, stream: str) -> None:
+        with self._lock:
+            self._idle.setdefault(function, []).append(stream)
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _batches(lines: list[LogLine]) -> Iterator[list[dict[str, Any]]]:
+    """PutLogEvents batches: messages cut to the event limit, timestamps never going back, within the request limits."""
+    batch: list[dict[str, Any]] = []
+    size = 0
+    last = 0
+    for timestamp, text in lines:
+        data = text.encode("utf-8")
+        if len(data) > _EVENT_MAX_BYTES:
+            text = data[:_EVENT_MAX_BYTES].decode("utf-8", "ignore")
+            data = text.encode("utf-8")
+        last = max(last, timestamp)
+        if batch and (len(batch) >= _BATCH_MAX_EVENTS or size + len(data) + 26 > _BATCH_MAX_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append({"timestamp": last, "message": text})
+        size += len(data) + 26
+    if batch:
+        yield batch
+
+
+class _LogDelivery:
+    """Sends invocations' lines to CloudWatch Logs from one background thread, in order; failures are counted and dropped."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._queue: queue.Queue[tuple[str, str, list[LogLine]] | None] = queue.Queue()
+        self._known: set[tuple[str, str]] = set()  # (group, "") and (group, stream) known to exist
+        self._pending = 0
+        self._state = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self.dropped = 0
+
+    def submit(self, group: str, stream: str, lines: list[LogLine]) -> None:
+        with self._state:
+            self._pending += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="lambda-logs", daemon=True)
+                self._thread.start()
+        self._queue.put((group, stream, lines))
+
+    def flush(self, timeout: float) -> bool:
+        with self._state:
+            return self._state.wait_for(lambda: self._pending == 0, timeout)
+
+    def close(self, timeout: float) -> None:
+        self.flush(timeout)
+        with self._state:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            group, stream, lines = item
+            try:
+                self._deliver(group, stream, lines)
+            except Exception as exc:  # delivery never fails an invocation: count and drop
+                self.dropped += len(lines)
+                log.log(logging.WARNING if self.dropped == len(lines) else logging.DEBUG, "dropped %d log line(s) for %s: %s", len(lines), group, exc)
+            finally:
+                with self._state:
+                    self._pending -= 1
+                    self._state.notify_all()
+
+    def _deliver(self, group: str, stream: str, lines: list[LogLine]) -> None:
+        self._ensure(group, stream)
+        for batch in _batches(lines):
+            try:
+                self._client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=batch)
+            except ClientError as exc:  # the group or stream went away (a reset): create them again, once
+                if _error_code(exc) != "ResourceNotFoundException":
+                    raise
+                self._known.difference_update({(group, ""), (group, stream)})
+                self._ensure(group, stream)
+                self._client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=batch)
+
+    def _ensure(self, group: str, stream: str) -> None:
+        for key, create, kwargs in (
+            ((group, ""), self._client.create_log_group, {"logGroupName": group}),
+            ((group, stream), self._client.create_log_stream, {"logGroupName": group, "logStreamName": stream}),
+        ):
+            if key in self._known:
+                continue
+            try:
+                create(**kwargs)
+            except ClientError as exc:
+                if _error_code(exc) != "ResourceAlreadyExistsException":
+                    raise
+            self._known.add(key)
+
+
 class LambdaApi:
     """A threaded HTTP server speaking the Invoke API for a fixed set of in-process functions."""
 
@@ -96,7 +332,16 @@ class LambdaApi:
         host: str = "127.0.0.1",
         port: int = 0,
         region: str = "us-east-1",
+        logs_client: Any = None,
+        logs_endpoint: str | None = None,
+        log_groups: Mapping[str, str] | None = None,
+        echo: bool = True,
     ) -> None:
+        """``logs_client`` (or a client made for ``logs_endpoint`` with dummy credentials) turns log delivery on.
+
+        ``log_groups`` maps a function name to its log group (default ``/aws/lambda/NAME``);
+        ``echo`` keeps writing what functions print to the real stdout.
+        """
         items = functions.values() if isinstance(functions, Mapping) else functions
         self._functions = {f.name: f for f in items}
         self._host = host
@@ -104,6 +349,12 @@ class LambdaApi:
         self.region = region
         self._http = LoopbackServer(_InvokeHandler, self, host=host, port=port, name="LambdaApi")
         self._async: list[threading.Thread] = []
+        if logs_client is None and logs_endpoint:
+            logs_client = _logs_client(logs_endpoint, region)
+        self._delivery = _LogDelivery(logs_client) if logs_client is not None else None
+        self._log_groups = dict(log_groups or {})
+        self._echo = echo
+        self._environments = _Environments()
 
     @property
     def url(self) -> str:
@@ -119,6 +370,22 @@ class LambdaApi:
         self._http.stop()
         for thread in list(self._async):
             thread.join()
+        if self._delivery is not None:
+            self._delivery.close(timeout=10.0)
+
+    # --- logs ------------------------------------------------------------
+    def log_group(self, function_name: str) -> str:
+        """The log group a function's lines go to."""
+        return self._log_groups.get(function_name) or f"/aws/lambda/{function_name}"
+
+    def flush_logs(self, timeout: float = 10.0) -> bool:
+        """Wait until every line written so far is delivered (or dropped); False on timeout."""
+        return self._delivery.flush(timeout) if self._delivery is not None else True
+
+    @property
+    def dropped_log_lines(self) -> int:
+        """Lines that could not be delivered."""
+        return self._delivery.dropped if self._delivery is not None else 0
 
     # --- invocation ------------------------------------------------------
     def resolve(self, function_name: str) -> LocalFunction | None:
@@ -134,7 +401,31 @@ class LambdaApi:
         function = self.resolve(function_name)
         if function is None:
             raise KeyError(function_name)
-        context = LambdaContext(function, self.region)
+        stream = self._environments.acquire(function.name)
+        context = LambdaContext(function, self.region, log_group=self.log_group(function.name), log_stream=stream)
+        try:
+            if self._delivery is None:
+                return self._run(function, event, context)
+            return self._run_captured(function, event, context, self._delivery)
+        finally:
+            self._environments.release(function.name, stream)
+
+    def _run_captured(self, function: LocalFunction, event: Any, context: LambdaContext, delivery: _LogDelivery) -> InvocationResult:
+        """Run the handler with this thread's stdout captured; hand its lines to delivery before the environment is free again."""
+        output = InvocationOutput(echo=self._echo)
+        started = time.monotonic()
+        output.add(f"START RequestId: {context.aws_request_id} Version: $LATEST")
+        _route_stdout()
+        token = _current_output.set(output)
+        try:
+            return self._run(function, event, context)
+        finally:
+            _current_output.reset(token)
+            output.finish(context.aws_request_id, started, function.memory_limit_in_mb)
+            delivery.submit(context.log_group_name, context.log_stream_name, output.lines)
+
+    @staticmethod
+    def _run(function: LocalFunction, event: Any, context: LambdaContext) -> InvocationResult:
         try:
             result = function.handler(event, context)
         except Exception as exc:
@@ -151,6 +442,21 @@ class LambdaApi:
         self._async = [t for t in self._async if t.is_alive()]
         self._async.append(thread)
         thread.start()
+
+
+def _logs_client(endpoint: str, region: str) -> Any:
+    """A CloudWatch Logs client for a local endpoint: dummy credentials, short timeouts, few retries."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(  # a session of its own: the default one is not thread-safe
+        "logs",
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(connect_timeout=2, read_timeout=10, retries={"mode": "standard", "max_attempts": 2}),
+    )
 
 
 class _InvokeHandler(BaseHTTPRequestHandler):
