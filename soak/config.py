@@ -14,6 +14,9 @@ PRODUCTION_LEAD = 172_800.0  # the default publish lead (2 d) the libraries' def
 PYJWT_DEFAULTS = (300.0, 30.0)  # PyJWKClient lifespan, cooldown_duration
 JOSE_DEFAULTS = (600.0, 30.0)  # createRemoteJWKSet cacheMaxAge, cooldownDuration
 AUDIENCE = "soak-api"
+POLICY_FILE = Path(__file__).resolve().parent / "issuance-policy.yaml"
+"""The soak's issuance policy: profile ``soak`` for :data:`CALLER_ROLE`, audience :data:`AUDIENCE`."""
+CALLER_ROLE = "arn:aws:iam::123456789012:role/jwks-rotator-soak-caller"
 EPISODES = ("double", "crash", "kill", "pause", "faults")
 Log = Callable[[str], None]
 

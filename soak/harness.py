@@ -7,7 +7,8 @@ One run per algorithm (:func:`run_soak`):
   (:class:`~soak.rotators.Ticker`, manual ticks) so ticks can be paused,
   doubled and crashed;
 * callers (threads) get tokens from ``SignFunction`` through the Lambda Invoke
-  API with boto3; every token is verified once by PyJWT's ``PyJWKClient`` and
+  API, each with its own ``SignClient`` as its own session of the soak's caller
+  role (its policy: ``soak/issuance-policy.yaml``); every token is verified once by PyJWT's ``PyJWKClient`` and
   once by jose's ``createRemoteJWKSet`` (:mod:`soak.traffic`), each at a
   random moment of its life, caches on, scaled to the lead;
 * a sampler reads the JWKS through the edge (as verifiers see it) every few
@@ -30,14 +31,14 @@ from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
 from jwks_rotator_local.local_stack import LocalStack
 from jwks_rotator_testkit.verifiers import Expectation, NodeVerifier
 
-from .config import AUDIENCE, NODE_DIR, Log, SoakConfig, scaled_caches
+from .config import AUDIENCE, CALLER_ROLE, NODE_DIR, POLICY_FILE, Log, SoakConfig, scaled_caches
 from .convergence import ConvergenceWatch, sample_jwks
 from .episodes import Conductor
 from .proxy import FaultProxy
 from .records import Observations
 from .rotators import SecondRotator, Ticker
 from .summary import summarise
-from .traffic import Traffic, lambda_client
+from .traffic import CALLER_LAMBDA_CONFIG, Traffic
 
 
 class SoakRun:
@@ -54,7 +55,7 @@ class SoakRun:
         wall_start = time.time()
         proxy = FaultProxy(cfg.rates, seed=cfg.seed)
         proxy_url = proxy.bind()
-        stack = LocalStack(cfg.settings(), aws_endpoint=proxy_url, tick=False, function_log_level="CRITICAL")
+        stack = LocalStack(cfg.settings(), aws_endpoint=proxy_url, tick=False, policy=POLICY_FILE, function_log_level="CRITICAL")
         threads: list[threading.Thread] = []
         nodes: list[NodeVerifier] = []
         second: SecondRotator | None = None
@@ -88,7 +89,12 @@ class SoakRun:
                 for i, node in enumerate(nodes)
             ]
             callers = [
-                threading.Thread(target=traffic.caller, args=(i, lambda_client(stack.lambda_endpoint, stack.region)), name=f"soak-caller-{i}", daemon=True)
+                threading.Thread(
+                    target=traffic.caller,
+                    args=(i, stack.sign_client(CALLER_ROLE, session_name=f"soak-caller-{i}", config=CALLER_LAMBDA_CONFIG)),
+                    name=f"soak-caller-{i}",
+                    daemon=True,
+                )
                 for i in range(cfg.callers)
             ]
             for thread in threads + callers:

@@ -1,7 +1,8 @@
 """The soak's traffic: callers that get tokens from ``SignFunction`` and workers that verify each token once per library.
 
-Callers invoke the function through the local Lambda API with boto3. Each
-issued token is queued once for PyJWT (``PyJWKClient``) and once for jose
+Each caller is a thread with its own :class:`~jwks_rotator_client.SignClient`
+(its own session of the soak's caller role, through the local Lambda API), so
+its proof is signed once and reused, as a real caller's is. Each issued token is queued once for PyJWT (``PyJWKClient``) and once for jose
 (``createRemoteJWKSet`` in a node process), each at a random moment of its
 life: just after issue, at a random time, or just before expiry.
 """
@@ -10,18 +11,16 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import json
 import random
 import threading
 import time
 from typing import Any
 
-import boto3
 import jwt
 from botocore.config import Config
 
 from jwks_rotator.core.settings import Settings
-from jwks_rotator_testkit.moto import aws_client
+from jwks_rotator_client import SignClient
 from jwks_rotator_testkit.verifiers import Expectation, NodeVerifier, pyjwt_verify
 
 from .config import AUDIENCE, CacheSettings, SoakConfig
@@ -67,10 +66,8 @@ class VerificationQueue:
                     self._cond.wait(0.5)
 
 
-def lambda_client(endpoint: str, region: str) -> Any:
-    """A caller's own boto3 Lambda client (own session: callers run in threads), no retries."""
-    config = Config(retries={"max_attempts": 1}, read_timeout=30)
-    return aws_client("lambda", endpoint, region=region, config=config, session=boto3.session.Session())
+CALLER_LAMBDA_CONFIG = Config(retries={"max_attempts": 1}, read_timeout=30)
+"""A caller's Lambda client: no retries (a failed invoke is counted, not hidden)."""
 
 
 class Traffic:
@@ -102,7 +99,7 @@ class Traffic:
             queue.close()
 
     # --- callers ---------------------------------------------------------------
-    def caller(self, index: int, client: Any) -> None:
+    def caller(self, index: int, client: SignClient) -> None:
         seen = self.seen
         rng = random.Random(self.config.seed * 1000 + index)
         max_ttl = int(self.settings.max_token_ttl.total_seconds())
@@ -113,17 +110,13 @@ class Traffic:
             payload = {"sub": f"soak-{index}-{n}", "aud": AUDIENCE, "ttl": ttl}
             start = time.time()
             try:
-                response = client.invoke(FunctionName="SignFunction", Payload=json.dumps(payload).encode())
-                body = json.loads(response["Payload"].read())
-            except Exception as exc:
+                body = client.sign(payload)
+            except Exception as exc:  # SignInvokeError (the function crashed) or the invoke itself failed
                 with seen.lock:
                     seen.invoke_errors[type(exc).__name__] += 1
                 continue
             end = time.time()
-            if response.get("FunctionError"):
-                with seen.lock:
-                    seen.invoke_errors[str(body.get("errorType", "Unhandled"))] += 1
-            elif "token" in body:
+            if "token" in body:
                 self._issued(body, start, end, rng)
             else:
                 with seen.lock:

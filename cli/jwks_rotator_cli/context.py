@@ -86,22 +86,40 @@ class CliContext:
         settings.require(*require)
         return settings
 
-    def client(self, service: str, *, endpoint_url: str | None = None) -> Any:
-        """A boto3 client: the default chain for AWS, dummy credentials for the local stack."""
+    def region_name(self) -> str:
+        """``--region``, else the local stack's, else ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else us-east-1."""
+        state = self.local_state()
+        return str(
+            self.region or (state or {}).get("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+        )
+
+    def client(self, service: str, *, endpoint_url: str | None = None, session: Any = None) -> Any:
+        """A boto3 client: the default chain for AWS, dummy credentials for the local stack, or ``session``'s credentials."""
         import boto3
         from botocore.config import Config
 
-        state = self.local_state()
-        region = (
-            self.region or (state or {}).get("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
-        )
         kwargs: dict[str, Any] = {
-            "region_name": region,
+            "region_name": self.region_name(),
             "config": Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 3}),
         }
         url = endpoint_url or self.endpoint_url
         if url:
             kwargs["endpoint_url"] = url
-        if state:
+        if session is not None:
+            return session.client(service, **kwargs)
+        if self.local_state():
             kwargs.update(_LOCAL_CREDENTIALS)
         return boto3.client(service, **kwargs)
+
+
+def session_for_role(sts_client: Any, role_arn: str, *, region: str, session_name: str) -> Any:
+    """A boto3 session holding the credentials of ``sts:AssumeRole`` on ``role_arn`` (made with ``sts_client``)."""
+    import boto3
+
+    credentials = sts_client.assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=region,
+    )

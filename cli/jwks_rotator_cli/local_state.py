@@ -4,6 +4,13 @@ The local stack writes the state file while it runs; operator commands read
 it when ``--endpoint-url`` names that stack's AWS endpoint. This module is the
 one definition of its name and format, so the operator CLI needs nothing of
 the local cloud package to read it.
+
+Keys: ``format``, ``pid``, ``region``, ``moto_endpoint``, ``aws_endpoint``,
+``lambda_endpoint``, ``sts_endpoint`` (the signature-checking STS the sign
+function replays caller proofs to), ``demo_caller_role`` (the role
+``jwks-rotator sign`` assumes there without ``--role-arn``),
+``issuance_policy_file``, ``edge_url``, ``jwks_url``, ``discovery_url``,
+``issuer``, ``functions`` and ``settings`` (by environment variable name).
 """
 
 from __future__ import annotations
@@ -18,6 +25,10 @@ STATE_FORMAT = "jwks-rotator/local-state/v1"
 DEFAULT_REGION = "us-east-1"
 SIGN_FUNCTION = "SignFunction"
 ROTATE_FUNCTION = "RotateFunction"
+LOCAL_ACCOUNT = "123456789012"
+"""moto's default account: the local stack's resources and roles live in it."""
+DEMO_CALLER_ROLE = f"arn:aws:iam::{LOCAL_ACCOUNT}:role/jwks-rotator-demo-caller"
+"""The role the local stack's demo policy lets sign (profile ``demo``); the local stack always creates it."""
 
 
 def write_state_file(path: str | os.PathLike[str], state: dict[str, Any]) -> None:

@@ -10,7 +10,8 @@ local cloud package, ``jwks-rotator-local``) writes a state file
 with its endpoints, resource names and settings; when ``--endpoint-url`` names
 that stack's AWS endpoint, commands take their defaults from it (explicit
 options and environment variables still win), use dummy credentials and reach
-its Lambda API and JWKS URL::
+its Lambda API, STS endpoint and JWKS URL; ``sign`` there acts as the stack's demo
+caller role unless given ``--role-arn``::
 
     jwks-rotator local --port 8080 --rotation-period 20s --publish-lead 5s ...
     jwks-rotator --endpoint-url http://127.0.0.1:5000 status
@@ -20,7 +21,7 @@ Failures print one line on stderr: exit 2 for invalid settings, 1 otherwise.
 Modules: :mod:`.app` (the group, global options, failures, finding ``local``),
 :mod:`.context` (settings, state file, clients), :mod:`.output`,
 :mod:`.status`, :mod:`.operate` (rotate, revoke, publish), :mod:`.tokens`
-(sign, verify).
+(sign, verify), :mod:`.policy` (policy check, policy test).
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from __future__ import annotations
 from .app import cli
 from .audit import audit
 from .operate import publish, revoke, rotate
+from .policy import policy
 from .status import status
 from .tokens import sign, verify
 
-for _command in (status, rotate, revoke, publish, sign, verify, audit):
+for _command in (status, rotate, revoke, publish, sign, verify, audit, policy):
     cli.add_command(_command)
 
 __all__ = ["cli", "main"]

@@ -12,21 +12,56 @@ from jwks_rotator.core.algorithms import algorithm_names
 from jwks_rotator.core.settings import Settings
 
 from .app import fail
-from .context import CliContext, given_settings, settings_options
+from .context import CliContext, given_settings, session_for_role, settings_options
 from .local_state import SIGN_FUNCTION
 from .output import console, human
+
+CLI_SESSION_NAME = "jwks-rotator-cli"
 
 
 @click.command()
 @click.option("--function-name", default=SIGN_FUNCTION, show_default=True, envvar="SIGN_FUNCTION_NAME", help="Name or ARN of the sign function.")
 @click.option("--lambda-endpoint-url", default=None, help="Lambda API endpoint [default: the local stack's when --endpoint-url names it, else AWS].")
+@click.option(
+    "--role-arn",
+    default=None,
+    help="Assume this role and prove its identity [default: the default credential chain; against the local stack, its demo caller role].",
+)
+@click.option(
+    "--issuance-profile",
+    default=None,
+    help="Issuance profile to sign under (the request's 'profile'); needed when the caller's role is in several.",
+)
+@click.option(
+    "--sts-endpoint-url",
+    default=None,
+    help="STS endpoint the sign function checks proofs with [default: the local stack's, else the region's; AWS_ENDPOINT_URL_STS honoured].",
+)
 @click.option("--sub", required=True, help="Subject of the token.")
 @click.option("--aud", multiple=True, help="Audience (repeat for several); omitted: the function's default audience.")
-@click.option("--ttl", type=int, default=None, help="Lifetime in seconds (at most max-token-ttl).")
+@click.option("--ttl", type=int, default=None, help="Lifetime in seconds (at most the profile's max_ttl).")
 @click.option("--claims", default=None, help="Custom claims as a JSON object.")
 @click.pass_obj
-def sign(obj: CliContext, /, function_name: str, lambda_endpoint_url: str | None, sub: str, aud: tuple[str, ...], ttl: int | None, claims: str | None) -> None:
-    """Ask the sign function for a token and print it (details on stderr)."""
+def sign(
+    obj: CliContext,
+    /,
+    function_name: str,
+    lambda_endpoint_url: str | None,
+    role_arn: str | None,
+    issuance_profile: str | None,
+    sts_endpoint_url: str | None,
+    sub: str,
+    aud: tuple[str, ...],
+    ttl: int | None,
+    claims: str | None,
+) -> None:
+    """Ask the sign function for a token, proving the caller's AWS identity; print the token (details on stderr).
+
+    The issuance profile is ``--issuance-profile``, not ``--profile``: in AWS
+    tools ``--profile`` names a credentials profile.
+    """
+    from jwks_rotator_client import SignClient, SignInvokeError
+
     request: dict[str, Any] = {"sub": sub}
     if aud:
         request["aud"] = aud[0] if len(aud) == 1 else list(aud)
@@ -37,18 +72,35 @@ def sign(obj: CliContext, /, function_name: str, lambda_endpoint_url: str | None
             request["claims"] = json.loads(claims)
         except json.JSONDecodeError as exc:
             raise click.BadParameter(f"not JSON ({exc.msg})", param_hint="--claims") from None
+    if issuance_profile is not None:
+        request["profile"] = issuance_profile
     state = obj.local_state()
+    if state is not None:
+        # The local stack's STS accepts only credentials moto issued: act as a role session, never with ambient keys.
+        role_arn = role_arn or state.get("demo_caller_role")
+        sts_endpoint_url = sts_endpoint_url or state.get("sts_endpoint")
+        if not role_arn or not sts_endpoint_url:
+            fail("the local stack's state file names no STS endpoint or demo caller role: restart `jwks-rotator local`", 1)
+    session = caller_session(obj, role_arn)
     endpoint = lambda_endpoint_url or (state or {}).get("lambda_endpoint") or None
-    client = obj.client("lambda", endpoint_url=endpoint) if endpoint else obj.client("lambda")
-    response = client.invoke(FunctionName=function_name, Payload=json.dumps(request).encode())
-    payload = json.loads(response["Payload"].read() or b"null")
-    if response.get("FunctionError"):
-        fail(f"{function_name} failed: {payload.get('errorType', 'error')}: {payload.get('errorMessage', '')}", 1)
-    if not isinstance(payload, dict) or "token" not in payload:
-        reason = payload if not isinstance(payload, dict) else f"{payload.get('error', 'error')}: {payload.get('message', '')}"
-        fail(f"sign refused: {reason}", 1)
+    client = SignClient(function_name, obj.client("lambda", endpoint_url=endpoint, session=session), session, sts_endpoint_url=sts_endpoint_url)
+    try:
+        payload = client.sign(request)
+    except SignInvokeError as exc:
+        fail(f"{function_name}: {exc}", 1)
+    if "token" not in payload:
+        fail(f"sign refused: {payload.get('error', 'error')}: {payload.get('message', '')}", 1)
     click.echo(payload["token"])
     click.echo(f"kid={payload.get('kid')} alg={payload.get('alg')} expires_at={payload.get('expires_at')}", err=True)
+
+
+def caller_session(obj: CliContext, role_arn: str | None) -> Any:
+    """The boto3 session whose credentials sign the proof: a session of ``role_arn``, else the default chain's."""
+    import boto3
+
+    if role_arn is None:
+        return boto3.Session(region_name=obj.region_name())
+    return session_for_role(obj.client("sts"), role_arn, region=obj.region_name(), session_name=CLI_SESSION_NAME)
 
 
 def explain_verification_error(exc: Exception, token: str, *, audience: tuple[str, ...], issuer: str, jwks_url: str, algorithms: list[str]) -> str:

@@ -2,7 +2,9 @@
 
 The operator CLI finds this command when this package is installed (see
 :mod:`jwks_rotator_cli.app`); it prints lifecycle changes as they happen and a
-banner with the JWKS URL, the Lambda endpoint and the AWS endpoint.
+banner with the JWKS URL, the Lambda endpoint, the AWS endpoint, the STS
+endpoint the sign function checks caller proofs with, the issuance policy and
+the demo caller role.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import signal
 import threading
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -17,23 +20,44 @@ from rich.console import Console
 
 from jwks_rotator.core.durations import format_duration
 from jwks_rotator_cli.context import CliContext, given_settings, settings_options
-from jwks_rotator_cli.local_state import SIGN_FUNCTION
+from jwks_rotator_cli.local_state import DEMO_CALLER_ROLE, SIGN_FUNCTION
 from jwks_rotator_cli.output import change_line, console
 
-from .local_stack import MANAGED_SETTINGS, LocalStack
+from .caller_roles import DEMO_POLICY_FILE, profiles_of
+from .local_stack import LocalStack
+from .stack_env import MANAGED_SETTINGS, POLICY_SETTING
 
 
 @click.command("local")
-@settings_options(exclude=MANAGED_SETTINGS)
+@settings_options(exclude=(*MANAGED_SETTINGS, POLICY_SETTING))
 @click.option("--port", type=int, default=8080, show_default=True, help="Port of the edge serving the JWKS and discovery documents (0: any).")
 @click.option("--moto-port", type=int, default=5000, show_default=True, help="Port of the moto server standing in for AWS (0: any).")
 @click.option("--lambda-port", type=int, default=3001, show_default=True, help="Port of the Lambda Invoke API (0: any).")
+@click.option("--sts-port", type=int, default=0, show_default=True, help="Port of the STS endpoint that checks caller proofs (0: any).")
+@click.option(
+    "--policy",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Issuance policy file (who may obtain which tokens) [default: the demo policy, profile demo].",
+)
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds (default: run until Ctrl-C or SIGTERM).")
 @click.option("--edge-cache/--no-edge-cache", default=True, show_default=True, help="Cache documents at the edge for their max-age, like CloudFront.")
 @click.option("--verbose", is_flag=True, help="Show the functions' own JSON logs (INFO).")
 @click.pass_obj
-def command(obj: CliContext, /, port: int, moto_port: int, lambda_port: int, duration: float | None, edge_cache: bool, verbose: bool, **values: Any) -> None:
-    """Run moto, the functions, the schedule and a caching edge in this process."""
+def command(
+    obj: CliContext,
+    /,
+    port: int,
+    moto_port: int,
+    lambda_port: int,
+    sts_port: int,
+    policy: Path | None,
+    duration: float | None,
+    edge_cache: bool,
+    verbose: bool,
+    **values: Any,
+) -> None:
+    """Run moto, a checking STS, the functions, the schedule and a caching edge in this process."""
     out = console()
     err = console(stderr=True)
 
@@ -52,7 +76,9 @@ def command(obj: CliContext, /, port: int, moto_port: int, lambda_port: int, dur
         port=port,
         moto_port=moto_port,
         lambda_port=lambda_port,
+        sts_port=sts_port,
         state_file=obj.state_file,
+        policy=policy,
         edge_cache=edge_cache,
         function_log_level="INFO" if verbose else "WARNING",
         on_report=on_report,
@@ -86,6 +112,12 @@ def print_banner(out: Console, stack: LocalStack, state_file: str) -> None:
     out.print(f"  issuer          {stack.issuer}")
     out.print(f"  Lambda endpoint {stack.lambda_endpoint}  (functions: {', '.join(stack.functions)})")
     out.print(f"  AWS endpoint    {stack.moto_endpoint}  (moto; state in {state_file})")
+    out.print(f"  STS endpoint    {stack.sts_endpoint}  (checks caller proofs; moto's own STS does not)")
+    profiles = ", ".join(profile.name for profile in stack.policy.profiles) or "none"
+    policy_name = "demo policy" if stack.policy_file == DEMO_POLICY_FILE else "policy"
+    out.print(f"  issuance policy {stack.policy_file}  ({policy_name}; profiles: {profiles})")
+    demo_profiles = profiles_of(stack.policy, DEMO_CALLER_ROLE)
+    out.print(f"  demo caller     {DEMO_CALLER_ROLE}  " + (f"(profiles: {', '.join(demo_profiles)})" if demo_profiles else "(no profile names it)"))
     out.print(
         f"  settings        algorithm={s.algorithm} rotation-period={format_duration(s.rotation_period)} "
         f"publish-lead={format_duration(s.publish_lead)} schedule={format_duration(s.schedule)} "
@@ -93,13 +125,23 @@ def print_banner(out: Console, stack: LocalStack, state_file: str) -> None:
         f"retention={format_duration(s.effective_retention)}"
     )
     out.print("  operator        jwks-rotator --endpoint-url " + stack.moto_endpoint + " status")
-    out.print("[dim]# sign a token from Python (unchanged service code):[/dim]")
-    out.print(
-        "import boto3, json\n"
-        f'lam = boto3.client("lambda", endpoint_url="{stack.lambda_endpoint}", region_name="{stack.region}",\n'
-        '                   aws_access_key_id="testing", aws_secret_access_key="testing")\n'
-        f'resp = lam.invoke(FunctionName="{SIGN_FUNCTION}", Payload=json.dumps({{"sub": "alice", "aud": "demo"}}))\n'
-        'print(json.loads(resp["Payload"].read()))',
-        markup=False,
-    )
+    out.print("  sign            jwks-rotator --endpoint-url " + stack.moto_endpoint + " sign --sub alice --aud demo")
+    out.print("[dim]# sign a token from Python as the demo caller (jwks_rotator_client proves the caller's role):[/dim]")
+    out.print(python_snippet(stack), markup=False)
     out.print("[dim]Ctrl-C to stop[/dim]")
+
+
+def python_snippet(stack: LocalStack) -> str:
+    """Python that assumes the demo caller role on moto and signs through SignClient (proofs for the local STS)."""
+    return (
+        "import boto3\n"
+        "from jwks_rotator_client import SignClient\n"
+        f'sts = boto3.client("sts", endpoint_url="{stack.moto_endpoint}", region_name="{stack.region}",\n'
+        '                   aws_access_key_id="testing", aws_secret_access_key="testing")\n'
+        f'creds = sts.assume_role(RoleArn="{DEMO_CALLER_ROLE}", RoleSessionName="demo")["Credentials"]\n'
+        'session = boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],\n'
+        f'                        aws_session_token=creds["SessionToken"], region_name="{stack.region}")\n'
+        f'client = SignClient(function_name="{SIGN_FUNCTION}", lambda_client=session.client("lambda", endpoint_url="{stack.lambda_endpoint}"),\n'
+        f'                    session=session, sts_endpoint_url="{stack.sts_endpoint}")\n'
+        'print(client.sign({"sub": "alice", "aud": "demo"}))'
+    )

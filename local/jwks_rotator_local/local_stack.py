@@ -1,17 +1,23 @@
-"""The whole system on loopback in one process: moto, the resources, the functions, an edge and a schedule.
+"""The whole system on loopback in one process: moto, a checking STS, the resources, the functions, an edge and a schedule.
 
 Usable as a library (tests, the soak) and by ``jwks-rotator local`` (:mod:`.command`)::
 
     with LocalStack({"rotation-period": "20s", "publish-lead": "5s", "schedule": "1s", ...}) as stack:
         stack.jwks_url        # served by the LocalEdge (never by moto: see edge.py)
         stack.lambda_endpoint # Invoke API: SignFunction, RotateFunction
+        stack.sign_client().sign({"sub": "alice", "aud": "demo"})  # as the demo caller role
         stack.tick()          # one scheduled run of the rotate function, now
 
-Start order: moto (``ThreadedMotoServer``), the resources the template creates
-(fixed names, :data:`SECRET_NAME` and :data:`BUCKET`), the edge (its URL is the
-issuer unless one is given), the function environment, the Lambda API, one
-synchronous tick (so the JWKS serves before :meth:`start` returns) and then a
-tick every ``schedule`` in a background thread (``tick=False``: none at all).
+Start order: moto (``ThreadedMotoServer``) and, in its process, the
+:class:`~.sts_verifier.LocalStsVerifier` (the sign function's
+``STS_ENDPOINT_URL``: it checks the proofs moto's STS would not), the
+template's resources (fixed names, :data:`SECRET_NAME` and :data:`BUCKET`) and
+the roles the issuance policy names (``policy``, a file validated before
+anything starts, by default :data:`~.caller_roles.DEMO_POLICY_FILE`), the edge
+(its URL is the issuer unless one is given), the function environment, the
+Lambda API, one synchronous tick (so the JWKS serves before :meth:`start`
+returns), then a tick every ``schedule`` in a background thread
+(``tick=False``: none at all).
 
 moto keeps its state per process: a second stack in the same process gets
 suffixed resource names. The functions read their settings from the process
@@ -35,29 +41,31 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from jwks_rotator.core.errors import ConfigurationError, JwksRotatorError
+from jwks_rotator.core.errors import JwksRotatorError
 from jwks_rotator.core.settings import SETTINGS, Settings
+from jwks_rotator_cli.context import session_for_role
 from jwks_rotator_cli.local_state import (
     DEFAULT_REGION,
+    DEMO_CALLER_ROLE,
     ROTATE_FUNCTION,
     SIGN_FUNCTION,
     STATE_FORMAT,
     write_state_file,
 )
+from jwks_rotator_client import SignClient
 
+from .caller_roles import DEMO_POLICY_FILE, caller_roles, create_roles, load_local_policy
 from .edge import LocalEdge
 from .functions import FUNCTIONS_DIR, load_handler, scheduled_event
 from .lambda_api import InvocationResult, LambdaApi, LocalFunction
 from .provision import CreatedResources, create_resources
+from .stack_env import DUMMY_CREDENTIALS, ProcessEnvironment, normalise_overrides
+from .sts_verifier import LocalStsVerifier
 
 SECRET_NAME = "jwks-rotator-keyring"
 BUCKET = "jwks-rotator-local"
 REGION = DEFAULT_REGION
 _FUNCTION_DIRS = {SIGN_FUNCTION: "sign", ROTATE_FUNCTION: "rotate"}
-MANAGED_SETTINGS = ("keyring_secret_id", "jwks_bucket", "distribution_id")
-"""Settings naming resources the local stack creates itself: never given."""
-_DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-_CLEARED_ENV = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE")
 _running_lock = threading.Lock()
 _running: list[LocalStack] = []
 
@@ -71,23 +79,6 @@ class LocalStackError(JwksRotatorError):
     code = "local_stack_failed"
 
 
-def normalise_overrides(overrides: Mapping[str, Any]) -> dict[str, str]:
-    """Settings given by attribute, kebab, env or Pascal name, as ``{ENV_NAME: text}`` (unknown names refused)."""
-    lookup = {key: spec for spec in SETTINGS for key in (spec.attribute, spec.kebab, spec.env, spec.pascal)}
-    unknown = sorted(key for key in overrides if key not in lookup)
-    if unknown:
-        raise ConfigurationError(f"unknown setting(s): {', '.join(unknown)}")
-    env: dict[str, str] = {}
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        spec = lookup[key]
-        if spec.attribute in MANAGED_SETTINGS:
-            raise ConfigurationError(f"{spec.kebab}: the local stack creates its own resources; do not set it")
-        env[spec.env] = ",".join(value) if isinstance(value, (list, tuple)) else str(value)
-    return env
-
-
 class LocalStack:
     """moto + the template's resources + the functions behind a Lambda API + a caching edge + a schedule."""
 
@@ -98,6 +89,7 @@ class LocalStack:
         port: int = 0,
         moto_port: int = 0,
         lambda_port: int = 0,
+        sts_port: int = 0,
         host: str = "127.0.0.1",
         aws_endpoint: str | None = None,
         tick: bool = True,
@@ -106,15 +98,17 @@ class LocalStack:
         secret_name: str = SECRET_NAME,
         bucket: str = BUCKET,
         state_file: str | os.PathLike[str] | None = None,
+        policy: str | os.PathLike[str] | None = None,
         function_log_level: str = "WARNING",
         function_metrics: bool = False,
         on_report: ReportCallback | None = None,
         on_error: ErrorCallback | None = None,
     ) -> None:
         self._settings_env = normalise_overrides(settings_overrides or {})
-        # Validate now (with a placeholder issuer if none is given) so bad settings fail before anything starts.
-        self._validate({**self._settings_env, "ISSUER": self._settings_env.get("ISSUER") or "http://127.0.0.1:1"})
-        self._port, self._moto_port, self._lambda_port, self._host = port, moto_port, lambda_port, host
+        # Validate now (with a placeholder issuer if none is given) so bad settings or policies fail before anything starts.
+        validated = self._validate({**self._settings_env, "ISSUER": self._settings_env.get("ISSUER") or "http://127.0.0.1:1"})
+        self.policy_file, self.policy = load_local_policy(policy if policy is not None else DEMO_POLICY_FILE, validated)
+        self._port, self._moto_port, self._lambda_port, self._sts_port, self._host = port, moto_port, lambda_port, sts_port, host
         self._aws_endpoint_override = aws_endpoint
         self._tick_enabled = tick
         self._edge_cache = edge_cache
@@ -127,12 +121,13 @@ class LocalStack:
         self._on_error = on_error
         self._moto: Any = None
         self._moto_endpoint = ""
+        self._sts: LocalStsVerifier | None = None
         self.resources: CreatedResources | None = None
         self._edge: LocalEdge | None = None
         self._lambda: LambdaApi | None = None
         self._settings: Settings | None = None
         self._env: dict[str, str] = {}
-        self._saved_env: dict[str, str | None] = {}
+        self._environment = ProcessEnvironment()
         self._modules: list[str] = []
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -143,6 +138,11 @@ class LocalStack:
     def moto_endpoint(self) -> str:
         """moto's URL: setup, the edge and operator tools talk to it."""
         return self._require(self._moto_endpoint)
+
+    @property
+    def sts_endpoint(self) -> str:
+        """The signature-checking STS in front of moto: the sign function replays proofs to it; callers sign proofs for it."""
+        return self._require(self._sts.url if self._sts is not None else "")
 
     @property
     def aws_endpoint(self) -> str:
@@ -205,9 +205,19 @@ class LocalStack:
             service,
             endpoint_url=self.moto_endpoint,
             region_name=self.region,
-            aws_access_key_id=_DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=_DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
+
+    def caller_session(self, role_arn: str = DEMO_CALLER_ROLE, *, session_name: str = "local-caller") -> Any:
+        """A boto3 session of ``role_arn`` (assumed on moto's STS): credentials the local STS accepts in a proof."""
+        return session_for_role(self.client("sts"), role_arn, region=self.region, session_name=session_name)
+
+    def sign_client(self, role_arn: str = DEMO_CALLER_ROLE, *, session_name: str = "local-caller", config: Any = None) -> SignClient:
+        """A :class:`~jwks_rotator_client.SignClient` for SignFunction, calling as a session of ``role_arn``."""
+        session = self.caller_session(role_arn, session_name=session_name)
+        lambda_client = session.client("lambda", endpoint_url=self.lambda_endpoint, region_name=self.region, config=config)
+        return SignClient(SIGN_FUNCTION, lambda_client, session, sts_endpoint_url=self.sts_endpoint)
 
     # --- lifecycle -------------------------------------------------------
     def start(self) -> LocalStack:
@@ -232,7 +242,10 @@ class LocalStack:
         self._moto.start()
         host, port = self._moto.get_host_and_port()
         self._moto_endpoint = f"http://{host}:{port}"
+        self._sts = LocalStsVerifier(self._moto_endpoint, region=self.region)
+        self._sts.start(self._host, self._sts_port)
         self.resources = self._create_resources()
+        create_roles(self.client("iam"), caller_roles(self.policy))
         self._edge = LocalEdge(
             self.client("s3"),
             self.resources.bucket,
@@ -249,18 +262,20 @@ class LocalStack:
             "KEYRING_SECRET_ID": self.resources.secret_id,
             "JWKS_BUCKET": self.resources.bucket,
             "DISTRIBUTION_ID": self.resources.distribution_id,
+            "ISSUANCE_POLICY_FILE": str(self.policy_file),
         }
         self._settings = self._validate(settings_env)
         self._env = {
             **settings_env,
-            **_DUMMY_CREDENTIALS,
+            **DUMMY_CREDENTIALS,
             "AWS_ENDPOINT_URL": self.aws_endpoint,
+            "STS_ENDPOINT_URL": self.sts_endpoint,
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
             "POWERTOOLS_LOG_LEVEL": self._log_level,
             "POWERTOOLS_METRICS_DISABLED": "false" if self._metrics else "true",
         }
-        self._apply_env()
+        self._environment.apply(self._env)
         functions = []
         for name in self.functions:
             module_name = f"jwks_rotator_local_{_FUNCTION_DIRS[name]}_{uuid.uuid4().hex[:8]}"
@@ -307,6 +322,9 @@ class LocalStack:
             self._lambda.stop()
         if self._edge is not None:
             self._edge.stop()
+        if self._sts is not None:
+            self._sts.stop()
+            self._sts = None
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
@@ -315,7 +333,7 @@ class LocalStack:
         for module_name in self._modules:
             sys.modules.pop(module_name, None)
         self._modules.clear()
-        self._restore_env()
+        self._environment.restore()
         with _running_lock:
             if self in _running:
                 _running.remove(self)
@@ -365,21 +383,6 @@ class LocalStack:
             raise RuntimeError("LocalStack is not started")
         return value
 
-    def _apply_env(self) -> None:
-        for name in (*self._env, *_CLEARED_ENV):
-            self._saved_env.setdefault(name, os.environ.get(name))
-        for name in _CLEARED_ENV:
-            os.environ.pop(name, None)
-        os.environ.update(self._env)
-
-    def _restore_env(self) -> None:
-        for name, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        self._saved_env.clear()
-
     def state(self) -> dict[str, Any]:
         """Endpoints and names for operator commands (no secrets: dummy credentials only)."""
         return {
@@ -389,6 +392,9 @@ class LocalStack:
             "moto_endpoint": self.moto_endpoint,
             "aws_endpoint": self.aws_endpoint,
             "lambda_endpoint": self.lambda_endpoint,
+            "sts_endpoint": self.sts_endpoint,
+            "demo_caller_role": DEMO_CALLER_ROLE,
+            "issuance_policy_file": str(self.policy_file),
             "edge_url": self.edge_url,
             "jwks_url": self.jwks_url,
             "discovery_url": self.discovery_url,

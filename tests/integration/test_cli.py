@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from click.testing import CliRunner, Result
 from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
 from jwks_rotator.core.keyring import Keyring
 from jwks_rotator_cli import app
+from jwks_rotator_cli.local_state import DEMO_CALLER_ROLE
 from jwks_rotator_cli.main import cli
 from jwks_rotator_local.local_stack import FUNCTIONS_DIR, LocalStack
 
@@ -48,6 +50,11 @@ def run(stack: LocalStack, *args: str) -> Result:
     return CliRunner().invoke(cli, [*base, *args], catch_exceptions=False)
 
 
+def without_audit_lines(stdout: str) -> str:
+    """The CLI's own output: the stack runs in this process, so the sign function's audit lines land in the same stdout."""
+    return "\n".join(line for line in stdout.splitlines() if not line.startswith('{"type":"jwks-rotator.audit"')).strip()
+
+
 def keyring(stack: LocalStack) -> Keyring:
     return SecretsManagerKeyringStore(stack.client("secretsmanager"), stack.resources.secret_id).load().keyring
 
@@ -63,6 +70,8 @@ def test_state_file_names_the_stack(stack):
     assert state["lambda_endpoint"] == stack.lambda_endpoint
     assert state["jwks_url"] == stack.jwks_url
     assert state["settings"]["KEYRING_SECRET_ID"] == stack.resources.secret_id
+    assert state["sts_endpoint"] == stack.sts_endpoint
+    assert state["demo_caller_role"] == DEMO_CALLER_ROLE
     assert "AWS_SECRET_ACCESS_KEY" not in json.dumps(state)
 
 
@@ -134,11 +143,12 @@ def test_unreachable_endpoint_is_one_line_exit_1(tmp_path):
 def test_sign_then_verify_and_a_wrong_audience(stack):
     signed = run(stack, "sign", "--sub", "alice", "--aud", "orders", "--claims", '{"role": "admin"}')
     assert signed.exit_code == 0, signed.output
-    token = signed.stdout.strip()
+    token = without_audit_lines(signed.stdout)
     assert token.count(".") == 2
     ok = run(stack, "verify", token, "--audience", "orders")
     assert ok.exit_code == 0, ok.output
     assert '"sub": "alice"' in ok.stdout and '"role": "admin"' in ok.stdout
+    assert '"azp": "demo"' in ok.stdout  # signed as the demo caller, under the demo profile
     wrong = run(stack, "verify", token, "--audience", "billing")
     assert wrong.exit_code == 1
     assert wrong.stderr.strip() == "error: bad audience: the token is for 'orders', expected billing"
@@ -149,6 +159,29 @@ def test_sign_refusal_is_one_line(stack):
     result = run(stack, "sign", "--sub", "alice", "--aud", "orders", "--ttl", "999999")
     assert result.exit_code == 1
     assert result.stderr.startswith("error: sign refused: ttl_too_long")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not HAS_SIGN, reason="functions/sign/app.py does not exist yet")
+def test_sign_with_a_role_or_a_profile_the_policy_does_not_allow_is_refused(stack):
+    role = stack.client("iam").create_role(RoleName=f"stranger-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    result = run(stack, "sign", "--sub", "alice", "--aud", "demo", "--role-arn", role)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: sign refused: caller_not_allowed: the caller is not allowed to obtain tokens"
+    result = run(stack, "sign", "--sub", "alice", "--aud", "demo", "--issuance-profile", "orders")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: sign refused: caller_not_allowed: the caller is not allowed to use the named profile"
+    named = run(stack, "sign", "--sub", "alice", "--aud", "demo", "--issuance-profile", "demo", "--role-arn", DEMO_CALLER_ROLE)
+    assert named.exit_code == 0, named.output
+
+
+@pytest.mark.skipif(not HAS_SIGN, reason="functions/sign/app.py does not exist yet")
+def test_sign_against_the_local_stack_never_proves_with_ambient_keys(stack, monkeypatch: pytest.MonkeyPatch):
+    # moto's default keys in the environment: the local STS would refuse them; the CLI acts as the demo role instead.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    signed = run(stack, "sign", "--sub", "alice", "--aud", "demo")
+    assert signed.exit_code == 0, signed.output
 
 
 def _token_signed_with_active_key(stack: LocalStack, **claims: Any) -> str:
@@ -197,12 +230,13 @@ def command_names(help_text: str) -> list[str]:
 def test_local_is_a_command_when_the_local_package_is_installed():
     result = CliRunner().invoke(cli, ["--help"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert command_names(result.stdout) == ["audit", "local", "publish", "revoke", "rotate", "sign", "status", "verify"]
+    assert command_names(result.stdout) == ["audit", "local", "policy", "publish", "revoke", "rotate", "sign", "status", "verify"]
     local_help = CliRunner().invoke(cli, ["local", "--help"], catch_exceptions=False)
     assert local_help.exit_code == 0
-    for option in ("--port", "--moto-port", "--lambda-port", "--duration", "--edge-cache", "--rotation-period"):
+    for option in ("--port", "--moto-port", "--lambda-port", "--sts-port", "--policy", "--duration", "--edge-cache", "--rotation-period"):
         assert option in local_help.stdout
     assert "--keyring-secret-id" not in local_help.stdout  # the local stack creates its own resources
+    assert "--issuance-policy-file" not in local_help.stdout  # it takes its policy as --policy
 
 
 def test_local_without_the_local_package_is_one_line_exit_1(monkeypatch: pytest.MonkeyPatch):

@@ -1,5 +1,6 @@
 """`jwks-rotator` as a separate process: `local` with --duration and SIGTERM, operator commands found through the
-state file, and the operator CLI's independence from the local cloud package (no moto, a clear line without it)."""
+state file (`sign` and `verify` with no credentials at all), `local --policy`, and the operator CLI's independence
+from the local cloud package (no moto, a clear line without it)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ WITHOUT_LOCAL = "import sys; sys.modules['jwks_rotator_local'] = None; from jwks
 
 def clean_env() -> dict[str, str]:
     """The environment without settings or endpoints another test may have left in this process."""
-    drop = {spec.env for spec in SETTINGS} | {"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"}
+    drop = {spec.env for spec in SETTINGS} | {
+        "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "STS_ENDPOINT_URL",
+    }
     return {k: v for k, v in os.environ.items() if k not in drop}
 
 
@@ -44,7 +47,10 @@ def test_local_with_duration_prints_the_urls_and_exits_0(tmp_path: Path):
     assert "JWKS URL        http://127.0.0.1:" in done.stdout
     assert "Lambda endpoint http://127.0.0.1:" in done.stdout
     assert "issuer          http://127.0.0.1:" in done.stdout
-    assert 'FunctionName="SignFunction"' in done.stdout
+    assert "AWS endpoint    http://127.0.0.1:" in done.stdout
+    assert "STS endpoint    http://127.0.0.1:" in done.stdout and "(checks caller proofs; moto's own STS does not)" in done.stdout
+    assert "demo caller     arn:aws:iam::123456789012:role/jwks-rotator-demo-caller  (profiles: demo)" in done.stdout
+    assert 'function_name="SignFunction"' in done.stdout and "SignClient(" in done.stdout
     assert "activated" in done.stdout
     assert "Traceback" not in done.stderr
     assert not (tmp_path / ".jwks-rotator-local.json").exists()  # removed on the way out
@@ -57,21 +63,42 @@ def test_local_with_bad_settings_exits_2_with_one_line(tmp_path: Path):
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+def start_local(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], dict[str, object]]:
+    """`jwks-rotator local` in the background, once its state file is written, and that state."""
+    local = subprocess.Popen(cli("local", *PORTS, *FAST, *args), cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state_file = tmp_path / ".jwks-rotator-local.json"
+    deadline = time.monotonic() + 60
+    while not state_file.exists() and local.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if not state_file.exists():
+        local.kill()
+        _, err = local.communicate(timeout=60)
+        pytest.fail(f"the local stack did not write its state file: {err}")
+    return local, json.loads(state_file.read_text())
+
+
+def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cli(*args), cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60)
+
+
 def test_status_through_the_state_file_then_sigterm_exits_0(tmp_path: Path):
-    local = subprocess.Popen(cli("local", *PORTS, *FAST), cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    local, state = start_local(tmp_path)
     state_file = tmp_path / ".jwks-rotator-local.json"
     try:
-        deadline = time.monotonic() + 60
-        while not state_file.exists() and local.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert state_file.exists(), "the local stack did not write its state file"
-        state = json.loads(state_file.read_text())
         # No settings, no credentials in the environment: names and settings come from the state file.
         status = subprocess.run(
             cli("--endpoint-url", state["moto_endpoint"], "status"), cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60
         )
         assert status.returncode == 0, status.stderr
         assert "active" in status.stdout and "jwks-rotator-keyring" in status.stdout
+        # No credentials anywhere: `sign` acts as the stack's demo caller role, and the token verifies.
+        signed = run_cli(tmp_path, "--endpoint-url", str(state["moto_endpoint"]), "sign", "--sub", "alice", "--aud", "demo")
+        assert signed.returncode == 0, signed.stderr
+        token = signed.stdout.strip()
+        assert token.count(".") == 2 and signed.stderr.startswith("kid=")
+        verified = run_cli(tmp_path, "--endpoint-url", str(state["moto_endpoint"]), "verify", token, "--audience", "demo")
+        assert verified.returncode == 0, verified.stderr
+        assert '"sub": "alice"' in verified.stdout and '"azp": "demo"' in verified.stdout
     finally:
         local.send_signal(signal.SIGTERM)
         out, err = local.communicate(timeout=60)
@@ -79,6 +106,39 @@ def test_status_through_the_state_file_then_sigterm_exits_0(tmp_path: Path):
     assert "stopped" in out
     assert "Traceback" not in err
     assert not state_file.exists()
+
+
+def test_local_with_a_policy_of_its_own_signs_for_the_roles_it_names(tmp_path: Path):
+    role = "arn:aws:iam::123456789012:role/orders-service"
+    policy = tmp_path / "orders.yaml"
+    policy.write_text(f'profiles:\n  orders:\n    callers: ["{role}"]\n    audiences: [orders-api]\n    subjects: ["user-[0-9]+"]\n')
+    local, state = start_local(tmp_path, "--policy", str(policy))
+    try:
+        endpoint = str(state["moto_endpoint"])
+        assert state["issuance_policy_file"] == str(policy.resolve())
+        signed = run_cli(tmp_path, "--endpoint-url", endpoint, "sign", "--sub", "user-7", "--aud", "orders-api", "--role-arn", role)
+        assert signed.returncode == 0, signed.stderr
+        verified = run_cli(tmp_path, "--endpoint-url", endpoint, "verify", signed.stdout.strip(), "--audience", "orders-api")
+        assert verified.returncode == 0, verified.stderr
+        assert '"azp": "orders"' in verified.stdout
+        demo = run_cli(tmp_path, "--endpoint-url", endpoint, "sign", "--sub", "user-7", "--aud", "orders-api")
+        assert demo.returncode == 1
+        assert demo.stderr.strip() == "error: sign refused: caller_not_allowed: the caller is not allowed to obtain tokens"
+    finally:
+        local.send_signal(signal.SIGTERM)
+        out, err = local.communicate(timeout=60)
+    assert local.returncode == 0, err
+    assert f"issuance policy {policy.resolve()}  (policy; profiles: orders)" in out
+    assert "demo caller     arn:aws:iam::123456789012:role/jwks-rotator-demo-caller  (no profile names it)" in out
+
+
+def test_local_with_a_broken_policy_exits_2_with_the_loaders_line(tmp_path: Path):
+    policy = tmp_path / "bad.yaml"
+    policy.write_text("profiles:\n  orders:\n    callers: [nope]\n    audiences: [a]\n    subjects: [x]\n")
+    done = subprocess.run(cli("local", *PORTS, "--policy", str(policy)), cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: invalid settings: issuance policy: profiles.orders.callers[0]: must be an IAM role ARN, arn:PARTITION:iam::ACCOUNT:role/NAME"
+    assert done.stdout == ""
 
 
 def test_the_operator_cli_imports_no_moto_and_not_the_local_package():
@@ -108,4 +168,4 @@ def test_local_without_the_local_package_says_what_to_install(tmp_path: Path):
     listing = subprocess.run([sys.executable, "-c", WITHOUT_LOCAL, "--help"], env=clean_env(), capture_output=True, text=True, timeout=60)
     assert listing.returncode == 0, listing.stderr
     commands = [line.split()[0] for line in listing.stdout.split("Commands:")[1].splitlines() if line.strip()]
-    assert commands == ["audit", "publish", "revoke", "rotate", "sign", "status", "verify"]
+    assert commands == ["audit", "policy", "publish", "revoke", "rotate", "sign", "status", "verify"]

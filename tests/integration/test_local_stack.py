@@ -1,16 +1,25 @@
-"""LocalStack: moto, the functions behind the Lambda API, the edge and the schedule, over real HTTP."""
+"""LocalStack: moto, the checking STS, the functions behind the Lambda API, the edge and the schedule, over real HTTP."""
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import io
 import json
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
+from rich.console import Console
 
+from jwks_rotator_cli.local_state import DEMO_CALLER_ROLE
+from jwks_rotator_client import SignClient
+from jwks_rotator_local.caller_roles import DEMO_POLICY_FILE
+from jwks_rotator_local.command import print_banner
 from jwks_rotator_local.local_stack import FUNCTIONS_DIR, LocalStack, LocalStackError
 
 pytestmark = pytest.mark.integration
@@ -69,17 +78,52 @@ def test_first_tick_is_reported_before_start_returns(stack):
 def test_token_from_sign_function_verifies_against_the_jwks_url(stack):
     import jwt
 
-    response = lambda_client(stack.lambda_endpoint).invoke(
-        FunctionName="SignFunction", Payload=json.dumps({"sub": "alice", "aud": "orders", "claims": {"role": "admin"}})
-    )
-    assert "FunctionError" not in response
-    body = json.loads(response["Payload"].read())
+    body = stack.sign_client().sign({"sub": "alice", "aud": "orders", "claims": {"role": "admin"}})
     assert set(body) >= {"token", "kid", "alg", "expires_at"}, body.get("error")
     client = jwt.PyJWKClient(stack.jwks_url, cache_jwk_set=False)
     key = client.get_signing_key_from_jwt(body["token"])
     claims = jwt.decode(body["token"], key, algorithms=["ES256"], audience="orders", issuer=stack.issuer)
     assert claims["sub"] == "alice" and claims["role"] == "admin"
+    assert claims["azp"] == "demo"  # the demo policy's profile
     assert key.key_id == body["kid"]
+
+
+@pytest.mark.skipif(not HAS_SIGN, reason="functions/sign/app.py does not exist yet")
+def test_a_proof_signed_with_motos_default_testing_keys_is_unauthenticated(stack):
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=stack.region)
+    client = SignClient("SignFunction", lambda_client(stack.lambda_endpoint), session, sts_endpoint_url=stack.sts_endpoint)
+    answer = client.sign({"sub": "alice", "aud": "demo"})
+    assert answer["error"] == "unauthenticated", answer
+    # moto's own STS names an identity for the same keys: the refusal is the local STS's, not a moto gap.
+    assert session.client("sts", endpoint_url=stack.moto_endpoint).get_caller_identity()["Arn"]
+
+
+@pytest.mark.skipif(not HAS_SIGN, reason="functions/sign/app.py does not exist yet")
+def test_a_role_the_policy_does_not_name_gets_caller_not_allowed(stack):
+    role = stack.client("iam").create_role(RoleName=f"not-in-the-policy-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    answer = stack.sign_client(role).sign({"sub": "alice", "aud": "demo"})
+    assert answer["error"] == "caller_not_allowed", answer
+    assert stack.sign_client().sign({"sub": "alice", "aud": "demo"}).get("token")  # the demo caller still signs
+
+
+@pytest.mark.skipif(not HAS_SIGN, reason="functions/sign/app.py does not exist yet")
+def test_the_banner_names_the_sts_endpoint_and_its_python_signs_as_the_demo_caller(stack):
+    import jwt
+
+    out = io.StringIO()
+    print_banner(Console(file=out, width=400, color_system=None), stack, "state.json")
+    banner = out.getvalue()
+    assert f"  STS endpoint    {stack.sts_endpoint}  (checks caller proofs; moto's own STS does not)\n" in banner
+    assert f"  demo caller     {DEMO_CALLER_ROLE}  (profiles: demo)\n" in banner
+    for line in ("  JWKS URL        ", "  Lambda endpoint ", "  AWS endpoint    ", "  issuer          ", "  settings        "):
+        assert line in banner
+    snippet = banner.split("proves the caller's role):\n")[1].split("Ctrl-C to stop")[0]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(snippet, {})
+    answer = ast.literal_eval(printed.getvalue().strip().splitlines()[-1])
+    claims = jwt.decode(answer["token"], options={"verify_signature": False})
+    assert claims["sub"] == "alice" and claims["aud"] == "demo" and claims["azp"] == "demo"
 
 
 def test_unknown_function_through_the_stack_is_not_found(stack):
@@ -111,6 +155,10 @@ def test_functions_see_the_template_environment(stack):
     assert env["ISSUER"] == stack.edge_url
     assert env["AWS_ENDPOINT_URL"] == stack.moto_endpoint
     assert env["ROTATION_PERIOD"] == "6s"
+    # Proofs go to the checking STS, never straight to moto's (which checks no signature).
+    assert env["STS_ENDPOINT_URL"] == stack.sts_endpoint != stack.moto_endpoint
+    assert env["AWS_REGION"] == stack.region
+    assert env["ISSUANCE_POLICY_FILE"] == str(DEMO_POLICY_FILE)
 
 
 def test_only_one_stack_per_process(stack):
@@ -125,3 +173,5 @@ def test_invalid_settings_fail_before_anything_starts():
         LocalStack({"rotation-period": "1m", "publish-lead": "2m"})
     with pytest.raises(ConfigurationError, match="creates its own resources"):
         LocalStack({"jwks-bucket": "mine"})
+    with pytest.raises(ConfigurationError, match=r"issuance-policy-file: give the local stack its policy as policy="):
+        LocalStack({"issuance-policy-file": "mine.yaml"})

@@ -1,0 +1,152 @@
+"""``jwks-rotator policy check FILE`` and ``policy test FILE --caller ARN --request JSON``: the issuance policy offline.
+
+``check`` loads a policy as the sign function does (against the settings'
+max-token-ttl, default-token-ttl and allowed-audiences) and summarises it;
+``test`` says what the sign function would answer a caller's request, check
+by check in the function's order (see :mod:`jwks_rotator.core.issuance`),
+without a proof, a key or AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from jwks_rotator.core.durations import format_duration
+from jwks_rotator.core.errors import CallerRefusedError, ConfigurationError, JwksRotatorError
+from jwks_rotator.core.issuance_policy import IssuancePolicy, Profile, load_issuance_policy, split_sign_payload
+from jwks_rotator.core.principals import identity_from_arn
+from jwks_rotator.core.settings import Settings
+from jwks_rotator.core.token_policy import TokenPolicy, parse_request
+
+from .app import fail
+from .context import CliContext, given_settings, settings_options
+
+_ROLE_ARN = re.compile(r"arn:(?P<partition>[a-z-]{1,16}):iam::(?P<account>\d{12}):role/(?:[\x21-\x7e]*/)?(?P<name>[\w+=,.@-]{1,64})", re.ASCII)
+TEST_SESSION_NAME = "policy-test"
+PLACEHOLDER_ISSUER = "https://issuer.invalid"
+"""Stands in for an unset issuer: ``policy test`` decides nothing on it, but the request parser's settings need one."""
+
+
+def load_policy_for(text: str, settings: Settings) -> IssuancePolicy:
+    """Load a policy as the sign function would with these settings; a fault raises ``ConfigurationError``.
+
+    Besides the loader's own checks, every profile's audiences must lie within
+    ``allowed-audiences`` when that is set (the function refuses to start otherwise).
+    """
+    policy = load_issuance_policy(
+        text,
+        max_token_ttl=int(settings.max_token_ttl.total_seconds()),
+        default_token_ttl=int(settings.default_token_ttl.total_seconds()),
+    )
+    allowed = frozenset(settings.allowed_audiences)
+    if allowed:
+        for profile in policy.profiles:
+            outside = sorted(profile.audiences - allowed)
+            if outside:
+                raise ConfigurationError(
+                    f"issuance policy: profile {profile.name!r} lists audience(s) outside allowed-audiences: {', '.join(outside)}"
+                )
+    return policy
+
+
+def read_policy_file(path: str | Path) -> str:
+    """The text of a policy file; an unreadable one raises ``ConfigurationError`` naming it."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"issuance policy: cannot read {path} ({type(exc).__name__})") from None
+
+
+def caller_sts_arn(caller: str) -> str:
+    """The ARN STS would report for ``caller``: an IAM role ARN becomes a session of that role (path dropped, as STS does)."""
+    match = _ROLE_ARN.fullmatch(caller)
+    if match is None:
+        return caller
+    return f"arn:{match['partition']}:sts::{match['account']}:assumed-role/{match['name']}/{TEST_SESSION_NAME}"
+
+
+def describe_profile(profile: Profile) -> str:
+    """One line: name, callers, audiences, subjects, claims, max_ttl (and whether it is disabled)."""
+    parts = [
+        f"callers={','.join(profile.callers)}",
+        f"audiences={','.join(sorted(profile.audiences))}",
+        f"subjects={','.join(pattern.pattern for pattern in profile.subjects)}",
+        f"claims={','.join(sorted(profile.claims)) or '-'}",
+        f"max_ttl={format_duration(timedelta(seconds=profile.max_ttl))}",
+    ]
+    return f"  {profile.name}{' (disabled)' if profile.disabled else ''}  " + "  ".join(parts)
+
+
+def decide(policy: IssuancePolicy, settings: Settings, caller: str, payload: Any) -> tuple[str, int]:
+    """What the sign function would answer: ``("issued under profile X, ttl N", 0)`` or ``("refused: ...", 1)``.
+
+    The checks run in the function's order: the caller's identity, a profile
+    naming its role, the request's shape, the chosen profile's limits.
+    """
+    shape = TokenPolicy.from_settings(settings).without_limits()
+    try:
+        identity = identity_from_arn(caller_sts_arn(caller))
+        policy.require_caller(identity)
+        split = split_sign_payload(payload)
+        request = parse_request(split.request, shape)
+        profile = policy.choose_profile(identity, split.profile)
+        decision = policy.check(profile, request, ttl_given=split.ttl_given)
+    except JwksRotatorError as exc:
+        reason = f" ({exc.reason})" if isinstance(exc, CallerRefusedError) and exc.reason else ""
+        return f"refused: {exc.code}{reason}: {exc.message}", 1
+    return f"issued under profile {decision.profile.name}, ttl {decision.ttl}", 0
+
+
+@click.group()
+def policy() -> None:
+    """Check an issuance policy and ask how it decides a request (offline)."""
+
+
+@policy.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@settings_options()
+@click.pass_obj
+def check(obj: CliContext, /, file: Path, **values: Any) -> None:
+    """Validate FILE as the sign function would; print its profiles and digest (exit 2 when invalid)."""
+    settings = obj.settings(given_settings(values))
+    try:
+        loaded = load_policy_for(read_policy_file(file), settings)
+    except ConfigurationError as exc:
+        fail(exc.message, 2)
+    state = "disabled: issues nothing" if loaded.disabled else f"{len(loaded.profiles)} profile(s)"
+    click.echo(f"valid: {file} ({state})")
+    for profile in loaded.profiles:
+        click.echo(describe_profile(profile))
+    click.echo(f"digest: {loaded.digest}")
+
+
+@policy.command("test")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--caller", required=True, help="The caller's ARN as STS reports it (assumed-role/ROLE/SESSION); an IAM role ARN stands for a session of it.")
+@click.option("--request", "request_json", required=True, help='The sign request as JSON, e.g. \'{"sub": "alice", "aud": "demo", "profile": "demo"}\'.')
+@settings_options()
+@click.pass_obj
+def test_request(obj: CliContext, /, file: Path, caller: str, request_json: str, **values: Any) -> None:
+    """Say whether the sign function would issue REQUEST to CALLER under FILE, and why not (exit 1 when refused)."""
+    given = given_settings(values)
+    settings = obj.settings(given)
+    if not settings.issuer:
+        settings = obj.settings({"issuer": PLACEHOLDER_ISSUER, **given})
+    try:
+        loaded = load_policy_for(read_policy_file(file), settings)
+    except ConfigurationError as exc:
+        fail(exc.message, 2)
+    try:
+        payload = json.loads(request_json)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON ({exc.msg})", param_hint="--request") from None
+    line, code = decide(loaded, settings, caller, payload)
+    click.echo(line)
+    if code:
+        raise click.exceptions.Exit(code)

@@ -1,0 +1,59 @@
+"""The local stack's settings and the process environment its functions read (as in Lambda, from ``os.environ``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from jwks_rotator.core.errors import ConfigurationError
+from jwks_rotator.core.settings import SETTINGS
+
+MANAGED_SETTINGS = ("keyring_secret_id", "jwks_bucket", "distribution_id")
+"""Settings naming resources the local stack creates itself: never given."""
+POLICY_SETTING = "issuance_policy_file"
+"""The local stack takes its issuance policy as ``policy=`` (``jwks-rotator local --policy FILE``), not as this setting."""
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+CLEARED_ENV = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE")
+"""Removed while a stack runs, so no real credential reaches the functions."""
+
+
+def normalise_overrides(overrides: Mapping[str, Any]) -> dict[str, str]:
+    """Settings given by attribute, kebab, env or Pascal name, as ``{ENV_NAME: text}`` (unknown names refused)."""
+    lookup = {key: spec for spec in SETTINGS for key in (spec.attribute, spec.kebab, spec.env, spec.pascal)}
+    unknown = sorted(key for key in overrides if key not in lookup)
+    if unknown:
+        raise ConfigurationError(f"unknown setting(s): {', '.join(unknown)}")
+    env: dict[str, str] = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        spec = lookup[key]
+        if spec.attribute in MANAGED_SETTINGS:
+            raise ConfigurationError(f"{spec.kebab}: the local stack creates its own resources; do not set it")
+        if spec.attribute == POLICY_SETTING:
+            raise ConfigurationError(f"{spec.kebab}: give the local stack its policy as policy= (jwks-rotator local --policy FILE)")
+        env[spec.env] = ",".join(value) if isinstance(value, (list, tuple)) else str(value)
+    return env
+
+
+class ProcessEnvironment:
+    """Sets variables in ``os.environ`` (clearing :data:`CLEARED_ENV`) and puts back what was there before."""
+
+    def __init__(self) -> None:
+        self._saved: dict[str, str | None] = {}
+
+    def apply(self, env: Mapping[str, str]) -> None:
+        for name in (*env, *CLEARED_ENV):
+            self._saved.setdefault(name, os.environ.get(name))
+        for name in CLEARED_ENV:
+            os.environ.pop(name, None)
+        os.environ.update(env)
+
+    def restore(self) -> None:
+        for name, value in self._saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved.clear()
