@@ -285,7 +285,12 @@ class LocalStack:
                 raise LocalStackError(str(exc)) from None
             self._modules.append(module_name)
             functions.append(LocalFunction(name, handler, memory_limit_in_mb=256 if name == SIGN_FUNCTION else 512))
-        self._lambda = LambdaApi(functions, host=self._host, port=self._lambda_port, region=self.region)
+        # What the functions print (logs, EMF, audit lines) goes to moto's CloudWatch Logs as on Lambda;
+        # the console shows it only when the functions log verbosely.
+        self._lambda = LambdaApi(
+            functions, host=self._host, port=self._lambda_port, region=self.region,
+            logs_endpoint=self.moto_endpoint, echo=self._log_level in ("DEBUG", "INFO"),
+        )
         self._lambda.start()
         self._edge.start()
         if self._tick_enabled:

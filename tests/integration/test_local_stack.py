@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import jwt
 import pytest
 from rich.console import Console
 
@@ -175,3 +176,24 @@ def test_invalid_settings_fail_before_anything_starts():
         LocalStack({"jwks-bucket": "mine"})
     with pytest.raises(ConfigurationError, match=r"issuance-policy-file: give the local stack its policy as policy="):
         LocalStack({"issuance-policy-file": "mine.yaml"})
+
+
+def test_jwks_rotator_audit_says_who_minted_a_token_of_the_stack(stack):
+    """The sign function's audit line reaches the stack's CloudWatch Logs, and the operator command finds it by jti."""
+    from click.testing import CliRunner
+
+    from jwks_rotator_cli.main import cli
+
+    body = stack.sign_client().sign({"sub": "audited-user", "aud": "demo"})
+    jti = jwt.decode(body["token"], options={"verify_signature": False})["jti"]
+    assert stack.lambda_api.flush_logs(timeout=10.0)
+    result = CliRunner().invoke(
+        cli, ["--endpoint-url", stack.moto_endpoint, "audit", "--jti", jti, "--json", "--log-group", "/aws/lambda/SignFunction"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 1
+    line = lines[0]
+    assert (line["jti"], line["sub"], line["decision"], line["profile"]) == (jti, "audited-user", "issued", "demo")
+    assert line["role"] == "arn:aws:iam::123456789012:role/jwks-rotator-demo-caller" and body["token"] not in result.stdout
