@@ -1,4 +1,4 @@
-# Interop: tokens from the sign handler verified by PyJWT, jwcrypto and node's jose (tests/interop).
+# Interop: tokens from the sign handler verified by PyJWT, jwcrypto and node's jose, and proofs from the Node client example (examples/node-sign-client) accepted (tests/interop).
 INTEROP_NODE_DIR := tests/interop/node
 INTEROP_NODE_STAMP := $(INTEROP_NODE_DIR)/node_modules/.interop-installed
 

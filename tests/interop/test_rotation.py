@@ -25,7 +25,7 @@ from jwcrypto import jwt as jwcrypto_jwt
 
 from jwks_rotator_testkit.verifiers import NodeVerifier, jwcrypto_verify, pyjwt_verify
 
-from .conftest import Deployment, make_deployment
+from .conftest import Deployment, InteropCaller, make_deployment
 from .support import ALGORITHMS, split_token
 
 pytestmark = pytest.mark.interop
@@ -75,10 +75,11 @@ def fresh_verifiers(deployment: Deployment, node: NodeVerifier, name: str) -> Ve
 
 
 @pytest.fixture
-def rotating(request: pytest.FixtureRequest, aws_resources: Any) -> Iterator[Deployment]:
+def rotating(request: pytest.FixtureRequest, aws_resources: Any, interop_caller: InteropCaller) -> Iterator[Deployment]:
     deployed = make_deployment(
         aws_resources.endpoint,
         request.param,
+        interop_caller,
         secret_id=aws_resources.secret_id,
         bucket=aws_resources.bucket,
         distribution_id=aws_resources.distribution_id,

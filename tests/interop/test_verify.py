@@ -18,7 +18,7 @@ from jwks_rotator.core.algorithms import algorithm_names
 from jwks_rotator.core.keys import PRIVATE_MEMBERS
 from jwks_rotator_testkit.verifiers import Expectation, NodeVerifier, jwcrypto_verify, pyjwt_verify
 
-from .conftest import AUDIENCE, OTHER_AUDIENCE, Deployment
+from .conftest import AUDIENCE, INTEROP_PROFILE, OTHER_AUDIENCE, Deployment
 from .support import ALGORITHMS, split_token
 
 pytestmark = pytest.mark.interop
@@ -45,6 +45,7 @@ def _check_claims(claims: dict[str, Any], deployment: Deployment, issued: dict[s
     assert claims["nbf"] <= claims["iat"]
     assert claims["roles"] == CUSTOM_CLAIMS["roles"]
     assert claims["tenant"] == CUSTOM_CLAIMS["tenant"]
+    assert claims["azp"] == INTEROP_PROFILE  # the issuance profile that let the caller have it
 
 
 def test_documents_are_served_by_the_edge_with_the_stored_headers(deployment: Deployment) -> None:

@@ -1,0 +1,153 @@
+// Ask a jwks-rotator sign function for a token from Node.js (AWS SDK v3).
+//
+// The function wants a proof of who is calling: an sts:GetCallerIdentity POST signed (SigV4) with the caller's
+// own credentials but never sent. The function replays it to its STS endpoint and learns the caller's role from
+// STS's answer. The signed header X-Jwks-Rotator-Signer binds the proof to one function (its name or ARN exactly as
+// it is invoked). A proof is accepted for 5 minutes and the function caches the identity, so a long-lived caller
+// should reuse one proof for about 4 minutes (see reusableProof) instead of signing one per token.
+//
+//   node sign.mjs --function jwks-rotator-sign --sub user-42 --aud payments-api [--ttl 300] [--profile orders] [--claims '{"roles":["reader"]}']
+//   node sign.mjs --function jwks-rotator-sign --proof-only        # print {"proof": ...} and invoke nothing
+//
+// Credentials and region come from the SDK's default chain (environment, shared config/SSO, container, instance).
+// The STS endpoint is https://sts.REGION.amazonaws.com, or STS_ENDPOINT_URL when the function is configured with one
+// (a local stack): the proof's Host must be the host the function replays to.
+// Prints the function's answer ({"token", ...} or {"error", "message"}); exits 1 on an error answer.
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Sha256 } from '@aws-crypto/sha256-js';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { SignatureV4 } from '@smithy/signature-v4';
+
+export const SIGNER_HEADER = 'X-Jwks-Rotator-Signer';
+export const GET_CALLER_IDENTITY_BODY = 'Action=GetCallerIdentity&Version=2011-06-15';
+export const FORM_CONTENT_TYPE = 'application/x-www-form-urlencoded; charset=utf-8';
+export const PROOF_REUSE_MS = 240_000; // a minute short of the function's 5-minute window
+
+// The header names as the proof presents them (SigV4 signs them lower-cased, so the case changes nothing).
+const PRESENTED_NAMES = {
+  host: 'Host',
+  'x-amz-date': 'X-Amz-Date',
+  'content-type': 'Content-Type',
+  'x-jwks-rotator-signer': SIGNER_HEADER,
+  'x-amz-security-token': 'X-Amz-Security-Token',
+  authorization: 'Authorization',
+};
+
+/** The default STS endpoint of a region, or STS_ENDPOINT_URL when set. */
+export function stsEndpointFor(region, env = process.env) {
+  if (env.STS_ENDPOINT_URL) return env.STS_ENDPOINT_URL;
+  return `https://sts.${region}.${region.startsWith('cn-') ? 'amazonaws.com.cn' : 'amazonaws.com'}`;
+}
+
+/**
+ * The sign function's `proof` field: a signed, unsent GetCallerIdentity request.
+ * `credentials` = {accessKeyId, secretAccessKey, sessionToken?}; `signer` = the function's name or ARN as invoked.
+ */
+export async function buildCallerProof({ credentials, stsEndpointUrl, region, signer, signingDate = new Date() }) {
+  const url = new URL(stsEndpointUrl);
+  if (!['http:', 'https:'].includes(url.protocol) || !url.hostname || !['', '/'].includes(url.pathname) || url.search) {
+    throw new Error('the STS endpoint must be http(s)://host[:port]');
+  }
+  const sigv4 = new SignatureV4({ service: 'sts', region, credentials, sha256: Sha256, applyChecksum: false });
+  const signed = await sigv4.signRequest(
+    {
+      method: 'POST',
+      protocol: url.protocol,
+      hostname: url.hostname,
+      port: url.port ? Number(url.port) : undefined,
+      path: '/',
+      query: {},
+      // url.host omits the scheme's default port, as every SigV4 client writes Host.
+      headers: { host: url.host, 'content-type': FORM_CONTENT_TYPE, 'x-jwks-rotator-signer': signer },
+      body: GET_CALLER_IDENTITY_BODY,
+    },
+    { signingDate },
+  );
+  const headers = {};
+  for (const [name, value] of Object.entries(signed.headers)) {
+    const presented = PRESENTED_NAMES[name.toLowerCase()];
+    if (!presented) throw new Error(`unexpected header in the signed proof: ${name}`);
+    headers[presented] = value;
+  }
+  return { headers, body: GET_CALLER_IDENTITY_BODY };
+}
+
+/**
+ * A proof source that signs once and reuses the proof for PROOF_REUSE_MS, as a long-lived caller should.
+ * Resolves to {proof, reused}.
+ */
+export function reusableProof({ credentialProvider, stsEndpointUrl, region, signer, reuseMs = PROOF_REUSE_MS }) {
+  let proof = null;
+  let madeAt = 0;
+  return async ({ fresh = false } = {}) => {
+    if (!fresh && proof !== null && Date.now() - madeAt < reuseMs) return { proof, reused: true };
+    proof = await buildCallerProof({ credentials: await credentialProvider(), stsEndpointUrl, region, signer });
+    madeAt = Date.now();
+    return { proof, reused: false };
+  };
+}
+
+/** Invoke the function with `request` plus `proof`; its JSON answer. */
+export async function invokeSign(lambda, functionName, request, proof) {
+  const answer = await lambda.send(
+    new InvokeCommand({ FunctionName: functionName, Payload: Buffer.from(JSON.stringify({ ...request, proof })) }),
+  );
+  const text = Buffer.from(answer.Payload ?? []).toString('utf-8');
+  if (answer.FunctionError) throw new Error(`the sign function failed (${answer.FunctionError})`);
+  return JSON.parse(text);
+}
+
+/**
+ * `sign(request)` for one function: reuses a proof, and when a reused proof is answered `unauthenticated`
+ * (it expired, or the credentials rotated) signs a fresh one and retries once.
+ */
+export function signClient({ lambda, functionName, region, stsEndpointUrl = stsEndpointFor(region) }) {
+  const proofs = reusableProof({ credentialProvider: () => lambda.config.credentials(), stsEndpointUrl, region, signer: functionName });
+  return {
+    proof: async () => (await proofs()).proof,
+    async sign(request) {
+      const { proof, reused } = await proofs();
+      const answer = await invokeSign(lambda, functionName, request, proof);
+      if (!reused || answer.error !== 'unauthenticated') return answer;
+      return invokeSign(lambda, functionName, request, (await proofs({ fresh: true })).proof);
+    },
+  };
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: {
+      function: { type: 'string', default: process.env.SIGN_FUNCTION_NAME ?? 'jwks-rotator-sign' },
+      sub: { type: 'string' },
+      aud: { type: 'string', multiple: true },
+      ttl: { type: 'string' },
+      profile: { type: 'string' },
+      claims: { type: 'string' },
+      'proof-only': { type: 'boolean', default: false },
+    },
+  });
+  const lambda = new LambdaClient({});
+  const region = values.function.startsWith('arn:') ? values.function.split(':')[3] : await lambda.config.region();
+  const client = signClient({ lambda, functionName: values.function, region });
+  if (values['proof-only']) {
+    process.stdout.write(JSON.stringify({ proof: await client.proof() }) + '\n');
+    return;
+  }
+  const request = {};
+  if (values.sub !== undefined) request.sub = values.sub;
+  if (values.aud !== undefined) request.aud = values.aud.length === 1 ? values.aud[0] : values.aud;
+  if (values.ttl !== undefined) request.ttl = Number(values.ttl);
+  if (values.profile !== undefined) request.profile = values.profile;
+  if (values.claims !== undefined) request.claims = JSON.parse(values.claims);
+  const answer = await client.sign(request);
+  process.stdout.write(JSON.stringify(answer) + '\n');
+  if (answer.error) process.exitCode = 1;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((error) => {
+    process.stderr.write(`${error?.name ?? 'Error'}: ${error?.message ?? error}\n`);
+    process.exitCode = 2;
+  });
+}
