@@ -158,3 +158,27 @@ def test_the_sts_endpoint_comes_from_the_region_or_the_override() -> None:
         StsEndpoint.from_environment({})
     with pytest.raises(ConfigurationError):
         StsEndpoint.for_origin("https://sts.example.com/path", "us-east-1")
+
+
+def test_a_proof_verified_for_one_signer_is_not_accepted_by_another_from_memory() -> None:
+    clocks = FakeClock(SIGNED_AT + 1)
+    subject = verifier(FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION)), clocks)
+    subject.verify(proof(), {SIGNER})
+    with pytest.raises(UnauthenticatedError) as caught:
+        subject.verify(proof(), {"another-function"})
+    assert caught.value.reason == "signer_mismatch"
+
+
+def test_a_presented_proof_changed_in_place_is_checked_again_not_answered_from_memory() -> None:
+    clocks, replayer = FakeClock(SIGNED_AT + 1), FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
+    subject = verifier(replayer, clocks)
+    presented = proof()
+    subject.verify(presented, {SIGNER})
+    presented["headers"]["X-Extra"] = "unsigned"
+    with pytest.raises(UnauthenticatedError):
+        subject.verify(presented, {SIGNER})
+    presented["headers"].pop("X-Extra")
+    presented["body"] = "Action=GetCallerIdentity&Version=2011-06-15&Extra=1"
+    with pytest.raises(UnauthenticatedError):
+        subject.verify(presented, {SIGNER})
+    assert len(replayer.calls) == 1

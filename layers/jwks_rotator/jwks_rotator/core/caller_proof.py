@@ -94,6 +94,7 @@ class CallerProof:
     cache_key: str
     signed_at: float
     expires_at: float
+    signer: str = ""  # the X-Jwks-Rotator-Signer value it is bound to
 
     def header_map(self) -> dict[str, str]:
         """The headers as a dict, for a transport."""
@@ -208,6 +209,7 @@ def parse_caller_proof(
         cache_key=proof_cache_key(by_name, body),
         signed_at=signed_at,
         expires_at=signed_at + max_age,
+        signer=by_name["x-jwks-rotator-signer"],
     )
 
 

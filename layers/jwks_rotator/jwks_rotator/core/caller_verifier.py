@@ -60,6 +60,31 @@ class _Entry:
     reason: str
 
 
+@dataclass(frozen=True)
+class _Verified:
+    """A proof already verified, by its exact contents: who it proved, for which signer, until when."""
+
+    identity: CallerIdentity
+    signer: str
+    deadline: float  # monotonic
+    expires_at: float  # wall clock: the proof's own window
+
+
+def _exact_contents(raw: object) -> tuple[object, ...] | None:
+    """A hashable copy of a proof's headers and body exactly as presented, or None when it is not of that shape."""
+    if type(raw) is not dict or len(raw) != 2:
+        return None
+    headers, body = raw.get("headers"), raw.get("body")
+    if type(headers) is not dict or type(body) is not str:
+        return None
+    contents = (body, *headers.items())
+    try:
+        hash(contents)
+    except TypeError:
+        return None
+    return contents
+
+
 class CallerVerifier:
     """Turns a raw proof into a :class:`CallerIdentity`, replaying each distinct proof to STS at most once.
 
@@ -101,12 +126,29 @@ class CallerVerifier:
         self._tokens = float(burst)
         self._refilled_at = monotonic_clock()
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
+        self._verified: dict[tuple[object, ...], _Verified] = {}
         self._cache_size = cache_size
         self._on_event = on_event
         self._lock = threading.Lock()
 
     def verify(self, raw_proof: object, accepted_signers: Iterable[str]) -> CallerIdentity:
-        """The caller's identity; refusals raise ``unauthenticated`` (with a ``reason``) or ``signing_unavailable``."""
+        """The caller's identity; refusals raise ``unauthenticated`` (with a ``reason``) or ``signing_unavailable``.
+
+        A warm caller presents the very proof it presented before: that one is
+        recognised by its exact contents and answered from memory, once its
+        window and signer are checked again (everything else about those bytes
+        was checked when they were first verified).
+        """
+        raw_key = _exact_contents(raw_proof)
+        if raw_key is not None:
+            seen = self._verified.get(raw_key)
+            if seen is not None and seen.signer in accepted_signers and self._monotonic() < seen.deadline and self._wall() < seen.expires_at:
+                self._emit("cache_hit")
+                return seen.identity
+        identity = self._verify_parsed(raw_proof, accepted_signers, raw_key)
+        return identity
+
+    def _verify_parsed(self, raw_proof: object, accepted_signers: Iterable[str], raw_key: tuple[object, ...] | None) -> CallerIdentity:
         proof = parse_caller_proof(
             raw_proof,
             accepted_signers=accepted_signers,
@@ -126,8 +168,16 @@ class CallerVerifier:
                 self._emit("refused_cached")
                 raise UnauthenticatedError("the caller's proof of identity was refused", reason=entry.reason)
             self._emit("cache_hit")
-            return entry.identity
-        return self._replay(proof)
+            identity = entry.identity
+            deadline = entry.deadline
+        else:
+            identity = self._replay(proof)
+            deadline = self._monotonic() + (proof.expires_at - self._wall())
+        if raw_key is not None:
+            if len(self._verified) >= self._cache_size:
+                self._verified.clear()
+            self._verified[raw_key] = _Verified(identity, proof.signer, deadline, proof.expires_at)
+        return identity
 
     def _replay(self, proof: CallerProof) -> CallerIdentity:
         try:

@@ -43,7 +43,7 @@ import hashlib
 import json
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from .durations import parse_duration
@@ -70,6 +70,7 @@ PROFILE_FIELD = "profile"
 MAX_POLICY_CHARS = 256 * 1024
 MAX_PATTERN_CHARS = 256
 MAX_SUBJECT_CHARS = 256
+MAX_REMEMBERED_ROLES = 1024
 MAX_VARIABLE_QUANTIFIERS = 3
 RESERVED_PROFILE_CLAIMS = frozenset({"iss", "iat", "nbf", "exp", "jti", "sub", "aud", "azp"})
 
@@ -138,12 +139,24 @@ class IssuancePolicy:
     disabled: bool
     digest: str
     default_ttl: int
+    _by_role: dict[str | None, tuple[Profile, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def profiles_for(self, identity: CallerIdentity) -> tuple[Profile, ...]:
-        """The enabled profiles whose callers match the identity (none while the policy is disabled)."""
+        """The enabled profiles whose callers match the identity (none while the policy is disabled).
+
+        Matching depends only on the role, and a policy never changes once
+        loaded: the answer is remembered per role (bounded by the callers seen).
+        """
         if self.disabled:
             return ()
-        return tuple(profile for profile in self.profiles if not profile.disabled and profile.matches(identity))
+        role = identity.role_arn
+        matching = self._by_role.get(role)
+        if matching is None:
+            matching = tuple(profile for profile in self.profiles if not profile.disabled and profile.matches(identity))
+            if len(self._by_role) >= MAX_REMEMBERED_ROLES:
+                self._by_role.clear()
+            self._by_role[role] = matching
+        return matching
 
     def require_caller(self, identity: CallerIdentity) -> tuple[Profile, ...]:
         """The caller's enabled profiles; none at all is ``caller_not_allowed`` (checked before the request's shape)."""
