@@ -315,3 +315,23 @@ def test_a_broken_policy_answers_invalid_configuration(fresh_app: Any, monkeypat
     fresh_app.policy_path.write_text("profiles:\n  orders:\n    callers: [nope]\n")
     response = fresh_app.handler({"sub": "u", "aud": "orders-api"}, CONTEXT)
     assert response["error"] == "invalid_configuration" and "nope" not in response["message"]
+
+
+def test_a_caller_removed_from_the_policy_keeps_minting_only_from_environments_started_before_the_change(
+    fresh_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The documented bound: the policy is read once per execution environment; the new deployment's environments refuse."""
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DEFAULT_TOKEN_TTL", "5m")
+
+    def ask(module: Any) -> dict[str, Any]:
+        event = {"proof": ORDERS.proof(sts_endpoint_url=fresh_app.sts.url, signer=SIGN_FUNCTION_NAME), "sub": "u", "aud": "orders-api"}
+        return dict(module.handler(event, CONTEXT))
+
+    assert "token" in ask(fresh_app)  # a warm environment of the current deployment
+    fresh_app.policy_path.write_text(ENV_POLICY.replace('"subjects"', '"disabled": true, "subjects"'))  # the profile's kill switch
+    assert "token" in ask(fresh_app)  # still the policy it read at its cold start
+    redeployed = load_sign_app("sign_app_redeployed")
+    redeployed.audit._stream = io.StringIO()
+    assert ask(redeployed)["error"] == "caller_not_allowed"  # every environment of the new deployment refuses
