@@ -38,7 +38,7 @@ def segment(token: str, index: int) -> dict[str, Any]:
 def make_signer(text: str, *, clock: FakeClock | None = None, **changes: Any) -> tuple[TokenSigner, InMemoryKeyringReader, FakeClock]:
     reader = InMemoryKeyringReader(text)
     clock = clock or FakeClock()
-    return TokenSigner(settings(**changes), reader, clock=clock.unix), reader, clock
+    return TokenSigner(settings(**changes), reader, clock=clock.unix, monotonic=clock.monotonic), reader, clock
 
 
 @pytest.mark.parametrize("alg", ALGORITHMS)
