@@ -40,7 +40,7 @@ def replacement_due(keyring: Keyring, settings: Settings) -> datetime | None:
 
     A published pending key of the configured algorithm is ready at its
     recorded bound or today's publish lead, whichever is later (a raised lead
-    postpones the hand-over on purpose). With no published successor the
+    postpones the hand-over on purpose); one whose lead was waived, once published. With no published successor the
     rotation period alone counts: a successor that is not even published by
     then is what the alarm is for.
     """
@@ -51,7 +51,8 @@ def replacement_due(keyring: Keyring, settings: Settings) -> datetime | None:
     ready = [
         moment
         for key in keyring.in_state(KeyState.PENDING)
-        if key.alg == settings.algorithm and (moment := ready_time(key, settings)) is not None
+        if key.alg == settings.algorithm
+        and (moment := key.published_at if key.lead_waived else ready_time(key, settings)) is not None
     ]
     return max(due, min(ready)) if ready else due
 
