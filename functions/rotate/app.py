@@ -1,4 +1,11 @@
-"""Rotate function: scheduled tick, rotate-now, revoke and publish (see events/)."""
+"""Rotate function: scheduled tick, rotate-now, revoke and publish (see events/).
+
+Metrics (EMF): ``Rotations``, ``Publications``, keys per state, ``ActiveKeyAgeSeconds`` and
+``ActiveKeyOverdueSeconds`` (what the stale-key alarm watches), ``InvalidEvents``, ``RotationFailures``
+and, for the failures an operator must act on, ``KeyringBehindPublication`` and ``ClockSkewDetected``
+(see jwks_rotator.adapters.rotation_metrics). A failed run raises, so the error alarm and the
+dead-letter queue see it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,8 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from jwks_rotator.adapters.observability import add_keyring_metrics, make_logger, make_metrics
+from jwks_rotator.adapters.observability import make_logger, make_metrics
+from jwks_rotator.adapters.rotation_metrics import add_failure_metrics, add_keyring_metrics
 from jwks_rotator.core.errors import InvalidEventError, JwksRotatorError, UnknownKeyError
 from jwks_rotator.core.operations import parse_rotate_event, report_summary, run_command
 from jwks_rotator.core.rotation import RotationService, utc_now
@@ -38,16 +46,17 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
         return exc.to_dict()
     try:
-        report = run_command(_get_service(), command)
+        service = _get_service()
+        report = run_command(service, command)
     except UnknownKeyError as exc:  # the caller's mistake, not a failed rotation: no alarm
         logger.warning("revoke refused", extra={"kid": command.kid, "error": exc.code})
         metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
         return exc.to_dict()
     except JwksRotatorError as exc:
         logger.error("rotation step failed", extra={"operation": command.operation, "error": exc.code, "reason": exc.message})
-        metrics.add_metric(name="RotationFailures", unit=MetricUnit.Count, value=1)
+        add_failure_metrics(metrics, exc)
         raise
     metrics.add_metric(name="Rotations", unit=MetricUnit.Count, value=report.activations)
     metrics.add_metric(name="Publications", unit=MetricUnit.Count, value=len(report.publications))
-    add_keyring_metrics(metrics, report.keyring, utc_now())
+    add_keyring_metrics(metrics, report.keyring, service.settings, utc_now())
     return report_summary(command, report)

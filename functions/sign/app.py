@@ -55,10 +55,11 @@ _counts: Counter[str] = Counter()
 _last_flush = -math.inf
 
 
-def _on_refresh(trigger: str, outcome: str, key: SigningKey | None) -> None:
+def _on_refresh(trigger: str, outcome: str, key: SigningKey | None, reason: str = "") -> None:
     _counts["KeyCacheRefreshes"] += 1
     extra = {"trigger": trigger, "outcome": outcome, "kid": key.kid if key is not None else None}
     if outcome in ("failed", "unusable"):
+        extra["reason"] = reason  # revoked, restore hold, unreadable keyring or revocation list: never a stored value
         logger.warning("key cache read found no signing key", extra=extra)
     elif outcome == "loaded":
         logger.info("key cache loaded the active key", extra=extra)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from jwks_rotator.core.keyring import EMPTY_KEYRING_JSON
+from jwks_rotator.core.settings import Settings
 
 ClientFactory = Callable[[str], Any]
 
@@ -17,13 +19,25 @@ class CreatedResources:
     bucket: str
     distribution_id: str
     distribution_domain: str
+    revocation_parameter: str = Settings().revocation_parameter
 
 
-def create_resources(client: ClientFactory, *, secret_name: str, bucket: str) -> CreatedResources:
-    """A KMS key, the keyring secret (empty keyring), a private bucket and a distribution in front of it."""
+def create_revocation_parameter(client: ClientFactory, name: str) -> None:
+    """The revocation list, empty; one that exists already (another stack in this moto process) is kept as it is."""
+    ssm = client("ssm")
+    with contextlib.suppress(ssm.exceptions.ParameterAlreadyExists):
+        ssm.put_parameter(Name=name, Value="[]", Type="String", Overwrite=False,
+                          Description="jwks-rotator: revoked kids (JSON list); only ever added to")
+
+
+def create_resources(
+    client: ClientFactory, *, secret_name: str, bucket: str, revocation_parameter: str = Settings().revocation_parameter
+) -> CreatedResources:
+    """A KMS key, the keyring secret (empty keyring), the revocation parameter, a private bucket and a distribution."""
     kms = client("kms")
     key_id = kms.create_key(Description="jwks-rotator keyring", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]["KeyId"]
     secret = client("secretsmanager").create_secret(Name=secret_name, KmsKeyId=key_id, SecretString=EMPTY_KEYRING_JSON)
+    create_revocation_parameter(client, revocation_parameter)
     s3 = client("s3")
     s3.create_bucket(Bucket=bucket)
     s3.put_public_access_block(
@@ -52,4 +66,4 @@ def create_resources(client: ClientFactory, *, secret_name: str, bucket: str) ->
             },
         }
     )["Distribution"]
-    return CreatedResources(secret["ARN"], bucket, distribution["Id"], distribution["DomainName"])
+    return CreatedResources(secret["ARN"], bucket, distribution["Id"], distribution["DomainName"], revocation_parameter)

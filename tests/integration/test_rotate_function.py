@@ -96,3 +96,74 @@ def test_an_unsafe_configuration_fails_naming_the_rule(rotate, monkeypatch):
 
     with pytest.raises(ConfigurationError, match="jwks-max-age <= publish-lead"):
         rotate.handler(event("rotate-tick.json"), context())
+
+
+def emitted_metrics(capsys) -> dict[str, float]:
+    """The EMF records the handler printed, summed by metric name."""
+    values: dict[str, float] = {}
+    for line in capsys.readouterr().out.splitlines():
+        record = json.loads(line) if line.startswith("{") else {}
+        for directive in record.get("_aws", {}).get("CloudWatchMetrics", []):
+            for metric in directive["Metrics"]:
+                value = record[metric["Name"]]
+                values[metric["Name"]] = values.get(metric["Name"], 0) + sum(value if isinstance(value, list) else [value])
+    return values
+
+
+def test_a_tick_reports_the_active_keys_age_and_that_nothing_is_overdue(rotate, capsys):
+    rotate.handler(event("rotate-tick.json"), context())
+    values = emitted_metrics(capsys)
+    assert values["KeysActive"] == 1 and values["KeysPending"] == 1
+    assert 0 <= values["ActiveKeyAgeSeconds"] < 60
+    assert values["ActiveKeyOverdueSeconds"] == 0
+
+
+def test_a_restored_secret_is_counted_as_keyring_behind_publication_and_raised(rotate, aws_resources, capsys):
+    from jwks_rotator.adapters.secrets_store import CURRENT, SecretsManagerKeyringStore
+    from jwks_rotator.core.errors import KeyringBehindPublicationError
+
+    rotate.handler(event("rotate-tick.json"), context())
+    sm = aws_resources.client("secretsmanager")
+    store = SecretsManagerKeyringStore(sm, aws_resources.secret_id)
+    before = store.load().version_id
+    rotate.handler(event("rotate-now.json"), context())
+    sm.update_secret_version_stage(SecretId=aws_resources.secret_id, VersionStage=CURRENT,
+                                   MoveToVersionId=before, RemoveFromVersionId=store.load().version_id)
+    capsys.readouterr()
+    with pytest.raises(KeyringBehindPublicationError):
+        rotate.handler(event("rotate-tick.json"), context())
+    values = emitted_metrics(capsys)
+    assert values["KeyringBehindPublication"] == 1 and values["RotationFailures"] == 1
+    assert "ClockSkewDetected" not in values
+    accepted = rotate.handler({"operation": "publish", "accept_restore": True}, context())
+    assert accepted["converged"]
+
+
+def test_a_keyring_written_by_a_clock_far_ahead_is_counted_as_clock_skew_and_raised(rotate, aws_resources, capsys):
+    from datetime import UTC, datetime, timedelta
+
+    from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
+    from jwks_rotator.core.errors import ClockSkewError
+    from jwks_rotator.core.keygen import generate_key
+
+    store = SecretsManagerKeyringStore(aws_resources.client("secretsmanager"), aws_resources.secret_id)
+    loaded = store.load()
+    ahead = generate_key("ES256", datetime.now(UTC) + timedelta(days=1))
+    store.save(loaded.keyring.replace_keys([ahead]), loaded.version_id)
+    with pytest.raises(ClockSkewError):
+        rotate.handler(event("rotate-tick.json"), context())
+    values = emitted_metrics(capsys)
+    assert values["ClockSkewDetected"] == 1 and values["RotationFailures"] == 1
+
+
+def test_the_rotate_function_creates_the_revocation_parameter_and_a_revoke_lands_on_it(rotate, aws_resources, monkeypatch):
+    import uuid
+
+    name = f"/jwks-rotator-test/{uuid.uuid4().hex[:10]}/revoked-kids"
+    monkeypatch.setenv("REVOCATION_PARAMETER", name)
+    rotate = load_function_module("rotate")
+    kid = rotate.handler(event("rotate-tick.json"), context())["active_kid"]
+    ssm = aws_resources.client("ssm")
+    assert json.loads(ssm.get_parameter(Name=name)["Parameter"]["Value"]) == []
+    rotate.handler(dict(event("revoke.json"), kid=kid), context())
+    assert json.loads(ssm.get_parameter(Name=name)["Parameter"]["Value"]) == [kid]

@@ -86,7 +86,7 @@ def test_an_answer_of_the_wrong_shape_is_a_store_error_without_its_content() -> 
     assert raised.value.reason == "MalformedResponse" and "canary" not in str(raised.value)
 
 
-def test_the_wiring_builds_a_signer_on_one_secrets_manager_client() -> None:
+def test_the_wiring_builds_a_signer_on_a_secrets_manager_and_an_ssm_client() -> None:
     key = active_key("ES256")
     client = FakeSecrets(keyring_json(key))
     made: list[str] = []
@@ -97,8 +97,16 @@ def test_the_wiring_builds_a_signer_on_one_secrets_manager_client() -> None:
 
     signer = build_token_signer(settings(), clients, clock=lambda: 1_700_000_000.0)
     issued = signer.issue({"sub": "u", "aud": "orders-api"})
-    assert made == ["secretsmanager"] and client.calls == 1
+    assert made == ["secretsmanager", "ssm"] and client.calls == 1 and client.parameter_calls == 1
     assert issued.kid == key.kid and issued.expires_at == 1_700_000_000 + 900
+
+
+def test_the_wired_signer_refuses_a_kid_on_the_revocation_parameter() -> None:
+    key = active_key("ES256")
+    client = FakeSecrets(keyring_json(key), revoked=(key.kid,))
+    signer = build_token_signer(settings(), lambda service: client)
+    outcome = signer.handle({"sub": "u", "aud": "orders-api"})
+    assert outcome.response == {"error": "signing_unavailable", "message": f"no signing key: the active key {key.kid} is revoked"}
 
 
 @pytest.mark.parametrize("values", [{"issuer": ISSUER}, {"keyring_secret_id": "keyring"}], ids=["no-secret", "no-issuer"])

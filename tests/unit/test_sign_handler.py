@@ -274,7 +274,8 @@ def test_settings_policy_and_sts_come_from_the_environment_once_per_container(fr
     response = ask(sub="u", aud="orders-api")
     claims = jwt.decode(response["token"], public_key(KEY), algorithms=["ES256"], audience="orders-api", issuer=ISSUER)
     assert claims["exp"] - claims["iat"] == 300 and claims["azp"] == "orders"
-    assert fresh_app.made_clients == [("secretsmanager",)] and fresh_app.fake_client.calls == 1
+    assert fresh_app.made_clients == [("secretsmanager",), ("ssm",)]  # the keyring secret and the revocation list
+    assert fresh_app.fake_client.calls == 1 and fresh_app.fake_client.parameter_calls == 1
     assert fresh_app.sts.replays == 1  # replayed over HTTP to the endpoint the environment names; the same signed proof again is cached
 
 

@@ -14,6 +14,7 @@ from test_sign_support import (
     ALGORITHMS,
     ISSUER,
     InMemoryKeyringReader,
+    InMemoryRevocations,
     active_key,
     keyring_json,
     pending_key,
@@ -35,10 +36,13 @@ def segment(token: str, index: int) -> dict[str, Any]:
     return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
 
 
-def make_signer(text: str, *, clock: FakeClock | None = None, **changes: Any) -> tuple[TokenSigner, InMemoryKeyringReader, FakeClock]:
+def make_signer(
+    text: str, *, clock: FakeClock | None = None, revocations: InMemoryRevocations | None = None, **changes: Any
+) -> tuple[TokenSigner, InMemoryKeyringReader, FakeClock]:
     reader = InMemoryKeyringReader(text)
     clock = clock or FakeClock()
-    return TokenSigner(settings(**changes), reader, clock=clock.unix), reader, clock
+    signer = TokenSigner(settings(**changes), reader, clock=clock.unix, monotonic=clock.monotonic, revocations=revocations)
+    return signer, reader, clock
 
 
 @pytest.mark.parametrize("alg", ALGORITHMS)
@@ -258,3 +262,111 @@ def test_the_signer_refuses_to_start_without_issuer_or_secret() -> None:
         TokenSigner(Settings(keyring_secret_id="k"), InMemoryKeyringReader("{}"))
     with pytest.raises(ConfigurationError):
         TokenSigner(Settings(issuer=ISSUER), InMemoryKeyringReader("{}"))
+
+
+# --- revocations, restore holds and the cache's clock -------------------------------
+def test_a_revoked_active_key_never_signs_and_nothing_else_is_signed_instead() -> None:
+    key = active_key("ES256")
+    signer, _, _ = make_signer(keyring_json(key, pending_key("ES256")), revocations=InMemoryRevocations(key.kid))
+    outcome = signer.handle(REQUEST)
+    assert outcome.response == {"error": "signing_unavailable", "message": f"no signing key: the active key {key.kid} is revoked"}
+
+
+def test_a_kid_tombstoned_in_the_keyring_never_signs() -> None:
+    from datetime import UTC, datetime
+
+    from jwks_rotator.core.keyring import Keyring
+
+    key = active_key("ES256")
+    text = Keyring(keys=(key,)).with_revocation(key.kid, datetime.now(UTC)).to_json()
+    signer, _, _ = make_signer(text, revocations=InMemoryRevocations())
+    assert signer.handle(REQUEST).response["error"] == "signing_unavailable"
+
+
+def test_a_revocation_stops_the_cached_key_within_signer_cache_ttl_and_not_before_its_next_read() -> None:
+    key = active_key("ES256")
+    revocations = InMemoryRevocations()
+    signer, reader, clock = make_signer(keyring_json(key), revocations=revocations, signer_cache_ttl=timedelta(seconds=60))
+    assert signer.issue(REQUEST).kid == key.kid
+    revocations.kids.add(key.kid)  # the keyring secret is unchanged (restored to a version from before the revoke)
+    clock.advance(59)
+    assert signer.issue(REQUEST).kid == key.kid  # the warm cache: no read inside the ttl
+    assert revocations.calls == 1
+    clock.advance(1)
+    assert signer.handle(REQUEST).response["error"] == "signing_unavailable"
+    assert (reader.calls, revocations.calls) == (2, 2)
+
+
+def test_a_new_revocation_on_an_unchanged_keyring_version_is_not_confirmed_from_the_cache() -> None:
+    key = active_key("ES256")
+    revocations = InMemoryRevocations("some-older-kid")
+    signer, _, clock = make_signer(keyring_json(key), revocations=revocations)
+    signer.issue(REQUEST)
+    revocations.kids.add(key.kid)
+    clock.advance(61)
+    with pytest.raises(SigningUnavailableError, match="revoked"):
+        signer.issue(REQUEST)
+
+
+@pytest.mark.parametrize("failure", FAILURES, ids=["throttled", "unreachable", "adapter-bug"])
+def test_an_unreadable_revocation_list_answers_signing_unavailable_like_an_unreadable_keyring(failure: Exception) -> None:
+    revocations = InMemoryRevocations()
+    signer, _, clock = make_signer(keyring_json(active_key()), revocations=revocations, signer_cache_ttl=timedelta(seconds=60))
+    signer.issue(REQUEST)
+    revocations.failure = failure
+    clock.advance(60)
+    message = signer.handle(REQUEST).response["message"]
+    assert message.startswith("no signing key: the revocation list could not be read (")
+    assert "slow down" not in message and "anything" not in message
+    revocations.failure = None
+    clock.advance(REFRESH_INTERVAL)
+    assert "token" in signer.handle(REQUEST).response
+
+
+def test_a_parameter_that_is_missing_reads_as_a_failure_so_the_signer_fails_closed() -> None:
+    revocations = InMemoryRevocations()
+    revocations.failure = StoreError("cannot read the revocation list: ParameterNotFound", reason="ParameterNotFound")
+    signer, _, _ = make_signer(keyring_json(active_key()), revocations=revocations)
+    assert "ParameterNotFound" in signer.handle(REQUEST).response["message"]
+
+
+def test_a_keyring_under_a_restore_hold_signs_nothing_and_says_why() -> None:
+    from jwks_rotator.core.keyring import Keyring
+
+    key = active_key("ES256")
+    held = Keyring(keys=(key,)).with_restore_hold(True).to_json()
+    told: list[tuple[str, str]] = []
+    signer, reader, clock = make_signer(held, revocations=InMemoryRevocations())
+    signer.cache._listener = lambda trigger, outcome, key, reason: told.append((outcome, reason))
+    outcome = signer.handle(REQUEST)
+    assert outcome.response["error"] == "signing_unavailable" and "accept-restore" in outcome.response["message"]
+    assert told == [("unusable", outcome.response["message"])]
+    reader.publish(Keyring(keys=(key,)).with_restore_hold(True).with_restore_hold(False).to_json(), "v2")  # accepted
+    clock.advance(REFRESH_INTERVAL)
+    assert signer.issue(REQUEST).kid == key.kid
+
+
+def test_a_wall_clock_stepped_back_does_not_extend_the_cache() -> None:
+    wall, monotonic = FakeClock(), FakeClock()
+    key = active_key("ES256")
+    revocations = InMemoryRevocations()
+    signer = TokenSigner(
+        settings(signer_cache_ttl=timedelta(seconds=60)), InMemoryKeyringReader(keyring_json(key)),
+        clock=wall.unix, monotonic=monotonic.monotonic, revocations=revocations,
+    )
+    assert signer.issue(REQUEST).kid == key.kid
+    revocations.kids.add(key.kid)
+    wall.advance(30)
+    monotonic.advance(30)
+    wall.advance(-600)  # NTP steps the wall clock back ten minutes; monotonic time goes on
+    wall.advance(30)
+    monotonic.advance(30)
+    outcome = signer.handle(REQUEST)
+    assert outcome.response["error"] == "signing_unavailable" and "revoked" in outcome.response["message"]
+
+
+def test_tokens_are_dated_by_the_wall_clock_not_the_monotonic_one() -> None:
+    wall, monotonic = FakeClock(1_800_000_000.0), FakeClock(5.0)
+    signer = TokenSigner(settings(), InMemoryKeyringReader(keyring_json(active_key())), clock=wall.unix, monotonic=monotonic.monotonic)
+    issued = signer.issue(REQUEST)
+    assert issued.expires_at == 1_800_000_000 + 300

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -52,6 +53,21 @@ def settings(**changes: Any) -> Settings:
     return Settings(**values)
 
 
+class InMemoryRevocations:
+    """The signer's :class:`~jwks_rotator.core.ports.RevocationReader` in memory; counts reads; can be made to fail."""
+
+    def __init__(self, *kids: str) -> None:
+        self.kids = set(kids)
+        self.calls = 0
+        self.failure: Exception | None = None
+
+    def read(self) -> frozenset[str]:
+        self.calls += 1
+        if self.failure is not None:
+            raise self.failure
+        return frozenset(self.kids)
+
+
 class InMemoryKeyringReader:
     """The signer's :class:`~jwks_rotator.core.ports.KeyringReader` in memory: the current version; counts reads; can be made to fail."""
 
@@ -72,13 +88,20 @@ class InMemoryKeyringReader:
 
 
 class FakeSecrets:
-    """A boto3 Secrets Manager client's ``get_secret_value``: the current keyring version; counts reads; can be made to fail."""
+    """The signer's two boto3 reads: Secrets Manager's ``get_secret_value`` (the current keyring version) and SSM's
+    ``get_parameter`` (the revocation list, ``revoked``); counts each; ``failure`` fails the keyring read."""
 
-    def __init__(self, text: str, version_id: str = "v1") -> None:
+    def __init__(self, text: str, version_id: str = "v1", revoked: tuple[str, ...] = ()) -> None:
         self.text = text
         self.version_id = version_id
+        self.revoked = revoked
         self.calls = 0
+        self.parameter_calls = 0
         self.failure: Exception | None = None
+
+    def get_parameter(self, *, Name: str) -> dict[str, Any]:
+        self.parameter_calls += 1
+        return {"Parameter": {"Name": Name, "Type": "String", "Value": json.dumps(list(self.revoked)), "Version": 1}}
 
     def publish(self, text: str, version_id: str) -> None:
         self.text, self.version_id = text, version_id

@@ -27,9 +27,10 @@ if TYPE_CHECKING:
 def build_rotation_service(
     settings: Settings, clients: ClientFactory | None = None, *, clock: Clock | None = None, logger: Any = None
 ) -> RotationService:
-    """The rotation service wired to Secrets Manager, S3 and (when configured) CloudFront."""
+    """The rotation service wired to Secrets Manager, S3, the revocation parameter (SSM) and (when configured) CloudFront."""
     settings.require("keyring_secret_id", "jwks_bucket", "issuer")
     from .adapters.aws_clients import ROTATION, client_factory
+    from .adapters.revocation_parameter import SsmRevocationList
     from .adapters.s3_publisher import S3Publisher
     from .adapters.secrets_store import SecretsManagerKeyringStore
     from .core.rotation import RotationService, utc_now
@@ -44,7 +45,8 @@ def build_rotation_service(
         cloudfront_client=clients("cloudfront") if settings.distribution_id else None,
         distribution_id=settings.distribution_id,
     )
-    return RotationService(store, publisher, settings, clock=clock or utc_now, logger=logger)
+    revocations = SsmRevocationList(clients("ssm"), settings.revocation_parameter)
+    return RotationService(store, publisher, settings, clock=clock or utc_now, logger=logger, revocations=revocations)
 
 
 def build_token_signer(
@@ -53,19 +55,28 @@ def build_token_signer(
     *,
     listener: RefreshListener | None = None,
     clock: UnixClock | None = None,
+    monotonic: UnixClock | None = None,
 ) -> TokenSigner:
-    """The token signer reading the keyring secret's current version through one Secrets Manager client."""
+    """The token signer reading the keyring secret's current version (Secrets Manager) and the revocation list (SSM).
+
+    ``clock`` is the wall clock that dates tokens, ``monotonic`` the one that times the key cache.
+    """
     settings.require("issuer", "keyring_secret_id")
     import time
 
     from .adapters.aws_clients import SIGNING, client_factory
+    from .adapters.revocation_parameter import SsmRevocationReader
     from .adapters.secret_reader import SecretsManagerKeyringReader
     from .core.signer import TokenSigner
 
     if clients is None:
         clients = client_factory(SIGNING)
     reader = SecretsManagerKeyringReader(clients("secretsmanager"), settings.keyring_secret_id)
-    return TokenSigner(settings, reader, clock=clock or time.time, listener=listener)
+    revocations = SsmRevocationReader(clients("ssm"), settings.revocation_parameter)
+    return TokenSigner(
+        settings, reader, clock=clock or time.time, monotonic=monotonic or time.monotonic, listener=listener,
+        revocations=revocations,
+    )
 
 
 def build_issuance_service(

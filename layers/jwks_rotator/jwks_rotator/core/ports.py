@@ -63,3 +63,15 @@ class KeyringReader(Protocol):
     """
 
     def read_current(self) -> StoredKeyring: ...
+
+
+class RevocationReader(Protocol):
+    """Reads the revocation list for the signer: every kid that must never sign again.
+
+    A failed read (the list missing included: the signer fails closed) raises
+    :class:`~.errors.StoreError` naming the failure, never a stored value.
+    boto3 today; an HTTP read from the Parameters and Secrets extension fits
+    the same port.
+    """
+
+    def read(self) -> frozenset[str]: ...

@@ -15,6 +15,7 @@ it), and the field's default is its written default, parsed.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -60,6 +61,18 @@ def _int(raw: Any, name: str) -> int:
 def _audiences(raw: Any, name: str) -> tuple[str, ...]:
     items = [_text(item, name) for item in raw] if isinstance(raw, (list, tuple)) else _text(raw, name).split(",")
     return tuple(item.strip() for item in items if item.strip())
+
+
+_PARAMETER_NAME = re.compile(r"/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
+
+
+def _parameter_name(raw: Any, name: str) -> str:
+    """An SSM parameter name: letters, digits, ``_.-`` and ``/`` between path parts; not ``aws``/``ssm``-prefixed."""
+    text = _text(raw, name)
+    reserved = text.lstrip("/").lower().startswith(("aws", "ssm"))
+    if not text or len(text) > 1011 or not _PARAMETER_NAME.fullmatch(text) or reserved:
+        raise ConfigurationError(f"{name}: {quoted(text)} is not an SSM parameter name this stack may own")
+    return text
 
 
 def setting(default: str, doc: str, parse: Parser[T]) -> T:
@@ -115,6 +128,7 @@ class Settings:
     keyring_secret_id: str = setting("", "Name or ARN of the Secrets Manager secret that holds the keyring.", _text)
     jwks_bucket: str = setting("", "S3 bucket the JWKS and discovery documents are written to.", _text)
     distribution_id: str = setting("", "CloudFront distribution to invalidate when the documents change; empty skips invalidation.", _text)
+    revocation_parameter: str = setting("/jwks-rotator/revoked-kids", "SSM parameter (String, a JSON list of kids) holding every revoked kid, kept apart from the keyring secret so that restoring the secret cannot undo a revocation; the rotator creates it, the signer refuses to sign while it cannot read it.", _parameter_name)
     issuance_policy_file: str = setting("issuance-policy.yaml", "The sign function's issuance policy (who may obtain which tokens): a YAML file deployed with it, relative to its code directory.", _text)
 
     def __post_init__(self) -> None:

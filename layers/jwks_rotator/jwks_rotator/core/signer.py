@@ -3,24 +3,34 @@
 Key cache (one per warm Lambda container):
 
 * The current keyring is read through a :class:`~.ports.KeyringReader` (the
-  ``AWSCURRENT`` version of the secret, never a pending write) and parsed,
-  and the active key loaded with ``cryptography``, once per ``VersionId``; a
-  new version whose active key is unchanged reuses the loaded key. A warm
-  invocation with a fresh cache makes no read.
-* The cache is fresh for ``signer-cache-ttl`` after the read that confirmed it
-  (timed from before the call). Past that it must be read again before the
-  next token: a failed read answers ``signing_unavailable``. This bound is what
-  ``retention`` (``max-token-ttl + signer-cache-ttl + clock-skew-leeway``)
+  ``AWSCURRENT`` version of the secret, never a pending write) and, with it,
+  the revocation list through a :class:`~.ports.RevocationReader`. The keyring
+  is parsed, and the active key loaded with ``cryptography``, once per
+  ``VersionId``; a new version whose active key is unchanged reuses the loaded
+  key. A warm invocation with a fresh cache makes no read.
+* The cache is fresh for ``signer-cache-ttl`` after the reads that confirmed
+  it (timed from before the calls, on a monotonic clock: a wall clock stepped
+  back cannot stretch it). Past that both must be read again before the next
+  token: a failed read of either answers ``signing_unavailable``. This bound is
+  what ``retention`` (``max-token-ttl + signer-cache-ttl + clock-skew-leeway``)
   relies on: a retired key signs for at most ``signer-cache-ttl`` after it
-  retired, so its tokens expire before it leaves the JWKS.
+  retired, so its tokens expire before it leaves the JWKS; and a revoked key
+  signs for at most ``signer-cache-ttl`` after its revocation, even when the
+  keyring secret is restored to a version from before it.
 * Inside the ttl, the cache is read early when it holds no usable key or when
   the active key's rotation is overdue (``activated_at + rotation-period <=
-  now``). Early reads, and retries after a failed read, happen at most once
-  per :data:`REFRESH_INTERVAL` seconds, so an outage cannot hammer the
-  store. A failed early read keeps the cached key until the ttl runs out; an
-  overdue key that is still the active one in the secret keeps signing.
+  now`` on the wall clock). Early reads, and retries after a failed read,
+  happen at most once per :data:`REFRESH_INTERVAL` seconds, so an outage
+  cannot hammer the store. A failed early read keeps the cached key until the
+  ttl runs out; an overdue key that is still the active one in the secret
+  keeps signing.
 * Only a key in state ``active`` with ``published_at`` set signs; there is no
-  fallback to a pending or unpublished key.
+  fallback to a pending or unpublished key. A kid on the revocation list (or
+  among the keyring's own tombstones) never signs, and a keyring under a
+  restore hold (restored to an older version, waiting for an operator's
+  ``publish --accept-restore``) signs nothing.
+* The wall clock dates tokens (``iat``, ``exp``) and decides whether a
+  rotation is overdue; nothing else.
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 from .algorithms import get_algorithm
 from .errors import (
@@ -47,12 +57,12 @@ from .errors import (
 )
 from .keyring import Keyring
 from .keys import KeyRecord, KeyState, load_private_key
-from .ports import KeyringReader
+from .ports import KeyringReader, RevocationReader, StoredKeyring
 from .settings import Settings
 from .token_policy import MAX_TOKEN_BYTES, TokenPolicy, TokenRequest, build_claims, parse_request
 
 Clock = Callable[[], float]
-"""Unix time in seconds (``time.time`` in production)."""
+"""Seconds as a float: Unix time (``time.time``) for tokens, a monotonic count (``time.monotonic``) for the cache."""
 
 REFRESH_INTERVAL = 1.0
 """Least time between early cache reads, and between a failed read and the next try."""
@@ -61,8 +71,9 @@ REFRESH_INTERVAL = 1.0
 _encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _UNENCODABLE = "claims hold a value JSON cannot carry: a lone surrogate, NaN, Infinity or an over-long integer"
 
-RefreshListener = Callable[[str, str, "SigningKey | None"], None]
-"""Told of every cache read: (trigger ``initial|expired|early``, outcome ``loaded|confirmed|unusable|failed``, key)."""
+RefreshListener = Callable[[str, str, "SigningKey | None", str], None]
+"""Told of every cache read: (trigger ``initial|expired|early``, outcome ``loaded|confirmed|unusable|failed``, key,
+reason: why there is no key, empty when there is one)."""
 
 
 def b64url(data: bytes) -> bytes:
@@ -88,6 +99,7 @@ class _Entry:
     version_id: str
     key: SigningKey | None
     reason: str  # why key is None
+    revoked: frozenset[str] = frozenset()  # the revocation list the entry was checked against
 
 
 class IssuedToken(NamedTuple):
@@ -145,7 +157,7 @@ def make_signing_key(record: KeyRecord, rotation_period: float, *, reuse: Signin
 
 
 class KeyCache:
-    """The active signing key, read through ``reader`` and cached by ``VersionId`` (see module doc)."""
+    """The active signing key, read through ``reader`` (and ``revocations``) and cached by ``VersionId`` (see module doc)."""
 
     def __init__(
         self,
@@ -155,80 +167,106 @@ class KeyCache:
         rotation_period: float,
         listener: RefreshListener | None = None,
         refresh_interval: float = REFRESH_INTERVAL,
+        revocations: RevocationReader | None = None,
+        monotonic: Clock = time.monotonic,
     ) -> None:
         self._reader = reader
+        self._revocations = revocations
         self._ttl = ttl
         self._rotation_period = rotation_period
         self._listener = listener
         self._interval = refresh_interval
+        self._monotonic = monotonic
         self._entry: _Entry | None = None
         self._fresh_until = -math.inf
         self._last_attempt = -math.inf
         self._failure: SigningUnavailableError | None = None
 
     def get(self, now: float) -> SigningKey:
-        """The key to sign with at ``now``; :class:`SigningUnavailableError` when there is none."""
+        """The key to sign with at wall-clock ``now``; :class:`SigningUnavailableError` when there is none."""
+        tick = self._monotonic()
         entry = self._entry
-        if entry is not None and now < self._fresh_until:
+        if entry is not None and tick < self._fresh_until:
             key = entry.key
             if key is not None and now < key.due_at:
                 return key  # the warm path: no AWS call
-            if not 0 <= now - self._last_attempt < self._interval:
+            if not 0 <= tick - self._last_attempt < self._interval:
                 with contextlib.suppress(SigningUnavailableError):  # keep the cached entry until its ttl runs out
-                    self._refresh(now, "early")
+                    self._refresh(tick, "early")
                 entry = self._entry
                 assert entry is not None
                 key = entry.key
             if key is not None:
                 return key
             raise SigningUnavailableError(entry.reason)
-        if self._failure is not None and 0 <= now - self._last_attempt < self._interval:
+        if self._failure is not None and 0 <= tick - self._last_attempt < self._interval:
             raise self._failure
-        self._refresh(now, "initial" if entry is None else "expired")
+        self._refresh(tick, "initial" if entry is None else "expired")
         assert self._entry is not None
         if self._entry.key is None:
             raise SigningUnavailableError(self._entry.reason)
         return self._entry.key
 
-    def _refresh(self, now: float, trigger: str) -> None:
-        self._last_attempt = now
+    def _refresh(self, tick: float, trigger: str) -> None:
+        self._last_attempt = tick
         try:
             stored = self._reader.read_current()
         except Exception as exc:  # StoreError from the adapter; anything else is an adapter bug, named by type only
-            reason = exc.reason if isinstance(exc, StoreError) and exc.reason else type(exc).__name__
-            self._failure = SigningUnavailableError(f"no signing key: the keyring secret could not be read ({reason})")
-            self._notify(trigger, "failed", None)
-            raise self._failure from None
-        version_id, text = stored.version_id, stored.text
+            self._fail(trigger, f"no signing key: the keyring secret could not be read ({_failure_reason(exc)})")
+        try:
+            revoked = self._revocations.read() if self._revocations is not None else frozenset()
+        except Exception as exc:
+            self._fail(trigger, f"no signing key: the revocation list could not be read ({_failure_reason(exc)})")
         self._failure = None
         previous = self._entry
-        if previous is not None and previous.version_id == version_id:
+        if previous is not None and previous.version_id == stored.version_id and previous.revoked == revoked:
             outcome = "confirmed"
         else:
-            self._entry = self._load(version_id, text, previous.key if previous is not None else None)
+            self._entry = self._load(stored, revoked, previous.key if previous is not None else None)
             outcome = "loaded" if self._entry.key is not None else "unusable"
-        self._fresh_until = now + self._ttl
+        self._fresh_until = tick + self._ttl
         assert self._entry is not None
-        self._notify(trigger, outcome, self._entry.key)
+        self._notify(trigger, outcome, self._entry.key, self._entry.reason)
 
-    def _load(self, version_id: str, text: str, previous: SigningKey | None) -> _Entry:
+    def _fail(self, trigger: str, reason: str) -> NoReturn:
+        self._failure = SigningUnavailableError(reason)
+        self._notify(trigger, "failed", None, reason)
+        raise self._failure from None
+
+    def _load(self, stored: StoredKeyring, revoked: frozenset[str], previous: SigningKey | None) -> _Entry:
+        version_id = stored.version_id
+
+        def unusable(reason: str) -> _Entry:
+            return _Entry(version_id, None, f"no signing key: {reason}", revoked)
+
         try:
-            active = Keyring.from_json(text).active
+            keyring = Keyring.from_json(stored.text)
         except JwksRotatorError:
-            return _Entry(version_id, None, "no signing key: the keyring secret is malformed")
+            return unusable("the keyring secret is malformed")
+        if keyring.restore_hold:
+            return unusable("the keyring was restored to an older version and waits for an operator to accept it "
+                            "(publish --accept-restore)")
+        active = keyring.active
         if active is None:
-            return _Entry(version_id, None, "no signing key: the keyring has no active key")
+            return unusable("the keyring has no active key")
+        if active.kid in revoked or active.kid in keyring.revoked_kids():
+            return unusable(f"the active key {active.kid} is revoked")
         if active.published_at is None:
-            return _Entry(version_id, None, "no signing key: the active key has not been published")
+            return unusable("the active key has not been published")
         try:
             key = make_signing_key(active, self._rotation_period, reuse=previous)
         except (KeyringError, UnsupportedAlgorithmError, SigningUnavailableError):
-            return _Entry(version_id, None, f"no signing key: the active key {active.kid} cannot be loaded")
-        return _Entry(version_id, key, "")
+            return unusable(f"the active key {active.kid} cannot be loaded")
+        return _Entry(version_id, key, "", revoked)
 
-    def _notify(self, trigger: str, outcome: str, key: SigningKey | None) -> None:
+    def _notify(self, trigger: str, outcome: str, key: SigningKey | None, reason: str) -> None:
         if self._listener is not None:
-            self._listener(trigger, outcome, key)
+            self._listener(trigger, outcome, key, reason)
+
+
+def _failure_reason(exc: Exception) -> str:
+    """A failed read named by its ``StoreError`` reason (an AWS code), else by the exception's type only."""
+    return exc.reason if isinstance(exc, StoreError) and exc.reason else type(exc).__name__
 
 
 def encode_jws(key: SigningKey, claims: Mapping[str, Any]) -> str:
@@ -253,8 +291,12 @@ class TokenSigner:
         reader: KeyringReader,
         *,
         clock: Clock = time.time,
+        monotonic: Clock = time.monotonic,
         listener: RefreshListener | None = None,
+        revocations: RevocationReader | None = None,
     ) -> None:
+        """``clock`` (wall) dates tokens; ``monotonic`` times the cache; ``revocations`` (the wiring always passes
+        one) lists kids that never sign."""
         settings.require("issuer", "keyring_secret_id")
         self.policy = TokenPolicy.from_settings(settings)
         self.cache = KeyCache(
@@ -262,6 +304,8 @@ class TokenSigner:
             ttl=settings.signer_cache_ttl.total_seconds(),
             rotation_period=settings.rotation_period.total_seconds(),
             listener=listener,
+            revocations=revocations,
+            monotonic=monotonic,
         )
         self._clock = clock
 
