@@ -28,6 +28,7 @@ RESOURCE_SETTINGS = {
     "keyring_secret_id": {"Ref": "KeyringSecret"},
     "jwks_bucket": {"Ref": "JwksBucket"},
     "distribution_id": {"Ref": "Distribution"},
+    "revocation_parameter": {"Fn::Sub": "/jwks-rotator/${AWS::StackName}/revoked-kids"},
 }
 DURATION_SETTINGS = {
     "rotation_period", "publish_lead", "max_token_ttl", "default_token_ttl", "jwks_max_age",
@@ -86,9 +87,21 @@ def test_parameter_defaults_form_a_valid_configuration(params: dict[str, Any]) -
     Settings.from_mapping(values)
 
 
-def test_stale_key_alarm_default_is_rotation_period_plus_publish_lead(params: dict[str, Any]) -> None:
-    expected = parse_duration(params["RotationPeriod"]["Default"]) + parse_duration(params["PublishLead"]["Default"])
-    assert int(params["StaleKeyAlarmSeconds"]["Default"]) == int(expected.total_seconds())
+def test_the_stale_key_alarm_follows_the_stack_s_own_settings(resources: dict[str, Any], params: dict[str, Any]) -> None:
+    alarm = resources["StaleActiveKeyAlarm"]["Properties"]
+    assert (alarm["MetricName"], alarm["Threshold"], alarm["TreatMissingData"]) == ("ActiveKeyOverdueSeconds", 0, "breaching")
+    assert "StaleKeyAlarmSeconds" not in params  # nothing kept in step with the settings by hand
+
+
+def test_only_the_rotator_writes_the_revocation_list_and_the_signer_only_reads_it(resources: dict[str, Any]) -> None:
+    by_function: dict[str, set[str]] = {}
+    for name, statement in policy_statements(resources):
+        if "revoked-kids" in json.dumps(statement.get("Resource")):
+            by_function.setdefault(name, set()).update(as_list(statement["Action"]))
+    assert by_function == {
+        "RotateFunction": {"ssm:GetParameter", "ssm:PutParameter", "ssm:GetParameterHistory"},
+        "SignFunction": {"ssm:GetParameter"},
+    }
 
 
 def test_schedule_becomes_a_rate_expression(params: dict[str, Any], resources: dict[str, Any]) -> None:
@@ -158,10 +171,10 @@ WRITE_VERBS = ("Put", "Update", "Delete", "Create", "Restore", "Rotate", "Tag", 
                "Encrypt", "ReEncrypt", "GenerateDataKey", "Sign", "Schedule", "Enable", "Disable", "Remove")
 
 
-def test_sign_function_can_only_read_the_current_keyring(resources: dict[str, Any]) -> None:
+def test_sign_function_can_only_read_the_current_keyring_and_the_revocation_list(resources: dict[str, Any]) -> None:
     statements = [s for name, s in policy_statements(resources) if name == "SignFunction"]
     actions = {a for s in statements for a in as_list(s["Action"])}
-    assert actions == {"secretsmanager:GetSecretValue", "kms:Decrypt"}
+    assert actions == {"secretsmanager:GetSecretValue", "kms:Decrypt", "ssm:GetParameter"}
     for action in actions:
         verb = action.split(":", 1)[1]
         assert "*" not in action and not verb.startswith(WRITE_VERBS), action
@@ -243,3 +256,10 @@ def test_outputs(template: dict[str, Any]) -> None:
     assert set(template["Outputs"]) >= REQUIRED_OUTPUTS
     assert template["Outputs"]["SignFunctionArn"]["Value"] == {"Fn::GetAtt": ["SignFunction", "Arn"]}
     assert template["Outputs"]["KeyringSecretArn"]["Value"] == {"Ref": "KeyringSecret"}
+
+
+def test_earlier_document_versions_are_kept_a_year_by_default(resources: dict[str, Any], params: dict[str, Any]) -> None:
+    [rule] = resources["JwksBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == {"Ref": "JwksVersionRetentionDays"}
+    assert params["JwksVersionRetentionDays"]["Default"] == 365
+    assert resources["JwksBucket"]["Properties"]["VersioningConfiguration"]["Status"] == "Enabled"
