@@ -31,7 +31,7 @@ class SoakConfig:
     publish_lead: str = "3s"
     max_token_ttl: str = "5s"
     default_token_ttl: str = "5s"
-    jwks_max_age: str = "2s"
+    jwks_max_age: str = "1s"
     schedule: str = "1s"
     signer_cache_ttl: str = "1s"
     clock_skew_leeway: str = "1s"

@@ -62,7 +62,9 @@ def test_from_env_reads_upper_snake_case():
 @pytest.mark.parametrize(
     ("changes", "rule"),
     [
-        ({"jwks_max_age": "3d"}, "jwks-max-age <= publish-lead"),
+        ({"jwks_max_age": "3d"}, "jwks-max-age <= publish-lead / 2"),
+        ({"jwks_max_age": "2d"}, "jwks-max-age <= publish-lead / 2"),  # equal to the lead: no margin left
+        ({"jwks_max_age": "25h"}, "jwks-max-age <= publish-lead / 2"),
         ({"publish_lead": "8d", "jwks_max_age": "1h"}, "publish-lead <= rotation-period"),
         ({"schedule": "25h"}, "schedule <= publish-lead / 2"),
         ({"default_token_ttl": "2h"}, "default-token-ttl <= max-token-ttl"),

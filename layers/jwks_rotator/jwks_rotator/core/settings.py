@@ -117,7 +117,7 @@ class Settings:
     publish_lead: timedelta = setting("2d", "How long a key is in the published JWKS before it may sign; must exceed every verifier's JWKS cache (some hold a set 12-24 h).", _duration)
     max_token_ttl: timedelta = setting("1h", "Longest lifetime the signer grants a token.", _duration)
     default_token_ttl: timedelta = setting("15m", "Token lifetime when a request names none.", _duration)
-    jwks_max_age: timedelta = setting("1h", "Cache-Control max-age of the published documents; at most publish-lead.", _duration)
+    jwks_max_age: timedelta = setting("1h", "Cache-Control max-age of the published documents; at most half of publish-lead.", _duration)
     schedule: timedelta = setting("15m", "How often the rotate function ticks; at most half of publish-lead.", _duration)
     issuer: str = setting("", "The iss of every token and the base URL of the discovery document (https, or http on loopback).", _text)
     allowed_audiences: tuple[str, ...] = setting("", "Comma-separated audiences the signer accepts; empty accepts any.", _audiences)
@@ -174,10 +174,11 @@ class Settings:
                 f"rule publish-lead <= rotation-period: a key must be published for {format_duration(self.publish_lead)} "
                 f"but would be due after {format_duration(self.rotation_period)}"
             )
-        if self.jwks_max_age > self.publish_lead:
+        if self.jwks_max_age * 2 > self.publish_lead:
             raise ConfigurationError(
-                f"rule jwks-max-age <= publish-lead: verifiers may cache the JWKS for {format_duration(self.jwks_max_age)}, "
-                f"longer than the {format_duration(self.publish_lead)} a new key is published before it signs"
+                f"rule jwks-max-age <= publish-lead / 2: verifiers may cache the JWKS for {format_duration(self.jwks_max_age)}, "
+                f"which leaves too little of the {format_duration(self.publish_lead)} a new key is published before it signs "
+                "(a cache filled just before the publication must expire with margin before the key signs)"
             )
         if self.schedule * 2 > self.publish_lead:
             raise ConfigurationError(
