@@ -64,7 +64,7 @@ def test_a_raised_publish_lead_moves_the_alarm_with_it_and_a_lowered_one_does_no
     keyring = Keyring((active(), pending(published, ready_at=published + timedelta(days=2))))
     raised = SETTINGS.replace(publish_lead="3d")
     assert replacement_due(keyring, raised) == published + timedelta(days=3)
-    lowered = SETTINGS.replace(publish_lead="1h", schedule="15m")
+    lowered = SETTINGS.replace(publish_lead="1h", schedule="15m", jwks_max_age="30m")
     assert replacement_due(keyring, lowered) == published + timedelta(days=2)
 
 
