@@ -15,4 +15,4 @@ run: $(STAMP)
 test-local: $(STAMP)
 	$(PY) -m pytest -q tests/integration/test_local_stack.py tests/integration/test_local_stack_endpoint.py \
 		tests/integration/test_local_edge.py tests/integration/test_local_lambda_api.py \
-		tests/integration/test_cli.py tests/integration/test_cli_process.py
+		tests/integration/test_cli.py tests/integration/test_cli_process.py tests/integration/test_cli_stack.py

@@ -20,6 +20,7 @@ from jwks_rotator.core.errors import ConfigurationError, JwksRotatorError
 
 from .context import CliContext
 from .local_state import STATE_FILE_NAME
+from .stack import STACK_ENV, StackError
 
 LOCAL_COMMAND = "local"
 LOCAL_PACKAGE = "jwks_rotator_local"
@@ -83,6 +84,8 @@ class CliGroup(click.Group):
             return super().invoke(ctx)
         except ConfigurationError as exc:
             fail(f"invalid settings: {exc.message}", 2)
+        except StackError as exc:
+            fail(exc.message, 1)
         except JwksRotatorError as exc:
             fail(f"{exc.code}: {exc.message}", 1)
         except ClientError as exc:
@@ -102,6 +105,15 @@ class CliGroup(click.Group):
 
 @click.group(cls=CliGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
 @click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None, help="AWS endpoint (the local stack's moto URL); default: AWS itself.")
+@click.option(
+    "--stack",
+    "stack_name",
+    envvar=STACK_ENV,
+    default=None,
+    metavar="NAME",
+    help="CloudFormation stack to act on: its outputs name the functions, secret, bucket and URLs, its rotate function's "
+    "configuration gives the settings [default: samconfig.toml's stack_name in this folder, when a command needs one].",
+)
 @click.option("--region", default=None, help="AWS region [default: AWS_REGION, AWS_DEFAULT_REGION, the local stack's, us-east-1].")
 @click.option(
     "--state-file",
@@ -111,6 +123,6 @@ class CliGroup(click.Group):
     help="State file `local` writes; read when --endpoint-url names its endpoint.",
 )
 @click.pass_context
-def cli(ctx: click.Context, endpoint_url: str | None, region: str | None, state_file: str) -> None:
+def cli(ctx: click.Context, endpoint_url: str | None, stack_name: str | None, region: str | None, state_file: str) -> None:
     """Rotate signing keys, publish the JWKS, issue and verify tokens; run the whole system locally."""
-    ctx.obj = CliContext(endpoint_url or None, region, state_file)
+    ctx.obj = CliContext(endpoint_url or None, region, state_file, stack_name=stack_name or None)

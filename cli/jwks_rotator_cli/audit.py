@@ -73,7 +73,7 @@ def table_lines(records: list[dict[str, Any]]) -> list[str]:
     "--log-group",
     default=None,
     envvar="AUDIT_LOG_GROUP",
-    help="Log group to read; on AWS the stack's AuditLogGroupName output [default: /aws/lambda/FUNCTION].",
+    help="Log group to read [default: --stack's AuditLogGroupName output, else /aws/lambda/FUNCTION].",
 )
 @click.option("--function-name", default=SIGN_FUNCTION, show_default=True, envvar="SIGN_FUNCTION_NAME", help="The sign function (name or ARN) whose log group is read.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON audit line per match instead of a table.")
@@ -106,7 +106,9 @@ def audit(
     except ValueError as exc:
         fail(str(exc), 2)
     state = obj.local_state() or {}
-    group = log_group or dict(state.get("log_groups") or {}).get(function_name) or function_log_group(function_name)
+    stack = obj.stack()
+    stack_group = stack.audit_log_group_name if stack is not None else None
+    group = log_group or stack_group or dict(state.get("log_groups") or {}).get(function_name) or function_log_group(function_name)
     try:
         records = select(log_events(obj.client("logs"), group, query), query)
     except ClientError as exc:

@@ -1,23 +1,35 @@
-"""The global options and what follows from them: settings, the local stack's state and AWS clients."""
+"""The global options and what follows from them: the stack, settings, the local stack's state and AWS clients.
+
+Where a command's values come from, first found wins: its options and
+environment variables; then, when ``--stack``/``JWKS_ROTATOR_STACK`` names a
+stack, that stack (its outputs and the rotate function's environment, see
+:mod:`.stack`); else, when ``--endpoint-url`` names a running ``jwks-rotator
+local``, its state file; else, when a required setting is still missing, the
+stack ``samconfig.toml`` in the working directory names; then the defaults.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 
 from jwks_rotator.core.settings import SETTINGS, Settings
 
 from .local_state import DEFAULT_REGION, read_state_file
+from .stack import StackError, StackInfo, describe_stack, function_environment, samconfig_stack_name, stack_settings_env
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _ENV_TO_ATTRIBUTE = {spec.env: spec.attribute for spec in SETTINGS}
 _ATTRIBUTES = frozenset(spec.attribute for spec in SETTINGS)
 _LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+NO_STACK = "no stack named: pass --stack NAME (or set JWKS_ROTATOR_STACK, or run where samconfig.toml names one)"
 
 
 def settings_options(*, exclude: tuple[str, ...] = ()) -> Callable[[F], F]:
@@ -56,33 +68,85 @@ def same_endpoint(a: str, b: str) -> bool:
     return bool(a) and bool(b) and norm(a) == norm(b)
 
 
+def is_loopback(url: str | None) -> bool:
+    """Whether ``url`` names a server on this machine (a local stack, never AWS)."""
+    return bool(url) and (urlsplit(str(url)).hostname or "") in _LOOPBACK_HOSTS
+
+
 @dataclass
 class CliContext:
-    """Global options and what follows from them."""
+    """Global options and what follows from them (the stack and its settings are read once, when first needed)."""
 
     endpoint_url: str | None
     region: str | None
     state_file: str
+    stack_name: str | None = None
+    working_directory: str = "."
+    _stack: StackInfo | None = field(default=None, init=False, repr=False)
+    _stack_env: dict[str, str] | None = field(default=None, init=False, repr=False)
+    _samconfig_used: bool = field(default=False, init=False, repr=False)
 
     def local_state(self) -> dict[str, Any] | None:
         """The running local stack's state when ``--endpoint-url`` points at it."""
         if not self.endpoint_url:
             return None
         state = read_state_file(self.state_file)
-        if state and any(same_endpoint(self.endpoint_url, str(state.get(k, ""))) for k in ("moto_endpoint", "aws_endpoint")):
+        if state and any(same_endpoint(self.endpoint_url, str(state.get(k, ""))) for k in ("endpoint", "moto_endpoint", "aws_endpoint")):
             return state
         return None
 
-    def settings(self, given: dict[str, str], *, require: tuple[str, ...] = ()) -> Settings:
-        """Settings from options/env over the local state file over the defaults, validated."""
-        mapping: dict[str, str] = {}
+    # --- the stack -------------------------------------------------------
+    def stack(self, *, fallback: bool = False) -> StackInfo | None:
+        """The stack ``--stack`` names; with ``fallback``, else (no local state) samconfig.toml's; None when none applies.
+
+        :class:`~.stack.StackError` (one line, exit 1) when the named stack does not exist.
+        """
+        if self._stack is not None:
+            return self._stack
+        name = self.stack_name
+        if not name and fallback and self.local_state() is None:
+            name = samconfig_stack_name(self.working_directory)
+            self._samconfig_used = name is not None
+        if not name:
+            return None
+        self._stack = describe_stack(self.client("cloudformation"), name)
+        return self._stack
+
+    def require_stack(self) -> StackInfo:
+        """The stack a stack-bound command acts on; :class:`~.stack.StackError` when none is named."""
+        stack = self.stack(fallback=True)
+        if stack is None:
+            raise StackError(NO_STACK)
+        return stack
+
+    def lambda_endpoint(self) -> str | None:
+        """Where the Lambda API answers: the local stack's (state file) or the endpoint, else AWS."""
         state = self.local_state()
-        if state:
-            for env_name, value in dict(state.get("settings", {})).items():
-                if env_name in _ENV_TO_ATTRIBUTE:
-                    mapping[_ENV_TO_ATTRIBUTE[env_name]] = str(value)
+        return str(state["lambda_endpoint"]) if state and state.get("lambda_endpoint") else self.endpoint_url
+
+    def stack_settings_env(self, stack: StackInfo) -> dict[str, str]:
+        """The settings the stack runs with (by environment name), from its rotate function's configuration and outputs."""
+        if self._stack_env is None:
+            lambda_client = self.client("lambda", endpoint_url=self.lambda_endpoint())
+            self._stack_env = stack_settings_env(stack, function_environment(lambda_client, stack.rotate_function_name))
+        return dict(self._stack_env)
+
+    # --- settings --------------------------------------------------------
+    def settings(self, given: dict[str, str], *, require: tuple[str, ...] = ()) -> Settings:
+        """Settings from options/env over the stack's (or the local state file's) over the defaults, validated."""
+        stack = self.stack()
+        if stack is None and self.local_state() is None and any(a not in given for a in require):
+            stack = self.stack(fallback=True)  # samconfig.toml's stack, only for what the options leave missing
+        if stack is not None:
+            base = self.stack_settings_env(stack)
+        else:
+            base = {str(k): str(v) for k, v in dict((self.local_state() or {}).get("settings", {})).items()}
+        mapping = {_ENV_TO_ATTRIBUTE[k]: v for k, v in base.items() if k in _ENV_TO_ATTRIBUTE}
         mapping.update(given)
         settings = Settings.from_mapping(mapping)
+        missing = [a for a in require if not getattr(settings, a)]
+        if missing and stack is None and self.local_state() is None:
+            raise StackError(NO_STACK + f" (or give {', '.join('--' + a.replace('_', '-') for a in missing)})")
         settings.require(*require)
         return settings
 
@@ -94,7 +158,10 @@ class CliContext:
         )
 
     def client(self, service: str, *, endpoint_url: str | None = None, session: Any = None) -> Any:
-        """A boto3 client: the default chain for AWS, dummy credentials for the local stack, or ``session``'s credentials."""
+        """A boto3 client: the default chain for AWS, dummy credentials for a local stack, or ``session``'s credentials.
+
+        A loopback endpoint with no credentials in the default chain gets the dummy ones too: a local stack checks none.
+        """
         import boto3
         from botocore.config import Config
 
@@ -107,7 +174,7 @@ class CliContext:
             kwargs["endpoint_url"] = url
         if session is not None:
             return session.client(service, **kwargs)
-        if self.local_state():
+        if self.local_state() or (is_loopback(url) and boto3.Session().get_credentials() is None):
             kwargs.update(_LOCAL_CREDENTIALS)
         return boto3.client(service, **kwargs)
 

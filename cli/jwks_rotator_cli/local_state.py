@@ -5,7 +5,10 @@ it when ``--endpoint-url`` names that stack's AWS endpoint. This module is the
 one definition of its name and format, so the operator CLI needs nothing of
 the local cloud package to read it.
 
-Keys: ``format``, ``pid``, ``region``, ``moto_endpoint``, ``aws_endpoint``,
+Keys: ``format``, ``pid``, ``region``, ``endpoint`` (the one AWS endpoint:
+the functions' Lambda API and moto behind one URL), ``stack_name`` (the
+CloudFormation stack whose outputs name the local resources),
+``moto_endpoint``, ``aws_endpoint`` (the URL the functions use for AWS),
 ``lambda_endpoint``, ``sts_endpoint`` (the signature-checking STS the sign
 function replays caller proofs to), ``demo_caller_role`` (the role
 ``jwks-rotator sign`` assumes there without ``--role-arn``),

@@ -1,4 +1,9 @@
-"""``jwks-rotator status``: the keys with state, age and next transition, and a timeline."""
+"""``jwks-rotator status``: the settings the stack runs with, the keys with state, age and next transition, and a timeline.
+
+Against a stack the settings are the rotate function's own (its configuration's
+environment), so the next transitions shown are the ones the stack will make;
+the keyring is only read.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,9 @@ import click
 from rich.table import Table
 
 from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
+from jwks_rotator.core.durations import format_duration
 from jwks_rotator.core.lifecycle import next_transition
+from jwks_rotator.core.settings import Settings
 
 from .context import CliContext, given_settings, settings_options
 from .output import console, human, relative
@@ -17,16 +24,29 @@ from .output import console, human, relative
 _STATE_STYLES = {"active": "green", "pending": "cyan", "retired": "yellow"}
 
 
+def settings_line(settings: Settings) -> str:
+    """The settings that decide the keys' transitions, as written on a command line."""
+    return (
+        f"algorithm={settings.algorithm} rotation-period={format_duration(settings.rotation_period)} "
+        f"publish-lead={format_duration(settings.publish_lead)} max-token-ttl={format_duration(settings.max_token_ttl)} "
+        f"jwks-max-age={format_duration(settings.jwks_max_age)} schedule={format_duration(settings.schedule)} "
+        f"retention={format_duration(settings.effective_retention)}"
+    )
+
+
 @click.command()
 @settings_options()
 @click.pass_obj
 def status(obj: CliContext, /, **values: Any) -> None:
-    """The keys with state, age and next transition, and a timeline."""
+    """The stack's settings, the keys with state, age and next transition, and a timeline."""
     settings = obj.settings(given_settings(values), require=("keyring_secret_id",))
+    stack = obj.stack()
+    source = f"stack {stack.name}" if stack is not None else "local stack" if obj.local_state() is not None else "options and defaults"
     keyring = SecretsManagerKeyringStore(obj.client("secretsmanager"), settings.keyring_secret_id).load().keyring
     now = datetime.now(UTC)
     out = console()
     active = keyring.active
+    out.print(f"settings ({source})  {settings_line(settings)}", markup=False)
     out.print(f"keyring [bold]{settings.keyring_secret_id}[/bold]  active: [bold green]{active.kid if active else 'none'}[/bold green]")
     table = Table(show_header=True, header_style="bold")
     for column in ("kid", "state", "alg", "age", "published", "next transition"):

@@ -15,17 +15,28 @@ from .app import fail
 from .context import CliContext, given_settings, session_for_role, settings_options
 from .local_state import SIGN_FUNCTION
 from .output import console, human
+from .stack import function_environment
 
 CLI_SESSION_NAME = "jwks-rotator-cli"
 
 
 @click.command()
-@click.option("--function-name", default=SIGN_FUNCTION, show_default=True, envvar="SIGN_FUNCTION_NAME", help="Name or ARN of the sign function.")
-@click.option("--lambda-endpoint-url", default=None, help="Lambda API endpoint [default: the local stack's when --endpoint-url names it, else AWS].")
+@click.option(
+    "--function-name",
+    default=None,
+    envvar="SIGN_FUNCTION_NAME",
+    help="Name or ARN of the sign function [default: the stack's SignFunctionName output, or the local stack's].",
+)
+@click.option(
+    "--lambda-endpoint-url",
+    default=None,
+    help="Lambda API endpoint [default: the local stack's when --endpoint-url names it, else --endpoint-url, else AWS].",
+)
 @click.option(
     "--role-arn",
     default=None,
-    help="Assume this role and prove its identity [default: the default credential chain; against the local stack, its demo caller role].",
+    help="Assume this role and prove its identity [default: the default credential chain; against the local stack "
+    "(state file or its stack's DemoCallerRoleArn output), its demo caller role].",
 )
 @click.option(
     "--issuance-profile",
@@ -35,7 +46,8 @@ CLI_SESSION_NAME = "jwks-rotator-cli"
 @click.option(
     "--sts-endpoint-url",
     default=None,
-    help="STS endpoint the sign function checks proofs with [default: the local stack's, else the region's; AWS_ENDPOINT_URL_STS honoured].",
+    help="STS endpoint the sign function checks proofs with [default: the local stack's, else the sign function's "
+    "STS_ENDPOINT_URL, else the region's; AWS_ENDPOINT_URL_STS honoured].",
 )
 @click.option("--sub", required=True, help="Subject of the token.")
 @click.option("--aud", multiple=True, help="Audience (repeat for several); omitted: the function's default audience.")
@@ -45,7 +57,7 @@ CLI_SESSION_NAME = "jwks-rotator-cli"
 def sign(
     obj: CliContext,
     /,
-    function_name: str,
+    function_name: str | None,
     lambda_endpoint_url: str | None,
     role_arn: str | None,
     issuance_profile: str | None,
@@ -75,12 +87,23 @@ def sign(
     if issuance_profile is not None:
         request["profile"] = issuance_profile
     state = obj.local_state()
+    local_function = str(state.get("sign_function") or SIGN_FUNCTION) if state is not None else None
+    stack = obj.stack() if state is not None else obj.stack(fallback=function_name is None)
     if state is not None:
         # The local stack's STS accepts only credentials moto issued: act as a role session, never with ambient keys.
         role_arn = role_arn or state.get("demo_caller_role")
         sts_endpoint_url = sts_endpoint_url or state.get("sts_endpoint")
         if not role_arn or not sts_endpoint_url:
             fail("the local stack's state file names no STS endpoint or demo caller role: restart `jwks-rotator local`", 1)
+    elif stack is not None:
+        role_arn = role_arn or stack.demo_caller_role_arn
+        if sts_endpoint_url is None:
+            sign_environment = function_environment(
+                obj.client("lambda", endpoint_url=lambda_endpoint_url or obj.lambda_endpoint()), stack.sign_function_name
+            )
+            sts_endpoint_url = sign_environment.get("STS_ENDPOINT_URL") or None
+    if function_name is None:
+        function_name = stack.sign_function_name if stack is not None else local_function or obj.require_stack().sign_function_name
     session = caller_session(obj, role_arn)
     endpoint = lambda_endpoint_url or (state or {}).get("lambda_endpoint") or None
     client = SignClient(function_name, obj.client("lambda", endpoint_url=endpoint, session=session), session, sts_endpoint_url=sts_endpoint_url)
@@ -149,7 +172,11 @@ def explain_verification_error(exc: Exception, token: str, *, audience: tuple[st
 
 @click.command()
 @click.argument("token")
-@click.option("--jwks-url", default=None, help="JWKS to verify against [default: the local stack's edge, else ISSUER/.well-known/jwks.json].")
+@click.option(
+    "--jwks-url",
+    default=None,
+    help="JWKS to verify against [default: the stack's JwksUrl output, the local stack's edge, else ISSUER/.well-known/jwks.json].",
+)
 @click.option("--audience", multiple=True, help="Accepted audience (repeat for several); required when the token has one.")
 @click.option("--algorithms", default=",".join(algorithm_names()), show_default=True, help="Comma-separated algorithms accepted.")
 @click.option("--leeway", default=None, help="Clock skew tolerated [default: clock-skew-leeway].")
@@ -161,7 +188,8 @@ def verify(obj: CliContext, /, token: str, jwks_url: str | None, audience: tuple
 
     settings = obj.settings(given_settings(values), require=("issuer",))
     state = obj.local_state()
-    url = str(jwks_url or (state or {}).get("jwks_url") or settings.jwks_uri)
+    stack = obj.stack()
+    url = str(jwks_url or (stack.jwks_url if stack is not None else None) or (state or {}).get("jwks_url") or settings.jwks_uri)
     allowed = [a.strip() for a in algorithms.split(",") if a.strip()]
     tolerance = Settings.from_mapping({"clock_skew_leeway": leeway}).clock_skew_leeway if leeway is not None else settings.clock_skew_leeway
     try:

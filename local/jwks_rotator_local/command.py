@@ -2,7 +2,8 @@
 
 The operator CLI finds this command when this package is installed (see
 :mod:`jwks_rotator_cli.app`); it prints lifecycle changes as they happen and a
-banner with the JWKS URL, the Lambda endpoint, the AWS endpoint, the STS
+banner with the JWKS URL, the Lambda endpoint, the one AWS endpoint (Lambda
+API paths to the functions, the rest to moto), the stack name, the STS
 endpoint the sign function checks caller proofs with, the issuance policy and
 the demo caller role.
 """
@@ -26,6 +27,7 @@ from jwks_rotator_cli.output import change_line, console
 from .caller_roles import DEMO_POLICY_FILE, profiles_of
 from .local_stack import LocalStack
 from .stack_env import MANAGED_SETTINGS, POLICY_SETTING
+from .stack_outputs import DEFAULT_STACK_NAME
 
 
 @click.command("local")
@@ -33,6 +35,20 @@ from .stack_env import MANAGED_SETTINGS, POLICY_SETTING
 @click.option("--port", type=int, default=8080, show_default=True, help="Port of the edge serving the JWKS and discovery documents (0: any).")
 @click.option("--moto-port", type=int, default=5000, show_default=True, help="Port of the moto server standing in for AWS (0: any).")
 @click.option("--lambda-port", type=int, default=3001, show_default=True, help="Port of the Lambda Invoke API (0: any).")
+@click.option(
+    "--aws-port",
+    type=int,
+    default=4566,
+    show_default=True,
+    help="Port of the one AWS endpoint: Lambda Invoke/GetFunctionConfiguration to the functions, every other call to moto (0: any).",
+)
+@click.option(
+    "--stack-name",
+    default=DEFAULT_STACK_NAME,
+    show_default=True,
+    help="Name of the CloudFormation stack (on the local moto) whose outputs name the local resources: "
+    "jwks-rotator --endpoint-url AWS_ENDPOINT --stack NAME ... needs no state file.",
+)
 @click.option("--sts-port", type=int, default=0, show_default=True, help="Port of the STS endpoint that checks caller proofs (0: any).")
 @click.option(
     "--policy",
@@ -50,6 +66,8 @@ def command(
     port: int,
     moto_port: int,
     lambda_port: int,
+    aws_port: int,
+    stack_name: str,
     sts_port: int,
     policy: Path | None,
     duration: float | None,
@@ -77,6 +95,8 @@ def command(
         moto_port=moto_port,
         lambda_port=lambda_port,
         sts_port=sts_port,
+        aws_port=aws_port,
+        stack_name=stack_name,
         state_file=obj.state_file,
         policy=policy,
         edge_cache=edge_cache,
@@ -111,7 +131,8 @@ def print_banner(out: Console, stack: LocalStack, state_file: str) -> None:
     out.print(f"  discovery       {stack.discovery_url}")
     out.print(f"  issuer          {stack.issuer}")
     out.print(f"  Lambda endpoint {stack.lambda_endpoint}  (functions: {', '.join(stack.functions)})")
-    out.print(f"  AWS endpoint    {stack.moto_endpoint}  (moto; state in {state_file})")
+    out.print(f"  AWS endpoint    {stack.endpoint}  (every service, the functions' Lambda API included; moto at {stack.moto_endpoint}; state in {state_file})")
+    out.print(f"  stack           {stack.stack_name}")
     out.print(f"  STS endpoint    {stack.sts_endpoint}  (checks caller proofs; moto's own STS does not)")
     profiles = ", ".join(profile.name for profile in stack.policy.profiles) or "none"
     policy_name = "demo policy" if stack.policy_file == DEMO_POLICY_FILE else "policy"
@@ -124,8 +145,9 @@ def print_banner(out: Console, stack: LocalStack, state_file: str) -> None:
         f"max-token-ttl={format_duration(s.max_token_ttl)} jwks-max-age={format_duration(s.jwks_max_age)} "
         f"retention={format_duration(s.effective_retention)}"
     )
-    out.print("  operator        jwks-rotator --endpoint-url " + stack.moto_endpoint + " status")
-    out.print("  sign            jwks-rotator --endpoint-url " + stack.moto_endpoint + " sign --sub alice --aud demo")
+    operator = f"jwks-rotator --endpoint-url {stack.endpoint} --stack {stack.stack_name}"
+    out.print(f"  operator        {operator} status")
+    out.print(f"  sign            {operator} sign --sub alice --aud demo")
     out.print("[dim]# sign a token from Python as the demo caller (jwks_rotator_client proves the caller's role):[/dim]")
     out.print(python_snippet(stack), markup=False)
     out.print("[dim]Ctrl-C to stop[/dim]")

@@ -1,7 +1,10 @@
 """The Lambda Invoke API on loopback, as ``sam local start-lambda`` offers it, running handlers in-process.
 
 ``POST /2015-03-31/functions/{FunctionName}/invocations`` where FunctionName is
-a name (``SignFunction``), ``NAME:QUALIFIER`` or a function ARN. Unchanged
+a name (``SignFunction``), ``NAME:QUALIFIER`` or a function ARN, and
+``GET /2015-03-31/functions/{FunctionName}/configuration``
+(GetFunctionConfiguration: name, ARN, runtime, memory, timeout and the
+function's ``Environment.Variables``, as its template would set them). Unchanged
 client code works against it::
 
     boto3.client("lambda", endpoint_url=api.url, region_name="us-east-1").invoke(
@@ -46,7 +49,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any, TextIO, cast
@@ -59,6 +62,8 @@ from .loopback_server import LoopbackServer
 Handler = Callable[[Any, Any], Any]
 ACCOUNT_ID = "123456789012"
 _ROUTE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
+_CONFIGURATION_ROUTE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/configuration/?$")
+RUNTIME = "python3.12"
 _ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:(?P<name>[A-Za-z0-9_-]+)(?::(?P<qualifier>[A-Za-z0-9$_-]+))?$")
 _NAME = re.compile(r"^(?P<name>[A-Za-z0-9_-]+)(?::(?P<qualifier>[A-Za-z0-9$_-]+))?$")
 log = logging.getLogger(__name__)
@@ -70,12 +75,14 @@ _BATCH_MAX_BYTES = 1_048_576 - 64 * 1024  # PutLogEvents' limit, with room for t
 
 @dataclass(frozen=True)
 class LocalFunction:
-    """One function the API can run: its handler and the settings its context reports."""
+    """One function the API can run: its handler, the settings its context reports and its configured environment."""
 
     name: str
     handler: Handler
     memory_limit_in_mb: int = 256
     timeout_seconds: float = 30.0
+    environment: Mapping[str, str] = field(default_factory=dict)
+    """What GetFunctionConfiguration reports as ``Environment.Variables`` (never credentials)."""
 
 
 class LambdaContext:
@@ -396,6 +403,23 @@ class LambdaApi:
             return None
         return self._functions.get(match.group("name"))
 
+    def configuration(self, function: LocalFunction) -> dict[str, Any]:
+        """GetFunctionConfiguration's answer for ``function``."""
+        return {
+            "FunctionName": function.name,
+            "FunctionArn": f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{function.name}",
+            "Runtime": RUNTIME,
+            "Handler": "app.handler",
+            "MemorySize": function.memory_limit_in_mb,
+            "Timeout": int(function.timeout_seconds),
+            "Version": "$LATEST",
+            "State": "Active",
+            "PackageType": "Zip",
+            "Architectures": ["x86_64"],
+            "Environment": {"Variables": dict(function.environment)},
+            "LoggingConfig": {"LogFormat": "Text", "LogGroup": self.log_group(function.name)},
+        }
+
     def invoke(self, function_name: str, event: Any) -> InvocationResult:
         """Run a function's handler in this thread, with a fresh context, as Lambda would."""
         function = self.resolve(function_name)
@@ -473,10 +497,7 @@ class _InvokeHandler(BaseHTTPRequestHandler):
             return
         function_name = unquote(match.group("name"))
         if self.owner.resolve(function_name) is None:
-            arn = function_name if function_name.startswith("arn:") else (
-                f"arn:aws:lambda:{self.owner.region}:{ACCOUNT_ID}:function:{function_name}"
-            )
-            self._error(HTTPStatus.NOT_FOUND, "ResourceNotFoundException", f"Function not found: {arn}")
+            self._not_found(function_name)
             return
         try:
             event = json.loads(raw) if raw.strip() else {}
@@ -501,7 +522,21 @@ class _InvokeHandler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, result.body, headers)
 
     def do_GET(self) -> None:
-        self._error(HTTPStatus.NOT_FOUND, "UnknownOperationException", "only function invocation is offered")
+        match = _CONFIGURATION_ROUTE.match(urlsplit(self.path).path)
+        if match is None:
+            self._error(HTTPStatus.NOT_FOUND, "UnknownOperationException", "only Invoke and GetFunctionConfiguration are offered")
+            return
+        function_name = unquote(match.group("name"))
+        function = self.owner.resolve(function_name)
+        if function is None:
+            self._not_found(function_name)
+            return
+        body = json.dumps(self.owner.configuration(function)).encode()
+        self._send(HTTPStatus.OK, body, {"Content-Type": "application/json"})
+
+    def _not_found(self, function_name: str) -> None:
+        arn = function_name if function_name.startswith("arn:") else f"arn:aws:lambda:{self.owner.region}:{ACCOUNT_ID}:function:{function_name}"
+        self._error(HTTPStatus.NOT_FOUND, "ResourceNotFoundException", f"Function not found: {arn}")
 
     def _error(self, status: HTTPStatus, error_type: str, message: str) -> None:
         body = json.dumps({"Type": "User", "message": message}).encode()

@@ -4,6 +4,7 @@ Usable as a library (tests, the soak) and by ``jwks-rotator local`` (:mod:`.comm
 
     with LocalStack({"rotation-period": "20s", "publish-lead": "5s", "schedule": "1s", ...}) as stack:
         stack.jwks_url        # served by the LocalEdge (never by moto: see edge.py)
+        stack.endpoint        # the one AWS endpoint: Lambda API paths to the functions, the rest to moto
         stack.lambda_endpoint # Invoke API: SignFunction, RotateFunction
         stack.sign_client().sign({"sub": "alice", "aud": "demo"})  # as the demo caller role
         stack.tick()          # one scheduled run of the rotate function, now
@@ -15,7 +16,10 @@ template's resources (fixed names, :data:`SECRET_NAME` and :data:`BUCKET`) and
 the roles the issuance policy names (``policy``, a file validated before
 anything starts, by default :data:`~.caller_roles.DEMO_POLICY_FILE`), the edge
 (its URL is the issuer unless one is given), the function environment, the
-Lambda API, one synchronous tick (so the JWKS serves before :meth:`start`
+Lambda API, the one AWS endpoint (:class:`~.front.AwsFront`) and a
+CloudFormation stack named ``stack_name`` whose Outputs name all of this
+(:mod:`.stack_outputs`: ``jwks-rotator --endpoint-url ENDPOINT --stack NAME``
+works with no state file), one synchronous tick (so the JWKS serves before :meth:`start`
 returns), then a tick every ``schedule`` in a background thread
 (``tick=False``: none at all).
 
@@ -25,6 +29,9 @@ environment, as in Lambda, so only one LocalStack may run in a process at a
 time; :meth:`stop` restores the variables it set. ``aws_endpoint`` lets the functions reach AWS through
 another URL (a fault-injecting proxy in front of moto) while setup and the
 edge talk to moto directly.
+
+Longer than this project's usual module: it is the one place that starts,
+wires and stops every local server, and the order matters.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from jwks_rotator_cli.context import session_for_role
 from jwks_rotator_cli.local_state import (
     DEFAULT_REGION,
     DEMO_CALLER_ROLE,
+    LOCAL_ACCOUNT,
     ROTATE_FUNCTION,
     SIGN_FUNCTION,
     STATE_FORMAT,
@@ -56,10 +64,12 @@ from jwks_rotator_client import SignClient
 
 from .caller_roles import DEMO_POLICY_FILE, caller_roles, create_roles, load_local_policy
 from .edge import LocalEdge
+from .front import AwsFront
 from .functions import FUNCTIONS_DIR, load_handler, scheduled_event
 from .lambda_api import InvocationResult, LambdaApi, LocalFunction
 from .provision import CreatedResources, create_resources
 from .stack_env import DUMMY_CREDENTIALS, ProcessEnvironment, normalise_overrides
+from .stack_outputs import DEFAULT_STACK_NAME, publish_stack, remove_stack
 from .sts_verifier import LocalStsVerifier
 
 SECRET_NAME = "jwks-rotator-keyring"
@@ -90,6 +100,7 @@ class LocalStack:
         moto_port: int = 0,
         lambda_port: int = 0,
         sts_port: int = 0,
+        aws_port: int = 0,
         host: str = "127.0.0.1",
         aws_endpoint: str | None = None,
         tick: bool = True,
@@ -97,6 +108,7 @@ class LocalStack:
         region: str = REGION,
         secret_name: str = SECRET_NAME,
         bucket: str = BUCKET,
+        stack_name: str = DEFAULT_STACK_NAME,
         state_file: str | os.PathLike[str] | None = None,
         policy: str | os.PathLike[str] | None = None,
         function_log_level: str = "WARNING",
@@ -109,6 +121,8 @@ class LocalStack:
         validated = self._validate({**self._settings_env, "ISSUER": self._settings_env.get("ISSUER") or "http://127.0.0.1:1"})
         self.policy_file, self.policy = load_local_policy(policy if policy is not None else DEMO_POLICY_FILE, validated)
         self._port, self._moto_port, self._lambda_port, self._sts_port, self._host = port, moto_port, lambda_port, sts_port, host
+        self._aws_port = aws_port
+        self.stack_name = stack_name
         self._aws_endpoint_override = aws_endpoint
         self._tick_enabled = tick
         self._edge_cache = edge_cache
@@ -125,6 +139,8 @@ class LocalStack:
         self.resources: CreatedResources | None = None
         self._edge: LocalEdge | None = None
         self._lambda: LambdaApi | None = None
+        self._front: AwsFront | None = None
+        self._stack_published = False
         self._settings: Settings | None = None
         self._env: dict[str, str] = {}
         self._environment = ProcessEnvironment()
@@ -138,6 +154,11 @@ class LocalStack:
     def moto_endpoint(self) -> str:
         """moto's URL: setup, the edge and operator tools talk to it."""
         return self._require(self._moto_endpoint)
+
+    @property
+    def endpoint(self) -> str:
+        """The one AWS endpoint operators use: the Lambda API for the functions, moto for every other service."""
+        return self._require(self._front.url if self._front is not None else "")
 
     @property
     def sts_endpoint(self) -> str:
@@ -284,7 +305,8 @@ class LocalStack:
             except ImportError as exc:
                 raise LocalStackError(str(exc)) from None
             self._modules.append(module_name)
-            functions.append(LocalFunction(name, handler, memory_limit_in_mb=256 if name == SIGN_FUNCTION else 512))
+            configured = {**settings_env, "STS_ENDPOINT_URL": self.sts_endpoint}  # what GetFunctionConfiguration shows
+            functions.append(LocalFunction(name, handler, memory_limit_in_mb=256 if name == SIGN_FUNCTION else 512, environment=configured))
         # What the functions print (logs, EMF, audit lines) goes to moto's CloudWatch Logs as on Lambda;
         # the console shows it only when the functions log verbosely.
         self._lambda = LambdaApi(
@@ -292,6 +314,10 @@ class LocalStack:
             logs_endpoint=self.moto_endpoint, echo=self._log_level in ("DEBUG", "INFO"),
         )
         self._lambda.start()
+        self._front = AwsFront(self.moto_endpoint, self._lambda.url, host=self._host, port=self._aws_port)
+        self._front.start()
+        publish_stack(self.client("cloudformation"), self.stack_name, self.stack_outputs())
+        self._stack_published = True
         self._edge.start()
         if self._tick_enabled:
             try:
@@ -323,6 +349,11 @@ class LocalStack:
         if self._ticker is not None:
             self._ticker.join()
             self._ticker = None
+        if self._stack_published and self._moto is not None:
+            remove_stack(self.client("cloudformation"), self.stack_name)  # moto keeps its state per process
+            self._stack_published = False
+        if self._front is not None:
+            self._front.stop()
         if self._lambda is not None:
             self._lambda.stop()
         if self._edge is not None:
@@ -388,12 +419,39 @@ class LocalStack:
             raise RuntimeError("LocalStack is not started")
         return value
 
+    def stack_outputs(self) -> dict[str, str]:
+        """The stack's Outputs as template.yaml names them, for the local resources (and the local-only DemoCallerRoleArn)."""
+        resources = self.resources
+        if resources is None:
+            raise RuntimeError("LocalStack is not started")
+        function_arn = f"arn:aws:lambda:{self.region}:{LOCAL_ACCOUNT}:function:"
+        outputs = {
+            "Issuer": self.issuer,
+            "IssuerUrl": self.discovery_url,
+            "JwksUrl": self.jwks_url,
+            "RotateFunctionName": ROTATE_FUNCTION,
+            "KeyringSecretArn": resources.secret_id,
+            "JwksBucketName": resources.bucket,
+            "DistributionId": resources.distribution_id,
+            "DistributionDomainName": resources.distribution_domain,
+            "DemoCallerRoleArn": DEMO_CALLER_ROLE,
+        }
+        if SIGN_FUNCTION in self.functions:
+            outputs |= {
+                "SignFunctionName": SIGN_FUNCTION,
+                "SignFunctionArn": function_arn + SIGN_FUNCTION,
+                "AuditLogGroupName": self.lambda_api.log_group(SIGN_FUNCTION),
+            }
+        return outputs
+
     def state(self) -> dict[str, Any]:
         """Endpoints and names for operator commands (no secrets: dummy credentials only)."""
         return {
             "format": STATE_FORMAT,
             "pid": os.getpid(),
             "region": self.region,
+            "endpoint": self.endpoint,
+            "stack_name": self.stack_name,
             "moto_endpoint": self.moto_endpoint,
             "aws_endpoint": self.aws_endpoint,
             "lambda_endpoint": self.lambda_endpoint,

@@ -23,7 +23,7 @@ FAST = [
     "--rotation-period", "20s", "--publish-lead", "5s", "--max-token-ttl", "10s", "--default-token-ttl", "5s",
     "--jwks-max-age", "2s", "--schedule", "1s", "--signer-cache-ttl", "1s", "--clock-skew-leeway", "1s",
 ]
-PORTS = ["--port", "0", "--moto-port", "0", "--lambda-port", "0"]
+PORTS = ["--port", "0", "--moto-port", "0", "--lambda-port", "0", "--aws-port", "0"]
 REPO = Path(__file__).resolve().parents[2]
 # Runs the CLI's entry point with the local cloud package made unimportable, as when it is not installed.
 WITHOUT_LOCAL = "import sys; sys.modules['jwks_rotator_local'] = None; from jwks_rotator_cli.main import main; main()"

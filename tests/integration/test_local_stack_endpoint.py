@@ -91,3 +91,21 @@ def test_a_broken_policy_fails_before_anything_starts_with_the_loaders_message(t
         LocalStack(FAST, policy=too_long)
     with LocalStack(FAST, tick=False) as stack:  # none of them left a stack running
         assert stack.sts_endpoint
+
+
+def test_the_banner_names_the_one_aws_endpoint_and_the_stack():
+    import io
+
+    from rich.console import Console
+
+    from jwks_rotator_local.command import print_banner
+
+    with LocalStack(FAST, tick=False, stack_name="banner-stack") as stack:
+        out = io.StringIO()
+        print_banner(Console(file=out, width=400, color_system=None), stack, "state.json")
+        banner = out.getvalue()
+        assert f"  AWS endpoint    {stack.endpoint}  (every service, the functions' Lambda API included; moto at {stack.moto_endpoint};" in banner
+        assert "  stack           banner-stack\n" in banner
+        assert f"  Lambda endpoint {stack.lambda_endpoint}  (functions: " in banner
+        assert f"jwks-rotator --endpoint-url {stack.endpoint} --stack banner-stack status" in banner
+        assert stack.endpoint not in (stack.moto_endpoint, stack.lambda_endpoint)
