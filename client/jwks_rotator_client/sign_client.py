@@ -43,7 +43,11 @@ PROOF_REUSE_SECONDS = 240.0
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-class SignInvokeError(Exception):
+class InvokeError(Exception):
+    """The invoke did not produce an answer of the function's contract (the function crashed or answered no object)."""
+
+
+class SignInvokeError(InvokeError):
     """The invoke did not produce an answer of the sign function's contract (the function crashed or answered no object)."""
 
 
@@ -69,15 +73,20 @@ def build_caller_proof(credentials: Any, *, sts_endpoint_url: str, region: str, 
     return {"headers": dict(request.headers.items()), "body": GET_CALLER_IDENTITY_BODY}
 
 
-class SignClient:
-    """Calls one sign function; ``sign`` returns its answer, error answers included.
+class ProofInvoker:
+    """Invokes one jwks-rotator function with a payload plus a proof of the caller's identity bound to that function.
 
     ``function_name`` is a name or ARN, passed to Lambda and signed into the
     proof as given. The STS endpoint is the one ``session`` resolves for the
     function's region (an ARN's region, else the Lambda client's), which
     honours ``AWS_ENDPOINT_URL_STS`` / ``AWS_ENDPOINT_URL`` for local use;
-    ``sts_endpoint_url`` overrides it.
+    ``sts_endpoint_url`` overrides it. A proof is reused for
+    ``proof_reuse_seconds``; when a reused one is answered ``unauthenticated``
+    a fresh one is signed and the invoke retried once.
     """
+
+    function_label = "function"
+    error_type: type[InvokeError] = InvokeError
 
     def __init__(
         self,
@@ -118,31 +127,62 @@ class SignClient:
                 return self._proof, True
             credentials = self._session.get_credentials()
             if credentials is None:
-                raise SignInvokeError("no AWS credentials to prove the caller's identity with")
+                raise self.error_type("no AWS credentials to prove the caller's identity with")
             self._proof = build_caller_proof(
                 credentials.get_frozen_credentials(), sts_endpoint_url=self.sts_endpoint_url, region=self.region, signer=self.function_name
             )
             self._proof_made_at = now
             return self._proof, False
 
-    def sign(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Invoke the sign function with ``request`` plus a proof; its answer (token or ``{"error", "message"}``)."""
+    def invoke_with_proof(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Invoke the function with ``payload`` plus ``"proof"``; its answer, ``{"error", "message"}`` answers included."""
         proof, reused = self.proof()
-        answer = self._invoke({**request, "proof": proof})
+        answer = self._invoke({**payload, "proof": proof})
         if reused and answer.get("error") == "unauthenticated":
             proof, _ = self.proof(fresh=True)
-            answer = self._invoke({**request, "proof": proof})
+            answer = self._invoke({**payload, "proof": proof})
         return answer
 
     def _invoke(self, payload: dict[str, Any]) -> dict[str, Any]:
         response = self._lambda.invoke(FunctionName=self.function_name, InvocationType="RequestResponse", Payload=json.dumps(payload).encode())
         body = response["Payload"].read()
         if response.get("FunctionError"):
-            raise SignInvokeError(f"the sign function failed ({response['FunctionError']})")
+            raise self.error_type(f"the {self.function_label} failed ({response['FunctionError']}){_failure_detail(body)}")
         try:
             answer = json.loads(body)
         except ValueError:
-            raise SignInvokeError("the sign function's answer is not JSON") from None
+            raise self.error_type(f"the {self.function_label}'s answer is not JSON") from None
         if not isinstance(answer, dict):
-            raise SignInvokeError("the sign function's answer is not a JSON object")
+            raise self.error_type(f"the {self.function_label}'s answer is not a JSON object")
         return answer
+
+
+def _failure_detail(body: bytes) -> str:
+    """``: TYPE: MESSAGE`` from a failed invoke's payload (Lambda's errorType/errorMessage), bounded; empty when it has none."""
+    try:
+        failure = json.loads(body)
+    except ValueError:
+        return ""
+    if not isinstance(failure, dict) or not isinstance(failure.get("errorMessage"), str):
+        return ""
+    kind = failure.get("errorType")
+    text = f"{kind}: {failure['errorMessage']}" if isinstance(kind, str) else failure["errorMessage"]
+    return ": " + " ".join(text.split())[:500]
+
+
+class SignClient(ProofInvoker):
+    """Calls one sign function; ``sign`` returns its answer, error answers included.
+
+    ``function_name`` is a name or ARN, passed to Lambda and signed into the
+    proof as given. The STS endpoint is the one ``session`` resolves for the
+    function's region (an ARN's region, else the Lambda client's), which
+    honours ``AWS_ENDPOINT_URL_STS`` / ``AWS_ENDPOINT_URL`` for local use;
+    ``sts_endpoint_url`` overrides it.
+    """
+
+    function_label = "sign function"
+    error_type = SignInvokeError
+
+    def sign(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Invoke the sign function with ``request`` plus a proof; its answer (token or ``{"error", "message"}``)."""
+        return self.invoke_with_proof(request)

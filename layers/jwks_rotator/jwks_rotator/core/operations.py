@@ -25,6 +25,11 @@ class RotateCommand:
     accept_restore: bool = False  # publish only: overwrite documents of a newer keyring (a restored secret)
 
 
+def is_scheduled_event(event: Mapping[str, Any]) -> bool:
+    """An EventBridge rule's or Scheduler's event: a tick."""
+    return event.get("source") == "aws.events" or event.get("detail-type") == "Scheduled Event"
+
+
 def parse_rotate_event(event: Any) -> RotateCommand:
     """Accept a scheduled event (EventBridge rule or Scheduler) or ``{"operation": ...}``.
 
@@ -33,7 +38,7 @@ def parse_rotate_event(event: Any) -> RotateCommand:
     """
     if not isinstance(event, Mapping):
         raise InvalidEventError("rotate event must be a JSON object")
-    if event.get("source") == "aws.events" or event.get("detail-type") == "Scheduled Event":
+    if is_scheduled_event(event):
         return RotateCommand("tick")
     operation = event.get("operation")
     if operation not in OPERATIONS:
