@@ -99,7 +99,6 @@ class Profile:
 
     def matches(self, identity: CallerIdentity) -> bool:
         """True when the identity is a session of a role this profile names (users and root never are)."""
-        role = identity.role_arn
         return role_matches(self.caller_patterns, identity)
 
 

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 from .caller_verifier import CallerVerifier
 from .errors import CallerRefusedError, JwksRotatorError, OperatorNotAllowedError, UnauthenticatedError
 from .issuance_policy import compile_caller_pattern, role_matches
-from .operations import OPERATIONS, RotateCommand, is_scheduled_event, parse_rotate_event
+from .operation_events import OPERATIONS, RotateCommand, is_scheduled_event, parse_rotate_event
 from .principals import CallerIdentity
 
 PROOF_FIELD = "proof"
@@ -79,8 +79,12 @@ class Admission(NamedTuple):
 
     def outcome(self, decision: str, error: JwksRotatorError | None = None) -> OperationRecord:
         """The audit record of the admitted command's outcome (``performed``, ``refused`` or ``failed``)."""
-        reason = error.reason if isinstance(error, CallerRefusedError) else None
-        return self.asked._replace(decision=decision, error=error.code if error is not None else None, reason=reason)
+        return _decided(self.asked, decision, error)
+
+
+def _decided(asked: OperationRecord, decision: str, error: JwksRotatorError | None) -> OperationRecord:
+    reason = error.reason if isinstance(error, CallerRefusedError) else None
+    return asked._replace(decision=decision, error=error.code if error is not None else None, reason=reason)
 
 
 class OperatorGate:
@@ -94,13 +98,15 @@ class OperatorGate:
             compile_caller_pattern(role, f"operator-roles[{index}]") for index, role in enumerate(roles)
         )
 
-    def authorize(self, raw_proof: object, accepted_signers: Iterable[str]) -> CallerIdentity:
-        """The caller's identity when it is a session of an operator role; ``unauthenticated`` or ``operator_not_allowed`` if not."""
-        identity = self.verifier.verify(raw_proof, accepted_signers)
+    def authenticate(self, raw_proof: object, accepted_signers: Iterable[str]) -> CallerIdentity:
+        """The caller's identity (``unauthenticated`` or ``signing_unavailable`` when it cannot be established)."""
+        return self.verifier.verify(raw_proof, accepted_signers)
+
+    def require_operator(self, identity: CallerIdentity) -> None:
+        """``operator_not_allowed`` unless the identity is a session of a role operator-roles lists."""
         if not role_matches(self._patterns, identity):
             reason = "no_operator_roles" if not self._patterns else ("not_a_role" if identity.role_arn is None else "role_not_listed")
             raise OperatorNotAllowedError("the caller may not run rotate operations", reason=reason)
-        return identity
 
 
 def proof_required(event: Any) -> bool:
@@ -143,9 +149,11 @@ def admit(event: Any, gate: Callable[[], OperatorGate], accepted_signers: Iterab
         if proof is not None or proof_required(rest):
             if proof is None:
                 raise UnauthenticatedError("rotate-now, revoke and publish need a proof of the operator's identity", reason="no_proof")
-            identity = gate().authorize(proof, accepted_signers)
+            checker = gate()
+            identity = checker.authenticate(proof, accepted_signers)
             asked = asked._replace(caller=identity.sts_arn, role=identity.role_arn)
+            checker.require_operator(identity)
         command = parse_rotate_event(rest)
     except JwksRotatorError as exc:
-        return Admission(None, exc, identity, Admission(None, None, None, asked).outcome("refused", exc))
+        return Admission(None, exc, identity, _decided(asked, "refused", exc))
     return Admission(command, None, identity, asked)
