@@ -44,7 +44,16 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class InvokeError(Exception):
-    """The invoke did not produce an answer of the function's contract (the function crashed or answered no object)."""
+    """The invoke did not produce an answer of the function's contract (the function crashed or answered no object).
+
+    When the function raised, ``error_type`` and ``error_message`` are what
+    Lambda reported of it (``errorType``, ``errorMessage``), else None.
+    """
+
+    def __init__(self, message: str, *, error_type: str | None = None, error_message: str | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.error_message = error_message
 
 
 class SignInvokeError(InvokeError):
@@ -147,7 +156,11 @@ class ProofInvoker:
         response = self._lambda.invoke(FunctionName=self.function_name, InvocationType="RequestResponse", Payload=json.dumps(payload).encode())
         body = response["Payload"].read()
         if response.get("FunctionError"):
-            raise self.error_type(f"the {self.function_label} failed ({response['FunctionError']}){_failure_detail(body)}")
+            kind, message = _failure_of(body)
+            detail = f": {kind}: {message}" if kind and message else (f": {message}" if message else "")
+            raise self.error_type(
+                f"the {self.function_label} failed ({response['FunctionError']}){detail}", error_type=kind, error_message=message
+            )
         try:
             answer = json.loads(body)
         except ValueError:
@@ -157,17 +170,19 @@ class ProofInvoker:
         return answer
 
 
-def _failure_detail(body: bytes) -> str:
-    """``: TYPE: MESSAGE`` from a failed invoke's payload (Lambda's errorType/errorMessage), bounded; empty when it has none."""
+def _failure_of(body: bytes) -> tuple[str | None, str | None]:
+    """Lambda's ``errorType`` and ``errorMessage`` (one line, bounded) from a failed invoke's payload, None where absent."""
     try:
         failure = json.loads(body)
     except ValueError:
-        return ""
-    if not isinstance(failure, dict) or not isinstance(failure.get("errorMessage"), str):
-        return ""
-    kind = failure.get("errorType")
-    text = f"{kind}: {failure['errorMessage']}" if isinstance(kind, str) else failure["errorMessage"]
-    return ": " + " ".join(text.split())[:500]
+        return None, None
+    if not isinstance(failure, dict):
+        return None, None
+    kind, message = failure.get("errorType"), failure.get("errorMessage")
+    return (
+        kind[:200] if isinstance(kind, str) else None,
+        " ".join(message.split())[:500] if isinstance(message, str) else None,
+    )
 
 
 class SignClient(ProofInvoker):
