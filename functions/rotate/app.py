@@ -83,10 +83,10 @@ def _refuse(admission: Admission, error: JwksRotatorError) -> dict[str, Any]:
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Check the caller and the event, run the operation, report what changed. Failed runs raise so alarms and the DLQ see them."""
     admission = admit(event, _get_gate, _accepted_signers(context))
-    if admission.error is not None or admission.command is None:
-        assert admission.error is not None
+    if admission.error is not None:
         return _refuse(admission, admission.error)
     command = admission.command
+    assert command is not None  # admitted
     try:
         service = _get_service()
         report = run_command(service, command)
