@@ -8,9 +8,7 @@ the local cloud package to read it.
 Keys: ``format``, ``pid``, ``region``, ``moto_endpoint``, ``aws_endpoint``,
 ``lambda_endpoint``, ``sts_endpoint`` (the signature-checking STS the sign
 function replays caller proofs to), ``demo_caller_role`` (the role
-``jwks-rotator sign`` assumes there without ``--role-arn``), ``operator_role``
-(the role ``rotate``, ``revoke`` and ``publish`` assume there; a state file
-without it means :data:`OPERATOR_ROLE`),
+``jwks-rotator sign`` assumes there without ``--role-arn``),
 ``issuance_policy_file``, ``edge_url``, ``jwks_url``, ``discovery_url``,
 ``issuer``, ``functions`` and ``settings`` (by environment variable name).
 """
@@ -32,7 +30,8 @@ LOCAL_ACCOUNT = "123456789012"
 DEMO_CALLER_ROLE = f"arn:aws:iam::{LOCAL_ACCOUNT}:role/jwks-rotator-demo-caller"
 """The role the local stack's demo policy lets sign (profile ``demo``); the local stack always creates it."""
 OPERATOR_ROLE = f"arn:aws:iam::{LOCAL_ACCOUNT}:role/jwks-rotator-local-operator"
-"""The role the local stack's operator-roles lists by default: the operator commands act as it there; the local stack always creates it."""
+"""The role the local stack's operator-roles lists by default: ``rotate``, ``revoke`` and ``publish`` act as it there
+(state key ``operator_role``; a state file without it means this role); the local stack always creates it."""
 
 
 def write_state_file(path: str | os.PathLike[str], state: dict[str, Any]) -> None:

@@ -60,7 +60,7 @@ def _function_name(obj: CliContext, given: str | None) -> str:
         return given
     state = obj.local_state()
     if state is not None:
-        return ROTATE_FUNCTION
+        return str(state.get("rotate_function") or ROTATE_FUNCTION)
     fail("name the stack's rotate function: --function-name or ROTATE_FUNCTION_NAME", 2)
 
 

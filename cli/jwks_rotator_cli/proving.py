@@ -1,32 +1,22 @@
 """Invoking a stack's function as a caller that proves who it is: which role, which STS endpoint, which Lambda API.
 
-``sign`` calls as a caller of the sign function, ``rotate``/``revoke``/``publish``
-as an operator of the rotate function; both build their client here. Against
+``rotate``/``revoke``/``publish`` call as an operator of the rotate function,
+as ``sign`` calls the sign function (same session rules: ``caller_session``). Against
 the local stack the proof is made with a session of the stack's own role for
 that use (its STS accepts only credentials moto issued, never ambient keys).
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from jwks_rotator_client import ProofInvoker
 
 from .app import fail
-from .context import CliContext, session_for_role
-
-CLI_SESSION_NAME = "jwks-rotator-cli"
+from .context import CliContext
+from .tokens import caller_session
 
 C = TypeVar("C", bound=ProofInvoker)
-
-
-def caller_session(obj: CliContext, role_arn: str | None) -> Any:
-    """The boto3 session whose credentials sign the proof: a session of ``role_arn``, else the default chain's."""
-    import boto3
-
-    if role_arn is None:
-        return boto3.Session(region_name=obj.region_name())
-    return session_for_role(obj.client("sts"), role_arn, region=obj.region_name(), session_name=CLI_SESSION_NAME)
 
 
 def proving_client(

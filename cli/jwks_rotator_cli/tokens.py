@@ -12,10 +12,11 @@ from jwks_rotator.core.algorithms import algorithm_names
 from jwks_rotator.core.settings import Settings
 
 from .app import fail
-from .context import CliContext, given_settings, settings_options
+from .context import CliContext, given_settings, session_for_role, settings_options
 from .local_state import SIGN_FUNCTION
 from .output import console, human
-from .proving import proving_client
+
+CLI_SESSION_NAME = "jwks-rotator-cli"
 
 
 @click.command()
@@ -73,11 +74,16 @@ def sign(
             raise click.BadParameter(f"not JSON ({exc.msg})", param_hint="--claims") from None
     if issuance_profile is not None:
         request["profile"] = issuance_profile
-    # The local stack's STS accepts only credentials moto issued: act as its demo caller role, never with ambient keys.
-    client = proving_client(
-        obj, SignClient, function_name, role_arn=role_arn, sts_endpoint_url=sts_endpoint_url,
-        lambda_endpoint_url=lambda_endpoint_url, local_role=str((obj.local_state() or {}).get("demo_caller_role") or ""),
-    )
+    state = obj.local_state()
+    if state is not None:
+        # The local stack's STS accepts only credentials moto issued: act as a role session, never with ambient keys.
+        role_arn = role_arn or state.get("demo_caller_role")
+        sts_endpoint_url = sts_endpoint_url or state.get("sts_endpoint")
+        if not role_arn or not sts_endpoint_url:
+            fail("the local stack's state file names no STS endpoint or demo caller role: restart `jwks-rotator local`", 1)
+    session = caller_session(obj, role_arn)
+    endpoint = lambda_endpoint_url or (state or {}).get("lambda_endpoint") or None
+    client = SignClient(function_name, obj.client("lambda", endpoint_url=endpoint, session=session), session, sts_endpoint_url=sts_endpoint_url)
     try:
         payload = client.sign(request)
     except SignInvokeError as exc:
@@ -86,6 +92,15 @@ def sign(
         fail(f"sign refused: {payload.get('error', 'error')}: {payload.get('message', '')}", 1)
     click.echo(payload["token"])
     click.echo(f"kid={payload.get('kid')} alg={payload.get('alg')} expires_at={payload.get('expires_at')}", err=True)
+
+
+def caller_session(obj: CliContext, role_arn: str | None) -> Any:
+    """The boto3 session whose credentials sign the proof: a session of ``role_arn``, else the default chain's."""
+    import boto3
+
+    if role_arn is None:
+        return boto3.Session(region_name=obj.region_name())
+    return session_for_role(obj.client("sts"), role_arn, region=obj.region_name(), session_name=CLI_SESSION_NAME)
 
 
 def explain_verification_error(exc: Exception, token: str, *, audience: tuple[str, ...], issuer: str, jwks_url: str, algorithms: list[str]) -> str:
