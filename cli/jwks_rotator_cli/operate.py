@@ -56,6 +56,7 @@ def operator_options(func: F) -> F:
 
 
 def _function_name(obj: CliContext, given: str | None) -> str:
+    """``--function-name`` / ``ROTATE_FUNCTION_NAME``, else the local stack's rotate function; exit 2 when neither names one."""
     if given:
         return given
     state = obj.local_state()
@@ -65,6 +66,7 @@ def _function_name(obj: CliContext, given: str | None) -> str:
 
 
 def _failed(function_name: str, exc: Exception) -> NoReturn:
+    """One line for a run that raised: its error code and message when Lambda names a product error, else the invoke's failure."""
     kind = getattr(exc, "error_type", None)
     message = getattr(exc, "error_message", None)
     code = _CODES.get(kind or "")
