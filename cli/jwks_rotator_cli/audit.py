@@ -1,4 +1,7 @@
-"""``jwks-rotator audit``: who minted a token, what a caller got, from the sign function's audit lines in CloudWatch Logs.
+"""``jwks-rotator audit``: who minted a token, what a caller got, who revoked a kid, from the audit lines in CloudWatch Logs.
+
+The sign function's lines by default; ``--operation`` or ``--kid`` reads the
+rotate function's (one line per operation: who ran it, which kid).
 
 Reads the log group with FilterLogEvents (every page, between ``--since`` and
 ``--until``), asks the server for the matching lines with a JSON filter
@@ -9,6 +12,7 @@ the pattern: moto returns every event). Shows only the audit lines' own fields.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -17,11 +21,12 @@ import click
 from botocore.exceptions import ClientError
 
 from .app import fail
-from .audit_query import DECISIONS, AuditQuery, function_log_group, parse_when, select
+from .audit_query import DECISIONS, OPERATIONS, AuditQuery, function_log_group, parse_when, select
 from .context import CliContext
-from .local_state import SIGN_FUNCTION
+from .local_state import ROTATE_FUNCTION, SIGN_FUNCTION
 
 _COLUMNS = ("time", "decision", "profile", "caller", "sub", "aud", "jti", "kid", "exp")
+_OPERATION_COLUMNS = ("time", "decision", "operation", "kid", "accept_restore", "role", "caller")
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
 
 
@@ -52,13 +57,14 @@ def cell(name: str, value: Any) -> str:
 
 def table_lines(records: list[dict[str, Any]]) -> list[str]:
     """A header and one row per decision, columns as wide as their widest value (never cut, never wrapped)."""
-    rows = [list(_COLUMNS)]
+    columns = _OPERATION_COLUMNS if records and all(record.get("function") == "rotate" for record in records) else _COLUMNS
+    rows = [list(columns)]
     for record in records:
-        row = [cell(name, record.get(name)) for name in _COLUMNS]
-        if record.get("decision") == "refused" and record.get("error"):
-            row[_COLUMNS.index("decision")] = cell("decision", f"refused: {record['error']}")
+        row = [cell(name, record.get(name)) for name in columns]
+        if record.get("decision") in ("refused", "failed") and record.get("error"):
+            row[columns.index("decision")] = cell("decision", f"{record['decision']}: {record['error']}")
         rows.append(row)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
     return ["  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
@@ -66,7 +72,9 @@ def table_lines(records: list[dict[str, Any]]) -> list[str]:
 @click.option("--jti", default=None, help="The token id: who minted it.")
 @click.option("--caller", default=None, help="An IAM role ARN (matches the caller's role) or an STS ARN (matches the caller exactly).")
 @click.option("--sub", default=None, help="The token's subject.")
-@click.option("--decision", type=click.Choice(DECISIONS), default=None, help="Only tokens issued, or only refusals.")
+@click.option("--decision", type=click.Choice(DECISIONS), default=None, help="Only tokens issued, only refusals, or (operations) only those performed or failed.")
+@click.option("--operation", type=click.Choice(OPERATIONS), default=None, help="Only this rotate operation (reads the rotate function's lines).")
+@click.option("--kid", default=None, help="Only lines naming this kid: who revoked it (reads the rotate function's lines).")
 @click.option("--since", default="24h", show_default=True, help="Start: an ISO 8601 time (UTC unless it says) or a duration before now (2h, 30m, 7d).")
 @click.option("--until", default=None, help="End, like --since [default: now].")
 @click.option(
@@ -75,7 +83,11 @@ def table_lines(records: list[dict[str, Any]]) -> list[str]:
     envvar="AUDIT_LOG_GROUP",
     help="Log group to read [default: --stack's AuditLogGroupName output, else /aws/lambda/FUNCTION].",
 )
-@click.option("--function-name", default=SIGN_FUNCTION, show_default=True, envvar="SIGN_FUNCTION_NAME", help="The sign function (name or ARN) whose log group is read.")
+@click.option(
+    "--function-name",
+    default=None,
+    help=f"The function (name or ARN) whose log group is read [default: SIGN_FUNCTION_NAME or {SIGN_FUNCTION}; with --operation or --kid, ROTATE_FUNCTION_NAME or {ROTATE_FUNCTION}].",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON audit line per match instead of a table.")
 @click.pass_obj
 def audit(
@@ -85,13 +97,15 @@ def audit(
     caller: str | None,
     sub: str | None,
     decision: str | None,
+    operation: str | None,
+    kid: str | None,
     since: str,
     until: str | None,
     log_group: str | None,
-    function_name: str,
+    function_name: str | None,
     as_json: bool,
 ) -> None:
-    """The sign function's decisions from its audit lines: who minted a token, what a caller got since when."""
+    """Decisions from the audit lines: who minted a token, what a caller got since when, who revoked a kid (--kid)."""
     now = datetime.now(UTC)
     try:
         start = parse_when(since, now)
@@ -102,9 +116,12 @@ def audit(
     except ValueError as exc:
         fail(f"--until: {exc}", 2)
     try:
-        query = AuditQuery(since=start, until=end, jti=jti, caller=caller, sub=sub, decision=decision)
+        query = AuditQuery(since=start, until=end, jti=jti, caller=caller, sub=sub, decision=decision, operation=operation, kid=kid)
     except ValueError as exc:
         fail(str(exc), 2)
+    if function_name is None:
+        rotate = operation is not None or kid is not None
+        function_name = os.environ.get("ROTATE_FUNCTION_NAME" if rotate else "SIGN_FUNCTION_NAME") or (ROTATE_FUNCTION if rotate else SIGN_FUNCTION)
     state = obj.local_state() or {}
     stack = obj.stack()
     stack_group = stack.audit_log_group_name if stack is not None else None

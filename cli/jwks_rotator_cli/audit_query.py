@@ -2,7 +2,8 @@
 
 Pure (no AWS, no product core), so the rules can be tested on their own. An
 audit line is a JSON object with ``"type": "jwks-rotator.audit"`` (written by
-the sign function's audit log, one per decision). CloudWatch Logs filters
+the sign function's audit log, one per decision, and by the rotate function's,
+one per operation with ``"function": "rotate"``). CloudWatch Logs filters
 with a JSON pattern; a server that ignores it (moto returns every event) must
 change nothing, so every line is checked again here before it is shown.
 """
@@ -20,7 +21,10 @@ AUDIT_TYPE = "jwks-rotator.audit"
 """The ``type`` of every audit line (the sign function's audit log writes it)."""
 AUDIT_SUB_BOUND = 128
 """Longer subjects are cut to this many characters in an audit line, the last one ``…``."""
-DECISIONS = ("issued", "refused")
+DECISIONS = ("issued", "refused", "performed", "failed")
+"""The sign function decides issued or refused; the rotate function performed, refused or failed."""
+OPERATIONS = ("tick", "rotate-now", "revoke", "publish")
+"""The rotate function's operations an audit line may name."""
 MAX_PATTERN_CHARS = 1024  # CloudWatch Logs' limit on a filter pattern
 
 _DURATION = re.compile(r"^\s*((?:\d+(?:\.\d+)?\s*[smhdw]\s*)+)$", re.IGNORECASE)
@@ -97,16 +101,20 @@ class AuditQuery:
     caller: str | None = None
     sub: str | None = None
     decision: str | None = None
+    operation: str | None = None
+    kid: str | None = None
 
     def __post_init__(self) -> None:
         if self.since > self.until:
             raise ValueError(f"since ({self.since:%Y-%m-%dT%H:%M:%SZ}) is after until ({self.until:%Y-%m-%dT%H:%M:%SZ})")
         if self.decision is not None and self.decision not in DECISIONS:
             raise ValueError(f"decision must be one of {', '.join(DECISIONS)}")
+        if self.operation is not None and self.operation not in OPERATIONS:
+            raise ValueError(f"operation must be one of {', '.join(OPERATIONS)}")
 
     def equalities(self) -> list[tuple[str, str]]:
         """The fields an audit line must hold exactly (``sub`` aside: it may be cut)."""
-        fields = [("jti", self.jti), ("decision", self.decision)]
+        fields = [("jti", self.jti), ("decision", self.decision), ("operation", self.operation), ("kid", self.kid)]
         out = [(name, value) for name, value in fields if value is not None]
         if self.caller is not None:
             out.append(caller_field(self.caller))

@@ -32,6 +32,9 @@ LOCAL_ACCOUNT = "123456789012"
 """moto's default account: the local stack's resources and roles live in it."""
 DEMO_CALLER_ROLE = f"arn:aws:iam::{LOCAL_ACCOUNT}:role/jwks-rotator-demo-caller"
 """The role the local stack's demo policy lets sign (profile ``demo``); the local stack always creates it."""
+OPERATOR_ROLE = f"arn:aws:iam::{LOCAL_ACCOUNT}:role/jwks-rotator-local-operator"
+"""The role the local stack's operator-roles lists by default: ``rotate``, ``revoke`` and ``publish`` act as it there
+(state key ``operator_role``; a state file without it means this role); the local stack always creates it."""
 
 
 def write_state_file(path: str | os.PathLike[str], state: dict[str, Any]) -> None:

@@ -1,51 +1,116 @@
-"""``jwks-rotator rotate [--now]``, ``revoke KID`` and ``publish [--accept-restore]``: one rotation run each, as the rotate function does it."""
+"""``jwks-rotator rotate [--now]``, ``revoke KID`` and ``publish [--accept-restore]``: the stack's rotate function does them.
+
+Each command invokes the rotate function (Lambda, RequestResponse) with the
+operation and a proof of the operator's identity, so the operation runs with
+the stack's own settings and is audited there; the function refuses callers
+whose role is not in its ``operator-roles``. The command prints the function's
+summary; a refusal or a failed run is one line on stderr and exit status 1.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 import click
 
-from jwks_rotator.core.operations import RotateCommand, run_command
-from jwks_rotator.core.rotation import RunReport
-from jwks_rotator.wiring import build_rotation_service
+from jwks_rotator.core import errors
 
-from .context import CliContext, given_settings, settings_options
-from .output import console, print_report
+from .app import fail
+from .context import CliContext
+from .local_state import OPERATOR_ROLE, ROTATE_FUNCTION
+from .output import console, print_summary
+from .proving import proving_client
 
-_REQUIRED = ("keyring_secret_id", "jwks_bucket", "issuer")
+F = TypeVar("F", bound=Callable[..., Any])
 
-
-def print_accepted(report: RunReport) -> None:
-    """Say that the keyring secret as it is now is what the documents and the signer follow."""
-    active = report.keyring.active
-    console().print(f"keyring accepted as it is: the documents follow it; active kid {active.kid if active else 'none'}")
+_CODES = {cls.__name__: cls.code for cls in vars(errors).values() if isinstance(cls, type) and issubclass(cls, errors.JwksRotatorError)}
+"""Error codes by exception class name: Lambda reports a failed run by the class raised."""
 
 
-def _run(obj: CliContext, values: dict[str, Any], command: RotateCommand) -> RunReport:
-    settings = obj.settings(given_settings(values), require=_REQUIRED)
-    service = build_rotation_service(settings, obj.client)
-    return run_command(service, command)
+def operator_options(func: F) -> F:
+    """The options saying which rotate function to invoke and as whom."""
+    options = [
+        click.option(
+            "--function-name",
+            default=None,
+            envvar="ROTATE_FUNCTION_NAME",
+            show_envvar=True,
+            help="Name or ARN of the stack's rotate function [default: the local stack's, when --endpoint-url names it].",
+        ),
+        click.option("--lambda-endpoint-url", default=None, help="Lambda API endpoint [default: the local stack's when --endpoint-url names it, else AWS]."),
+        click.option(
+            "--role-arn",
+            default=None,
+            help="Assume this role and prove its identity [default: the default credential chain; against the local stack, its operator role].",
+        ),
+        click.option(
+            "--sts-endpoint-url",
+            default=None,
+            help="STS endpoint the rotate function checks proofs with [default: the local stack's, else the region's; AWS_ENDPOINT_URL_STS honoured].",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _function_name(obj: CliContext, given: str | None) -> str:
+    """``--function-name`` / ``ROTATE_FUNCTION_NAME``, else the local stack's rotate function; exit 2 when neither names one."""
+    if given:
+        return given
+    state = obj.local_state()
+    if state is not None:
+        return str(state.get("rotate_function") or ROTATE_FUNCTION)
+    fail("name the stack's rotate function: --function-name or ROTATE_FUNCTION_NAME", 2)
+
+
+def _failed(function_name: str, exc: Exception) -> NoReturn:
+    """One line for a run that raised: its error code and message when Lambda names a product error, else the invoke's failure."""
+    kind = getattr(exc, "error_type", None)
+    message = getattr(exc, "error_message", None)
+    code = _CODES.get(kind or "")
+    if code and message:
+        fail(f"{code}: {message} (the rotate function failed; its alarm and dead-letter queue see it)", 1)
+    fail(f"{function_name}: {exc}", 1)
+
+
+def invoke_operation(obj: CliContext, options: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+    """The rotate function's summary of ``event`` run as an operator; exits 1 with one line on a refusal or a failure."""
+    from jwks_rotator_client import InvokeError, OperatorClient
+
+    function_name = _function_name(obj, options["function_name"])
+    client = proving_client(
+        obj, OperatorClient, function_name, role_arn=options["role_arn"], sts_endpoint_url=options["sts_endpoint_url"],
+        lambda_endpoint_url=options["lambda_endpoint_url"], local_role=str((obj.local_state() or {}).get("operator_role") or OPERATOR_ROLE),
+    )
+    try:
+        summary = client.operate(**event)
+    except InvokeError as exc:
+        _failed(function_name, exc)
+    if "error" in summary:
+        fail(f"{summary['error']}: {summary.get('message', '')}", 1)
+    return summary
 
 
 @click.command()
 @click.option("--now", "emergency", is_flag=True, help="Emergency rotation: a fresh key signs as soon as it is published (skips the publish lead).")
-@settings_options()
+@operator_options
 @click.pass_obj
-def rotate(obj: CliContext, /, emergency: bool, **values: Any) -> None:
+def rotate(obj: CliContext, /, emergency: bool, **options: Any) -> None:
     """Run one tick (apply what is due), or rotate at once with --now."""
-    report = _run(obj, values, RotateCommand("rotate-now" if emergency else "tick"))
-    print_report(report, nothing="nothing was due")
+    summary = invoke_operation(obj, options, {"operation": "rotate-now" if emergency else "tick"})
+    print_summary(summary, nothing="nothing was due")
 
 
 @click.command()
 @click.argument("kid")
-@settings_options()
+@operator_options
 @click.pass_obj
-def revoke(obj: CliContext, /, kid: str, **values: Any) -> None:
+def revoke(obj: CliContext, /, kid: str, **options: Any) -> None:
     """Remove KID from the keyring and the published JWKS at once."""
-    report = _run(obj, values, RotateCommand("revoke", kid))
-    print_report(report, nothing="nothing changed")
+    summary = invoke_operation(obj, options, {"operation": "revoke", "kid": kid})
+    print_summary(summary, nothing="nothing changed")
 
 
 _ACCEPT_RESTORE_HELP = (
@@ -57,16 +122,17 @@ _ACCEPT_RESTORE_HELP = (
 
 @click.command()
 @click.option("--accept-restore", is_flag=True, help=_ACCEPT_RESTORE_HELP)
-@settings_options()
+@operator_options
 @click.pass_obj
-def publish(obj: CliContext, /, accept_restore: bool, **values: Any) -> None:
+def publish(obj: CliContext, /, accept_restore: bool, **options: Any) -> None:
     """Write the documents if they differ from the keyring, and invalidate them.
 
     When the keyring secret was restored to an older version the rotator stops
     (keyring_behind_publication) and holds the signer; --accept-restore is the
     operator's consent to publish the restored keyring over the newer documents.
     """
-    report = _run(obj, values, RotateCommand("publish", accept_restore=accept_restore))
-    print_report(report, nothing="documents already up to date")
+    event: dict[str, Any] = {"operation": "publish", **({"accept_restore": True} if accept_restore else {})}
+    summary = invoke_operation(obj, options, event)
+    print_summary(summary, nothing="documents already up to date")
     if accept_restore:
-        print_accepted(report)
+        console().print(f"keyring accepted as it is: the documents follow it; active kid {summary.get('active_kid') or 'none'}")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from rich.console import Console
-
-from jwks_rotator.core.rotation import RunReport
 
 _CHANGE_STYLES = {
     "created": "cyan",
@@ -48,19 +47,17 @@ def change_line(kind: str, kid: str, reason: str, at: datetime | None = None) ->
     return f"[dim]{stamp}[/dim]  [{style}]{kind:<9}[/{style}] {kid}  [dim]({reason})[/dim]"
 
 
-def print_report(report: RunReport, *, nothing: str) -> None:
-    """The changes and publications of one rotation run, then the active kid; ``nothing`` when it did nothing."""
+def print_summary(summary: dict[str, Any], *, nothing: str) -> None:
+    """The changes and publications the rotate function reported, then the active kid; ``nothing`` when it did nothing."""
     out = console()
-    for change in report.changes:
-        out.print(change_line(change.kind, change.kid, change.reason))
-    for publication in report.publications:
-        if publication.uploaded:
-            out.print(f"published {', '.join(publication.uploaded)}" + (f" (invalidation {publication.invalidation_id})" if publication.invalidation_id else ""))
-        elif publication.invalidation_id:
-            out.print(f"invalidated the documents again (invalidation {publication.invalidation_id})")
-    if not report.changes and not report.publications:
+    changes = [c for c in summary.get("changes", []) if isinstance(c, dict)]
+    for change in changes:
+        out.print(change_line(str(change.get("change")), str(change.get("kid")), str(change.get("reason"))))
+    published = [paths for paths in summary.get("published", []) if paths]
+    for paths in published:
+        out.print(f"published {', '.join(map(str, paths))}")
+    if not changes and not published:
         out.print(nothing)
-    active = report.keyring.active
-    out.print(f"active kid: {active.kid if active else 'none'}")
-    if not report.converged:
+    out.print(f"active kid: {summary.get('active_kid') or 'none'}")
+    if summary.get("converged") is False:
         out.print("[yellow]did not converge (concurrent writers); run again[/yellow]")

@@ -1,13 +1,18 @@
-"""Client for a jwks-rotator sign function: invoke it with a proof of the caller's AWS identity.
+"""Client for jwks-rotator functions: invoke them with a proof of the caller's AWS identity.
 
-Depends on boto3/botocore only and imports nothing else from jwks-rotator,
-so a service may vendor this package as it is.
+:class:`SignClient` asks the sign function for tokens; :class:`OperatorClient`
+runs the rotate function's operations (rotate-now, revoke, publish) as an
+operator. Depends on boto3/botocore only and imports nothing else from
+jwks-rotator, so a service may vendor this package as it is.
 """
 
+from .operator_client import OperationFailedError, OperatorClient
 from .sign_client import (
     GET_CALLER_IDENTITY_BODY,
     PROOF_REUSE_SECONDS,
     SIGNER_HEADER,
+    InvokeError,
+    ProofInvoker,
     SignClient,
     SignInvokeError,
     build_caller_proof,
@@ -17,6 +22,10 @@ __all__ = [
     "GET_CALLER_IDENTITY_BODY",
     "PROOF_REUSE_SECONDS",
     "SIGNER_HEADER",
+    "InvokeError",
+    "OperationFailedError",
+    "OperatorClient",
+    "ProofInvoker",
     "SignClient",
     "SignInvokeError",
     "build_caller_proof",

@@ -43,7 +43,20 @@ PROOF_REUSE_SECONDS = 240.0
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-class SignInvokeError(Exception):
+class InvokeError(Exception):
+    """The invoke did not produce an answer of the function's contract (the function crashed or answered no object).
+
+    When the function raised, ``error_type`` and ``error_message`` are what
+    Lambda reported of it (``errorType``, ``errorMessage``), else None.
+    """
+
+    def __init__(self, message: str, *, error_type: str | None = None, error_message: str | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.error_message = error_message
+
+
+class SignInvokeError(InvokeError):
     """The invoke did not produce an answer of the sign function's contract (the function crashed or answered no object)."""
 
 
@@ -69,15 +82,20 @@ def build_caller_proof(credentials: Any, *, sts_endpoint_url: str, region: str, 
     return {"headers": dict(request.headers.items()), "body": GET_CALLER_IDENTITY_BODY}
 
 
-class SignClient:
-    """Calls one sign function; ``sign`` returns its answer, error answers included.
+class ProofInvoker:
+    """Invokes one jwks-rotator function with a payload plus a proof of the caller's identity bound to that function.
 
     ``function_name`` is a name or ARN, passed to Lambda and signed into the
     proof as given. The STS endpoint is the one ``session`` resolves for the
     function's region (an ARN's region, else the Lambda client's), which
     honours ``AWS_ENDPOINT_URL_STS`` / ``AWS_ENDPOINT_URL`` for local use;
-    ``sts_endpoint_url`` overrides it.
+    ``sts_endpoint_url`` overrides it. A proof is reused for
+    ``proof_reuse_seconds``; when a reused one is answered ``unauthenticated``
+    a fresh one is signed and the invoke retried once.
     """
+
+    function_label = "function"
+    error_type: type[InvokeError] = InvokeError
 
     def __init__(
         self,
@@ -118,31 +136,68 @@ class SignClient:
                 return self._proof, True
             credentials = self._session.get_credentials()
             if credentials is None:
-                raise SignInvokeError("no AWS credentials to prove the caller's identity with")
+                raise self.error_type("no AWS credentials to prove the caller's identity with")
             self._proof = build_caller_proof(
                 credentials.get_frozen_credentials(), sts_endpoint_url=self.sts_endpoint_url, region=self.region, signer=self.function_name
             )
             self._proof_made_at = now
             return self._proof, False
 
-    def sign(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Invoke the sign function with ``request`` plus a proof; its answer (token or ``{"error", "message"}``)."""
+    def invoke_with_proof(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Invoke the function with ``payload`` plus ``"proof"``; its answer, ``{"error", "message"}`` answers included."""
         proof, reused = self.proof()
-        answer = self._invoke({**request, "proof": proof})
+        answer = self._invoke({**payload, "proof": proof})
         if reused and answer.get("error") == "unauthenticated":
             proof, _ = self.proof(fresh=True)
-            answer = self._invoke({**request, "proof": proof})
+            answer = self._invoke({**payload, "proof": proof})
         return answer
 
     def _invoke(self, payload: dict[str, Any]) -> dict[str, Any]:
         response = self._lambda.invoke(FunctionName=self.function_name, InvocationType="RequestResponse", Payload=json.dumps(payload).encode())
         body = response["Payload"].read()
         if response.get("FunctionError"):
-            raise SignInvokeError(f"the sign function failed ({response['FunctionError']})")
+            kind, message = _failure_of(body)
+            detail = f": {kind}: {message}" if kind and message else (f": {message}" if message else "")
+            raise self.error_type(
+                f"the {self.function_label} failed ({response['FunctionError']}){detail}", error_type=kind, error_message=message
+            )
         try:
             answer = json.loads(body)
         except ValueError:
-            raise SignInvokeError("the sign function's answer is not JSON") from None
+            raise self.error_type(f"the {self.function_label}'s answer is not JSON") from None
         if not isinstance(answer, dict):
-            raise SignInvokeError("the sign function's answer is not a JSON object")
+            raise self.error_type(f"the {self.function_label}'s answer is not a JSON object")
         return answer
+
+
+def _failure_of(body: bytes) -> tuple[str | None, str | None]:
+    """Lambda's ``errorType`` and ``errorMessage`` (one line, bounded) from a failed invoke's payload, None where absent."""
+    try:
+        failure = json.loads(body)
+    except ValueError:
+        return None, None
+    if not isinstance(failure, dict):
+        return None, None
+    kind, message = failure.get("errorType"), failure.get("errorMessage")
+    return (
+        kind[:200] if isinstance(kind, str) else None,
+        " ".join(message.split())[:500] if isinstance(message, str) else None,
+    )
+
+
+class SignClient(ProofInvoker):
+    """Calls one sign function; ``sign`` returns its answer, error answers included.
+
+    ``function_name`` is a name or ARN, passed to Lambda and signed into the
+    proof as given. The STS endpoint is the one ``session`` resolves for the
+    function's region (an ARN's region, else the Lambda client's), which
+    honours ``AWS_ENDPOINT_URL_STS`` / ``AWS_ENDPOINT_URL`` for local use;
+    ``sts_endpoint_url`` overrides it.
+    """
+
+    function_label = "sign function"
+    error_type = SignInvokeError
+
+    def sign(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Invoke the sign function with ``request`` plus a proof; its answer (token or ``{"error", "message"}``)."""
+        return self.invoke_with_proof(request)

@@ -1,9 +1,19 @@
 """Rotate function: scheduled tick, rotate-now, revoke and publish (see events/).
 
+``rotate-now``, ``revoke`` and ``publish`` need a ``proof`` of an operator's
+identity, bound to this function (see jwks_rotator.core.operator_gate);
+a scheduled event and ``{"operation": "tick"}`` need none. A refusal is an
+answer (``{"error", "message"}``), never a failure.
+
+Audit: one JSON line per operation decision (type ``jwks-rotator.audit``,
+``"function": "rotate"``) on stdout: decision (performed, refused or failed),
+error, reason, the caller's STS ARN and role, the operation, the revoked kid
+and ``accept_restore``. Never the proof.
+
 Metrics (EMF): ``Rotations``, ``Publications``, keys per state, ``ActiveKeyAgeSeconds`` and
-``ActiveKeyOverdueSeconds`` (what the stale-key alarm watches), ``InvalidEvents``, ``RotationFailures``
-and, for the failures an operator must act on, ``KeyringBehindPublication`` and ``ClockSkewDetected``
-(see jwks_rotator.adapters.rotation_metrics). A failed run raises, so the error alarm and the
+``ActiveKeyOverdueSeconds`` (what the stale-key alarm watches), ``InvalidEvents``, ``OperationRefusals_<code>``,
+``RotationFailures`` and, for the failures an operator must act on, ``KeyringBehindPublication`` and
+``ClockSkewDetected`` (see jwks_rotator.adapters.rotation_metrics). A failed run raises, so the error alarm and the
 dead-letter queue see it.
 """
 
@@ -14,17 +24,22 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from jwks_rotator.adapters.audit_log import AuditLog
 from jwks_rotator.adapters.observability import make_logger, make_metrics
 from jwks_rotator.adapters.rotation_metrics import add_failure_metrics, add_keyring_metrics
+from jwks_rotator.core.caller_proof import accepted_signer_names
 from jwks_rotator.core.errors import InvalidEventError, JwksRotatorError, UnknownKeyError
-from jwks_rotator.core.operations import parse_rotate_event, report_summary, run_command
+from jwks_rotator.core.operations import report_summary, run_command
+from jwks_rotator.core.operator_gate import Admission, OperatorGate, admit
 from jwks_rotator.core.rotation import RotationService, utc_now
 from jwks_rotator.core.settings import Settings
-from jwks_rotator.wiring import build_rotation_service
+from jwks_rotator.wiring import build_operator_gate, build_rotation_service
 
 logger = make_logger("rotate")
 metrics = make_metrics()
+audit = AuditLog()
 _service: RotationService | None = None
+_gate: OperatorGate | None = None
 
 
 def _get_service() -> RotationService:
@@ -35,27 +50,57 @@ def _get_service() -> RotationService:
     return _service
 
 
+def _get_gate() -> OperatorGate:
+    """The operator gate, built the first time an event carries a proof (a bad setting answers invalid_configuration)."""
+    global _gate
+    if _gate is None:
+        _gate = build_operator_gate(Settings.from_env(os.environ), os.environ)
+    return _gate
+
+
+def _accepted_signers(context: Any) -> frozenset[str]:
+    """This function's name, ARN and qualified ARN: what a proof's X-Jwks-Rotator-Signer may say."""
+    version = str(getattr(context, "function_version", "") or "")
+    audit.function_version = version
+    return accepted_signer_names(
+        str(getattr(context, "function_name", "") or ""), str(getattr(context, "invoked_function_arn", "") or ""), version
+    )
+
+
+def _refuse(admission: Admission, error: JwksRotatorError) -> dict[str, Any]:
+    """Answer a refusal: audited and counted, not alarmed as a failed rotation."""
+    record = admission.outcome("refused", error)
+    audit.write_operation(record)
+    logger.warning("operation refused", extra={"operation": record.operation, "error": error.code, "reason": record.reason})
+    metrics.add_metric(name=f"OperationRefusals_{error.code}", unit=MetricUnit.Count, value=1)
+    if isinstance(error, (InvalidEventError, UnknownKeyError)):
+        metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
+    return error.to_dict()
+
+
 @metrics.log_metrics
 @logger.inject_lambda_context(log_event=False)
 def handler(event: Any, context: Any) -> dict[str, Any]:
-    """Parse the event, run the operation, report what changed. Failures raise so alarms and the DLQ see them."""
-    try:
-        command = parse_rotate_event(event)
-    except InvalidEventError as exc:
-        logger.error("rejected event", extra={"reason": exc.message})
-        metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
-        return exc.to_dict()
+    """Check the caller and the event, run the operation, report what changed. Failed runs raise so alarms and the DLQ see them."""
+    admission = admit(event, _get_gate, _accepted_signers(context))
+    if admission.error is not None:
+        return _refuse(admission, admission.error)
+    command = admission.command
+    assert command is not None  # admitted
     try:
         service = _get_service()
         report = run_command(service, command)
     except UnknownKeyError as exc:  # the caller's mistake, not a failed rotation: no alarm
-        logger.warning("revoke refused", extra={"kid": command.kid, "error": exc.code})
-        metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
-        return exc.to_dict()
+        return _refuse(admission, exc)
     except JwksRotatorError as exc:
+        audit.write_operation(admission.outcome("failed", exc))
         logger.error("rotation step failed", extra={"operation": command.operation, "error": exc.code, "reason": exc.message})
         add_failure_metrics(metrics, exc)
         raise
+    except Exception:
+        audit.write_operation(admission.outcome("failed", JwksRotatorError("internal error")))
+        raise
+    audit.write_operation(admission.outcome("performed"))
     metrics.add_metric(name="Rotations", unit=MetricUnit.Count, value=report.activations)
     metrics.add_metric(name="Publications", unit=MetricUnit.Count, value=len(report.publications))
     add_keyring_metrics(metrics, report.keyring, service.settings, utc_now())

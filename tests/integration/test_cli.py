@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
 from jwks_rotator.core.keyring import Keyring
 from jwks_rotator_cli import app
-from jwks_rotator_cli.local_state import DEMO_CALLER_ROLE
+from jwks_rotator_cli.local_state import DEMO_CALLER_ROLE, OPERATOR_ROLE
 from jwks_rotator_cli.main import cli
 from jwks_rotator_local.local_stack import FUNCTIONS_DIR, LocalStack
 
@@ -120,6 +120,45 @@ def test_revoke_of_an_unknown_kid_is_one_line_exit_1(stack):
     assert result.exit_code == 1
     assert result.stderr.strip() == "error: unknown_kid: kid 'no-such-kid' is not in the keyring"
     assert "Traceback" not in result.output
+
+
+def test_operations_run_in_the_rotate_function_as_the_local_operator_and_say_who_in_its_audit_lines(stack):
+    target = next(k.kid for k in keyring(stack).keys if k.state.value != "active")
+    result = run(stack, "revoke", target)
+    assert result.exit_code == 0, result.output
+    assert target not in {k.kid for k in keyring(stack).keys}
+    deadline = time.monotonic() + 30
+    lines: list[dict[str, Any]] = []
+    while not lines and time.monotonic() < deadline:
+        answer = run(stack, "audit", "--kid", target, "--json")
+        assert answer.exit_code in (0, 1), answer.output
+        lines = [json.loads(line) for line in answer.stdout.splitlines() if line.startswith("{")]
+        time.sleep(0.2)
+    [line] = lines
+    assert line["function"] == "rotate" and line["operation"] == "revoke" and line["decision"] == "performed"
+    assert line["role"] == OPERATOR_ROLE and line["caller"].startswith("arn:aws:sts::123456789012:assumed-role/jwks-rotator-local-operator/")
+    table = run(stack, "audit", "--operation", "revoke", "--kid", target)
+    assert table.exit_code == 0 and "revoke" in table.stdout and OPERATOR_ROLE in table.stdout
+
+
+def test_the_operator_role_is_the_local_stack_s_operator_roles(stack):
+    state = json.loads(Path(stack.state_path).read_text())  # type: ignore[attr-defined]
+    assert state["settings"]["OPERATOR_ROLES"] == OPERATOR_ROLE
+
+
+def test_an_operation_as_a_role_that_is_not_an_operator_is_refused_in_one_line(stack):
+    before = keyring(stack)
+    result = run(stack, "rotate", "--now", "--role-arn", DEMO_CALLER_ROLE)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: operator_not_allowed: the caller may not run rotate operations"
+    assert keyring(stack).active.kid == before.active.kid
+
+
+def test_operations_need_the_rotate_function_named_away_from_the_local_stack(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("ROTATE_FUNCTION_NAME", raising=False)
+    result = CliRunner().invoke(cli, ["--state-file", str(tmp_path / "none.json"), "revoke", "k1"], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: name the stack's rotate function: --function-name or ROTATE_FUNCTION_NAME"
 
 
 def test_invalid_settings_exit_2_naming_the_rule(stack):

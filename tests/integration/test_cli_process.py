@@ -33,6 +33,7 @@ def clean_env() -> dict[str, str]:
     """The environment without settings or endpoints another test may have left in this process."""
     drop = {spec.env for spec in SETTINGS} | {
         "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "STS_ENDPOINT_URL",
+        "ROTATE_FUNCTION_NAME", "SIGN_FUNCTION_NAME",
     }
     return {k: v for k, v in os.environ.items() if k not in drop}
 
@@ -99,6 +100,10 @@ def test_status_through_the_state_file_then_sigterm_exits_0(tmp_path: Path):
         verified = run_cli(tmp_path, "--endpoint-url", str(state["moto_endpoint"]), "verify", token, "--audience", "demo")
         assert verified.returncode == 0, verified.stderr
         assert '"sub": "alice"' in verified.stdout and '"azp": "demo"' in verified.stdout
+        # No credentials anywhere: `rotate --now` asks the stack's rotate function as its operator role.
+        rotated = run_cli(tmp_path, "--endpoint-url", str(state["moto_endpoint"]), "rotate", "--now")
+        assert rotated.returncode == 0, rotated.stderr
+        assert "activated" in rotated.stdout and "active kid: " in rotated.stdout
     finally:
         local.send_signal(signal.SIGTERM)
         out, err = local.communicate(timeout=60)

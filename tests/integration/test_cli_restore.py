@@ -1,9 +1,10 @@
-"""``jwks-rotator publish --accept-restore`` with click's CliRunner against the moto server (no local stack)."""
+"""``jwks-rotator publish --accept-restore`` with click's CliRunner: the CLI asks a local stack's rotate function, as its operator."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,21 +14,39 @@ from click.testing import CliRunner, Result
 from jwks_rotator.adapters.secrets_store import CURRENT, SecretsManagerKeyringStore
 from jwks_rotator.core.jwks import JWKS_PATH
 from jwks_rotator_cli.main import cli
+from jwks_rotator_local.local_stack import LocalStack
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def run(aws_resources: Any, tmp_path: Path) -> Any:
-    settings = [
-        "--keyring-secret-id", aws_resources.secret_id, "--jwks-bucket", aws_resources.bucket,
-        "--issuer", "https://issuer.example.com", "--algorithm", "ES256",
-        "--revocation-parameter", f"/jwks-rotator-test/{uuid.uuid4().hex[:10]}/revoked-kids",
-    ]
+def stack(tmp_path: Path) -> Iterator[LocalStack]:
+    """A local stack that does not tick by itself: every run below is the CLI's."""
+    settings = {"algorithm": "ES256", "revocation-parameter": f"/jwks-rotator-test/{uuid.uuid4().hex[:10]}/revoked-kids"}
+    with LocalStack(settings, tick=False, state_file=tmp_path / ".jwks-rotator-local.json") as stack:
+        yield stack
 
+
+@pytest.fixture
+def aws_resources(stack: LocalStack) -> Any:
+    """The stack's secret and bucket under the names the assertions use."""
+
+    class Resources:
+        secret_id = stack.resources.secret_id
+        bucket = stack.resources.bucket
+
+        @staticmethod
+        def client(service: str) -> Any:
+            return stack.client(service)
+
+    return Resources()
+
+
+@pytest.fixture
+def run(stack: LocalStack, tmp_path: Path) -> Any:
     def invoke(*args: str) -> Result:
-        base = ["--endpoint-url", aws_resources.endpoint, "--state-file", str(tmp_path / "no-local-stack.json")]
-        return CliRunner().invoke(cli, [*base, *args, *settings], catch_exceptions=False)
+        base = ["--endpoint-url", stack.moto_endpoint, "--state-file", str(tmp_path / ".jwks-rotator-local.json")]
+        return CliRunner().invoke(cli, [*base, *args], catch_exceptions=False)
 
     return invoke
 

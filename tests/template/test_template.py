@@ -263,3 +263,15 @@ def test_earlier_document_versions_are_kept_a_year_by_default(resources: dict[st
     assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == {"Ref": "JwksVersionRetentionDays"}
     assert params["JwksVersionRetentionDays"]["Default"] == 365
     assert resources["JwksBucket"]["Properties"]["VersioningConfiguration"]["Status"] == "Enabled"
+
+
+def test_operator_roles_parameter_takes_the_role_lists_the_setting_takes(params: dict[str, Any]) -> None:
+    import re
+
+    pattern = re.compile(params["OperatorRoles"]["AllowedPattern"])
+    accepted = ["", "arn:aws:iam::123456789012:role/ops", "arn:aws:iam::123456789012:role/ops-*,arn:aws-cn:iam::210987654321:role/break.glass@x"]
+    for value in accepted:
+        assert pattern.fullmatch(value), value
+        Settings.from_mapping({"operator-roles": value})
+    for value in ["arn:aws:iam::123456789012:role/team/ops", "arn:aws:iam::12345678901:role/ops", "ops", "arn:aws:iam::123456789012:user/ops"]:
+        assert not pattern.fullmatch(value), value

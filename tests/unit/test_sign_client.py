@@ -115,3 +115,31 @@ def test_a_fresh_proof_refused_is_not_retried() -> None:
 def test_a_crashed_function_raises() -> None:
     with pytest.raises(SignInvokeError):
         SignClient(FUNCTION, FakeLambda({"errorMessage": "boom"}, function_error="Unhandled"), session()).sign({"sub": "a"})
+
+
+def test_the_operator_client_sends_the_operation_with_a_proof_bound_to_the_rotate_function() -> None:
+    from jwks_rotator_client import OperatorClient
+
+    lam = FakeLambda({"operation": "revoke", "changes": []})
+    client = OperatorClient(FUNCTION, lam, session())
+    assert client.revoke("k1") == {"operation": "revoke", "changes": []}
+    client.publish(accept_restore=True)
+    client.publish()
+    first, second, third = lam.payloads
+    assert {k: v for k, v in first.items() if k != "proof"} == {"operation": "revoke", "kid": "k1"}
+    assert {k: v for k, v in second.items() if k != "proof"} == {"operation": "publish", "accept_restore": True}
+    assert {k: v for k, v in third.items() if k != "proof"} == {"operation": "publish"}
+    parsed = parse_caller_proof(first["proof"], accepted_signers={FUNCTION}, sts_host="sts.eu-west-1.amazonaws.com", sts_region="eu-west-1", now=time.time())
+    assert parsed.signer == FUNCTION
+
+
+def test_a_failed_rotate_run_raises_with_what_lambda_reported_of_it() -> None:
+    from jwks_rotator_client import InvokeError, OperationFailedError, OperatorClient
+
+    failure = {"errorType": "KeyringBehindPublicationError", "errorMessage": "the bucket holds\nnewer documents"}
+    with pytest.raises(OperationFailedError) as raised:
+        OperatorClient(FUNCTION, FakeLambda(failure, function_error="Unhandled"), session()).rotate_now()
+    assert isinstance(raised.value, InvokeError)
+    assert raised.value.error_type == "KeyringBehindPublicationError"
+    assert raised.value.error_message == "the bucket holds newer documents"
+    assert str(raised.value) == "the rotate function failed (Unhandled): KeyringBehindPublicationError: the bucket holds newer documents"

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from .adapters.aws_clients import ClientFactory
+    from .core.caller_verifier import CallerVerifier
     from .core.issuance import AuditRecord, IssuanceService
+    from .core.operator_gate import OperatorGate
     from .core.rotation import Clock, RotationService
     from .core.signer import Clock as UnixClock
     from .core.signer import RefreshListener, TokenSigner
@@ -95,21 +97,31 @@ def build_issuance_service(
     ``STS_ENDPOINT_URL`` override, never from a request; a broken policy or
     endpoint raises :class:`~jwks_rotator.core.errors.ConfigurationError`.
     """
-    import time
-
-    from .adapters.sts_identity import StsEndpoint, StsIdentityReplayer
-    from .core.caller_proof import DEFAULT_MAX_AGE
-    from .core.caller_verifier import CallerVerifier
     from .core.issuance import IssuanceService
     from .core.issuance_policy import load_issuance_policy
 
-    endpoint = StsEndpoint.from_environment(environ)
+    verifier = build_caller_verifier(settings, environ, on_proof_event=on_proof_event)
     policy = load_issuance_policy(
         policy_text,
         max_token_ttl=int(settings.max_token_ttl.total_seconds()),
         default_token_ttl=int(settings.default_token_ttl.total_seconds()),
     )
-    verifier = CallerVerifier(
+    signer = build_token_signer(settings, clients, listener=listener)
+    return IssuanceService(signer, verifier, policy, on_decision=on_decision)
+
+
+def build_caller_verifier(
+    settings: Settings, environ: Mapping[str, str], *, on_proof_event: Callable[[str], None] | None = None
+) -> CallerVerifier:
+    """A verifier replaying proofs to the function's own STS endpoint (``AWS_REGION``, or ``STS_ENDPOINT_URL``) over HTTP."""
+    import time
+
+    from .adapters.sts_identity import StsEndpoint, StsIdentityReplayer
+    from .core.caller_proof import DEFAULT_MAX_AGE
+    from .core.caller_verifier import CallerVerifier
+
+    endpoint = StsEndpoint.from_environment(environ)
+    return CallerVerifier(
         StsIdentityReplayer.for_endpoint(endpoint),
         wall_clock=time.time,
         monotonic_clock=time.monotonic,
@@ -119,5 +131,15 @@ def build_issuance_service(
         sts_region=endpoint.region,
         on_event=on_proof_event,
     )
-    signer = build_token_signer(settings, clients, listener=listener)
-    return IssuanceService(signer, verifier, policy, on_decision=on_decision)
+
+
+def build_operator_gate(
+    settings: Settings, environ: Mapping[str, str], *, on_proof_event: Callable[[str], None] | None = None
+) -> OperatorGate:
+    """The rotate function's gate: proofs checked as the sign function checks them, roles against ``operator-roles``.
+
+    An unusable STS endpoint raises :class:`~jwks_rotator.core.errors.ConfigurationError`.
+    """
+    from .core.operator_gate import OperatorGate
+
+    return OperatorGate(build_caller_verifier(settings, environ, on_proof_event=on_proof_event), settings.operator_roles)

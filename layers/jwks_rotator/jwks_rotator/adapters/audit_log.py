@@ -1,4 +1,4 @@
-"""The audit trail: one JSON line per sign decision, written straight to the function's log stream.
+"""The audit trail: one JSON line per sign decision and per rotate operation, written straight to the function's log stream.
 
 Lambda sends stdout to the function's log group (the template points the sign
 function's logs at a dedicated audit log group), so a line costs no AWS call.
@@ -6,6 +6,12 @@ A line holds the time, the decision and error code, the caller's STS ARN and
 role, the profile, the policy digest and the function version; an issued
 token adds ``jti``, ``sub`` (bounded), ``aud``, ``kid`` and ``exp``. Never the
 token, the proof or another claim value (see :class:`~jwks_rotator.core.issuance.AuditRecord`).
+
+The rotate function's lines (:meth:`AuditLog.write_operation`) say
+``"function": "rotate"`` and hold the operation, the revoked ``kid`` and
+``accept_restore`` in place of the token's fields (see
+:class:`~jwks_rotator.core.operator_gate.OperationRecord`); the sign
+function's lines are unchanged.
 """
 
 from __future__ import annotations
@@ -15,9 +21,12 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from jwks_rotator.core.issuance import AuditRecord, bounded_sub
+
+if TYPE_CHECKING:
+    from jwks_rotator.core.operator_gate import OperationRecord
 
 AUDIT_TYPE = "jwks-rotator.audit"
 """The ``type`` of every audit line: ``jwks-rotator audit`` selects lines by it."""
@@ -63,6 +72,18 @@ class AuditLog:
         stream = self._stream or sys.stdout
         stream.write(line + "}\n")
         stream.flush()
+
+    def write_operation(self, record: OperationRecord) -> None:
+        """One line for one rotate operation decision (rare: encoded whole each time)."""
+        line = {"type": AUDIT_TYPE, "function": "rotate", "time": self._timestamp(), "function_version": self.function_version, **record.fields()}
+        stream = self._stream or sys.stdout
+        stream.write(_encode(line) + "\n")
+        stream.flush()
+
+    def _timestamp(self) -> str:
+        now = self._clock()
+        second = int(now)
+        return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{int((now - second) * 1000):03d}Z"
 
     def _prefix(self, record: AuditRecord) -> str:
         key = (self.function_version, record.decision, record.error, record.reason, record.caller, record.role, record.profile, record.policy)

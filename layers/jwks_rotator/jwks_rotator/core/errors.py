@@ -207,3 +207,9 @@ class KeyringLimitError(JwksRotatorError):
     """An operation would grow the keyring past its documented number of keys or bytes."""
 
     code = "keyring_limit_reached"
+
+
+class OperatorNotAllowedError(CallerRefusedError):
+    """The authenticated caller's role is not one of operator-roles: it may not run rotate-now, revoke or publish."""
+
+    code = "operator_not_allowed"

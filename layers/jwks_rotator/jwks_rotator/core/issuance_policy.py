@@ -99,8 +99,7 @@ class Profile:
 
     def matches(self, identity: CallerIdentity) -> bool:
         """True when the identity is a session of a role this profile names (users and root never are)."""
-        role = identity.role_arn
-        return role is not None and any(pattern.fullmatch(role) for pattern in self.caller_patterns)
+        return role_matches(self.caller_patterns, identity)
 
 
 class Decision(NamedTuple):
@@ -332,7 +331,7 @@ def _profile(name: Any, body: Any, stack_max_ttl: int) -> Profile:
     return Profile(
         name=name,
         callers=tuple(callers),
-        caller_patterns=tuple(_caller_pattern(caller, f"{where}.callers[{index}]") for index, caller in enumerate(callers)),
+        caller_patterns=tuple(compile_caller_pattern(caller, f"{where}.callers[{index}]") for index, caller in enumerate(callers)),
         audiences=frozenset(audiences),
         subjects=tuple(compile_subject_pattern(subject, f"{where}.subjects[{index}]") for index, subject in enumerate(subjects)),
         claims=frozenset(claims),
@@ -341,7 +340,13 @@ def _profile(name: Any, body: Any, stack_max_ttl: int) -> Profile:
     )
 
 
-def _caller_pattern(caller: str, where: str) -> re.Pattern[str]:
+def role_matches(patterns: tuple[re.Pattern[str], ...], identity: CallerIdentity) -> bool:
+    """Whether the identity is a role session whose role one of ``patterns`` (from :func:`compile_caller_pattern`) matches."""
+    role = identity.role_arn
+    return role is not None and any(pattern.fullmatch(role) for pattern in patterns)
+
+
+def compile_caller_pattern(caller: str, where: str) -> re.Pattern[str]:
     """``arn:P:iam::ACCOUNT:role/NAME`` with ``*`` allowed in NAME only, compiled to match a role ARN exactly."""
     match = _CALLER.fullmatch(caller)
     if match is None:

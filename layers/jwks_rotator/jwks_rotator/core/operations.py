@@ -1,4 +1,4 @@
-"""The rotate function's operations: event shapes in, service calls out.
+"""The rotate function's operations: event shapes in (:mod:`.operation_events`), service calls out.
 
 Shared by the rotate Lambda handler, the CLI and the local stack so that all
 three accept the same commands (the service itself comes from :mod:`jwks_rotator.wiring`).
@@ -6,55 +6,12 @@ three accept the same commands (the service itself comes from :mod:`jwks_rotator
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidEventError
+from .operation_events import OPERATIONS, RotateCommand, is_scheduled_event, parse_rotate_event
 from .rotation import RotationService, RunReport
 
-OPERATIONS = ("tick", "rotate-now", "revoke", "publish")
-
-
-@dataclass(frozen=True)
-class RotateCommand:
-    """One operation of the rotate function."""
-
-    operation: str
-    kid: str | None = None
-    accept_restore: bool = False  # publish only: overwrite documents of a newer keyring (a restored secret)
-
-
-def parse_rotate_event(event: Any) -> RotateCommand:
-    """Accept a scheduled event (EventBridge rule or Scheduler) or ``{"operation": ...}``.
-
-    ``{"operation": "publish", "accept_restore": true}`` (a JSON boolean) is
-    the operator's consent to overwrite documents of a newer keyring.
-    """
-    if not isinstance(event, Mapping):
-        raise InvalidEventError("rotate event must be a JSON object")
-    if event.get("source") == "aws.events" or event.get("detail-type") == "Scheduled Event":
-        return RotateCommand("tick")
-    operation = event.get("operation")
-    if operation not in OPERATIONS:
-        raise InvalidEventError(f"rotate event: 'operation' must be one of {', '.join(OPERATIONS)}")
-    extra = set(event) - {"operation", "kid", "accept_restore"}
-    if extra:
-        raise InvalidEventError(f"rotate event: unexpected field(s) {', '.join(sorted(map(str, extra)))}")
-    if operation == "revoke":
-        kid = event.get("kid")
-        if not isinstance(kid, str) or not kid or len(kid) > 256:
-            raise InvalidEventError("revoke needs 'kid': the key id to remove")
-        return RotateCommand("revoke", kid)
-    if "kid" in event:
-        raise InvalidEventError(f"{operation} takes no 'kid'")
-    if "accept_restore" in event:
-        if operation != "publish":
-            raise InvalidEventError(f"{operation} takes no 'accept_restore' (only publish does)")
-        if not isinstance(event["accept_restore"], bool):
-            raise InvalidEventError("publish: 'accept_restore' must be a JSON boolean (true or false)")
-        return RotateCommand("publish", accept_restore=event["accept_restore"])
-    return RotateCommand(str(operation))
+__all__ = ["OPERATIONS", "RotateCommand", "is_scheduled_event", "parse_rotate_event", "report_summary", "run_command"]
 
 
 def run_command(service: RotationService, command: RotateCommand) -> RunReport:

@@ -63,6 +63,18 @@ def _audiences(raw: Any, name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in items if item.strip())
 
 
+def _role_patterns(raw: Any, name: str) -> tuple[str, ...]:
+    """Comma-separated IAM role ARNs (``*`` in the role name only), each checked as the issuance policy checks ``callers``."""
+    patterns = _audiences(raw, name)
+    if not patterns:
+        return patterns
+    from .issuance_policy import compile_caller_pattern  # imports token_policy, which imports this module
+
+    for index, pattern in enumerate(patterns):
+        compile_caller_pattern(pattern, f"{name}[{index}]")
+    return patterns
+
+
 _PARAMETER_NAME = re.compile(r"/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
 
 
@@ -130,6 +142,7 @@ class Settings:
     distribution_id: str = setting("", "CloudFront distribution to invalidate when the documents change; empty skips invalidation.", _text)
     revocation_parameter: str = setting("/jwks-rotator/revoked-kids", "SSM parameter (String, a JSON list of kids) holding every revoked kid, kept apart from the keyring secret so that restoring the secret cannot undo a revocation; the rotator creates it, the signer refuses to sign while it cannot read it.", _parameter_name)
     issuance_policy_file: str = setting("issuance-policy.yaml", "The sign function's issuance policy (who may obtain which tokens): a YAML file deployed with it, relative to its code directory.", _text)
+    operator_roles: tuple[str, ...] = setting("", "Comma-separated IAM role ARNs (arn:aws:iam::ACCOUNT:role/NAME, * allowed in NAME) whose sessions may invoke the rotate function's operations rotate-now, revoke and publish with a proof of identity; empty allows no operator (scheduled ticks need none).", _role_patterns)
 
     def __post_init__(self) -> None:
         self.validate()

@@ -1,0 +1,48 @@
+"""Invoke a jwks-rotator rotate function's operations as an operator, with a proof of who is calling.
+
+``rotate-now``, ``revoke`` and ``publish`` need a proof from a session of a
+role the stack lists in ``operator-roles``; a ``tick`` needs none but is
+sent with one too, so the audit line names the operator. Example::
+
+    from jwks_rotator_client import OperatorClient
+
+    client = OperatorClient(function_name="jwks-rotator-rotate")
+    summary = client.revoke("kid-to-remove")   # or {"error", "message"} when refused
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .sign_client import InvokeError, ProofInvoker
+
+
+class OperationFailedError(InvokeError):
+    """The rotate function failed (it raised: the error alarm and the dead-letter queue see it) or answered no object."""
+
+
+class OperatorClient(ProofInvoker):
+    """Calls one rotate function's operations; each returns its summary or its ``{"error", "message"}`` refusal."""
+
+    function_label = "rotate function"
+    error_type = OperationFailedError
+
+    def operate(self, operation: str, **fields: Any) -> dict[str, Any]:
+        """``{"operation": operation, **fields}`` with a proof."""
+        return self.invoke_with_proof({"operation": operation, **fields})
+
+    def tick(self) -> dict[str, Any]:
+        """Apply what is due (what the schedule does)."""
+        return self.operate("tick")
+
+    def rotate_now(self) -> dict[str, Any]:
+        """Emergency rotation: a fresh key signs as soon as it is published."""
+        return self.operate("rotate-now")
+
+    def revoke(self, kid: str) -> dict[str, Any]:
+        """Remove ``kid`` from the keyring and the published JWKS at once."""
+        return self.operate("revoke", kid=kid)
+
+    def publish(self, *, accept_restore: bool = False) -> dict[str, Any]:
+        """Write the documents if they differ from the keyring; ``accept_restore`` publishes a restored keyring over newer ones."""
+        return self.operate("publish", accept_restore=True) if accept_restore else self.operate("publish")
