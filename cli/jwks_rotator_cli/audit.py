@@ -81,7 +81,7 @@ def table_lines(records: list[dict[str, Any]]) -> list[str]:
     "--log-group",
     default=None,
     envvar="AUDIT_LOG_GROUP",
-    help="Log group to read [default: --stack's AuditLogGroupName output, else /aws/lambda/FUNCTION].",
+    help="Log group to read [default: --stack's AuditLogGroupName output (with --operation or --kid, OperationsLogGroupName), else /aws/lambda/FUNCTION].",
 )
 @click.option(
     "--function-name",
@@ -119,12 +119,12 @@ def audit(
         query = AuditQuery(since=start, until=end, jti=jti, caller=caller, sub=sub, decision=decision, operation=operation, kid=kid)
     except ValueError as exc:
         fail(str(exc), 2)
+    rotate = operation is not None or kid is not None
     if function_name is None:
-        rotate = operation is not None or kid is not None
         function_name = os.environ.get("ROTATE_FUNCTION_NAME" if rotate else "SIGN_FUNCTION_NAME") or (ROTATE_FUNCTION if rotate else SIGN_FUNCTION)
     state = obj.local_state() or {}
     stack = obj.stack()
-    stack_group = stack.audit_log_group_name if stack is not None else None
+    stack_group = None if stack is None else stack.operations_log_group_name if rotate else stack.audit_log_group_name
     group = log_group or stack_group or dict(state.get("log_groups") or {}).get(function_name) or function_log_group(function_name)
     try:
         records = select(log_events(obj.client("logs"), group, query), query)

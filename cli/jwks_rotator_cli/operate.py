@@ -21,6 +21,7 @@ from .context import CliContext
 from .local_state import OPERATOR_ROLE, ROTATE_FUNCTION
 from .output import console, print_summary
 from .proving import proving_client
+from .stack import function_environment
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,13 +57,31 @@ def operator_options(func: F) -> F:
 
 
 def _function_name(obj: CliContext, given: str | None) -> str:
-    """``--function-name`` / ``ROTATE_FUNCTION_NAME``, else the local stack's rotate function; exit 2 when neither names one."""
+    """``--function-name`` / ``ROTATE_FUNCTION_NAME``, else the local stack's, else ``--stack``'s rotate function; exit 2 when none."""
     if given:
         return given
     state = obj.local_state()
     if state is not None:
         return str(state.get("rotate_function") or ROTATE_FUNCTION)
-    fail("name the stack's rotate function: --function-name or ROTATE_FUNCTION_NAME", 2)
+    stack = obj.stack(fallback=True)
+    if stack is not None:
+        return stack.rotate_function_name
+    fail("name the stack (--stack) or its rotate function (--function-name or ROTATE_FUNCTION_NAME)", 2)
+
+
+def _stack_defaults(obj: CliContext, options: dict[str, Any], function_name: str) -> tuple[str | None, str | None]:
+    """The role and STS endpoint a stack named with ``--stack`` implies: the function's own STS_ENDPOINT_URL (the endpoint it
+    checks proofs with; unset on AWS, where the region's is right) and, for a local stack, its operator role."""
+    role_arn, sts_endpoint_url = options["role_arn"], options["sts_endpoint_url"]
+    if obj.local_state() is not None:
+        return role_arn, sts_endpoint_url
+    stack = obj.stack(fallback=not options["function_name"])
+    if stack is None:
+        return role_arn, sts_endpoint_url
+    if sts_endpoint_url is None:
+        lambda_client = obj.client("lambda", endpoint_url=options["lambda_endpoint_url"] or obj.lambda_endpoint())
+        sts_endpoint_url = function_environment(lambda_client, function_name).get("STS_ENDPOINT_URL") or None
+    return role_arn or stack.operator_role_arn, sts_endpoint_url
 
 
 def _failed(function_name: str, exc: Exception) -> NoReturn:
@@ -80,8 +99,9 @@ def invoke_operation(obj: CliContext, options: dict[str, Any], event: dict[str, 
     from jwks_rotator_client import InvokeError, OperatorClient
 
     function_name = _function_name(obj, options["function_name"])
+    role_arn, sts_endpoint_url = _stack_defaults(obj, options, function_name)
     client = proving_client(
-        obj, OperatorClient, function_name, role_arn=options["role_arn"], sts_endpoint_url=options["sts_endpoint_url"],
+        obj, OperatorClient, function_name, role_arn=role_arn, sts_endpoint_url=sts_endpoint_url,
         lambda_endpoint_url=options["lambda_endpoint_url"], local_role=str((obj.local_state() or {}).get("operator_role") or OPERATOR_ROLE),
     )
     try:

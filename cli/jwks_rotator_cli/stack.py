@@ -40,8 +40,11 @@ OUTPUT_KEYRING_SECRET_ARN = "KeyringSecretArn"
 OUTPUT_JWKS_BUCKET_NAME = "JwksBucketName"
 OUTPUT_DISTRIBUTION_ID = "DistributionId"
 OUTPUT_AUDIT_LOG_GROUP_NAME = "AuditLogGroupName"
+OUTPUT_OPERATIONS_LOG_GROUP_NAME = "OperationsLogGroupName"
 OUTPUT_DEMO_CALLER_ROLE_ARN = "DemoCallerRoleArn"
 """Only the local stack has it: the role ``sign`` assumes there when given no ``--role-arn``."""
+OUTPUT_OPERATOR_ROLE_ARN = "OperatorRoleArn"
+"""Only the local stack has it: the role ``rotate``/``revoke``/``publish`` assume there when given no ``--role-arn``."""
 
 _SETTING_ENV_NAMES = frozenset(spec.env for spec in SETTINGS)
 _SETTINGS_FROM_OUTPUTS = {
@@ -102,9 +105,18 @@ class StackInfo:
         return self.output(OUTPUT_AUDIT_LOG_GROUP_NAME)
 
     @property
+    def operations_log_group_name(self) -> str:
+        return self.output(OUTPUT_OPERATIONS_LOG_GROUP_NAME)
+
+    @property
     def demo_caller_role_arn(self) -> str | None:
         """The local stack's demo caller role; None on a deployed stack."""
         return self.outputs.get(OUTPUT_DEMO_CALLER_ROLE_ARN) or None
+
+    @property
+    def operator_role_arn(self) -> str | None:
+        """The local stack's operator role; None on a deployed stack."""
+        return self.outputs.get(OUTPUT_OPERATOR_ROLE_ARN) or None
 
 
 def describe_stack(cloudformation: Any, name: str) -> StackInfo:

@@ -55,6 +55,7 @@ from jwks_rotator_cli.local_state import (
     DEFAULT_REGION,
     DEMO_CALLER_ROLE,
     LOCAL_ACCOUNT,
+    OPERATOR_ROLE,
     ROTATE_FUNCTION,
     SIGN_FUNCTION,
     STATE_FORMAT,
@@ -435,12 +436,14 @@ class LocalStack:
             "DistributionId": resources.distribution_id,
             "DistributionDomainName": resources.distribution_domain,
             "DemoCallerRoleArn": DEMO_CALLER_ROLE,
+            "OperatorRoleArn": OPERATOR_ROLE,
         }
         if SIGN_FUNCTION in self.functions:
             outputs |= {
                 "SignFunctionName": SIGN_FUNCTION,
                 "SignFunctionArn": function_arn + SIGN_FUNCTION,
                 "AuditLogGroupName": self.lambda_api.log_group(SIGN_FUNCTION),
+                "OperationsLogGroupName": self.lambda_api.log_group(ROTATE_FUNCTION),
             }
         return outputs
 
@@ -457,6 +460,7 @@ class LocalStack:
             "lambda_endpoint": self.lambda_endpoint,
             "sts_endpoint": self.sts_endpoint,
             "demo_caller_role": DEMO_CALLER_ROLE,
+            "operator_role": OPERATOR_ROLE,
             "issuance_policy_file": str(self.policy_file),
             "edge_url": self.edge_url,
             "jwks_url": self.jwks_url,

@@ -221,3 +221,17 @@ def test_the_cli_context_reads_the_stack_once(stack, elsewhere):
     assert first is not None and context.stack() is first
     settings = context.settings({}, require=("keyring_secret_id",))
     assert settings.keyring_secret_id == stack.resources.secret_id and settings.algorithm == "ES256"
+
+
+def test_operations_run_in_the_named_stack_s_rotate_function_as_its_operator_from_any_folder(stack: LocalStack, elsewhere: Path) -> None:
+    """No state file, no credentials: --stack names the function, its configuration the STS endpoint, the stack its operator role."""
+    before = stack.tick()["active_kid"]
+    done = run_process(elsewhere, "--endpoint-url", stack.endpoint, "--stack", STACK_NAME, "rotate", "--now")
+    assert done.returncode == 0, done.stderr
+    assert "created" in done.stdout and "rotate-now" in done.stdout
+    assert stack.lambda_api.flush_logs(timeout=10.0)
+    audit = run_process(elsewhere, "--endpoint-url", stack.endpoint, "--stack", STACK_NAME, "audit", "--operation", "rotate-now", "--json")
+    assert audit.returncode == 0, audit.stderr
+    lines = [json.loads(line) for line in audit.stdout.splitlines() if line.startswith("{")]
+    assert lines and lines[-1]["role"] == "arn:aws:iam::123456789012:role/jwks-rotator-local-operator"
+    assert lines[-1]["decision"] == "performed" and before

@@ -36,7 +36,7 @@ DURATION_SETTINGS = {
 }
 REQUIRED_OUTPUTS = {
     "JwksUrl", "IssuerUrl", "Issuer", "SignFunctionName", "SignFunctionArn", "RotateFunctionName",
-    "KeyringSecretArn", "JwksBucketName", "DistributionId",
+    "KeyringSecretArn", "JwksBucketName", "DistributionId", "AuditLogGroupName", "OperationsLogGroupName",
 }
 
 
