@@ -116,6 +116,29 @@ def test_documents_are_written_with_headers_and_invalidated_only_on_change(aws_r
     assert sorted(batch["Invalidation"]["InvalidationBatch"]["Paths"]["Items"]) == sorted(["/" + DISCOVERY_PATH, "/" + JWKS_PATH])
 
 
+def test_unchanged_documents_follow_the_keyring_generation_without_an_invalidation(aws_resources):
+    """The bucket marks the newest keyring, so a restore to an older version is detected even when its documents
+    equal the published ones (it may have undone a bound recorded on a key)."""
+    settings = settings_for(aws_resources)
+    s3, cloudfront = aws_resources.client("s3"), aws_resources.client("cloudfront")
+    publisher = S3Publisher(s3, aws_resources.bucket, settings, cloudfront_client=cloudfront, distribution_id=aws_resources.distribution_id)
+    keyring = Keyring((generate_key("ES256", NOW).with_changes(state=KeyState.ACTIVE),), generation=5)
+    documents = build_documents(settings, keyring)
+    publisher.publish(documents, already_announced=False, generation=5)
+    invalidations = cloudfront.list_invalidations(DistributionId=aws_resources.distribution_id)["InvalidationList"]["Quantity"]
+
+    later = publisher.publish(documents, already_announced=True, generation=7)  # a keyring write left them unchanged
+    assert later.uploaded == () and later.invalidation_id is None
+    assert set(later.refreshed) == {JWKS_PATH, DISCOVERY_PATH}
+    for path in (JWKS_PATH, DISCOVERY_PATH):
+        stored = s3.get_object(Bucket=aws_resources.bucket, Key=path)
+        assert stored["Metadata"]["keyring-generation"] == "7" and stored["Body"].read() == documents.files[path]
+    assert cloudfront.list_invalidations(DistributionId=aws_resources.distribution_id)["InvalidationList"]["Quantity"] == invalidations
+    assert publisher.publish(documents, already_announced=True, generation=7).refreshed == ()
+    with pytest.raises(KeyringConflictError, match="newer"):
+        publisher.publish(documents, already_announced=True, generation=6)  # the same documents, an older keyring
+
+
 def test_published_objects_are_private_over_plain_http(aws_resources):
     settings = settings_for(aws_resources)
     build_rotation_service(settings, aws_resources.client).tick()

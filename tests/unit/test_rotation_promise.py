@@ -183,3 +183,34 @@ def test_rotate_now_refuses_before_the_keyring_outgrows_its_limit_and_writes_not
     with pytest.raises(KeyringLimitError):
         rig.service.rotate_now()
     assert rig.store.current == held
+
+
+def test_a_restore_that_only_rolls_back_a_recorded_bound_still_needs_the_operator():
+    """A restore whose documents equal the published ones can still undo a bound: here the active key's record that
+    it signed 24h tokens. Adopting it silently would retire the key with a 1h bound and drop it from the JWKS while
+    those tokens live; it must be refused like any other restore."""
+    rig = Rig()
+    short, long = SETTINGS, SETTINGS.replace(max_token_ttl="24h", retention="")
+
+    def service(settings: Settings) -> RotationService:
+        publisher = S3Publisher(rig.s3, "bucket", settings, cloudfront_client=FakeCloudFront(Faults(random.Random(0), {})),
+                                distribution_id="D")
+        return RotationService(rig.store, publisher, settings, clock=rig.clock.now, key_factory=key_pool())
+
+    for _ in range(3):
+        service(short).tick()
+        rig.clock.advance(timedelta(minutes=15))
+    signer = rig.keyring().active
+    assert signer is not None and signer.max_token_ttl == timedelta(hours=1)
+    before_bump = rig.store.current
+    documents = dict(rig.s3.objects)
+    service(long).tick()  # a deployment raises max-token-ttl: the active key records it, the documents stay the same
+    assert rig.keyring().active.max_token_ttl == timedelta(hours=24)
+    assert {p: o["Body"] for p, o in rig.s3.objects.items()} == {p: o["Body"] for p, o in documents.items()}
+    rig.clock.advance(timedelta(minutes=15))
+    service(short).tick()  # and a later one lowers it again
+    rig.restore(before_bump)
+    rig.clock.advance(timedelta(minutes=15))
+    with pytest.raises(KeyringBehindPublicationError):
+        service(short).tick()
+    assert rig.keyring().restore_hold

@@ -35,11 +35,21 @@ class S3Publisher:
     def stale_paths(self, documents: PublicDocuments, generation: int | None = None) -> tuple[str, ...]:
         """Paths whose stored object is missing or differs in body or headers.
 
-        With ``generation``, a differing object written from a newer keyring
-        raises :class:`PublicationSupersededError` instead: a slow rotator must
-        not put an older key set back over a newer one.
+        With ``generation``, any object written from a newer keyring raises
+        :class:`PublicationSupersededError` instead, even one holding the same
+        document: a slow rotator must not put an older key set back over a
+        newer one, and a restored keyring whose documents equal the published
+        ones may still have undone a bound recorded on a key.
         """
-        stale = []
+        return self._inspect(documents, generation)[0]
+
+    def _inspect(
+        self, documents: PublicDocuments, generation: int | None, *, written: int | None = None
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """``(stale, behind)``: paths to upload, and paths holding the same document under another generation than
+        ``written`` (the generation this publication writes; the bucket's marks follow the keyring's)."""
+        stale: list[str] = []
+        behind: list[str] = []
         for path, body in documents.files.items():
             try:
                 head = self._s3.head_object(Bucket=self._bucket, Key=path)
@@ -49,19 +59,21 @@ class S3Publisher:
                     stale.append(path)
                     continue
                 raise PublishError(f"cannot read s3://{self._bucket}/{path}: {code}") from None
+            stored_generation = head.get("Metadata", {}).get(GENERATION_METADATA, "")
+            if generation is not None and stored_generation.isdigit() and int(stored_generation) > generation:
+                raise PublicationSupersededError(
+                    f"s3://{self._bucket}/{path} was published from keyring generation {stored_generation}, "
+                    f"newer than {generation}"
+                )
             if (
                 head.get("Metadata", {}).get(DIGEST_METADATA) != hashlib.sha256(body).hexdigest()
                 or head.get("ContentType") != CONTENT_TYPE
                 or head.get("CacheControl") != self._cache_control
             ):
-                stored_generation = head.get("Metadata", {}).get(GENERATION_METADATA, "")
-                if generation is not None and stored_generation.isdigit() and int(stored_generation) > generation:
-                    raise PublicationSupersededError(
-                        f"s3://{self._bucket}/{path} was published from keyring generation {stored_generation}, "
-                        f"newer than {generation}"
-                    )
                 stale.append(path)
-        return tuple(stale)
+            elif written is not None and stored_generation != str(written):
+                behind.append(path)
+        return tuple(stale), tuple(behind)
 
     def upload(self, documents: PublicDocuments, paths: tuple[str, ...], generation: int = 0) -> None:
         """Write the given paths (the JWKS first, so discovery never points at an older set)."""
@@ -100,11 +112,15 @@ class S3Publisher:
         published and invalidated; if it did not (an earlier tick uploaded but
         failed to invalidate), every path is invalidated again. ``generation``
         is the keyring's; documents from a newer one are not overwritten
-        unless ``force`` says the store holds nothing newer.
+        unless ``force`` says the store holds nothing newer. Unchanged
+        documents stored under another generation are written again with this
+        one (``refreshed``, not invalidated: their bytes are the same), so the
+        bucket marks the newest keyring and a restore to any older version of
+        it is detected.
         """
-        stale = self.stale_paths(documents, None if force else generation)
-        if stale:
-            self.upload(documents, stale, generation)
+        stale, behind = self._inspect(documents, None if force else generation, written=generation)
+        if stale or behind:
+            self.upload(documents, stale + behind, generation)
         to_invalidate = stale if already_announced else tuple(documents.files)
         invalidation_id = self.invalidate(to_invalidate) if to_invalidate else None
-        return PublishResult(uploaded=stale, invalidation_id=invalidation_id)
+        return PublishResult(uploaded=stale, invalidation_id=invalidation_id, refreshed=behind)

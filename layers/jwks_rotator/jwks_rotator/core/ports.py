@@ -36,6 +36,7 @@ class PublishResult:
 
     uploaded: tuple[str, ...]
     invalidation_id: str | None
+    refreshed: tuple[str, ...] = ()  # unchanged documents marked with the newer keyring generation (not invalidated)
 
 
 class Publisher(Protocol):
