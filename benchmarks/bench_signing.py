@@ -35,8 +35,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from jwks_rotator_local.sts_verifier import LocalStsVerifier
-from jwks_rotator_testkit.callers import DEMO_ACCOUNT, SIGN_FUNCTION_NAME, Caller, LambdaContext, fake_sts, moto_role_session, policy_yaml
+from jwks_rotator_testkit.callers import (
+    DEMO_ACCOUNT,
+    SIGN_FUNCTION_NAME,
+    Caller,
+    CountingStsVerifier,
+    LambdaContext,
+    fake_sts,
+    moto_role_session,
+    policy_yaml,
+)
 from jwks_rotator_testkit.moto import DUMMY_CREDENTIALS, REGION, aws_client, moto_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,17 +59,6 @@ POLICY = policy_yaml(
      "subjects": ["user-[0-9]+"], "claims": ["roles", "email_verified"], "max_ttl": "15m"},
 )
 CONTEXT = LambdaContext()
-
-
-class CountingStsVerifier(LocalStsVerifier):
-    """The STS stand-in, counting the GetCallerIdentity replays it answers."""
-
-    replays = 0
-
-    def answer(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> tuple[int, bytes]:
-        if b"GetCallerIdentity" in body:
-            self.replays += 1
-        return super().answer(method, path, headers, body)
 
 
 class LocalCloud:

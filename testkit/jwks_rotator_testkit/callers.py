@@ -210,3 +210,14 @@ class ArnReplayer:
         found = _CREDENTIAL.search(next(value for name, value in headers.items() if name.lower() == "authorization"))
         assert found is not None
         return ReplayAnswer(200, arn=self._callers[found.group(1)].sts_arn)
+
+
+class CountingStsVerifier(LocalStsVerifier):
+    """The signature-checking local STS front end, counting the GetCallerIdentity replays it answers."""
+
+    replays = 0
+
+    def answer(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> tuple[int, bytes]:
+        if b"GetCallerIdentity" in body:
+            self.replays += 1
+        return super().answer(method, path, headers, body)

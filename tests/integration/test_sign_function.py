@@ -31,8 +31,15 @@ from jwks_rotator.core.rotation import RotationService
 from jwks_rotator.core.settings import Settings
 from jwks_rotator_client import SIGNER_HEADER, build_caller_proof
 from jwks_rotator_local.functions import load_function_module
-from jwks_rotator_local.sts_verifier import LocalStsVerifier
-from jwks_rotator_testkit.callers import DEMO_ACCOUNT, SIGN_FUNCTION_NAME, Caller, LambdaContext, moto_role_session, policy_yaml
+from jwks_rotator_testkit.callers import (
+    DEMO_ACCOUNT,
+    SIGN_FUNCTION_NAME,
+    Caller,
+    CountingStsVerifier,
+    LambdaContext,
+    moto_role_session,
+    policy_yaml,
+)
 from jwks_rotator_testkit.deploy import AwsResources, create_test_resources
 from jwks_rotator_testkit.moto import REGION
 
@@ -50,17 +57,6 @@ POLICY = policy_yaml(
 
 def role_arn(role: str) -> str:
     return f"arn:aws:iam::{DEMO_ACCOUNT}:role/{role}"
-
-
-class CountingStsVerifier(LocalStsVerifier):
-    """The STS stand-in, counting the GetCallerIdentity replays it answers."""
-
-    replays = 0
-
-    def answer(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> tuple[int, bytes]:
-        if b"GetCallerIdentity" in body:
-            self.replays += 1
-        return super().answer(method, path, headers, body)
 
 
 @dataclass
