@@ -154,11 +154,13 @@ def test_an_operation_as_a_role_that_is_not_an_operator_is_refused_in_one_line(s
     assert keyring(stack).active.kid == before.active.kid
 
 
-def test_operations_need_the_rotate_function_named_away_from_the_local_stack(tmp_path, monkeypatch: pytest.MonkeyPatch):
+def test_operations_need_a_stack_or_the_rotate_function_named_away_from_the_local_stack(tmp_path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("ROTATE_FUNCTION_NAME", raising=False)
+    monkeypatch.delenv("JWKS_ROTATOR_STACK", raising=False)
+    monkeypatch.chdir(tmp_path)  # no samconfig.toml here to name a default stack
     result = CliRunner().invoke(cli, ["--state-file", str(tmp_path / "none.json"), "revoke", "k1"], catch_exceptions=False)
     assert result.exit_code == 2
-    assert result.stderr.strip() == "error: name the stack's rotate function: --function-name or ROTATE_FUNCTION_NAME"
+    assert result.stderr.strip() == "error: name the stack (--stack) or its rotate function (--function-name or ROTATE_FUNCTION_NAME)"
 
 
 def test_invalid_settings_exit_2_naming_the_rule(stack):
