@@ -95,7 +95,7 @@ def make_keyring_json(alg: str) -> tuple[str, Any]:
 
 
 class CountingSecrets:
-    """A Secrets Manager stand-in that serves one version and counts reads."""
+    """A Secrets Manager and SSM stand-in: one keyring version and an empty revocation list; counts reads of both."""
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -104,6 +104,10 @@ class CountingSecrets:
     def get_secret_value(self, **_: Any) -> dict[str, str]:
         self.calls += 1
         return {"VersionId": "v1", "SecretString": self.text}
+
+    def get_parameter(self, *, Name: str) -> dict[str, Any]:
+        self.calls += 1
+        return {"Parameter": {"Name": Name, "Type": "String", "Value": "[]", "Version": 1}}
 
 
 def counting_reader(text: str) -> Any:

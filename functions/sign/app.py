@@ -16,7 +16,7 @@ exp. Never the token, the proof or another claim value.
 
 Metrics (EMF, at most one record per :data:`METRICS_FLUSH_SECONDS` per
 container): ``TokensIssued_<alg>``, ``Refusals_<code>``,
-``IssuedByProfile_<profile>``, ``RefusedByProfile_<profile>``,
+``IssuedByProfile_<profile>``, ``RefusedByProfile_<profile>_<code>``,
 ``KeyCacheRefreshes`` and ``ProofReplays``. A container reclaimed less than
 that after its last record loses those counts.
 """
@@ -80,7 +80,7 @@ def _on_decision(record: AuditRecord) -> None:
         return
     _counts[f"Refusals_{record.error}"] += 1
     if record.profile is not None:
-        _counts[f"RefusedByProfile_{record.profile}"] += 1
+        _counts[f"RefusedByProfile_{record.profile}_{record.error}"] += 1
     if record.error == "internal_error":
         logger.error("token not issued", extra={"error": record.error})
 

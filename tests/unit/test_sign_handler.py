@@ -218,7 +218,7 @@ def test_metrics_are_counted_per_profile_and_emitted_at_most_once_per_interval(a
     assert len(second) == 1
     record = second[0]
     assert record["TokensIssued_ES256"] == [5.0] and record["IssuedByProfile_orders"] == [5.0]
-    assert record["Refusals_audience_not_allowed"] == [1.0] and record["RefusedByProfile_orders"] == [1.0]
+    assert record["Refusals_audience_not_allowed"] == [1.0] and record["RefusedByProfile_orders_audience_not_allowed"] == [1.0]
     assert record["Refusals_unauthenticated"] == [1.0]
 
 
