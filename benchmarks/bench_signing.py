@@ -71,6 +71,12 @@ class LocalCloud:
         self.caller: Caller = moto_role_session(endpoint, CALLER_ROLE, session="bench")
         self.policy_file = policy_file
         policy_file.write_text(POLICY, encoding="utf-8")
+        # The revocation list the signer reads beside the keyring (the rotator creates it in a stack).
+        from jwks_rotator.core.settings import SETTINGS_BY_ATTRIBUTE
+
+        aws_client("ssm", endpoint).put_parameter(
+            Name=SETTINGS_BY_ATTRIBUTE["revocation_parameter"].default, Value="[]", Type="String", Overwrite=True
+        )
 
     def env(self) -> dict[str, str]:
         return {"AWS_REGION": REGION, "STS_ENDPOINT_URL": self.sts_url, "ISSUANCE_POLICY_FILE": str(self.policy_file)}
