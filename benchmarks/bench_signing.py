@@ -258,12 +258,12 @@ def silence_logger(app: Any, sink: Any) -> None:
             handler.stream = sink
 
 
-def wire_handler(app: Any, alg: str, secrets_client: Any, cloud: LocalCloud, secret_id: str = "keyring") -> None:
-    """The handler's service as the function builds it (``build_issuance_service``), on ``secrets_client`` and the local STS."""
+def wire_handler(app: Any, alg: str, clients: Callable[[str], Any], cloud: LocalCloud, secret_id: str = "keyring") -> None:
+    """The handler's service as the function builds it (``build_issuance_service``), on ``clients`` (by service) and the local STS."""
     from jwks_rotator.wiring import build_issuance_service
 
     app._service = build_issuance_service(
-        settings_for(alg, secret_id), POLICY, cloud.env(), lambda service: secrets_client,
+        settings_for(alg, secret_id), POLICY, cloud.env(), clients,
         listener=app._on_refresh, on_decision=app._on_decision, on_proof_event=app._on_proof_event,
     )
     app._config_error = None
@@ -274,7 +274,8 @@ def handler_variants(app: Any, alg: str, cloud: LocalCloud) -> dict[str, Callabl
     from jwks_rotator.core.signer import TokenSigner
 
     text, record = make_keyring_json(alg)
-    wire_handler(app, alg, CountingSecrets(text), cloud)
+    counting = CountingSecrets(text)
+    wire_handler(app, alg, lambda _service: counting, cloud)
     event = cloud.event()
     first = app.handler(event, CONTEXT)  # the proof is replayed once, here; the variant below reuses it
     assert "token" in first, first
@@ -393,10 +394,11 @@ def count_warm_calls(cloud: LocalCloud, secret_id: str, alg: str, tokens: int = 
     """AWS API calls (a botocore hook) and STS replays (the stand-in's count) of the whole handler: a first token, then
     ``tokens`` warm ones for the same caller reusing its proof, as ``SignClient`` does within its reuse window."""
     app = load_sign_app()
-    client = aws_client("secretsmanager", cloud.endpoint)
     calls = {"n": 0}
-    client.meta.events.register("before-call.*.*", lambda **_: calls.__setitem__("n", calls["n"] + 1))
-    wire_handler(app, alg, client, cloud, secret_id)
+    clients = {service: aws_client(service, cloud.endpoint) for service in ("secretsmanager", "ssm")}
+    for client in clients.values():
+        client.meta.events.register("before-call.*.*", lambda **_: calls.__setitem__("n", calls["n"] + 1))
+    wire_handler(app, alg, clients.__getitem__, cloud, secret_id)
     event = cloud.event()
     replays_before = cloud.sts.replays
     with discarded_output() as sink:
