@@ -44,14 +44,7 @@ def load_policy_for(text: str, settings: Settings) -> IssuancePolicy:
         max_token_ttl=int(settings.max_token_ttl.total_seconds()),
         default_token_ttl=int(settings.default_token_ttl.total_seconds()),
     )
-    allowed = frozenset(settings.allowed_audiences)
-    if allowed:
-        for profile in policy.profiles:
-            outside = sorted(profile.audiences - allowed)
-            if outside:
-                raise ConfigurationError(
-                    f"issuance policy: profile {profile.name!r} lists audience(s) outside allowed-audiences: {', '.join(outside)}"
-                )
+    policy.require_audiences_within(frozenset(settings.allowed_audiences))
     return policy
 
 

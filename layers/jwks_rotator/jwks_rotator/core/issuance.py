@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from .caller_verifier import CallerVerifier
-from .errors import CallerRefusedError, ConfigurationError, JwksRotatorError, UnauthenticatedError
+from .errors import CallerRefusedError, JwksRotatorError, UnauthenticatedError
 from .issuance_policy import IssuancePolicy, split_sign_payload
 from .principals import CallerIdentity
 from .signer import IssuedToken, TokenSigner
@@ -89,14 +89,7 @@ class IssuanceService:
         *,
         on_decision: Callable[[AuditRecord], None] | None = None,
     ) -> None:
-        global_audiences = signer.policy.allowed_audiences
-        if global_audiences:
-            for profile in policy.profiles:
-                outside = sorted(profile.audiences - global_audiences)
-                if outside:
-                    raise ConfigurationError(
-                        f"issuance policy: profile {profile.name!r} lists audience(s) outside allowed-audiences: {', '.join(outside)}"
-                    )
+        policy.require_audiences_within(signer.policy.allowed_audiences)
         self.signer = signer
         self.verifier = verifier
         self.policy = policy

@@ -157,6 +157,17 @@ class IssuancePolicy:
             self._by_role[role] = matching
         return matching
 
+    def require_audiences_within(self, allowed: frozenset[str]) -> None:
+        """Refuse a policy whose profiles list an audience outside the stack's ``allowed-audiences`` (when that is set)."""
+        if not allowed:
+            return
+        for profile in self.profiles:
+            outside = sorted(profile.audiences - allowed)
+            if outside:
+                raise ConfigurationError(
+                    f"issuance policy: profile {profile.name!r} lists audience(s) outside allowed-audiences: {', '.join(outside)}"
+                )
+
     def require_caller(self, identity: CallerIdentity) -> tuple[Profile, ...]:
         """The caller's enabled profiles; none at all is ``caller_not_allowed`` (checked before the request's shape)."""
         matching = self.profiles_for(identity)
