@@ -118,7 +118,7 @@ def test_revoke_removes_the_kid_from_the_served_jwks(stack):
 def test_revoke_of_an_unknown_kid_is_one_line_exit_1(stack):
     result = run(stack, "revoke", "no-such-kid")
     assert result.exit_code == 1
-    assert result.stderr.strip() == "error: unknown_kid: kid 'no-such-kid' is not in the keyring"
+    assert result.stderr.strip() == "error: unknown_kid: the kid is not in the keyring and is not a kid this product makes (43 base64url characters)"
     assert "Traceback" not in result.output
 
 

@@ -114,7 +114,7 @@ def test_revoking_the_active_key_without_a_published_successor_makes_a_fresh_wai
 
 
 def test_revoking_an_unknown_kid_is_a_typed_error():
-    with pytest.raises(UnknownKeyError, match="nope"):
+    with pytest.raises(UnknownKeyError, match="not in the keyring"):
         revoke(Keyring(), "nope", SETTINGS, T0, new_key)
 
 
@@ -203,3 +203,13 @@ def test_next_transition_at_the_next_tick():
     assert next_transition(published, Keyring(keys=(published,)), SETTINGS) == ("activates at the next tick (no active key)", None)
     never_activated = key.with_changes(state=KeyState.ACTIVE, published_at=T0)
     assert next_transition(never_activated, Keyring(keys=(never_activated,)), SETTINGS) == ("due at the next tick", None)
+
+
+def test_a_kid_no_longer_held_is_banned_so_a_restore_cannot_bring_it_back():
+    """A key leaked from an older secret version or a backup can still be revoked: it becomes a tombstone (and, through
+    the rotation service, goes on the revocation list)."""
+    gone = "A" * 43
+    plan = revoke(Keyring(), gone, SETTINGS, T0, new_key)
+    assert gone in plan.keyring.revoked_kids() and [(c.kind, c.kid) for c in plan.changes] == [("revoked", gone)]
+    again = revoke(plan.keyring, gone, SETTINGS, T0, new_key)
+    assert not again.changed  # a retried revoke changes nothing

@@ -214,3 +214,23 @@ def test_a_restore_that_only_rolls_back_a_recorded_bound_still_needs_the_operato
     with pytest.raises(KeyringBehindPublicationError):
         service(short).tick()
     assert rig.keyring().restore_hold
+
+
+def test_a_key_no_longer_held_can_be_revoked_and_a_restore_of_a_version_holding_it_drops_it():
+    rig = Rig(MemoryRevocationList())
+    rig.service.tick()
+    holding = rig.store.current
+    leaked = rig.keyring().active.kid
+    rig.service.rotate_now()  # the leaked key retires ...
+    for _ in range(12):
+        rig.clock.advance(timedelta(hours=1))
+        rig.service.tick()  # ... and retention deletes it
+    assert rig.keyring().get(leaked) is None and leaked not in rig.published_kids()
+    report = rig.service.revoke(leaked)  # found in a backup: still revocable
+    assert [(c.kind, c.kid) for c in report.changes if c.kind == "revoked"] == [("revoked", leaked)]
+    assert leaked in rig.revocations.load() and leaked in rig.keyring().revoked_kids()
+    rig.restore(holding)  # a version that still holds it, as the active key
+    with pytest.raises(KeyringBehindPublicationError):
+        rig.service.tick()
+    assert rig.service.publish(accept_restore=True).converged
+    assert rig.keyring().get(leaked) is None and leaked not in rig.published_kids()

@@ -22,7 +22,7 @@ from test_sign_support import (
     settings,
 )
 
-from jwks_rotator.core.errors import SigningUnavailableError, StoreError
+from jwks_rotator.core.errors import SigningUnavailableError, StoreError, TtlTooLongError
 from jwks_rotator.core.keys import KeyState
 from jwks_rotator.core.signer import REFRESH_INTERVAL, TokenSigner
 from jwks_rotator.core.token_policy import MAX_TOKEN_BYTES
@@ -370,3 +370,13 @@ def test_tokens_are_dated_by_the_wall_clock_not_the_monotonic_one() -> None:
     signer = TokenSigner(settings(), InMemoryKeyringReader(keyring_json(active_key())), clock=wall.unix, monotonic=monotonic.monotonic)
     issued = signer.issue(REQUEST)
     assert issued.expires_at == 1_800_000_000 + 300
+
+
+def test_a_signer_with_a_raised_max_token_ttl_waits_until_the_key_records_it() -> None:
+    """The key's retention follows the max-token-ttl it records; a signer deployed with a higher one (a change no rotator
+    tick has recorded, or a rollback in between) must not issue tokens that could outlive the key in the JWKS."""
+    recorded = active_key("ES256").with_changes(max_token_ttl=timedelta(hours=1))
+    signer, _reader, _clock = make_signer(keyring_json(recorded), max_token_ttl=timedelta(hours=24), default_token_ttl=timedelta(minutes=15))
+    assert signer.issue({"sub": "u", "aud": "orders-api", "ttl": 3600}).ttl == 3600
+    with pytest.raises(TtlTooLongError, match="at most 3600 seconds until the rotator records"):
+        signer.issue({"sub": "u", "aud": "orders-api", "ttl": 3601})

@@ -26,6 +26,7 @@ clock checks and the size limits live in :mod:`.lifecycle_bounds`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -206,6 +207,25 @@ def rotate_now(keyring: Keyring, settings: Settings, now: datetime, new_key: Key
     return Plan(planned, (LifecycleChange("created", fresh.kid, "rotate-now: lead waived"),))
 
 
+THUMBPRINT_KID = re.compile(r"[A-Za-z0-9_-]{43}")
+"""The shape of every kid this product makes: the base64url RFC 7638 SHA-256 thumbprint."""
+
+
+def _revoke_not_held(keyring: Keyring, kid: str, now: datetime) -> Plan:
+    """Ban a kid the keyring no longer holds (a key leaked from an older secret version or a backup), so a restore cannot bring it back.
+
+    Only a kid of the product's shape is banned; anything else is an operator's typo (``unknown_kid``). A kid already
+    tombstoned changes nothing, so a retried revoke stays idempotent.
+    """
+    if kid in keyring.revoked_kids():
+        return Plan(keyring, ())
+    if not THUMBPRINT_KID.fullmatch(kid):
+        raise UnknownKeyError("the kid is not in the keyring and is not a kid this product makes (43 base64url characters)")
+    planned = keyring.with_revocation(kid, now)
+    check_room(planned, "revoke")
+    return Plan(planned, (LifecycleChange("revoked", kid, "revoked while not held: banned so a restore cannot bring it back"),))
+
+
 def revoke(keyring: Keyring, kid: str, settings: Settings, now: datetime, new_key: KeyFactory) -> Plan:
     """Remove ``kid`` from the keyring at once and keep it as a tombstone.
 
@@ -218,7 +238,7 @@ def revoke(keyring: Keyring, kid: str, settings: Settings, now: datetime, new_ke
     """
     target = keyring.get(kid)
     if target is None:
-        raise UnknownKeyError(f"kid {kid!r} is not in the keyring")
+        return _revoke_not_held(keyring, kid, now)
     revoked_at = not_before(target, now)
     keys = [k for k in keyring.keys if k.kid != kid]
     changes = [LifecycleChange("revoked", kid, f"revoked while {target.state.value}")]

@@ -53,6 +53,7 @@ from .errors import (
     PayloadTooLargeError,
     SigningUnavailableError,
     StoreError,
+    TtlTooLongError,
     UnsupportedAlgorithmError,
 )
 from .keyring import Keyring
@@ -92,6 +93,7 @@ class SigningKey:
     sign: Callable[[bytes], bytes] = field(repr=False)
     signature_chars: int = 0
     due_at: float = math.inf  # activated_at + rotation-period, unix seconds
+    max_ttl: float = math.inf  # the longest token lifetime the key records (max-token-ttl as the rotator saw it)
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ def make_signing_key(record: KeyRecord, rotation_period: float, *, reuse: Signin
         raise SigningUnavailableError(f"key {record.kid} is not an active, published key")
     due_at = (record.activated_at.timestamp() + rotation_period) if record.activated_at is not None else math.inf
     if reuse is not None and reuse.kid == record.kid and reuse.alg == record.alg and reuse.record.private_jwk == record.private_jwk:
-        return SigningKey(record.kid, record.alg, record, reuse.signing_prefix, reuse.sign, reuse.signature_chars, due_at)
+        return SigningKey(record.kid, record.alg, record, reuse.signing_prefix, reuse.sign, reuse.signature_chars, due_at, _max_ttl(record))
     algorithm = get_algorithm(record.alg)
     jwk = record.private_jwk
     if jwk.get("kty") != algorithm.kty or (algorithm.crv is not None and jwk.get("crv") != algorithm.crv):
@@ -153,7 +155,12 @@ def make_signing_key(record: KeyRecord, rotation_period: float, *, reuse: Signin
     except Exception:  # a key the algorithm cannot use (wrong size or type)
         raise KeyringError(f"key {record.kid}: cannot sign with algorithm {record.alg}") from None
     header = json.dumps({"alg": record.alg, "typ": "JWT", "kid": record.kid}, separators=(",", ":")).encode("utf-8")
-    return SigningKey(record.kid, record.alg, record, b64url(header) + b".", sign, (4 * len(probe) + 2) // 3, due_at)
+    return SigningKey(record.kid, record.alg, record, b64url(header) + b".", sign, (4 * len(probe) + 2) // 3, due_at, _max_ttl(record))
+
+
+def _max_ttl(record: KeyRecord) -> float:
+    """The longest lifetime a token of this key may have: what the key records (its retention is computed from it)."""
+    return record.max_token_ttl.total_seconds() if record.max_token_ttl is not None else math.inf
 
 
 class KeyCache:
@@ -317,6 +324,10 @@ class TokenSigner:
         """Sign a validated request with the cached active key (``azp``: the issuance profile's name)."""
         now = self._clock()
         key = self.cache.get(now)
+        if request.ttl > key.max_ttl:
+            # This signer's max-token-ttl is above what the key records: a raised setting no rotator tick has recorded
+            # yet. The key's retention follows its record, so a longer token could outlive the key in the JWKS.
+            raise TtlTooLongError(f"'ttl' may be at most {int(key.max_ttl)} seconds until the rotator records the raised max-token-ttl")
         iat = int(now)
         jti = secrets.token_urlsafe(16)
         claims = build_claims(request, self.policy, iat, jti, azp)
