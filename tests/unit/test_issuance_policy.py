@@ -256,3 +256,14 @@ def test_no_request_outside_a_profile_is_ever_authorized(
     assert set(claims) <= set(granted["claims"])
     assert 1 <= decision.ttl <= granted["max_ttl"]
     assert decision.ttl == (ttl if ttl_given else min(900, granted["max_ttl"]))
+
+
+@pytest.mark.parametrize("pattern", [r"(?:a|aa){100}", r"(?:ab|a.){20}", r"(?:(?:a|aa){8}){16}", r"(?:a|ab|b){120}"])
+def test_an_alternation_under_a_fixed_count_is_refused_too(pattern: str) -> None:
+    """Each copy of the group is a choice point: (?:a|aa){128} on 256 characters runs for minutes."""
+    with pytest.raises(ConfigurationError, match="alternation"):
+        compile_subject_pattern(pattern)
+
+
+def test_single_character_alternations_under_a_repeat_still_pass() -> None:
+    assert compile_subject_pattern(r"(?:a|b|c){3}-[0-9]+").fullmatch("abc-42")

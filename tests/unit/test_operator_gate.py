@@ -12,7 +12,7 @@ import pytest
 from jwks_rotator.adapters.audit_log import AUDIT_TYPE, AuditLog
 from jwks_rotator.core.caller_verifier import CallerVerifier
 from jwks_rotator.core.errors import ConfigurationError
-from jwks_rotator.core.operator_gate import OperationRecord, OperatorGate, admit, proof_required
+from jwks_rotator.core.operator_gate import OperationRecord, OperatorGate, admit, asked_for, proof_required
 from jwks_rotator.core.settings import Settings
 from jwks_rotator_testkit.callers import ArnReplayer, Caller, role_caller
 
@@ -96,9 +96,10 @@ def test_a_misconfigured_sts_endpoint_refuses_operations_as_invalid_configuratio
     assert answer.error is not None and answer.error.code == "invalid_configuration"
 
 
-def test_a_refused_event_s_kid_is_bounded_in_the_audit_record() -> None:
+def test_a_refused_event_s_kid_is_bounded_and_left_out_until_the_caller_is_authenticated() -> None:
+    assert asked_for({"operation": "revoke", "kid": "k" * 5000}).kid == "k" * 256
     answer = admit({"operation": "revoke", "kid": "k" * 5000}, never, {ROTATE})
-    assert answer.asked.kid == "k" * 256 and answer.asked.operation == "revoke"
+    assert answer.asked.kid is None and answer.asked.operation == "revoke"
 
 
 def test_operator_roles_are_checked_as_issuance_callers_are() -> None:
@@ -123,3 +124,14 @@ def test_an_operation_audit_line_is_one_json_object_marked_as_the_rotate_functio
         "decision": "refused", "error": "operator_not_allowed", "reason": "role_not_listed", "caller": STRANGER.sts_arn,
         "role": "arn:aws:iam::123456789012:role/orders-service", "operation": "publish", "kid": None, "accept_restore": True,
     }
+
+
+@pytest.mark.parametrize("operation", [[], {"a": 1}, ["revoke"], 3.5, None])
+def test_an_operation_of_the_wrong_type_is_an_answer_never_a_crash(operation: Any) -> None:
+    admission = admit({"operation": operation}, lambda: pytest.fail("no gate without a proof"), {"rotate"})
+    assert admission.error is not None and admission.error.code == "unauthenticated"
+
+
+def test_an_unauthenticated_revoke_writes_no_kid_into_the_audit_line() -> None:
+    admission = admit({"operation": "revoke", "kid": "}\\n\"forged\": true"}, lambda: pytest.fail("no gate without a proof"), {"rotate"})
+    assert admission.error is not None and admission.asked.kid is None

@@ -407,7 +407,9 @@ def _count_variable_quantifiers(items: Any, where: str, *, repeated: bool, varia
             count += varies
             count += _count_variable_quantifiers(body, where, repeated=repeated or high > 1, variable=variable or (varies and high > 1))
         elif op == sre_constants.BRANCH:
-            if variable:
+            # Under any repeat, even a fixed count ({n}), each copy of an alternation is a choice point: a failing
+            # match backtracks through about 2^n paths. (Single-character alternations become a class and pass.)
+            if repeated or variable:
                 raise ConfigurationError(f"{where}: an alternation under a quantifier could backtrack catastrophically; use a character class")
             for branch in argument[1]:
                 count += _count_variable_quantifiers(branch, where, repeated=repeated, variable=variable)

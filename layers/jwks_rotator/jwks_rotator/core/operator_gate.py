@@ -113,7 +113,8 @@ def proof_required(event: Any) -> bool:
     """Whether the event asks for more than a tick (anything that is not a scheduled event or ``{"operation": "tick"}``)."""
     if not isinstance(event, Mapping):
         return True
-    return not (is_scheduled_event(event) or event.get("operation") in UNAUTHENTICATED_OPERATIONS)
+    operation = event.get("operation")
+    return not (is_scheduled_event(event) or (type(operation) is str and operation in UNAUTHENTICATED_OPERATIONS))
 
 
 def asked_for(event: Any) -> OperationRecord:
@@ -123,7 +124,7 @@ def asked_for(event: Any) -> OperationRecord:
     if is_scheduled_event(event):
         return OperationRecord("refused", None, None, None, None, "tick")
     operation = event.get("operation")
-    if operation not in OPERATIONS:
+    if type(operation) is not str or operation not in OPERATIONS:
         return OperationRecord("refused", None, None, None, None, None)
     kid = event.get("kid")
     kid = kid[:MAX_AUDIT_KID_CHARS] if operation == "revoke" and isinstance(kid, str) else None
@@ -155,5 +156,7 @@ def admit(event: Any, gate: Callable[[], OperatorGate], accepted_signers: Iterab
             checker.require_operator(identity)
         command = parse_rotate_event(rest)
     except JwksRotatorError as exc:
+        if identity is None:
+            asked = asked._replace(kid=None)  # an unauthenticated invoker's text never reaches the audit log
         return Admission(None, exc, identity, _decided(asked, "refused", exc))
     return Admission(command, None, identity, asked)
