@@ -96,18 +96,63 @@ def test_sts_outages_are_unavailable_and_not_cached(failure: Any) -> None:
     assert len(replayer.calls) == 2
 
 
+def keyed_proof(index: int, *, key: str | None = None) -> dict[str, Any]:
+    """A distinct proof signed (as far as the local checks see) with access key ``key`` (default one per index)."""
+    access_key = key or f"ASIA{index:016d}"
+    value = authorization(signature=f"{index:064x}").replace("ASIAEXAMPLEKEY123456", access_key)
+    return proof(Authorization=value)
+
+
 def test_new_proofs_past_the_rate_bound_are_refused_and_not_cached() -> None:
     clocks, replayer = FakeClock(SIGNED_AT + 1), FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
     subject = verifier(replayer, clocks, burst=3, rate_per_second=1.0)
     for index in range(3):
-        subject.verify(distinct_proof(index), {SIGNER})
+        subject.verify(keyed_proof(index), {SIGNER})
     with pytest.raises(UnauthenticatedError) as caught:
-        subject.verify(distinct_proof(3), {SIGNER})
+        subject.verify(keyed_proof(3), {SIGNER})
     assert caught.value.reason == "rate_limited"
-    subject.verify(distinct_proof(0), {SIGNER})  # cached proofs cost no token
+    subject.verify(keyed_proof(0), {SIGNER})  # cached proofs cost no token
     clocks.advance(1.0)
-    subject.verify(distinct_proof(3), {SIGNER})
+    subject.verify(keyed_proof(3), {SIGNER})
     assert len(replayer.calls) == 4
+
+
+def test_a_flood_of_forged_proofs_cannot_starve_a_caller_sts_already_vouched_for() -> None:
+    """Forging a proof that passes the local checks needs no credentials; a known caller re-signs with its session key."""
+    clocks = FakeClock(SIGNED_AT + 1)
+    known = "ASIAKNOWNCALLER00001"
+    replayer = FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
+    subject = verifier(replayer, clocks, burst=3, rate_per_second=1.0)
+    subject.verify(keyed_proof(0, key=known), {SIGNER})
+    replayer.answers = [ReplayAnswer(403, error_code="InvalidClientTokenId")]
+    for index in range(1, 10):  # forged: random keys, refused by STS, then rate limited
+        with pytest.raises(UnauthenticatedError):
+            subject.verify(keyed_proof(index), {SIGNER})
+    replayer.answers = [ReplayAnswer(200, arn=ROLE_SESSION)]
+    assert subject.verify(keyed_proof(99, key=known), {SIGNER}).role_arn == "arn:aws:iam::123456789012:role/orders-service"
+
+
+def test_re_cased_copies_of_a_proof_cannot_push_a_warm_caller_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Copies of one valid proof with re-cased, re-ordered headers each land in the by-contents memory; least recently
+    used goes first, so a caller presenting its proof keeps being answered from memory without a parse."""
+    from jwks_rotator.core import caller_verifier
+
+    clocks, replayer = FakeClock(SIGNED_AT + 1), FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
+    subject = verifier(replayer, clocks, cache_size=8)
+    warm = keyed_proof(0, key="ASIAWARMCALLER000001")
+    subject.verify(warm, {SIGNER})
+    parsed: list[object] = []
+    real_parse = caller_verifier.parse_caller_proof
+    monkeypatch.setattr(caller_verifier, "parse_caller_proof", lambda raw, **kw: parsed.append(raw) or real_parse(raw, **kw))
+    attacker = keyed_proof(1, key="ASIAATTACKER00000001")
+    for variant in range(40):
+        copy = {"headers": {(name.upper() if variant % 2 else name.lower()) + " " * 0: value for name, value in attacker["headers"].items()},
+                "body": attacker["body"]}
+        copy["headers"] = dict(reversed(list(copy["headers"].items()))) if variant % 3 else copy["headers"]
+        subject.verify(copy, {SIGNER})
+        subject.verify(warm, {SIGNER})  # the warm caller keeps presenting its proof
+    assert len(replayer.calls) == 2  # the attacker's copies cost no replay, the warm caller none after its first
+    assert warm not in parsed  # and the warm caller was never parsed again
 
 
 def test_the_cache_evicts_the_oldest_proof() -> None:

@@ -60,6 +60,24 @@ class _Entry:
     reason: str
 
 
+class _Bucket:
+    """A token bucket: ``rate`` tokens a second, at most ``burst`` saved."""
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self._rate, self._burst, self._tokens, self._at = rate, burst, burst, now
+
+    def take(self, now: float) -> bool:
+        self._tokens = min(self._burst, self._tokens + max(0.0, now - self._at) * self._rate)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+
+_ACCESS_KEY = re.compile(r"Credential=([A-Z0-9]{16,128})/")
+
+
 @dataclass(frozen=True)
 class _Verified:
     """A proof already verified, by its exact contents: who it proved, for which signer, until when."""
@@ -122,11 +140,15 @@ class CallerVerifier:
         self._sts_host = sts_host
         self._sts_region = sts_region
         self._rate = rate_per_second
-        self._burst = float(burst)
-        self._tokens = float(burst)
-        self._refilled_at = monotonic_clock()
-        self._cache: OrderedDict[str, _Entry] = OrderedDict()
-        self._verified: dict[tuple[object, ...], _Verified] = {}
+        # Replays of new proofs are bounded twice: one bucket for access keys STS recently vouched for (a caller
+        # re-signs with the same session key) and one for everything else, so a flood of forged proofs, which needs
+        # no credentials at all, cannot starve known callers of replays.
+        self._new_keys = _Bucket(rate_per_second, float(burst), monotonic_clock())
+        self._known_keys = _Bucket(rate_per_second, float(burst), monotonic_clock())
+        self._known: OrderedDict[str, None] = OrderedDict()
+        self._cache: OrderedDict[str, _Entry] = OrderedDict()  # verified identities, by canonical proof
+        self._refused: OrderedDict[str, _Entry] = OrderedDict()  # refusals apart, so they never evict identities
+        self._verified: OrderedDict[tuple[object, ...], _Verified] = OrderedDict()  # by exact contents, least recently used first
         self._cache_size = cache_size
         self._on_event = on_event
         self._lock = threading.Lock()
@@ -143,6 +165,7 @@ class CallerVerifier:
         if raw_key is not None:
             seen = self._verified.get(raw_key)
             if seen is not None and seen.signer in accepted_signers and self._monotonic() < seen.deadline and self._wall() < seen.expires_at:
+                self._verified.move_to_end(raw_key)
                 self._emit("cache_hit")
                 return seen.identity
         identity = self._verify_parsed(raw_proof, accepted_signers, raw_key)
@@ -160,7 +183,7 @@ class CallerVerifier:
         )
         with self._lock:
             entry = self._lookup(proof.cache_key)
-            if entry is None and not self._take_token():
+            if entry is None and not self._take_token(proof):
                 self._emit("rate_limited")
                 raise UnauthenticatedError("too many new proofs of identity right now; retry shortly", reason="rate_limited")
         if entry is not None:
@@ -174,9 +197,10 @@ class CallerVerifier:
             identity = self._replay(proof)
             deadline = self._monotonic() + (proof.expires_at - self._wall())
         if raw_key is not None:
-            if len(self._verified) >= self._cache_size:
-                self._verified.clear()
-            self._verified[raw_key] = _Verified(identity, proof.signer, deadline, proof.expires_at)
+            with self._lock:
+                self._verified[raw_key] = _Verified(identity, proof.signer, deadline, proof.expires_at)
+                while len(self._verified) > self._cache_size:
+                    self._verified.popitem(last=False)
         return identity
 
     def _replay(self, proof: CallerProof) -> CallerIdentity:
@@ -204,31 +228,44 @@ class CallerVerifier:
         raise UnauthenticatedError("the caller's proof of identity was refused", reason=reason)
 
     def _lookup(self, key: str) -> _Entry | None:
-        entry = self._cache.get(key)
-        if entry is not None and self._monotonic() >= entry.deadline:
-            del self._cache[key]
-            return None
-        return entry
+        for cache in (self._cache, self._refused):
+            entry = cache.get(key)
+            if entry is not None:
+                if self._monotonic() >= entry.deadline:
+                    del cache[key]
+                    return None
+                cache.move_to_end(key)
+                return entry
+        return None
 
     def _store(self, proof: CallerProof, identity: CallerIdentity | None, reason: str) -> None:
         remaining = proof.expires_at - self._wall()
         if remaining <= 0:
             return
+        cache = self._cache if identity is not None else self._refused
         with self._lock:
-            self._cache[proof.cache_key] = _Entry(self._monotonic() + remaining, identity, reason)
-            self._cache.move_to_end(proof.cache_key)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            cache[proof.cache_key] = _Entry(self._monotonic() + remaining, identity, reason)
+            cache.move_to_end(proof.cache_key)
+            while len(cache) > self._cache_size:
+                cache.popitem(last=False)
+            if identity is not None and (key := _access_key(proof)) is not None:
+                self._known[key] = None
+                self._known.move_to_end(key)
+                while len(self._known) > self._cache_size:
+                    self._known.popitem(last=False)
 
-    def _take_token(self) -> bool:
-        now = self._monotonic()
-        self._tokens = min(self._burst, self._tokens + max(0.0, now - self._refilled_at) * self._rate)
-        self._refilled_at = now
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True
+    def _take_token(self, proof: CallerProof) -> bool:
+        key = _access_key(proof)
+        bucket = self._known_keys if key is not None and key in self._known else self._new_keys
+        return bucket.take(self._monotonic())
 
     def _emit(self, event: str) -> None:
         if self._on_event is not None:
             self._on_event(event)
+
+
+def _access_key(proof: CallerProof) -> str | None:
+    """The access key id the proof was signed with (from its Authorization header)."""
+    authorization = next((value for name, value in proof.headers if name.lower() == "authorization"), "")
+    found = _ACCESS_KEY.search(authorization)
+    return found.group(1) if found else None
