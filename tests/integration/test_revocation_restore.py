@@ -17,6 +17,8 @@ import pytest
 from jwks_rotator.adapters.revocation_parameter import SsmRevocationList, SsmRevocationReader
 from jwks_rotator.adapters.secrets_store import CURRENT, SecretsManagerKeyringStore
 from jwks_rotator.core.errors import KeyringBehindPublicationError, StoreError
+from jwks_rotator.core.ports import VersionedKeyring
+from jwks_rotator.core.rotation import RotationService
 from jwks_rotator.core.settings import Settings
 from jwks_rotator.core.signer import TokenSigner
 from jwks_rotator.wiring import build_rotation_service, build_token_signer
@@ -54,13 +56,18 @@ def signer_on(settings: Settings, aws_resources: Any, clock: FakeClock) -> Token
     return build_token_signer(settings, aws_resources.client, clock=clock.unix, monotonic=clock.monotonic)
 
 
-def test_a_revoked_key_stops_signing_within_the_cache_ttl_even_after_the_secret_is_restored(aws_resources):
+def first_tick(aws_resources: Any) -> tuple[Settings, FakeClock, RotationService, SecretsManagerKeyringStore, VersionedKeyring]:
+    """A rotator that ticked once on a fake clock, the store, and the keyring version it wrote (to restore later)."""
     settings = settings_for(aws_resources)
     clock = FakeClock()
     rotator = build_rotation_service(settings, aws_resources.client, clock=clock.now)
     rotator.tick()
     store = SecretsManagerKeyringStore(aws_resources.client("secretsmanager"), aws_resources.secret_id)
-    before = store.load()
+    return settings, clock, rotator, store, store.load()
+
+
+def test_a_revoked_key_stops_signing_within_the_cache_ttl_even_after_the_secret_is_restored(aws_resources):
+    settings, clock, rotator, store, before = first_tick(aws_resources)
     revoked = before.keyring.active
     assert revoked is not None
     signer = signer_on(settings, aws_resources, clock)
@@ -82,12 +89,7 @@ def test_a_revoked_key_stops_signing_within_the_cache_ttl_even_after_the_secret_
 
 
 def test_after_a_restore_the_rotator_holds_the_signer_refuses_and_an_accepted_restore_resumes(aws_resources):
-    settings = settings_for(aws_resources)
-    clock = FakeClock()
-    rotator = build_rotation_service(settings, aws_resources.client, clock=clock.now)
-    rotator.tick()
-    store = SecretsManagerKeyringStore(aws_resources.client("secretsmanager"), aws_resources.secret_id)
-    before = store.load()
+    settings, clock, rotator, store, before = first_tick(aws_resources)
     old_active = before.keyring.active
     assert old_active is not None
     rotator.revoke(old_active.kid)

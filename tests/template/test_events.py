@@ -19,7 +19,7 @@ from jwks_rotator.core.caller_proof import PROOF_FIELD, parse_caller_proof
 from jwks_rotator.core.caller_verifier import CallerVerifier, ReplayAnswer
 from jwks_rotator.core.issuance import IssuanceService
 from jwks_rotator.core.issuance_policy import load_issuance_policy
-from jwks_rotator.core.operations import parse_rotate_event
+from jwks_rotator.core.operation_events import parse_rotate_event
 from jwks_rotator.core.signer import TokenSigner
 from tests.template.cfn import ROOT
 from tests.unit.test_sign_support import InMemoryKeyringReader, active_key, keyring_json, public_key, settings

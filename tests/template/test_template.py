@@ -19,7 +19,7 @@ import pytest
 from jwks_rotator.core.algorithms import RSA_KEY_SIZES, algorithm_names
 from jwks_rotator.core.durations import parse_duration
 from jwks_rotator.core.keyring import EMPTY_KEYRING_JSON
-from jwks_rotator.core.operations import parse_rotate_event
+from jwks_rotator.core.operation_events import parse_rotate_event
 from jwks_rotator.core.settings import SETTINGS, Settings
 from tests.template.cfn import ROOT, as_list, policy_statements
 

@@ -20,7 +20,8 @@ from jwks_rotator.core.errors import (
 from jwks_rotator.core.keyring import Keyring
 from jwks_rotator.core.keys import KeyState
 from jwks_rotator.core.lifecycle_bounds import MAX_KEYS
-from jwks_rotator.core.operations import RotateCommand, parse_rotate_event, run_command
+from jwks_rotator.core.operation_events import RotateCommand, parse_rotate_event
+from jwks_rotator.core.operations import run_command
 from jwks_rotator.core.revocation import MemoryRevocationList
 from jwks_rotator.core.rotation import RotationService
 from jwks_rotator.core.settings import Settings

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .operation_events import OPERATIONS, RotateCommand, is_scheduled_event, parse_rotate_event
+from .operation_events import RotateCommand
 from .rotation import RotationService, RunReport
-
-__all__ = ["OPERATIONS", "RotateCommand", "is_scheduled_event", "parse_rotate_event", "report_summary", "run_command"]
 
 
 def run_command(service: RotationService, command: RotateCommand) -> RunReport:
