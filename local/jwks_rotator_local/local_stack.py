@@ -69,6 +69,8 @@ from .front import AwsFront
 from .functions import FUNCTIONS_DIR, load_handler, scheduled_event
 from .lambda_api import InvocationResult, LambdaApi, LocalFunction
 from .provision import CreatedResources, create_resources
+from .secrets_extension import PORT_ENV as EXTENSION_PORT_ENV
+from .secrets_extension import SecretsExtension
 from .stack_env import DUMMY_CREDENTIALS, ProcessEnvironment, normalise_overrides
 from .stack_outputs import DEFAULT_STACK_NAME, publish_stack, remove_stack
 from .sts_verifier import LocalStsVerifier
@@ -137,6 +139,7 @@ class LocalStack:
         self._moto: Any = None
         self._moto_endpoint = ""
         self._sts: LocalStsVerifier | None = None
+        self._extension: SecretsExtension | None = None  # the Parameters and Secrets extension the sign function reads through
         self.resources: CreatedResources | None = None
         self._edge: LocalEdge | None = None
         self._lambda: LambdaApi | None = None
@@ -266,6 +269,7 @@ class LocalStack:
         self._moto_endpoint = f"http://{host}:{port}"
         self._sts = LocalStsVerifier(self._moto_endpoint, region=self.region)
         self._sts.start(self._host, self._sts_port)
+        extension = self._extension = SecretsExtension(self._moto_endpoint, region=self.region, host=self._host).start()
         self.resources = self._create_resources()
         create_roles(self.client("iam"), caller_roles(self.policy))
         self._edge = LocalEdge(
@@ -294,6 +298,7 @@ class LocalStack:
             "STS_ENDPOINT_URL": self.sts_endpoint,
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
+            EXTENSION_PORT_ENV: str(extension.port),
             "POWERTOOLS_LOG_LEVEL": self._log_level,
             "POWERTOOLS_METRICS_DISABLED": "false" if self._metrics else "true",
         }
@@ -306,7 +311,8 @@ class LocalStack:
             except ImportError as exc:
                 raise LocalStackError(str(exc)) from None
             self._modules.append(module_name)
-            configured = {**settings_env, "STS_ENDPOINT_URL": self.sts_endpoint}  # what GetFunctionConfiguration shows
+            configured = {**settings_env, "STS_ENDPOINT_URL": self.sts_endpoint,  # what GetFunctionConfiguration shows
+                          EXTENSION_PORT_ENV: str(extension.port)}
             functions.append(LocalFunction(name, handler, memory_limit_in_mb=256 if name == SIGN_FUNCTION else 512, environment=configured))
         # What the functions print (logs, EMF, audit lines) goes to moto's CloudWatch Logs as on Lambda;
         # the console shows it only when the functions log verbosely.
@@ -362,6 +368,9 @@ class LocalStack:
         if self._sts is not None:
             self._sts.stop()
             self._sts = None
+        if self._extension is not None:
+            self._extension.stop()
+            self._extension = None
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
