@@ -238,6 +238,7 @@ class LocalStsVerifier:
 def _handler_for(verifier: LocalStsVerifier) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # the answer's headers and body go out at once (no delayed-ACK stall)
 
         def do_POST(self) -> None:
             self._serve("POST")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 from datetime import UTC, datetime
+from pathlib import Path
 
 from cryptography import x509
 
@@ -14,7 +15,7 @@ EXPECTED = {"Amazon Root CA 1", "Amazon Root CA 2", "Amazon Root CA 3", "Amazon 
 
 
 def test_the_shipped_roots_are_amazons_five_self_signed_cas_valid_today() -> None:
-    certificates = x509.load_pem_x509_certificates(AMAZON_ROOTS.read_bytes())
+    certificates = x509.load_pem_x509_certificates(Path(AMAZON_ROOTS).read_bytes())
     names = {c.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value for c in certificates}
     assert names == EXPECTED
     now = datetime.now(UTC)
@@ -37,4 +38,4 @@ def test_sts_endpoints_pick_their_trust_roots() -> None:
     china = StsEndpoint.from_environment({"AWS_REGION": "cn-north-1"})
     assert china.host == "sts.cn-north-1.amazonaws.com.cn" and china.tls_context() is not amazon_roots_context()
     custom = StsEndpoint.from_environment({"AWS_REGION": "eu-west-1", "STS_CA_BUNDLE": str(AMAZON_ROOTS)})
-    assert custom.ca_file == str(AMAZON_ROOTS)
+    assert custom.ca_file == AMAZON_ROOTS

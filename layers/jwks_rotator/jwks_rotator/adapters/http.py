@@ -13,9 +13,9 @@ STS) trusts only Amazon Trust Services' roots, shipped beside this module
 from __future__ import annotations
 
 import http.client
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,12 +52,12 @@ def default_ssl_context() -> Any:
 
 _SSL_CONTEXT: Any = None
 
-AMAZON_ROOTS = Path(__file__).with_name("amazon-trust-services-roots.pem")
+AMAZON_ROOTS = os.path.join(os.path.dirname(__file__), "amazon-trust-services-roots.pem")
 """Amazon Root CA 1-4 and Starfield Services Root G2: every AWS public endpoint chains to one of them."""
 _CA_CONTEXTS: dict[str, Any] = {}
 
 
-def ca_file_context(ca_file: str | Path) -> Any:
+def ca_file_context(ca_file: str) -> Any:
     """A verifying TLS client context (hostname checked, TLS 1.2 or later) trusting only the CAs in ``ca_file``.
 
     Built once per file and process. A missing or unreadable file raises
