@@ -6,6 +6,7 @@ import ssl
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 
 from jwks_rotator.adapters.http import AMAZON_ROOTS, amazon_roots_context, ca_file_context
@@ -14,6 +15,7 @@ from jwks_rotator.adapters.sts_identity import StsEndpoint
 EXPECTED = {"Amazon Root CA 1", "Amazon Root CA 2", "Amazon Root CA 3", "Amazon Root CA 4", "Starfield Services Root Certificate Authority - G2"}
 
 
+@pytest.mark.filterwarnings("ignore:Parsed a serial number:cryptography.utils.CryptographyDeprecationWarning")  # Starfield G2: serial 0
 def test_the_shipped_roots_are_amazons_five_self_signed_cas_valid_today() -> None:
     certificates = x509.load_pem_x509_certificates(Path(AMAZON_ROOTS).read_bytes())
     names = {c.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value for c in certificates}
