@@ -174,7 +174,10 @@ class Cloud:
         self.extension = stack.enter_context(SecretsExtension(endpoint, region=REGION, session_token=lambda: SESSION_TOKEN))
         self.caller = moto_role_session(endpoint, CALLER_ROLE, session="bench-cold")
         self.policy_file = scratch / "issuance-policy.yaml"
-        self.policy_file.write_text(POLICY, encoding="utf-8")
+        import yaml  # type: ignore[import-untyped]
+
+        # Written as YAML, as the shipped policy file is: the function then imports PyYAML on its first call.
+        self.policy_file.write_text(yaml.safe_dump(json.loads(POLICY)) if POLICY.lstrip().startswith("{") else POLICY, encoding="utf-8")
         system_bundle = Path(ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt")
         self.system_plus_ca = scratch / "system-plus-test-ca.pem"
         self.system_plus_ca.write_bytes((system_bundle.read_bytes() if system_bundle.exists() else b"") + self.ca.ca_file.read_bytes())
