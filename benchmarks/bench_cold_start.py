@@ -420,7 +420,8 @@ def main() -> None:
             before_env = {"PYTHONDONTWRITEBYTECODE": "1"}
             if py312 and args.boto3_312 and (BUILD / "SharedLayer" / "python").is_dir():
                 variants.append(Variant(f"before ({args.before}), python3.12", py312, before_task,
-                                        [str(before_layer), str(BUILD / "SharedLayer" / "python"), args.boto3_312], before_env, after=False))
+                                        [str(before_layer), str(BUILD / "SharedLayer" / "python"), str(Path(args.boto3_312).resolve())],
+                                        before_env, after=False))
             variants.append(Variant(f"before ({args.before}), python3", py3, before_task, [str(before_layer)], before_env, after=False))
         if py312:
             if not (BUILD / "SignFunction" / "__pycache__").is_dir():
