@@ -29,6 +29,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import ssl
 import statistics
@@ -378,7 +379,8 @@ def render(results: dict[tuple[str, str], Samples], variants: list[Variant], ver
 
 def write_section(section: str) -> None:
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    start = text.find("## Cold start")
+    found = re.search(r"^## Cold start$", text, re.MULTILINE)  # the heading itself, not a mention of it
+    start = found.start() if found else -1
     if start == -1:
         text = text.rstrip("\n") + "\n\n" + section
     else:

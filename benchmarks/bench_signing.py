@@ -442,7 +442,7 @@ def render(signing: Table, handler: Table, handler_replays: dict[str, int], firs
               "",
               ("Both stand-ins are Python HTTP servers in the benchmark's own process (they share its GIL); AWS STS is a "
                "network round trip instead, typically a few to tens of ms in-region.")]
-    lines += ["", "Cold start is measured in fresh processes by `benchmarks/bench_cold_start.py` (section \"## Cold start\")."]
+    lines += ["", "Cold start is measured in fresh processes by `benchmarks/bench_cold_start.py` (its own section, Cold start)."]
     lines += ["", ("### AWS and STS calls (whole handler as deployed: reads through the Parameters and Secrets extension "
                    "stand-in, moto behind it, no cache, so each request it answers is one AWS call; STS replays counted by "
                    "the stand-in; one caller reusing one proof)"), "", *_header("")]
