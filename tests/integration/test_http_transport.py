@@ -132,3 +132,25 @@ def test_a_kept_connection_the_server_dropped_is_retried_once_on_a_new_one(origi
     time.sleep(0.1)  # the server has closed its end by now
     assert transport.request("GET", "/ok").body == b'{"ok":true}'
     assert len(_Handler.ports) == 2
+
+
+def test_concurrent_requests_on_one_transport_take_turns_on_its_connection(origin: str) -> None:
+    # Lambda runs one invocation per environment; the local stack runs concurrent invocations as threads sharing one
+    # transport, whose kept connection must not carry two exchanges at once.
+    transport = HttpTransport(origin)
+    answers: list[bytes] = []
+    failures: list[BaseException] = []
+
+    def post(index: int) -> None:
+        try:
+            answers.extend(transport.request("POST", "/", headers={"X-Test": f"{index}-{r}"}, body=b"b").body for r in range(20))
+        except BaseException as exc:  # collected and asserted below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
+    assert sorted(answers) == sorted(f"b|{i}-{r}".encode() for i in range(8) for r in range(20))

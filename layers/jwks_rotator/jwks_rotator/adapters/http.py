@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -128,6 +129,9 @@ class HttpTransport:
         self._max_body = max_body
         self._ssl_context = ssl_context
         self._connection: _Connection | None = None
+        # One exchange at a time on the kept connection. Lambda runs one invocation per environment, but the local
+        # stack runs concurrent invocations as threads sharing one module, hence one transport.
+        self._lock = threading.Lock()
 
     @property
     def origin(self) -> str:
@@ -136,6 +140,10 @@ class HttpTransport:
 
     def request(self, method: str, path: str, *, headers: Mapping[str, str] | None = None, body: bytes | None = None) -> HttpResponse:
         """Send one request and read the whole answer; :class:`HttpError` on any transport failure."""
+        with self._lock:
+            return self._request(method, path, headers, body)
+
+    def _request(self, method: str, path: str, headers: Mapping[str, str] | None, body: bytes | None) -> HttpResponse:
         fresh = self._connection is None
         try:
             connection = self._connection or self._connect()  # an unusable CA file fails here, as a transport failure
