@@ -177,8 +177,12 @@ class Cloud:
         self.policy_file = scratch / "issuance-policy.yaml"
         import yaml  # type: ignore[import-untyped]
 
-        # Written as YAML, as the shipped policy file is: the function then imports PyYAML on its first call.
-        self.policy_file.write_text(yaml.safe_dump(json.loads(POLICY)) if POLICY.lstrip().startswith("{") else POLICY, encoding="utf-8")
+        # "before" reads the policy as shipped on main, YAML (PyYAML imported on the first call); "after" reads what
+        # `make build` ships, the same document as JSON (mk/policy_as_json.py), and never imports PyYAML.
+        document = json.loads(POLICY)
+        self.policy_file.write_text(yaml.safe_dump(document), encoding="utf-8")
+        self.built_policy_file = scratch / "issuance-policy.built.yaml"
+        self.built_policy_file.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         system_bundle = Path(ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt")
         self.system_plus_ca = scratch / "system-plus-test-ca.pem"
         self.system_plus_ca.write_bytes((system_bundle.read_bytes() if system_bundle.exists() else b"") + self.ca.ca_file.read_bytes())
@@ -197,7 +201,7 @@ class Cloud:
                "BENCH_EVENT": json.dumps({**REQUEST, "proof": self.caller.proof(sts_endpoint_url=self.sts_url, signer=SIGN_FUNCTION_NAME)}),
                "PYTHONPATH": os.pathsep.join(variant.pythonpath)}
         if variant.after:  # as the template configures the function: the extension, its token, TTL 0; Amazon's roots
-            env.update({"PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": str(self.extension.port), "AWS_SESSION_TOKEN": SESSION_TOKEN,
+            env.update({"ISSUANCE_POLICY_FILE": str(self.built_policy_file),"PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": str(self.extension.port), "AWS_SESSION_TOKEN": SESSION_TOKEN,
                         "SECRETS_MANAGER_TTL": "0", "SSM_PARAMETER_STORE_TTL": "0", "STS_CA_BUNDLE": str(self.ca.ca_file)})
         else:  # as main deploys it: boto3 against the service endpoint; the default TLS context (the system bundle)
             env.update({**DUMMY_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint, "SSL_CERT_FILE": str(self.system_plus_ca)})
@@ -334,8 +338,8 @@ def render(results: dict[tuple[str, str], Samples], variants: list[Variant], ver
               "keyring and revocation list read, the key loaded, the token signed, the audit line written at INFO."), "",
              (f"\"before\" is `{before_ref}` as it ships: from source (no .pyc; `PYTHONDONTWRITEBYTECODE=1` here, as on "
               "Lambda's read-only code directory, where nothing can be written), boto3 to the moto server, powertools, the "
-              "system CA bundle. \"after\" is this tree: `make build`'s unchecked-hash .pyc (python3.12: the built "
-              "artifact itself), reads through the Parameters and Secrets extension stand-in, Amazon's roots "
+              "system CA bundle, the policy file in YAML. \"after\" is this tree: `make build`'s unchecked-hash .pyc "
+              "(python3.12: the built artifact itself) and its policy file as JSON (the same document), reads through the Parameters and Secrets extension stand-in, Amazon's roots "
               "(here the test CA through `STS_CA_BUNDLE`)."), "",
              "| variant | alg | process ms (min / median) | bare interpreter ms (min / median) | **above bare, ms (min / median)** | import ms (median) | first invocation ms (median) | SDK modules loaded |",
              "|---|---|---|---|---|---|---|---|"]

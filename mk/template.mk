@@ -56,7 +56,10 @@ $(CHECKS)/sam-build: $(BUILD_INPUTS) $(SAM_TOOLS)
 	fi; \
 	echo "   using $$py312"; \
 	PATH="$$(dirname "$$py312"):$$PATH" $(SAM_ENV) $(SAM_VENV)/bin/sam build --template-file $(TEMPLATE) --cached; \
-	echo "== compile the built layer and functions for python3.12 (unchecked-hash .pyc)"; \
+	echo "== the sign function's YAML policy files as JSON (same document and digest: no PyYAML import at cold start)"; \
+	PYTHONPATH=.aws-sam/build/SharedLayer/python "$$py312" -B mk/policy_as_json.py \
+		$$(ls .aws-sam/build/SignFunction/*.yaml .aws-sam/build/SignFunction/*.yml 2>/dev/null) && \
+	echo "== compile the built layer and functions for python3.12 (unchecked-hash .pyc)" && \
 	"$$py312" -m compileall -q -j0 --invalidation-mode unchecked-hash $(BUILT_CODE)
 	@mkdir -p $(CHECKS) && touch $@
 

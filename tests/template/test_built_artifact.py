@@ -91,7 +91,7 @@ import app
 context = types.SimpleNamespace(function_name="SignFunction", invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:SignFunction", function_version="$LATEST")
 response = app.handler({"sub": "user-1", "aud": "orders-api"}, context)  # builds the whole service: every sign-path module
 print(json.dumps({"compiled": compiled, "response": response, "dont_write_bytecode": sys.flags.dont_write_bytecode,
-                  "modules": sorted(m for m in sys.modules if m.split(".")[0] in ("jwks_rotator", "boto3", "botocore", "aws_lambda_powertools"))}))
+                  "modules": sorted(m for m in sys.modules if m.split(".")[0] in ("jwks_rotator", "boto3", "botocore", "aws_lambda_powertools", "yaml"))}))
 """
 
 
@@ -127,7 +127,18 @@ def test_python312_imports_the_built_sign_function_read_only_without_compiling_a
     assert report["dont_write_bytecode"] == 0  # writing .pyc was allowed: nothing was compiled, so nothing to write
     assert report["response"]["error"] == "unauthenticated"  # the service was built (settings, policy, readers, verifier)
     assert "jwks_rotator.wiring" in report["modules"] and "jwks_rotator.adapters.secrets_extension" in report["modules"]
-    assert not [m for m in report["modules"] if m.split(".")[0] in ("boto3", "botocore", "aws_lambda_powertools")]
+    assert not [m for m in report["modules"] if m.split(".")[0] in ("boto3", "botocore", "aws_lambda_powertools", "yaml")]  # the policy ships as JSON
     ours = [path for path in report["compiled"] if path.startswith((str(task), str(opt)))]
     assert ours == [], ours
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before  # no file written anywhere
+
+
+def test_the_built_policy_file_is_the_same_document_in_json(built: Path) -> None:
+    from jwks_rotator.core.issuance_policy import load_issuance_policy, policy_document
+
+    source = (ROOT / "functions" / "sign" / "issuance-policy.yaml").read_text(encoding="utf-8")
+    shipped = (SIGN / "issuance-policy.yaml").read_text(encoding="utf-8")
+    assert shipped.lstrip().startswith("{") and not source.lstrip().startswith("{")
+    assert policy_document(shipped) == policy_document(source)
+    digests = {load_issuance_policy(text, max_token_ttl=3600, default_token_ttl=900).digest for text in (source, shipped)}
+    assert len(digests) == 1  # audit lines name the same policy
