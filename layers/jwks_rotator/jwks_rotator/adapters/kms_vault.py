@@ -99,6 +99,9 @@ class KmsKeyVault:
         metadata = self._call("describe_key", KeyId=key_arn).get("KeyMetadata", {})
         return VaultKey(key_arn, {}, _created(metadata), str(metadata.get("KeyState", "Unavailable")))
 
+    def put_policy(self, key_arn: str, policy: str) -> None:
+        self._call("put_key_policy", KeyId=key_arn, PolicyName="default", Policy=policy)
+
     def enable(self, key_arn: str) -> None:
         self._call("enable_key", KeyId=key_arn)
 

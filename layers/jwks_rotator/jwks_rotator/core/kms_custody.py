@@ -10,10 +10,13 @@ changes new keys only, and old ones finish their life as they began.
 Keys
     A new key is created with the stack's tag (``jwks-rotator:stack``) at
     CreateKey (so it can be found even if the keyring write that should record
-    it fails), with an explicit key policy naming the sign role (``kms:Sign``
-    and ``kms:GetPublicKey`` only) and the rotate role (management, no Sign),
-    then disabled at once, then tagged with its kid. It stays disabled while
-    pending. A key created in a run and not yet recorded is reused by the
+    it fails), with an explicit key policy naming the rotate role (management,
+    no Sign) and not the sign role: the sign role cannot use a pending key from
+    its first moment (CreateKey makes enabled keys). Its public key is read,
+    then it is disabled too, and tagged with its kid. At activation its policy gains the sign role's
+    statements (``kms:Sign`` with the key's algorithm and MessageType RAW,
+    ``kms:GetPublicKey``) and it is enabled; at retirement it is disabled. A key
+    created in a run and not yet recorded is reused by the
     next plan of the same run (a lost compare-and-swap re-plans), so a
     conflict does not leave one orphan per retry.
 
@@ -27,8 +30,9 @@ Who can sign (the hand-over)
     1. the keyring write that retires A and activates B (signers that re-read
        now find B; B is still disabled, so their Sign fails closed);
     2. DisableKey(A) at ``t0``: A stops signing by ``t0 + PROPAGATION``;
-    3. wait :data:`PROPAGATION`, then EnableKey(B) at ``t1 >= t0 + PROPAGATION``:
-       B can sign from some moment in ``[t1, t1 + PROPAGATION]``.
+    3. wait :data:`PROPAGATION`, then PutKeyPolicy(B, with the sign role) and
+       EnableKey(B) at ``t1 >= t0 + PROPAGATION``: B can sign from some moment
+       in ``[t1, t1 + PROPAGATION]`` (both changes must have taken effect).
 
     Two keys signable at once would need B enabled before A's disable took
     effect: ``t1 >= t0 + PROPAGATION`` excludes it. No key signable lasts from
@@ -82,19 +86,21 @@ USABLE_STATES = frozenset({"Enabled"})
 Sleep = Callable[[float], None]
 
 
-def key_policy(settings: Settings) -> str:
-    """The key policy of a new key: the account administers it (no use), the rotate role manages it, the sign role signs.
+def key_policy(settings: Settings, alg: str, *, signer: bool) -> str:
+    """A key's policy: the account administers it (no use), the rotate role manages it and, with ``signer``, the sign role signs.
 
     The account statement keeps the key manageable by the account's
     administrators (KMS refuses a policy that would lock its creator out) but
-    grants no use. The sign role may Sign only with the stack's algorithm and
+    grants no use. The sign role may Sign only with the key's algorithm and
     MessageType RAW, and read the public key; the rotate role may manage the
-    key and read its public key, never sign.
+    key and read its public key, never sign. A pending key is created with
+    ``signer=False``: the sign role cannot use it from its first moment, and
+    gets the signing statements only at activation.
     """
     settings.require("kms_sign_role_arn", "kms_rotate_role_arn")
     account = settings.kms_rotate_role_arn.split(":")[4]
     partition = settings.kms_rotate_role_arn.split(":")[1]
-    algorithm = kms_algorithm(settings.algorithm).signing_algorithm
+    algorithm = kms_algorithm(alg).signing_algorithm
     statements: list[dict[str, Any]] = [
         {
             "Sid": "AccountAdministersTheKey",
@@ -110,9 +116,12 @@ def key_policy(settings: Settings) -> str:
             "Effect": "Allow",
             "Principal": {"AWS": settings.kms_rotate_role_arn},
             "Action": ["kms:DescribeKey", "kms:GetPublicKey", "kms:EnableKey", "kms:DisableKey", "kms:TagResource",
-                       "kms:ListResourceTags", "kms:ScheduleKeyDeletion"],
+                       "kms:ListResourceTags", "kms:ScheduleKeyDeletion", "kms:PutKeyPolicy"],
             "Resource": "*",
         },
+    ]
+    if signer:
+        statements += [
         {
             "Sid": "SignerSignsWithTheStackAlgorithm",
             "Effect": "Allow",
@@ -128,7 +137,7 @@ def key_policy(settings: Settings) -> str:
             "Action": "kms:GetPublicKey",
             "Resource": "*",
         },
-    ]
+        ]
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, separators=(",", ":"))
 
 
@@ -155,7 +164,7 @@ class KmsCustodian:
         if waiting is not None:
             return waiting
         self.settings.require("kms_stack_tag")
-        policy = key_policy(self.settings)
+        policy = key_policy(self.settings, alg, signer=False)
         arn = self.vault.create_key(
             key_spec=kms_key_spec(alg, self.settings.rsa_key_size),
             tags={STACK_TAG: self.settings.kms_stack_tag},
@@ -163,8 +172,8 @@ class KmsCustodian:
             description=f"jwks-rotator ({self.settings.kms_stack_tag}): {alg} signing key",
         )
         self.touched = True
-        self.vault.disable(arn)  # pending keys never sign
-        jwk = public_jwk_from_der(self.vault.public_key_der(arn), alg)
+        jwk = public_jwk_from_der(self.vault.public_key_der(arn), alg)  # before DisableKey: GetPublicKey refuses disabled keys
+        self.vault.disable(arn)  # pending keys never sign (the sign role is not in their policy either)
         kid = thumbprint(jwk)
         self.vault.tag(arn, {KID_TAG: kid})
         self._log.info("created a KMS key", extra={"kid": kid, "reason": "kms custody"})
@@ -208,6 +217,7 @@ class KmsCustodian:
                 self._log.info("disabled a KMS key", extra={"kid": record.kid, "reason": f"{record.state.value}: only the active key signs"})
         if enable is not None and enable.kms_key_arn is not None:
             self.sleep(self.propagation)  # every disable before it has taken effect: never two signable keys
+            self.vault.put_policy(enable.kms_key_arn, key_policy(self.settings, enable.alg, signer=True))
             self.vault.enable(enable.kms_key_arn)
             self._log.info("enabled a KMS key", extra={"kid": enable.kid, "reason": "active"})
 
