@@ -27,9 +27,13 @@ if TYPE_CHECKING:
 
 
 def build_rotation_service(
-    settings: Settings, clients: ClientFactory | None = None, *, clock: Clock | None = None, logger: Any = None
+    settings: Settings, clients: ClientFactory | None = None, *, clock: Clock | None = None, logger: Any = None,
+    sleep: Callable[[float], None] | None = None,
 ) -> RotationService:
-    """The rotation service wired to Secrets Manager, S3, the revocation parameter (SSM) and (when configured) CloudFront."""
+    """The rotation service wired to Secrets Manager, S3, the revocation parameter (SSM), KMS and (when configured) CloudFront.
+
+    ``sleep`` is how the KMS hand-over waits for a disable to take effect before it enables the next key (``time.sleep``).
+    """
     settings.require("keyring_secret_id", "jwks_bucket", "issuer")
     import time
 
@@ -46,7 +50,7 @@ def build_rotation_service(
     rotation_clients = clients
     # Always there (its client is made on first use): keys made under kms custody finish their life under it
     # even after the setting changes back.
-    custodian = KmsCustodian(KmsKeyVault(lambda: rotation_clients("kms")), settings, time.sleep, logger)
+    custodian = KmsCustodian(KmsKeyVault(lambda: rotation_clients("kms")), settings, sleep or time.sleep, logger)
     store = SecretsManagerKeyringStore(clients("secretsmanager"), settings.keyring_secret_id)
     publisher = S3Publisher(
         clients("s3"),

@@ -7,6 +7,10 @@ nothing from boto3 or botocore at import time: a sign function whose keys
 are in Secrets Manager custody never loads them through it, and one in KMS
 custody pays for botocore at its first signature.
 
+Management calls name a key by its key id (the ARN's last part), which KMS
+accepts as the ARN in the caller's account (and moto 5.2.5 accepts for
+EnableKey/DisableKey, where it refuses an ARN); Sign names it by its ARN.
+
 Errors carry the AWS error code only. On the sign path, ``DisabledException``
 and ``KMSInvalidStateException`` (disabled, or pending deletion) become
 :class:`SigningKeyDisabledError`, which makes the signer read the keyring
@@ -87,31 +91,31 @@ class KmsKeyVault:
         return arn
 
     def public_key_der(self, key_arn: str) -> bytes:
-        der = self._call("get_public_key", KeyId=key_arn).get("PublicKey")
+        der = self._call("get_public_key", KeyId=_key_id(key_arn)).get("PublicKey")
         if not isinstance(der, bytes):
             raise KeyVaultError(f"KMS get_public_key failed ({MALFORMED})", reason=MALFORMED)
         return der
 
     def tag(self, key_arn: str, tags: Mapping[str, str]) -> None:
-        self._call("tag_resource", KeyId=key_arn, Tags=[{"TagKey": k, "TagValue": v} for k, v in tags.items()])
+        self._call("tag_resource", KeyId=_key_id(key_arn), Tags=[{"TagKey": k, "TagValue": v} for k, v in tags.items()])
 
     def describe(self, key_arn: str) -> VaultKey:
-        metadata = self._call("describe_key", KeyId=key_arn).get("KeyMetadata", {})
+        metadata = self._call("describe_key", KeyId=_key_id(key_arn)).get("KeyMetadata", {})
         return VaultKey(key_arn, {}, _created(metadata), str(metadata.get("KeyState", "Unavailable")))
 
     def put_policy(self, key_arn: str, policy: str) -> None:
-        self._call("put_key_policy", KeyId=key_arn, PolicyName="default", Policy=policy)
+        self._call("put_key_policy", KeyId=_key_id(key_arn), PolicyName="default", Policy=policy)
 
     def enable(self, key_arn: str) -> None:
-        self._call("enable_key", KeyId=key_arn)
+        self._call("enable_key", KeyId=_key_id(key_arn))
 
     def disable(self, key_arn: str) -> None:
-        self._call("disable_key", KeyId=key_arn)
+        self._call("disable_key", KeyId=_key_id(key_arn))
 
     def schedule_deletion(self, key_arn: str, pending_days: int) -> None:
         if not 7 <= pending_days <= 30:  # what KMS accepts (moto accepts any): refuse it here as KMS would
             raise KeyVaultError("KMS schedule_key_deletion failed (ValidationException)", reason="ValidationException")
-        self._call("schedule_key_deletion", KeyId=key_arn, PendingWindowInDays=pending_days)
+        self._call("schedule_key_deletion", KeyId=_key_id(key_arn), PendingWindowInDays=pending_days)
 
     def list_tagged(self, tag_key: str, tag_value: str) -> list[VaultKey]:
         """Every key of the account and region carrying ``tag_key=tag_value``: ListKeys, then ListResourceTags per key.
@@ -139,8 +143,12 @@ class KmsKeyVault:
             marker = page.get("NextMarker")
 
     def _tags(self, key_arn: str) -> dict[str, str]:
-        answer = self._call("list_resource_tags", KeyId=key_arn)
+        answer = self._call("list_resource_tags", KeyId=_key_id(key_arn))
         return {t["TagKey"]: t["TagValue"] for t in answer.get("Tags", []) if isinstance(t, Mapping)}
+
+
+def _key_id(key_arn: str) -> str:
+    return key_arn.rsplit("/", 1)[-1]
 
 
 def _created(metadata: Mapping[str, Any]) -> datetime:
