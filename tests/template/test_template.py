@@ -83,11 +83,17 @@ def test_choice_parameters_match_the_code(params: dict[str, Any]) -> None:
     assert sorted(params["Algorithm"]["AllowedValues"]) == sorted(algorithm_names())
     assert sorted(params["KeyCustody"]["AllowedValues"]) == sorted(KEY_CUSTODIES)
     pattern = params["KeyDeletionWindow"]["AllowedPattern"]
-    for days in range(0, 40):
+    for days in range(40):
         text = f"{days}d"
         assert bool(re.fullmatch(pattern, text)) == (7 <= days <= 30), text
         if re.fullmatch(pattern, text):
             Settings(key_deletion_window=parse_duration(text))
+    pattern = params["KmsHandoverWait"]["AllowedPattern"]
+    for seconds in range(40):
+        text = f"{seconds}s"
+        assert bool(re.fullmatch(pattern, text)) == (seconds <= 30), text
+        if re.fullmatch(pattern, text):
+            Settings(kms_handover_wait=parse_duration(text))
     assert sorted(int(v) for v in params["RsaKeySize"]["AllowedValues"]) == sorted(RSA_KEY_SIZES)
 
 

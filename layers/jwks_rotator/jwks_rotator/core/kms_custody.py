@@ -24,7 +24,7 @@ Who can sign (the hand-over)
     After every round the rotator brings KMS in line with the keyring: every
     KMS key that is not the active one is disabled, then the active one is
     enabled. KMS applies EnableKey and DisableKey eventually (within
-    :data:`PROPAGATION` seconds, by assumption; AWS says "typically within
+    :data:`PROPAGATION` (``kms-handover-wait``) seconds, by assumption; AWS says "typically within
     seconds"). The order is:
 
     1. the keyring write that retires A and activates B (signers that re-read
@@ -78,7 +78,7 @@ STACK_TAG = "jwks-rotator:stack"
 KID_TAG = "jwks-rotator:kid"
 """Tag naming the key's kid, set once its public key is known."""
 PROPAGATION = 5.0
-"""Seconds assumed for EnableKey/DisableKey to reach every KMS host (see the module doc)."""
+"""Seconds assumed for EnableKey/DisableKey to reach every KMS host (see the module doc): ``kms-handover-wait``'s default."""
 ORPHAN_GRACE = timedelta(minutes=15)
 """Age before an unrecorded tagged key is scheduled for deletion: longer than a rotation run (60 s timeout)."""
 USABLE_STATES = frozenset({"Enabled"})
@@ -149,7 +149,7 @@ class KmsCustodian:
     settings: Settings
     sleep: Sleep
     logger: Any = None
-    propagation: float = PROPAGATION
+    propagation: float | None = None  # seconds; None: the settings' kms-handover-wait
     grace: timedelta = ORPHAN_GRACE
     _unrecorded: dict[str, KeyRecord] = field(default_factory=dict)
     touched: bool = False  # a key was created, removed or revoked in this service's life: sweep after the run
@@ -216,7 +216,8 @@ class KmsCustodian:
                 self.vault.disable(record.kms_key_arn)
                 self._log.info("disabled a KMS key", extra={"kid": record.kid, "reason": f"{record.state.value}: only the active key signs"})
         if enable is not None and enable.kms_key_arn is not None:
-            self.sleep(self.propagation)  # every disable before it has taken effect: never two signable keys
+            wait = self.propagation if self.propagation is not None else self.settings.kms_handover_wait.total_seconds()
+            self.sleep(wait)  # every disable before it has taken effect: never two signable keys
             self.vault.put_policy(enable.kms_key_arn, key_policy(self.settings, enable.alg, signer=True))
             self.vault.enable(enable.kms_key_arn)
             self._log.info("enabled a KMS key", extra={"kid": enable.kid, "reason": "active"})

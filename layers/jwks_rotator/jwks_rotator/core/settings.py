@@ -172,6 +172,7 @@ class Settings:
     issuance_policy_file: str = setting("issuance-policy.yaml", "The sign function's issuance policy (who may obtain which tokens): a YAML file deployed with it, relative to its code directory.", _text)
     key_custody: str = setting("secrets-manager", "Where new private keys live: secrets-manager (JWKs inside the keyring secret) or kms (one non-exportable asymmetric KMS key per lifecycle key; the keyring then holds public keys and key ARNs only). Switching on a running stack affects new keys only.", _custody)
     key_deletion_window: timedelta = setting("30d", "With kms custody: the ScheduleKeyDeletion waiting period of a KMS key whose retention ended (whole days, 7d to 30d).", _deletion_window)
+    kms_handover_wait: timedelta = setting("5s", "With kms custody: how long the rotator waits, after disabling the KMS keys that may no longer sign, before it enables the new active key (KMS applies EnableKey/DisableKey eventually, typically within seconds): never two keys signable at once. At most 30s.", _duration)
     kms_stack_tag: str = setting("", "With kms custody: the value of the jwks-rotator:stack tag on every KMS key this stack makes; the roles' IAM policies allow only keys carrying it, and the orphan sweep looks for it.", _text)
     kms_sign_role_arn: str = setting("", "With kms custody: the sign function's role, named in each new KMS key's policy as the one principal allowed kms:Sign.", _role_arn)
     kms_rotate_role_arn: str = setting("", "With kms custody: the rotate function's role, named in each new KMS key's policy as the principal that manages it.", _role_arn)
@@ -213,6 +214,8 @@ class Settings:
         for name in ("rotation_period", "publish_lead", "max_token_ttl", "default_token_ttl", "jwks_max_age", "schedule", "signer_cache_ttl"):
             if getattr(self, name) <= timedelta(0):
                 raise ConfigurationError(f"{name.replace('_', '-')}: must be greater than zero")
+        if not timedelta(0) <= self.kms_handover_wait <= timedelta(seconds=30):
+            raise ConfigurationError("kms-handover-wait: must be from 0s to 30s (the rotate function times out after 60 s)")
         if self.clock_skew_leeway < timedelta(0):
             raise ConfigurationError("clock-skew-leeway: must not be negative")
         if self.publish_lead > self.rotation_period:
