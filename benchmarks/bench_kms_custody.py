@@ -166,9 +166,9 @@ def report(results: dict[str, dict[str, Any]], cold: dict[str, dict[str, Any]], 
     lines = [
         "## Key custody",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; Python {platform.python_version()}; "
-        f"moto {moto.__version__}; date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {rounds} rounds of {batch} tokens per custody, "
-        "interleaved. `benchmarks/bench_kms_custody.py`.",
+        (f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; Python {platform.python_version()}; "
+         f"moto {moto.__version__}; date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {rounds} rounds of {batch} tokens per custody, "
+         "interleaved. `benchmarks/bench_kms_custody.py`."),
         "",
         "### Warm signing path per token (the product's wiring against a local moto server; medians in µs, ratio kms / secrets-manager)",
         "",
@@ -179,8 +179,8 @@ def report(results: dict[str, dict[str, Any]], cold: dict[str, dict[str, Any]], 
         lines.append(f"| {alg} | {row['secrets-manager']:.1f} | {row['kms']:.1f} | {row['ratio']:.1f}x | {row['sign_calls_per_token']:.2f} |")
     lines += [
         "",
-        "moto answers `Sign` in process over loopback; on AWS a `Sign` call is a network round trip to KMS, which peers "
-        "report at about 15 ms per token, against well under 1 ms in memory (the secrets-manager column).",
+        ("moto (a thread of this process) answers `Sign` over loopback HTTP; on AWS a `Sign` call is a network round trip "
+         "to KMS, which peers report at about 15 ms per token, against well under 1 ms in memory (the secrets-manager column)."),
         "",
         "### First token in a fresh process (ES256; imports, client, keyring read, first signature; median ms)",
         "",
@@ -191,8 +191,8 @@ def report(results: dict[str, dict[str, Any]], cold: dict[str, dict[str, Any]], 
         lines.append(f"| {custody} | {row['ms']:.0f} | {'yes' if row['botocore'] else 'no'} |")
     lines += [
         "",
-        "The kms custody imports botocore at its first signature (its KMS client is made then); the secrets-manager "
-        "custody's cold start is the cold-start work's concern and is reported in \"## Signing\".",
+        ("The kms custody imports botocore at its first signature (its KMS client is made then); the secrets-manager "
+         "custody's cold start is the cold-start work's concern and is reported in \"## Signing\"."),
         "",
         "### Cost (AWS list prices, us-east-1: aws.amazon.com/kms/pricing, aws.amazon.com/secrets-manager/pricing)",
         "",

@@ -88,7 +88,7 @@ _encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow
 _UNENCODABLE = "claims hold a value JSON cannot carry: a lone surrogate, NaN, Infinity or an over-long integer"
 
 RefreshListener = Callable[[str, str, "SigningKey | None", str], None]
-"""Told of every cache read: (trigger ``initial|expired|early``, outcome ``loaded|confirmed|unusable|failed``, key,
+"""Told of every cache read: (trigger ``initial|expired|early|refused`` (refused: KMS refused the key as disabled), outcome ``loaded|confirmed|unusable|failed``, key,
 reason: why there is no key, empty when there is one)."""
 
 
