@@ -40,13 +40,13 @@ def test_no_token_in_flight_breaks_when_custody_switches(steps: list[tuple[str, 
     signer = world.signer()
     in_flight: list[tuple[str, int]] = []  # (token, exp)
     custody_of: dict[str, str] = {}
-    switched_at = {start: world.clock.now()}
+    last_custody, last_switch = start, world.clock.now()
     for action, value in steps:
         if action == "wait":
             world.tick_for(timedelta(hours=int(value)))  # type: ignore[call-overload]
         elif action == "switch":
             world.reconfigure(key_custody=value)
-            switched_at[str(value)] = world.clock.now()
+            last_custody, last_switch = str(value), world.clock.now()
             # the signer is not restarted: custody is per key, read from each record
         else:
             try:
@@ -70,10 +70,9 @@ def test_no_token_in_flight_breaks_when_custody_switches(steps: list[tuple[str, 
         in_flight = [(t, e) for t, e in in_flight if e > now]
     # Keys made after the last switch follow it; every KMS key gone from the keyring is scheduled for deletion.
     keyring = world.store.load().keyring
-    last = max(switched_at, key=lambda name: switched_at[name])
     for record in keyring.keys:
-        if record.created_at > switched_at[last]:
-            assert record.custody == last
+        if record.created_at > last_switch:
+            assert record.custody == last_custody
     recorded = {k.kms_key_arn for k in keyring.keys}
     for arn, key in world.vault.keys.items():
         if arn not in recorded:

@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from jwks_rotator.core.errors import ConfigurationError, KeyringError, SigningUnavailableError, StoreError
+from jwks_rotator.core.errors import ConfigurationError, KeyringError, KeyVaultError, SigningUnavailableError, StoreError
 from jwks_rotator.core.keyring import Keyring
 from jwks_rotator.core.keys import PRIVATE_MEMBERS, KeyRecord, KeyState
 from jwks_rotator.core.kms_custody import KID_TAG, ORPHAN_GRACE, STACK_TAG, KmsCustodian
@@ -303,3 +303,19 @@ def test_a_lost_compare_and_swap_reuses_the_key_it_created() -> None:
     assert world.custodian.new_key("ES256", START) is record and len(world.vault.keys) == 1
     world.custodian.recorded(Keyring((record.with_changes(state=KeyState.PENDING),)))
     assert world.custodian.new_key("ES256", START).kid != record.kid
+
+
+def test_a_revoke_whose_disable_failed_is_finished_by_a_later_sweep() -> None:
+    world = KmsWorld(kms_settings())
+    world.run_until_active()
+    world.tick_for(timedelta(days=1, hours=1))
+    active = world.store.load().keyring.active
+    assert active is not None and active.kms_key_arn is not None
+    world.vault.fail = {"disable_key"}
+    with pytest.raises(KeyVaultError):
+        world.service.revoke(active.kid)  # the keyring no longer holds it; KMS refused to disable it
+    assert world.store.load().keyring.get(active.kid) is None and world.vault.keys[active.kms_key_arn].state == "Enabled"
+    world.vault.fail = set()
+    world.custodian.sweep(world.store.load().keyring, world.clock.now() + timedelta(seconds=1))
+    assert world.vault.keys[active.kms_key_arn].state == "PendingDeletion"  # older than the grace: disabled and deleted
+    assert world.vault.calls[-2:] == ["disable_key", "schedule_key_deletion"]

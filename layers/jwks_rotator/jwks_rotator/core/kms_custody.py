@@ -51,10 +51,20 @@ Deletion
     days, KMS's PendingWindowInDays). The orphan sweep lists the stack's
     tagged keys and schedules the deletion of every one not recorded in the
     keyring once it is older than :data:`ORPHAN_GRACE`, longer than any
-    rotation run (a concurrent rotator may be about to record it); an
-    unrecorded key that is enabled is disabled at once. This is the lesson of
-    SPIRE's aws_kms KeyManager (its stale-key disposal), whose keys piled up
-    at $1 a month each when nothing deleted them.
+    rotation run (a concurrent rotator may be about to record, and even
+    activate, a younger one: the sweep leaves those alone); such a key still
+    enabled (a revoke whose DisableKey failed after the keyring write) is
+    disabled first. The model is SPIRE's
+    aws_kms KeyManager, which marks its keys (a Description, an alias per key)
+    and periodically removes a marked key that no alias names once its
+    CreationDate is 48 hours old; spiffe/spire#5497 is the warning (16,000
+    orphaned keys at $1 a month each). Here the mark is a tag set at CreateKey
+    itself (an alias is a second call, which can fail after the first), the
+    record is the keyring, and the grace can be short because a rotation run
+    ends within the rotate function's 60 s timeout. Finding tagged keys costs
+    ListKeys plus one ListResourceTags per key of the account and region (KMS
+    has no search by tag), so the sweep runs only after a run that created or
+    removed a KMS key.
 """
 
 from __future__ import annotations
@@ -70,7 +80,7 @@ from .errors import ConfigurationError
 from .keyring import Keyring
 from .keys import KeyRecord, KeyState, thumbprint
 from .kms_signing import kms_algorithm, kms_key_spec, public_jwk_from_der
-from .ports import KeyVault, VaultKey
+from .ports import KeyVault
 from .settings import Settings
 
 STACK_TAG = "jwks-rotator:stack"
@@ -227,7 +237,7 @@ class KmsCustodian:
         return int(self.settings.key_deletion_window.total_seconds()) // 86400
 
     def sweep(self, keyring: Keyring, now: datetime) -> list[str]:
-        """Find the stack's keys the keyring does not record: disable them, schedule the deletion of those older than the grace.
+        """Find the stack's keys the keyring does not record and older than the grace: disable them and schedule their deletion.
 
         ``keyring`` must be read just before the call. Returns the ARNs scheduled for deletion.
         """
@@ -239,21 +249,16 @@ class KmsCustodian:
         for key in self.vault.list_tagged(STACK_TAG, self.settings.kms_stack_tag):
             if key.arn in recorded or key.arn in waiting or key.state == "PendingDeletion":
                 continue
+            if key.created_at + self.grace > now:
+                continue  # a concurrent rotator may be recording (and activating) it right now
             kid = key.tags.get(KID_TAG, "")
             if key.state in USABLE_STATES:
                 self.vault.disable(key.arn)
                 self._log.warning("disabled an unrecorded KMS key", extra={"kid": kid, "reason": "orphan"})
-            if key.created_at + self.grace <= now:
-                self.vault.schedule_deletion(key.arn, self.deletion_days)
-                scheduled.append(key.arn)
-                self._log.warning("scheduled an unrecorded KMS key's deletion", extra={"kid": kid, "reason": "orphan"})
+            self.vault.schedule_deletion(key.arn, self.deletion_days)
+            scheduled.append(key.arn)
+            self._log.warning("scheduled an unrecorded KMS key's deletion", extra={"kid": kid, "reason": "orphan"})
         return scheduled
-
-
-def orphans(keys: Iterable[VaultKey], keyring: Keyring, now: datetime, grace: timedelta) -> list[VaultKey]:
-    """The keys a sweep at ``now`` would schedule for deletion (for status displays and tests)."""
-    recorded = {k.kms_key_arn for k in keyring.keys}
-    return [k for k in keys if k.arn not in recorded and k.state != "PendingDeletion" and k.created_at + grace <= now]
 
 
 def require_kms_settings(settings: Settings) -> None:
