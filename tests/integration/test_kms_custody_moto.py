@@ -76,6 +76,10 @@ def test_kms_tokens_verify_with_pyjwt_and_cost_one_sign_call(aws_resources: AwsR
     assert kms.describe_key(KeyId=active.kms_key_arn)["KeyMetadata"]["KeyState"] == "Enabled"
     pending = [k for k in report.keyring.keys if k is not active]
     assert pending and all(kms.describe_key(KeyId=k.kms_key_arn)["KeyMetadata"]["KeyState"] == "Disabled" for k in pending)
+    policy = json.loads(kms.get_key_policy(KeyId=active.kms_key_arn.rsplit("/", 1)[-1], PolicyName="default")["Policy"])
+    assert {s["Principal"]["AWS"] for s in policy["Statement"] if s["Action"] == "kms:Sign"} == {SIGN_ROLE}  # put at activation
+    pending_policy = json.loads(kms.get_key_policy(KeyId=pending[0].kms_key_arn.rsplit("/", 1)[-1], PolicyName="default")["Policy"])
+    assert not [s for s in pending_policy["Statement"] if s["Action"] == "kms:Sign"]  # the sign role cannot use it yet
     tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=active.kms_key_arn)["Tags"]}
     assert tags == {STACK_TAG: settings.kms_stack_tag, KID_TAG: active.kid}
 

@@ -319,3 +319,25 @@ def test_a_revoke_whose_disable_failed_is_finished_by_a_later_sweep() -> None:
     world.custodian.sweep(world.store.load().keyring, world.clock.now() + timedelta(seconds=1))
     assert world.vault.keys[active.kms_key_arn].state == "PendingDeletion"  # older than the grace: disabled and deleted
     assert world.vault.calls[-2:] == ["disable_key", "schedule_key_deletion"]
+
+
+@pytest.mark.parametrize(("alg", "signing_algorithm"), [("RS256", "RSASSA_PKCS1_V1_5_SHA_256"), ("ES512", "ECDSA_SHA_512"),
+                                                         ("EdDSA", "ED25519_SHA_512")])
+def test_the_key_policy_names_the_roles_and_gives_sign_to_the_sign_role_only_at_activation(alg: str, signing_algorithm: str) -> None:
+    from jwks_rotator.core.kms_custody import key_policy
+    from tests.kms_doubles import ROTATE_ROLE
+
+    settings = kms_settings(algorithm="ES256")  # the key's own algorithm decides, not today's setting
+    pending = json.loads(key_policy(settings, alg, signer=False))["Statement"]
+    active = json.loads(key_policy(settings, alg, signer=True))["Statement"]
+    by_sid = {s["Sid"]: s for s in active}
+    assert {s["Sid"] for s in pending} == {"AccountAdministersTheKey", "RotatorManagesTheKey"}
+    assert by_sid["AccountAdministersTheKey"]["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
+    assert by_sid["RotatorManagesTheKey"]["Principal"] == {"AWS": ROTATE_ROLE}
+    sign = by_sid["SignerSignsWithTheStackAlgorithm"]
+    assert sign["Principal"] == {"AWS": SIGN_ROLE} and sign["Action"] == "kms:Sign"
+    assert sign["Condition"] == {"StringEquals": {"kms:SigningAlgorithm": signing_algorithm, "kms:MessageType": "RAW"}}
+    for statement in active:
+        actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        if statement["Sid"] != "SignerSignsWithTheStackAlgorithm":
+            assert not any(a in ("kms:Sign", "kms:*") for a in actions), statement["Sid"]
