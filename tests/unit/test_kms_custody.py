@@ -341,3 +341,15 @@ def test_the_key_policy_names_the_roles_and_gives_sign_to_the_sign_role_only_at_
         actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
         if statement["Sid"] != "SignerSignsWithTheStackAlgorithm":
             assert not any(a in ("kms:Sign", "kms:*") for a in actions), statement["Sid"]
+
+
+@pytest.mark.parametrize("alg", ["RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"])
+def test_every_algorithm_signs_through_the_vault_as_aws_would_and_verifies(alg: str) -> None:
+    """All six through the KMS double (which signs as AWS does: PSS salt = hash length, Ed25519 pure); moto signs four."""
+    world = KmsWorld(kms_settings(algorithm=alg))
+    world.run_until_active()
+    jwks = jwt.PyJWKSet.from_dict(world.published_jwks())
+    issued = world.signer().issue(REQUEST)
+    claims = jwt.decode(issued.token, jwks[issued.kid].key, algorithms=[alg], audience="orders-api", issuer=ISSUER,
+                        options={"verify_iat": False, "verify_nbf": False, "verify_exp": False})
+    assert claims["sub"] == "user-1" and world.vault.calls.count("sign") == 1
