@@ -353,3 +353,18 @@ def test_every_algorithm_signs_through_the_vault_as_aws_would_and_verifies(alg: 
     claims = jwt.decode(issued.token, jwks[issued.kid].key, algorithms=[alg], audience="orders-api", issuer=ISSUER,
                         options={"verify_iat": False, "verify_nbf": False, "verify_exp": False})
     assert claims["sub"] == "user-1" and world.vault.calls.count("sign") == 1
+
+
+def test_the_kms_adapter_loads_no_aws_sdk_until_its_first_call() -> None:
+    """The sign path imports the adapter for every custody; botocore may come only with the first KMS signature."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from jwks_rotator.adapters.kms_vault import KmsKeyVault\n"
+        "vault = KmsKeyVault(lambda: 1 / 0)\n"
+        "print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))\n"
+    )
+    answer = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert answer.stdout.strip() == "[]"
