@@ -188,7 +188,7 @@ def test_jwks_rotator_audit_says_who_minted_a_token_of_the_stack(stack):
     jti = jwt.decode(body["token"], options={"verify_signature": False})["jti"]
     assert stack.lambda_api.flush_logs(timeout=10.0)
     result = CliRunner().invoke(
-        cli, ["--endpoint-url", stack.moto_endpoint, "audit", "--jti", jti, "--json", "--log-group", "/aws/lambda/SignFunction"],
+        cli, ["--endpoint-url", stack.moto_endpoint, "audit", "--jti", jti, "--json", "--log-group", stack.stack_outputs()["AuditLogGroupName"]],
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
