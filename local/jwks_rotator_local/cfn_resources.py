@@ -33,6 +33,8 @@ type                                   what the local cloud does
                                        here like the bucket policy.
 =====================================  ==============================================================
 
+Stack updates of these types are not emulated (moto skips an update when a
+model has none); the local cloud only creates and deletes stacks.
 Not emulated anywhere: CloudFront serving (the local edge does that), the
 schedule firing, alarms changing state, Lambda retries and dead letters.
 What moto's own CloudFormation does with the rest of the template is

@@ -8,6 +8,9 @@ to (``s3://ARTIFACT_BUCKET/<path>``), and the managed policies SAM attaches by
 name are given their ARNs (translation would otherwise look them up in IAM).
 
     python -m jwks_rotator_local.sam_template template.yaml OUT.json   # what checkov scans
+
+It imports nothing of this package, so ``make check-template`` runs it as a
+plain script with the .venv-sam interpreter (which has aws-sam-translator).
 """
 
 from __future__ import annotations

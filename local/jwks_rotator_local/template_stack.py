@@ -29,6 +29,7 @@ What moto's own CloudFormation does with this template, and what is done about i
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import zipfile
@@ -136,7 +137,7 @@ def code_archive(directory: Path) -> bytes:
 
 
 def upload_code(s3: Any, template: Mapping[str, Any], bucket: str = ARTIFACT_BUCKET) -> None:
-    """Put every ``Code``/``Content`` S3 object the template names into ``bucket`` (created if missing)."""
+    """Put every ``Code``/``Content`` S3 object the template names into ``bucket`` (created if missing; same content kept)."""
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
         s3.create_bucket(Bucket=bucket)
     for resource in template["Resources"].values():
@@ -144,7 +145,13 @@ def upload_code(s3: Any, template: Mapping[str, Any], bucket: str = ARTIFACT_BUC
         code = props.get("Code") or props.get("Content")
         if isinstance(code, dict) and code.get("S3Bucket") == bucket:
             key = code["S3Key"]
-            s3.put_object(Bucket=bucket, Key=key, Body=code_archive(ROOT / key))
+            body = code_archive(ROOT / key)
+            try:
+                stored = s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+            except ClientError:
+                stored = ""
+            if stored != hashlib.md5(body, usedforsecurity=False).hexdigest():
+                s3.put_object(Bucket=bucket, Key=key, Body=body)
 
 
 def deploy_template(
