@@ -80,7 +80,8 @@ class DeployedTemplate:
 
     - ``template``: the translated CloudFormation template (plain JSON, intrinsics unresolved).
     - ``parameters``: every parameter value the stack was created with (``{"Schedule": "1s", ...}``).
-    - ``resources``: logical id -> :class:`DeployedResource` (type, physical id = what ``Ref`` gives, ARN);
+    - ``resources``: logical id -> :class:`DeployedResource` (type, physical id = what ``Ref`` gives, ARN; moto gives
+      the layer version and the Lambda permission no physical id: empty there);
       resources a false condition left out are absent.
     - ``outputs``: the stack's Outputs, resolved.
     - ``pseudo``: ``AWS::AccountId``, ``AWS::Region``, ``AWS::Partition``, ``AWS::StackName``, ``AWS::StackId``,
@@ -231,13 +232,15 @@ def _resources(cloudformation: Any, stack_name: str, account_id: str, region: st
     for item in cloudformation.describe_stack_resources(StackName=stack_name)["StackResources"]:
         logical = item.get("LogicalResourceId")
         physical = item.get("PhysicalResourceId")
-        if not logical or physical is None:
+        if not logical:
             continue  # left out by a false condition (moto lists it without ids)
-        found[logical] = DeployedResource(logical, item["ResourceType"], physical, _arn(resource_map, logical, item["ResourceType"], physical))
+        arn = _arn(resource_map, logical, physical or "")
+        # moto gives a layer version and a permission no physical id; a layer version's Ref is its ARN
+        found[logical] = DeployedResource(logical, item["ResourceType"], physical or arn or "", arn)
     return found
 
 
-def _arn(resource_map: Any, logical: str, kind: str, physical: str) -> str | None:
+def _arn(resource_map: Any, logical: str, physical: str) -> str | None:
     if physical.startswith("arn:"):
         return physical
     try:
