@@ -30,7 +30,8 @@ name) and credentials of **its own template role**, issued by moto's STS
 name), through :mod:`.function_env` (a per-invocation ``os.environ`` and boto3
 session: the functions share a process but not an environment, so concurrent
 invocations of both stay correct). The local-only additions are the
-endpoints (``AWS_ENDPOINT_URL``, ``STS_ENDPOINT_URL``), the log level and
+endpoints (``AWS_ENDPOINT_URL``: the one AWS endpoint, :class:`~.front.AwsFront`, so every
+call a function makes passes the local cloud's front end; ``STS_ENDPOINT_URL``), the log level and
 ``extra_env`` (every function) / ``function_extra_env`` (by logical id), a
 seam for local stand-ins. Settings the template has no parameter for
 (``revocation-parameter``) are passed the same way. Then the Lambda API (each
@@ -194,8 +195,8 @@ class LocalStack:
 
     @property
     def aws_endpoint(self) -> str:
-        """The URL the functions use for AWS (``aws_endpoint`` if given, else moto)."""
-        return self._aws_endpoint_override or self.moto_endpoint
+        """The URL the functions use for AWS (``aws_endpoint`` if given, else the one AWS endpoint in front of moto)."""
+        return self._aws_endpoint_override or self.endpoint
 
     @property
     def edge(self) -> LocalEdge:
@@ -323,6 +324,9 @@ class LocalStack:
             self.client("s3"), "", cloudfront_client=self.client("cloudfront"), host=self._host, port=self._port, cache=self._edge_cache
         )
         edge_url = self._edge.bind()
+        # The functions' AWS endpoint: bound now, told the Lambda API's URL once that exists.
+        self._front = AwsFront(self.moto_endpoint, "", host=self._host, port=self._aws_port)
+        self._front.bind()
         self._deployed = self._deploy(edge_url)
         self.resources = self._created_resources(self._deployed)
         self._edge.serve_from(self.resources.bucket, self.resources.distribution_id)
@@ -336,7 +340,7 @@ class LocalStack:
             log_groups={f.name: self._log_group(logical) for f, logical in zip(functions, self.functions, strict=True)},
         )
         self._lambda.start()
-        self._front = AwsFront(self.moto_endpoint, self._lambda.url, host=self._host, port=self._aws_port)
+        self._front.lambda_url = self._lambda.url
         self._front.start()
         self._edge.start()
         if self._tick_enabled:
