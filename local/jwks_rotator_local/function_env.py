@@ -47,7 +47,8 @@ class FunctionEnvironment:
 
     def __init__(self, name: str, variables: Mapping[str, str]) -> None:
         self.name = name
-        base = {key: os.environ[key] for key in PASSED_THROUGH if key in _process_environ()}
+        process = _process_environ()
+        base = {key: process[key] for key in PASSED_THROUGH if key in process}
         self.variables: dict[str, str] = {**base, **NO_SHARED_CONFIG, **variables}
         self._session: Any = None
         self._session_lock = threading.Lock()
