@@ -27,7 +27,8 @@ process with the environment its deployed configuration holds (moto resolved
 the template's ``Environment``), the runtime's variables (region, its own
 name) and credentials of **its own template role**, issued by moto's STS
 (``AssumeRole`` on the role CloudFormation created, session = the function's
-name), through :mod:`.function_env` (a per-invocation ``os.environ`` and boto3
+name; on AWS Lambda assumes it under the role's trust policy, which moto does
+not check), through :mod:`.function_env` (a per-invocation ``os.environ`` and boto3
 session: the functions share a process but not an environment, so concurrent
 invocations of both stay correct). The local-only additions are the
 endpoints (``AWS_ENDPOINT_URL``: the one AWS endpoint, :class:`~.front.AwsFront`, so every
