@@ -1,8 +1,7 @@
-"""The local stack's settings and the process environment its functions read (as in Lambda, from ``os.environ``)."""
+"""The local stack's settings as given (``{ENV_NAME: text}``); the functions' own environments are :mod:`.function_env`'s."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,8 +18,6 @@ POLICY_SETTING = "issuance_policy_file"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 OPERATOR_ROLES_ENV = "OPERATOR_ROLES"
 """operator-roles, which on loopback defaults to the local operator role (the one the operator commands assume there)."""
-CLEARED_ENV = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE")
-"""Removed while a stack runs, so no real credential reaches the functions."""
 
 
 def normalise_overrides(overrides: Mapping[str, Any]) -> dict[str, str]:
@@ -46,25 +43,3 @@ def normalise_overrides(overrides: Mapping[str, Any]) -> dict[str, str]:
     env.setdefault(OPERATOR_ROLES_ENV, OPERATOR_ROLE)
     apply_local_kms_custody(env)
     return env
-
-
-class ProcessEnvironment:
-    """Sets variables in ``os.environ`` (clearing :data:`CLEARED_ENV`) and puts back what was there before."""
-
-    def __init__(self) -> None:
-        self._saved: dict[str, str | None] = {}
-
-    def apply(self, env: Mapping[str, str]) -> None:
-        for name in (*env, *CLEARED_ENV):
-            self._saved.setdefault(name, os.environ.get(name))
-        for name in CLEARED_ENV:
-            os.environ.pop(name, None)
-        os.environ.update(env)
-
-    def restore(self) -> None:
-        for name, value in self._saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        self._saved.clear()

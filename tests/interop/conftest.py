@@ -251,7 +251,7 @@ def make_deployment(
 
     clients = client_factory(endpoint)
     if not secret_id:
-        created = create_test_resources(endpoint, secret_prefix="jwks-rotator-interop", bucket_prefix="jwks-rotator-interop")
+        created = create_test_resources(endpoint, stack_prefix="jwks-rotator-interop")
         secret_id, bucket, distribution_id = created.secret_id, created.bucket, created.distribution_id
     edge = LocalEdge(
         clients("s3"),
