@@ -8,11 +8,11 @@ honest, so the local stack refuses them in KMS custody, naming the gap:
   7518 3.5) use the hash length, so strict verifiers reject moto's tokens.
 * EdDSA: moto refuses CreateKey with KeySpec ECC_NIST_EDWARDS25519.
 
-The stack tag and the two role ARNs, which the template derives from the
-stack (its name, its functions' roles), get local values when not given,
-and so does kms-handover-wait: 0s, because moto applies EnableKey and
-DisableKey at once (the hand-over's wait covers AWS's eventual consistency,
-which the unit tests show with a test double).
+The stack tag and the two role ARNs come from the deployed template (its
+stack name, its functions' roles), as on AWS. kms-handover-wait defaults to
+0s locally, because moto applies EnableKey and DisableKey at once (the
+hand-over's wait covers AWS's eventual consistency, which the unit tests show
+with a test double).
 """
 
 from __future__ import annotations
@@ -20,23 +20,18 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 
 from jwks_rotator.core.errors import ConfigurationError
-from jwks_rotator_cli.local_state import LOCAL_ACCOUNT
 
 MOTO_GAPS = {
     "PS256": "moto's KMS signs RSASSA_PSS_SHA_256 with the maximum salt length (AWS and RFC 7518 use the hash length), "
              "so its PS256 tokens fail strict verifiers",
     "EdDSA": "moto's KMS refuses CreateKey with KeySpec ECC_NIST_EDWARDS25519",
 }
-LOCAL_KMS_ENV = {
-    "KMS_STACK_TAG": "jwks-rotator-local",
-    "KMS_SIGN_ROLE_ARN": f"arn:aws:iam::{LOCAL_ACCOUNT}:role/jwks-rotator-local-SignFunctionRole",
-    "KMS_ROTATE_ROLE_ARN": f"arn:aws:iam::{LOCAL_ACCOUNT}:role/jwks-rotator-local-RotateFunctionRole",
-    "KMS_HANDOVER_WAIT": "0s",
-}
+LOCAL_KMS_ENV = {"KMS_HANDOVER_WAIT": "0s"}
+"""Local defaults for settings whose AWS value covers what moto does not model."""
 
 
 def apply_local_kms_custody(env: MutableMapping[str, str]) -> None:
-    """With KEY_CUSTODY=kms: refuse an algorithm moto cannot sign honestly, and fill in the template-derived settings."""
+    """With KEY_CUSTODY=kms: refuse an algorithm moto cannot sign honestly, and default the hand-over wait to moto's immediacy."""
     if env.get("KEY_CUSTODY", "").strip().lower() != "kms":
         return
     algorithm = env.get("ALGORITHM", "RS256").strip()

@@ -32,6 +32,13 @@ def test_kms_custody_signs_tokens_that_verify_against_the_served_jwks(alg: str) 
         keyring = Keyring.from_json(secret)
         assert keyring.active is not None and keyring.active.kms_key_arn is not None
         assert '"d":' not in secret and "private_jwk" not in json.loads(secret)["keys"][0]
+        # The key policy and tag come from the deployed template (its roles, its stack name), not local guesses.
+        kms = stack.client("kms")
+        policy = json.loads(kms.get_key_policy(KeyId=keyring.active.kms_key_arn, PolicyName="default")["Policy"])
+        assert stack.function_env["KMS_SIGN_ROLE_ARN"] in json.dumps(policy)
+        assert stack.function_env["KMS_SIGN_ROLE_ARN"] == stack.deployed_template().functions["SignFunction"].role_arn
+        tags = kms.list_resource_tags(KeyId=keyring.active.kms_key_arn)["Tags"]
+        assert stack.function_env["KMS_STACK_TAG"] in {tag["TagValue"] for tag in tags}
 
 
 @pytest.mark.parametrize(("alg", "gap"), [("PS256", "maximum salt length"), ("EdDSA", "ECC_NIST_EDWARDS25519")])
