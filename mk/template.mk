@@ -105,9 +105,9 @@ $(CHECKS)/layer-requirements: $(LAYER_REQUIREMENTS) $(SAM_TOOLS)
 # CloudFormation, so the roles and permissions SAM generates meet the IAM checks too.
 TRANSLATED := .aws-sam/checks/template.translated.json
 
-$(TRANSLATED): $(TEMPLATE) tests/template/sam_translate.py $(SAM_TOOLS)
+$(TRANSLATED): $(TEMPLATE) local/jwks_rotator_local/sam_template.py $(SAM_TOOLS)
 	@mkdir -p $(CHECKS)
-	$(SAM_ENV) $(SAM_VENV)/bin/python tests/template/sam_translate.py $(TEMPLATE) $@
+	$(SAM_ENV) $(SAM_VENV)/bin/python local/jwks_rotator_local/sam_template.py $(TEMPLATE) $@
 
 $(CHECKS)/checkov: $(TEMPLATE) $(TRANSLATED) $(CHECKOV_TOOLS)
 	@echo "== checkov (skips are justified in $(TEMPLATE) Metadata)"

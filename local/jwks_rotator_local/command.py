@@ -130,7 +130,8 @@ def print_banner(out: Console, stack: LocalStack, state_file: str) -> None:
     out.print(f"  JWKS URL        {stack.jwks_url}")
     out.print(f"  discovery       {stack.discovery_url}")
     out.print(f"  issuer          {stack.issuer}")
-    out.print(f"  Lambda endpoint {stack.lambda_endpoint}  (functions: {', '.join(stack.functions)})")
+    functions = ", ".join(f"{logical} = {stack.function_name(logical)}" for logical in stack.functions)
+    out.print(f"  Lambda endpoint {stack.lambda_endpoint}  (functions: {functions}; each answers to both names)")
     out.print(f"  AWS endpoint    {stack.endpoint}  (every service, the functions' Lambda API included; moto at {stack.moto_endpoint}; state in {state_file})")
     out.print(f"  stack           {stack.stack_name}")
     out.print(f"  STS endpoint    {stack.sts_endpoint}  (checks caller proofs; moto's own STS does not)")
@@ -163,7 +164,7 @@ def python_snippet(stack: LocalStack) -> str:
         f'creds = sts.assume_role(RoleArn="{DEMO_CALLER_ROLE}", RoleSessionName="demo")["Credentials"]\n'
         'session = boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],\n'
         f'                        aws_session_token=creds["SessionToken"], region_name="{stack.region}")\n'
-        f'client = SignClient(function_name="{SIGN_FUNCTION}", lambda_client=session.client("lambda", endpoint_url="{stack.lambda_endpoint}"),\n'
+        f'client = SignClient(function_name="{stack.function_name(SIGN_FUNCTION)}", lambda_client=session.client("lambda", endpoint_url="{stack.lambda_endpoint}"),\n'
         f'                    session=session, sts_endpoint_url="{stack.sts_endpoint}")\n'
         'print(client.sign({"sub": "alice", "aud": "demo"}))'
     )

@@ -133,6 +133,11 @@ class LocalEdge:
             self._seen_invalidations = set(self._list_invalidation_ids())
         return self.url
 
+    def serve_from(self, bucket: str, distribution_id: str = "") -> None:
+        """Name the bucket (and distribution) once they exist: a stack whose issuer is this edge's URL binds first."""
+        self._bucket, self._distribution_id = bucket, distribution_id
+        self._seen_invalidations = set(self._list_invalidation_ids())
+
     def start(self) -> str:
         """Bind if needed and serve in a background thread; returns the base URL."""
         self.bind()

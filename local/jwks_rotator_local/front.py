@@ -37,6 +37,10 @@ class AwsFront:
         """``http://HOST:PORT``: the one AWS endpoint; valid after :meth:`start`."""
         return self._http.url
 
+    def bind(self) -> str:
+        """Open the listening socket (so the URL is known before the Lambda API exists); returns the URL."""
+        return self._http.bind()
+
     def start(self) -> str:
         """Serve in a background thread; returns the URL."""
         return self._http.start()

@@ -1,7 +1,7 @@
 """The Lambda Invoke API on loopback, as ``sam local start-lambda`` offers it, running handlers in-process.
 
 ``POST /2015-03-31/functions/{FunctionName}/invocations`` where FunctionName is
-a name (``SignFunction``), ``NAME:QUALIFIER`` or a function ARN, and
+a name, ``NAME:QUALIFIER`` or a function ARN, and
 ``GET /2015-03-31/functions/{FunctionName}/configuration``
 (GetFunctionConfiguration: name, ARN, runtime, memory, timeout and the
 function's ``Environment.Variables``, as its template would set them). Unchanged
@@ -17,6 +17,15 @@ gives 200 with ``X-Amz-Function-Error: Unhandled`` and ``{"errorMessage",
 ``Event`` answers 202 and runs the handler in a background thread, ``DryRun``
 answers 204. The timeout only drives ``get_remaining_time_in_millis``: a
 handler that overruns is not stopped.
+
+Names: a function answers to its name (for a deployed template, the physical
+name CloudFormation gave it, ``STACK-SignFunction-ABC123``) and to its
+``aliases`` (the template's logical id, ``SignFunction``, as ``sam local``
+offers it). Either way the handler's context carries the real name and ARN,
+as on Lambda (a caller proof bound to ``SignFunction`` is therefore refused:
+sign for the name the stack's outputs give). A function given a
+:class:`~.function_env.FunctionEnvironment` runs its invocations inside it:
+its own ``os.environ`` and AWS credentials (see that module).
 
 Logs, as Lambda delivers them: given a CloudWatch Logs client or endpoint,
 what a handler writes to stdout during an invocation (audit lines, EMF
@@ -57,6 +66,7 @@ from urllib.parse import unquote, urlsplit
 
 from botocore.exceptions import ClientError
 
+from .function_env import FunctionEnvironment
 from .loopback_server import LoopbackServer
 
 Handler = Callable[[Any, Any], Any]
@@ -83,6 +93,12 @@ class LocalFunction:
     timeout_seconds: float = 30.0
     environment: Mapping[str, str] = field(default_factory=dict)
     """What GetFunctionConfiguration reports as ``Environment.Variables`` (never credentials)."""
+    aliases: tuple[str, ...] = ()
+    """Other names the API routes to this function (the template's logical id)."""
+    role: str = ""
+    """The execution role's ARN (GetFunctionConfiguration's ``Role``)."""
+    sandbox: FunctionEnvironment | None = None
+    """The environment and credentials its invocations run with (None: the process's)."""
 
 
 class LambdaContext:
@@ -349,8 +365,9 @@ class LambdaApi:
         ``log_groups`` maps a function name to its log group (default ``/aws/lambda/NAME``);
         ``echo`` keeps writing what functions print to the real stdout.
         """
-        items = functions.values() if isinstance(functions, Mapping) else functions
+        items = list(functions.values() if isinstance(functions, Mapping) else functions)
         self._functions = {f.name: f for f in items}
+        self._aliases = {alias: f for f in items for alias in f.aliases if alias not in self._functions}
         self._host = host
         self._port = port
         self.region = region
@@ -401,7 +418,7 @@ class LambdaApi:
         match = _ARN.match(name) or _NAME.match(name)
         if match is None:
             return None
-        return self._functions.get(match.group("name"))
+        return self._functions.get(match.group("name")) or self._aliases.get(match.group("name"))
 
     def configuration(self, function: LocalFunction) -> dict[str, Any]:
         """GetFunctionConfiguration's answer for ``function``."""
@@ -417,6 +434,7 @@ class LambdaApi:
             "PackageType": "Zip",
             "Architectures": ["x86_64"],
             "Environment": {"Variables": dict(function.environment)},
+            **({"Role": function.role} if function.role else {}),
             "LoggingConfig": {"LogFormat": "Text", "LogGroup": self.log_group(function.name)},
         }
 
@@ -451,7 +469,11 @@ class LambdaApi:
     @staticmethod
     def _run(function: LocalFunction, event: Any, context: LambdaContext) -> InvocationResult:
         try:
-            result = function.handler(event, context)
+            if function.sandbox is None:
+                result = function.handler(event, context)
+            else:
+                with function.sandbox.active():
+                    result = function.handler(event, context)
         except Exception as exc:
             log.info("function %s raised %s", function.name, type(exc).__name__)
             return InvocationResult({"errorMessage": str(exc), "errorType": type(exc).__name__}, "Unhandled")

@@ -9,26 +9,45 @@ Usable as a library (tests, the soak) and by ``jwks-rotator local`` (:mod:`.comm
         stack.sign_client().sign({"sub": "alice", "aud": "demo"})  # as the demo caller role
         stack.tick()          # one scheduled run of the rotate function, now
 
-Start order: moto (``ThreadedMotoServer``) and, in its process, the
-:class:`~.sts_verifier.LocalStsVerifier` (the sign function's
-``STS_ENDPOINT_URL``: it checks the proofs moto's STS would not), the
-template's resources (fixed names, :data:`SECRET_NAME` and :data:`BUCKET`) and
-the roles the issuance policy names (``policy``, a file validated before
-anything starts, by default :data:`~.caller_roles.DEMO_POLICY_FILE`), the edge
-(its URL is the issuer unless one is given), the function environment, the
-Lambda API, the one AWS endpoint (:class:`~.front.AwsFront`) and a
-CloudFormation stack named ``stack_name`` whose Outputs name all of this
-(:mod:`.stack_outputs`: ``jwks-rotator --endpoint-url ENDPOINT --stack NAME``
-works with no state file), one synchronous tick (so the JWKS serves before :meth:`start`
-returns), then a tick every ``schedule`` in a background thread
-(``tick=False``: none at all).
+Start order: moto (``ThreadedMotoServer``, in this process) and, in its
+process, the :class:`~.sts_verifier.LocalStsVerifier` (the sign function's
+``STS_ENDPOINT_URL``: it checks the proofs moto's STS would not), the roles
+the issuance policy names (``policy``, a file validated before anything
+starts, by default :data:`~.caller_roles.DEMO_POLICY_FILE`), the edge's
+socket (its URL is the issuer unless one is given), then **template.yaml
+itself**, translated and created with ``cloudformation.create_stack`` as the
+stack ``stack_name`` (:mod:`.template_stack`; the types moto lacks are
+emulated by :mod:`.cfn_resources`). The settings are the stack's parameters
+(``RotationPeriod``, ``Issuer``, ``IssuancePolicyFile``...;
+``extra_parameters`` adds others), so the stack's Outputs, its functions'
+configuration and everything ``jwks-rotator --endpoint-url ENDPOINT --stack
+NAME`` reads come from the deployment (plus two local-only Outputs naming the
+demo caller and operator roles). Then the functions: each runs in this
+process with the environment its deployed configuration holds (moto resolved
+the template's ``Environment``), the runtime's variables (region, its own
+name) and credentials of **its own template role**, issued by moto's STS
+(``AssumeRole`` on the role CloudFormation created, session = the function's
+name; on AWS Lambda assumes it under the role's trust policy, which moto does
+not check), through :mod:`.function_env` (a per-invocation ``os.environ`` and boto3
+session: the functions share a process but not an environment, so concurrent
+invocations of both stay correct). The local-only additions are the
+endpoints (``AWS_ENDPOINT_URL``: the one AWS endpoint, :class:`~.front.AwsFront`, so every
+call a function makes passes the local cloud's front end; ``STS_ENDPOINT_URL``), the log level and
+``extra_env`` (every function) / ``function_extra_env`` (by logical id), a
+seam for local stand-ins. Settings the template has no parameter for
+(``revocation-parameter``) are passed the same way. Then the Lambda API (each
+function by its physical name and its logical id), the one AWS endpoint
+(:class:`~.front.AwsFront`), one synchronous tick (so the JWKS serves before
+:meth:`start` returns), then a tick every ``schedule`` in a background thread
+(``tick=False``: none at all). :meth:`deployed_template` describes the
+deployment for the IAM evaluator (logical ids, physical ids, ARNs, the roles
+and access keys the functions run with).
 
-moto keeps its state per process: a second stack in the same process gets
-suffixed resource names. The functions read their settings from the process
-environment, as in Lambda, so only one LocalStack may run in a process at a
-time; :meth:`stop` restores the variables it set. ``aws_endpoint`` lets the functions reach AWS through
-another URL (a fault-injecting proxy in front of moto) while setup and the
-edge talk to moto directly.
+moto keeps its state per process: stopping the stack deletes it and what its
+``Retain`` policy would keep, so a stack of the same name can start again;
+only one LocalStack may run in a process at a time. ``aws_endpoint`` lets the
+functions reach AWS through another URL (a fault-injecting proxy in front of
+moto) while setup and the edge talk to moto directly.
 
 Longer than this project's usual module: it is the one place that starts,
 wires and stops every local server, and the order matters.
@@ -36,6 +55,7 @@ wires and stops every local server, and the order matters.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -46,7 +66,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.exceptions import ClientError
 
 from jwks_rotator.core.errors import JwksRotatorError
 from jwks_rotator.core.settings import SETTINGS, Settings
@@ -66,19 +85,23 @@ from jwks_rotator_client import SignClient
 from .caller_roles import DEMO_POLICY_FILE, caller_roles, create_roles, load_local_policy
 from .edge import LocalEdge
 from .front import AwsFront
+from .function_env import FunctionEnvironment
 from .functions import FUNCTIONS_DIR, load_handler, scheduled_event
 from .lambda_api import InvocationResult, LambdaApi, LocalFunction
-from .provision import CreatedResources, create_resources
+from .provision import CreatedResources
+from .sam_template import translated_template
 from .secrets_extension import PORT_ENV as EXTENSION_PORT_ENV
 from .secrets_extension import SecretsExtension
-from .stack_env import DUMMY_CREDENTIALS, ProcessEnvironment, normalise_overrides
-from .stack_outputs import DEFAULT_STACK_NAME, publish_stack, remove_stack
+from .stack_env import DUMMY_CREDENTIALS, normalise_overrides
+from .stack_outputs import DEFAULT_STACK_NAME
 from .sts_verifier import LocalStsVerifier
+from .template_stack import DeployedTemplate, FunctionIdentity, TemplateDeployError, deploy_template, teardown
 
-SECRET_NAME = "jwks-rotator-keyring"
-BUCKET = "jwks-rotator-local"
 REGION = DEFAULT_REGION
 _FUNCTION_DIRS = {SIGN_FUNCTION: "sign", ROTATE_FUNCTION: "rotate"}
+"""The template's functions (logical ids) and their code directories under functions/."""
+CREDENTIAL_SECONDS = 43_200
+"""How long the functions' role credentials last (moto's STS ignores a role's MaxSessionDuration)."""
 _running_lock = threading.Lock()
 _running: list[LocalStack] = []
 
@@ -109,8 +132,6 @@ class LocalStack:
         tick: bool = True,
         edge_cache: bool = True,
         region: str = REGION,
-        secret_name: str = SECRET_NAME,
-        bucket: str = BUCKET,
         stack_name: str = DEFAULT_STACK_NAME,
         state_file: str | os.PathLike[str] | None = None,
         policy: str | os.PathLike[str] | None = None,
@@ -118,7 +139,12 @@ class LocalStack:
         function_metrics: bool = False,
         on_report: ReportCallback | None = None,
         on_error: ErrorCallback | None = None,
+        extra_parameters: Mapping[str, str] | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        function_extra_env: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
+        """``extra_parameters``: more template parameters; ``extra_env``: variables every function also gets,
+        ``function_extra_env``: per logical id (local stand-ins' endpoints; never settings the template passes)."""
         self._settings_env = normalise_overrides(settings_overrides or {})
         # Validate now (with a placeholder issuer if none is given) so bad settings or policies fail before anything starts.
         validated = self._validate({**self._settings_env, "ISSUER": self._settings_env.get("ISSUER") or "http://127.0.0.1:1"})
@@ -130,7 +156,12 @@ class LocalStack:
         self._tick_enabled = tick
         self._edge_cache = edge_cache
         self.region = region
-        self._secret_name, self._bucket = secret_name, bucket
+        self._extra_parameters = dict(extra_parameters or {})
+        self._extra_env = dict(extra_env or {})
+        self._function_extra_env = {k: dict(v) for k, v in (function_extra_env or {}).items()}
+        self._deployed: DeployedTemplate | None = None
+        self._function_envs: dict[str, dict[str, str]] = {}
+        self._function_names: dict[str, str] = {}
         self._state_file = Path(state_file) if state_file is not None else None
         self._log_level = function_log_level
         self._metrics = function_metrics
@@ -144,10 +175,7 @@ class LocalStack:
         self._edge: LocalEdge | None = None
         self._lambda: LambdaApi | None = None
         self._front: AwsFront | None = None
-        self._stack_published = False
         self._settings: Settings | None = None
-        self._env: dict[str, str] = {}
-        self._environment = ProcessEnvironment()
         self._modules: list[str] = []
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -171,8 +199,8 @@ class LocalStack:
 
     @property
     def aws_endpoint(self) -> str:
-        """The URL the functions use for AWS (``aws_endpoint`` if given, else moto)."""
-        return self._aws_endpoint_override or self.moto_endpoint
+        """The URL the functions use for AWS (``aws_endpoint`` if given, else the one AWS endpoint in front of moto)."""
+        return self._aws_endpoint_override or self.endpoint
 
     @property
     def edge(self) -> LocalEdge:
@@ -216,13 +244,39 @@ class LocalStack:
 
     @property
     def function_env(self) -> dict[str, str]:
-        """The environment the functions get, as the template would set it (dummy credentials)."""
-        return dict(self._env)
+        """The rotate function's environment as it runs (the template's variables and the local ones; no secret key)."""
+        return self.function_environment(ROTATE_FUNCTION)
+
+    def function_environment(self, logical_id: str) -> dict[str, str]:
+        """A function's environment as it runs, by logical id, without its secret key and session token."""
+        env = self._function_envs.get(logical_id)
+        if env is None:
+            raise RuntimeError("LocalStack is not started")
+        return {k: v for k, v in env.items() if k not in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")}
 
     @property
     def functions(self) -> tuple[str, ...]:
-        """The function names the Lambda API serves (SignFunction only once functions/sign/app.py exists)."""
+        """The template's functions (logical ids) the Lambda API serves (SignFunction only once functions/sign/app.py exists)."""
         return tuple(name for name in _FUNCTION_DIRS if (FUNCTIONS_DIR / _FUNCTION_DIRS[name] / "app.py").exists())
+
+    def function_name(self, logical_id: str) -> str:
+        """The physical name CloudFormation gave a function (``STACK-SignFunction-ABC123``)."""
+        name = self._function_names.get(logical_id)
+        if name is None:
+            raise RuntimeError(f"LocalStack is not started or has no function {logical_id}")
+        return name
+
+    def deployed_template(self) -> DeployedTemplate:
+        """What was deployed, for the IAM evaluator: see :class:`~.template_stack.DeployedTemplate`.
+
+        Its ``functions`` map each logical id to the function's name, ARN, role ARN and the access key ids
+        it was issued (so a recorded call's access key names its role); ``resources`` map every logical id
+        to its physical id and ARN; ``template`` is the translated template and ``parameters`` the values
+        it was created with; ``resource_policies`` holds the bucket policy kept out of moto.
+        """
+        if self._deployed is None:
+            raise RuntimeError("LocalStack is not started")
+        return self._deployed
 
     def client(self, service: str) -> Any:
         """A boto3 client for moto (not through ``aws_endpoint``)."""
@@ -242,7 +296,7 @@ class LocalStack:
         """A :class:`~jwks_rotator_client.SignClient` for SignFunction, calling as a session of ``role_arn``."""
         session = self.caller_session(role_arn, session_name=session_name)
         lambda_client = session.client("lambda", endpoint_url=self.lambda_endpoint, region_name=self.region, config=config)
-        return SignClient(SIGN_FUNCTION, lambda_client, session, sts_endpoint_url=self.sts_endpoint)
+        return SignClient(self.function_name(SIGN_FUNCTION), lambda_client, session, sts_endpoint_url=self.sts_endpoint)
 
     # --- lifecycle -------------------------------------------------------
     def start(self) -> LocalStack:
@@ -269,62 +323,38 @@ class LocalStack:
         self._moto_endpoint = f"http://{host}:{port}"
         self._sts = LocalStsVerifier(self._moto_endpoint, region=self.region)
         self._sts.start(self._host, self._sts_port)
-        extension = self._extension = SecretsExtension(self._moto_endpoint, region=self.region, host=self._host).start()
-        self.resources = self._create_resources()
         create_roles(self.client("iam"), caller_roles(self.policy))
         self._edge = LocalEdge(
-            self.client("s3"),
-            self.resources.bucket,
-            cloudfront_client=self.client("cloudfront"),
-            distribution_id=self.resources.distribution_id,
-            host=self._host,
-            port=self._port,
-            cache=self._edge_cache,
+            self.client("s3"), "", cloudfront_client=self.client("cloudfront"), host=self._host, port=self._port, cache=self._edge_cache
         )
         edge_url = self._edge.bind()
-        settings_env = {
-            **self._settings_env,
-            "ISSUER": self._settings_env.get("ISSUER") or edge_url,
-            "KEYRING_SECRET_ID": self.resources.secret_id,
-            "JWKS_BUCKET": self.resources.bucket,
-            "DISTRIBUTION_ID": self.resources.distribution_id,
-            "ISSUANCE_POLICY_FILE": str(self.policy_file),
-        }
-        self._settings = self._validate(settings_env)
-        self._env = {
-            **settings_env,
-            **DUMMY_CREDENTIALS,
-            "AWS_ENDPOINT_URL": self.aws_endpoint,
-            "STS_ENDPOINT_URL": self.sts_endpoint,
-            "AWS_DEFAULT_REGION": self.region,
-            "AWS_REGION": self.region,
-            EXTENSION_PORT_ENV: str(extension.port),
-            "POWERTOOLS_LOG_LEVEL": self._log_level,
-            "POWERTOOLS_METRICS_DISABLED": "false" if self._metrics else "true",
-        }
-        self._environment.apply(self._env)
-        functions = []
-        for name in self.functions:
-            module_name = f"jwks_rotator_local_{_FUNCTION_DIRS[name]}_{uuid.uuid4().hex[:8]}"
-            try:
-                handler = load_handler(_FUNCTION_DIRS[name], module_name, keep_metrics=self._metrics)
-            except ImportError as exc:
-                raise LocalStackError(str(exc)) from None
-            self._modules.append(module_name)
-            configured = {**settings_env, "STS_ENDPOINT_URL": self.sts_endpoint,  # what GetFunctionConfiguration shows
-                          EXTENSION_PORT_ENV: str(extension.port)}
-            functions.append(LocalFunction(name, handler, memory_limit_in_mb=256 if name == SIGN_FUNCTION else 512, environment=configured))
-        # What the functions print (logs, EMF, audit lines) goes to moto's CloudWatch Logs as on Lambda;
-        # the console shows it only when the functions log verbosely.
+        # The functions' AWS endpoint: bound now, told the Lambda API's URL once that exists.
+        self._front = AwsFront(self.moto_endpoint, "", host=self._host, port=self._aws_port)
+        self._front.bind()
+        # The Parameters and Secrets extension's stand-in, on a free port: it calls AWS through the front with the sign
+        # function's role, and takes only that function's session token (both known once the function is created).
+        def sign_env() -> Mapping[str, str]:
+            return self._function_envs.get(SIGN_FUNCTION, {})
+
+        self._extension = SecretsExtension(
+            self.aws_endpoint, region=self.region, host=self._host,
+            session_token=lambda: sign_env().get("AWS_SESSION_TOKEN"), credentials=sign_env,
+        ).start()
+        self._deployed = self._deploy(edge_url)
+        self.resources = self._created_resources(self._deployed)
+        self._edge.serve_from(self.resources.bucket, self.resources.distribution_id)
+        functions = [self._function(logical_id) for logical_id in self.functions]
+        self._settings = Settings.from_env(self._function_envs[ROTATE_FUNCTION])
+        # What the functions print (logs, EMF, audit lines) goes to moto's CloudWatch Logs as on Lambda, to the
+        # log group each one's LoggingConfig names; the console shows it only when the functions log verbosely.
         self._lambda = LambdaApi(
             functions, host=self._host, port=self._lambda_port, region=self.region,
             logs_endpoint=self.moto_endpoint, echo=self._log_level in ("DEBUG", "INFO"),
+            log_groups={f.name: self._log_group(logical) for f, logical in zip(functions, self.functions, strict=True)},
         )
         self._lambda.start()
-        self._front = AwsFront(self.moto_endpoint, self._lambda.url, host=self._host, port=self._aws_port)
+        self._front.lambda_url = self._lambda.url
         self._front.start()
-        publish_stack(self.client("cloudformation"), self.stack_name, self.stack_outputs())
-        self._stack_published = True
         self._edge.start()
         if self._tick_enabled:
             try:
@@ -336,29 +366,101 @@ class LocalStack:
         if self._state_file is not None:
             write_state_file(self._state_file, self.state())
 
-    def _create_resources(self) -> CreatedResources:
-        """The template's resources under the fixed names; with a suffix when they exist already.
+    def template_parameters(self, edge_url: str) -> dict[str, str]:
+        """The stack's parameters: each given setting under its template name, the issuer, the policy file, extras."""
+        declared = translated_template()["Parameters"]
+        by_env = {spec.env: spec for spec in SETTINGS}
+        parameters = {by_env[env].pascal: value for env, value in self._settings_env.items() if by_env[env].pascal in declared}
+        parameters.setdefault("Issuer", edge_url)
+        parameters["IssuancePolicyFile"] = str(self.policy_file)
+        return {**parameters, **self._extra_parameters}
 
-        moto keeps its state per process, not per server: a second stack in one
-        process (tests) finds the first one's secret and bucket.
-        """
+    def _settings_without_parameter(self) -> dict[str, str]:
+        """Given settings the template has no parameter for (revocation-parameter): passed as environment."""
+        declared = translated_template()["Parameters"]
+        by_env = {spec.env: spec for spec in SETTINGS}
+        return {env: value for env, value in self._settings_env.items() if by_env[env].pascal not in declared}
+
+    def _deploy(self, edge_url: str) -> DeployedTemplate:
         try:
-            return create_resources(self.client, secret_name=self._secret_name, bucket=self._bucket)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in ("ResourceExistsException", "BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-                raise
-        suffix = uuid.uuid4().hex[:8]
-        return create_resources(self.client, secret_name=f"{self._secret_name}-{suffix}", bucket=f"{self._bucket}-{suffix}")
+            return deploy_template(
+                self.client, self.stack_name, self.template_parameters(edge_url), region=self.region, account_id=LOCAL_ACCOUNT,
+                extra_outputs={"DemoCallerRoleArn": DEMO_CALLER_ROLE, "OperatorRoleArn": OPERATOR_ROLE},
+            )
+        except TemplateDeployError as exc:
+            raise LocalStackError(str(exc)) from None
+
+    @staticmethod
+    def _created_resources(deployed: DeployedTemplate) -> CreatedResources:
+        return CreatedResources(
+            secret_id=deployed.physical_id("KeyringSecret"),
+            bucket=deployed.physical_id("JwksBucket"),
+            distribution_id=deployed.physical_id("Distribution"),
+            distribution_domain=deployed.outputs["DistributionDomainName"],
+            revocation_parameter=f"/jwks-rotator/{deployed.stack_name}/revoked-kids",
+        )
+
+    def _log_group(self, logical_id: str) -> str:
+        """The log group the function's LoggingConfig names (a Ref to a log group of the stack), else Lambda's default."""
+        deployed = self.deployed_template()
+        config = deployed.template["Resources"][logical_id]["Properties"].get("LoggingConfig", {}).get("LogGroup")
+        if isinstance(config, dict) and "Ref" in config:
+            return deployed.physical_id(config["Ref"])
+        return f"/aws/lambda/{self.function_name(logical_id)}"
+
+    def _function(self, logical_id: str) -> LocalFunction:
+        """One deployed function, as the Lambda API runs it: its configuration, its role's credentials, its handler."""
+        deployed = self.deployed_template()
+        name = deployed.physical_id(logical_id)
+        self._function_names[logical_id] = name
+        configuration = self.client("lambda").get_function_configuration(FunctionName=name)
+        role = configuration["Role"]
+        credentials = self.client("sts").assume_role(RoleArn=role, RoleSessionName=name[:64], DurationSeconds=CREDENTIAL_SECONDS)["Credentials"]
+        configured = dict(configuration.get("Environment", {}).get("Variables", {}))
+        if EXTENSION_PORT_ENV in configured and self._extension is not None:
+            configured[EXTENSION_PORT_ENV] = str(self._extension.port)  # the stand-in's free port, not the extension's 2773
+        runtime = {
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_LAMBDA_FUNCTION_NAME": name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(configuration.get("MemorySize", 128)),
+            "AWS_LAMBDA_LOG_GROUP_NAME": self._log_group(logical_id),
+            "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": credentials["SessionToken"],
+        }
+        local = {
+            "AWS_ENDPOINT_URL": self.aws_endpoint,
+            "STS_ENDPOINT_URL": self.sts_endpoint,
+            "POWERTOOLS_LOG_LEVEL": self._log_level,
+            "POWERTOOLS_METRICS_DISABLED": "false" if self._metrics else "true",
+        }
+        # What GetFunctionConfiguration shows: the deployed variables and the local additions (never credentials).
+        shown = {**configured, **self._settings_without_parameter(), **local, **self._extra_env, **self._function_extra_env.get(logical_id, {})}
+        env = {**shown, **runtime}
+        self._function_envs[logical_id] = env
+        sandbox = FunctionEnvironment(name, env)
+        module_name = f"jwks_rotator_local_{_FUNCTION_DIRS[logical_id]}_{uuid.uuid4().hex[:8]}"
+        try:
+            with sandbox.active():  # the cold start (module import) reads the function's own environment
+                handler = load_handler(_FUNCTION_DIRS[logical_id], module_name, keep_metrics=self._metrics)
+        except ImportError as exc:
+            raise LocalStackError(str(exc)) from None
+        self._modules.append(module_name)
+        self._deployed = _with_function(deployed, FunctionIdentity(logical_id, name, configuration["FunctionArn"], role, (credentials["AccessKeyId"],)))
+        return LocalFunction(
+            name, handler, memory_limit_in_mb=int(configuration.get("MemorySize", 128)),
+            timeout_seconds=float(configuration.get("Timeout", 3)), environment=shown,
+            aliases=(logical_id,), role=role, sandbox=sandbox,
+        )
 
     def stop(self) -> None:
-        """Stop the schedule and every server, remove the state file, restore the environment."""
+        """Stop the schedule and every server, delete the stack (moto keeps state per process), remove the state file."""
         self._stop.set()
         if self._ticker is not None:
             self._ticker.join()
             self._ticker = None
-        if self._stack_published and self._moto is not None:
-            remove_stack(self.client("cloudformation"), self.stack_name)  # moto keeps its state per process
-            self._stack_published = False
         if self._front is not None:
             self._front.stop()
         if self._lambda is not None:
@@ -372,6 +474,9 @@ class LocalStack:
             self._extension.stop()
             self._extension = None
         if self._moto is not None:
+            if self._deployed is not None:
+                teardown(self.client, self.stack_name, region=self.region, account_id=LOCAL_ACCOUNT)
+                self._deployed = None
             self._moto.stop()
             self._moto = None
         if self._state_file is not None and self._started:
@@ -379,7 +484,6 @@ class LocalStack:
         for module_name in self._modules:
             sys.modules.pop(module_name, None)
         self._modules.clear()
-        self._environment.restore()
         with _running_lock:
             if self in _running:
                 _running.remove(self)
@@ -430,31 +534,8 @@ class LocalStack:
         return value
 
     def stack_outputs(self) -> dict[str, str]:
-        """The stack's Outputs as template.yaml names them, for the local resources (and the local-only DemoCallerRoleArn)."""
-        resources = self.resources
-        if resources is None:
-            raise RuntimeError("LocalStack is not started")
-        function_arn = f"arn:aws:lambda:{self.region}:{LOCAL_ACCOUNT}:function:"
-        outputs = {
-            "Issuer": self.issuer,
-            "IssuerUrl": self.discovery_url,
-            "JwksUrl": self.jwks_url,
-            "RotateFunctionName": ROTATE_FUNCTION,
-            "KeyringSecretArn": resources.secret_id,
-            "JwksBucketName": resources.bucket,
-            "DistributionId": resources.distribution_id,
-            "DistributionDomainName": resources.distribution_domain,
-            "DemoCallerRoleArn": DEMO_CALLER_ROLE,
-            "OperatorRoleArn": OPERATOR_ROLE,
-        }
-        if SIGN_FUNCTION in self.functions:
-            outputs |= {
-                "SignFunctionName": SIGN_FUNCTION,
-                "SignFunctionArn": function_arn + SIGN_FUNCTION,
-                "AuditLogGroupName": self.lambda_api.log_group(SIGN_FUNCTION),
-                "OperationsLogGroupName": self.lambda_api.log_group(ROTATE_FUNCTION),
-            }
-        return outputs
+        """The deployed stack's Outputs (template.yaml's, resolved by CloudFormation, and DemoCallerRoleArn/OperatorRoleArn)."""
+        return dict(self.deployed_template().outputs)
 
     def state(self) -> dict[str, Any]:
         """Endpoints and names for operator commands (no secrets: dummy credentials only)."""
@@ -476,5 +557,16 @@ class LocalStack:
             "discovery_url": self.discovery_url,
             "issuer": self.issuer,
             "functions": list(self.functions),
-            "settings": {k: v for k, v in self._env.items() if k in {s.env for s in SETTINGS}},
+            "sign_function": self.function_name(SIGN_FUNCTION) if SIGN_FUNCTION in self.functions else "",
+            "rotate_function": self.function_name(ROTATE_FUNCTION),
+            "log_groups": {
+                name: self.lambda_api.log_group(self.function_name(logical))
+                for logical in self.functions for name in (logical, self.function_name(logical))
+            },
+            "settings": {k: v for k, v in self._function_envs[ROTATE_FUNCTION].items() if k in {s.env for s in SETTINGS}},
         }
+
+
+def _with_function(deployed: DeployedTemplate, function: FunctionIdentity) -> DeployedTemplate:
+    """``deployed`` with one more function identity."""
+    return dataclasses.replace(deployed, functions={**deployed.functions, function.logical_id: function})

@@ -1,4 +1,8 @@
-"""Create the AWS resources the SAM template creates, for the local stack and tests."""
+"""A hand-made subset of the template's resources under names a test chooses.
+
+The local stack and the testing kit deploy template.yaml itself (:mod:`.template_stack`); this stays for tests
+that need a secret or bucket of a given name.
+"""
 
 from __future__ import annotations
 

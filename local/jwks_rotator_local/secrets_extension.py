@@ -30,7 +30,7 @@ import hmac
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -57,17 +57,21 @@ class SecretsExtension:
 
     def __init__(
         self,
-        moto_endpoint: str,
+        endpoint: str,
         *,
         region: str = "us-east-1",
         host: str = "127.0.0.1",
         port: int = 0,
         session_token: Callable[[], str | None] = function_session_token,
+        credentials: Callable[[], Mapping[str, str]] | None = None,
     ) -> None:
-        config = Config(retries={"mode": "standard", "total_max_attempts": 1})
-        options: dict[str, Any] = {"endpoint_url": moto_endpoint, "region_name": region, "config": config, **DUMMY_CREDENTIALS}
-        self._secrets = boto3.client("secretsmanager", **options)
-        self._ssm = boto3.client("ssm", **options)
+        """``endpoint``: moto, or the local cloud's AWS front; ``credentials``: the calling function's keys
+        (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``), read at the first request, as the
+        extension calls AWS with the function's role (default: moto's dummy keys)."""
+        self._endpoint = endpoint
+        self._region = region
+        self._credentials = credentials
+        self._clients: tuple[Any, Any] | None = None
         self._session_token = session_token
         self._lock = threading.Lock()
         self.requests = 0
@@ -117,17 +121,32 @@ class SecretsExtension:
                 params["VersionId"] = query["versionId"]
             if "versionStage" in query:
                 params["VersionStage"] = query["versionStage"]
-            return self._call(self._secrets.get_secret_value, params, _secret_answer)
+            return self._call("secretsmanager.get_secret_value", params, _secret_answer)
         if path == "/systemsmanager/parameters/get" and query.get("name"):
             decrypt = query.get("withDecryption", "false").lower() == "true"
-            return self._call(self._ssm.get_parameter, {"Name": query["name"], "WithDecryption": decrypt}, _parameter_answer)
+            return self._call("ssm.get_parameter", {"Name": query["name"], "WithDecryption": decrypt}, _parameter_answer)
         return 400, {"__type": "InvalidRequest"}
 
-    def _call(self, operation: Any, params: dict[str, Any], shape: Callable[[dict[str, Any]], dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+    def _client(self, service: str) -> Any:
+        with self._lock:
+            if self._clients is None:
+                keys: dict[str, Any] = dict(DUMMY_CREDENTIALS)
+                if self._credentials is not None:
+                    given = self._credentials()
+                    keys = {"aws_access_key_id": given["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": given["AWS_SECRET_ACCESS_KEY"],
+                            "aws_session_token": given.get("AWS_SESSION_TOKEN")}
+                # As the extension does (an AWS SDK inside): standard retries, so a throttled or failed read is retried.
+                config = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=1, read_timeout=2)
+                options: dict[str, Any] = {"endpoint_url": self._endpoint, "region_name": self._region, "config": config, **keys}
+                self._clients = (boto3.client("secretsmanager", **options), boto3.client("ssm", **options))
+            return self._clients[0] if service == "secretsmanager" else self._clients[1]
+
+    def _call(self, operation: str, params: dict[str, Any], shape: Callable[[dict[str, Any]], dict[str, Any]]) -> tuple[int, dict[str, Any]]:
         with self._lock:
             self.requests += 1
+        service, name = operation.split(".")
         try:
-            return 200, shape(operation(**params))
+            return 200, shape(getattr(self._client(service), name)(**params))
         except ClientError as exc:
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 400)
             return status, {"__type": str(exc.response.get("Error", {}).get("Code") or "ClientError")}

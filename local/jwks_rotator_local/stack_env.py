@@ -1,14 +1,15 @@
-"""The local stack's settings and the process environment its functions read (as in Lambda, from ``os.environ``)."""
+"""The local stack's settings as given (``{ENV_NAME: text}``); the functions' own environments are :mod:`.function_env`'s."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from jwks_rotator.core.errors import ConfigurationError
 from jwks_rotator.core.settings import SETTINGS
 from jwks_rotator_cli.local_state import OPERATOR_ROLE
+
+from .kms_custody import apply_local_kms_custody
 
 MANAGED_SETTINGS = ("keyring_secret_id", "jwks_bucket", "distribution_id")
 """Settings naming resources the local stack creates itself: never given."""
@@ -17,8 +18,6 @@ POLICY_SETTING = "issuance_policy_file"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 OPERATOR_ROLES_ENV = "OPERATOR_ROLES"
 """operator-roles, which on loopback defaults to the local operator role (the one the operator commands assume there)."""
-CLEARED_ENV = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE")
-"""Removed while a stack runs, so no real credential reaches the functions."""
 
 
 def normalise_overrides(overrides: Mapping[str, Any]) -> dict[str, str]:
@@ -42,26 +41,5 @@ def normalise_overrides(overrides: Mapping[str, Any]) -> dict[str, str]:
             raise ConfigurationError(f"{spec.kebab}: give the local stack its policy as policy= (jwks-rotator local --policy FILE)")
         env[spec.env] = ",".join(value) if isinstance(value, (list, tuple)) else str(value)
     env.setdefault(OPERATOR_ROLES_ENV, OPERATOR_ROLE)
+    apply_local_kms_custody(env)
     return env
-
-
-class ProcessEnvironment:
-    """Sets variables in ``os.environ`` (clearing :data:`CLEARED_ENV`) and puts back what was there before."""
-
-    def __init__(self) -> None:
-        self._saved: dict[str, str | None] = {}
-
-    def apply(self, env: Mapping[str, str]) -> None:
-        for name in (*env, *CLEARED_ENV):
-            self._saved.setdefault(name, os.environ.get(name))
-        for name in CLEARED_ENV:
-            os.environ.pop(name, None)
-        os.environ.update(env)
-
-    def restore(self) -> None:
-        for name, value in self._saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        self._saved.clear()

@@ -1,12 +1,12 @@
-"""A CloudFormation stack on the local moto whose Outputs name the local resources, as the deployed stack's do.
+"""A CloudFormation stack holding only Outputs, on a moto server: for tests of the operator CLI against given outputs.
 
-Operator commands find a deployed stack's resources through ``DescribeStacks``
-(``jwks-rotator --stack NAME``); this registers a stack of that name on the
-local stack's moto so the same calls answer the same way there. It does not
-deploy template.yaml (that is a later step): its template holds one harmless
-resource moto supports (an SSM parameter under ``/jwks-rotator-local/stacks/``
-saying which stack it belongs to; moto needs its name given) and Outputs carrying the local resources' ids and URLs
-under the template's output names.
+The local stack deploys template.yaml itself (:mod:`.template_stack`), whose
+Outputs the operator commands read. This module registers a stack of a given
+name whose template holds one harmless resource moto supports (an SSM
+parameter under ``/jwks-rotator-local/stacks/`` saying which stack it belongs
+to; moto needs its name given) and the given Outputs, so a test can present
+the CLI with a stack whose outputs it chooses. :data:`DEFAULT_STACK_NAME` is
+the local stack's name.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def outputs_template(stack_name: str, outputs: Mapping[str, str]) -> str:
     """The template body: one SSM parameter and an Output per value (empty values left out)."""
     template = {
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": "jwks-rotator local stack: publishes the local resources' ids (template.yaml is not deployed here)",
+        "Description": "jwks-rotator: a stack of given Outputs (tests of the operator CLI)",
         "Resources": {
             "LocalStackMarker": {
                 "Type": "AWS::SSM::Parameter",

@@ -51,7 +51,7 @@ def test_local_with_duration_prints_the_urls_and_exits_0(tmp_path: Path):
     assert "AWS endpoint    http://127.0.0.1:" in done.stdout
     assert "STS endpoint    http://127.0.0.1:" in done.stdout and "(checks caller proofs; moto's own STS does not)" in done.stdout
     assert "demo caller     arn:aws:iam::123456789012:role/jwks-rotator-demo-caller  (profiles: demo)" in done.stdout
-    assert 'function_name="SignFunction"' in done.stdout and "SignClient(" in done.stdout
+    assert 'function_name="jwks-rotator-local-SignFunction-' in done.stdout and "SignClient(" in done.stdout  # the physical name
     assert "activated" in done.stdout
     assert "Traceback" not in done.stderr
     assert not (tmp_path / ".jwks-rotator-local.json").exists()  # removed on the way out
@@ -91,7 +91,7 @@ def test_status_through_the_state_file_then_sigterm_exits_0(tmp_path: Path):
             cli("--endpoint-url", state["moto_endpoint"], "status"), cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60
         )
         assert status.returncode == 0, status.stderr
-        assert "active" in status.stdout and "jwks-rotator-keyring" in status.stdout
+        assert "active" in status.stdout and "jwks-rotator-local-KeyringSecret-" in status.stdout  # the template's secret
         # No credentials anywhere: `sign` acts as the stack's demo caller role, and the token verifies.
         signed = run_cli(tmp_path, "--endpoint-url", str(state["moto_endpoint"]), "sign", "--sub", "alice", "--aud", "demo")
         assert signed.returncode == 0, signed.stderr

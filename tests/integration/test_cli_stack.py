@@ -95,13 +95,13 @@ def test_the_stack_publishes_the_local_resources_under_the_templates_output_name
     assert info.keyring_secret_arn == stack.resources.secret_id
     assert info.jwks_bucket_name == stack.resources.bucket
     assert info.outputs["DistributionId"] == stack.resources.distribution_id
-    assert info.rotate_function_name == "RotateFunction"
+    assert info.rotate_function_name == stack.function_name("RotateFunction")  # the physical name CloudFormation gave it
     assert info.jwks_url == stack.jwks_url and info.issuer == stack.issuer
     assert info.outputs["IssuerUrl"] == stack.discovery_url
     assert info.demo_caller_role_arn == stack.state()["demo_caller_role"]
     if HAS_SIGN:
-        assert info.sign_function_name == "SignFunction"
-        assert info.audit_log_group_name == "/aws/lambda/SignFunction"
+        assert info.sign_function_name == stack.function_name("SignFunction")
+        assert info.audit_log_group_name == f"/aws/lambda/{STACK_NAME}-sign"  # the template's SignLogGroup
     assert stack.state()["endpoint"] == stack.endpoint and stack.state()["stack_name"] == STACK_NAME
 
 

@@ -154,7 +154,7 @@ def test_functions_see_the_template_environment(stack):
     assert env["JWKS_BUCKET"] == stack.resources.bucket
     assert env["DISTRIBUTION_ID"] == stack.resources.distribution_id
     assert env["ISSUER"] == stack.edge_url
-    assert env["AWS_ENDPOINT_URL"] == stack.moto_endpoint
+    assert env["AWS_ENDPOINT_URL"] == stack.endpoint != stack.moto_endpoint  # every call passes the local cloud's front end
     assert env["ROTATION_PERIOD"] == "6s"
     # Proofs go to the checking STS, never straight to moto's (which checks no signature).
     assert env["STS_ENDPOINT_URL"] == stack.sts_endpoint != stack.moto_endpoint
@@ -188,7 +188,7 @@ def test_jwks_rotator_audit_says_who_minted_a_token_of_the_stack(stack):
     jti = jwt.decode(body["token"], options={"verify_signature": False})["jti"]
     assert stack.lambda_api.flush_logs(timeout=10.0)
     result = CliRunner().invoke(
-        cli, ["--endpoint-url", stack.moto_endpoint, "audit", "--jti", jti, "--json", "--log-group", "/aws/lambda/SignFunction"],
+        cli, ["--endpoint-url", stack.moto_endpoint, "audit", "--jti", jti, "--json", "--log-group", stack.stack_outputs()["AuditLogGroupName"]],
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output

@@ -28,18 +28,30 @@ if TYPE_CHECKING:
 
 
 def build_rotation_service(
-    settings: Settings, clients: ClientFactory | None = None, *, clock: Clock | None = None, logger: Any = None
+    settings: Settings, clients: ClientFactory | None = None, *, clock: Clock | None = None, logger: Any = None,
+    sleep: Callable[[float], None] | None = None,
 ) -> RotationService:
-    """The rotation service wired to Secrets Manager, S3, the revocation parameter (SSM) and (when configured) CloudFront."""
+    """The rotation service wired to Secrets Manager, S3, the revocation parameter (SSM), KMS and (when configured) CloudFront.
+
+    ``sleep`` is how the KMS hand-over waits for a disable to take effect before it enables the next key (``time.sleep``).
+    """
     settings.require("keyring_secret_id", "jwks_bucket", "issuer")
+    import time
+
     from .adapters.aws_clients import ROTATION, client_factory
+    from .adapters.kms_vault import KmsKeyVault
     from .adapters.revocation_parameter import SsmRevocationList
     from .adapters.s3_publisher import S3Publisher
     from .adapters.secrets_store import SecretsManagerKeyringStore
+    from .core.kms_custody import KmsCustodian
     from .core.rotation import RotationService, utc_now
 
     if clients is None:
         clients = client_factory(ROTATION)
+    rotation_clients = clients
+    # Always there (its client is made on first use): keys made under kms custody finish their life under it
+    # even after the setting changes back.
+    custodian = KmsCustodian(KmsKeyVault(lambda: rotation_clients("kms")), settings, sleep or time.sleep, logger)
     store = SecretsManagerKeyringStore(clients("secretsmanager"), settings.keyring_secret_id)
     publisher = S3Publisher(
         clients("s3"),
@@ -49,7 +61,8 @@ def build_rotation_service(
         distribution_id=settings.distribution_id,
     )
     revocations = SsmRevocationList(clients("ssm"), settings.revocation_parameter)
-    return RotationService(store, publisher, settings, clock=clock or utc_now, logger=logger, revocations=revocations)
+    return RotationService(store, publisher, settings, clock=clock or utc_now, logger=logger, revocations=revocations,
+                           custodian=custodian)
 
 
 def build_token_signer(
@@ -73,6 +86,7 @@ def build_token_signer(
     settings.require("issuer", "keyring_secret_id")
     import time
 
+    from .adapters.kms_vault import KmsKeyVault
     from .core.signer import TokenSigner
 
     endpoint = None
@@ -95,9 +109,21 @@ def build_token_signer(
             clients = client_factory(SIGNING)
         reader = SecretsManagerKeyringReader(clients("secretsmanager"), settings.keyring_secret_id)
         revocations = SsmRevocationReader(clients("ssm"), settings.revocation_parameter)
+    given = clients
+
+    def kms_client() -> Any:
+        # KMS custody: the KMS client (and boto3 with it) is made at the first KMS signature only, so a signer whose
+        # keys are in the secret never imports an AWS SDK (the extension route included).
+        if given is not None:
+            return given("kms")
+        from .adapters.aws_clients import SIGNING, make_client
+
+        return make_client("kms", SIGNING)
+
+    vault = KmsKeyVault(kms_client)
     return TokenSigner(
         settings, reader, clock=clock or time.time, monotonic=monotonic or time.monotonic, listener=listener,
-        revocations=revocations,
+        revocations=revocations, vault=vault,
     )
 
 
