@@ -455,7 +455,7 @@ def render(signing: Table, handler: Table, handler_replays: dict[str, int], firs
         _row("tokens issued of 1,000", lambda a: str(calls[a]["warm_tokens"])),
     ]
     lines += ["", ("A proof is replayed once per container and proof lifetime (5 minutes; `SignClient` re-signs after 4): "
-                   "a caller that reuses its proof costs at most one STS call per container per 4 minutes, whatever its rate.")]
+                   "a caller that reuses its proof costs at most one STS call per container per 4 minutes, whatever its rate."), ""]
     return "\n".join(lines) + "\n"
 
 
