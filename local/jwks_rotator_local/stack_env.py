@@ -10,7 +10,7 @@ from jwks_rotator.core.errors import ConfigurationError
 from jwks_rotator.core.settings import SETTINGS
 from jwks_rotator_cli.local_state import OPERATOR_ROLE
 
-MANAGED_SETTINGS = ("keyring_secret_id", "jwks_bucket", "distribution_id")
+MANAGED_SETTINGS = ("keyring_secret_id", "signing_secret_id", "jwks_bucket", "distribution_id", "sign_role_arn", "rotate_role_arn")
 """Settings naming resources the local stack creates itself: never given."""
 POLICY_SETTING = "issuance_policy_file"
 """The local stack takes its issuance policy as ``policy=`` (``jwks-rotator local --policy FILE``), not as this setting."""
