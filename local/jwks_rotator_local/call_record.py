@@ -97,6 +97,8 @@ class CloudFacts(Protocol):
 
     def principal(self, access_key_id: str) -> str | None: ...
 
+    def principal_by_session_token(self, session_token: str) -> str | None: ...
+
     def secret(self, secret_id: str) -> SecretFacts | None: ...
 
     def kms_key_arn(self, key_id: str) -> str | None: ...
@@ -141,6 +143,29 @@ class CallRecorder:
                 self.unparsed.append(f"{method} {urlsplit(path).path} ({type(exc).__name__})")
         with self._lock:
             self._calls.extend(calls)
+
+    def record_extension_read(self, session_token: str, secret_id: str, *, version_id: str | None = None,
+                              version_stage: str | None = None) -> None:
+        """A read through the Parameters and Secrets extension stand-in (plain HTTP on localhost, no SigV4).
+
+        The extension calls ``GetSecretValue`` with the function's own credentials, and a function proves
+        it is the caller with ``X-Aws-Parameters-Secrets-Token`` = its ``AWS_SESSION_TOKEN``; the principal
+        is the role whose session holds that token.
+        """
+        principal = self._facts.principal_by_session_token(session_token) if session_token else None
+        document: dict[str, Any] = {"SecretId": secret_id}
+        if version_id:
+            document["VersionId"] = version_id
+        if version_stage:
+            document["VersionStage"] = version_stage
+        parsed = self._secretsmanager_call("secretsmanager:GetSecretValue", "GetSecretValue", document)
+        who = principal or ("unknown:session-token" if session_token else "anonymous")
+        base: dict[str, ContextValue] = {"aws:SecureTransport": "true"}
+        if principal:
+            base |= {"aws:PrincipalArn": principal, "aws:PrincipalAccount": principal.split(":")[4]}
+        with self._lock:
+            self._calls.extend(RecordedCall(who, action, resource, {**base, **context}, via)
+                               for action, resource, context, via in parsed if resource)
 
     # --- parsing ------------------------------------------------------------------------------
     def parse(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> list[RecordedCall]:
@@ -348,6 +373,14 @@ class MotoFacts:
         for user in list(iam.users.values()):
             if any(k.access_key_id == access_key_id for k in user.access_keys):
                 return str(user.arn)
+        return None
+
+    def principal_by_session_token(self, session_token: str) -> str | None:
+        from moto.sts.models import sts_backends
+
+        for assumed in list(sts_backends[self.account][self.partition].assumed_roles):
+            if assumed.session_token == session_token:
+                return str(assumed.role_arn)
         return None
 
     def secret(self, secret_id: str) -> SecretFacts | None:

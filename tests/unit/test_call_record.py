@@ -28,6 +28,9 @@ class CannedFacts:
     def principal(self, access_key_id: str) -> str | None:
         return {"ASIASIGN": SIGN_ROLE}.get(access_key_id)
 
+    def principal_by_session_token(self, session_token: str) -> str | None:
+        return {"sign-session-token": SIGN_ROLE}.get(session_token)
+
     def secret(self, secret_id: str) -> SecretFacts | None:
         if secret_id not in ("jwks-keyring", KEYRING_ARN):
             return None
@@ -128,3 +131,14 @@ def test_a_request_no_rule_reads_is_noted_not_raised() -> None:
     recorder = CallRecorder(CannedFacts())
     recorder("GET", "/whatever", {"Authorization": "AWS4-HMAC-SHA256 Credential=ASIASIGN/20260101/us-east-1/ec2/aws4_request"}, b"")
     assert recorder.calls == [] and recorder.unparsed == ["GET /whatever (ValueError)"]
+
+
+def test_a_read_through_the_secrets_extension_is_attributed_by_session_token() -> None:
+    recorder = CallRecorder(CannedFacts())
+    recorder.record_extension_read("sign-session-token", "jwks-keyring", version_stage="AWSCURRENT")
+    recorder.record_extension_read("forged", "jwks-keyring")
+    own, decrypt, forged, _ = recorder.calls
+    assert (own.principal, own.action, own.resource) == (SIGN_ROLE, "secretsmanager:GetSecretValue", KEYRING_ARN)
+    assert own.context["secretsmanager:VersionStage"] == ("AWSCURRENT", "JWKSROTATOR_STAGED")
+    assert (decrypt.action, decrypt.via) == ("kms:Decrypt", "secretsmanager:GetSecretValue")
+    assert forged.principal == "unknown:session-token"
