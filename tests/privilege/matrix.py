@@ -9,14 +9,18 @@ prints the matrix and exits non-zero when any decision differs from the expectat
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from jwks_rotator.core.key_policy import custody_key_policy
+from jwks_rotator_local.call_record import RecordedCall
 from tests.privilege.evaluator import Case, Decision, evaluate
-from tests.privilege.policies import Deployment, Policies, extract, load_template
+from tests.privilege.policies import Deployment, Physical, Policies, extract, load_template
 from tests.privilege.scenario import ACCOUNT, Recording, record_lifecycle
 
 BREAK_GLASS_ROLE = f"arn:aws:iam::{ACCOUNT}:role/jwks-rotator-break-glass"
@@ -176,9 +180,31 @@ def render(title: str, results: Sequence[tuple[Row, Decision]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+def load_recording(calls: Path, mapping: Path) -> Recording:
+    """Calls another run recorded (``call_record.calls_as_json``: one JSON object a line) and the deployment they ran
+    against (``{"stack", "account", "region", "resources": {logical: {"ref", "attributes"}}}``: what a local stack
+    deployed from the template reports), e.g. the integration tests' or the soak's."""
+    described = json.loads(mapping.read_text(encoding="utf-8"))
+    deployment = Deployment(described["stack"], described["account"], described["region"], {
+        logical: Physical(r["ref"], r.get("attributes", {})) for logical, r in described["resources"].items()})
+    recorded = []
+    for line in calls.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            context = {k: tuple(v) if isinstance(v, list) else v for k, v in row["context"].items()}
+            recorded.append(RecordedCall(row["principal"], row["action"], row["resource"], context, row.get("via", "")))
+    return Recording(recorded, [], deployment)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--calls", type=Path, help="recorded calls (JSON lines) instead of recording the built-in lifecycle")
+    parser.add_argument("--mapping", type=Path, help="the deployment those calls ran against (with --calls)")
+    args = parser.parse_args(argv)
     template = load_template()
-    recording = record_lifecycle(template)
+    if (args.calls is None) != (args.mapping is None):
+        parser.error("--calls and --mapping go together")
+    recording = load_recording(args.calls, args.mapping) if args.calls else record_lifecycle(template)
     policies = extract(template, recording.deployment)
     recorded = decide(recorded_rows(recording, policies))
     glass = Deployment(recording.deployment.stack, recording.deployment.account, recording.deployment.region,

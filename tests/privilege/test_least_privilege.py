@@ -6,12 +6,15 @@ Needs the translated template and the evaluator's npm packages: ``make check-pri
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.privilege.matrix import BREAK_GLASS_ROLE, decide, failures, recorded_rows, render, written_rows
+from jwks_rotator_local.call_record import calls_as_json
+from tests.privilege.matrix import BREAK_GLASS_ROLE, decide, failures, load_recording, recorded_rows, render, written_rows
 from tests.privilege.policies import Deployment, Resolver, extract, load_template
 from tests.privilege.scenario import Recording, record_lifecycle
 
@@ -75,3 +78,15 @@ def test_the_resolver_follows_conditions_and_drops_no_value(template: dict[str, 
     assert BREAK_GLASS_ROLE not in str(statements)
     statements = extract(template, glass).keys[glass.resources["KeyringKey"].attributes["Arn"]]["Statement"]
     assert any(s.get("Principal") == {"AWS": BREAK_GLASS_ROLE} for s in statements)
+
+
+def test_calls_recorded_elsewhere_load_back_as_recorded(recording: Recording, tmp_path: Path) -> None:
+    """The path for the integration tests' and the soak's recordings: JSON lines plus the deployment's mapping."""
+    d = recording.deployment
+    (tmp_path / "calls.jsonl").write_text(calls_as_json(recording.calls))
+    (tmp_path / "mapping.json").write_text(json.dumps({"stack": d.stack, "account": d.account, "region": d.region, "resources": {
+        logical: {"ref": p.ref, "attributes": dict(p.attributes)} for logical, p in d.resources.items()}}))
+    loaded = load_recording(tmp_path / "calls.jsonl", tmp_path / "mapping.json")
+    assert [(c.principal, c.action, c.resource, dict(c.context), c.via) for c in loaded.calls] == [
+        (c.principal, c.action, c.resource, dict(c.context), c.via) for c in recording.calls]
+    assert loaded.deployment == d
