@@ -60,12 +60,13 @@ class RecordedCall:
     context: Mapping[str, ContextValue] = field(default_factory=dict)
     via: str = ""  # the caller's own action, when AWS makes this call on the caller's behalf
     access_key_id: str = ""
+    resource_policy: str = ""  # a KMS key's policy as it stood when the call came (keys made at run time)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "principal": self.principal, "action": self.action, "resource": self.resource,
             "context": {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(self.context.items())},
-            "via": self.via,
+            "via": self.via, "resource_policy": self.resource_policy,
         }
 
 
@@ -102,6 +103,10 @@ class CloudFacts(Protocol):
     def secret(self, secret_id: str) -> SecretFacts | None: ...
 
     def kms_key_arn(self, key_id: str) -> str | None: ...
+
+    def kms_key_tags(self, key_arn: str) -> Mapping[str, str]: ...
+
+    def kms_key_policy(self, key_arn: str) -> str | None: ...
 
 
 class CallRecorder:
@@ -182,6 +187,7 @@ class CallRecorder:
         split = urlsplit(path)
         target = lower.get("x-amz-target", "")
         parsed: list[tuple[str, str, dict[str, ContextValue], str]]
+        policies: dict[str, str] = {}
         if target:
             prefix, _, operation = target.partition(".")
             service = _JSON_TARGETS.get(prefix, service)
@@ -203,7 +209,11 @@ class CallRecorder:
         base: dict[str, ContextValue] = {"aws:SecureTransport": "true"}
         if principal.startswith("arn:"):
             base |= {"aws:PrincipalArn": principal, "aws:PrincipalAccount": principal.split(":")[4]}
-        return [RecordedCall(principal, action, resource, {**base, **context}, via, access_key)
+        if service == "kms":  # a key's policy decides with the caller's IAM policies: keep it as it stands now
+            for _, resource, _, _ in parsed:
+                if resource.startswith("arn:") and resource not in policies:
+                    policies[resource] = self._facts.kms_key_policy(resource) or ""
+        return [RecordedCall(principal, action, resource, {**base, **context}, via, access_key, policies.get(resource, ""))
                 for action, resource, context, via in parsed]
 
     def _principal(self, access_key: str) -> str:
@@ -226,14 +236,33 @@ class CallRecorder:
         if service == "kms":
             key = str(document.get("KeyId", ""))
             resource = (self._facts.kms_key_arn(key) or key) if key else "*"
-            context: dict[str, ContextValue] = {"kms:CallerAccount": self._facts.account}
+            context: dict[str, ContextValue] = {}
+            if resource.startswith("arn:") or operation == "CreateKey":  # ListKeys and the like: no key, no key context
+                context["kms:CallerAccount"] = self._facts.account
+            if resource.startswith("arn:"):
+                for tag, value in self._facts.kms_key_tags(resource).items():
+                    context[f"aws:ResourceTag/{tag}"] = value
+            requested = {str(t.get("TagKey")): str(t.get("TagValue")) for t in document.get("Tags") or [] if isinstance(t, dict)}
+            for tag, value in requested.items():
+                context[f"aws:RequestTag/{tag}"] = value
+            if requested:
+                context["aws:TagKeys"] = tuple(sorted(requested))
+            for field_name, key in (("KeySpec", "kms:KeySpec"), ("KeyUsage", "kms:KeyUsage"), ("Origin", "kms:KeyOrigin")):
+                if field_name in document:
+                    context[key] = str(document[field_name])
+            if "BypassPolicyLockoutSafetyCheck" in document:
+                context["kms:BypassPolicyLockoutSafetyCheck"] = "true" if document["BypassPolicyLockoutSafetyCheck"] else "false"
             for name, value in (document.get("EncryptionContext") or {}).items():
                 context[f"kms:EncryptionContext:{name}"] = str(value)
             if "SigningAlgorithm" in document:
                 context["kms:SigningAlgorithm"] = str(document["SigningAlgorithm"])
             if "MessageType" in document:
                 context["kms:MessageType"] = str(document["MessageType"])
-            return [(action, resource, context, "")]
+            calls = [(action, resource, context, "")]
+            if operation == "CreateKey" and requested:  # tagging at creation is authorised as kms:TagResource too
+                tagging = {k: v for k, v in context.items() if k.startswith(("aws:RequestTag/", "aws:TagKeys", "kms:CallerAccount"))}
+                calls.append(("kms:TagResource", "*", tagging, action))
+            return calls
         if service == "logs":
             group = str(document.get("logGroupName", ""))
             stream = document.get("logStreamName")
@@ -394,6 +423,26 @@ class MotoFacts:
         labels = {vid: tuple(v.get("version_stages") or ()) for vid, v in list(versions.items())}
         key = getattr(secret, "kms_key_id", None)
         return SecretFacts(str(secret.arn), self.kms_key_arn(key) if key else None, labels)
+
+    def kms_key_tags(self, key_arn: str) -> Mapping[str, str]:
+        from moto.kms.models import kms_backends
+
+        backend = kms_backends[self.account][self.region]
+        try:
+            tags = backend.list_resource_tags(backend.any_id_to_key_id(key_arn)).get("Tags", [])
+        except Exception:
+            return {}
+        return {str(t["TagKey"]): str(t["TagValue"]) for t in tags}
+
+    def kms_key_policy(self, key_arn: str) -> str | None:
+        from moto.kms.models import kms_backends
+
+        backend = kms_backends[self.account][self.region]
+        try:
+            policy = backend.keys[backend.any_id_to_key_id(key_arn)].policy
+        except Exception:
+            return None
+        return policy if isinstance(policy, str) else json.dumps(policy)
 
     def kms_key_arn(self, key_id: str) -> str | None:
         from moto.kms.models import kms_backends

@@ -10,7 +10,9 @@ from jwks_rotator.core.errors import ConfigurationError
 from jwks_rotator.core.settings import SETTINGS
 from jwks_rotator_cli.local_state import OPERATOR_ROLE
 
-MANAGED_SETTINGS = ("keyring_secret_id", "signing_secret_id", "jwks_bucket", "distribution_id", "sign_role_arn", "rotate_role_arn")
+from .kms_custody import apply_local_kms_custody
+
+MANAGED_SETTINGS = ("keyring_secret_id", "signing_secret_id", "jwks_bucket", "distribution_id")
 """Settings naming resources the local stack creates itself: never given."""
 POLICY_SETTING = "issuance_policy_file"
 """The local stack takes its issuance policy as ``policy=`` (``jwks-rotator local --policy FILE``), not as this setting."""
@@ -42,6 +44,7 @@ def normalise_overrides(overrides: Mapping[str, Any]) -> dict[str, str]:
             raise ConfigurationError(f"{spec.kebab}: give the local stack its policy as policy= (jwks-rotator local --policy FILE)")
         env[spec.env] = ",".join(value) if isinstance(value, (list, tuple)) else str(value)
     env.setdefault(OPERATOR_ROLES_ENV, OPERATOR_ROLE)
+    apply_local_kms_custody(env)
     return env
 
 

@@ -240,9 +240,13 @@ class Deployment:
 
 
 def make_deployment(
-    endpoint: str, alg: str, caller: InteropCaller, *, secret_id: str = "", bucket: str = "", distribution_id: str = ""
+    endpoint: str, alg: str, caller: InteropCaller, *, secret_id: str = "", bucket: str = "", distribution_id: str = "",
+    extra_settings: dict[str, str] | None = None,
 ) -> Deployment:
-    """Create (or take) the resources, start the edge, bootstrap and publish the first key of ``alg``; ``caller`` may sign."""
+    """Create (or take) the resources, start the edge, bootstrap and publish the first key of ``alg``; ``caller`` may sign.
+
+    ``extra_settings`` (by attribute name) go to the rotator and the sign function alike (key custody, for instance).
+    """
     from jwks_rotator_local.edge import LocalEdge
 
     clients = client_factory(endpoint)
@@ -265,6 +269,7 @@ def make_deployment(
             "keyring_secret_id": secret_id,
             "jwks_bucket": bucket,
             "distribution_id": distribution_id,
+            **(extra_settings or {}),
         }
         settings = Settings.from_mapping(values)
         clock = FakeClock()

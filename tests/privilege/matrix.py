@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jwks_rotator.core.key_policy import custody_key_policy
+from jwks_rotator.core.kms_custody import key_policy
+from jwks_rotator.core.settings import Settings
 from jwks_rotator_local.call_record import RecordedCall
 from tests.privilege.evaluator import Case, Decision, evaluate
 from tests.privilege.policies import Deployment, Physical, Policies, extract, load_template
@@ -27,6 +28,7 @@ BREAK_GLASS_ROLE = f"arn:aws:iam::{ACCOUNT}:role/jwks-rotator-break-glass"
 OTHER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/some-admin"
 ADMINISTRATOR = [{"name": "AdministratorAccess", "policy": {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": "*", "Resource": "*"}]}}]
+_BASE_KEYS = {"aws:SecureTransport", "aws:PrincipalArn", "aws:PrincipalAccount"}  # _case puts them back
 NO_POLICY: Mapping[str, Any] = {}  # a resource without a resource policy (another application's secret)
 NO_CALL_NEEDS_PERMISSION = {"sts:GetCallerIdentity"}  # AWS answers it for any valid credentials
 
@@ -48,8 +50,8 @@ def _case(policies: Policies, deployment: Deployment, id_: str, role_arn: str | 
           context: Mapping[str, Any] | None = None, *, identity: Sequence[Mapping[str, Any]] | None = None,
           principal: str | None = None, resource_policy: Mapping[str, Any] | None = None) -> Case:
     base: dict[str, Any] = {"aws:SecureTransport": "true"}
-    if action.startswith("kms:"):
-        base["kms:CallerAccount"] = deployment.account  # KMS sets it on every request
+    if action.startswith("kms:") and resource != "*":
+        base["kms:CallerAccount"] = deployment.account  # KMS sets it on every request on a key
     if role_arn is not None:
         base |= {"aws:PrincipalArn": role_arn, "aws:PrincipalAccount": deployment.account}
         principal = principal or f"arn:aws:sts::{deployment.account}:assumed-role/{role_arn.rsplit('/', 1)[1]}/session"
@@ -67,17 +69,21 @@ def recorded_rows(recording: Recording, policies: Policies) -> list[Row]:
         if call.action in NO_CALL_NEEDS_PERMISSION:
             continue
         role_arn = call.principal
-        context = {k: v for k, v in call.context.items() if not k.startswith("aws:")}
+        context = {k: v for k, v in call.context.items() if k not in _BASE_KEYS}
         if "kms:EncryptionContext:SecretVersionId" in context:  # one row per secret, not per version written
             context.pop("kms:EncryptionContext:SecretVersionId")
         if "secretsmanager:VersionId" in context:
             context.pop("secretsmanager:VersionId")
-        key = (role_arn, call.action, call.resource, tuple(sorted((k, str(v)) for k, v in context.items())), call.via)
+        key = (role_arn, call.action, call.resource, tuple(sorted((k, str(v)) for k, v in context.items())), call.via,
+               call.resource_policy)
         if key in rows:
             continue
         via = f" (for {call.via})" if call.via else ""
+        # A KMS key the rotator made at run time (KMS custody) is judged by its policy as it stood at the call.
+        runtime_policy = json.loads(call.resource_policy) if call.resource_policy else None
         case = _case(policies, deployment, f"recorded-{len(rows)}", role_arn if role_arn.startswith("arn:") else None,
-                     call.action, call.resource, context, principal=None if role_arn.startswith("arn:") else role_arn)
+                     call.action, call.resource, context, principal=None if role_arn.startswith("arn:") else role_arn,
+                     resource_policy=runtime_policy)
         short = {deployment.role_arn("RotateFunctionRole"): "rotate", deployment.role_arn("SignFunctionRole"): "sign"}
         rows[key] = Row(case, "allow", f"recorded{via}", short.get(role_arn, _role_name(role_arn)))
     return list(rows.values())
@@ -95,7 +101,12 @@ def written_rows(deployment: Deployment, policies: Policies, *, break_glass: boo
     other_secret = f"arn:aws:secretsmanager:{deployment.region}:{deployment.account}:secret:another-app-secret-Zz9Yy8"
     distribution = deployment.resources["Distribution"].ref
     custody_key = f"arn:aws:kms:{deployment.region}:{deployment.account}:key/00000000-aaaa-bbbb-cccc-000000000001"
-    custody = custody_key_policy(partition="aws", account=deployment.account, sign_role_arn=sign, rotate_role_arn=rotate)
+    # The policies the rotator gives the KMS keys it creates (KMS custody): an active key's, and a pending key's.
+    kms_settings = Settings.from_mapping({"issuer": "https://issuer.example.com", "algorithm": "ES256", "key_custody": "kms",
+                                          "kms_stack_tag": deployment.stack, "kms_sign_role_arn": sign, "kms_rotate_role_arn": rotate})
+    custody = json.loads(key_policy(kms_settings, "ES256", signer=True))
+    custody_pending = json.loads(key_policy(kms_settings, "ES256", signer=False))
+    signs = {"kms:SigningAlgorithm": "ECDSA_SHA_256", "kms:MessageType": "RAW"}
     c = lambda *a, **k: _case(policies, deployment, *a, **k)  # noqa: E731
     rows = [
         Row(c("sign-writes-signing", sign, "secretsmanager:PutSecretValue", signing), "deny", "the sign role writing its secret", "sign"),
@@ -131,12 +142,16 @@ def written_rows(deployment: Deployment, policies: Policies, *, break_glass: boo
             "another principal reading the keyring", "some-admin"),
         Row(c("admin-decrypts", OTHER_ROLE, "kms:Decrypt", key, {**via_sm, "kms:EncryptionContext:SecretARN": keyring}, identity=ADMINISTRATOR),
             "deny", "another principal using the keyring key", "some-admin"),
-        Row(c("admin-signs-custody", OTHER_ROLE, "kms:Sign", custody_key, identity=ADMINISTRATOR, resource_policy=custody), "deny",
+        Row(c("admin-signs-custody", OTHER_ROLE, "kms:Sign", custody_key, signs, identity=ADMINISTRATOR, resource_policy=custody), "deny",
             "another principal signing with a custody key", "some-admin"),
-        Row(c("rotate-signs-custody", rotate, "kms:Sign", custody_key, resource_policy=custody), "deny",
+        Row(c("rotate-signs-custody", rotate, "kms:Sign", custody_key, signs, resource_policy=custody), "deny",
             "the rotate role signing with a custody key", "rotate"),
-        Row(c("sign-signs-custody", sign, "kms:Sign", custody_key, resource_policy=custody), "allow",
-            "the sign role signing with a custody key (KMS custody)", "sign"),
+        Row(c("sign-signs-custody", sign, "kms:Sign", custody_key, signs, resource_policy=custody), "allow",
+            "the sign role signing with the active custody key", "sign"),
+        Row(c("sign-signs-pending-custody", sign, "kms:Sign", custody_key, signs, resource_policy=custody_pending), "deny",
+            "the sign role signing with a pending custody key", "sign"),
+        Row(c("sign-signs-custody-other-alg", sign, "kms:Sign", custody_key, {**signs, "kms:SigningAlgorithm": "RSASSA_PKCS1_V1_5_SHA_256"},
+              resource_policy=custody), "deny", "the sign role signing with another algorithm", "sign"),
         Row(c("rotate-reads-custody-public", rotate, "kms:GetPublicKey", custody_key, resource_policy=custody), "allow",
             "the rotate role publishing a custody key's public half", "rotate"),
         Row(c("admin-schedules-custody-deletion", OTHER_ROLE, "kms:ScheduleKeyDeletion", custody_key, identity=ADMINISTRATOR, resource_policy=custody),
@@ -192,7 +207,8 @@ def load_recording(calls: Path, mapping: Path) -> Recording:
         if line.strip():
             row = json.loads(line)
             context = {k: tuple(v) if isinstance(v, list) else v for k, v in row["context"].items()}
-            recorded.append(RecordedCall(row["principal"], row["action"], row["resource"], context, row.get("via", "")))
+            recorded.append(RecordedCall(row["principal"], row["action"], row["resource"], context, row.get("via", ""),
+                                         resource_policy=row.get("resource_policy", "")))
     return Recording(recorded, [], deployment)
 
 

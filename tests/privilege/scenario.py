@@ -9,13 +9,16 @@ attributed to that role by access key, as on AWS.
 
 The rotate side (``wiring.build_rotation_service``) and the sign side (``wiring.build_token_signer``)
 then run a lifecycle against the front with their role's credentials: bootstrap, signing, a scheduled
-rotation, an emergency rotation, a revocation and signing again. What is recorded is what the code
-really calls, not a list written by hand.
+rotation, an emergency rotation, a revocation and signing again; then the same stack switches to KMS
+custody (keys made in KMS under the stack's tag, each with the policy the rotator gives it, the signer
+calling kms:Sign) and rotates and revokes there too. What is recorded is what the code really calls,
+not a list written by hand.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -70,6 +73,7 @@ def _front(moto_url: str, recorder: CallRecorder) -> Iterator[str]:
 def record_lifecycle(template: dict[str, Any]) -> Recording:
     """Run the functions' code under their roles against the recording front; return what was called."""
     synthetic = Deployment.synthetic(template, stack=STACK, account=ACCOUNT, region=REGION)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs a line per request otherwise
     with moto_server() as moto_url:
         admin = lambda service: aws_client(service, moto_url)  # noqa: E731 - the deployer, straight to moto: not recorded
         iam, sts = admin("iam"), admin("sts")
@@ -107,7 +111,7 @@ def record_lifecycle(template: dict[str, Any]) -> Recording:
             "jwks_max_age": "1m", "schedule": "1m", "max_token_ttl": "2m", "default_token_ttl": "1m",
             "signer_cache_ttl": "10s", "clock_skew_leeway": "5s", "keyring_secret_id": keyring, "signing_secret_id": signing,
             "jwks_bucket": bucket, "distribution_id": distribution, "revocation_parameter": f"/jwks-rotator/{STACK}/revoked-kids",
-            "sign_role_arn": deployment.role_arn("SignFunctionRole"), "rotate_role_arn": deployment.role_arn("RotateFunctionRole"),
+            "kms_sign_role_arn": deployment.role_arn("SignFunctionRole"), "kms_rotate_role_arn": deployment.role_arn("RotateFunctionRole"),
         })
         with _front(moto_url, recorder) as front_url:
             rotator = build_rotation_service(settings, _role_clients(front_url, roles["RotateFunctionRole"]), clock=clock.now)
@@ -127,4 +131,22 @@ def record_lifecycle(template: dict[str, Any]) -> Recording:
                 rotator.revoke(pending[0])
             clock.advance(timedelta(seconds=30))
             signer.issue({"sub": "alice", "aud": "demo"})
+            # KMS custody on the same stack (new keys only): the KMS calls both roles make, and the key policies.
+            kms_settings = settings.replace(key_custody="kms", kms_stack_tag=STACK, kms_handover_wait="0s")
+            rotator = build_rotation_service(kms_settings, _role_clients(front_url, roles["RotateFunctionRole"]), clock=clock.now,
+                                             sleep=lambda _: None)
+            signer = build_token_signer(kms_settings, _role_clients(front_url, roles["SignFunctionRole"]), clock=clock.unix,
+                                        monotonic=clock.monotonic)
+            rotator.rotate_now()
+            for _ in range(3):
+                clock.advance(timedelta(seconds=20))
+                rotator.tick()
+            signer.issue({"sub": "alice", "aud": "demo"})
+            pending = [k.kid for k in rotator.tick().keyring.keys if k.state.value == "pending"]
+            if pending:
+                rotator.revoke(pending[0])
+            for _ in range(15):  # the retired keys' retention ends: their KMS keys are scheduled for deletion
+                clock.advance(timedelta(minutes=1))
+                rotator.tick()
+                signer.issue({"sub": "alice", "aud": "demo"})
         return Recording(recorder.calls, list(recorder.unparsed), deployment)

@@ -20,18 +20,19 @@ from jwks_rotator.core.algorithms import RSA_KEY_SIZES, algorithm_names
 from jwks_rotator.core.durations import parse_duration
 from jwks_rotator.core.keyring import EMPTY_KEYRING_JSON
 from jwks_rotator.core.operation_events import parse_rotate_event
-from jwks_rotator.core.settings import SETTINGS, Settings
+from jwks_rotator.core.settings import KEY_CUSTODIES, SETTINGS, Settings
 from tests.template.cfn import ROOT, as_list, policy_statements
 
 # Settings that name resources: the stack creates them and wires their ids in, so they are not parameters.
 RESOURCE_SETTINGS = {
     "keyring_secret_id": {"Ref": "KeyringSecret"},
     "signing_secret_id": {"Ref": "SigningKeySecret"},
-    "sign_role_arn": {"Fn::GetAtt": ["SignFunctionRole", "Arn"]},
-    "rotate_role_arn": {"Fn::GetAtt": ["RotateFunctionRole", "Arn"]},
     "jwks_bucket": {"Ref": "JwksBucket"},
     "distribution_id": {"Ref": "Distribution"},
     "revocation_parameter": {"Fn::Sub": "/jwks-rotator/${AWS::StackName}/revoked-kids"},
+    "kms_stack_tag": {"Ref": "AWS::StackName"},
+    "kms_sign_role_arn": {"Fn::GetAtt": ["SignFunctionRole", "Arn"]},
+    "kms_rotate_role_arn": {"Fn::GetAtt": ["RotateFunctionRole", "Arn"]},
 }
 DURATION_SETTINGS = {
     "rotation_period", "publish_lead", "max_token_ttl", "default_token_ttl", "jwks_max_age",
@@ -81,6 +82,19 @@ def test_duration_parameters_accept_only_what_the_code_parses(attribute: str, pa
 
 def test_choice_parameters_match_the_code(params: dict[str, Any]) -> None:
     assert sorted(params["Algorithm"]["AllowedValues"]) == sorted(algorithm_names())
+    assert sorted(params["KeyCustody"]["AllowedValues"]) == sorted(KEY_CUSTODIES)
+    pattern = params["KeyDeletionWindow"]["AllowedPattern"]
+    for days in range(40):
+        text = f"{days}d"
+        assert bool(re.fullmatch(pattern, text)) == (7 <= days <= 30), text
+        if re.fullmatch(pattern, text):
+            Settings(key_deletion_window=parse_duration(text))
+    pattern = params["KmsHandoverWait"]["AllowedPattern"]
+    for seconds in range(40):
+        text = f"{seconds}s"
+        assert bool(re.fullmatch(pattern, text)) == (seconds <= 30), text
+        if re.fullmatch(pattern, text):
+            Settings(kms_handover_wait=parse_duration(text))
     assert sorted(int(v) for v in params["RsaKeySize"]["AllowedValues"]) == sorted(RSA_KEY_SIZES)
 
 
@@ -176,7 +190,7 @@ WRITE_VERBS = ("Put", "Update", "Delete", "Create", "Restore", "Rotate", "Tag", 
 
 def test_sign_function_can_only_read_the_current_signing_view_and_the_revocation_list(resources: dict[str, Any]) -> None:
     """The identity policy holds the revocation list only; the secret and its key grant the rest, by name."""
-    statements = [s for name, s in policy_statements(resources) if name == "SignFunction"]
+    statements = [s for name, s in policy_statements(resources) if name == "SignFunction" and s["Sid"] not in KMS_SIGN_SIDS]
     assert {a for s in statements for a in as_list(s["Action"])} == {"ssm:GetParameter"}
     sign_role = {"Fn::GetAtt": ["SignFunctionRole", "Arn"]}
     by_sid = {s["Sid"]: s for s in resources["SigningKeySecretPolicy"]["Properties"]["ResourcePolicy"]["Statement"] if "Sid" in s}
@@ -202,14 +216,63 @@ def test_no_statement_of_the_key_policy_lets_the_account_use_the_key(resources: 
             assert not [a for a in as_list(statement["Action"]) if a.startswith(uses)], statement["Sid"]
 
 
+# Actions with no resource ARN in IAM: "*" is their only resource. CreateKey (and TagResource at CreateKey) only
+# under the stack-tag conditions checked below; ListKeys reveals key ids only.
+RESOURCELESS = {"CreateOnlyStackTaggedSigningKeys": {"kms:CreateKey", "kms:TagResource"}, "FindStackKeysByTag": {"kms:ListKeys"}}
+KMS_SIGN_SIDS = {"SignWithStackTaggedKeys", "ReadStackTaggedPublicKeys"}
+STACK_TAG_CONDITION = {"aws:ResourceTag/jwks-rotator:stack": {"Ref": "AWS::StackName"}}
+
+
 def test_no_wildcards_in_identity_policies(resources: dict[str, Any]) -> None:
     for name, statement in policy_statements(resources):
         if statement.get("Effect") != "Allow":
             continue
         for action in as_list(statement["Action"]):
             assert action != "*" and not action.endswith(":*"), f"{name}: wildcard action {action}"
+        if set(as_list(statement["Action"])) == RESOURCELESS.get(statement.get("Sid", "")):
+            continue
         for resource in as_list(statement["Resource"]):
             assert resource != "*", f"{name}: {statement.get('Sid')} allows {statement['Action']} on '*'"
+
+
+def _kms_statements(resources: dict[str, Any], function: str) -> dict[str, dict[str, Any]]:
+    return {s["Sid"]: s for name, s in policy_statements(resources)
+            if name == function and any(a.startswith("kms:") for a in as_list(s["Action"])) and s["Sid"] not in
+            {"DecryptTheKeyringThroughSecretsManager", "KeyringKeyThroughSecretsManager"}}
+
+
+def test_the_sign_role_signs_only_with_stack_tagged_keys_jws_algorithms_and_raw_messages(resources: dict[str, Any]) -> None:
+    from jwks_rotator.core.kms_signing import KMS_ALGORITHMS
+
+    statements = _kms_statements(resources, "SignFunction")
+    assert set(statements) == KMS_SIGN_SIDS
+    sign = statements["SignWithStackTaggedKeys"]
+    assert as_list(sign["Action"]) == ["kms:Sign"]
+    condition = sign["Condition"]["StringEquals"]
+    assert condition["aws:ResourceTag/jwks-rotator:stack"] == {"Ref": "AWS::StackName"}
+    assert condition["kms:MessageType"] == "RAW"
+    assert sorted(condition["kms:SigningAlgorithm"]) == sorted(a.signing_algorithm for a in KMS_ALGORITHMS.values())
+    assert "ED25519_PH_SHA_512" not in condition["kms:SigningAlgorithm"]
+    public = statements["ReadStackTaggedPublicKeys"]
+    assert as_list(public["Action"]) == ["kms:GetPublicKey"] and public["Condition"]["StringEquals"] == STACK_TAG_CONDITION
+
+
+def test_the_rotate_role_creates_only_stack_tagged_keys_and_manages_only_those(resources: dict[str, Any]) -> None:
+    statements = _kms_statements(resources, "RotateFunction")
+    create = statements["CreateOnlyStackTaggedSigningKeys"]
+    assert create["Condition"] == {
+        "StringEquals": {"aws:RequestTag/jwks-rotator:stack": {"Ref": "AWS::StackName"}},
+        "ForAllValues:StringEquals": {"aws:TagKeys": ["jwks-rotator:stack"]},
+    }
+    for sid, statement in statements.items():
+        actions = set(as_list(statement["Action"]))
+        assert "kms:UntagResource" not in actions and "kms:Sign" not in actions, sid  # revoke is DisableKey
+        if sid in RESOURCELESS or sid == "ReadKeyTags":
+            continue
+        assert statement["Condition"]["StringEquals"] == STACK_TAG_CONDITION, sid
+    assert {"kms:EnableKey", "kms:DisableKey", "kms:ScheduleKeyDeletion", "kms:PutKeyPolicy"} <= set(
+        statements["ManageOnlyStackTaggedKeys"]["Action"])
+    assert statements["TagStackKeysWithTheirKid"]["Condition"]["ForAllValues:StringEquals"] == {"aws:TagKeys": ["jwks-rotator:kid"]}
 
 
 def test_only_the_rotate_function_writes(resources: dict[str, Any]) -> None:

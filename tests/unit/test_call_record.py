@@ -36,6 +36,12 @@ class CannedFacts:
             return None
         return SecretFacts(KEYRING_ARN, KEY_ARN, {"v-current": ("AWSCURRENT", "JWKSROTATOR_STAGED"), OLD: ("AWSPREVIOUS",)})
 
+    def kms_key_tags(self, key_arn: str) -> Mapping[str, str]:
+        return {"jwks-rotator:stack": "s"} if key_arn == KEY_ARN else {}
+
+    def kms_key_policy(self, key_arn: str) -> str | None:
+        return '{"Version":"2012-10-17","Statement":[]}' if key_arn == KEY_ARN else None
+
     def kms_key_arn(self, key_id: str) -> str | None:
         return KEY_ARN if key_id in ("alias/keyring", KEY_ARN, "1234abcd-12ab-34cd-56ef-1234567890ab") else None
 
@@ -142,3 +148,14 @@ def test_a_read_through_the_secrets_extension_is_attributed_by_session_token() -
     assert own.context["secretsmanager:VersionStage"] == ("AWSCURRENT", "JWKSROTATOR_STAGED")
     assert (decrypt.action, decrypt.via) == ("kms:Decrypt", "secretsmanager:GetSecretValue")
     assert forged.principal == "unknown:session-token"
+
+
+def test_kms_calls_carry_the_keys_tags_the_request_tags_and_the_policy_in_force() -> None:
+    [sign], _ = record("kms", lambda c: c.sign(KeyId=KEY_ARN, Message=b"m", SigningAlgorithm="ECDSA_SHA_256"))
+    assert sign.context["aws:ResourceTag/jwks-rotator:stack"] == "s" and sign.resource_policy.startswith('{"Version"')
+    create, tagging = record("kms", lambda c: c.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY",
+                                                           Tags=[{"TagKey": "jwks-rotator:stack", "TagValue": "s"}]))[0]
+    assert (create.action, create.resource) == ("kms:CreateKey", "*")
+    assert create.context["aws:RequestTag/jwks-rotator:stack"] == "s" and create.context["aws:TagKeys"] == ("jwks-rotator:stack",)
+    assert create.context["kms:KeySpec"] == "ECC_NIST_P256"
+    assert (tagging.action, tagging.resource, tagging.via) == ("kms:TagResource", "*", "kms:CreateKey")

@@ -236,14 +236,3 @@ def test_a_view_ahead_of_a_lower_generation_is_never_replaced_by_a_speculative_w
     rotator._sync_signing_view(keyring.with_revocation("some-kid", world.clock.now()), committed=False)
     assert world.view.load().keyring.generation == ahead.generation
 
-
-def test_a_custody_key_policy_names_both_roles_or_is_refused() -> None:
-    from jwks_rotator.core.errors import ConfigurationError
-    from jwks_rotator.core.key_policy import custody_key_policy
-
-    with pytest.raises(ConfigurationError, match="sign-role-arn and rotate-role-arn"):
-        custody_key_policy(partition="aws", account="123456789012", sign_role_arn="", rotate_role_arn="arn:aws:iam::1:role/r")
-    policy = custody_key_policy(partition="aws", account="123456789012", sign_role_arn="arn:aws:iam::123456789012:role/s",
-                                rotate_role_arn="arn:aws:iam::123456789012:role/r")
-    root = [s for s in policy["Statement"] if s["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}]
-    assert root and not [a for s in root for a in s["Action"] if a in ("kms:Sign", "kms:Decrypt", "kms:*")]

@@ -27,18 +27,30 @@ if TYPE_CHECKING:
 
 
 def build_rotation_service(
-    settings: Settings, clients: ClientFactory | None = None, *, clock: Clock | None = None, logger: Any = None
+    settings: Settings, clients: ClientFactory | None = None, *, clock: Clock | None = None, logger: Any = None,
+    sleep: Callable[[float], None] | None = None,
 ) -> RotationService:
-    """The rotation service wired to Secrets Manager, S3, the revocation parameter (SSM) and (when configured) CloudFront."""
+    """The rotation service wired to Secrets Manager, S3, the revocation parameter (SSM), KMS and (when configured) CloudFront.
+
+    ``sleep`` is how the KMS hand-over waits for a disable to take effect before it enables the next key (``time.sleep``).
+    """
     settings.require("keyring_secret_id", "jwks_bucket", "issuer")
+    import time
+
     from .adapters.aws_clients import ROTATION, client_factory
+    from .adapters.kms_vault import KmsKeyVault
     from .adapters.revocation_parameter import SsmRevocationList
     from .adapters.s3_publisher import S3Publisher
     from .adapters.secrets_store import SecretsManagerKeyringStore
+    from .core.kms_custody import KmsCustodian
     from .core.rotation import RotationService, utc_now
 
     if clients is None:
         clients = client_factory(ROTATION)
+    rotation_clients = clients
+    # Always there (its client is made on first use): keys made under kms custody finish their life under it
+    # even after the setting changes back.
+    custodian = KmsCustodian(KmsKeyVault(lambda: rotation_clients("kms")), settings, sleep or time.sleep, logger)
     store = SecretsManagerKeyringStore(clients("secretsmanager"), settings.keyring_secret_id)
     publisher = S3Publisher(
         clients("s3"),
@@ -52,7 +64,7 @@ def build_rotation_service(
         SecretsManagerKeyringStore(clients("secretsmanager"), settings.signing_secret_id) if settings.signing_secret_id else None
     )
     return RotationService(store, publisher, settings, clock=clock or utc_now, logger=logger, revocations=revocations,
-                           signing_store=signing_store)
+                           custodian=custodian, signing_store=signing_store)
 
 
 def build_token_signer(
@@ -73,6 +85,7 @@ def build_token_signer(
     import time
 
     from .adapters.aws_clients import SIGNING, client_factory
+    from .adapters.kms_vault import KmsKeyVault
     from .adapters.revocation_parameter import SsmRevocationReader
     from .adapters.secret_reader import SecretsManagerKeyringReader
     from .core.signer import TokenSigner
@@ -81,9 +94,12 @@ def build_token_signer(
         clients = client_factory(SIGNING)
     reader = SecretsManagerKeyringReader(clients("secretsmanager"), settings.signing_secret_id or settings.keyring_secret_id)
     revocations = SsmRevocationReader(clients("ssm"), settings.revocation_parameter)
+    signing_clients = clients
+    # KMS custody: the KMS client (and botocore with it) is made at the first KMS signature only.
+    vault = KmsKeyVault(lambda: signing_clients("kms"))
     return TokenSigner(
         settings, reader, clock=clock or time.time, monotonic=monotonic or time.monotonic, listener=listener,
-        revocations=revocations,
+        revocations=revocations, vault=vault,
     )
 
 

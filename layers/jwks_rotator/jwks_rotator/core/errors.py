@@ -213,3 +213,22 @@ class OperatorNotAllowedError(CallerRefusedError):
     """The authenticated caller's role is not one of operator-roles: it may not run rotate-now, revoke or publish."""
 
     code = "operator_not_allowed"
+
+
+class SigningKeyDisabledError(SigningUnavailableError):
+    """The key vault refused to sign because the key is disabled or pending deletion (revoked or retired).
+
+    The signer reads the keyring once more on this error and then fails closed.
+    """
+
+    code = "signing_unavailable"
+
+
+class KeyVaultError(JwksRotatorError):
+    """The key vault (KMS) refused or failed a call of the rotator; ``reason`` is the AWS error code only."""
+
+    code = "key_vault_unavailable"
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -4,6 +4,12 @@ A :class:`KeyRecord` never shows its private half in ``repr``; its public JWK
 is built from an allow-list of members per key type, so private members
 (``d``, ``p``, ``q``, ``dp``, ``dq``, ``qi``, ``k``) cannot leak into it.
 Reading a record checks its key material (:mod:`.key_checks`).
+
+A record in ``kms`` custody has no private half at all: it stores the
+public JWK (``public_jwk``) and the ARN of the KMS key that holds the
+private half (``kms_key_arn``), with the same lifecycle fields as any other
+record, in the same keyring schema (so any view of the keyring, the full
+document or one restricted to the active key, carries it unchanged).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 from .algorithms import PrivateKey, algorithm_names
 from .errors import KeyringError
 from .key_checks import check_private_jwk, check_rsa_numbers, ec_private_key, ed25519_private_key, thumbprint
+from .kms_signing import KMS_KEY_ARN, check_public_jwk
 
 PUBLIC_MEMBERS: dict[str, tuple[str, ...]] = {
     "RSA": ("kty", "n", "e"),
@@ -61,13 +68,20 @@ class KeyRecord:
     ready_at: datetime | None = None
     max_token_ttl: timedelta | None = None
     retain_until: datetime | None = None
+    kms_key_arn: str | None = None  # kms custody: the KMS key holding the private half; private_jwk is then public only
+
+    @property
+    def custody(self) -> str:
+        """``kms`` when a KMS key holds the private half, else ``secrets-manager`` (the JWK is in the keyring)."""
+        return "kms" if self.kms_key_arn is not None else "secrets-manager"
 
     def __repr__(self) -> str:  # never show key material
         return (
             f"KeyRecord(kid={self.kid!r}, alg={self.alg!r}, state={self.state.value!r}, "
             f"created_at={self.created_at.isoformat()}, published_at={_iso(self.published_at)}, "
             f"activated_at={_iso(self.activated_at)}, retired_at={_iso(self.retired_at)}, "
-            f"lead_waived={self.lead_waived}, ready_at={_iso(self.ready_at)}, retain_until={_iso(self.retain_until)})"
+            f"lead_waived={self.lead_waived}, ready_at={_iso(self.ready_at)}, retain_until={_iso(self.retain_until)}, "
+            f"custody={self.custody!r})"
         )
 
     __str__ = __repr__
@@ -98,7 +112,7 @@ class KeyRecord:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """The record as stored in the keyring secret (includes the private JWK)."""
+        """The record as stored in the keyring secret (the private JWK, or for kms custody the public JWK and key ARN)."""
         record: dict[str, Any] = {
             "kid": self.kid,
             "alg": self.alg,
@@ -108,8 +122,12 @@ class KeyRecord:
             "activated_at": _iso(self.activated_at),
             "retired_at": _iso(self.retired_at),
             "lead_waived": self.lead_waived,
-            "private_jwk": dict(self.private_jwk),
         }
+        if self.kms_key_arn is not None:
+            record["kms_key_arn"] = self.kms_key_arn
+            record["public_jwk"] = dict(self.private_jwk)
+        else:
+            record["private_jwk"] = dict(self.private_jwk)
         if self.ready_at is not None:
             record["ready_at"] = _iso(self.ready_at)
         if self.max_token_ttl is not None:
@@ -138,16 +156,27 @@ class KeyRecord:
         lead_waived = data.get("lead_waived", False)
         if not isinstance(lead_waived, bool):
             raise KeyringError("'lead_waived' must be a JSON boolean")
-        raw_jwk = data.get("private_jwk")
+        kms_key_arn = data.get("kms_key_arn")
+        if kms_key_arn is not None and (not isinstance(kms_key_arn, str) or not KMS_KEY_ARN.fullmatch(kms_key_arn)):
+            raise KeyringError("'kms_key_arn' must be a KMS key ARN")
+        jwk_field = "public_jwk" if kms_key_arn is not None else "private_jwk"
+        if kms_key_arn is not None and "private_jwk" in data:
+            raise KeyringError("a KMS key record holds no 'private_jwk'")
+        raw_jwk = data.get(jwk_field)
         if not isinstance(raw_jwk, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw_jwk.items()):
-            raise KeyringError("'private_jwk' must be an object of strings")
+            raise KeyringError(f"'{jwk_field}' must be an object of strings")
         ttl = data.get("max_token_ttl_seconds")
         if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool) or not 0 < ttl <= 10 * 365 * 86400):
             raise KeyringError("'max_token_ttl_seconds' must be a positive whole number of seconds")
         created_at = _time(data, "created_at")
         if created_at is None:
             raise KeyringError("'created_at' is missing")
-        check_private_jwk(raw_jwk, alg, kid)
+        if kms_key_arn is not None:
+            check_public_jwk(raw_jwk, alg)
+            if thumbprint(raw_jwk) != kid:
+                raise KeyringError("'kid' is not the RFC 7638 thumbprint of the key's public members")
+        else:
+            check_private_jwk(raw_jwk, alg, kid)
         return cls(
             kid=kid,
             alg=alg,
@@ -161,6 +190,7 @@ class KeyRecord:
             ready_at=_time(data, "ready_at"),
             max_token_ttl=timedelta(seconds=ttl) if ttl is not None else None,
             retain_until=_time(data, "retain_until"),
+            kms_key_arn=kms_key_arn,
         )
 
 

@@ -7,7 +7,9 @@ in-memory doubles. Nothing here imports boto3.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from .jwks import PublicDocuments
@@ -76,3 +78,60 @@ class RevocationReader(Protocol):
     """
 
     def read(self) -> frozenset[str]: ...
+
+
+@dataclass(frozen=True)
+class VaultSignature:
+    """A key vault's answer to one Sign call: the key that signed (its ARN, as KMS answers) and the signature bytes."""
+
+    key_id: str
+    signature: bytes
+
+
+class KeySigner(Protocol):
+    """Signs with a non-exportable key by its ARN: one call per token (KMS ``Sign``, MessageType RAW).
+
+    Refusals raise :class:`~.errors.SigningKeyDisabledError` when the key is
+    disabled or pending deletion, :class:`~.errors.SigningUnavailableError`
+    naming the AWS error code otherwise; never a service message.
+    """
+
+    def sign(self, key_arn: str, message: bytes, signing_algorithm: str) -> VaultSignature: ...
+
+
+@dataclass(frozen=True)
+class VaultKey:
+    """A vault key as the rotator sees it: ARN, the tags it carries, when it was made and its KMS key state."""
+
+    arn: str
+    tags: Mapping[str, str]
+    created_at: datetime
+    state: str  # Enabled | Disabled | PendingDeletion | PendingImport | Unavailable | Creating
+
+
+class KeyVault(KeySigner, Protocol):
+    """The rotator's key vault: asymmetric signing keys that never leave it (KMS).
+
+    Failures raise :class:`~.errors.KeyVaultError` whose ``reason`` is the AWS
+    error code. ``create_key`` tags the key at creation (so a key is found by
+    its tags even if it is never recorded) and gives it ``policy`` as its key
+    policy.
+    """
+
+    def create_key(self, *, key_spec: str, tags: Mapping[str, str], policy: str, description: str) -> str: ...
+
+    def public_key_der(self, key_arn: str) -> bytes: ...
+
+    def tag(self, key_arn: str, tags: Mapping[str, str]) -> None: ...
+
+    def describe(self, key_arn: str) -> VaultKey: ...
+
+    def put_policy(self, key_arn: str, policy: str) -> None: ...
+
+    def enable(self, key_arn: str) -> None: ...
+
+    def disable(self, key_arn: str) -> None: ...
+
+    def schedule_deletion(self, key_arn: str, pending_days: int) -> None: ...
+
+    def list_tagged(self, tag_key: str, tag_value: str) -> list[VaultKey]: ...

@@ -12,6 +12,12 @@ before the keyring that drops it is written. A bucket holding documents of
 a newer keyring than the store's is never overwritten silently
 (:class:`KeyringBehindPublicationError`): only ``publish`` with
 ``accept_restore`` does it.
+
+With a :class:`~.kms_custody.KmsCustodian`, new keys follow ``key-custody``
+(``kms``: one KMS key each) while recorded keys keep theirs; after each
+round KMS is brought in line with the keyring (only the active key enabled,
+removed keys scheduled for deletion), and a run that created or removed a
+KMS key sweeps the stack's unrecorded keys (:mod:`.kms_custody`).
 """
 
 from __future__ import annotations
@@ -22,11 +28,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import KeyringBehindPublicationError, KeyringConflictError, PublicationSupersededError, UnsafeDocumentError
+from .errors import ConfigurationError, KeyringBehindPublicationError, KeyringConflictError, PublicationSupersededError, UnsafeDocumentError
 from .jwks import PublicDocuments, build_documents
 from .keygen import generate_key
 from .keyring import Keyring
 from .keys import KeyRecord
+from .kms_custody import KmsCustodian, require_kms_settings
 from .lifecycle import KeyFactory, LifecycleChange, Plan, reconcile, record_publication, revoke, rotate_now
 from .lifecycle_bounds import check_clock
 from .ports import KeyringStore, Publisher, PublishResult
@@ -91,13 +98,26 @@ class RotationService:
         logger: Any = None,
         revocations: RevocationList | None = None,
         signing_store: KeyringStore | None = None,
+        custodian: KmsCustodian | None = None,
     ) -> None:
         settings.require("issuer")
+        require_kms_settings(settings)
+        if settings.key_custody == "kms" and custodian is None:
+            raise ConfigurationError("key-custody kms needs a KMS key vault (the wiring builds one)")
         self._store = store
         self._publisher = publisher
         self._settings = settings
         self._clock = clock
-        self._new_key = key_factory or default_key_factory(settings)
+        self._custodian = custodian
+        self._seen: dict[str, KeyRecord] = {}
+        in_secret = key_factory or default_key_factory(settings)
+
+        def new_key(alg: str, now: datetime) -> KeyRecord:
+            if custodian is not None and settings.key_custody == "kms":
+                return custodian.new_key(alg, now)
+            return in_secret(alg, now)
+
+        self._new_key: KeyFactory = new_key
         self._log = logger or logging.getLogger("jwks_rotator")
         self._revocations = revocations
         self._signing = signing_store
@@ -134,6 +154,9 @@ class RotationService:
 
     def _run(self, operation: Callable[[Keyring, datetime], Plan] | None, *, accept_restore: bool = False) -> RunReport:
         report = RunReport()
+        self._seen = {}
+        if self._custodian is not None:
+            self._custodian.touched = False
         pending: list[Callable[[Keyring, datetime], Plan]] = [operation] if operation is not None else []
         for _ in range(MAX_ROUNDS):
             try:
@@ -145,13 +168,25 @@ class RotationService:
             if not progressed:
                 report.converged = True
                 break
+        self._sweep()
         return report
+
+    def _sweep(self) -> None:
+        """After a run that created or removed a KMS key: disable and (after the grace) delete the stack's unrecorded keys."""
+        custodian = self._custodian
+        if custodian is None or not custodian.touched:
+            return
+        keyring = self._store.load().keyring  # read just before: a concurrent rotator may have recorded a key
+        if keyring.restore_hold:
+            return  # a restored keyring lacks newer keys: they are not orphans until an operator accepts it
+        custodian.sweep(keyring, self._clock())
 
     def _round(self, report: RunReport, pending: list[Callable[[Keyring, datetime], Plan]], accept_restore: bool) -> bool:
         """One read-plan-write-publish pass. ``pending`` holds the operation until its write lands:
         a conflict later in the round must not apply it twice (a second revoke would find no kid)."""
         loaded = self._store.load()
         keyring, version = loaded.keyring, loaded.version_id
+        self._seen.update((k.kms_key_arn, k) for k in keyring.keys if k.kms_key_arn is not None)
         check_clock(keyring, self._settings, self._clock())  # before any write
         progressed = False
         revoked = keyring.revoked_kids() | (self._revocations.load() if self._revocations is not None else frozenset())
@@ -226,7 +261,18 @@ class RotationService:
             progressed = True
         self._sync_signing_view(keyring, committed=True)
         report.keyring = keyring
+        self._settle(keyring)
         return progressed
+
+    def _settle(self, keyring: Keyring) -> None:
+        """KMS in line with the keyring just written: only its active key usable; keys that left it disabled and deleted."""
+        if self._custodian is None or not self._seen:
+            return
+        kept = {k.kms_key_arn for k in keyring.keys}
+        removed = [k for arn, k in self._seen.items() if arn not in kept]
+        self._custodian.settle(keyring, removed)
+        for record in removed:
+            self._seen.pop(record.kms_key_arn or "", None)
 
     def _save(self, plan: Plan, version: str) -> str:
         """Write the planned keyring; any kid it revokes goes on the revocation list first."""
@@ -245,7 +291,14 @@ class RotationService:
         write then loses its race, the next round re-reads the winner's keyring and rewrites the view.
         """
         self._sync_signing_view(keyring, committed=False)
-        return self._store.save(keyring, version)
+        written = self._store.save(keyring, version)
+        self._note_written(keyring)
+        return written
+
+    def _note_written(self, keyring: Keyring) -> None:
+        if self._custodian is not None:
+            self._custodian.recorded(keyring)
+            self._seen.update((k.kms_key_arn, k) for k in keyring.keys if k.kms_key_arn is not None)
 
     def _sync_signing_view(self, keyring: Keyring, *, committed: bool) -> None:
         """Make the signing secret hold ``keyring``'s signing view, when that is safe (idempotent).

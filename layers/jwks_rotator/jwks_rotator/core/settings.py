@@ -87,6 +87,34 @@ def _parameter_name(raw: Any, name: str) -> str:
     return text
 
 
+KEY_CUSTODIES = ("secrets-manager", "kms")
+"""Where private keys live: as JWKs inside the keyring secret, or as non-exportable asymmetric KMS keys."""
+
+
+def _custody(raw: Any, name: str) -> str:
+    text = _text(raw, name).lower()
+    if text not in KEY_CUSTODIES:
+        raise ConfigurationError(f"{name}: {quoted(text)} is not one of {', '.join(KEY_CUSTODIES)}")
+    return text
+
+
+def _deletion_window(raw: Any, name: str) -> timedelta:
+    """A KMS ScheduleKeyDeletion window: whole days from 7 to 30 (what KMS accepts)."""
+    value = parse_duration(raw, name=name)
+    seconds = int(value.total_seconds())
+    if seconds % 86400 or not 7 <= seconds // 86400 <= 30:
+        raise ConfigurationError(f"{name}: must be whole days from 7d to 30d (KMS's PendingWindowInDays)")
+    return value
+
+
+def _role_arn(raw: Any, name: str) -> str:
+    """Empty, or one IAM role ARN (no wildcard): a principal a KMS key policy can name."""
+    text = _text(raw, name)
+    if text and not re.fullmatch(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}", text):
+        raise ConfigurationError(f"{name}: {quoted(text)} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)")
+    return text
+
+
 def setting(default: str, doc: str, parse: Parser[T]) -> T:
     """Declare a :class:`Settings` field: its default as written (parsed for the field), parser and meaning."""
     # dataclasses.field is typed as returning the default's type: what the annotation of the field declares.
@@ -139,12 +167,16 @@ class Settings:
     retention: timedelta | None = setting("", "How long a retired key stays published; empty derives max-token-ttl + signer-cache-ttl + clock-skew-leeway, and a set value may not be lower.", _optional_duration)
     keyring_secret_id: str = setting("", "Name or ARN of the Secrets Manager secret that holds the keyring.", _text)
     signing_secret_id: str = setting("", "Name or ARN of the Secrets Manager secret holding the signing view of the keyring (the active key, the restore hold and the revoked kids; nothing the signer must not use). The rotator writes it beside the keyring, the signer reads only it. Empty: the rotator writes none and the signer reads the keyring secret itself (deployments made before the signing view existed).", _text)
-    sign_role_arn: str = setting("", "ARN of the sign function's role: the principal the rotator names for use in the policies of keys it creates. Empty names none.", _text)
-    rotate_role_arn: str = setting("", "ARN of the rotate function's role: the principal the rotator names as its own in the policies of keys it creates. Empty names none.", _text)
     jwks_bucket: str = setting("", "S3 bucket the JWKS and discovery documents are written to.", _text)
     distribution_id: str = setting("", "CloudFront distribution to invalidate when the documents change; empty skips invalidation.", _text)
     revocation_parameter: str = setting("/jwks-rotator/revoked-kids", "SSM parameter (String, a JSON list of kids) holding every revoked kid, kept apart from the keyring secret so that restoring the secret cannot undo a revocation; the rotator creates it, the signer refuses to sign while it cannot read it.", _parameter_name)
     issuance_policy_file: str = setting("issuance-policy.yaml", "The sign function's issuance policy (who may obtain which tokens): a YAML file deployed with it, relative to its code directory.", _text)
+    key_custody: str = setting("secrets-manager", "Where new private keys live: secrets-manager (JWKs inside the keyring secret) or kms (one non-exportable asymmetric KMS key per lifecycle key; the keyring then holds public keys and key ARNs only). Switching on a running stack affects new keys only.", _custody)
+    key_deletion_window: timedelta = setting("30d", "With kms custody: the ScheduleKeyDeletion waiting period of a KMS key whose retention ended (whole days, 7d to 30d).", _deletion_window)
+    kms_handover_wait: timedelta = setting("5s", "With kms custody: how long the rotator waits, after disabling the KMS keys that may no longer sign, before it enables the new active key (KMS applies EnableKey/DisableKey eventually, typically within seconds): never two keys signable at once. At most 30s.", _duration)
+    kms_stack_tag: str = setting("", "With kms custody: the value of the jwks-rotator:stack tag on every KMS key this stack makes; the roles' IAM policies allow only keys carrying it, and the orphan sweep looks for it.", _text)
+    kms_sign_role_arn: str = setting("", "With kms custody: the sign function's role, named in each new KMS key's policy as the one principal allowed kms:Sign.", _role_arn)
+    kms_rotate_role_arn: str = setting("", "With kms custody: the rotate function's role, named in each new KMS key's policy as the principal that manages it.", _role_arn)
     operator_roles: tuple[str, ...] = setting("", "Comma-separated IAM role ARNs (arn:aws:iam::ACCOUNT:role/NAME, * allowed in NAME) whose sessions may invoke the rotate function's operations rotate-now, revoke and publish with a proof of identity; empty allows no operator (scheduled ticks need none).", _role_patterns)
 
     def __post_init__(self) -> None:
@@ -183,6 +215,8 @@ class Settings:
         for name in ("rotation_period", "publish_lead", "max_token_ttl", "default_token_ttl", "jwks_max_age", "schedule", "signer_cache_ttl"):
             if getattr(self, name) <= timedelta(0):
                 raise ConfigurationError(f"{name.replace('_', '-')}: must be greater than zero")
+        if not timedelta(0) <= self.kms_handover_wait <= timedelta(seconds=30):
+            raise ConfigurationError("kms-handover-wait: must be from 0s to 30s (the rotate function times out after 60 s)")
         if self.clock_skew_leeway < timedelta(0):
             raise ConfigurationError("clock-skew-leeway: must not be negative")
         if self.publish_lead > self.rotation_period:

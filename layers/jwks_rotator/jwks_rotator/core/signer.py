@@ -31,6 +31,19 @@ Key cache (one per warm Lambda container):
   ``publish --accept-restore``) signs nothing.
 * The wall clock dates tokens (``iat``, ``exp``) and decides whether a
   rotation is overdue; nothing else.
+
+KMS custody (a record with ``kms_key_arn``): the private half never leaves
+KMS. The cached key holds public metadata only (kid, alg, key ARN, the
+pre-encoded header, the signature length); each token costs exactly one
+``Sign`` call through the :class:`~.ports.KeySigner` port, by key ARN with
+MessageType RAW. The answer's ``KeyId`` must be that ARN, and an ECDSA
+signature is converted from DER to ``r || s`` (:mod:`.kms_signing`). When
+KMS refuses because the key is disabled or pending deletion (revoked, or
+retired and handed over), the signer reads the keyring once more (at most
+once per :data:`REFRESH_INTERVAL`) and signs with the key it finds if that
+is another one; otherwise it fails closed (``signing_unavailable``). So a
+revoked KMS key stops signing as soon as KMS sees DisableKey (seconds),
+not after ``signer-cache-ttl``.
 """
 
 from __future__ import annotations
@@ -51,6 +64,7 @@ from .errors import (
     JwksRotatorError,
     KeyringError,
     PayloadTooLargeError,
+    SigningKeyDisabledError,
     SigningUnavailableError,
     StoreError,
     TtlTooLongError,
@@ -58,7 +72,8 @@ from .errors import (
 )
 from .keyring import Keyring
 from .keys import KeyRecord, KeyState, load_private_key
-from .ports import KeyringReader, RevocationReader, StoredKeyring
+from .kms_signing import MAX_RAW_MESSAGE, der_to_jose, kms_algorithm, signature_bytes
+from .ports import KeyringReader, KeySigner, RevocationReader, StoredKeyring
 from .settings import Settings
 from .token_policy import MAX_TOKEN_BYTES, TokenPolicy, TokenRequest, build_claims, parse_request
 
@@ -73,7 +88,7 @@ _encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow
 _UNENCODABLE = "claims hold a value JSON cannot carry: a lone surrogate, NaN, Infinity or an over-long integer"
 
 RefreshListener = Callable[[str, str, "SigningKey | None", str], None]
-"""Told of every cache read: (trigger ``initial|expired|early``, outcome ``loaded|confirmed|unusable|failed``, key,
+"""Told of every cache read: (trigger ``initial|expired|early|refused`` (refused: KMS refused the key as disabled), outcome ``loaded|confirmed|unusable|failed``, key,
 reason: why there is no key, empty when there is one)."""
 
 
@@ -129,17 +144,23 @@ class Outcome(NamedTuple):
     cause: str = ""  # exception type behind an internal_error, for logs
 
 
-def make_signing_key(record: KeyRecord, rotation_period: float, *, reuse: SigningKey | None = None) -> SigningKey:
+def make_signing_key(
+    record: KeyRecord, rotation_period: float, *, reuse: SigningKey | None = None, vault: KeySigner | None = None
+) -> SigningKey:
     """Load ``record`` (which must be active and published) into a :class:`SigningKey`.
 
     ``reuse`` is the previously loaded key; when it holds the same kid and key
-    material, its loaded private key is kept (RSA loads cost tens of ms).
+    material, its loaded private key is kept (RSA loads cost tens of ms). A
+    record in KMS custody signs through ``vault`` (see the module doc).
     """
     if record.state is not KeyState.ACTIVE or record.published_at is None:
         raise SigningUnavailableError(f"key {record.kid} is not an active, published key")
     due_at = (record.activated_at.timestamp() + rotation_period) if record.activated_at is not None else math.inf
-    if reuse is not None and reuse.kid == record.kid and reuse.alg == record.alg and reuse.record.private_jwk == record.private_jwk:
+    if (reuse is not None and reuse.kid == record.kid and reuse.alg == record.alg
+            and reuse.record.kms_key_arn == record.kms_key_arn and reuse.record.private_jwk == record.private_jwk):
         return SigningKey(record.kid, record.alg, record, reuse.signing_prefix, reuse.sign, reuse.signature_chars, due_at, _max_ttl(record))
+    if record.kms_key_arn is not None:
+        return _kms_signing_key(record, due_at, vault)
     algorithm = get_algorithm(record.alg)
     jwk = record.private_jwk
     if jwk.get("kty") != algorithm.kty or (algorithm.crv is not None and jwk.get("crv") != algorithm.crv):
@@ -156,6 +177,32 @@ def make_signing_key(record: KeyRecord, rotation_period: float, *, reuse: Signin
         raise KeyringError(f"key {record.kid}: cannot sign with algorithm {record.alg}") from None
     header = json.dumps({"alg": record.alg, "typ": "JWT", "kid": record.kid}, separators=(",", ":")).encode("utf-8")
     return SigningKey(record.kid, record.alg, record, b64url(header) + b".", sign, (4 * len(probe) + 2) // 3, due_at, _max_ttl(record))
+
+
+def _kms_signing_key(record: KeyRecord, due_at: float, vault: KeySigner | None) -> SigningKey:
+    """A key in KMS custody: public metadata cached, one ``Sign`` call per token, no probe (KMS bills each call)."""
+    key_arn = record.kms_key_arn
+    assert key_arn is not None
+    if vault is None:
+        raise KeyringError(f"key {record.kid} is held in KMS but this signer has no KMS client")
+    algorithm = get_algorithm(record.alg)
+    jwk = record.private_jwk  # public members only for a KMS record
+    if jwk.get("kty") != algorithm.kty or (algorithm.crv is not None and jwk.get("crv") != algorithm.crv):
+        raise KeyringError(f"key {record.kid}: key type does not match algorithm {record.alg}")
+    kms = kms_algorithm(record.alg)
+    signing_algorithm, half = kms.signing_algorithm, kms.ecdsa_half
+
+    def sign(data: bytes) -> bytes:
+        if len(data) > MAX_RAW_MESSAGE:  # KMS refuses it (moto does not): refuse before the call
+            raise PayloadTooLargeError(f"a KMS-signed token's signing input may be at most {MAX_RAW_MESSAGE} bytes")
+        answer = vault.sign(key_arn, data, signing_algorithm)
+        if answer.key_id != key_arn:
+            raise SigningUnavailableError(f"the key vault answered for another key than {record.kid}")
+        return der_to_jose(answer.signature, half) if half else answer.signature
+
+    header = json.dumps({"alg": record.alg, "typ": "JWT", "kid": record.kid}, separators=(",", ":")).encode("utf-8")
+    chars = (4 * signature_bytes(record.alg, jwk) + 2) // 3
+    return SigningKey(record.kid, record.alg, record, b64url(header) + b".", sign, chars, due_at, _max_ttl(record))
 
 
 def _max_ttl(record: KeyRecord) -> float:
@@ -176,8 +223,10 @@ class KeyCache:
         refresh_interval: float = REFRESH_INTERVAL,
         revocations: RevocationReader | None = None,
         monotonic: Clock = time.monotonic,
+        vault: KeySigner | None = None,
     ) -> None:
         self._reader = reader
+        self._vault = vault
         self._revocations = revocations
         self._ttl = ttl
         self._rotation_period = rotation_period
@@ -213,6 +262,24 @@ class KeyCache:
         if self._entry.key is None:
             raise SigningUnavailableError(self._entry.reason)
         return self._entry.key
+
+    def reread_after_refusal(self, refused: SigningKey) -> SigningKey:
+        """The vault refused ``refused`` as disabled: read the keyring once and return another key, or fail closed.
+
+        At most one read per :data:`REFRESH_INTERVAL`: a stream of refusals cannot hammer the store.
+        """
+        tick = self._monotonic()
+        if 0 <= tick - self._last_attempt < self._interval:
+            raise SigningUnavailableError(f"no signing key: the key vault refused the active key {refused.kid} (disabled)")
+        self._refresh(tick, "refused")
+        entry = self._entry
+        assert entry is not None
+        key = entry.key
+        if key is None:
+            raise SigningUnavailableError(entry.reason)
+        if key.kid == refused.kid and key.record.kms_key_arn == refused.record.kms_key_arn:
+            raise SigningUnavailableError(f"no signing key: the key vault refused the active key {refused.kid} (disabled)")
+        return key
 
     def _refresh(self, tick: float, trigger: str) -> None:
         self._last_attempt = tick
@@ -261,7 +328,7 @@ class KeyCache:
         if active.published_at is None:
             return unusable("the active key has not been published")
         try:
-            key = make_signing_key(active, self._rotation_period, reuse=previous)
+            key = make_signing_key(active, self._rotation_period, reuse=previous, vault=self._vault)
         except (KeyringError, UnsupportedAlgorithmError, SigningUnavailableError):
             return unusable(f"the active key {active.kid} cannot be loaded")
         return _Entry(version_id, key, "", revoked)
@@ -301,9 +368,10 @@ class TokenSigner:
         monotonic: Clock = time.monotonic,
         listener: RefreshListener | None = None,
         revocations: RevocationReader | None = None,
+        vault: KeySigner | None = None,
     ) -> None:
         """``clock`` (wall) dates tokens; ``monotonic`` times the cache; ``revocations`` (the wiring always passes
-        one) lists kids that never sign."""
+        one) lists kids that never sign; ``vault`` signs with keys in KMS custody."""
         settings.require("issuer", "signing_secret_id" if not settings.keyring_secret_id else "keyring_secret_id")
         self.policy = TokenPolicy.from_settings(settings)
         self.cache = KeyCache(
@@ -313,6 +381,7 @@ class TokenSigner:
             listener=listener,
             revocations=revocations,
             monotonic=monotonic,
+            vault=vault,
         )
         self._clock = clock
 
@@ -332,7 +401,16 @@ class TokenSigner:
         jti = secrets.token_urlsafe(16)
         claims = build_claims(request, self.policy, iat, jti, azp)
         try:
-            token = encode_jws(key, claims)
+            try:
+                token = encode_jws(key, claims)
+            except SigningKeyDisabledError:  # KMS custody: revoked or handed over; read the keyring once, then fail closed
+                key = self.cache.reread_after_refusal(key)
+                if request.ttl > key.max_ttl:
+                    raise TtlTooLongError(f"'ttl' may be at most {int(key.max_ttl)} seconds until the rotator records the raised max-token-ttl") from None
+                try:
+                    token = encode_jws(key, claims)
+                except SigningKeyDisabledError:
+                    raise SigningUnavailableError(f"no signing key: the key vault refused the active key {key.kid} (disabled)") from None
         except (ValueError, UnicodeError):
             # UnicodeEncodeError is a ValueError; sub and aud were checked, so it is in the claims.
             raise InvalidClaimsError(_UNENCODABLE) from None

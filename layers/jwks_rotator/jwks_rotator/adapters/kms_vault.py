@@ -1,0 +1,158 @@
+"""The key vault over AWS KMS: asymmetric keys that never leave it.
+
+Implements :class:`jwks_rotator.core.ports.KeyVault` (the rotator) and
+:class:`~jwks_rotator.core.ports.KeySigner` (the signer). The KMS client is
+made on first use through the factory given, and this module imports
+nothing from boto3 or botocore at import time: a sign function whose keys
+are in Secrets Manager custody never loads them through it, and one in KMS
+custody pays for botocore at its first signature.
+
+Management calls name a key by its key id (the ARN's last part), which KMS
+accepts as the ARN in the caller's account (and moto 5.2.5 accepts for
+EnableKey/DisableKey, where it refuses an ARN); Sign names it by its ARN.
+
+Errors carry the AWS error code only. On the sign path, ``DisabledException``
+and ``KMSInvalidStateException`` (disabled, or pending deletion) become
+:class:`SigningKeyDisabledError`, which makes the signer read the keyring
+once more and then fail closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from jwks_rotator.core.errors import KeyVaultError, SigningKeyDisabledError, SigningUnavailableError
+from jwks_rotator.core.ports import VaultKey, VaultSignature
+
+DISABLED_CODES = frozenset({"DisabledException", "KMSInvalidStateException"})
+"""What KMS answers a Sign with a disabled key, or one pending deletion."""
+MALFORMED = "MalformedResponse"
+
+
+def _code(exc: BaseException) -> str:
+    from .aws_clients import error_code  # botocore is loaded by now: the client raised
+
+    return error_code(exc)
+
+
+def _aws_errors() -> tuple[type[Exception], ...]:
+    from .aws_clients import AWS_ERRORS
+
+    return AWS_ERRORS
+
+
+class KmsKeyVault:
+    """KMS behind the key vault ports; ``client`` makes the boto3 KMS client on first use."""
+
+    def __init__(self, client: Callable[[], Any]) -> None:
+        self._make_client = client
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._make_client()
+        return self._client
+
+    # --- the signer -------------------------------------------------------
+    def sign(self, key_arn: str, message: bytes, signing_algorithm: str) -> VaultSignature:
+        client = self.client
+        try:
+            answer = client.sign(KeyId=key_arn, Message=message, MessageType="RAW", SigningAlgorithm=signing_algorithm)
+        except _aws_errors() as exc:
+            code = _code(exc)
+            if code in DISABLED_CODES:
+                raise SigningKeyDisabledError(f"the key vault refused to sign ({code})") from None
+            raise SigningUnavailableError(f"the key vault could not sign ({code})") from None
+        key_id, signature = answer.get("KeyId"), answer.get("Signature")
+        if type(key_id) is not str or type(signature) is not bytes:
+            raise SigningUnavailableError(f"the key vault could not sign ({MALFORMED})")
+        return VaultSignature(key_id, signature)
+
+    # --- the rotator ------------------------------------------------------
+    def _call(self, operation: str, **kwargs: Any) -> Mapping[str, Any]:
+        try:
+            answer: Mapping[str, Any] = getattr(self.client, operation)(**kwargs)
+        except _aws_errors() as exc:
+            code = _code(exc)
+            raise KeyVaultError(f"KMS {operation} failed ({code})", reason=code) from None
+        return answer
+
+    def create_key(self, *, key_spec: str, tags: Mapping[str, str], policy: str, description: str) -> str:
+        answer = self._call(
+            "create_key", KeySpec=key_spec, KeyUsage="SIGN_VERIFY", Policy=policy, Description=description,
+            Tags=[{"TagKey": k, "TagValue": v} for k, v in tags.items()],
+        )
+        arn = answer.get("KeyMetadata", {}).get("Arn")
+        if not isinstance(arn, str):
+            raise KeyVaultError(f"KMS create_key failed ({MALFORMED})", reason=MALFORMED)
+        return arn
+
+    def public_key_der(self, key_arn: str) -> bytes:
+        der = self._call("get_public_key", KeyId=_key_id(key_arn)).get("PublicKey")
+        if not isinstance(der, bytes):
+            raise KeyVaultError(f"KMS get_public_key failed ({MALFORMED})", reason=MALFORMED)
+        return der
+
+    def tag(self, key_arn: str, tags: Mapping[str, str]) -> None:
+        self._call("tag_resource", KeyId=_key_id(key_arn), Tags=[{"TagKey": k, "TagValue": v} for k, v in tags.items()])
+
+    def describe(self, key_arn: str) -> VaultKey:
+        metadata = self._call("describe_key", KeyId=_key_id(key_arn)).get("KeyMetadata", {})
+        return VaultKey(key_arn, {}, _created(metadata), str(metadata.get("KeyState", "Unavailable")))
+
+    def put_policy(self, key_arn: str, policy: str) -> None:
+        self._call("put_key_policy", KeyId=_key_id(key_arn), PolicyName="default", Policy=policy)
+
+    def enable(self, key_arn: str) -> None:
+        self._call("enable_key", KeyId=_key_id(key_arn))
+
+    def disable(self, key_arn: str) -> None:
+        self._call("disable_key", KeyId=_key_id(key_arn))
+
+    def schedule_deletion(self, key_arn: str, pending_days: int) -> None:
+        if not 7 <= pending_days <= 30:  # what KMS accepts (moto accepts any): refuse it here as KMS would
+            raise KeyVaultError("KMS schedule_key_deletion failed (ValidationException)", reason="ValidationException")
+        self._call("schedule_key_deletion", KeyId=_key_id(key_arn), PendingWindowInDays=pending_days)
+
+    def list_tagged(self, tag_key: str, tag_value: str) -> list[VaultKey]:
+        """Every key of the account and region carrying ``tag_key=tag_value``: ListKeys, then ListResourceTags per key.
+
+        Keys whose tags this role may not read (other stacks', AWS managed keys) are skipped.
+        """
+        found: list[VaultKey] = []
+        marker: str | None = None
+        while True:
+            page = self._call("list_keys", **({"Marker": marker} if marker else {}))
+            for entry in page.get("Keys", []):
+                arn = entry.get("KeyArn")
+                if not isinstance(arn, str):
+                    continue
+                try:
+                    tags = self._tags(arn)
+                except KeyVaultError:
+                    continue
+                if tags.get(tag_key) != tag_value:
+                    continue
+                described = self.describe(arn)
+                found.append(VaultKey(arn, tags, described.created_at, described.state))
+            if not page.get("Truncated"):
+                return found
+            marker = page.get("NextMarker")
+
+    def _tags(self, key_arn: str) -> dict[str, str]:
+        answer = self._call("list_resource_tags", KeyId=_key_id(key_arn))
+        return {t["TagKey"]: t["TagValue"] for t in answer.get("Tags", []) if isinstance(t, Mapping)}
+
+
+def _key_id(key_arn: str) -> str:
+    return key_arn.rsplit("/", 1)[-1]
+
+
+def _created(metadata: Mapping[str, Any]) -> datetime:
+    created = metadata.get("CreationDate")
+    if isinstance(created, datetime):
+        return created if created.tzinfo is not None else created.replace(tzinfo=UTC)
+    raise KeyVaultError(f"KMS describe_key failed ({MALFORMED})", reason=MALFORMED)

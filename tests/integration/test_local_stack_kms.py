@@ -1,0 +1,40 @@
+"""The local stack in KMS custody: every algorithm moto's KMS signs correctly works end to end; the others are refused."""
+
+from __future__ import annotations
+
+import json
+
+import jwt
+import pytest
+
+from jwks_rotator.core.errors import ConfigurationError
+from jwks_rotator.core.keyring import Keyring
+from jwks_rotator_local.local_stack import LocalStack
+
+pytestmark = pytest.mark.integration
+
+FAST = {
+    "rotation-period": "6s", "publish-lead": "2s", "schedule": "1s", "jwks-max-age": "1s", "max-token-ttl": "10s",
+    "default-token-ttl": "5s", "signer-cache-ttl": "1s", "clock-skew-leeway": "1s", "key-custody": "kms",
+}
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256", "ES384", "ES512"])
+def test_kms_custody_signs_tokens_that_verify_against_the_served_jwks(alg: str) -> None:
+    with LocalStack({**FAST, "algorithm": alg}) as stack:
+        body = stack.sign_client().sign({"sub": "alice", "aud": "orders"})
+        assert set(body) >= {"token", "kid", "alg"}, body.get("error")
+        key = jwt.PyJWKClient(stack.jwks_url, cache_jwk_set=False).get_signing_key_from_jwt(body["token"])
+        claims = jwt.decode(body["token"], key, algorithms=[alg], audience="orders", issuer=stack.issuer)
+        assert claims["sub"] == "alice"
+        secret = stack.client("secretsmanager").get_secret_value(
+            SecretId=stack.function_env["KEYRING_SECRET_ID"], VersionStage="AWSCURRENT")["SecretString"]
+        keyring = Keyring.from_json(secret)
+        assert keyring.active is not None and keyring.active.kms_key_arn is not None
+        assert '"d":' not in secret and "private_jwk" not in json.loads(secret)["keys"][0]
+
+
+@pytest.mark.parametrize(("alg", "gap"), [("PS256", "maximum salt length"), ("EdDSA", "ECC_NIST_EDWARDS25519")])
+def test_algorithms_moto_cannot_sign_honestly_are_refused_naming_the_gap(alg: str, gap: str) -> None:
+    with pytest.raises(ConfigurationError, match=gap):
+        LocalStack({**FAST, "algorithm": alg})
