@@ -60,8 +60,11 @@ def build_rotation_service(
         distribution_id=settings.distribution_id,
     )
     revocations = SsmRevocationList(clients("ssm"), settings.revocation_parameter)
+    signing_store = (
+        SecretsManagerKeyringStore(clients("secretsmanager"), settings.signing_secret_id) if settings.signing_secret_id else None
+    )
     return RotationService(store, publisher, settings, clock=clock or utc_now, logger=logger, revocations=revocations,
-                           custodian=custodian)
+                           custodian=custodian, signing_store=signing_store)
 
 
 def build_token_signer(
@@ -72,11 +75,13 @@ def build_token_signer(
     clock: UnixClock | None = None,
     monotonic: UnixClock | None = None,
 ) -> TokenSigner:
-    """The token signer reading the keyring secret's current version (Secrets Manager) and the revocation list (SSM).
+    """The token signer reading the signing secret's current version (Secrets Manager) and the revocation list (SSM).
 
-    ``clock`` is the wall clock that dates tokens, ``monotonic`` the one that times the key cache.
+    The signing secret holds the keyring's signing view (the active key only); a deployment without one
+    (``signing-secret-id`` empty) reads the keyring secret. ``clock`` is the wall clock that dates tokens,
+    ``monotonic`` the one that times the key cache.
     """
-    settings.require("issuer", "keyring_secret_id")
+    settings.require("issuer", "signing_secret_id" if not settings.keyring_secret_id else "keyring_secret_id")
     import time
 
     from .adapters.aws_clients import SIGNING, client_factory
@@ -87,7 +92,7 @@ def build_token_signer(
 
     if clients is None:
         clients = client_factory(SIGNING)
-    reader = SecretsManagerKeyringReader(clients("secretsmanager"), settings.keyring_secret_id)
+    reader = SecretsManagerKeyringReader(clients("secretsmanager"), settings.signing_secret_id or settings.keyring_secret_id)
     revocations = SsmRevocationReader(clients("ssm"), settings.revocation_parameter)
     signing_clients = clients
     # KMS custody: the KMS client (and botocore with it) is made at the first KMS signature only.
