@@ -24,9 +24,9 @@ integration: $(STAMP)
 -include mk/*.mk
 
 # Every test: lint (ruff, mypy --strict, import contracts), template checks (cfn-lint, sam validate --lint,
-# sam build, checkov), then unit,
-# integration (moto server over HTTP), interop (PyJWT, jwcrypto, Node jose) and the short soak.
-test: $(STAMP) lint interop-node check-template
+# sam build, checkov), the least-privilege matrix (mk/privilege.mk), then unit,
+# integration (moto server over HTTP), interop (PyJWT, jwcrypto, Node jose), privilege and the short soak.
+test: $(STAMP) lint interop-node check-template check-privilege
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 clean: clean-template

@@ -96,7 +96,10 @@ class SecondRotator:
             cloudfront_client=clients("cloudfront"), distribution_id=settings.distribution_id,
         )
         self.publisher = CrashingPublisher(inner, self.store)
-        self.service = RotationService(self.store, self.publisher, settings, logger=QuietLogger())
+        # Every rotator writes the signing view too: one that wrote only the keyring would leave the signer on a key it
+        # retired until another rotator's tick, past the retention that key's tokens rely on.
+        signing = SecretsManagerKeyringStore(clients("secretsmanager"), settings.signing_secret_id) if settings.signing_secret_id else None
+        self.service = RotationService(self.store, self.publisher, settings, logger=QuietLogger(), signing_store=signing)
 
     def tick(self) -> None:
         self.publisher.saves_at_tick_start = self.store.saves

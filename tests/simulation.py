@@ -151,6 +151,7 @@ class World:
     s3: FakeS3
     cloudfront: FakeCloudFront
     rotators: list[RotationService]
+    signing: FaultyStore  # the signing secret: the view the signer reads
 
     def published_jwks(self) -> dict[str, Any] | None:
         stored = self.s3.objects.get(JWKS_PATH)
@@ -158,6 +159,9 @@ class World:
 
     def current_keyring(self) -> Keyring:
         return self.store.inner.load().keyring
+
+    def signing_view(self) -> Keyring:
+        return self.signing.inner.load().keyring
 
 
 def key_pool(alg: str = "EdDSA") -> Callable[[str, datetime], KeyRecord]:
@@ -176,12 +180,14 @@ def make_world(settings: Settings, rng: random.Random, rates: dict[str, float]) 
     store.clock = clock
     s3 = FakeS3(faults)
     cloudfront = FakeCloudFront(faults)
+    signing = FaultyStore(InMemoryKeyringStore(), faults)  # fails like the keyring's: a crash between the two writes
+    signing.clock = clock
 
     def rotator() -> RotationService:
         publisher = S3Publisher(s3, "bucket", settings, cloudfront_client=cloudfront, distribution_id="DIST")
-        return RotationService(store, publisher, settings, clock=clock.now, key_factory=key_pool())
+        return RotationService(store, publisher, settings, clock=clock.now, key_factory=key_pool(), signing_store=signing)
 
-    return World(settings, clock, faults, store, s3, cloudfront, [rotator(), rotator()])
+    return World(settings, clock, faults, store, s3, cloudfront, [rotator(), rotator()], signing)
 
 
 @dataclass
@@ -232,9 +238,21 @@ class Tracker:
                     "active key was not continuously in the bucket for the lead before it activated"
                 )
             self.active_since.setdefault(active.kid, now)
+        # the signer signs with the signing view's active key: published, past its lead, never a revoked one
+        view = world.signing_view()
+        signing = view.active if not view.restore_hold else None
+        if signing is not None:
+            assert signing.published_at is not None, "the signing view holds an unpublished key"
+            assert signing.kid in published, "the signing view's key is not in the published JWKS"
+            assert signing.kid not in keyring.revoked_kids(), "the signing view holds a revoked key"
+            if not signing.lead_waived:
+                assert signing.kid in self.s3_since and self.s3_since[signing.kid] + settings.publish_lead <= now, (
+                    "the signing view's key signs before it was in the bucket for the lead")
+            self.active_since.setdefault(signing.kid, now)
+        signable = {k.kid for k in (active, signing) if k is not None}
         # the signer may use a kid until signer-cache-ttl after it stopped being active; its tokens live max-token-ttl
         for kid in list(self.active_since):
-            if active is None or kid != active.kid:
+            if kid not in signable:
                 stopped = self.signable_until.setdefault(kid, now + settings.signer_cache_ttl)
                 if now <= stopped + settings.max_token_ttl:
                     assert kid in published, f"kid {kid} left the JWKS while tokens it signed may be unexpired"
@@ -249,6 +267,7 @@ class Tracker:
         assert jwks is not None
         assert [k["kid"] for k in jwks["keys"]] == [k.kid for k in keyring.publication_order()]
         assert all(k.published_at is not None for k in keyring.keys)
+        assert world.signing_view().same_signing_view(keyring.signing_view()), "the signing view differs from the keyring's"
 
 
 @dataclass

@@ -15,6 +15,8 @@ type                                   what the local cloud does
 ``AWS::SecretsManager::Secret``        a real moto secret (``SecretString``, ``KmsKeyId``,
                                        ``Description``, ``Tags``); ``Ref`` = ARN. No
                                        ``GenerateSecretString`` (refused, naming it).
+``AWS::SecretsManager::ResourcePolicy`` set on the moto secret (``PutResourcePolicy``; moto never
+                                       evaluates it) and stored here like the bucket policy.
 ``AWS::CloudFront::OriginAccessControl`` a real moto origin access control; ``Ref``/``Id``.
 ``AWS::CloudFront::Distribution``      a real moto distribution from the template's
                                        ``DistributionConfig`` (lists turned into the API's
@@ -69,9 +71,18 @@ def resource_policies() -> dict[PolicyKey, dict[str, Any]]:
         return {key: json.loads(json.dumps(document)) for key, document in _policies.items()}
 
 
+def without_no_value(document: Any) -> Any:
+    """``document`` as CloudFormation resolves it: ``AWS::NoValue`` (moto leaves ``None``) removed from lists and maps."""
+    if isinstance(document, dict):
+        return {key: without_no_value(value) for key, value in document.items() if value is not None}
+    if isinstance(document, list):
+        return [without_no_value(item) for item in document if item is not None]
+    return document
+
+
 def _store_policy(key: PolicyKey, document: Any) -> None:
     with _policies_lock:
-        _policies[key] = json.loads(json.dumps(document))
+        _policies[key] = json.loads(json.dumps(without_no_value(document)))
 
 
 def _drop_policy(key: PolicyKey) -> None:
@@ -200,6 +211,31 @@ class S3BucketPolicy(_Emulated, CloudFormationModel):
         cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
     ) -> None:
         _drop_policy((account_id, region_name, "AWS::S3::Bucket", resource_name))
+
+
+class SecretsManagerResourcePolicy(_Emulated, CloudFormationModel):
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SecretsManager::ResourcePolicy"
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
+    ) -> SecretsManagerResourcePolicy:
+        from moto.secretsmanager.models import secretsmanager_backends
+
+        props = _props(cloudformation_json)
+        secret_arn = str(props["SecretId"])
+        document = without_no_value(props["ResourcePolicy"])
+        secretsmanager_backends[account_id][region_name].put_resource_policy(secret_arn, json.dumps(document))
+        _store_policy((account_id, region_name, "AWS::SecretsManager::Secret", secret_arn), document)
+        return cls(secret_arn)
+
+    @classmethod
+    def delete_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+    ) -> None:
+        _drop_policy((account_id, region_name, "AWS::SecretsManager::Secret", resource_name))
 
 
 class SnsTopicPolicy(_Emulated, CloudFormationModel):
@@ -420,6 +456,7 @@ class LambdaEventInvokeConfig(_Emulated, CloudFormationModel):
 
 EMULATED: tuple[type[_Emulated], ...] = (
     SecretsManagerSecret,
+    SecretsManagerResourcePolicy,
     S3BucketPolicy,
     SnsTopicPolicy,
     CloudFrontOriginAccessControl,

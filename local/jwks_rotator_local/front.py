@@ -12,6 +12,7 @@ passed back with their status, headers and body.
 from __future__ import annotations
 
 import http.client
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -20,6 +21,8 @@ from urllib.parse import urlsplit
 from .loopback_server import LoopbackServer
 
 LAMBDA_PATH_PREFIX = "/2015-03-31/functions/"
+RequestHook = Callable[[str, str, Mapping[str, str], bytes], None]
+"""Told of every request before it is forwarded: (method, path with query, headers, body); see :mod:`.call_record`."""
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"})
 _TIMEOUT = 60.0
 
@@ -27,9 +30,11 @@ _TIMEOUT = 60.0
 class AwsFront:
     """A loopback HTTP server forwarding Lambda API paths to ``lambda_url`` and everything else to ``moto_url``."""
 
-    def __init__(self, moto_url: str, lambda_url: str, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, moto_url: str, lambda_url: str, *, host: str = "127.0.0.1", port: int = 0,
+                 recorder: RequestHook | None = None) -> None:
         self.moto_url = moto_url
         self.lambda_url = lambda_url
+        self.recorder = recorder
         self._http = LoopbackServer(_FrontHandler, self, host=host, port=port, name="AwsFront")
 
     @property
@@ -77,6 +82,8 @@ class _FrontHandler(BaseHTTPRequestHandler):
         else:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+        if self.owner.recorder is not None:
+            self.owner.recorder(self.command, self.path, dict(self.headers.items()), body)
         target = urlsplit(self.owner.target(self.path))
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP and k.lower() != "content-length"}
         if body or self.command in ("POST", "PUT", "PATCH"):

@@ -24,6 +24,7 @@ class CreatedResources:
     distribution_id: str
     distribution_domain: str
     revocation_parameter: str = Settings().revocation_parameter
+    signing_secret_id: str = ""
 
 
 def create_revocation_parameter(client: ClientFactory, name: str) -> None:
@@ -41,6 +42,8 @@ def create_resources(
     kms = client("kms")
     key_id = kms.create_key(Description="jwks-rotator keyring", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]["KeyId"]
     secret = client("secretsmanager").create_secret(Name=secret_name, KmsKeyId=key_id, SecretString=EMPTY_KEYRING_JSON)
+    # The signing view (the active key only), as the template's SigningKeySecret: the signer reads nothing else.
+    signing = client("secretsmanager").create_secret(Name=f"{secret_name}-signing-key", KmsKeyId=key_id, SecretString=EMPTY_KEYRING_JSON)
     create_revocation_parameter(client, revocation_parameter)
     s3 = client("s3")
     s3.create_bucket(Bucket=bucket)
@@ -70,4 +73,5 @@ def create_resources(
             },
         }
     )["Distribution"]
-    return CreatedResources(secret["ARN"], bucket, distribution["Id"], distribution["DomainName"], revocation_parameter)
+    return CreatedResources(secret["ARN"], bucket, distribution["Id"], distribution["DomainName"], revocation_parameter,
+                            signing["ARN"])

@@ -11,7 +11,7 @@ from jwks_rotator_cli.local_state import OPERATOR_ROLE
 
 from .kms_custody import apply_local_kms_custody
 
-MANAGED_SETTINGS = ("keyring_secret_id", "jwks_bucket", "distribution_id")
+MANAGED_SETTINGS = ("keyring_secret_id", "signing_secret_id", "jwks_bucket", "distribution_id")
 """Settings naming resources the local stack creates itself: never given."""
 POLICY_SETTING = "issuance_policy_file"
 """The local stack takes its issuance policy as ``policy=`` (``jwks-rotator local --policy FILE``), not as this setting."""

@@ -255,7 +255,8 @@ def _arn(resource_map: Any, logical: str, physical: str) -> str | None:
 
 
 def repair_stored_documents(resources: Mapping[str, DeployedResource], account_id: str, region: str) -> None:
-    """Store the stack's KMS key policies and roles' inline policies as JSON text, as their APIs do (moto keeps dicts)."""
+    """Store the stack's KMS key policies and roles' inline policies as JSON text, as their APIs do (moto keeps dicts,
+    and ``None`` where the template says ``AWS::NoValue``)."""
     from moto.iam.models import iam_backends
     from moto.kms.models import kms_backends
 
@@ -266,14 +267,14 @@ def repair_stored_documents(resources: Mapping[str, DeployedResource], account_i
             key = kms.keys.get(resource.physical_id)
             stored: Any = None if key is None else key.policy
             if key is not None and not isinstance(stored, str):
-                key.policy = json.dumps(stored)
+                key.policy = json.dumps(cfn_resources.without_no_value(stored))
         elif resource.type == "AWS::IAM::Role":
             role = iam.get_role(resource.physical_id)
             inline: dict[str, Any] = dict(role.policies)
-            role.policies = {name: d if isinstance(d, str) else json.dumps(d) for name, d in inline.items()}
+            role.policies = {name: d if isinstance(d, str) else json.dumps(cfn_resources.without_no_value(d)) for name, d in inline.items()}
             trust: Any = role.assume_role_policy_document
             if not isinstance(trust, str):
-                role.assume_role_policy_document = json.dumps(trust)
+                role.assume_role_policy_document = json.dumps(cfn_resources.without_no_value(trust))
 
 
 def teardown(client: ClientFactory, stack_name: str, *, region: str, account_id: str) -> None:

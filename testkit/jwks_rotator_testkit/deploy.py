@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from jwks_rotator_local.provision import create_revocation_parameter
 from jwks_rotator_local.template_stack import DeployedTemplate, deploy_template
 
 from .moto import REGION, aws_client, client_factory
@@ -35,6 +36,9 @@ class AwsResources:
     bucket: str
     distribution_id: str
     stack_name: str = ""
+    revocation_parameter: str = ""
+    """The stack's revocation list (``/jwks-rotator/STACK/revoked-kids``), created empty as the rotator's first tick
+    would: a signer given it reads an empty list, whatever other tests left on the shared moto server."""
 
     def client(self, service: str) -> Any:
         """A boto3 client for the moto server holding these resources."""
@@ -50,10 +54,13 @@ def deploy_test_stack(endpoint: str, *, stack_prefix: str = "jwks-rotator-test",
 def create_test_resources(endpoint: str, *, stack_prefix: str = "jwks-rotator-test") -> AwsResources:
     """A fresh stack of template.yaml: its KMS-encrypted keyring secret (empty keyring), bucket and CloudFront distribution."""
     deployed = deploy_test_stack(endpoint, stack_prefix=stack_prefix)
+    revocation_parameter = f"/jwks-rotator/{deployed.stack_name}/revoked-kids"
+    create_revocation_parameter(client_factory(endpoint), revocation_parameter)
     return AwsResources(
         endpoint,
         deployed.physical_id("KeyringSecret"),
         deployed.physical_id("JwksBucket"),
         deployed.physical_id("Distribution"),
         deployed.stack_name,
+        revocation_parameter,
     )

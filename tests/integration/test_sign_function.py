@@ -115,6 +115,7 @@ def function_env(aws_resources: AwsResources, callers: Callers) -> dict[str, str
     return {
         "AWS_ENDPOINT_URL": aws_resources.endpoint, "AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing", "KEYRING_SECRET_ID": aws_resources.secret_id, "ISSUER": ISSUER,
+        "REVOCATION_PARAMETER": aws_resources.revocation_parameter,
         "ALLOWED_AUDIENCES": "orders-api,billing-api,reports-api", **callers.env(),
     }
 

@@ -26,6 +26,7 @@ from tests.template.cfn import ROOT, as_list, policy_statements
 # Settings that name resources: the stack creates them and wires their ids in, so they are not parameters.
 RESOURCE_SETTINGS = {
     "keyring_secret_id": {"Ref": "KeyringSecret"},
+    "signing_secret_id": {"Ref": "SigningKeySecret"},
     "jwks_bucket": {"Ref": "JwksBucket"},
     "distribution_id": {"Ref": "Distribution"},
     "revocation_parameter": {"Fn::Sub": "/jwks-rotator/${AWS::StackName}/revoked-kids"},
@@ -39,7 +40,7 @@ DURATION_SETTINGS = {
 }
 REQUIRED_OUTPUTS = {
     "JwksUrl", "IssuerUrl", "Issuer", "SignFunctionName", "SignFunctionArn", "RotateFunctionName",
-    "KeyringSecretArn", "JwksBucketName", "DistributionId", "AuditLogGroupName", "OperationsLogGroupName",
+    "KeyringSecretArn", "SigningSecretArn", "JwksBucketName", "DistributionId", "AuditLogGroupName", "OperationsLogGroupName",
 }
 
 
@@ -209,22 +210,32 @@ WRITE_VERBS = ("Put", "Update", "Delete", "Create", "Restore", "Rotate", "Tag", 
                "Encrypt", "ReEncrypt", "GenerateDataKey", "Sign", "Schedule", "Enable", "Disable", "Remove")
 
 
-def test_sign_function_can_only_read_the_current_keyring_and_the_revocation_list(resources: dict[str, Any]) -> None:
+def test_sign_function_can_only_read_the_current_signing_view_and_the_revocation_list(resources: dict[str, Any]) -> None:
+    """The identity policy holds the revocation list only; the secret and its key grant the rest, by name."""
     statements = [s for name, s in policy_statements(resources) if name == "SignFunction" and s["Sid"] not in KMS_SIGN_SIDS]
-    actions = {a for s in statements for a in as_list(s["Action"])}
-    assert actions == {"secretsmanager:GetSecretValue", "kms:Decrypt", "ssm:GetParameter"}
-    for action in actions:
-        verb = action.split(":", 1)[1]
-        assert "*" not in action and not verb.startswith(WRITE_VERBS), action
-    for statement in statements:
-        assert statement["Effect"] == "Allow"
-        if "secretsmanager:GetSecretValue" in as_list(statement["Action"]):
-            assert statement["Resource"] == {"Ref": "KeyringSecret"}
-            # A version's labels are a set (the current one also carries JWKSROTATOR_STAGED): match any.
-            assert statement["Condition"] == {"ForAnyValue:StringEquals": {"secretsmanager:VersionStage": "AWSCURRENT"}}
-        if "kms:Decrypt" in as_list(statement["Action"]):
-            assert statement["Resource"] == {"Fn::GetAtt": ["KeyringKey", "Arn"]}
-            assert "kms:ViaService" in statement["Condition"]["StringEquals"]
+    assert {a for s in statements for a in as_list(s["Action"])} == {"ssm:GetParameter"}
+    sign_role = {"Fn::GetAtt": ["SignFunctionRole", "Arn"]}
+    by_sid = {s["Sid"]: s for s in resources["SigningKeySecretPolicy"]["Properties"]["ResourcePolicy"]["Statement"] if "Sid" in s}
+    read = by_sid["SignRoleReadsTheCurrentSigningView"]
+    assert read["Principal"] == {"AWS": sign_role} and read["Action"] == "secretsmanager:GetSecretValue"
+    # A version's labels are a set (the current one may also carry JWKSROTATOR_STAGED): match any.
+    assert read["Condition"] == {"ForAnyValue:StringEquals": {"secretsmanager:VersionStage": "AWSCURRENT"}}
+    keyring_policy = resources["KeyringSecretPolicy"]["Properties"]["ResourcePolicy"]["Statement"]
+    assert "SignFunctionRole" not in json.dumps(keyring_policy)
+    key_statements = resources["KeyringKey"]["Properties"]["KeyPolicy"]["Statement"]
+    [decrypt] = [s for s in key_statements if isinstance(s, dict) and s.get("Principal") == {"AWS": sign_role}]
+    assert decrypt["Action"] == "kms:Decrypt" and "kms:ViaService" in decrypt["Condition"]["StringEquals"]
+    assert decrypt["Condition"]["StringLike"]["kms:EncryptionContext:SecretARN"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${AWS::StackName}-signing-key-??????"}
+    assert resources["SigningKeySecret"]["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-signing-key"}
+
+
+def test_no_statement_of_the_key_policy_lets_the_account_use_the_key(resources: dict[str, Any]) -> None:
+    root = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    uses = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncrypt", "kms:Sign")
+    for statement in resources["KeyringKey"]["Properties"]["KeyPolicy"]["Statement"]:
+        if isinstance(statement, dict) and statement.get("Principal") == root:
+            assert not [a for a in as_list(statement["Action"]) if a.startswith(uses)], statement["Sid"]
 
 
 # Actions with no resource ARN in IAM: "*" is their only resource. CreateKey (and TagResource at CreateKey) only
@@ -290,9 +301,8 @@ def test_only_the_rotate_function_writes(resources: dict[str, Any]) -> None:
     writes = {"secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage", "s3:PutObject",
               "cloudfront:CreateInvalidation", "kms:GenerateDataKey", "kms:Encrypt"}
     rotate = _function_actions(resources, "RotateFunction")
-    assert {"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage",
-            "secretsmanager:DescribeSecret", "s3:GetObject", "s3:PutObject", "s3:ListBucket",
-            "cloudfront:CreateInvalidation", "kms:Decrypt", "kms:GenerateDataKey"} <= rotate
+    # The secrets and their key are granted to the rotate role on the resources (checked in tests/privilege).
+    assert {"s3:GetObject", "s3:PutObject", "s3:ListBucket", "cloudfront:CreateInvalidation"} <= rotate
     for name, statement in policy_statements(resources):
         if name != "RotateFunction" and statement.get("Effect") == "Allow":
             assert not writes & set(as_list(statement["Action"])), f"{name} may write: {statement['Action']}"

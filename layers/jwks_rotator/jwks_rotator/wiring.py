@@ -61,8 +61,11 @@ def build_rotation_service(
         distribution_id=settings.distribution_id,
     )
     revocations = SsmRevocationList(clients("ssm"), settings.revocation_parameter)
+    signing_store = (
+        SecretsManagerKeyringStore(clients("secretsmanager"), settings.signing_secret_id) if settings.signing_secret_id else None
+    )
     return RotationService(store, publisher, settings, clock=clock or utc_now, logger=logger, revocations=revocations,
-                           custodian=custodian)
+                           custodian=custodian, signing_store=signing_store)
 
 
 def build_token_signer(
@@ -74,21 +77,22 @@ def build_token_signer(
     monotonic: UnixClock | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> TokenSigner:
-    """The token signer reading the keyring secret's current version and the revocation list.
+    """The token signer reading the signing secret's current version and the revocation list.
 
-    The reads go through the AWS Parameters and Secrets Lambda Extension over
-    plain HTTP (no boto3 on the sign path) when ``environ`` names its port
-    (``PARAMETERS_SECRETS_EXTENSION_HTTP_PORT``: the template sets it) and no
-    ``clients`` are handed in; otherwise through boto3 clients (Secrets Manager
-    and SSM). ``clock`` is the wall clock that dates tokens, ``monotonic`` the
-    one that times the key cache.
+    The signing secret holds the keyring's signing view (the active key only); a deployment without one
+    (``signing-secret-id`` empty) reads the keyring secret. The reads go through the AWS Parameters and Secrets
+    Lambda Extension over plain HTTP (no boto3 on the sign path) when ``environ`` names its port
+    (``PARAMETERS_SECRETS_EXTENSION_HTTP_PORT``: the template sets it) and no ``clients`` are handed in; otherwise
+    through boto3 clients (Secrets Manager and SSM). ``clock`` is the wall clock that dates tokens, ``monotonic``
+    the one that times the key cache.
     """
-    settings.require("issuer", "keyring_secret_id")
+    settings.require("issuer", "signing_secret_id" if not settings.keyring_secret_id else "keyring_secret_id")
     import time
 
     from .adapters.kms_vault import KmsKeyVault
     from .core.signer import TokenSigner
 
+    secret_id = settings.signing_secret_id or settings.keyring_secret_id
     endpoint = None
     if clients is None and environ is not None:
         from .adapters.secrets_extension import ExtensionEndpoint
@@ -99,7 +103,7 @@ def build_token_signer(
     if endpoint is not None:
         from .adapters.secrets_extension import readers_for
 
-        reader, revocations = readers_for(endpoint, settings.keyring_secret_id, settings.revocation_parameter)
+        reader, revocations = readers_for(endpoint, secret_id, settings.revocation_parameter)
     else:
         from .adapters.aws_clients import SIGNING, client_factory
         from .adapters.revocation_parameter import SsmRevocationReader
@@ -107,7 +111,7 @@ def build_token_signer(
 
         if clients is None:
             clients = client_factory(SIGNING)
-        reader = SecretsManagerKeyringReader(clients("secretsmanager"), settings.keyring_secret_id)
+        reader = SecretsManagerKeyringReader(clients("secretsmanager"), secret_id)
         revocations = SsmRevocationReader(clients("ssm"), settings.revocation_parameter)
     given = clients
 

@@ -66,6 +66,28 @@ class Keyring:
         """Active first (for verifiers that ignore kid), then pending, then retired; oldest first within a state."""
         return tuple(sorted(self.keys, key=lambda k: (_STATE_ORDER[k.state], k.created_at, k.kid)))
 
+    def signing_view(self) -> Keyring:
+        """What the signer needs and nothing more: the active key alone, the restore hold and the tombstones.
+
+        The same document format as the keyring (the signer parses either), written by the rotator to the
+        signing secret, so the signer's role never reads a pending, retired or revoked key's private half.
+        It carries this keyring's ``generation``: a rotator never replaces a view with one of a lower
+        generation that could sign (see :class:`.rotation.RotationService`).
+        """
+        active = self.active
+        return Keyring((active,) if active is not None else (), None, self.generation, self.revoked, self.restore_hold)
+
+    def same_signing_view(self, other: Keyring) -> bool:
+        """Whether ``other`` lets the signer do exactly what this one does (generations aside)."""
+        # Compared as stored: a KeyRecord's equality leaves its private half out.
+        return ([k.to_dict() for k in self.keys], self.revoked, self.restore_hold) == (
+            [k.to_dict() for k in other.keys], other.revoked, other.restore_hold)
+
+    @property
+    def signs_nothing(self) -> bool:
+        """A signer reading this keyring issues no token: no active key, or a restore waiting for an operator."""
+        return self.restore_hold or self.active is None
+
     # --- changes ---------------------------------------------------------
     def replace_keys(self, keys: Iterable[KeyRecord]) -> Keyring:
         return Keyring(tuple(keys), self.published_digest, self.generation + 1, self.revoked, self.restore_hold)

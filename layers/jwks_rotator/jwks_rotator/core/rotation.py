@@ -97,6 +97,7 @@ class RotationService:
         key_factory: KeyFactory | None = None,
         logger: Any = None,
         revocations: RevocationList | None = None,
+        signing_store: KeyringStore | None = None,
         custodian: KmsCustodian | None = None,
     ) -> None:
         settings.require("issuer")
@@ -119,6 +120,7 @@ class RotationService:
         self._new_key: KeyFactory = new_key
         self._log = logger or logging.getLogger("jwks_rotator")
         self._revocations = revocations
+        self._signing = signing_store
 
     @property
     def settings(self) -> Settings:
@@ -208,6 +210,7 @@ class RotationService:
         except KeyringBehindPublicationError:
             # Revoked keys leave the store even while publication waits; the hold keeps later rounds refusing.
             held = Plan(first.with_restore_hold(True), tuple(c for d in drops for c in d.changes), bookkeeping=True)
+            self._sync_signing_view(held.keyring, committed=True)  # signs nothing: always written, first
             if held.keyring is not keyring:
                 self._save(held, version)
                 self._record(report, held)
@@ -252,11 +255,11 @@ class RotationService:
             progressed = True
         plan = record_publication(keyring, documents.kids, documents.digest, self._clock(), settings=self._settings)
         if plan.changed:
-            self._store.save(plan.keyring, version)
-            self._note_written(plan.keyring)
+            self._write(plan.keyring, version)
             keyring = plan.keyring
             self._record(report, plan)
             progressed = True
+        self._sync_signing_view(keyring, committed=True)
         report.keyring = keyring
         self._settle(keyring)
         return progressed
@@ -277,14 +280,48 @@ class RotationService:
             for change in plan.changes:
                 if change.kind == "revoked":
                     self._revocations.add(change.kid)
-        written = self._store.save(plan.keyring, version)
-        self._note_written(plan.keyring)
+        return self._write(plan.keyring, version)
+
+    def _write(self, keyring: Keyring, version: str) -> str:
+        """Compare-and-swap ``keyring`` over ``version``, its signing view written first.
+
+        Written first, a crash between the two writes leaves the signer with the newer view: a key the
+        planned keyring retires or revokes has already stopped signing (its retention bound holds), and a
+        key it activates is published and past its lead (no plan activates any other). If the keyring
+        write then loses its race, the next round re-reads the winner's keyring and rewrites the view.
+        """
+        self._sync_signing_view(keyring, committed=False)
+        written = self._store.save(keyring, version)
+        self._note_written(keyring)
         return written
 
     def _note_written(self, keyring: Keyring) -> None:
         if self._custodian is not None:
             self._custodian.recorded(keyring)
             self._seen.update((k.kms_key_arn, k) for k in keyring.keys if k.kms_key_arn is not None)
+
+    def _sync_signing_view(self, keyring: Keyring, *, committed: bool) -> None:
+        """Make the signing secret hold ``keyring``'s signing view, when that is safe (idempotent).
+
+        A view that signs nothing is always written. Otherwise the view written must be of a higher
+        generation than the stored one before the keyring write (``committed`` false: a racing rotator may
+        have written its own plan's view, and a lost plan must not replace it), and of at least the same
+        generation after it (this keyring is the store's: it replaces a view a crashed or losing rotator
+        wrote ahead of it, and an older view restored into the signing secret). A conflict on the signing
+        secret raises :class:`KeyringConflictError`: the round re-reads and re-plans.
+        """
+        if self._signing is None:
+            return
+        view = keyring.signing_view()
+        stored = self._signing.load()
+        if stored.keyring.same_signing_view(view):
+            return
+        newer = view.generation >= stored.keyring.generation if committed else view.generation > stored.keyring.generation
+        if not (newer or view.signs_nothing):
+            return
+        self._signing.save(view, stored.version_id)
+        self._log.info("signing view written", extra={"kid": view.active.kid if view.active else None,
+                                                      "reason": "restore hold" if view.restore_hold else "keyring changed"})
 
     def _publish(
         self, documents: PublicDocuments, keyring: Keyring, version: str, accept_restore: bool, *,

@@ -166,6 +166,7 @@ class Settings:
     clock_skew_leeway: timedelta = setting("60s", "Clock difference tolerated between signers, rotators and verifiers.", _duration)
     retention: timedelta | None = setting("", "How long a retired key stays published; empty derives max-token-ttl + signer-cache-ttl + clock-skew-leeway, and a set value may not be lower.", _optional_duration)
     keyring_secret_id: str = setting("", "Name or ARN of the Secrets Manager secret that holds the keyring.", _text)
+    signing_secret_id: str = setting("", "Name or ARN of the Secrets Manager secret holding the signing view of the keyring (the active key, the restore hold and the revoked kids; nothing the signer must not use). The rotator writes it beside the keyring, the signer reads only it. Empty: the rotator writes none and the signer reads the keyring secret itself (deployments made before the signing view existed).", _text)
     jwks_bucket: str = setting("", "S3 bucket the JWKS and discovery documents are written to.", _text)
     distribution_id: str = setting("", "CloudFront distribution to invalidate when the documents change; empty skips invalidation.", _text)
     revocation_parameter: str = setting("/jwks-rotator/revoked-kids", "SSM parameter (String, a JSON list of kids) holding every revoked kid, kept apart from the keyring secret so that restoring the secret cannot undo a revocation; the rotator creates it, the signer refuses to sign while it cannot read it.", _parameter_name)

@@ -379,7 +379,7 @@ class TokenSigner:
     ) -> None:
         """``clock`` (wall) dates tokens; ``monotonic`` times the cache; ``revocations`` (the wiring always passes
         one) lists kids that never sign; ``vault`` signs with keys in KMS custody."""
-        settings.require("issuer", "keyring_secret_id")
+        settings.require("issuer", "signing_secret_id" if not settings.keyring_secret_id else "keyring_secret_id")
         self.policy = TokenPolicy.from_settings(settings)
         self.cache = KeyCache(
             reader,

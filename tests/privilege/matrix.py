@@ -1,0 +1,241 @@
+"""The least-privilege matrix: every recorded call must be allowed, every call on the written list denied.
+
+``python -m tests.privilege.matrix`` (``make check-privilege``, part of ``make test``) records the
+functions' calls (:mod:`tests.privilege.scenario`), adds the calls that must be denied and a few that
+must stay allowed (CloudFront reading the documents, the break-glass role recovering a secret), decides
+them all with the IAM evaluator against the translated template's policies (:mod:`tests.privilege.policies`),
+prints the matrix and exits non-zero when any decision differs from the expectation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jwks_rotator.core.kms_custody import key_policy
+from jwks_rotator.core.settings import Settings
+from jwks_rotator_local.call_record import RecordedCall
+from tests.privilege.evaluator import Case, Decision, evaluate
+from tests.privilege.policies import Deployment, Physical, Policies, extract, load_template
+from tests.privilege.scenario import ACCOUNT, Recording, record_lifecycle
+
+BREAK_GLASS_ROLE = f"arn:aws:iam::{ACCOUNT}:role/jwks-rotator-break-glass"
+OTHER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/some-admin"
+ADMINISTRATOR = [{"name": "AdministratorAccess", "policy": {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "*", "Resource": "*"}]}}]
+_BASE_KEYS = {"aws:SecureTransport", "aws:PrincipalArn", "aws:PrincipalAccount"}  # _case puts them back
+NO_POLICY: Mapping[str, Any] = {}  # a resource without a resource policy (another application's secret)
+NO_CALL_NEEDS_PERMISSION = {"sts:GetCallerIdentity"}  # AWS answers it for any valid credentials
+
+
+@dataclass(frozen=True)
+class Row:
+    case: Case
+    expected: str  # "allow" | "deny"
+    why: str
+    role: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _role_name(principal: str) -> str:
+    return principal.rsplit("/", 2)[-2] if ":assumed-role/" in principal else principal.rsplit("/", 1)[-1]
+
+
+def _case(policies: Policies, deployment: Deployment, id_: str, role_arn: str | None, action: str, resource: str,
+          context: Mapping[str, Any] | None = None, *, identity: Sequence[Mapping[str, Any]] | None = None,
+          principal: str | None = None, resource_policy: Mapping[str, Any] | None = None) -> Case:
+    base: dict[str, Any] = {"aws:SecureTransport": "true"}
+    if action.startswith("kms:") and resource != "*":
+        base["kms:CallerAccount"] = deployment.account  # KMS sets it on every request on a key
+    if role_arn is not None:
+        base |= {"aws:PrincipalArn": role_arn, "aws:PrincipalAccount": deployment.account}
+        principal = principal or f"arn:aws:sts::{deployment.account}:assumed-role/{role_arn.rsplit('/', 1)[1]}/session"
+    assert principal is not None
+    return Case(id_, principal, action, resource, deployment.account, {**base, **(context or {})},
+                identity if identity is not None else policies.identity.get(role_arn or "", []),
+                None if resource_policy is NO_POLICY else resource_policy if resource_policy is not None else policies.resource_policy(resource))
+
+
+def recorded_rows(recording: Recording, policies: Policies) -> list[Row]:
+    """(a) every distinct call the two roles made, each expected allowed."""
+    rows: dict[tuple[Any, ...], Row] = {}
+    deployment = recording.deployment
+    for call in recording.calls:
+        if call.action in NO_CALL_NEEDS_PERMISSION:
+            continue
+        role_arn = call.principal
+        context = {k: v for k, v in call.context.items() if k not in _BASE_KEYS}
+        if "kms:EncryptionContext:SecretVersionId" in context:  # one row per secret, not per version written
+            context.pop("kms:EncryptionContext:SecretVersionId")
+        if "secretsmanager:VersionId" in context:
+            context.pop("secretsmanager:VersionId")
+        key = (role_arn, call.action, call.resource, tuple(sorted((k, str(v)) for k, v in context.items())), call.via,
+               call.resource_policy)
+        if key in rows:
+            continue
+        via = f" (for {call.via})" if call.via else ""
+        # A KMS key the rotator made at run time (KMS custody) is judged by its policy as it stood at the call.
+        runtime_policy = json.loads(call.resource_policy) if call.resource_policy else None
+        case = _case(policies, deployment, f"recorded-{len(rows)}", role_arn if role_arn.startswith("arn:") else None,
+                     call.action, call.resource, context, principal=None if role_arn.startswith("arn:") else role_arn,
+                     resource_policy=runtime_policy)
+        short = {deployment.role_arn("RotateFunctionRole"): "rotate", deployment.role_arn("SignFunctionRole"): "sign"}
+        rows[key] = Row(case, "allow", f"recorded{via}", short.get(role_arn, _role_name(role_arn)))
+    return list(rows.values())
+
+
+def written_rows(deployment: Deployment, policies: Policies, *, break_glass: bool) -> list[Row]:
+    """(b) the calls that must be denied, and (c) the few that must stay allowed besides the recorded ones."""
+    sign, rotate = deployment.role_arn("SignFunctionRole"), deployment.role_arn("RotateFunctionRole")
+    keyring, signing = deployment.resources["KeyringSecret"].ref, deployment.resources["SigningKeySecret"].ref
+    key = deployment.resources["KeyringKey"].attributes["Arn"]
+    bucket = deployment.resources["JwksBucket"].ref
+    jwks = f"arn:aws:s3:::{bucket}/.well-known/jwks.json"
+    via_sm = {"kms:ViaService": f"secretsmanager.{deployment.region}.amazonaws.com", "kms:CallerAccount": deployment.account}
+    current = {"secretsmanager:VersionStage": ["AWSCURRENT"]}
+    other_secret = f"arn:aws:secretsmanager:{deployment.region}:{deployment.account}:secret:another-app-secret-Zz9Yy8"
+    distribution = deployment.resources["Distribution"].ref
+    custody_key = f"arn:aws:kms:{deployment.region}:{deployment.account}:key/00000000-aaaa-bbbb-cccc-000000000001"
+    # The policies the rotator gives the KMS keys it creates (KMS custody): an active key's, and a pending key's.
+    kms_settings = Settings.from_mapping({"issuer": "https://issuer.example.com", "algorithm": "ES256", "key_custody": "kms",
+                                          "kms_stack_tag": deployment.stack, "kms_sign_role_arn": sign, "kms_rotate_role_arn": rotate})
+    custody = json.loads(key_policy(kms_settings, "ES256", signer=True))
+    custody_pending = json.loads(key_policy(kms_settings, "ES256", signer=False))
+    signs = {"kms:SigningAlgorithm": "ECDSA_SHA_256", "kms:MessageType": "RAW"}
+    c = lambda *a, **k: _case(policies, deployment, *a, **k)  # noqa: E731
+    rows = [
+        Row(c("sign-writes-signing", sign, "secretsmanager:PutSecretValue", signing), "deny", "the sign role writing its secret", "sign"),
+        Row(c("sign-stages-signing", sign, "secretsmanager:UpdateSecretVersionStage", signing, {"secretsmanager:VersionStage": "AWSCURRENT"}),
+            "deny", "the sign role moving AWSCURRENT (a restore)", "sign"),
+        Row(c("sign-reads-previous", sign, "secretsmanager:GetSecretValue", signing, {"secretsmanager:VersionStage": ["AWSPREVIOUS"]}),
+            "deny", "the sign role reading a non-current version", "sign"),
+        Row(c("sign-reads-pending-write", sign, "secretsmanager:GetSecretValue", signing, {"secretsmanager:VersionStage": ["JWKSROTATOR_STAGED"]}),
+            "deny", "the sign role reading a staged (not yet current) write", "sign"),
+        Row(c("sign-reads-keyring", sign, "secretsmanager:GetSecretValue", keyring, current), "deny",
+            "the sign role reading the keyring (pending and retired private keys)", "sign"),
+        Row(c("sign-decrypts-keyring", sign, "kms:Decrypt", key, {**via_sm, "kms:EncryptionContext:SecretARN": keyring}), "deny",
+            "the sign role decrypting the keyring through Secrets Manager", "sign"),
+        Row(c("sign-reads-bucket", sign, "s3:GetObject", jwks), "deny", "the sign role reading the bucket", "sign"),
+        Row(c("sign-writes-bucket", sign, "s3:PutObject", jwks), "deny", "the sign role writing the bucket", "sign"),
+        Row(c("sign-invalidates", sign, "cloudfront:CreateInvalidation", f"arn:aws:cloudfront::{deployment.account}:distribution/{distribution}"),
+            "deny", "the sign role invalidating the distribution", "sign"),
+        Row(c("rotate-reads-other-secret", rotate, "secretsmanager:GetSecretValue", other_secret, current, resource_policy=NO_POLICY),
+            "deny", "the rotate role reading another secret", "rotate"),
+        Row(c("rotate-writes-http", rotate, "s3:PutObject", jwks, {"aws:SecureTransport": "false"}), "deny",
+            "the rotate role writing over plain HTTP", "rotate"),
+        Row(c("admin-writes-bucket", OTHER_ROLE, "s3:PutObject", jwks, identity=ADMINISTRATOR), "deny",
+            "another principal (AdministratorAccess) writing the bucket", "some-admin"),
+        Row(c("admin-deletes-document", OTHER_ROLE, "s3:DeleteObject", jwks, identity=ADMINISTRATOR), "deny",
+            "another principal deleting a document", "some-admin"),
+        Row(c("admin-writes-keyring", OTHER_ROLE, "secretsmanager:PutSecretValue", keyring, identity=ADMINISTRATOR), "deny",
+            "another principal writing the keyring", "some-admin"),
+        Row(c("admin-restores-keyring", OTHER_ROLE, "secretsmanager:UpdateSecretVersionStage", keyring,
+              {"secretsmanager:VersionStage": "AWSCURRENT"}, identity=ADMINISTRATOR), "deny", "another principal restoring the keyring", "some-admin"),
+        Row(c("admin-writes-signing", OTHER_ROLE, "secretsmanager:PutSecretValue", signing, identity=ADMINISTRATOR), "deny",
+            "another principal writing the signing view", "some-admin"),
+        Row(c("admin-reads-keyring", OTHER_ROLE, "secretsmanager:GetSecretValue", keyring, current, identity=ADMINISTRATOR), "deny",
+            "another principal reading the keyring", "some-admin"),
+        Row(c("admin-decrypts", OTHER_ROLE, "kms:Decrypt", key, {**via_sm, "kms:EncryptionContext:SecretARN": keyring}, identity=ADMINISTRATOR),
+            "deny", "another principal using the keyring key", "some-admin"),
+        Row(c("admin-signs-custody", OTHER_ROLE, "kms:Sign", custody_key, signs, identity=ADMINISTRATOR, resource_policy=custody), "deny",
+            "another principal signing with a custody key", "some-admin"),
+        Row(c("rotate-signs-custody", rotate, "kms:Sign", custody_key, signs, resource_policy=custody), "deny",
+            "the rotate role signing with a custody key", "rotate"),
+        Row(c("sign-signs-custody", sign, "kms:Sign", custody_key, signs, resource_policy=custody), "allow",
+            "the sign role signing with the active custody key", "sign"),
+        Row(c("sign-signs-pending-custody", sign, "kms:Sign", custody_key, signs, resource_policy=custody_pending), "deny",
+            "the sign role signing with a pending custody key", "sign"),
+        Row(c("sign-signs-custody-other-alg", sign, "kms:Sign", custody_key, {**signs, "kms:SigningAlgorithm": "RSASSA_PKCS1_V1_5_SHA_256"},
+              resource_policy=custody), "deny", "the sign role signing with another algorithm", "sign"),
+        Row(c("rotate-reads-custody-public", rotate, "kms:GetPublicKey", custody_key, resource_policy=custody), "allow",
+            "the rotate role publishing a custody key's public half", "rotate"),
+        Row(c("admin-schedules-custody-deletion", OTHER_ROLE, "kms:ScheduleKeyDeletion", custody_key, identity=ADMINISTRATOR, resource_policy=custody),
+            "allow", "an administrator can still manage a custody key (no lockout)", "some-admin"),
+        Row(c("admin-describes-key", OTHER_ROLE, "kms:DescribeKey", key, identity=ADMINISTRATOR), "allow",
+            "an administrator can still manage the keyring key (no lockout)", "some-admin"),
+        Row(_case(policies, deployment, "cloudfront-reads", None, "s3:GetObject", jwks,
+                  {"aws:SourceArn": f"arn:aws:cloudfront::{deployment.account}:distribution/{distribution}"},
+                  principal="cloudfront.amazonaws.com", identity=[]), "allow", "CloudFront (OAC) reading the documents", "cloudfront"),
+    ]
+    if break_glass:
+        rows += [
+            Row(c("break-glass-reads-keyring", BREAK_GLASS_ROLE, "secretsmanager:GetSecretValue", keyring, current, identity=ADMINISTRATOR),
+                "allow", "the break-glass role reading the keyring", "break-glass"),
+            Row(c("break-glass-restores-keyring", BREAK_GLASS_ROLE, "secretsmanager:UpdateSecretVersionStage", keyring,
+                  {"secretsmanager:VersionStage": "AWSCURRENT"}, identity=ADMINISTRATOR), "allow", "the break-glass role restoring the keyring", "break-glass"),
+            Row(c("break-glass-decrypts", BREAK_GLASS_ROLE, "kms:Decrypt", key, {**via_sm, "kms:EncryptionContext:SecretARN": keyring},
+                  identity=ADMINISTRATOR), "allow", "the break-glass role decrypting the keyring", "break-glass"),
+            Row(c("break-glass-writes-bucket", BREAK_GLASS_ROLE, "s3:PutObject", jwks, identity=ADMINISTRATOR), "deny",
+                "the break-glass role writing the bucket (only the rotate role writes)", "break-glass"),
+        ]
+    return rows
+
+
+def decide(rows: Sequence[Row]) -> list[tuple[Row, Decision]]:
+    decisions = evaluate([row.case for row in rows])
+    return [(row, decisions[row.case.id]) for row in rows]
+
+
+def failures(results: Sequence[tuple[Row, Decision]]) -> list[tuple[Row, Decision]]:
+    return [(row, d) for row, d in results if d.allowed != (row.expected == "allow") or d.decision == "Error"]
+
+
+def render(title: str, results: Sequence[tuple[Row, Decision]]) -> str:
+    lines = [title, f"{'':2}{'principal':<12} {'action':<40} {'resource':<58} {'expect':<6} {'decision':<17} reason"]
+    for row, decision in results:
+        ok = "ok" if (decision.allowed == (row.expected == "allow") and decision.decision != "Error") else "!!"
+        resource = row.case.resource if len(row.case.resource) <= 58 else "…" + row.case.resource[-57:]
+        lines.append(f"{ok:<2}{row.role:<12} {row.case.action:<40} {resource:<58} {row.expected:<6} {decision.decision:<17} "
+                     f"{row.why}; {decision.reason}")
+    return "\n".join(lines)
+
+
+def load_recording(calls: Path, mapping: Path) -> Recording:
+    """Calls another run recorded (``call_record.calls_as_json``: one JSON object a line) and the deployment they ran
+    against (``{"stack", "account", "region", "resources": {logical: {"ref", "attributes"}}}``: what a local stack
+    deployed from the template reports), e.g. the integration tests' or the soak's."""
+    described = json.loads(mapping.read_text(encoding="utf-8"))
+    deployment = Deployment(described["stack"], described["account"], described["region"], {
+        logical: Physical(r["ref"], r.get("attributes", {})) for logical, r in described["resources"].items()})
+    recorded = []
+    for line in calls.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            context = {k: tuple(v) if isinstance(v, list) else v for k, v in row["context"].items()}
+            recorded.append(RecordedCall(row["principal"], row["action"], row["resource"], context, row.get("via", ""),
+                                         resource_policy=row.get("resource_policy", "")))
+    return Recording(recorded, [], deployment)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--calls", type=Path, help="recorded calls (JSON lines) instead of recording the built-in lifecycle")
+    parser.add_argument("--mapping", type=Path, help="the deployment those calls ran against (with --calls)")
+    args = parser.parse_args(argv)
+    template = load_template()
+    if (args.calls is None) != (args.mapping is None):
+        parser.error("--calls and --mapping go together")
+    recording = load_recording(args.calls, args.mapping) if args.calls else record_lifecycle(template)
+    policies = extract(template, recording.deployment)
+    recorded = decide(recorded_rows(recording, policies))
+    glass = Deployment(recording.deployment.stack, recording.deployment.account, recording.deployment.region,
+                       recording.deployment.resources, {"BreakGlassRoleArn": BREAK_GLASS_ROLE})
+    written = decide(written_rows(recording.deployment, policies, break_glass=False))
+    written_glass = decide(written_rows(glass, extract(template, glass), break_glass=True))
+    print(render(f"Recorded calls ({len(recording.calls)} requests, {len(recorded)} distinct), each must be allowed:", recorded))
+    print(render("Written calls (BreakGlassRoleArn empty):", written))
+    print(render(f"Written calls (BreakGlassRoleArn = {BREAK_GLASS_ROLE}):", written_glass))
+    if recording.unparsed:
+        print("requests the recorder could not read: " + ", ".join(recording.unparsed))
+    bad = failures(recorded) + failures(written) + failures(written_glass)
+    print(f"{len(recorded) + len(written) + len(written_glass) - len(bad)} as expected, {len(bad)} not")
+    return 1 if bad or recording.unparsed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
