@@ -9,6 +9,7 @@ summary; a refusal or a failed run is one line on stderr and exit status 1.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -22,6 +23,9 @@ from .local_state import OPERATOR_ROLE, ROTATE_FUNCTION
 from .output import console, print_summary
 from .proving import proving_client
 from .stack import function_environment
+
+_THUMBPRINT_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
+"""An RFC 7638 SHA-256 thumbprint, base64url without padding: the shape of every kid this project makes."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -123,7 +127,22 @@ def rotate(obj: CliContext, /, emergency: bool, **options: Any) -> None:
     print_summary(summary, nothing="nothing was due")
 
 
-@click.command()
+class KidArgumentCommand(click.Command):
+    """A command whose KID argument may start with ``-``, as one RFC 7638 thumbprint in 32 does, with no ``--`` needed.
+
+    A token shaped like a thumbprint (43 base64url characters) that starts with ``-`` is read as the argument,
+    never as options: click would otherwise take ``-P...`` for unknown short flags.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" not in args:
+            dashed = [arg for arg in args if arg.startswith("-") and _THUMBPRINT_SHAPE.fullmatch(arg)]
+            if dashed:
+                args = [arg for arg in args if arg not in dashed] + ["--", *dashed]
+        return super().parse_args(ctx, args)
+
+
+@click.command(cls=KidArgumentCommand)
 @click.argument("kid")
 @operator_options
 @click.pass_obj
