@@ -29,7 +29,6 @@ import contextlib
 import io
 import json
 import os
-import re
 import shutil
 import ssl
 import statistics
@@ -45,6 +44,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from results_file import write_section
 
 from jwks_rotator_local.local_tls import LocalCertificateAuthority
 from jwks_rotator_local.secrets_extension import SecretsExtension
@@ -381,17 +382,6 @@ def render(results: dict[tuple[str, str], Samples], variants: list[Variant], ver
     return "\n".join(lines) + "\n"
 
 
-def write_section(section: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    found = re.search(r"^## Cold start$", text, re.MULTILINE)  # the heading itself, not a mention of it
-    start = found.start() if found else -1
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1:] if end != -1 else "")
-    RESULTS.write_text(text)
-
 
 @contextlib.contextmanager
 def scratch_dir() -> Iterator[Path]:
@@ -453,7 +443,7 @@ def main() -> None:
     section = render(results, variants, versions, args.runs, imports, parts, args.before, calls)
     print(section)
     if args.write:
-        write_section(section)
+        write_section("Cold start", section)
         print(f"wrote {RESULTS.relative_to(ROOT)}")
 
 

@@ -35,6 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from results_file import write_section
+
 from jwks_rotator.core.settings import Settings
 from jwks_rotator.wiring import build_rotation_service, build_token_signer
 from jwks_rotator_testkit.deploy import create_test_resources
@@ -203,16 +205,6 @@ def report(results: dict[str, dict[str, Any]], cold: dict[str, dict[str, Any]], 
     return "\n".join(lines) + "\n"
 
 
-def write_section(section: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    start = text.find("## Key custody")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1:] if end != -1 else "")
-    RESULTS.write_text(text)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -233,7 +225,7 @@ def main() -> None:
     section = report(results, cold, args.rounds, args.batch)
     print(section)
     if args.write:
-        write_section(section)
+        write_section("Key custody", section)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from results_file import write_section
+
 from jwks_rotator_testkit.callers import (
     DEMO_ACCOUNT,
     SIGN_FUNCTION_NAME,
@@ -459,17 +461,6 @@ def render(signing: Table, handler: Table, handler_replays: dict[str, int], firs
     return "\n".join(lines) + "\n"
 
 
-def write_section(section: str) -> None:
-    """Replace (or add) the ``## Signing`` section of RESULTS.md, keeping every other section."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    start = text.find("## Signing")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1:] if end != -1 else "")
-    RESULTS.write_text(text)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -491,7 +482,7 @@ def main() -> None:
     section = render(signing, handler, handler_replays, first_proof, cold)
     print(section)
     if args.write:
-        write_section(section)
+        write_section("Signing", section)
         print(f"wrote {RESULTS.relative_to(ROOT)}")
 
 
