@@ -4,7 +4,7 @@ Run with ``make bench`` (or ``.venv/bin/python benchmarks/bench_signing.py [--wr
 Sections: the signing path beside PyJWT and jwcrypto; the whole warm handler as
 callers use it (one warm caller whose proof was verified once, the issuance
 policy on, the audit line written); what verifying a first proof costs; cold
-start in a fresh process; AWS and STS calls per 1,000 warm tokens. Callers are
+start (in ``bench_cold_start.py``); AWS and STS calls per 1,000 warm tokens. Callers are
 moto role sessions; proofs are replayed to ``LocalStsVerifier`` (signature
 check in this process, then moto's STS). ``--write`` replaces the
 ``## Signing`` section of ``benchmarks/RESULTS.md`` and leaves other sections
@@ -26,9 +26,7 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -45,11 +43,10 @@ from jwks_rotator_testkit.callers import (
     moto_role_session,
     policy_yaml,
 )
-from jwks_rotator_testkit.moto import DUMMY_CREDENTIALS, REGION, aws_client, moto_server
+from jwks_rotator_testkit.moto import REGION, aws_client, moto_server
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
-SIGN_APP = ROOT / "functions" / "sign" / "app.py"
 ISSUER = "https://issuer.example"
 REQUEST = {"sub": "user-123", "aud": "orders-api", "ttl": 300, "claims": {"roles": ["admin"], "email_verified": True}}
 ALGS = ("RS256", "ES256")
@@ -252,10 +249,9 @@ def discarded_output() -> Any:
 
 
 def silence_logger(app: Any, sink: Any) -> None:
-    """Point powertools' stream handler (shared by every Logger of the service) at ``sink``."""
-    for handler in app.logger._logger.handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.stream = sink
+    """Point the sign function's log lines and EMF records (written directly, no powertools) at ``sink``."""
+    app.logger.stream = sink
+    app.metrics.stream = sink
 
 
 def wire_handler(app: Any, alg: str, clients: Callable[[str], Any], cloud: LocalCloud, secret_id: str = "keyring") -> None:
@@ -345,71 +341,44 @@ def bench_first_proof(cloud: LocalCloud, runs: int) -> dict[str, float]:
 
 
 # --- cold start and AWS calls against a moto server ---------------------------
-_COLD_CHILD = textwrap.dedent(
-    """
-    import importlib.util, json, sys, os, types
-    sys.stdout = open(os.devnull, "w")
-    spec = importlib.util.spec_from_file_location("app", {app!r})
-    app = importlib.util.module_from_spec(spec); spec.loader.exec_module(app)
-    context = types.SimpleNamespace(**json.loads(os.environ["BENCH_CONTEXT"]))
-    response = app.handler(json.loads(os.environ["BENCH_EVENT"]), context)
-    sys.stderr.write(json.dumps({{"ok": "token" in response, "jwcrypto": "jwcrypto" in sys.modules, "error": response.get("error")}}))
-    """
-)
-_CONTEXT_JSON = json.dumps({name: getattr(CONTEXT, name) for name in ("function_name", "invoked_function_arn", "function_version")})
-
-
-def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
-    start = time.perf_counter()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-    return (time.perf_counter() - start) * 1e3, done.stderr
-
-
-def bench_cold_and_calls(runs: int, cloud: LocalCloud) -> dict[str, Any]:
-    """Cold start (each child replays a proof: a new container has not seen it) and the calls of 1,000 warm tokens."""
-    creds = {**DUMMY_CREDENTIALS, "AWS_DEFAULT_REGION": REGION}
-    out: dict[str, Any] = {"cold": {}, "calls": {}}
+def bench_calls(cloud: LocalCloud) -> dict[str, Any]:
+    """The calls of a first token and of 1,000 warm ones, per algorithm (cold start: ``bench_cold_start.py``)."""
+    out: dict[str, Any] = {"calls": {}}
     sm = aws_client("secretsmanager", cloud.endpoint)
     for alg in ALGS:
         text, _ = make_keyring_json(alg)
         secret_id = sm.create_secret(Name=f"bench-keyring-{alg}-{os.getpid()}", SecretString=text)["ARN"]
-        env = {**os.environ, **creds, **cloud.env(), "AWS_ENDPOINT_URL": cloud.endpoint, "KEYRING_SECRET_ID": secret_id,
-               "ISSUER": ISSUER, "ALGORITHM": alg, "POWERTOOLS_LOG_LEVEL": "INFO", "BENCH_EVENT": json.dumps(cloud.event()),
-               "BENCH_CONTEXT": _CONTEXT_JSON}
-        child = [sys.executable, "-c", _COLD_CHILD.format(app=str(SIGN_APP))]
-        bare = [sys.executable, "-c", "import boto3, cryptography"]
-        handler_ms, bare_ms = [], []
-        info = ""
-        for _ in range(runs):
-            elapsed, info = _run(child, env)
-            handler_ms.append(elapsed)
-            bare_ms.append(_run(bare, env)[0])
-        out["cold"][alg] = {"handler_ms": statistics.median(handler_ms), "bare_ms": statistics.median(bare_ms),
-                            "child": json.loads(info)}
         out["calls"][alg] = count_warm_calls(cloud, secret_id, alg)
     return out
 
 
 def count_warm_calls(cloud: LocalCloud, secret_id: str, alg: str, tokens: int = 1000) -> dict[str, int]:
-    """AWS API calls (a botocore hook) and STS replays (the stand-in's count) of the whole handler: a first token, then
-    ``tokens`` warm ones for the same caller reusing its proof, as ``SignClient`` does within its reuse window."""
+    """AWS calls and STS replays of the whole handler as deployed: reads through the Parameters and Secrets extension
+    stand-in (moto behind it, no cache: each request it answers is one AWS call), a first token, then ``tokens`` warm
+    ones for the same caller reusing its proof, as ``SignClient`` does within its reuse window."""
+    from jwks_rotator.wiring import build_issuance_service
+    from jwks_rotator_local.secrets_extension import SecretsExtension
+
     app = load_sign_app()
-    calls = {"n": 0}
-    clients = {service: aws_client(service, cloud.endpoint) for service in ("secretsmanager", "ssm")}
-    for client in clients.values():
-        client.meta.events.register("before-call.*.*", lambda **_: calls.__setitem__("n", calls["n"] + 1))
-    wire_handler(app, alg, clients.__getitem__, cloud, secret_id)
-    event = cloud.event()
-    replays_before = cloud.sts.replays
-    with discarded_output() as sink:
-        silence_logger(app, sink)
-        first = app.handler(event, CONTEXT)
-        cold_calls, cold_replays = calls["n"], cloud.sts.replays - replays_before
-        ok = 0
-        for _ in range(tokens):
-            ok += "token" in app.handler(event, CONTEXT)
+    with SecretsExtension(cloud.endpoint, region=REGION, session_token=lambda: "bench-token") as extension:
+        environ = {**cloud.env(), "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": str(extension.port), "AWS_SESSION_TOKEN": "bench-token"}
+        app._service = build_issuance_service(
+            settings_for(alg, secret_id), POLICY, environ,
+            listener=app._on_refresh, on_decision=app._on_decision, on_proof_event=app._on_proof_event,
+        )
+        app._config_error = None
+        event = cloud.event()
+        replays_before = cloud.sts.replays
+        with discarded_output() as sink:
+            silence_logger(app, sink)
+            first = app.handler(event, CONTEXT)
+            cold_calls, cold_replays = extension.requests, cloud.sts.replays - replays_before
+            ok = 0
+            for _ in range(tokens):
+                ok += "token" in app.handler(event, CONTEXT)
+        warm_calls = extension.requests - cold_calls
     return {
-        "first_token_calls": cold_calls, "first_token_replays": cold_replays, "warm_calls": calls["n"] - cold_calls,
+        "first_token_calls": cold_calls, "first_token_replays": cold_replays, "warm_calls": warm_calls,
         "warm_replays": cloud.sts.replays - replays_before - cold_replays, "warm_tokens": ok, "first_ok": int("token" in first),
     }
 
@@ -454,8 +423,8 @@ def render(signing: Table, handler: Table, handler_replays: dict[str, int], firs
              "### Signing path (request in, token out, no logging)", "", *_header("variant")]
     lines += _ratio_rows(signing)
     lines += ["", ("### Whole warm handler (event in, response out: one warm caller whose proof was verified once and is "
-                   "reused, issuance policy on, one audit line per token written to stdout, powertools Logger at INFO and "
-                   "Metrics on; stdout and logs to /dev/null)"), "", *_header("variant")]
+                   "reused, issuance policy on, one audit line per token written to stdout, JSON logs at INFO and EMF "
+                   "metrics written directly; stdout and logs to /dev/null)"), "", *_header("variant")]
     lines += _ratio_rows(handler)
     lines += [_row("STS replays during the run (each algorithm's first call only)", lambda a: str(handler_replays[a]))]
     lines += [
@@ -473,17 +442,10 @@ def render(signing: Table, handler: Table, handler_replays: dict[str, int], firs
               "",
               ("Both stand-ins are Python HTTP servers in the benchmark's own process (they share its GIL); AWS STS is a "
                "network round trip instead, typically a few to tens of ms in-region.")]
-    lines += ["", ("### Cold start (fresh process: interpreter, imports, boto3 client, policy file, proof replayed to "
-                   "`LocalStsVerifier`, secret read from moto over HTTP, key load, first token)"), "", *_header("")]
-    per_alg = cold["cold"]
-    lines += [
-        _row("handler import + first token (ms, median)", lambda a: f"{per_alg[a]['handler_ms']:.0f}"),
-        _row("bare `python -c \"import boto3, cryptography\"` (ms)", lambda a: f"{per_alg[a]['bare_ms']:.0f}"),
-        _row("ratio", lambda a: f"{per_alg[a]['handler_ms'] / per_alg[a]['bare_ms']:.2f}x"),
-        _row("first token issued / jwcrypto imported", lambda a: f"{per_alg[a]['child']['ok']} / {per_alg[a]['child']['jwcrypto']}"),
-    ]
-    lines += ["", ("### AWS and STS calls (whole handler, real boto3 client against moto counted by a botocore `before-call` "
-                   "hook; STS replays counted by the stand-in; one caller reusing one proof)"), "", *_header("")]
+    lines += ["", "Cold start is measured in fresh processes by `benchmarks/bench_cold_start.py` (its own section, Cold start)."]
+    lines += ["", ("### AWS and STS calls (whole handler as deployed: reads through the Parameters and Secrets extension "
+                   "stand-in, moto behind it, no cache, so each request it answers is one AWS call; STS replays counted by "
+                   "the stand-in; one caller reusing one proof)"), "", *_header("")]
     calls = cold["calls"]
     lines += [
         _row("AWS calls for the first token", lambda a: str(calls[a]["first_token_calls"])),
@@ -493,7 +455,7 @@ def render(signing: Table, handler: Table, handler_replays: dict[str, int], firs
         _row("tokens issued of 1,000", lambda a: str(calls[a]["warm_tokens"])),
     ]
     lines += ["", ("A proof is replayed once per container and proof lifetime (5 minutes; `SignClient` re-signs after 4): "
-                   "a caller that reuses its proof costs at most one STS call per container per 4 minutes, whatever its rate.")]
+                   "a caller that reuses its proof costs at most one STS call per container per 4 minutes, whatever its rate."), ""]
     return "\n".join(lines) + "\n"
 
 
@@ -513,7 +475,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--batch", type=int, default=100, help="calls per batch for ES256 (RS256: an eighth)")
-    parser.add_argument("--cold-runs", type=int, default=7)
     parser.add_argument("--proof-runs", type=int, default=30, help="first proofs verified per stand-in")
     parser.add_argument("--write", action="store_true", help="update the ## Signing section of benchmarks/RESULTS.md")
     args = parser.parse_args()
@@ -524,7 +485,7 @@ def main() -> None:
         try:
             handler, handler_replays = bench_handler(args.rounds, args.batch, cloud)
             first_proof = bench_first_proof(cloud, args.proof_runs)
-            cold = bench_cold_and_calls(args.cold_runs, cloud)
+            cold = bench_calls(cloud)
         finally:
             cloud.sts.stop()
     section = render(signing, handler, handler_replays, first_proof, cold)

@@ -19,6 +19,14 @@ container): ``TokensIssued_<alg>``, ``Refusals_<code>``,
 ``IssuedByProfile_<profile>``, ``RefusedByProfile_<profile>_<code>``,
 ``KeyCacheRefreshes`` and ``ProofReplays``. A container reclaimed less than
 that after its last record loses those counts.
+
+Cold start: importing this module reads no setting, key or policy and opens
+no connection. Logs and metrics are written directly
+(:mod:`jwks_rotator.adapters.sign_telemetry`, powertools' shapes without its
+import), the keyring and the revocation list are read through the Parameters
+and Secrets extension over plain HTTP, and proofs are replayed to STS over
+HTTPS with a TLS context of Amazon's roots only: boto3, botocore and
+powertools stay out of the process.
 """
 
 from __future__ import annotations
@@ -27,13 +35,10 @@ import math
 import os
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from jwks_rotator.adapters.audit_log import AuditLog
-from jwks_rotator.adapters.observability import make_logger, make_metrics
+from jwks_rotator.adapters.sign_telemetry import EmfMetrics, JsonLogger
 from jwks_rotator.core.caller_proof import accepted_signer_names
 from jwks_rotator.core.errors import ConfigurationError
 from jwks_rotator.core.issuance import AuditRecord, IssuanceService
@@ -42,10 +47,10 @@ from jwks_rotator.core.signer import SigningKey
 from jwks_rotator.wiring import build_issuance_service
 
 METRICS_FLUSH_SECONDS = 1.0
-CODE_DIR = Path(__file__).resolve().parent
+CODE_DIR = os.path.dirname(os.path.realpath(__file__))  # os.path, not pathlib: pathlib costs ~9 ms of imports at a cold start
 
-logger = make_logger("sign")
-metrics = make_metrics()
+logger = JsonLogger("sign")
+metrics = EmfMetrics()
 audit = AuditLog()
 
 _service: IssuanceService | None = None
@@ -87,20 +92,20 @@ def _on_decision(record: AuditRecord) -> None:
 
 def read_policy(settings: Settings) -> str:
     """The issuance policy file deployed with the function (a relative path is taken from the code directory)."""
-    path = Path(settings.issuance_policy_file)
-    if not path.is_absolute():
-        path = CODE_DIR / path
+    path = os.path.join(CODE_DIR, settings.issuance_policy_file)  # an absolute setting stays as it is
     try:
-        return path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as policy:
+            return policy.read()
     except OSError as exc:
-        raise ConfigurationError(f"issuance-policy-file: cannot read {path.name} ({type(exc).__name__})") from None
+        raise ConfigurationError(f"issuance-policy-file: cannot read {os.path.basename(path)} ({type(exc).__name__})") from None
 
 
 def _build_service() -> IssuanceService:
     """Settings from the environment, validated once per container, then the policy, the verifier and the signer.
 
-    boto3 is imported by the wiring only after validation: a misconfigured
-    container answers without paying for it.
+    With the extension's port in the environment (the template sets it) the
+    signer reads through the extension and boto3 is never imported; without
+    it, the wiring imports boto3 only after validation.
     """
     settings = Settings.from_env(os.environ)
     return build_issuance_service(
@@ -148,7 +153,7 @@ def _flush_metrics() -> None:
         return
     _last_flush = now
     for name, value in _counts.items():
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        metrics.add_count(name, value)
     _counts.clear()
     metrics.flush_metrics()
 

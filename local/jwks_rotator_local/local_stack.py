@@ -97,6 +97,8 @@ from .functions import FUNCTIONS_DIR, load_handler, scheduled_event
 from .lambda_api import InvocationResult, LambdaApi, LocalFunction
 from .provision import CreatedResources
 from .sam_template import translated_template
+from .secrets_extension import PORT_ENV as EXTENSION_PORT_ENV
+from .secrets_extension import SecretsExtension
 from .stack_env import DUMMY_CREDENTIALS, normalise_overrides
 from .stack_outputs import DEFAULT_STACK_NAME
 from .sts_verifier import LocalStsVerifier
@@ -181,6 +183,7 @@ class LocalStack:
         self._moto: Any = None
         self._moto_endpoint = ""
         self._sts: LocalStsVerifier | None = None
+        self._extension: SecretsExtension | None = None  # the Parameters and Secrets extension the sign function reads through
         self.resources: CreatedResources | None = None
         self._edge: LocalEdge | None = None
         self._lambda: LambdaApi | None = None
@@ -359,6 +362,15 @@ class LocalStack:
             self._recording = FunctionCallRecording(self._record_dir, MotoFacts(account=LOCAL_ACCOUNT, region=self.region))
             self._front.recorder = self._recording
         self._front.bind()
+        # The Parameters and Secrets extension's stand-in, on a free port: it calls AWS through the front with the sign
+        # function's role, and takes only that function's session token (both known once the function is created).
+        def sign_env() -> Mapping[str, str]:
+            return self._function_envs.get(SIGN_FUNCTION, {})
+
+        self._extension = SecretsExtension(
+            self.aws_endpoint, region=self.region, host=self._host,
+            session_token=lambda: sign_env().get("AWS_SESSION_TOKEN"), credentials=sign_env,
+        ).start()
         self._deployed = self._deploy(edge_url)
         self.resources = self._created_resources(self._deployed)
         self._edge.serve_from(self.resources.bucket, self.resources.distribution_id)
@@ -436,6 +448,8 @@ class LocalStack:
         role = configuration["Role"]
         credentials = self.client("sts").assume_role(RoleArn=role, RoleSessionName=name[:64], DurationSeconds=CREDENTIAL_SECONDS)["Credentials"]
         configured = dict(configuration.get("Environment", {}).get("Variables", {}))
+        if EXTENSION_PORT_ENV in configured and self._extension is not None:
+            configured[EXTENSION_PORT_ENV] = str(self._extension.port)  # the stand-in's free port, not the extension's 2773
         runtime = {
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
@@ -489,6 +503,9 @@ class LocalStack:
         if self._sts is not None:
             self._sts.stop()
             self._sts = None
+        if self._extension is not None:
+            self._extension.stop()
+            self._extension = None
         if self._moto is not None:
             if self._deployed is not None:
                 try:

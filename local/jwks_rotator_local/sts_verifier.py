@@ -29,6 +29,7 @@ import hashlib
 import hmac
 import http.client
 import re
+import ssl
 import threading
 import time
 import uuid
@@ -134,6 +135,7 @@ class LocalStsVerifier:
         self._lookup = lookup
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._tls = False
 
     # --- the check, without HTTP -------------------------------------------
     def check(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> StsRefusal | None:
@@ -208,13 +210,17 @@ class LocalStsVerifier:
         if self._server is None:
             raise RuntimeError("the STS verifier is not started")
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{'https' if self._tls else 'http'}://{host!s}:{port}"
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on loopback from a daemon thread; returns ``http://HOST:PORT``."""
+    def start(self, host: str = "127.0.0.1", port: int = 0, *, tls: ssl.SSLContext | None = None) -> str:
+        """Serve on loopback from a daemon thread; returns ``http://HOST:PORT`` (``https://`` with a ``tls`` server context,
+        e.g. :meth:`~.local_tls.LocalCertificateAuthority.server_context`, so a client pays for TLS as it does with AWS)."""
         if self._server is None:
             self._server = ThreadingHTTPServer((host, port), _handler_for(self))
             self._server.daemon_threads = True
+            if tls is not None:
+                self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self._tls = tls is not None
             self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="sts-verifier", daemon=True)
             self._thread.start()
         return self.url
@@ -232,6 +238,7 @@ class LocalStsVerifier:
 def _handler_for(verifier: LocalStsVerifier) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # the answer's headers and body go out at once (no delayed-ACK stall)
 
         def do_POST(self) -> None:
             self._serve("POST")

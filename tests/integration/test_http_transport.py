@@ -16,11 +16,29 @@ from jwks_rotator.adapters.http import HttpError, HttpTransport
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     connections: ClassVar[set[int]] = set()
+    ports: ClassVar[set[int]] = set()  # the client's source ports: one per connection (an id() can be reused)
 
     def do_GET(self) -> None:
         _Handler.connections.add(id(self.connection))
+        _Handler.ports.add(self.client_address[1])
         if self.path == "/slow":
             time.sleep(1.0)
+        if self.path.startswith("/chunked"):
+            pieces = [b"x" * 700] * 3 if self.path == "/chunked-big" else [b'{"ok"', b":tr", b"ue}"]
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n")
+            return
+        if self.path == "/until-close":  # no length: the body ends when the connection does
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"all of it")
+            self.close_connection = True
+            return
+        if self.path == "/then-drop":  # answers as if keeping the connection, then drops it
+            self.close_connection = True
         body = b"x" * 2048 if self.path == "/big" else b'{"ok":true}'
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -46,6 +64,7 @@ def origin() -> Iterator[str]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     _Handler.connections.clear()
+    _Handler.ports.clear()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
@@ -89,3 +108,49 @@ def test_refused_connection_is_an_http_error() -> None:
 def test_origin_is_scheme_host_and_port_only(origin: str) -> None:
     with pytest.raises(ValueError, match="origin"):
         HttpTransport(origin)
+
+
+def test_a_chunked_answer_is_reassembled_and_capped(origin: str) -> None:
+    transport = HttpTransport(origin, max_body=1024)
+    assert transport.request("GET", "/chunked").body == b'{"ok":true}'
+    assert transport.request("GET", "/ok").body == b'{"ok":true}'  # the connection was kept after the last chunk
+    assert len(_Handler.ports) == 1
+    with pytest.raises(HttpError, match="exceeds 1024 bytes"):
+        transport.request("GET", "/chunked-big")
+
+
+def test_an_answer_without_length_ends_with_the_connection_and_the_next_request_reconnects(origin: str) -> None:
+    transport = HttpTransport(origin)
+    assert transport.request("GET", "/until-close").body == b"all of it"
+    assert transport.request("GET", "/ok").status == 200
+    assert len(_Handler.ports) == 2
+
+
+def test_a_kept_connection_the_server_dropped_is_retried_once_on_a_new_one(origin: str) -> None:
+    transport = HttpTransport(origin)
+    assert transport.request("GET", "/then-drop").status == 200
+    time.sleep(0.1)  # the server has closed its end by now
+    assert transport.request("GET", "/ok").body == b'{"ok":true}'
+    assert len(_Handler.ports) == 2
+
+
+def test_concurrent_requests_on_one_transport_take_turns_on_its_connection(origin: str) -> None:
+    # Lambda runs one invocation per environment; the local stack runs concurrent invocations as threads sharing one
+    # transport, whose kept connection must not carry two exchanges at once.
+    transport = HttpTransport(origin)
+    answers: list[bytes] = []
+    failures: list[BaseException] = []
+
+    def post(index: int) -> None:
+        try:
+            answers.extend(transport.request("POST", "/", headers={"X-Test": f"{index}-{r}"}, body=b"b").body for r in range(20))
+        except BaseException as exc:  # collected and asserted below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
+    assert sorted(answers) == sorted(f"b|{i}-{r}".encode() for i in range(8) for r in range(20))

@@ -153,7 +153,29 @@ def test_functions_get_every_setting_under_its_env_name(template: dict[str, Any]
             assert value == {"Ref": spec.pascal}
     for name in ("RotateFunction", "SignFunction"):
         own = template["Resources"][name]["Properties"].get("Environment", {}).get("Variables", {})
-        assert set(own) <= {s.env for s in SETTINGS}, f"{name} sets env vars config.py does not read: {set(own)}"
+        extension = EXTENSION_ENV if name == "SignFunction" else {}
+        assert set(own) <= {s.env for s in SETTINGS} | set(extension), f"{name} sets env vars config.py does not read: {set(own)}"
+
+
+# The Parameters and Secrets extension's own settings on the sign function: its port (which makes the signer read
+# through it) and no caching, so that signer-cache-ttl alone bounds how long a retired or revoked key signs.
+EXTENSION_ENV = {"PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": "2773", "SECRETS_MANAGER_TTL": "0", "SSM_PARAMETER_STORE_TTL": "0"}
+
+
+def test_the_sign_function_reads_through_the_extension_layer_with_caching_off(template: dict[str, Any], resources: dict[str, Any]) -> None:
+    props = resources["SignFunction"]["Properties"]
+    assert props["Environment"]["Variables"] == EXTENSION_ENV
+    (choice,) = props["Layers"]
+    condition, override, mapped = choice["Fn::If"]
+    assert condition == "HasExtensionLayerArn" and override == {"Ref": "ParametersSecretsExtensionLayerArn"}
+    assert mapped == {"Fn::FindInMap": ["ParametersSecretsExtension", {"Ref": "AWS::Region"}, "LayerArn"]}
+    table = template["Mappings"]["ParametersSecretsExtension"]
+    assert {"us-east-1", "eu-west-1", "eu-central-1", "ap-southeast-2"} <= set(table)
+    for region, entry in table.items():
+        assert re.fullmatch(rf"arn:aws[a-z-]*:lambda:{region}:[0-9]{{12}}:layer:AWS-Parameters-and-Secrets-Lambda-Extension:[0-9]+", entry["LayerArn"])
+    parameter = template["Parameters"]["ParametersSecretsExtensionLayerArn"]
+    assert parameter["Default"] == "" and re.fullmatch(parameter["AllowedPattern"], table["us-east-1"]["LayerArn"])
+    assert "RotateFunction" not in {n for n, r in resources.items() if "Layers" in r.get("Properties", {})}
 
 
 def test_functions_and_layer(template: dict[str, Any], resources: dict[str, Any]) -> None:

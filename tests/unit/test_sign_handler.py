@@ -47,7 +47,7 @@ def signed(request: dict[str, Any], caller: Any = ORDERS) -> dict[str, Any]:
 
 
 @pytest.fixture
-def app() -> Iterator[Any]:
+def app() -> Any:
     """The handler module with a service on an in-memory keyring and STS double; logs and audit lines in buffers."""
     module = load_sign_app()
     cfg = settings(allowed_audiences=AUDIENCES, default_audience="orders-api")
@@ -60,11 +60,8 @@ def app() -> Iterator[Any]:
     policy = load_issuance_policy(POLICY, max_token_ttl=3600, default_token_ttl=900)
     module._service = IssuanceService(signer, verifier, policy, on_decision=module._on_decision)
     module.audit._stream = module.audit_buffer = io.StringIO()
-    handler = module.logger.registered_handler
-    previous = handler.stream
-    handler.stream = module.log_buffer = io.StringIO()
-    yield module
-    handler.stream = previous
+    module.logger.stream = module.log_buffer = io.StringIO()
+    return module
 
 
 def audit_lines(app: Any) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .core.caller_verifier import CallerVerifier
     from .core.issuance import AuditRecord, IssuanceService
     from .core.operator_gate import OperatorGate
+    from .core.ports import KeyringReader, RevocationReader
     from .core.rotation import Clock, RotationService
     from .core.signer import Clock as UnixClock
     from .core.signer import RefreshListener, TokenSigner
@@ -74,29 +75,56 @@ def build_token_signer(
     listener: RefreshListener | None = None,
     clock: UnixClock | None = None,
     monotonic: UnixClock | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> TokenSigner:
-    """The token signer reading the signing secret's current version (Secrets Manager) and the revocation list (SSM).
+    """The token signer reading the signing secret's current version and the revocation list.
 
     The signing secret holds the keyring's signing view (the active key only); a deployment without one
-    (``signing-secret-id`` empty) reads the keyring secret. ``clock`` is the wall clock that dates tokens,
-    ``monotonic`` the one that times the key cache.
+    (``signing-secret-id`` empty) reads the keyring secret. The reads go through the AWS Parameters and Secrets
+    Lambda Extension over plain HTTP (no boto3 on the sign path) when ``environ`` names its port
+    (``PARAMETERS_SECRETS_EXTENSION_HTTP_PORT``: the template sets it) and no ``clients`` are handed in; otherwise
+    through boto3 clients (Secrets Manager and SSM). ``clock`` is the wall clock that dates tokens, ``monotonic``
+    the one that times the key cache.
     """
     settings.require("issuer", "signing_secret_id" if not settings.keyring_secret_id else "keyring_secret_id")
     import time
 
-    from .adapters.aws_clients import SIGNING, client_factory
     from .adapters.kms_vault import KmsKeyVault
-    from .adapters.revocation_parameter import SsmRevocationReader
-    from .adapters.secret_reader import SecretsManagerKeyringReader
     from .core.signer import TokenSigner
 
-    if clients is None:
-        clients = client_factory(SIGNING)
-    reader = SecretsManagerKeyringReader(clients("secretsmanager"), settings.signing_secret_id or settings.keyring_secret_id)
-    revocations = SsmRevocationReader(clients("ssm"), settings.revocation_parameter)
-    signing_clients = clients
-    # KMS custody: the KMS client (and botocore with it) is made at the first KMS signature only.
-    vault = KmsKeyVault(lambda: signing_clients("kms"))
+    secret_id = settings.signing_secret_id or settings.keyring_secret_id
+    endpoint = None
+    if clients is None and environ is not None:
+        from .adapters.secrets_extension import ExtensionEndpoint
+
+        endpoint = ExtensionEndpoint.from_environment(environ)
+    reader: KeyringReader
+    revocations: RevocationReader
+    if endpoint is not None:
+        from .adapters.secrets_extension import readers_for
+
+        reader, revocations = readers_for(endpoint, secret_id, settings.revocation_parameter)
+    else:
+        from .adapters.aws_clients import SIGNING, client_factory
+        from .adapters.revocation_parameter import SsmRevocationReader
+        from .adapters.secret_reader import SecretsManagerKeyringReader
+
+        if clients is None:
+            clients = client_factory(SIGNING)
+        reader = SecretsManagerKeyringReader(clients("secretsmanager"), secret_id)
+        revocations = SsmRevocationReader(clients("ssm"), settings.revocation_parameter)
+    given = clients
+
+    def kms_client() -> Any:
+        # KMS custody: the KMS client (and boto3 with it) is made at the first KMS signature only, so a signer whose
+        # keys are in the secret never imports an AWS SDK (the extension route included).
+        if given is not None:
+            return given("kms")
+        from .adapters.aws_clients import SIGNING, make_client
+
+        return make_client("kms", SIGNING)
+
+    vault = KmsKeyVault(kms_client)
     return TokenSigner(
         settings, reader, clock=clock or time.time, monotonic=monotonic or time.monotonic, listener=listener,
         revocations=revocations, vault=vault,
@@ -128,7 +156,7 @@ def build_issuance_service(
         max_token_ttl=int(settings.max_token_ttl.total_seconds()),
         default_token_ttl=int(settings.default_token_ttl.total_seconds()),
     )
-    signer = build_token_signer(settings, clients, listener=listener)
+    signer = build_token_signer(settings, clients, listener=listener, environ=environ)
     return IssuanceService(signer, verifier, policy, on_decision=on_decision)
 
 

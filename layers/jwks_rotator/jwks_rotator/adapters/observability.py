@@ -1,16 +1,18 @@
-"""Structured logs and EMF metrics through aws-lambda-powertools, shared by every function.
+"""Structured logs and EMF metrics through aws-lambda-powertools, for the rotate function.
 
 Log kid, iss, aud, jti, state changes and reasons. Never a token, a claim
 value, a secret value or key material. The rotate function's own metrics are in
-:mod:`.rotation_metrics` (the sign function never loads them).
+:mod:`.rotation_metrics`. The sign function loads neither: it writes the same
+shapes directly (:mod:`.sign_telemetry`), without powertools' import cost.
 """
 
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger, Metrics
 
-SERVICE = "jwks-rotator"
-NAMESPACE = "JwksRotator"
+from .sign_telemetry import NAMESPACE, SERVICE
+
+__all__ = ["NAMESPACE", "SERVICE", "make_logger", "make_metrics"]
 
 
 def make_logger(function: str) -> Logger:

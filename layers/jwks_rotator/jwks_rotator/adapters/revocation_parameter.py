@@ -26,11 +26,11 @@ bring it back. The runbook says how an operator makes room.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from jwks_rotator.core.errors import StoreError
+from jwks_rotator.core.revocation import MALFORMED_LIST, decode_kids, encode_kids
 
 from .aws_clients import AWS_ERRORS, error_code
 
@@ -38,7 +38,7 @@ MAX_VALUE_BYTES = 4096
 """A standard-tier String parameter's value limit."""
 MAX_ATTEMPTS = 5
 """Writes one ``add`` may make before it gives up on writers racing it."""
-MALFORMED = "MalformedRevocationList"
+MALFORMED = MALFORMED_LIST
 _HISTORY_PAGE = 50
 
 
@@ -46,22 +46,6 @@ class RevocationListFullError(StoreError):
     """The revocation parameter has no room for another kid."""
 
     code = "revocation_list_full"
-
-
-def encode_kids(kids: Iterable[str]) -> str:
-    """The parameter's value: a compact JSON list."""
-    return json.dumps(list(kids), separators=(",", ":"))
-
-
-def decode_kids(value: Any) -> tuple[str, ...]:
-    """The kids a parameter value lists, in order; anything but a JSON list of non-empty strings is a :class:`StoreError`."""
-    try:
-        kids = json.loads(value) if isinstance(value, str) else None
-    except ValueError:
-        kids = None
-    if not isinstance(kids, list) or not all(isinstance(kid, str) and 0 < len(kid) <= 256 for kid in kids):
-        raise StoreError(f"the revocation list could not be read ({MALFORMED})", reason=MALFORMED)
-    return tuple(kids)
 
 
 class _Parameter:

@@ -12,7 +12,7 @@ from typing import cast
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from .errors import UnsupportedAlgorithmError
 
@@ -98,3 +98,37 @@ def get_algorithm(name: str) -> Algorithm:
         raise UnsupportedAlgorithmError(
             f"algorithm {name!r} is not supported; choose one of {', '.join(_REGISTRY)}"
         ) from None
+
+
+_HASHES: dict[str, hashes.HashAlgorithm] = {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}
+
+
+def signature_verifies(name: str, public_key: PublicKey, data: bytes, signature: bytes) -> bool:
+    """Whether ``signature`` (in JWS form: r || s for ECDSA) over ``data`` verifies under ``public_key`` with algorithm ``name``.
+
+    How a key is proven before it signs a token: an RSA key loaded without
+    ``cryptography``'s primality checks (see :func:`.keys.load_private_key`)
+    whose numbers passed the cheap consistency checks must also produce a
+    signature its public half accepts.
+    """
+    from cryptography.exceptions import InvalidSignature
+
+    algorithm = get_algorithm(name)
+    digest = _HASHES.get(name[-3:])
+    try:
+        if algorithm.kty == "RSA" and isinstance(public_key, rsa.RSAPublicKey) and digest is not None:
+            pad: padding.AsymmetricPadding = (
+                padding.PKCS1v15() if name.startswith("RS") else padding.PSS(mgf=padding.MGF1(digest), salt_length=digest.digest_size)
+            )
+            public_key.verify(signature, data, pad, digest)
+        elif algorithm.kty == "EC" and isinstance(public_key, ec.EllipticCurvePublicKey) and digest is not None:
+            half = len(signature) // 2
+            der = encode_dss_signature(int.from_bytes(signature[:half], "big"), int.from_bytes(signature[half:], "big"))
+            public_key.verify(der, data, ec.ECDSA(digest))
+        elif algorithm.kty == "OKP" and isinstance(public_key, ed25519.Ed25519PublicKey):
+            public_key.verify(signature, data)
+        else:
+            return False
+    except InvalidSignature:
+        return False
+    return True

@@ -230,7 +230,7 @@ def load_issuance_policy(text: str, *, max_token_ttl: int, default_token_ttl: in
         raise ConfigurationError("issuance policy: the document is empty")
     if len(text) > MAX_POLICY_CHARS:
         raise ConfigurationError(f"issuance policy: the document exceeds {MAX_POLICY_CHARS} characters")
-    document = _load_json(text) if text.lstrip().startswith("{") else _load_yaml(text)
+    document = policy_document(text)
     if type(document) is not dict:
         raise ConfigurationError("issuance policy: the document must be a mapping with a 'profiles' key")
     _refuse_unknown(document, _TOP_KEYS, "issuance policy")
@@ -243,6 +243,13 @@ def load_issuance_policy(text: str, *, max_token_ttl: int, default_token_ttl: in
     profiles = tuple(_profile(name, body, max_token_ttl) for name, body in raw_profiles.items())
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return IssuancePolicy(profiles, disabled, hashlib.sha256(canonical.encode()).hexdigest(), default_token_ttl)
+
+
+def policy_document(text: str) -> Any:
+    """The parsed policy document, as :func:`load_issuance_policy` reads it (JSON when it starts with ``{``, else YAML;
+    a repeated key refused), before any rule is checked. ``make build`` uses it to ship a YAML policy as the same
+    document in JSON, which the function then reads without importing PyYAML."""
+    return _load_json(text) if text.lstrip().startswith("{") else _load_yaml(text)
 
 
 def _load_json(text: str) -> Any:

@@ -7,11 +7,39 @@ rotation service therefore also adds every revoked kid to a
 drops any key whose kid is on the list. An adapter backs it with storage
 that is not restored along with the keyring secret (its own parameter,
 object or table).
+
+The list's stored form is a compact JSON list of kids, oldest first
+(:func:`encode_kids`, :func:`decode_kids`): the SSM adapter writes and reads
+it with boto3, the sign path reads it through the Parameters and Secrets
+extension.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import json
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from .errors import StoreError
+
+MALFORMED_LIST = "MalformedRevocationList"
+"""The ``StoreError`` reason of a stored list that is not a JSON list of kids."""
+
+
+def encode_kids(kids: Iterable[str]) -> str:
+    """The stored value: a compact JSON list."""
+    return json.dumps(list(kids), separators=(",", ":"))
+
+
+def decode_kids(value: Any) -> tuple[str, ...]:
+    """The kids a stored value lists, in order; anything but a JSON list of non-empty strings is a :class:`StoreError`."""
+    try:
+        kids = json.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        kids = None
+    if not isinstance(kids, list) or not all(isinstance(kid, str) and 0 < len(kid) <= 256 for kid in kids):
+        raise StoreError(f"the revocation list could not be read ({MALFORMED_LIST})", reason=MALFORMED_LIST)
+    return tuple(kids)
 
 
 class RevocationList(Protocol):

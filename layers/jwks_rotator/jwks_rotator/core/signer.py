@@ -58,7 +58,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, NoReturn
 
-from .algorithms import get_algorithm
+from .algorithms import get_algorithm, signature_verifies
 from .errors import (
     InvalidClaimsError,
     JwksRotatorError,
@@ -86,6 +86,9 @@ REFRESH_INTERVAL = 1.0
 # One encoder for every token: json.dumps with options would build a new one per call.
 _encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _UNENCODABLE = "claims hold a value JSON cannot carry: a lone surrogate, NaN, Infinity or an over-long integer"
+
+_PROBE = b"jwks-rotator probe"
+"""Signed and verified once per loaded key, before the key signs any token."""
 
 RefreshListener = Callable[[str, str, "SigningKey | None", str], None]
 """Told of every cache read: (trigger ``initial|expired|early|refused`` (refused: KMS refused the key as disabled), outcome ``loaded|confirmed|unusable|failed``, key,
@@ -172,9 +175,13 @@ def make_signing_key(
         return sign_with(private_key, data)
 
     try:
-        probe = sign(b"jwks-rotator probe")
+        probe = sign(_PROBE)
     except Exception:  # a key the algorithm cannot use (wrong size or type)
         raise KeyringError(f"key {record.kid}: cannot sign with algorithm {record.alg}") from None
+    if not signature_verifies(record.alg, private_key.public_key(), _PROBE, probe):
+        # RSA keys load without cryptography's validation: a key whose numbers agree but do not make a working key
+        # (a composite factor) is caught here, before any token carries its signature.
+        raise KeyringError(f"key {record.kid}: its first signature does not verify under its public key")
     header = json.dumps({"alg": record.alg, "typ": "JWT", "kid": record.kid}, separators=(",", ":")).encode("utf-8")
     return SigningKey(record.kid, record.alg, record, b64url(header) + b".", sign, (4 * len(probe) + 2) // 3, due_at, _max_ttl(record))
 
