@@ -8,9 +8,9 @@ through the front (the test harness, the operator CLI, a caller with its own rol
 credentials) is left out and only counted (``left_out`` in the file): it is not a function's call, and
 the least-privilege check judges the functions' roles only.
 
-Reads through the Parameters and Secrets extension stand-in carry no SigV4; the stand-in hands the
-function's session token to :meth:`record_extension_read`, which keeps the read when that token is a
-function's.
+The Parameters and Secrets extension's stand-in (:mod:`.secrets_extension`) calls AWS as the extension
+does, with the sign function's own credentials and through the same endpoint, so the reads the sign
+function makes through it are recorded here under the sign role, once each.
 
 :meth:`write` puts one JSON document per stack into the directory (``STACK-PID-N.json``)::
 
@@ -62,16 +62,14 @@ class FunctionCallRecording:
         self.recorder = CallRecorder(facts)
         self._lock = threading.Lock()
         self._keys: dict[str, str] = {}  # access key id -> role ARN
-        self._tokens: set[str] = set()
         self.requests = 0
         self.function_requests = 0
         self.left_out = 0
 
-    def add_function(self, role_arn: str, access_key_id: str, session_token: str) -> None:
+    def add_function(self, role_arn: str, access_key_id: str) -> None:
         """A function's credentials: requests they sign are recorded under ``role_arn``."""
         with self._lock:
             self._keys[access_key_id] = role_arn
-            self._tokens.add(session_token)
         self.recorder.name_principal(access_key_id, role_arn)
 
     def __call__(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> None:
@@ -86,19 +84,6 @@ class FunctionCallRecording:
                 self.left_out += 1
         if mine:
             self.recorder(method, path, headers, body)
-
-    def record_extension_read(self, session_token: str, secret_id: str, *, version_id: str | None = None,
-                              version_stage: str | None = None) -> None:
-        """A read through the secrets-extension stand-in, proved by the caller's session token."""
-        with self._lock:
-            self.requests += 1
-            mine = session_token in self._tokens
-            if mine:
-                self.function_requests += 1
-            else:
-                self.left_out += 1
-        if mine:
-            self.recorder.record_extension_read(session_token, secret_id, version_id=version_id, version_stage=version_stage)
 
     def document(self, deployed: DeployedTemplate) -> dict[str, Any]:
         """What :meth:`write` writes: identical calls once (with a count), the deployment they ran against."""

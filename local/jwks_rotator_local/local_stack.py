@@ -296,16 +296,6 @@ class LocalStack:
         """The functions' calls recorded so far (None: not recording)."""
         return self._recording
 
-    def record_extension_read(self, session_token: str, secret_id: str, *, version_id: str | None = None,
-                              version_stage: str | None = None) -> None:
-        """For a local stand-in of the Parameters and Secrets extension: a function read ``secret_id`` through it.
-
-        The stand-in passes the ``X-Aws-Parameters-Secrets-Token`` it was given (the function's session token);
-        recorded under the function's role when recording, ignored otherwise.
-        """
-        if self._recording is not None:
-            self._recording.record_extension_read(session_token, secret_id, version_id=version_id, version_stage=version_stage)
-
     def client(self, service: str) -> Any:
         """A boto3 client for moto (not through ``aws_endpoint``)."""
         return boto3.client(
@@ -480,7 +470,7 @@ class LocalStack:
             raise LocalStackError(str(exc)) from None
         self._modules.append(module_name)
         if self._recording is not None:
-            self._recording.add_function(role, credentials["AccessKeyId"], credentials["SessionToken"])
+            self._recording.add_function(role, credentials["AccessKeyId"])
         self._deployed = _with_function(deployed, FunctionIdentity(logical_id, name, configuration["FunctionArn"], role, (credentials["AccessKeyId"],)))
         return LocalFunction(
             name, handler, memory_limit_in_mb=int(configuration.get("MemorySize", 128)),

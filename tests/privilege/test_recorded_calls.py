@@ -52,7 +52,7 @@ def test_each_functions_calls_are_recorded_under_its_own_role_and_all_allowed(tm
     keyring, signing = physical["KeyringSecret"], physical["SigningKeySecret"]
     assert (rotate, "secretsmanager:PutSecretValue", keyring) in calls
     assert (rotate, "secretsmanager:PutSecretValue", signing) in calls
-    assert (sign, "secretsmanager:GetSecretValue", signing) in calls
+    assert (sign, "secretsmanager:GetSecretValue", signing) in calls  # read through the extension, with the sign role's keys
     assert not [c for c in calls if c[0] == sign and c[2] == keyring]  # the signer never touched the keyring
     assert run.recording.deployment.role_arn("SignFunctionRole") == sign  # the file's deployment names the same roles
     results = decide_recorded([run])

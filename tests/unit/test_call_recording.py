@@ -29,7 +29,7 @@ def _deployed() -> DeployedTemplate:
 
 def test_only_requests_signed_by_a_functions_key_are_recorded_and_under_its_role(tmp_path: Path) -> None:
     recording = FunctionCallRecording(tmp_path, CannedFacts())
-    recording.add_function(ROTATE_ROLE, "ASIAROTATE", "rotate-token")
+    recording.add_function(ROTATE_ROLE, "ASIAROTATE")
     recording(*_signed("ASIAROTATE", "secretsmanager.PutSecretValue", {"SecretId": "jwks-keyring", "SecretString": "x"}))
     recording(*_signed("ASIAROTATE", "secretsmanager.PutSecretValue", {"SecretId": "jwks-keyring", "SecretString": "y"}))
     recording(*_signed("AKIDHARNESS", "secretsmanager.GetSecretValue", {"SecretId": "jwks-keyring"}))  # the test harness
@@ -43,16 +43,6 @@ def test_only_requests_signed_by_a_functions_key_are_recorded_and_under_its_role
     written = {(c["principal"], c["action"], c["resource"]): c["count"] for c in document["calls"]}
     assert written[(ROTATE_ROLE, "secretsmanager:PutSecretValue", KEYRING_ARN)] == 2  # identical calls once, counted
     assert document["deployment"]["functions"]["SignFunction"]["role_arn"] == SIGN_ROLE
-
-
-def test_extension_reads_count_only_with_a_functions_session_token(tmp_path: Path) -> None:
-    recording = FunctionCallRecording(tmp_path, CannedFacts())
-    recording.add_function(SIGN_ROLE, "ASIASIGN", "sign-session-token")
-    recording.record_extension_read("sign-session-token", "jwks-keyring")
-    recording.record_extension_read("someone-elses-token", "jwks-keyring")
-    assert next((c.principal, c.action, c.resource) for c in recording.recorder.calls) == (
-        SIGN_ROLE, "secretsmanager:GetSecretValue", KEYRING_ARN)
-    assert recording.left_out == 1
 
 
 def test_the_directory_comes_from_the_argument_or_the_environment(monkeypatch: Any, tmp_path: Path) -> None:
