@@ -24,10 +24,14 @@ integration: $(STAMP)
 -include mk/*.mk
 
 # Every test: lint (ruff, mypy --strict, import contracts), template checks (cfn-lint, sam validate --lint,
-# sam build, checkov), the least-privilege matrix (mk/privilege.mk), then unit,
-# integration (moto server over HTTP), interop (PyJWT, jwcrypto, Node jose), privilege and the short soak.
-test: $(STAMP) lint interop-node check-template check-privilege
-	$(PY) -m pytest -q -p no:cacheprovider tests
+# sam build, checkov), then unit, integration (moto server over HTTP), interop (PyJWT, jwcrypto, Node jose),
+# privilege and the short soak, every local stack among them recording its functions' AWS calls
+# (tests/conftest.py); then the least-privilege matrix (mk/privilege.mk) decides the built-in lifecycle and
+# everything recorded.
+test: $(STAMP) lint interop-node check-template privilege-tools
+	rm -rf $(RECORDED_CALLS)
+	JWKS_ROTATOR_RECORD_CALLS=$(CURDIR)/$(RECORDED_CALLS) $(PY) -m pytest -q -p no:cacheprovider tests
+	$(MAKE) --no-print-directory check-privilege-recorded
 
 clean: clean-template
 	rm -rf $(VENV) .venv-sam .venv-checkov .aws-sam .pytest_cache .hypothesis

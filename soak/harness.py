@@ -62,7 +62,7 @@ class SoakRun:
         traffic: Traffic | None = None
         try:
             stack.start()
-            proxy.start(stack.moto_endpoint)
+            proxy.start(stack.endpoint)  # on to the local cloud's front: the functions' calls are recorded there when asked
             settings = stack.settings
             caches = scaled_caches(settings.publish_lead.total_seconds())
             direct_store = SecretsManagerKeyringStore(stack.client("secretsmanager"), settings.keyring_secret_id)

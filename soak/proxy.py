@@ -1,6 +1,7 @@
 """A fault-injecting HTTP proxy between the functions and moto, on loopback.
 
-The functions reach AWS through it (``LocalStack(aws_endpoint=proxy.url)``);
+The functions reach AWS through it (``LocalStack(aws_endpoint=proxy.url)``) and it forwards to the
+stack's one AWS endpoint (the front, which records the functions' calls when recording is on, then moto);
 setup, the edge and the soak's own checks talk to moto directly. While
 :attr:`FaultProxy.enabled` is set, each request may be answered without
 reaching moto, as the services answer when they shed load:

@@ -3,16 +3,36 @@
 Integration and interop tests talk to the moto server over HTTP through
 boto3's ``endpoint_url``, exactly as they would talk to AWS. The fixtures are
 thin wrappers over the testing kit (``jwks_rotator_testkit``).
+
+Every local stack a test session starts records its functions' AWS calls (``JWKS_ROTATOR_RECORD_CALLS``)
+into ``.artifacts/recorded-calls/``, emptied when the session starts; ``make test`` then decides them all
+(``tests/privilege/matrix.py --recorded``). A caller that sets ``JWKS_ROTATOR_RECORD_CALLS`` itself (a
+directory, or empty for none) keeps its choice and its directory.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from jwks_rotator_local.call_recording import RECORD_ENV
 from jwks_rotator_testkit.deploy import AwsResources, create_test_resources
 from jwks_rotator_testkit.moto import moto_server, set_default_credentials
+
+RECORDED_CALLS = Path(__file__).resolve().parents[1] / ".artifacts" / "recorded-calls"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A fresh recording directory for the session (once, in the controller: xdist workers inherit the variable)."""
+    if hasattr(config, "workerinput") or RECORD_ENV in os.environ:
+        return
+    shutil.rmtree(RECORDED_CALLS, ignore_errors=True)
+    RECORDED_CALLS.mkdir(parents=True)
+    os.environ[RECORD_ENV] = str(RECORDED_CALLS)
 
 
 @pytest.fixture(scope="session")

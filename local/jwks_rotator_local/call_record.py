@@ -176,12 +176,7 @@ class CallRecorder:
     def parse(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> list[RecordedCall]:
         """The calls one request makes (its own and those made on its behalf)."""
         lower = {k.lower(): v for k, v in headers.items()}
-        match = _CREDENTIAL.search(lower.get("authorization", ""))
-        if match is None:  # presigned query string?
-            query = parse_qs(urlsplit(path).query)
-            credential = query.get("X-Amz-Credential", [""])[0]
-            match = _CREDENTIAL.search("Credential=" + credential) if credential else None
-        access_key, scope_service = (match.group(1), match.group(4)) if match else ("", "")
+        access_key, scope_service = credential_scope(path, lower)
         principal = self._principal(access_key)
         service = _SCOPE_SERVICES.get(scope_service, scope_service)
         split = urlsplit(path)
@@ -377,6 +372,16 @@ class CallRecorder:
         if service == "sts" and operation.startswith("AssumeRole"):
             return (f"sts:{operation}", form.get("RoleArn", "*"), {}, "")
         return (f"{service}:{operation}", "*", {}, "")
+
+
+def credential_scope(path: str, headers: Mapping[str, str]) -> tuple[str, str]:
+    """(access key id, signing service) of a SigV4 request (header or presigned query); ("", "") when unsigned."""
+    authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+    match = _CREDENTIAL.search(authorization)
+    if match is None:  # presigned query string?
+        credential = parse_qs(urlsplit(path).query).get("X-Amz-Credential", [""])[0]
+        match = _CREDENTIAL.search("Credential=" + credential) if credential else None
+    return (match.group(1), match.group(4)) if match else ("", "")
 
 
 class MotoFacts:

@@ -43,6 +43,11 @@ function by its physical name and its logical id), the one AWS endpoint
 deployment for the IAM evaluator (logical ids, physical ids, ARNs, the roles
 and access keys the functions run with).
 
+``record_calls=DIR`` (or the environment variable ``JWKS_ROTATOR_RECORD_CALLS=DIR``) records every AWS
+call the functions make with their role credentials at the front (:mod:`.call_recording`; requests with
+any other credentials are left out) and writes them, with :meth:`deployed_template`, to a file in DIR
+when the stack stops: the least-privilege check (``tests/privilege/matrix.py --recorded DIR``) decides them.
+
 moto keeps its state per process: stopping the stack deletes it and what its
 ``Retain`` policy would keep, so a stack of the same name can start again;
 only one LocalStack may run in a process at a time. ``aws_endpoint`` lets the
@@ -82,6 +87,8 @@ from jwks_rotator_cli.local_state import (
 )
 from jwks_rotator_client import SignClient
 
+from .call_record import MotoFacts
+from .call_recording import FunctionCallRecording, recording_directory
 from .caller_roles import DEMO_POLICY_FILE, caller_roles, create_roles, load_local_policy
 from .edge import LocalEdge
 from .front import AwsFront
@@ -142,9 +149,12 @@ class LocalStack:
         extra_parameters: Mapping[str, str] | None = None,
         extra_env: Mapping[str, str] | None = None,
         function_extra_env: Mapping[str, Mapping[str, str]] | None = None,
+        record_calls: str | os.PathLike[str] | None = None,
     ) -> None:
         """``extra_parameters``: more template parameters; ``extra_env``: variables every function also gets,
-        ``function_extra_env``: per logical id (local stand-ins' endpoints; never settings the template passes)."""
+        ``function_extra_env``: per logical id (local stand-ins' endpoints; never settings the template passes).
+        ``record_calls``: a directory; the functions' AWS calls are recorded at the front and written there on
+        :meth:`stop` (:mod:`.call_recording`); None: the ``JWKS_ROTATOR_RECORD_CALLS`` directory, if set."""
         self._settings_env = normalise_overrides(settings_overrides or {})
         # Validate now (with a placeholder issuer if none is given) so bad settings or policies fail before anything starts.
         validated = self._validate({**self._settings_env, "ISSUER": self._settings_env.get("ISSUER") or "http://127.0.0.1:1"})
@@ -159,6 +169,9 @@ class LocalStack:
         self._extra_parameters = dict(extra_parameters or {})
         self._extra_env = dict(extra_env or {})
         self._function_extra_env = {k: dict(v) for k, v in (function_extra_env or {}).items()}
+        self._record_dir = recording_directory(record_calls)
+        self._recording: FunctionCallRecording | None = None
+        self.recorded_calls_file: Path | None = None
         self._deployed: DeployedTemplate | None = None
         self._function_envs: dict[str, dict[str, str]] = {}
         self._function_names: dict[str, str] = {}
@@ -278,6 +291,11 @@ class LocalStack:
             raise RuntimeError("LocalStack is not started")
         return self._deployed
 
+    @property
+    def call_recording(self) -> FunctionCallRecording | None:
+        """The functions' calls recorded so far (None: not recording)."""
+        return self._recording
+
     def client(self, service: str) -> Any:
         """A boto3 client for moto (not through ``aws_endpoint``)."""
         return boto3.client(
@@ -330,6 +348,9 @@ class LocalStack:
         edge_url = self._edge.bind()
         # The functions' AWS endpoint: bound now, told the Lambda API's URL once that exists.
         self._front = AwsFront(self.moto_endpoint, "", host=self._host, port=self._aws_port)
+        if self._record_dir is not None:  # the functions' calls only: their keys are added as they get them
+            self._recording = FunctionCallRecording(self._record_dir, MotoFacts(account=LOCAL_ACCOUNT, region=self.region))
+            self._front.recorder = self._recording
         self._front.bind()
         # The Parameters and Secrets extension's stand-in, on a free port: it calls AWS through the front with the sign
         # function's role, and takes only that function's session token (both known once the function is created).
@@ -448,6 +469,8 @@ class LocalStack:
         except ImportError as exc:
             raise LocalStackError(str(exc)) from None
         self._modules.append(module_name)
+        if self._recording is not None:
+            self._recording.add_function(role, credentials["AccessKeyId"])
         self._deployed = _with_function(deployed, FunctionIdentity(logical_id, name, configuration["FunctionArn"], role, (credentials["AccessKeyId"],)))
         return LocalFunction(
             name, handler, memory_limit_in_mb=int(configuration.get("MemorySize", 128)),
@@ -475,8 +498,12 @@ class LocalStack:
             self._extension = None
         if self._moto is not None:
             if self._deployed is not None:
-                teardown(self.client, self.stack_name, region=self.region, account_id=LOCAL_ACCOUNT)
-                self._deployed = None
+                try:
+                    if self._recording is not None and self._deployed.functions:
+                        self.recorded_calls_file = self._recording.write(self._deployed)
+                finally:
+                    teardown(self.client, self.stack_name, region=self.region, account_id=LOCAL_ACCOUNT)
+                    self._deployed = None
             self._moto.stop()
             self._moto = None
         if self._state_file is not None and self._started:

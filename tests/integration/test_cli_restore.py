@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[LocalStack]:
-    """A local stack that does not tick by itself: every run below is the CLI's."""
-    settings = {"algorithm": "ES256", "revocation-parameter": f"/jwks-rotator-test/{uuid.uuid4().hex[:10]}/revoked-kids"}
+    """A local stack that does not tick by itself: every run below is the CLI's.
+
+    Its revocation list is the one the template names (``/jwks-rotator/STACK/revoked-kids``, deleted when a
+    stack stops): a path of the test's own would be one the rotate role is not granted, and the recorded
+    calls would say so."""
+    settings = {"algorithm": "ES256"}
     with LocalStack(settings, tick=False, state_file=tmp_path / ".jwks-rotator-local.json") as stack:
         yield stack
 

@@ -5,13 +5,22 @@ functions' calls (:mod:`tests.privilege.scenario`), adds the calls that must be 
 must stay allowed (CloudFront reading the documents, the break-glass role recovering a secret), decides
 them all with the IAM evaluator against the translated template's policies (:mod:`tests.privilege.policies`),
 prints the matrix and exits non-zero when any decision differs from the expectation.
+
+``--recorded DIR`` adds what local stacks recorded (``LocalStack(record_calls=DIR)`` or
+``JWKS_ROTATOR_RECORD_CALLS=DIR``: the integration tests and the soaks, one file per stack,
+:mod:`tests.privilege.recorded`): every distinct call of every file is decided against **that file's own
+deployment** (its translated template, parameters, physical ids and role ARNs), and so is the written list.
+The matrix shows, per role and action, how many distinct calls were recorded and how they were decided;
+any recorded call not allowed is printed in full with the file it came from and fails the check.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +31,7 @@ from jwks_rotator.core.settings import Settings
 from jwks_rotator_local.call_record import RecordedCall
 from tests.privilege.evaluator import Case, Decision, evaluate
 from tests.privilege.policies import Deployment, Physical, Policies, extract, load_template
+from tests.privilege.recorded import RecordedRun, describe_sources, load_directory
 from tests.privilege.scenario import ACCOUNT, Recording, record_lifecycle
 
 BREAK_GLASS_ROLE = f"arn:aws:iam::{ACCOUNT}:role/jwks-rotator-break-glass"
@@ -212,10 +222,80 @@ def load_recording(calls: Path, mapping: Path) -> Recording:
     return Recording(recorded, [], deployment)
 
 
+@dataclass(frozen=True)
+class RecordedResults:
+    """The decisions on the recorded runs: each row with the run it came from."""
+
+    recorded: list[tuple[RecordedRun, Row, Decision]]
+    written: list[tuple[RecordedRun, Row, Decision]]
+
+    def recorded_failures(self) -> list[tuple[RecordedRun, Row, Decision]]:
+        return [(run, row, d) for run, row, d in self.recorded if failures([(row, d)])]
+
+    def written_failures(self) -> list[tuple[RecordedRun, Row, Decision]]:
+        return [(run, row, d) for run, row, d in self.written if failures([(row, d)])]
+
+    def failures(self) -> list[tuple[RecordedRun, Row, Decision]]:
+        return self.recorded_failures() + self.written_failures()
+
+
+def _renamed(row: Row, case_id: str) -> Row:
+    return dataclasses.replace(row, case=dataclasses.replace(row.case, id=case_id))
+
+
+def decide_recorded(runs: Sequence[RecordedRun]) -> RecordedResults:
+    """Every distinct recorded call of each run (expected allowed) and the written list, against the run's own
+    deployment; all in one evaluator process."""
+    tagged: list[tuple[RecordedRun, Row, bool]] = []
+    for index, run in enumerate(runs):
+        deployment = run.recording.deployment
+        policies = extract(run.template, deployment)
+        tagged.extend((run, _renamed(row, f"run{index}-{row.case.id}"), True) for row in recorded_rows(run.recording, policies))
+        glass = bool(deployment.parameters.get("BreakGlassRoleArn"))
+        tagged.extend((run, _renamed(row, f"run{index}-written-{row.case.id}"), False)
+                      for row in written_rows(deployment, policies, break_glass=glass))
+    decisions = evaluate([row.case for _, row, _ in tagged]) if tagged else {}
+    recorded = [(run, row, decisions[row.case.id]) for run, row, mine in tagged if mine]
+    written = [(run, row, decisions[row.case.id]) for run, row, mine in tagged if not mine]
+    return RecordedResults(recorded, written)
+
+
+def render_recorded(runs: Sequence[RecordedRun], results: RecordedResults) -> str:
+    """Distinct recorded calls per role and action, with their decisions; then every call not as expected."""
+    requests = sum(run.requests for run in runs)
+    left_out = sum(run.left_out for run in runs)
+    sources = sum(len(run.sources) for run in runs)
+    by_role_action: dict[tuple[str, str], Counter[str]] = {}
+    for _, row, decision in results.recorded:
+        by_role_action.setdefault((row.role, row.case.action), Counter())[decision.decision] += 1
+    lines = [(f"Recorded by local stacks: {sources} files, {len(runs)} distinct deployments, {requests} function requests "
+              f"({left_out} harness requests left out), {len(results.recorded)} distinct calls; each must be allowed:"),
+             f"{'':3}{'role':<12} {'action':<40} {'calls':>5}  decisions"]
+    for (role, action), decisions in sorted(by_role_action.items()):
+        ok = "ok" if set(decisions) == {"Allowed"} else "!!"
+        lines.append(f"{ok:<3}{role:<12} {action:<40} {sum(decisions.values()):>5}  "
+                     + ", ".join(f"{name} {n}" for name, n in sorted(decisions.items())))
+    written_ok = len(results.written) - len(results.written_failures())
+    lines.append(f"Written list against each recorded deployment: {len(results.written)} decisions, {written_ok} as listed")
+    for run, row, decision in results.failures():
+        call = row.case
+        context = {k: v for k, v in call.context.items() if k not in _BASE_KEYS}
+        lines.append(f"!! {row.role} {call.action} on {call.resource} {json.dumps(context, sort_keys=True)}: expected {row.expected}, "
+                     f"{decision.decision} ({row.why}; {decision.reason}) [{describe_sources(run.sources)}]")
+    unparsed = [f"{u} [{describe_sources(run.sources)}]" for run in runs for u in run.recording.unparsed]
+    if unparsed:
+        lines.append("requests of the functions the recorder could not read: " + ", ".join(unparsed))
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--calls", type=Path, help="recorded calls (JSON lines) instead of recording the built-in lifecycle")
     parser.add_argument("--mapping", type=Path, help="the deployment those calls ran against (with --calls)")
+    parser.add_argument("--recorded", type=Path, action="append", default=[],
+                        help="a directory of local stacks' recordings (JWKS_ROTATOR_RECORD_CALLS), each decided against its own "
+                             "deployment, besides the built-in lifecycle (repeatable)")
+    parser.add_argument("--require-recorded", action="store_true", help="fail when the --recorded directories hold no recording")
     args = parser.parse_args(argv)
     template = load_template()
     if (args.calls is None) != (args.mapping is None):
@@ -233,8 +313,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if recording.unparsed:
         print("requests the recorder could not read: " + ", ".join(recording.unparsed))
     bad = failures(recorded) + failures(written) + failures(written_glass)
-    print(f"{len(recorded) + len(written) + len(written_glass) - len(bad)} as expected, {len(bad)} not")
-    return 1 if bad or recording.unparsed else 0
+    total = len(recorded) + len(written) + len(written_glass)
+    runs = [run for directory in args.recorded for run in load_directory(directory)]
+    recorded_unparsed = any(run.recording.unparsed for run in runs)
+    if args.recorded:
+        results = decide_recorded(runs)
+        print(render_recorded(runs, results))
+        total += len(results.recorded) + len(results.written)
+        bad_count = len(bad) + len(results.failures())
+    else:
+        bad_count = len(bad)
+    print(f"{total - bad_count} as expected, {bad_count} not")
+    if args.require_recorded and not runs:
+        print("no recordings in " + ", ".join(map(str, args.recorded)) + " (was JWKS_ROTATOR_RECORD_CALLS set for the tests?)")
+        return 1
+    return 1 if bad_count or recording.unparsed or recorded_unparsed else 0
 
 
 if __name__ == "__main__":
