@@ -154,3 +154,73 @@ def test_concurrent_requests_on_one_transport_take_turns_on_its_connection(origi
         thread.join()
     assert not failures
     assert sorted(answers) == sorted(f"b|{i}-{r}".encode() for i in range(8) for r in range(20))
+
+
+class _CannedServer:
+    """A raw loopback server answering the n-th request it reads with ``answers[n]`` verbatim; it counts requests."""
+
+    def __init__(self, answers: list[bytes]) -> None:
+        import socket
+
+        self.answers = answers
+        self.requests = 0
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.origin = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._sock.accept()
+            except OSError:
+                return
+            with connection:
+                reader = connection.makefile("rb")
+                while self.requests < len(self.answers):
+                    line = reader.readline()
+                    if not line:
+                        break
+                    while reader.readline() not in (b"\r\n", b""):
+                        pass
+                    answer = self.answers[self.requests]
+                    self.requests += 1
+                    connection.sendall(answer)
+                    if b"Content-Length: 100\r\n" in answer:  # a truncated answer: its connection ends here
+                        break
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+@pytest.mark.parametrize("size", [b"-1", b"0x5", b"+5", b"5_0", b"", b"123456789"])
+def test_a_chunk_size_that_is_not_plain_hex_is_refused(size: bytes) -> None:
+    server = _CannedServer([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + size + b"\r\nhello\r\n0\r\n\r\n"])
+    try:
+        with pytest.raises(HttpError):
+            HttpTransport(server.origin, max_body=1024).request("GET", "/")
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("length", [b"+5", b" 5_0", b"5, 5", b"-0", b"0x5", b"12345678901"])
+def test_a_content_length_that_is_not_plain_digits_is_refused(length: bytes) -> None:
+    server = _CannedServer([b"HTTP/1.1 200 OK\r\nContent-Length: " + length + b"\r\n\r\nhello"])
+    try:
+        with pytest.raises(HttpError):
+            HttpTransport(server.origin).request("GET", "/")
+    finally:
+        server.close()
+
+
+def test_an_answer_cut_short_on_a_kept_connection_is_an_error_and_never_sent_again() -> None:
+    whole = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    cut = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b"
+    server = _CannedServer([whole, cut, whole])
+    try:
+        transport = HttpTransport(server.origin)
+        assert transport.request("GET", "/").body == b"ok"
+        with pytest.raises(HttpError):
+            transport.request("GET", "/")
+        assert server.requests == 2  # the half-read request was not re-sent on a new connection
+    finally:
+        server.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import threading
 from collections.abc import Callable, Mapping
@@ -208,9 +209,7 @@ class HttpTransport:
         elif answer_headers.get("transfer-encoding", "").lower() == "chunked":
             data, framed = self._read_chunked(reader), True
         elif "content-length" in answer_headers:
-            length = int(answer_headers["content-length"])
-            if length < 0:
-                raise ValueError("negative Content-Length")
+            length = _decimal_length(answer_headers["content-length"])
             if length > self._max_body:
                 raise HttpError(f"answer from {self.origin} exceeds {self._max_body} bytes")
             data, framed = self._read_exactly(reader, length), True
@@ -251,7 +250,7 @@ class HttpTransport:
     def _read_exactly(self, reader: Any, length: int) -> bytes:
         data = reader.read(length)
         if len(data) != length:
-            raise ConnectionResetError("the answer ended early")
+            raise ValueError("the answer ended early")  # not a ConnectionError: a half-read answer is never re-sent
         return bytes(data)
 
     def _read_chunked(self, reader: Any) -> bytes:
@@ -261,7 +260,7 @@ class HttpTransport:
             size_line = reader.readline(1024)
             if not size_line.endswith(b"\n"):
                 raise ValueError("malformed chunk size")
-            size = int(size_line.split(b";", 1)[0].strip(), 16)
+            size = _chunk_size(size_line)
             if size == 0:
                 break
             total += size
@@ -275,5 +274,25 @@ class HttpTransport:
             if line in (b"\r\n", b"\n"):
                 return b"".join(chunks)
             if not line:
-                raise ConnectionResetError("the answer ended early")
+                raise ValueError("the answer ended early")
         raise ValueError("too many trailer lines")
+
+
+_DECIMAL = re.compile(rb"[0-9]{1,10}")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,8}")
+
+
+def _decimal_length(value: str) -> int:
+    """A Content-Length as RFC 9110 writes it (digits only): ``int()`` would also take signs, ``_``, spaces or a list."""
+    raw = value.encode("latin-1")
+    if not _DECIMAL.fullmatch(raw):
+        raise ValueError("malformed Content-Length")
+    return int(raw)
+
+
+def _chunk_size(line: bytes) -> int:
+    """A chunk size line's hex size (extensions after ``;`` ignored); ``int(x, 16)`` would take ``-1``, ``0x``, ``_``."""
+    raw = line.split(b";", 1)[0].rstrip(b"\r\n").rstrip(b" \t")
+    if not _HEX.fullmatch(raw):
+        raise ValueError("malformed chunk size")
+    return int(raw, 16)
