@@ -196,11 +196,11 @@ def failures(results: Sequence[tuple[Row, Decision]]) -> list[tuple[Row, Decisio
 
 
 def render(title: str, results: Sequence[tuple[Row, Decision]]) -> str:
-    lines = [title, f"{'':2}{'principal':<12} {'action':<40} {'resource':<58} {'expect':<6} {'decision':<17} reason"]
+    lines = [title, f"{'':3}{'principal':<12} {'action':<40} {'resource':<58} {'expect':<6} {'decision':<17} reason"]
     for row, decision in results:
         ok = "ok" if (decision.allowed == (row.expected == "allow") and decision.decision != "Error") else "!!"
         resource = row.case.resource if len(row.case.resource) <= 58 else "…" + row.case.resource[-57:]
-        lines.append(f"{ok:<2}{row.role:<12} {row.case.action:<40} {resource:<58} {row.expected:<6} {decision.decision:<17} "
+        lines.append(f"{ok:<3}{row.role:<12} {row.case.action:<40} {resource:<58} {row.expected:<6} {decision.decision:<17} "
                      f"{row.why}; {decision.reason}")
     return "\n".join(lines)
 
