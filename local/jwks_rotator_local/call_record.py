@@ -48,6 +48,9 @@ _SCOPE_SERVICES = {"monitoring": "cloudwatch"}  # SigV4 signing name -> IAM serv
 _CLOUDFRONT_PATH = re.compile(r"^/\d{4}-\d{2}-\d{2}/distribution/([^/]+)(/invalidation(?:/([^/]+))?)?/?$")
 _LAMBDA_PATH = re.compile(r"^/\d{4}-\d{2}-\d{2}/functions/([^/]+)(/.*)?$")
 _CBOR_PATH = re.compile(r"^/service/([^/]+)/operation/([^/]+)$")
+# CreateKey parameters KMS conditions see with their default value when a request leaves them out (KMS developer
+# guide, "AWS KMS condition keys": such a condition works even when the parameter does not appear in the request).
+_CREATE_KEY_DEFAULTS = {"KeySpec": "SYMMETRIC_DEFAULT", "KeyUsage": "ENCRYPT_DECRYPT", "Origin": "AWS_KMS"}
 
 
 @dataclass(frozen=True)
@@ -245,6 +248,8 @@ class CallRecorder:
             for field_name, key in (("KeySpec", "kms:KeySpec"), ("KeyUsage", "kms:KeyUsage"), ("Origin", "kms:KeyOrigin")):
                 if field_name in document:
                     context[key] = str(document[field_name])
+                elif operation == "CreateKey":  # KMS authorizes a CreateKey without the parameter with its default
+                    context[key] = _CREATE_KEY_DEFAULTS[field_name]
             if "BypassPolicyLockoutSafetyCheck" in document:
                 context["kms:BypassPolicyLockoutSafetyCheck"] = "true" if document["BypassPolicyLockoutSafetyCheck"] else "false"
             for name, value in (document.get("EncryptionContext") or {}).items():

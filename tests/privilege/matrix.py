@@ -117,8 +117,54 @@ def written_rows(deployment: Deployment, policies: Policies, *, break_glass: boo
     custody = json.loads(key_policy(kms_settings, "ES256", signer=True))
     custody_pending = json.loads(key_policy(kms_settings, "ES256", signer=False))
     signs = {"kms:SigningAlgorithm": "ECDSA_SHA_256", "kms:MessageType": "RAW"}
+    bucket_arn = f"arn:aws:s3:::{bucket}"
+    via_cloudformation = {"aws:CalledVia": ["cloudformation.amazonaws.com"]}
+    # Another application's KMS key with the default key policy (the account's IAM policies decide), and the
+    # tagging the rotator does at CreateKey, aimed at it: the stack tag that ManageOnlyStackTaggedKeys trusts.
+    foreign_key = f"arn:aws:kms:{deployment.region}:{deployment.account}:key/00000000-dddd-eeee-ffff-000000000009"
+    default_key_policy = {"Version": "2012-10-17", "Statement": [{"Sid": "Enable IAM User Permissions", "Effect": "Allow",
+                          "Principal": {"AWS": f"arn:aws:iam::{deployment.account}:root"}, "Action": "kms:*", "Resource": "*"}]}
+    stack_tag = {"aws:RequestTag/jwks-rotator:stack": deployment.stack, "aws:TagKeys": ["jwks-rotator:stack"]}
+    signing_key = {**stack_tag, "kms:KeySpec": "ECC_NIST_P256", "kms:KeyUsage": "SIGN_VERIFY", "kms:KeyOrigin": "AWS_KMS"}
     c = lambda *a, **k: _case(policies, deployment, *a, **k)  # noqa: E731
+    manage_secret = [
+        Row(c(f"admin-{action.rsplit(':', 1)[1].lower()}-{name}", OTHER_ROLE, action, arn, identity=ADMINISTRATOR), "deny",
+            f"another principal (AdministratorAccess) calling {action.rsplit(':', 1)[1]} on the {name} secret", "some-admin")
+        for name, arn in (("keyring", keyring), ("signing", signing))
+        for action in ("secretsmanager:UpdateSecret", "secretsmanager:DeleteSecret", "secretsmanager:PutResourcePolicy",
+                       "secretsmanager:DeleteResourcePolicy")
+    ]
     rows = [
+        *manage_secret,
+        Row(c("cloudformation-updates-keyring", OTHER_ROLE, "secretsmanager:UpdateSecret", keyring, via_cloudformation,
+              identity=ADMINISTRATOR), "allow", "the deploying principal updating the keyring through CloudFormation", "some-admin"),
+        Row(c("cloudformation-puts-signing-policy", OTHER_ROLE, "secretsmanager:PutResourcePolicy", signing, via_cloudformation,
+              identity=ADMINISTRATOR), "allow", "the deploying principal replacing a secret policy through CloudFormation", "some-admin"),
+        Row(c("admin-puts-bucket-policy", OTHER_ROLE, "s3:PutBucketPolicy", bucket_arn, identity=ADMINISTRATOR), "deny",
+            "another principal replacing the bucket policy", "some-admin"),
+        Row(c("admin-puts-lifecycle", OTHER_ROLE, "s3:PutLifecycleConfiguration", bucket_arn, identity=ADMINISTRATOR), "deny",
+            "another principal changing the document history's lifecycle", "some-admin"),
+        Row(c("admin-deletes-bucket-policy", OTHER_ROLE, "s3:DeleteBucketPolicy", bucket_arn, identity=ADMINISTRATOR), "deny",
+            "another principal deleting the bucket policy", "some-admin"),
+        Row(c("cloudformation-puts-bucket-policy", OTHER_ROLE, "s3:PutBucketPolicy", bucket_arn, via_cloudformation, identity=ADMINISTRATOR),
+            "allow", "the deploying principal replacing the bucket policy through CloudFormation", "some-admin"),
+        Row(c("rotate-tags-foreign-key", rotate, "kms:TagResource", foreign_key, stack_tag, resource_policy=default_key_policy), "deny",
+            "the rotate role giving the stack tag to a key of the account without it", "rotate"),
+        Row(c("rotate-tags-other-stack-key", rotate, "kms:TagResource", foreign_key,
+              {**stack_tag, "aws:ResourceTag/jwks-rotator:stack": "another-stack"}, resource_policy=default_key_policy), "deny",
+            "the rotate role re-tagging another stack's key", "rotate"),
+        Row(c("rotate-manages-foreign-key", rotate, "kms:PutKeyPolicy", foreign_key, resource_policy=default_key_policy), "deny",
+            "the rotate role replacing the policy of a key without the stack tag", "rotate"),
+        Row(c("rotate-creates-signing-key", rotate, "kms:CreateKey", "*", signing_key), "allow",
+            "the rotate role creating a stack-tagged signing key in KMS", "rotate"),
+        Row(c("rotate-creates-external-key", rotate, "kms:CreateKey", "*", {**signing_key, "kms:KeyOrigin": "EXTERNAL"}), "deny",
+            "the rotate role creating a key for imported material (Origin EXTERNAL)", "rotate"),
+        Row(c("rotate-creates-encryption-key", rotate, "kms:CreateKey", "*",
+              {**signing_key, "kms:KeyUsage": "ENCRYPT_DECRYPT", "kms:KeySpec": "SYMMETRIC_DEFAULT"}), "deny",
+            "the rotate role creating an encryption key", "rotate"),
+        Row(c("rotate-creates-hmac-key", rotate, "kms:CreateKey", "*", {**signing_key, "kms:KeyUsage": "GENERATE_VERIFY_MAC",
+              "kms:KeySpec": "HMAC_256"}), "deny", "the rotate role creating an HMAC key", "rotate"),
+
         Row(c("sign-writes-signing", sign, "secretsmanager:PutSecretValue", signing), "deny", "the sign role writing its secret", "sign"),
         Row(c("sign-stages-signing", sign, "secretsmanager:UpdateSecretVersionStage", signing, {"secretsmanager:VersionStage": "AWSCURRENT"}),
             "deny", "the sign role moving AWSCURRENT (a restore)", "sign"),
@@ -182,6 +228,10 @@ def written_rows(deployment: Deployment, policies: Policies, *, break_glass: boo
                   identity=ADMINISTRATOR), "allow", "the break-glass role decrypting the keyring", "break-glass"),
             Row(c("break-glass-writes-bucket", BREAK_GLASS_ROLE, "s3:PutObject", jwks, identity=ADMINISTRATOR), "deny",
                 "the break-glass role writing the bucket (only the rotate role writes)", "break-glass"),
+            Row(c("break-glass-puts-keyring-policy", BREAK_GLASS_ROLE, "secretsmanager:PutResourcePolicy", keyring, identity=ADMINISTRATOR),
+                "allow", "the break-glass role repairing the keyring's policy", "break-glass"),
+            Row(c("break-glass-puts-bucket-policy", BREAK_GLASS_ROLE, "s3:PutBucketPolicy", bucket_arn, identity=ADMINISTRATOR),
+                "allow", "the break-glass role repairing the bucket policy", "break-glass"),
         ]
     return rows
 

@@ -240,7 +240,8 @@ def test_no_statement_of_the_key_policy_lets_the_account_use_the_key(resources: 
 
 # Actions with no resource ARN in IAM: "*" is their only resource. CreateKey (and TagResource at CreateKey) only
 # under the stack-tag conditions checked below; ListKeys reveals key ids only.
-RESOURCELESS = {"CreateOnlyStackTaggedSigningKeys": {"kms:CreateKey", "kms:TagResource"}, "FindStackKeysByTag": {"kms:ListKeys"}}
+RESOURCELESS = {"CreateOnlyStackTaggedSigningKeys": {"kms:CreateKey"}, "TagNewKeysWithTheStackTag": {"kms:TagResource"},
+                "FindStackKeysByTag": {"kms:ListKeys"}}
 KMS_SIGN_SIDS = {"SignWithStackTaggedKeys", "ReadStackTaggedPublicKeys"}
 STACK_TAG_CONDITION = {"aws:ResourceTag/jwks-rotator:stack": {"Ref": "AWS::StackName"}}
 
@@ -280,14 +281,31 @@ def test_the_sign_role_signs_only_with_stack_tagged_keys_jws_algorithms_and_raw_
 
 
 def test_the_rotate_role_creates_only_stack_tagged_keys_and_manages_only_those(resources: dict[str, Any]) -> None:
+    from jwks_rotator.core.kms_signing import KMS_ALGORITHMS, kms_key_spec
+
     statements = _kms_statements(resources, "RotateFunction")
     create = statements["CreateOnlyStackTaggedSigningKeys"]
-    assert create["Condition"] == {
+    specs = sorted({kms_key_spec(alg, size) for alg in KMS_ALGORITHMS for size in (2048, 3072, 4096)})
+    assert as_list(create["Action"]) == ["kms:CreateKey"]
+    condition = {**create["Condition"], "StringEquals": {**create["Condition"]["StringEquals"],
+                                                         "kms:KeySpec": sorted(create["Condition"]["StringEquals"]["kms:KeySpec"])}}
+    assert condition == {
+        "StringEquals": {"aws:RequestTag/jwks-rotator:stack": {"Ref": "AWS::StackName"}, "kms:KeyOrigin": "AWS_KMS",
+                         "kms:KeyUsage": "SIGN_VERIFY", "kms:KeySpec": specs},
+        "ForAllValues:StringEquals": {"aws:TagKeys": ["jwks-rotator:stack"]},
+    }
+    assert statements["TagNewKeysWithTheStackTag"]["Condition"] == {
         "StringEquals": {"aws:RequestTag/jwks-rotator:stack": {"Ref": "AWS::StackName"}},
         "ForAllValues:StringEquals": {"aws:TagKeys": ["jwks-rotator:stack"]},
     }
+    # The tag Allow on "*" also matches existing keys: the Deny keeps tag changes to keys already of this stack.
+    deny = statements["NoTagChangesOnOtherKeys"]
+    assert deny["Effect"] == "Deny" and set(as_list(deny["Action"])) == {"kms:TagResource", "kms:UntagResource"}
+    assert deny["Condition"] == {"StringNotEquals": STACK_TAG_CONDITION}
     for sid, statement in statements.items():
         actions = set(as_list(statement["Action"]))
+        if statement["Effect"] == "Deny":
+            continue
         assert "kms:UntagResource" not in actions and "kms:Sign" not in actions, sid  # revoke is DisableKey
         if sid in RESOURCELESS or sid == "ReadKeyTags":
             continue

@@ -158,4 +158,8 @@ def test_kms_calls_carry_the_keys_tags_the_request_tags_and_the_policy_in_force(
     assert (create.action, create.resource) == ("kms:CreateKey", "*")
     assert create.context["aws:RequestTag/jwks-rotator:stack"] == "s" and create.context["aws:TagKeys"] == ("jwks-rotator:stack",)
     assert create.context["kms:KeySpec"] == "ECC_NIST_P256"
+    assert create.context["kms:KeyOrigin"] == "AWS_KMS"  # left out of the request: KMS authorizes it with the default
     assert (tagging.action, tagging.resource, tagging.via) == ("kms:TagResource", "*", "kms:CreateKey")
+    [bare], _ = record("kms", lambda c: c.create_key())  # no tags: no TagResource
+    assert (bare.context["kms:KeySpec"], bare.context["kms:KeyUsage"], bare.context["kms:KeyOrigin"]) == (
+        "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", "AWS_KMS")
