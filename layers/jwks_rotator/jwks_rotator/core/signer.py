@@ -56,7 +56,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, NoReturn
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from .algorithms import get_algorithm, signature_verifies
 from .errors import (
@@ -72,10 +72,12 @@ from .errors import (
 )
 from .keyring import Keyring
 from .keys import KeyRecord, KeyState, load_private_key
-from .kms_signing import MAX_RAW_MESSAGE, der_to_jose, kms_algorithm, signature_bytes
-from .ports import KeyringReader, KeySigner, RevocationReader, StoredKeyring
 from .settings import Settings
 from .token_policy import MAX_TOKEN_BYTES, TokenPolicy, TokenRequest, build_claims, parse_request
+
+if TYPE_CHECKING:  # the ports are protocols, checked statically: the sign path does not build their classes
+    from .keyring import StoredKeyring
+    from .ports import KeyringReader, KeySigner, RevocationReader
 
 Clock = Callable[[], float]
 """Seconds as a float: Unix time (``time.time``) for tokens, a monotonic count (``time.monotonic``) for the cache."""
@@ -188,6 +190,8 @@ def make_signing_key(
 
 def _kms_signing_key(record: KeyRecord, due_at: float, vault: KeySigner | None) -> SigningKey:
     """A key in KMS custody: public metadata cached, one ``Sign`` call per token, no probe (KMS bills each call)."""
+    from .kms_signing import MAX_RAW_MESSAGE, der_to_jose, kms_algorithm, signature_bytes  # KMS custody only
+
     key_arn = record.kms_key_arn
     assert key_arn is not None
     if vault is None:
