@@ -31,6 +31,10 @@ Key cache (one per warm Lambda container):
   ``publish --accept-restore``) signs nothing.
 * The wall clock dates tokens (``iat``, ``exp``) and decides whether a
   rotation is overdue; nothing else.
+* A cold container may start its first read in the background
+  (:meth:`KeyCache.prefetch`), so that the reads overlap the first caller's
+  proof replay; :meth:`KeyCache.get` waits for it and then behaves as after
+  a read of its own (a failed read is raised, a usable key is used).
 
 KMS custody (a record with ``kms_key_arn``): the private half never leaves
 KMS. The cached key holds public metadata only (kid, alg, key ARN, the
@@ -53,6 +57,7 @@ import contextlib
 import json
 import math
 import secrets
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -248,9 +253,38 @@ class KeyCache:
         self._fresh_until = -math.inf
         self._last_attempt = -math.inf
         self._failure: SigningUnavailableError | None = None
+        self._prefetching: threading.Thread | None = None
+
+    def prefetch(self) -> None:
+        """Start the first read in a background thread, unless the cache was read already (a cold container's first call).
+
+        The reads are network I/O (through the extension: its own first reads are AWS calls): started before the
+        caller's proof is replayed to STS, they run during the replay instead of after it. :meth:`get` and
+        :meth:`reread_after_refusal` wait for them, and :meth:`settle` lets a caller wait before it returns (no
+        thread outlives the invocation that started it).
+        """
+        if self._prefetching is not None or self._entry is not None or self._last_attempt != -math.inf:
+            return
+        thread = threading.Thread(target=self._prefetch_read, name="key-cache-prefetch", daemon=True)
+        self._prefetching = thread
+        thread.start()
+
+    def _prefetch_read(self) -> None:
+        # A failed read is recorded (the failure, the attempt's time) and notified by _refresh: get() raises it.
+        with contextlib.suppress(Exception):
+            self._refresh(self._monotonic(), "initial")
+
+    def settle(self) -> None:
+        """Wait for a background read started by :meth:`prefetch`, if one runs."""
+        thread = self._prefetching
+        if thread is not None:
+            thread.join()
+            self._prefetching = None
 
     def get(self, now: float) -> SigningKey:
         """The key to sign with at wall-clock ``now``; :class:`SigningUnavailableError` when there is none."""
+        if self._prefetching is not None:
+            self.settle()
         tick = self._monotonic()
         entry = self._entry
         if entry is not None and tick < self._fresh_until:
@@ -279,6 +313,7 @@ class KeyCache:
 
         At most one read per :data:`REFRESH_INTERVAL`: a stream of refusals cannot hammer the store.
         """
+        self.settle()
         tick = self._monotonic()
         if 0 <= tick - self._last_attempt < self._interval:
             raise SigningUnavailableError(f"no signing key: the key vault refused the active key {refused.kid} (disabled)")
