@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextvars
 import json
 import time
 from datetime import timedelta
@@ -257,6 +258,27 @@ def test_a_prefetch_of_a_revoked_active_key_signs_nothing() -> None:
     signer, _, _ = make_signer(keyring_json(record), revocations=InMemoryRevocations(record.kid))
     signer.cache.prefetch()
     assert signer.handle(REQUEST).response["error"] == "signing_unavailable"
+
+
+INVOCATION: contextvars.ContextVar[str] = contextvars.ContextVar("invocation", default="none")
+
+
+def test_a_prefetch_reads_in_the_context_of_the_invocation_that_started_it() -> None:
+    # what an invocation sets up in its context (the local stack: the function's environment and credentials) holds
+    # for the background read too
+    seen: list[str] = []
+
+    class ContextReader(InMemoryKeyringReader):
+        def read_current(self) -> Any:
+            seen.append(INVOCATION.get())
+            return super().read_current()
+
+    reader = ContextReader(keyring_json(active_key()))
+    signer = TokenSigner(settings(), reader)
+    INVOCATION.set("first")
+    signer.cache.prefetch()
+    assert "token" in signer.handle(REQUEST).response
+    assert seen == ["first"]
 
 
 def test_settle_without_a_prefetch_reads_nothing() -> None:

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import contextvars
 import json
 import math
 import secrets
@@ -265,7 +266,9 @@ class KeyCache:
         """
         if self._prefetching is not None or self._entry is not None or self._last_attempt != -math.inf:
             return
-        thread = threading.Thread(target=self._prefetch_read, name="key-cache-prefetch", daemon=True)
+        # In the caller's context (contextvars): whatever the invocation set up there applies to the read too.
+        context = contextvars.copy_context()
+        thread = threading.Thread(target=context.run, args=(self._prefetch_read,), name="key-cache-prefetch", daemon=True)
         self._prefetching = thread
         thread.start()
 
