@@ -339,9 +339,9 @@ def render(results: dict[tuple[str, str], Samples], variants: list[Variant], ver
               "round by round (2 warm-up rounds not counted). A process imports the sign function and issues its first "
               "token: the caller's proof replayed over HTTPS to the signature-checking STS stand-in (a test CA), the "
               "keyring and revocation list read, the key loaded, the token signed, the audit line written at INFO."), "",
-             (f"\"before\" is `{before_ref}` as it ships: from source (no .pyc; `PYTHONDONTWRITEBYTECODE=1` here, as on "
+             ((f"\"before\" is `{before_ref}` as it ships: from source (no .pyc; `PYTHONDONTWRITEBYTECODE=1` here, as on "
               "Lambda's read-only code directory, where nothing can be written), boto3 to the moto server, powertools, the "
-              "system CA bundle, the policy file in YAML. \"after\" is this tree: `make build`'s unchecked-hash .pyc "
+              "system CA bundle, the policy file in YAML. " if before_ref else "") + "\"after\" is this tree: `make build`'s unchecked-hash .pyc "
               "(python3.12: the built artifact itself) and its policy file as JSON (the same document), reads through the Parameters and Secrets extension stand-in, Amazon's roots "
               "(here the test CA through `STS_CA_BUNDLE`)."
               + (f" \"before ({before_build} build)\" is {before_build}'s own `make build` artifact, run exactly as \"after\" "
