@@ -90,9 +90,12 @@ PARTS_CHILD = textwrap.dedent(
     import app
     _t1 = time.perf_counter()
     import json, os, types
-    from jwks_rotator.core import signer as signer_module
+    _t_core = time.perf_counter()
+    # the handler imports these on its first call; imported here first (to wrap them), timed as a part of that call
+    from jwks_rotator import wiring
+    from jwks_rotator.core import issuance, signer as signer_module
     from jwks_rotator.adapters import secrets_extension, sts_identity, http
-    parts = {}
+    parts = {"issuance core imported (wiring, settings, policy, verifier, signer, cryptography)": (time.perf_counter() - _t_core) * 1e3}
     def timed(owner, name, label):
         original = getattr(owner, name)
         def wrapper(*args, **kwargs):
@@ -102,7 +105,7 @@ PARTS_CHILD = textwrap.dedent(
             finally:
                 parts[label] = parts.get(label, 0.0) + (time.perf_counter() - start) * 1e3
         setattr(owner, name, wrapper)
-    timed(app, "build_issuance_service", "service built: settings, policy, readers, verifier")
+    timed(wiring, "build_issuance_service", "service built: settings, policy, readers, verifier")
     timed(http, "ca_file_context", "TLS context (import ssl, Amazon's roots or the test CA)")
     sts_identity.ca_file_context = http.ca_file_context  # the endpoint calls the name it imported
     timed(sts_identity.StsIdentityReplayer, "replay", "proof replayed to STS over HTTPS (connect, handshake, answer)")
@@ -328,7 +331,7 @@ def first_call_parts(cloud: Cloud, variant: Variant, alg: str, runs: int) -> dic
 # --- report --------------------------------------------------------------------------------------------------------------
 def render(results: dict[tuple[str, str], Samples], variants: list[Variant], versions: dict[str, str], runs: int,
            imports: dict[str, dict[str, float]], parts: dict[str, dict[str, float]], before_ref: str,
-           calls: dict[str, int]) -> str:
+           calls: dict[str, int], before_build: str = "") -> str:
     load = os.getloadavg()[0]
     lines = ["## Cold start", "",
              (f"Date {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; {os.cpu_count()} CPUs; interpreters: "
@@ -337,11 +340,13 @@ def render(results: dict[tuple[str, str], Samples], variants: list[Variant], ver
               "round by round (2 warm-up rounds not counted). A process imports the sign function and issues its first "
               "token: the caller's proof replayed over HTTPS to the signature-checking STS stand-in (a test CA), the "
               "keyring and revocation list read, the key loaded, the token signed, the audit line written at INFO."), "",
-             (f"\"before\" is `{before_ref}` as it ships: from source (no .pyc; `PYTHONDONTWRITEBYTECODE=1` here, as on "
+             ((f"\"before\" is `{before_ref}` as it ships: from source (no .pyc; `PYTHONDONTWRITEBYTECODE=1` here, as on "
               "Lambda's read-only code directory, where nothing can be written), boto3 to the moto server, powertools, the "
-              "system CA bundle, the policy file in YAML. \"after\" is this tree: `make build`'s unchecked-hash .pyc "
+              "system CA bundle, the policy file in YAML. " if before_ref else "") + "\"after\" is this tree: `make build`'s unchecked-hash .pyc "
               "(python3.12: the built artifact itself) and its policy file as JSON (the same document), reads through the Parameters and Secrets extension stand-in, Amazon's roots "
-              "(here the test CA through `STS_CA_BUNDLE`)."), "",
+              "(here the test CA through `STS_CA_BUNDLE`)."
+              + (f" \"before ({before_build} build)\" is {before_build}'s own `make build` artifact, run exactly as \"after\" "
+                 "under python3.12 (the same extension, roots and rounds): only the code differs." if before_build else "")), "",
              "| variant | alg | process ms (min / median) | bare interpreter ms (min / median) | **above bare, ms (min / median)** | import ms (median) | first invocation ms (median) | SDK modules loaded |",
              "|---|---|---|---|---|---|---|---|"]
     for variant in variants:
@@ -377,7 +382,7 @@ def render(results: dict[tuple[str, str], Samples], variants: list[Variant], ver
         lines.append("")
     lines += ["### Extension reads during the cold runs", "",
               (f"Requests the extension stand-in answered (each one AWS call, TTL 0): {calls['extension']} for "
-              f"{calls['after_runs']} \"after\" cold starts (2 per start: keyring, revocation list); refused for a wrong "
+              f"{calls['after_runs']} cold starts reading through it (2 per start: keyring, revocation list); refused for a wrong "
               f"token: {calls['refused']}. STS replays: {calls['sts']} for {calls['all_runs']} cold starts in all."), ""]
     return "\n".join(lines) + "\n"
 
@@ -398,6 +403,9 @@ def main() -> None:
     parser.add_argument("--breakdown-runs", type=int, default=7)
     parser.add_argument("--before", default="main", help="the revision measured as 'before' (empty: none)")
     parser.add_argument("--boto3-312", default="", help="a directory holding boto3 for python3.12 (the runtime's), for 'before' under 3.12")
+    parser.add_argument("--before-build", default="", metavar="DIR",
+                        help="another tree's `make build` output (its .aws-sam/build), measured under python3.12 as this tree's is")
+    parser.add_argument("--before-build-name", default="main", help="what --before-build is, for the tables")
     parser.add_argument("--write", action="store_true", help="update the ## Cold start section of benchmarks/RESULTS.md")
     args = parser.parse_args()
     py312 = python312()
@@ -419,6 +427,13 @@ def main() -> None:
                                         [str(before_layer), str(BUILD / "SharedLayer" / "python"), str(Path(args.boto3_312).resolve())],
                                         before_env, after=False))
             variants.append(Variant(f"before ({args.before}), python3", py3, before_task, [str(before_layer)], before_env, after=False))
+        if py312 and args.before_build:
+            other = Path(args.before_build).resolve()
+            if not (other / "SignFunction" / "__pycache__").is_dir():
+                raise SystemExit(f"no compiled build in {other}")
+            # the same set-up as "after" (extension, Amazon's roots, compiled): only the code differs
+            variants.append(Variant(f"before ({args.before_build_name} build), python3.12", py312, other / "SignFunction",
+                                    [str(other / "SharedLayer" / "python")]))
         if py312:
             if not (BUILD / "SignFunction" / "__pycache__").is_dir():
                 raise SystemExit("no compiled build: run `make build` first")
@@ -427,7 +442,8 @@ def main() -> None:
         variants.append(Variant("after, python3 (compiled as make build does)", py3, after_task, [str(after_layer)]))
         extension_before, refused_before, sts_before = cloud.extension.requests, cloud.extension.refused, cloud.sts.replays
         results = measure(cloud, variants, args.runs)
-        after_runs = sum(len(s.whole) for (name, _), s in results.items() if name.startswith("after")) + 2 * len(ALGS) * sum(v.after for v in variants)
+        by_name = {v.name: v for v in variants}
+        after_runs = sum(len(s.whole) for (name, _), s in results.items() if by_name[name].after) + 2 * len(ALGS) * sum(v.after for v in variants)
         all_runs = sum(len(s.whole) for s in results.values()) + 2 * len(ALGS) * len(variants)
         calls = {"extension": cloud.extension.requests - extension_before, "refused": cloud.extension.refused - refused_before,
                  "sts": cloud.sts.replays - sts_before, "after_runs": after_runs, "all_runs": all_runs}
@@ -437,10 +453,12 @@ def main() -> None:
             if variant.after:
                 for alg in ALGS:
                     imports[f"{variant.name}, {alg}"] = import_breakdown(cloud, variant, alg, args.breakdown_runs)
-                    parts[f"{variant.name}, {alg}"] = first_call_parts(cloud, variant, alg, args.breakdown_runs)
+                    if variant.name.startswith("after"):  # the parts child wraps this tree's functions
+                        parts[f"{variant.name}, {alg}"] = first_call_parts(cloud, variant, alg, args.breakdown_runs)
             elif variant.interpreter == py3:
                 imports[f"{variant.name}, ES256"] = import_breakdown(cloud, variant, "ES256", args.breakdown_runs)
-    section = render(results, variants, versions, args.runs, imports, parts, args.before, calls)
+    section = render(results, variants, versions, args.runs, imports, parts, args.before, calls,
+                     args.before_build_name if args.before_build else "")
     print(section)
     if args.write:
         write_section("Cold start", section)

@@ -6,7 +6,11 @@
 # `make bench` updates the "## Signing" and "## Cold start" sections of benchmarks/RESULTS.md.
 .PHONY: bench bench-quick
 
-BENCH_BEFORE ?= main
+# "before" from a revision's source with boto3 (BENCH_BEFORE=REF: a revision from before the lean sign path; main now
+# ships the lean path, which that mode cannot run), and/or another tree's `make build` output measured exactly as this
+# tree's (BENCH_BEFORE_BUILD=/path/to/.aws-sam/build, e.g. of a `git worktree` of main).
+BENCH_BEFORE ?=
+BENCH_BEFORE_BUILD ?=
 # boto3 for python3.12, as the Lambda runtime provides it, for "before" (main reads with boto3) under python3.12.
 BENCH_BOTO3_312 := .aws-sam/bench-boto3-312
 BOTO3_VERSION = $(shell sed -n 's/^boto3==//p' requirements/dev.txt)
@@ -18,7 +22,8 @@ $(BENCH_BOTO3_312)/.installed: requirements/dev.txt
 
 bench: $(STAMP) build $(BENCH_BOTO3_312)/.installed
 	$(PY) benchmarks/bench_signing.py --write
-	$(PY) benchmarks/bench_cold_start.py --write --before "$(BENCH_BEFORE)" --boto3-312 $(BENCH_BOTO3_312)
+	$(PY) benchmarks/bench_cold_start.py --write --before "$(BENCH_BEFORE)" --boto3-312 $(BENCH_BOTO3_312) \
+		$(if $(BENCH_BEFORE_BUILD),--before-build $(BENCH_BEFORE_BUILD))
 
 # A shorter run for a quick look; prints only, writes nothing.
 bench-quick: $(STAMP) build

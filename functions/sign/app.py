@@ -20,8 +20,10 @@ container): ``TokensIssued_<alg>``, ``Refusals_<code>``,
 ``KeyCacheRefreshes`` and ``ProofReplays``. A container reclaimed less than
 that after its last record loses those counts.
 
-Cold start: importing this module reads no setting, key or policy and opens
-no connection. Logs and metrics are written directly
+Cold start: importing this module reads no setting, key or policy, opens
+no connection and loads only the logger, the metrics and the audit writer:
+the issuance core (settings, policy, caller verifier, signer, cryptography)
+is imported by the first invocation, which builds the service. Logs and metrics are written directly
 (:mod:`jwks_rotator.adapters.sign_telemetry`, powertools' shapes without its
 import), the keyring and the revocation list are read through the Parameters
 and Secrets extension over plain HTTP, and proofs are replayed to STS over
@@ -31,20 +33,21 @@ powertools stay out of the process.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import time
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jwks_rotator.adapters.audit_log import AuditLog
 from jwks_rotator.adapters.sign_telemetry import EmfMetrics, JsonLogger
-from jwks_rotator.core.caller_proof import accepted_signer_names
 from jwks_rotator.core.errors import ConfigurationError
-from jwks_rotator.core.issuance import AuditRecord, IssuanceService
-from jwks_rotator.core.settings import Settings
-from jwks_rotator.core.signer import SigningKey
-from jwks_rotator.wiring import build_issuance_service
+
+if TYPE_CHECKING:  # the issuance core (settings, policy, verifier, signer, cryptography) is loaded by the first call
+    from jwks_rotator.core.issuance import AuditRecord, IssuanceService
+    from jwks_rotator.core.settings import Settings
+    from jwks_rotator.core.signer import SigningKey
 
 METRICS_FLUSH_SECONDS = 1.0
 CODE_DIR = os.path.dirname(os.path.realpath(__file__))  # os.path, not pathlib: pathlib costs ~9 ms of imports at a cold start
@@ -107,6 +110,9 @@ def _build_service() -> IssuanceService:
     signer reads through the extension and boto3 is never imported; without
     it, the wiring imports boto3 only after validation.
     """
+    from jwks_rotator.core.settings import Settings
+    from jwks_rotator.wiring import build_issuance_service
+
     settings = Settings.from_env(os.environ)
     return build_issuance_service(
         settings,
@@ -121,10 +127,21 @@ def _build_service() -> IssuanceService:
 def _get_service() -> IssuanceService:
     global _service, _config_error
     if _service is None and _config_error is None:
+        # The build imports the issuance core (~12,000 tracked objects, all long-lived): the cyclic collector would
+        # scan them over and over while they are made (~5 ms of a cold start), so it pauses for the build, and what
+        # the build made is frozen (kept out of later collections: it lives as long as the container).
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             _service = _build_service()
         except ConfigurationError as exc:
             _config_error = exc
+        else:
+            _service.signer.cache.prefetch()  # the keyring and revocation reads run while the caller's proof is replayed
+        finally:
+            gc.freeze()
+            if collecting:
+                gc.enable()
     if _config_error is not None:
         raise _config_error
     assert _service is not None
@@ -140,6 +157,8 @@ def _accepted_signers(context: Any) -> frozenset[str]:
     )
     names = _accepted.get(key)
     if names is None:
+        from jwks_rotator.core.caller_proof import accepted_signer_names
+
         names = _accepted[key] = accepted_signer_names(*key)
         audit.function_version = key[2]
     return names
@@ -165,10 +184,13 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
             service = _get_service()
         except ConfigurationError as exc:
             logger.error("sign function is misconfigured", extra={"error": exc.code, "reason": exc.message})
+            from jwks_rotator.core.issuance import AuditRecord
             _on_decision(AuditRecord("refused", exc.code, "misconfigured", None, None, None, ""))
             return exc.to_dict()
         return service.handle(event, _accepted_signers(context)).response
     finally:
+        if _service is not None:
+            _service.signer.cache.settle()  # a refused first call waits for the background read it started
         try:
             _flush_metrics()
         except Exception as exc:  # metrics must never cost a token

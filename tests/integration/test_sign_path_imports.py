@@ -30,6 +30,13 @@ pytestmark = pytest.mark.integration
 SIGN_APP = Path(__file__).resolve().parents[2] / "functions" / "sign" / "app.py"
 ISSUER = "https://issuer.example"
 NOT_ON_THE_SIGN_PATH = ("jwks_rotator.core.rotation", "jwks_rotator.core.keygen", "jwks_rotator.core.lifecycle", "jwcrypto", "moto")
+# What importing the handler loads of ours: its logger, metrics and audit writer and the error root; the issuance
+# core (settings, policy, verifier, signer and cryptography) is the first invocation's to import.
+AT_IMPORT = {"jwks_rotator", "jwks_rotator.adapters", "jwks_rotator.adapters.audit_log", "jwks_rotator.adapters.sign_telemetry",
+             "jwks_rotator.core", "jwks_rotator.core.errors"}
+# Loaded by neither the import nor a first token signed with a key in the keyring: the ports' protocols (type checks
+# only) and the KMS custody module (a KMS record's first read loads it).
+NOT_FOR_A_LOCAL_KEY = ("jwks_rotator.core.ports", "jwks_rotator.core.kms_signing")
 NO_SDK = ("boto3", "botocore", "aws_lambda_powertools", "jwcrypto", "moto", "jwks_rotator.adapters.aws_clients")
 SESSION_TOKEN = "the-function-session-token"
 
@@ -43,7 +50,7 @@ def counting_connect(self, address):
 socket.socket.connect = counting_connect
 def ours():
     return sorted(name for name in sys.modules
-                  if name.split(".")[0] in ("jwks_rotator", "jwcrypto", "moto", "boto3", "botocore", "aws_lambda_powertools"))
+                  if name.split(".")[0] in ("jwks_rotator", "jwcrypto", "moto", "boto3", "botocore", "aws_lambda_powertools", "cryptography"))
 spec = importlib.util.spec_from_file_location("sign_app", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
@@ -98,6 +105,8 @@ def test_a_cold_sign_handler_reads_through_the_extension_and_loads_no_sdk(aws_re
     assert answer["response"].get("kid") == report.keyring.active.kid, answer["response"]
     imported, loaded = set(answer["imported"]), set(answer["loaded"])
     assert {"jwks_rotator.core.signer", "jwks_rotator.adapters.secrets_extension", "jwks_rotator.adapters.sts_identity"} <= loaded  # the real path ran
+    assert imported <= AT_IMPORT, sorted(imported - AT_IMPORT)
+    assert not loaded.intersection(NOT_FOR_A_LOCAL_KEY), sorted(loaded.intersection(NOT_FOR_A_LOCAL_KEY))
     for modules in (imported, loaded):
         assert not modules.intersection(NOT_ON_THE_SIGN_PATH + NO_SDK), sorted(modules.intersection(NOT_ON_THE_SIGN_PATH + NO_SDK))
         assert not any(name.startswith(tuple(f"{m}." for m in NO_SDK)) for name in modules)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -267,6 +268,8 @@ def test_settings_policy_and_sts_come_from_the_environment_once_per_container(fr
         return dict(fresh_app.handler(event, CONTEXT))
 
     assert ask(sub="u", aud="billing-api")["error"] == "audience_not_allowed"
+    # the first call read the key in the background during the proof's replay, and returned only after that read
+    assert fresh_app.fake_client.calls == 1 and not [t for t in threading.enumerate() if t.name == "key-cache-prefetch"]
     assert ask(sub="u", aud="orders-api", ttl=601)["error"] == "ttl_too_long"
     response = ask(sub="u", aud="orders-api")
     claims = jwt.decode(response["token"], public_key(KEY), algorithms=["ES256"], audience="orders-api", issuer=ISSUER)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextvars
 import json
 import time
 from datetime import timedelta
@@ -222,6 +223,68 @@ def test_a_failed_first_read_answers_signing_unavailable_and_is_retried_after_th
     clock.advance(REFRESH_INTERVAL)
     assert "token" in signer.handle(REQUEST).response
     assert reader.calls == 2
+
+
+def test_a_prefetched_first_read_is_the_one_the_first_token_uses() -> None:
+    revocations = InMemoryRevocations()
+    signer, reader, _ = make_signer(keyring_json(active_key()), revocations=revocations)
+    signer.cache.prefetch()
+    signer.cache.prefetch()  # one background read at most
+    assert "token" in signer.handle(REQUEST).response
+    assert (reader.calls, revocations.calls) == (1, 1)
+    signer.cache.prefetch()  # the cache was read: nothing to start
+    signer.cache.settle()
+    assert (reader.calls, revocations.calls) == (1, 1)
+
+
+@pytest.mark.parametrize("failure", FAILURES, ids=["throttled", "unreachable", "adapter-bug"])
+def test_a_failed_prefetch_answers_as_a_failed_first_read_and_is_retried_after_the_interval(failure: Exception) -> None:
+    signer, reader, clock = make_signer(keyring_json(active_key()))
+    reader.failure = failure
+    signer.cache.prefetch()
+    signer.cache.settle()
+    unprefetched, other_reader, _ = make_signer(keyring_json(active_key()))
+    other_reader.failure = failure
+    assert signer.handle(REQUEST).response == unprefetched.handle(REQUEST).response  # signing_unavailable, the same reason
+    assert reader.calls == 1  # the failed background read counts as the attempt: no second read inside the interval
+    reader.failure = None
+    clock.advance(REFRESH_INTERVAL)
+    assert "token" in signer.handle(REQUEST).response
+    assert reader.calls == 2
+
+
+def test_a_prefetch_of_a_revoked_active_key_signs_nothing() -> None:
+    record = active_key()
+    signer, _, _ = make_signer(keyring_json(record), revocations=InMemoryRevocations(record.kid))
+    signer.cache.prefetch()
+    assert signer.handle(REQUEST).response["error"] == "signing_unavailable"
+
+
+INVOCATION: contextvars.ContextVar[str] = contextvars.ContextVar("invocation", default="none")
+
+
+def test_a_prefetch_reads_in_the_context_of_the_invocation_that_started_it() -> None:
+    # what an invocation sets up in its context (the local stack: the function's environment and credentials) holds
+    # for the background read too
+    seen: list[str] = []
+
+    class ContextReader(InMemoryKeyringReader):
+        def read_current(self) -> Any:
+            seen.append(INVOCATION.get())
+            return super().read_current()
+
+    reader = ContextReader(keyring_json(active_key()))
+    signer = TokenSigner(settings(), reader)
+    INVOCATION.set("first")
+    signer.cache.prefetch()
+    assert "token" in signer.handle(REQUEST).response
+    assert seen == ["first"]
+
+
+def test_settle_without_a_prefetch_reads_nothing() -> None:
+    signer, reader, _ = make_signer(keyring_json(active_key()))
+    signer.cache.settle()
+    assert reader.calls == 0
 
 
 def test_a_failed_read_after_the_ttl_stops_signing_with_the_cached_key() -> None:

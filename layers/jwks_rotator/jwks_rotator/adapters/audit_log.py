@@ -23,9 +23,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TextIO
 
-from jwks_rotator.core.issuance import AuditRecord, bounded_sub
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the sign handler imports this module before the issuance core, which its first call loads
+    from jwks_rotator.core.issuance import AuditRecord
     from jwks_rotator.core.operator_gate import OperationRecord
 
 AUDIT_TYPE = "jwks-rotator.audit"
@@ -64,6 +63,8 @@ class AuditLog:
         issued = record.issued
         if issued is not None:
             aud = _quote(issued.aud) if type(issued.aud) is str else _encode(issued.aud)
+            from jwks_rotator.core.issuance import bounded_sub  # loaded by then: the record is the issuance core's
+
             sub = bounded_sub(record.sub)
             line += (
                 f',"jti":{_quote(issued.jti)},"sub":{_quote(sub) if sub is not None else "null"},"aud":{aud}'

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jwks_rotator.core.errors import KeyVaultError, SigningKeyDisabledError, SigningUnavailableError
-from jwks_rotator.core.ports import VaultKey, VaultSignature
+
+if TYPE_CHECKING:  # the sign path builds this vault for every signer; the ports module is loaded by a KMS call only
+    from jwks_rotator.core.ports import VaultKey, VaultSignature
 
 DISABLED_CODES = frozenset({"DisabledException", "KMSInvalidStateException"})
 """What KMS answers a Sign with a disabled key, or one pending deletion."""
@@ -69,6 +71,8 @@ class KmsKeyVault:
         key_id, signature = answer.get("KeyId"), answer.get("Signature")
         if type(key_id) is not str or type(signature) is not bytes:
             raise SigningUnavailableError(f"the key vault could not sign ({MALFORMED})")
+        from jwks_rotator.core.ports import VaultSignature
+
         return VaultSignature(key_id, signature)
 
     # --- the rotator ------------------------------------------------------
@@ -100,6 +104,8 @@ class KmsKeyVault:
         self._call("tag_resource", KeyId=_key_id(key_arn), Tags=[{"TagKey": k, "TagValue": v} for k, v in tags.items()])
 
     def describe(self, key_arn: str) -> VaultKey:
+        from jwks_rotator.core.ports import VaultKey
+
         metadata = self._call("describe_key", KeyId=_key_id(key_arn)).get("KeyMetadata", {})
         return VaultKey(key_arn, {}, _created(metadata), str(metadata.get("KeyState", "Unavailable")))
 
@@ -122,6 +128,8 @@ class KmsKeyVault:
 
         Keys whose tags this role may not read (other stacks', AWS managed keys) are skipped.
         """
+        from jwks_rotator.core.ports import VaultKey
+
         found: list[VaultKey] = []
         marker: str | None = None
         while True:

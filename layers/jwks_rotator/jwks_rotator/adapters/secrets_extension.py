@@ -39,7 +39,7 @@ from typing import Any
 from urllib.parse import quote
 
 from jwks_rotator.core.errors import StoreError
-from jwks_rotator.core.ports import StoredKeyring
+from jwks_rotator.core.keyring import StoredKeyring
 from jwks_rotator.core.revocation import decode_kids
 
 from .http import HttpError, HttpTransport

@@ -58,11 +58,15 @@ def _pss(hash_alg: hashes.HashAlgorithm) -> Callable[[PrivateKey, bytes], bytes]
 
 
 def _ecdsa(hash_alg: hashes.HashAlgorithm, size: int) -> Callable[[PrivateKey, bytes], bytes]:
-    scheme = ec.ECDSA(hash_alg)
+    # ec.ECDSA() imports cryptography's whole OpenSSL backend (ciphers and modes included, ~9 ms): the scheme is made
+    # at this algorithm's first signature, so a process that signs with another algorithm never pays for it.
+    schemes: list[ec.ECDSA] = []
 
     def sign(key: PrivateKey, data: bytes) -> bytes:
+        if not schemes:
+            schemes.append(ec.ECDSA(hash_alg))
         # JWS wants the fixed-size R || S concatenation, not DER (RFC 7518 3.4).
-        r, s = decode_dss_signature(cast(ec.EllipticCurvePrivateKey, key).sign(data, scheme))
+        r, s = decode_dss_signature(cast(ec.EllipticCurvePrivateKey, key).sign(data, schemes[0]))
         return r.to_bytes(size, "big") + s.to_bytes(size, "big")
 
     return sign

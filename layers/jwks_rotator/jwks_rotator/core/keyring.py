@@ -18,6 +18,14 @@ MAX_TOMBSTONES = 50
 
 
 @dataclass(frozen=True)
+class StoredKeyring:
+    """The signer's view of the current keyring: its version and the raw document (what a ``KeyringReader`` returns)."""
+
+    version_id: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Revocation:
     """A tombstone: ``kid`` was revoked at ``revoked_at`` and must never be published or activated again."""
 

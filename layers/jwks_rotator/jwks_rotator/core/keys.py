@@ -24,7 +24,6 @@ from typing import Any
 from .algorithms import PrivateKey, algorithm_names
 from .errors import KeyringError
 from .key_checks import check_private_jwk, check_rsa_numbers, ec_private_key, ed25519_private_key, thumbprint
-from .kms_signing import KMS_KEY_ARN, check_public_jwk
 
 PUBLIC_MEMBERS: dict[str, tuple[str, ...]] = {
     "RSA": ("kty", "n", "e"),
@@ -157,8 +156,11 @@ class KeyRecord:
         if not isinstance(lead_waived, bool):
             raise KeyringError("'lead_waived' must be a JSON boolean")
         kms_key_arn = data.get("kms_key_arn")
-        if kms_key_arn is not None and (not isinstance(kms_key_arn, str) or not KMS_KEY_ARN.fullmatch(kms_key_arn)):
-            raise KeyringError("'kms_key_arn' must be a KMS key ARN")
+        if kms_key_arn is not None:  # a KMS record: the KMS module is loaded by the first one (a local key never needs it)
+            from .kms_signing import KMS_KEY_ARN, check_public_jwk
+
+            if not isinstance(kms_key_arn, str) or not KMS_KEY_ARN.fullmatch(kms_key_arn):
+                raise KeyringError("'kms_key_arn' must be a KMS key ARN")
         jwk_field = "public_jwk" if kms_key_arn is not None else "private_jwk"
         if kms_key_arn is not None and "private_jwk" in data:
             raise KeyringError("a KMS key record holds no 'private_jwk'")

@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from .jwks import PublicDocuments
 from .keyring import Keyring
+from .keyring import StoredKeyring as StoredKeyring  # lives with the keyring (the sign path reads it without these ports)
+
+if TYPE_CHECKING:  # an annotation only: the sign path, which imports StoredKeyring from here, never builds documents
+    from .jwks import PublicDocuments
 
 
 @dataclass(frozen=True)
@@ -45,14 +48,6 @@ class Publisher(Protocol):
     """Puts the public documents where verifiers fetch them, invalidating caches on change."""
 
     def publish(self, documents: PublicDocuments, *, already_announced: bool, generation: int, force: bool = False) -> PublishResult: ...
-
-
-@dataclass(frozen=True)
-class StoredKeyring:
-    """The signer's view of the current keyring: its version and the raw document."""
-
-    version_id: str
-    text: str
 
 
 class KeyringReader(Protocol):

@@ -31,6 +31,10 @@ Key cache (one per warm Lambda container):
   ``publish --accept-restore``) signs nothing.
 * The wall clock dates tokens (``iat``, ``exp``) and decides whether a
   rotation is overdue; nothing else.
+* A cold container may start its first read in the background
+  (:meth:`KeyCache.prefetch`), so that the reads overlap the first caller's
+  proof replay; :meth:`KeyCache.get` waits for it and then behaves as after
+  a read of its own (a failed read is raised, a usable key is used).
 
 KMS custody (a record with ``kms_key_arn``): the private half never leaves
 KMS. The cached key holds public metadata only (kid, alg, key ARN, the
@@ -50,13 +54,15 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import contextvars
 import json
 import math
 import secrets
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, NoReturn
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from .algorithms import get_algorithm, signature_verifies
 from .errors import (
@@ -72,10 +78,12 @@ from .errors import (
 )
 from .keyring import Keyring
 from .keys import KeyRecord, KeyState, load_private_key
-from .kms_signing import MAX_RAW_MESSAGE, der_to_jose, kms_algorithm, signature_bytes
-from .ports import KeyringReader, KeySigner, RevocationReader, StoredKeyring
 from .settings import Settings
 from .token_policy import MAX_TOKEN_BYTES, TokenPolicy, TokenRequest, build_claims, parse_request
+
+if TYPE_CHECKING:  # the ports are protocols, checked statically: the sign path does not build their classes
+    from .keyring import StoredKeyring
+    from .ports import KeyringReader, KeySigner, RevocationReader
 
 Clock = Callable[[], float]
 """Seconds as a float: Unix time (``time.time``) for tokens, a monotonic count (``time.monotonic``) for the cache."""
@@ -188,6 +196,8 @@ def make_signing_key(
 
 def _kms_signing_key(record: KeyRecord, due_at: float, vault: KeySigner | None) -> SigningKey:
     """A key in KMS custody: public metadata cached, one ``Sign`` call per token, no probe (KMS bills each call)."""
+    from .kms_signing import MAX_RAW_MESSAGE, der_to_jose, kms_algorithm, signature_bytes  # KMS custody only
+
     key_arn = record.kms_key_arn
     assert key_arn is not None
     if vault is None:
@@ -244,9 +254,40 @@ class KeyCache:
         self._fresh_until = -math.inf
         self._last_attempt = -math.inf
         self._failure: SigningUnavailableError | None = None
+        self._prefetching: threading.Thread | None = None
+
+    def prefetch(self) -> None:
+        """Start the first read in a background thread, unless the cache was read already (a cold container's first call).
+
+        The reads are network I/O (through the extension: its own first reads are AWS calls): started before the
+        caller's proof is replayed to STS, they run during the replay instead of after it. :meth:`get` and
+        :meth:`reread_after_refusal` wait for them, and :meth:`settle` lets a caller wait before it returns (no
+        thread outlives the invocation that started it).
+        """
+        if self._prefetching is not None or self._entry is not None or self._last_attempt != -math.inf:
+            return
+        # In the caller's context (contextvars): whatever the invocation set up there applies to the read too.
+        context = contextvars.copy_context()
+        thread = threading.Thread(target=context.run, args=(self._prefetch_read,), name="key-cache-prefetch", daemon=True)
+        self._prefetching = thread
+        thread.start()
+
+    def _prefetch_read(self) -> None:
+        # A failed read is recorded (the failure, the attempt's time) and notified by _refresh: get() raises it.
+        with contextlib.suppress(Exception):
+            self._refresh(self._monotonic(), "initial")
+
+    def settle(self) -> None:
+        """Wait for a background read started by :meth:`prefetch`, if one runs."""
+        thread = self._prefetching
+        if thread is not None:
+            thread.join()
+            self._prefetching = None
 
     def get(self, now: float) -> SigningKey:
         """The key to sign with at wall-clock ``now``; :class:`SigningUnavailableError` when there is none."""
+        if self._prefetching is not None:
+            self.settle()
         tick = self._monotonic()
         entry = self._entry
         if entry is not None and tick < self._fresh_until:
@@ -275,6 +316,7 @@ class KeyCache:
 
         At most one read per :data:`REFRESH_INTERVAL`: a stream of refusals cannot hammer the store.
         """
+        self.settle()
         tick = self._monotonic()
         if 0 <= tick - self._last_attempt < self._interval:
             raise SigningUnavailableError(f"no signing key: the key vault refused the active key {refused.kid} (disabled)")
