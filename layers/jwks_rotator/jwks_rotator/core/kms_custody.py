@@ -92,11 +92,13 @@ PROPAGATION = 5.0
 ORPHAN_GRACE = timedelta(minutes=15)
 """Age before an unrecorded tagged key is scheduled for deletion: longer than a rotation run (60 s timeout)."""
 USABLE_STATES = frozenset({"Enabled"})
+SETTLE_ATTEMPTS = 3
+"""Rounds of a settle when the stored keyring changes under it (a concurrent hand-over); the next run finishes the rest."""
 
 Sleep = Callable[[float], None]
 
 
-def key_policy(settings: Settings, alg: str, *, signer: bool) -> str:
+def key_policy(settings: Settings, alg: str | None, *, signer: bool) -> str:
     """A key's policy: the account administers it (no use), the rotate role manages it and, with ``signer``, the sign role signs.
 
     The account statement keeps the key manageable by the account's
@@ -110,7 +112,6 @@ def key_policy(settings: Settings, alg: str, *, signer: bool) -> str:
     settings.require("kms_sign_role_arn", "kms_rotate_role_arn")
     account = settings.kms_rotate_role_arn.split(":")[4]
     partition = settings.kms_rotate_role_arn.split(":")[1]
-    algorithm = kms_algorithm(alg).signing_algorithm
     statements: list[dict[str, Any]] = [
         {
             "Sid": "AccountAdministersTheKey",
@@ -131,6 +132,9 @@ def key_policy(settings: Settings, alg: str, *, signer: bool) -> str:
         },
     ]
     if signer:
+        if alg is None:
+            raise ConfigurationError("a key policy naming the sign role needs the key's algorithm")
+        algorithm = kms_algorithm(alg).signing_algorithm
         statements += [
         {
             "Sid": "SignerSignsWithTheStackAlgorithm",
@@ -197,16 +201,26 @@ class KmsCustodian:
         self._unrecorded = {alg: k for alg, k in self._unrecorded.items() if k.kms_key_arn not in arns}
 
     # --- keeping KMS in line --------------------------------------------
-    def settle(self, keyring: Keyring, removed: Iterable[KeyRecord]) -> None:
-        """Disable every KMS key but the active one, then (after :attr:`propagation`) enable the active one.
+    def settle(self, stored: Callable[[], Keyring], removed: Iterable[KeyRecord] = ()) -> None:
+        """Bring KMS in line with the keyring as stored: only its active key enabled and signable by the sign role.
 
-        ``removed``: records that left the keyring in this round (deleted or
-        revoked): disabled and scheduled for deletion. Under a restore hold
-        nothing is enabled (the signer signs nothing then).
+        ``stored`` reads the store's current keyring; it is called at the
+        start and again just before (and just after) the active key is
+        enabled, so a rotator whose view is stale never enables a key the store
+        no longer makes active (see the module doc). Every KMS key tagged for
+        the stack and with a kid tag that is not the stored active key and is
+        enabled is disabled and its policy rewritten without the sign role,
+        whatever this run saw (a run that failed half-way is finished by the
+        next one). ``removed``: records that left the keyring in this run
+        (deleted or revoked): disabled and scheduled for deletion unless the
+        stored keyring records them again. Under a restore hold nothing is
+        enabled (the signer signs nothing then).
         """
-        gone = [k for k in removed if k.kms_key_arn is not None]
-        for record in gone:
-            assert record.kms_key_arn is not None
+        keyring = stored()
+        recorded = {k.kms_key_arn for k in keyring.keys if k.kms_key_arn is not None}
+        for record in removed:
+            if record.kms_key_arn is None or record.kms_key_arn in recorded:
+                continue
             self.touched = True
             state = self.vault.describe(record.kms_key_arn).state
             if state in USABLE_STATES:
@@ -214,23 +228,49 @@ class KmsCustodian:
             if state != "PendingDeletion":
                 self.vault.schedule_deletion(record.kms_key_arn, self.deletion_days)
                 self._log.info("scheduled a KMS key's deletion", extra={"kid": record.kid, "reason": "left the keyring"})
-        active = keyring.active if not keyring.restore_hold else None
-        enable: KeyRecord | None = None
-        for record in keyring.keys:
-            if record.kms_key_arn is None:
-                continue
-            usable = self.vault.describe(record.kms_key_arn).state in USABLE_STATES
-            if record is active:
-                enable = None if usable else record
-            elif usable:
-                self.vault.disable(record.kms_key_arn)
-                self._log.info("disabled a KMS key", extra={"kid": record.kid, "reason": f"{record.state.value}: only the active key signs"})
-        if enable is not None and enable.kms_key_arn is not None:
+        for _ in range(SETTLE_ATTEMPTS):
+            active = self._converge(keyring)
+            if active is None:
+                return
             wait = self.propagation if self.propagation is not None else self.settings.kms_handover_wait.total_seconds()
             self.sleep(wait)  # every disable before it has taken effect: never two signable keys
-            self.vault.put_policy(enable.kms_key_arn, key_policy(self.settings, enable.alg, signer=True))
-            self.vault.enable(enable.kms_key_arn)
-            self._log.info("enabled a KMS key", extra={"kid": enable.kid, "reason": "active"})
+            keyring = stored()
+            if not _is_active(keyring, active):
+                continue  # the store moved on while we waited (a concurrent hand-over): converge on it instead
+            assert active.kms_key_arn is not None
+            self.vault.put_policy(active.kms_key_arn, key_policy(self.settings, active.alg, signer=True))
+            self.vault.enable(active.kms_key_arn)
+            keyring = stored()
+            if _is_active(keyring, active):
+                self._log.info("enabled a KMS key", extra={"kid": active.kid, "reason": "active"})
+                return
+            self._retire(active.kms_key_arn, active.kid, "superseded while it was being enabled")  # the store moved on
+        self._log.warning("KMS not yet in line with the keyring", extra={"reason": "the keyring kept changing; the next run settles"})
+
+    def _converge(self, keyring: Keyring) -> KeyRecord | None:
+        """Disable every enabled, kid-tagged key of the stack but ``keyring``'s active one; the active record if it is not enabled.
+
+        A key without the kid tag was never recorded, so never activated: its
+        policy never named the sign role (it may be a concurrent rotator's key
+        between CreateKey and GetPublicKey, which a disable would break).
+        """
+        active = keyring.active if not keyring.restore_hold else None
+        active_arn = active.kms_key_arn if active is not None else None
+        enabled = False
+        for key in self.vault.list_tagged(STACK_TAG, self.settings.kms_stack_tag):
+            if key.arn == active_arn:
+                enabled = key.state in USABLE_STATES
+            elif key.state in USABLE_STATES and KID_TAG in key.tags:
+                self._retire(key.arn, key.tags[KID_TAG], "only the active key signs")
+        if active is None or active_arn is None or enabled:
+            return None
+        return active
+
+    def _retire(self, arn: str, kid: str, reason: str) -> None:
+        """Disable a key, then rewrite its policy without the sign role: two fences, either of which stops it signing."""
+        self.vault.disable(arn)
+        self.vault.put_policy(arn, key_policy(self.settings, None, signer=False))
+        self._log.info("disabled a KMS key", extra={"kid": kid, "reason": reason})
 
     @property
     def deletion_days(self) -> int:
@@ -259,6 +299,11 @@ class KmsCustodian:
             scheduled.append(key.arn)
             self._log.warning("scheduled an unrecorded KMS key's deletion", extra={"kid": kid, "reason": "orphan"})
         return scheduled
+
+
+def _is_active(keyring: Keyring, record: KeyRecord) -> bool:
+    active = keyring.active
+    return not keyring.restore_hold and active is not None and active.kms_key_arn == record.kms_key_arn
 
 
 def require_kms_settings(settings: Settings) -> None:
