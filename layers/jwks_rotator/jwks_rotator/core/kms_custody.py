@@ -15,15 +15,29 @@ Keys
     its first moment (CreateKey makes enabled keys). Its public key is read,
     then it is disabled too, and tagged with its kid. At activation its policy gains the sign role's
     statements (``kms:Sign`` with the key's algorithm and MessageType RAW,
-    ``kms:GetPublicKey``) and it is enabled; at retirement it is disabled. A key
+    ``kms:GetPublicKey``) and it is enabled; at retirement it is disabled and
+    its policy rewritten without them (two fences, either of which stops it). A key
     created in a run and not yet recorded is reused by the
     next plan of the same run (a lost compare-and-swap re-plans), so a
     conflict does not leave one orphan per retry.
 
 Who can sign (the hand-over)
-    After every round the rotator brings KMS in line with the keyring: every
-    KMS key that is not the active one is disabled, then the active one is
-    enabled. KMS applies EnableKey and DisableKey eventually (within
+    At the end of every run, in a ``finally`` (also after a run that failed
+    after its keyring write: S3, CloudFront, a superseded publication), the
+    rotator brings KMS in line with the keyring *as stored*, not as the run
+    saw it: every enabled KMS key tagged for the stack and with a kid tag that
+    is not the stored active key is disabled (and loses the sign role), then
+    the active one is enabled. A failed settle is finished by the next run,
+    which needs no memory of the failed one. A key without the kid tag is
+    left alone: it was never recorded, so never activated, and its policy
+    never named the sign role (it may be a concurrent rotator's key between
+    CreateKey and GetPublicKey). A rotator whose view is stale (it read the
+    keyring before another's hand-over) never enables a key the store no
+    longer makes active: the store is read again just before PutKeyPolicy and
+    EnableKey (the key must still be the stored active key), and once more
+    just after (if the store moved on in between, the key is disabled again
+    and the settle converges on the newer keyring, up to
+    :data:`SETTLE_ATTEMPTS` times). KMS applies EnableKey and DisableKey eventually (within
     :data:`PROPAGATION` (``kms-handover-wait``) seconds, by assumption; AWS says "typically within
     seconds"). The order is:
 
@@ -62,9 +76,12 @@ Deletion
     itself (an alias is a second call, which can fail after the first), the
     record is the keyring, and the grace can be short because a rotation run
     ends within the rotate function's 60 s timeout. Finding tagged keys costs
-    ListKeys plus one ListResourceTags per key of the account and region (KMS
-    has no search by tag), so the sweep runs only after a run that created or
-    removed a KMS key.
+    ListKeys plus one ListResourceTags (and a DescribeKey per stack key) per
+    key of the account and region (KMS has no search by tag). The settle
+    pays that once per run (twice or more only when the store changes under
+    it): the price of converging without memory of earlier runs. The sweep
+    (a second listing) runs only after a run that created or removed a KMS
+    key.
 """
 
 from __future__ import annotations
@@ -107,7 +124,9 @@ def key_policy(settings: Settings, alg: str | None, *, signer: bool) -> str:
     MessageType RAW, and read the public key; the rotate role may manage the
     key and read its public key, never sign. A pending key is created with
     ``signer=False``: the sign role cannot use it from its first moment, and
-    gets the signing statements only at activation.
+    gets the signing statements only at activation. ``alg`` (the key's) is
+    needed only with ``signer``: a policy without the sign role names no
+    algorithm.
     """
     settings.require("kms_sign_role_arn", "kms_rotate_role_arn")
     account = settings.kms_rotate_role_arn.split(":")[4]

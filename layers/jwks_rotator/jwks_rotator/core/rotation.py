@@ -15,9 +15,11 @@ a newer keyring than the store's is never overwritten silently
 
 With a :class:`~.kms_custody.KmsCustodian`, new keys follow ``key-custody``
 (``kms``: one KMS key each) while recorded keys keep theirs; after each
-round KMS is brought in line with the keyring (only the active key enabled,
-removed keys scheduled for deletion), and a run that created or removed a
-KMS key sweeps the stack's unrecorded keys (:mod:`.kms_custody`).
+run, in a ``finally`` (a run that fails after a keyring write keeps its own
+error), KMS is brought in line with the keyring as stored (only its active key
+enabled, every other key of the stack disabled, keys that left it in this run
+scheduled for deletion), and a run that created or removed a KMS key sweeps
+the stack's unrecorded keys (:mod:`.kms_custody`).
 """
 
 from __future__ import annotations
