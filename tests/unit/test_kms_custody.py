@@ -510,3 +510,14 @@ def test_a_key_superseded_while_it_is_being_enabled_is_disabled_again() -> None:
     world.clock.advance(world.delay + 1)
     assert not world.vault.signable(retired) and world.vault.keys[retired].state == "Disabled"
     assert world.vault.signable(current)
+
+
+def test_a_rotator_whose_clock_runs_fast_does_not_sweep_a_concurrent_rotator_s_fresh_key() -> None:
+    world = KmsWorld(kms_settings())
+    world.service.tick()
+    other = KmsCustodian(world.vault, world.settings, world.clock.advance)
+    fresh = other.new_key("ES256", world.clock.now())  # about to be recorded by another rotator
+    assert fresh.kms_key_arn is not None
+    fast = world.clock.now() + ORPHAN_GRACE + timedelta(minutes=5)  # this rotator's clock, 20 minutes ahead of KMS's
+    assert world.custodian.sweep(world.store.load().keyring, fast) == []
+    assert world.vault.keys[fresh.kms_key_arn].state == "Disabled"

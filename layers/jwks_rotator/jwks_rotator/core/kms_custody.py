@@ -64,7 +64,10 @@ Deletion
     disabled and scheduled for deletion with ``key-deletion-window`` (7 to 30
     days, KMS's PendingWindowInDays). The orphan sweep lists the stack's
     tagged keys and schedules the deletion of every one not recorded in the
-    keyring once it is older than :data:`ORPHAN_GRACE`, longer than any
+    keyring once it is older than :data:`ORPHAN_GRACE` (measured on KMS's
+    clock: its CreationDate against the HTTP Date of KMS's latest answer, so a
+    rotator whose clock runs fast does not delete a concurrent rotator's
+    fresh key; the local clock only when no answer carried a Date), longer than any
     rotation run (a concurrent rotator may be about to record, and even
     activate, a younger one: the sweep leaves those alone); such a key still
     enabled (a revoke whose DisableKey failed after the keyring write) is
@@ -298,14 +301,19 @@ class KmsCustodian:
     def sweep(self, keyring: Keyring, now: datetime) -> list[str]:
         """Find the stack's keys the keyring does not record and older than the grace: disable them and schedule their deletion.
 
-        ``keyring`` must be read just before the call. Returns the ARNs scheduled for deletion.
+        ``keyring`` must be read just before the call. A key's age is measured
+        on KMS's clock (its CreationDate against the Date of the listing's
+        answers); ``now``, the local clock, only when the vault gives no time.
+        Returns the ARNs scheduled for deletion.
         """
         if not self.settings.kms_stack_tag:
             return []
         recorded = {k.kms_key_arn for k in keyring.keys if k.kms_key_arn is not None}
         waiting = {k.kms_key_arn for k in self._unrecorded.values()}
         scheduled: list[str] = []
-        for key in self.vault.list_tagged(STACK_TAG, self.settings.kms_stack_tag):
+        tagged = self.vault.list_tagged(STACK_TAG, self.settings.kms_stack_tag)
+        now = self.vault.server_time() or now  # ages on KMS's clock, which set CreationDate: not on a skewed local one
+        for key in tagged:
             if key.arn in recorded or key.arn in waiting or key.state == "PendingDeletion":
                 continue
             if key.created_at + self.grace > now:
