@@ -163,6 +163,10 @@ class EventuallyConsistentKms:
         self.calls.append("list_keys")
         return [VaultKey(arn, dict(k.tags), k.created_at, k.state) for arn, k in self.keys.items() if k.tags.get(tag_key) == tag_value]
 
+    def server_time(self) -> datetime:
+        """KMS's clock: the one its CreationDates come from."""
+        return self.clock()
+
     # --- signer ----------------------------------------------------------
     def signable(self, key_arn: str, at: datetime | None = None) -> bool:
         """Whether the sign role could sign with the key at ``at`` (default now): effective state and policy."""

@@ -13,6 +13,7 @@ import base64
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
 import jwt
@@ -52,7 +53,7 @@ class Clients:
 
     def __init__(self, resources: AwsResources) -> None:
         self.resources = resources
-        self.kms = AwsDisabledKeyRefusal(resources.client("kms"))
+        self.kms: Any = AwsDisabledKeyRefusal(resources.client("kms"))
 
     def __call__(self, service: str) -> Any:
         return self.kms if service == "kms" else self.resources.client(service)
@@ -122,6 +123,36 @@ def _tag(resources: AwsResources, arn: str, key: str) -> str | None:
     return next((t["TagValue"] for t in tags if t["TagKey"] == key), None)
 
 
+class _KmsAnswersLater:
+    """A boto3 KMS client (moto's) whose answers carry a ``Date`` ``ahead`` later than moto's: time passing on KMS's
+    clock, which the orphan sweep measures key ages on (moto's clock cannot be moved)."""
+
+    def __init__(self, client: Any, ahead: timedelta) -> None:
+        self._client, self._ahead = client, ahead
+
+    def __getattr__(self, name: str) -> Any:
+        call = getattr(self._client, name)
+        if not callable(call):
+            return call
+
+        def later(**kwargs: Any) -> Any:
+            answer = call(**kwargs)
+            headers = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+            if "date" in headers:
+                headers["date"] = format_datetime(parsedate_to_datetime(headers["date"]) + self._ahead, usegmt=True)
+            return answer
+
+        return later
+
+
+def test_the_kms_adapter_reads_kms_s_clock_from_its_answers(aws_resources: AwsResources) -> None:
+    vault = KmsKeyVault(lambda: aws_resources.client("kms"))
+    assert vault.server_time() is None
+    vault.list_tagged(STACK_TAG, "no-such-stack")
+    sent = vault.server_time()
+    assert sent is not None and sent.tzinfo is not None
+
+
 def test_the_orphan_sweep_finds_unrecorded_keys_by_tag_on_moto(aws_resources: AwsResources) -> None:
     settings = kms_settings(aws_resources, key_deletion_window="8d")
     clients = Clients(aws_resources)
@@ -133,8 +164,9 @@ def test_the_orphan_sweep_finds_unrecorded_keys_by_tag_on_moto(aws_resources: Aw
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
                                                  "Action": "kms:*", "Resource": "*"}]}), description="not ours")
     later = datetime.now(UTC) + ORPHAN_GRACE + timedelta(minutes=1)
+    clients.kms = _KmsAnswersLater(clients.kms, ORPHAN_GRACE + timedelta(minutes=1))  # time passes on KMS's clock too
     service = build_rotation_service(settings, clients, clock=lambda: later, sleep=lambda _: None)
-    service.tick()  # creates (and so sweeps): the orphan is older than the grace by this clock
+    service.tick()  # creates (and so sweeps): the orphan is older than the grace by KMS's clock
     kms = aws_resources.client("kms")
     assert kms.describe_key(KeyId=orphan)["KeyMetadata"]["KeyState"] == "PendingDeletion"
     assert kms.describe_key(KeyId=other_stack)["KeyMetadata"]["KeyState"] == "Enabled"

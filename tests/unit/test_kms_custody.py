@@ -18,7 +18,14 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from jwks_rotator.core.errors import ConfigurationError, KeyringError, KeyVaultError, SigningUnavailableError, StoreError
+from jwks_rotator.core.errors import (
+    ConfigurationError,
+    KeyringError,
+    KeyVaultError,
+    PublishError,
+    SigningUnavailableError,
+    StoreError,
+)
 from jwks_rotator.core.keyring import Keyring
 from jwks_rotator.core.keys import PRIVATE_MEMBERS, KeyRecord, KeyState
 from jwks_rotator.core.kms_custody import KID_TAG, ORPHAN_GRACE, STACK_TAG, KmsCustodian
@@ -368,3 +375,149 @@ def test_the_kms_adapter_loads_no_aws_sdk_until_its_first_call() -> None:
     )
     answer = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert answer.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- failed runs and stale rotators
+class _PublishFailsAfter:
+    """A publisher whose publications fail (S3 or CloudFront down) once ``ok`` of them have gone through."""
+
+    def __init__(self, inner: Any, ok: int) -> None:
+        self.inner, self.ok = inner, ok
+
+    def publish(self, documents: Any, **options: Any) -> Any:
+        if self.ok <= 0:
+            raise PublishError("the JWKS could not be uploaded (ServiceUnavailable)")
+        self.ok -= 1
+        return self.inner.publish(documents, **options)
+
+
+def _revoke_failing_at_publish(world: KmsWorld, kid: str) -> None:
+    """``revoke kid`` on a rotator whose publication fails after the keyring write (the first publication, the
+    bucket check before any write, goes through)."""
+    failing = RotationService(world.store, _PublishFailsAfter(world.service._publisher, ok=1), world.settings,
+                              clock=world.clock.now, revocations=world.revocations, custodian=world.custodian)
+    with pytest.raises(PublishError):
+        failing.revoke(kid)
+    assert world.store.load().keyring.get(kid) is None  # the keyring write happened
+
+
+def _world_with_a_published_successor(delay: float = 3.0) -> tuple[KmsWorld, KeyRecord]:
+    world = KmsWorld(kms_settings(), delay=delay, seed=3)
+    world.run_until_active()
+    world.tick_for(timedelta(days=1, hours=1))  # the next key is published
+    active = world.store.load().keyring.active
+    assert active is not None and active.kms_key_arn is not None
+    return world, active
+
+
+def test_a_revoke_that_fails_at_publish_still_disables_the_key_in_that_run() -> None:
+    world, revoked = _world_with_a_published_successor()
+    assert revoked.kms_key_arn is not None
+    _revoke_failing_at_publish(world, revoked.kid)
+    assert world.vault.keys[revoked.kms_key_arn].state != "Enabled"
+    world.clock.advance(world.delay + 1)
+    assert not world.vault.signable(revoked.kms_key_arn)
+    successor = world.store.load().keyring.active
+    assert successor is not None and successor.kms_key_arn is not None
+    assert world.vault.signable(successor.kms_key_arn)  # the hand-over completed in the same finally
+    assert max(count for _, count in _signable_timeline(world.vault)) == 1
+
+
+def test_a_revoke_whose_run_failed_and_whose_disable_failed_is_finished_by_the_next_tick() -> None:
+    world, revoked = _world_with_a_published_successor()
+    assert revoked.kms_key_arn is not None
+    real_disable = world.vault.disable
+
+    def refuse_the_revoked_key(key_arn: str) -> None:  # KMS refuses DisableKey on that key only, for that run
+        if key_arn == revoked.kms_key_arn:
+            raise KeyVaultError("KMS disable_key failed (KMSInternalException)", reason="KMSInternalException")
+        real_disable(key_arn)
+
+    world.vault.disable = refuse_the_revoked_key  # type: ignore[method-assign]
+    _revoke_failing_at_publish(world, revoked.kid)  # keeps its own error: the settle's failure is only logged
+    assert world.vault.keys[revoked.kms_key_arn].state == "Enabled"
+    world.vault.disable = real_disable  # type: ignore[method-assign]
+    creates = world.vault.calls.count("create_key")
+    world.service.tick()  # a plain tick: creates no key (no sweep), knows nothing of the revoked record
+    assert world.vault.calls.count("create_key") == creates
+    key = world.vault.keys[revoked.kms_key_arn]
+    assert key.state == "Disabled"
+    world.clock.advance(world.delay + 1)
+    assert not world.vault.signable(revoked.kms_key_arn) and not _effective_signer(key)  # policy rewritten too
+    successor = world.store.load().keyring.active
+    assert successor is not None and successor.kms_key_arn is not None and world.vault.signable(successor.kms_key_arn)
+    assert max(count for _, count in _signable_timeline(world.vault)) == 1
+
+
+def _effective_signer(key: Any) -> bool:
+    return bool(sorted(key.signer_allowed, key=lambda item: item[0])[-1][1])
+
+
+def _hand_over(world: KmsWorld) -> tuple[Keyring, Keyring]:
+    """Tick until the active key changes; the keyring just before the hand-over and the one just after."""
+    before = world.store.load().keyring
+    for _ in range(2000):
+        world.clock.advance(world.settings.schedule)
+        world.service.tick()
+        after = world.store.load().keyring
+        if after.active is not None and before.active is not None and after.active.kid != before.active.kid:
+            return before, after
+        before = after
+    raise AssertionError("no hand-over")
+
+
+def test_a_retired_key_is_disabled_and_its_policy_loses_the_sign_role() -> None:
+    world = KmsWorld(kms_settings(), delay=2.0, seed=5)
+    world.run_until_active()
+    before, _ = _hand_over(world)
+    assert before.active is not None and before.active.kms_key_arn is not None
+    world.clock.advance(world.delay + 1)
+    key = world.vault.keys[before.active.kms_key_arn]
+    assert key.state == "Disabled" and not _effective_signer(key)
+
+
+def test_a_stale_rotator_s_settle_never_re_enables_the_retired_key() -> None:
+    world = KmsWorld(kms_settings(), delay=2.0, seed=11)
+    world.run_until_active()
+    old, new = _hand_over(world)
+    assert old.active is not None and new.active is not None
+    retired, current = old.active.kms_key_arn, new.active.kms_key_arn
+    assert retired is not None and current is not None
+    world.clock.advance(world.delay + 1)
+    assert world.vault.signable(current) and not world.vault.signable(retired)
+    # A rotator that read the keyring before the hand-over settles now: its first read is the old keyring.
+    reads = iter([old])
+    stale = KmsCustodian(world.vault, world.settings, world.clock.advance, propagation=world.delay)
+    stale.settle(lambda: next(reads, None) or world.store.load().keyring)
+    world.clock.advance(world.delay + 1)
+    assert not world.vault.signable(retired) and world.vault.keys[retired].state == "Disabled"
+    assert world.vault.signable(current) and world.vault.keys[current].state == "Enabled"
+    assert max(count for _, count in _signable_timeline(world.vault)) == 1
+
+
+def test_a_key_superseded_while_it_is_being_enabled_is_disabled_again() -> None:
+    world = KmsWorld(kms_settings(), delay=2.0, seed=13)
+    world.run_until_active()
+    old, new = _hand_over(world)
+    assert old.active is not None and new.active is not None
+    retired, current = old.active.kms_key_arn, new.active.kms_key_arn
+    assert retired is not None and current is not None
+    world.clock.advance(world.delay + 1)
+    # The stale rotator reads the old keyring at the start and just before enabling; the store has moved on after.
+    reads = iter([old, old])
+    stale = KmsCustodian(world.vault, world.settings, world.clock.advance, propagation=world.delay)
+    stale.settle(lambda: next(reads, None) or world.store.load().keyring)
+    world.clock.advance(world.delay + 1)
+    assert not world.vault.signable(retired) and world.vault.keys[retired].state == "Disabled"
+    assert world.vault.signable(current)
+
+
+def test_a_rotator_whose_clock_runs_fast_does_not_sweep_a_concurrent_rotator_s_fresh_key() -> None:
+    world = KmsWorld(kms_settings())
+    world.service.tick()
+    other = KmsCustodian(world.vault, world.settings, world.clock.advance)
+    fresh = other.new_key("ES256", world.clock.now())  # about to be recorded by another rotator
+    assert fresh.kms_key_arn is not None
+    fast = world.clock.now() + ORPHAN_GRACE + timedelta(minutes=5)  # this rotator's clock, 20 minutes ahead of KMS's
+    assert world.custodian.sweep(world.store.load().keyring, fast) == []
+    assert world.vault.keys[fresh.kms_key_arn].state == "Disabled"

@@ -51,6 +51,7 @@ class KmsKeyVault:
     def __init__(self, client: Callable[[], Any]) -> None:
         self._make_client = client
         self._client: Any = None
+        self._server_time: datetime | None = None
 
     @property
     def client(self) -> Any:
@@ -82,7 +83,26 @@ class KmsKeyVault:
         except _aws_errors() as exc:
             code = _code(exc)
             raise KeyVaultError(f"KMS {operation} failed ({code})", reason=code) from None
+        self._note_date(answer)
         return answer
+
+    def _note_date(self, answer: Mapping[str, Any]) -> None:
+        metadata = answer.get("ResponseMetadata")
+        headers = metadata.get("HTTPHeaders") if isinstance(metadata, Mapping) else None
+        date = headers.get("date") if isinstance(headers, Mapping) else None
+        if not isinstance(date, str):
+            return
+        from email.utils import parsedate_to_datetime  # the rotator's only: the sign path never imports it
+
+        try:
+            sent = parsedate_to_datetime(date)
+        except (TypeError, ValueError):
+            return
+        self._server_time = sent if sent.tzinfo is not None else sent.replace(tzinfo=UTC)
+
+    def server_time(self) -> datetime | None:
+        """KMS's clock: the ``Date`` header of its latest answer to this vault (None before any, or without one)."""
+        return self._server_time
 
     def create_key(self, *, key_spec: str, tags: Mapping[str, str], policy: str, description: str) -> str:
         answer = self._call(

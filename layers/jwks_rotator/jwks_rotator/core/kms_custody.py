@@ -15,15 +15,29 @@ Keys
     its first moment (CreateKey makes enabled keys). Its public key is read,
     then it is disabled too, and tagged with its kid. At activation its policy gains the sign role's
     statements (``kms:Sign`` with the key's algorithm and MessageType RAW,
-    ``kms:GetPublicKey``) and it is enabled; at retirement it is disabled. A key
+    ``kms:GetPublicKey``) and it is enabled; at retirement it is disabled and
+    its policy rewritten without them (two fences, either of which stops it). A key
     created in a run and not yet recorded is reused by the
     next plan of the same run (a lost compare-and-swap re-plans), so a
     conflict does not leave one orphan per retry.
 
 Who can sign (the hand-over)
-    After every round the rotator brings KMS in line with the keyring: every
-    KMS key that is not the active one is disabled, then the active one is
-    enabled. KMS applies EnableKey and DisableKey eventually (within
+    At the end of every run, in a ``finally`` (also after a run that failed
+    after its keyring write: S3, CloudFront, a superseded publication), the
+    rotator brings KMS in line with the keyring *as stored*, not as the run
+    saw it: every enabled KMS key tagged for the stack and with a kid tag that
+    is not the stored active key is disabled (and loses the sign role), then
+    the active one is enabled. A failed settle is finished by the next run,
+    which needs no memory of the failed one. A key without the kid tag is
+    left alone: it was never recorded, so never activated, and its policy
+    never named the sign role (it may be a concurrent rotator's key between
+    CreateKey and GetPublicKey). A rotator whose view is stale (it read the
+    keyring before another's hand-over) never enables a key the store no
+    longer makes active: the store is read again just before PutKeyPolicy and
+    EnableKey (the key must still be the stored active key), and once more
+    just after (if the store moved on in between, the key is disabled again
+    and the settle converges on the newer keyring, up to
+    :data:`SETTLE_ATTEMPTS` times). KMS applies EnableKey and DisableKey eventually (within
     :data:`PROPAGATION` (``kms-handover-wait``) seconds, by assumption; AWS says "typically within
     seconds"). The order is:
 
@@ -50,7 +64,10 @@ Deletion
     disabled and scheduled for deletion with ``key-deletion-window`` (7 to 30
     days, KMS's PendingWindowInDays). The orphan sweep lists the stack's
     tagged keys and schedules the deletion of every one not recorded in the
-    keyring once it is older than :data:`ORPHAN_GRACE`, longer than any
+    keyring once it is older than :data:`ORPHAN_GRACE` (measured on KMS's
+    clock: its CreationDate against the HTTP Date of KMS's latest answer, so a
+    rotator whose clock runs fast does not delete a concurrent rotator's
+    fresh key; the local clock only when no answer carried a Date), longer than any
     rotation run (a concurrent rotator may be about to record, and even
     activate, a younger one: the sweep leaves those alone); such a key still
     enabled (a revoke whose DisableKey failed after the keyring write) is
@@ -62,9 +79,12 @@ Deletion
     itself (an alias is a second call, which can fail after the first), the
     record is the keyring, and the grace can be short because a rotation run
     ends within the rotate function's 60 s timeout. Finding tagged keys costs
-    ListKeys plus one ListResourceTags per key of the account and region (KMS
-    has no search by tag), so the sweep runs only after a run that created or
-    removed a KMS key.
+    ListKeys plus one ListResourceTags (and a DescribeKey per stack key) per
+    key of the account and region (KMS has no search by tag). The settle
+    pays that once per run (twice or more only when the store changes under
+    it): the price of converging without memory of earlier runs. The sweep
+    (a second listing) runs only after a run that created or removed a KMS
+    key.
 """
 
 from __future__ import annotations
@@ -92,11 +112,13 @@ PROPAGATION = 5.0
 ORPHAN_GRACE = timedelta(minutes=15)
 """Age before an unrecorded tagged key is scheduled for deletion: longer than a rotation run (60 s timeout)."""
 USABLE_STATES = frozenset({"Enabled"})
+SETTLE_ATTEMPTS = 3
+"""Rounds of a settle when the stored keyring changes under it (a concurrent hand-over); the next run finishes the rest."""
 
 Sleep = Callable[[float], None]
 
 
-def key_policy(settings: Settings, alg: str, *, signer: bool) -> str:
+def key_policy(settings: Settings, alg: str | None, *, signer: bool) -> str:
     """A key's policy: the account administers it (no use), the rotate role manages it and, with ``signer``, the sign role signs.
 
     The account statement keeps the key manageable by the account's
@@ -105,12 +127,13 @@ def key_policy(settings: Settings, alg: str, *, signer: bool) -> str:
     MessageType RAW, and read the public key; the rotate role may manage the
     key and read its public key, never sign. A pending key is created with
     ``signer=False``: the sign role cannot use it from its first moment, and
-    gets the signing statements only at activation.
+    gets the signing statements only at activation. ``alg`` (the key's) is
+    needed only with ``signer``: a policy without the sign role names no
+    algorithm.
     """
     settings.require("kms_sign_role_arn", "kms_rotate_role_arn")
     account = settings.kms_rotate_role_arn.split(":")[4]
     partition = settings.kms_rotate_role_arn.split(":")[1]
-    algorithm = kms_algorithm(alg).signing_algorithm
     statements: list[dict[str, Any]] = [
         {
             "Sid": "AccountAdministersTheKey",
@@ -131,6 +154,9 @@ def key_policy(settings: Settings, alg: str, *, signer: bool) -> str:
         },
     ]
     if signer:
+        if alg is None:
+            raise ConfigurationError("a key policy naming the sign role needs the key's algorithm")
+        algorithm = kms_algorithm(alg).signing_algorithm
         statements += [
         {
             "Sid": "SignerSignsWithTheStackAlgorithm",
@@ -197,16 +223,26 @@ class KmsCustodian:
         self._unrecorded = {alg: k for alg, k in self._unrecorded.items() if k.kms_key_arn not in arns}
 
     # --- keeping KMS in line --------------------------------------------
-    def settle(self, keyring: Keyring, removed: Iterable[KeyRecord]) -> None:
-        """Disable every KMS key but the active one, then (after :attr:`propagation`) enable the active one.
+    def settle(self, stored: Callable[[], Keyring], removed: Iterable[KeyRecord] = ()) -> None:
+        """Bring KMS in line with the keyring as stored: only its active key enabled and signable by the sign role.
 
-        ``removed``: records that left the keyring in this round (deleted or
-        revoked): disabled and scheduled for deletion. Under a restore hold
-        nothing is enabled (the signer signs nothing then).
+        ``stored`` reads the store's current keyring; it is called at the
+        start and again just before (and just after) the active key is
+        enabled, so a rotator whose view is stale never enables a key the store
+        no longer makes active (see the module doc). Every KMS key tagged for
+        the stack and with a kid tag that is not the stored active key and is
+        enabled is disabled and its policy rewritten without the sign role,
+        whatever this run saw (a run that failed half-way is finished by the
+        next one). ``removed``: records that left the keyring in this run
+        (deleted or revoked): disabled and scheduled for deletion unless the
+        stored keyring records them again. Under a restore hold nothing is
+        enabled (the signer signs nothing then).
         """
-        gone = [k for k in removed if k.kms_key_arn is not None]
-        for record in gone:
-            assert record.kms_key_arn is not None
+        keyring = stored()
+        recorded = {k.kms_key_arn for k in keyring.keys if k.kms_key_arn is not None}
+        for record in removed:
+            if record.kms_key_arn is None or record.kms_key_arn in recorded:
+                continue
             self.touched = True
             state = self.vault.describe(record.kms_key_arn).state
             if state in USABLE_STATES:
@@ -214,23 +250,49 @@ class KmsCustodian:
             if state != "PendingDeletion":
                 self.vault.schedule_deletion(record.kms_key_arn, self.deletion_days)
                 self._log.info("scheduled a KMS key's deletion", extra={"kid": record.kid, "reason": "left the keyring"})
-        active = keyring.active if not keyring.restore_hold else None
-        enable: KeyRecord | None = None
-        for record in keyring.keys:
-            if record.kms_key_arn is None:
-                continue
-            usable = self.vault.describe(record.kms_key_arn).state in USABLE_STATES
-            if record is active:
-                enable = None if usable else record
-            elif usable:
-                self.vault.disable(record.kms_key_arn)
-                self._log.info("disabled a KMS key", extra={"kid": record.kid, "reason": f"{record.state.value}: only the active key signs"})
-        if enable is not None and enable.kms_key_arn is not None:
+        for _ in range(SETTLE_ATTEMPTS):
+            active = self._converge(keyring)
+            if active is None:
+                return
             wait = self.propagation if self.propagation is not None else self.settings.kms_handover_wait.total_seconds()
             self.sleep(wait)  # every disable before it has taken effect: never two signable keys
-            self.vault.put_policy(enable.kms_key_arn, key_policy(self.settings, enable.alg, signer=True))
-            self.vault.enable(enable.kms_key_arn)
-            self._log.info("enabled a KMS key", extra={"kid": enable.kid, "reason": "active"})
+            keyring = stored()
+            if not _is_active(keyring, active):
+                continue  # the store moved on while we waited (a concurrent hand-over): converge on it instead
+            assert active.kms_key_arn is not None
+            self.vault.put_policy(active.kms_key_arn, key_policy(self.settings, active.alg, signer=True))
+            self.vault.enable(active.kms_key_arn)
+            keyring = stored()
+            if _is_active(keyring, active):
+                self._log.info("enabled a KMS key", extra={"kid": active.kid, "reason": "active"})
+                return
+            self._retire(active.kms_key_arn, active.kid, "superseded while it was being enabled")  # the store moved on
+        self._log.warning("KMS not yet in line with the keyring", extra={"reason": "the keyring kept changing; the next run settles"})
+
+    def _converge(self, keyring: Keyring) -> KeyRecord | None:
+        """Disable every enabled, kid-tagged key of the stack but ``keyring``'s active one; the active record if it is not enabled.
+
+        A key without the kid tag was never recorded, so never activated: its
+        policy never named the sign role (it may be a concurrent rotator's key
+        between CreateKey and GetPublicKey, which a disable would break).
+        """
+        active = keyring.active if not keyring.restore_hold else None
+        active_arn = active.kms_key_arn if active is not None else None
+        enabled = False
+        for key in self.vault.list_tagged(STACK_TAG, self.settings.kms_stack_tag):
+            if key.arn == active_arn:
+                enabled = key.state in USABLE_STATES
+            elif key.state in USABLE_STATES and KID_TAG in key.tags:
+                self._retire(key.arn, key.tags[KID_TAG], "only the active key signs")
+        if active is None or active_arn is None or enabled:
+            return None
+        return active
+
+    def _retire(self, arn: str, kid: str, reason: str) -> None:
+        """Disable a key, then rewrite its policy without the sign role: two fences, either of which stops it signing."""
+        self.vault.disable(arn)
+        self.vault.put_policy(arn, key_policy(self.settings, None, signer=False))
+        self._log.info("disabled a KMS key", extra={"kid": kid, "reason": reason})
 
     @property
     def deletion_days(self) -> int:
@@ -239,14 +301,19 @@ class KmsCustodian:
     def sweep(self, keyring: Keyring, now: datetime) -> list[str]:
         """Find the stack's keys the keyring does not record and older than the grace: disable them and schedule their deletion.
 
-        ``keyring`` must be read just before the call. Returns the ARNs scheduled for deletion.
+        ``keyring`` must be read just before the call. A key's age is measured
+        on KMS's clock (its CreationDate against the Date of the listing's
+        answers); ``now``, the local clock, only when the vault gives no time.
+        Returns the ARNs scheduled for deletion.
         """
         if not self.settings.kms_stack_tag:
             return []
         recorded = {k.kms_key_arn for k in keyring.keys if k.kms_key_arn is not None}
         waiting = {k.kms_key_arn for k in self._unrecorded.values()}
         scheduled: list[str] = []
-        for key in self.vault.list_tagged(STACK_TAG, self.settings.kms_stack_tag):
+        tagged = self.vault.list_tagged(STACK_TAG, self.settings.kms_stack_tag)
+        now = self.vault.server_time() or now  # ages on KMS's clock, which set CreationDate: not on a skewed local one
+        for key in tagged:
             if key.arn in recorded or key.arn in waiting or key.state == "PendingDeletion":
                 continue
             if key.created_at + self.grace > now:
@@ -259,6 +326,11 @@ class KmsCustodian:
             scheduled.append(key.arn)
             self._log.warning("scheduled an unrecorded KMS key's deletion", extra={"kid": kid, "reason": "orphan"})
         return scheduled
+
+
+def _is_active(keyring: Keyring, record: KeyRecord) -> bool:
+    active = keyring.active
+    return not keyring.restore_hold and active is not None and active.kms_key_arn == record.kms_key_arn
 
 
 def require_kms_settings(settings: Settings) -> None:

@@ -15,9 +15,11 @@ a newer keyring than the store's is never overwritten silently
 
 With a :class:`~.kms_custody.KmsCustodian`, new keys follow ``key-custody``
 (``kms``: one KMS key each) while recorded keys keep theirs; after each
-round KMS is brought in line with the keyring (only the active key enabled,
-removed keys scheduled for deletion), and a run that created or removed a
-KMS key sweeps the stack's unrecorded keys (:mod:`.kms_custody`).
+run, in a ``finally`` (a run that fails after a keyring write keeps its own
+error), KMS is brought in line with the keyring as stored (only its active key
+enabled, every other key of the stack disabled, keys that left it in this run
+scheduled for deletion), and a run that created or removed a KMS key sweeps
+the stack's unrecorded keys (:mod:`.kms_custody`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import ConfigurationError, KeyringBehindPublicationError, KeyringConflictError, PublicationSupersededError, UnsafeDocumentError
+from .errors import (
+    ConfigurationError,
+    JwksRotatorError,
+    KeyringBehindPublicationError,
+    KeyringConflictError,
+    PublicationSupersededError,
+    UnsafeDocumentError,
+)
 from .jwks import PublicDocuments, build_documents
 from .keygen import generate_key
 from .keyring import Keyring
@@ -158,18 +167,43 @@ class RotationService:
         if self._custodian is not None:
             self._custodian.touched = False
         pending: list[Callable[[Keyring, datetime], Plan]] = [operation] if operation is not None else []
-        for _ in range(MAX_ROUNDS):
-            try:
-                progressed = self._round(report, pending, accept_restore)
-            except KeyringConflictError:
-                report.conflicts += 1
-                self._log.info("keyring changed under us; reading it again", extra={"reason": "conflict"})
-                continue
-            if not progressed:
-                report.converged = True
-                break
-        self._sweep()
+        failed = True
+        try:
+            for _ in range(MAX_ROUNDS):
+                try:
+                    progressed = self._round(report, pending, accept_restore)
+                except KeyringConflictError:
+                    report.conflicts += 1
+                    self._log.info("keyring changed under us; reading it again", extra={"reason": "conflict"})
+                    continue
+                if not progressed:
+                    report.converged = True
+                    break
+            failed = False
+        finally:
+            self._finish(failed=failed)
         return report
+
+    def _finish(self, *, failed: bool) -> None:
+        """Bring KMS in line with the stored keyring, whatever happened before (the run may have failed after a write).
+
+        A run that failed keeps its own exception: a failure here is then only logged (the next run settles again).
+        """
+        try:
+            self._settle()
+            self._sweep()
+        except JwksRotatorError as error:
+            if not failed:
+                raise
+            self._log.warning("KMS not brought in line after a failed run; the next run does it",
+                              extra={"reason": error.code})
+
+    def _settle(self) -> None:
+        """KMS in line with the stored keyring: only its active key usable; keys that left it in this run disabled and deleted."""
+        if self._custodian is None or (self._settings.key_custody != "kms" and not self._seen):
+            return
+        # Every record this run saw: those the stored keyring no longer holds left it (deleted or revoked).
+        self._custodian.settle(lambda: self._store.load().keyring, list(self._seen.values()))
 
     def _sweep(self) -> None:
         """After a run that created or removed a KMS key: disable and (after the grace) delete the stack's unrecorded keys."""
@@ -261,18 +295,7 @@ class RotationService:
             progressed = True
         self._sync_signing_view(keyring, committed=True)
         report.keyring = keyring
-        self._settle(keyring)
         return progressed
-
-    def _settle(self, keyring: Keyring) -> None:
-        """KMS in line with the keyring just written: only its active key usable; keys that left it disabled and deleted."""
-        if self._custodian is None or not self._seen:
-            return
-        kept = {k.kms_key_arn for k in keyring.keys}
-        removed = [k for arn, k in self._seen.items() if arn not in kept]
-        self._custodian.settle(keyring, removed)
-        for record in removed:
-            self._seen.pop(record.kms_key_arn or "", None)
 
     def _save(self, plan: Plan, version: str) -> str:
         """Write the planned keyring; any kid it revokes goes on the revocation list first."""
