@@ -476,14 +476,20 @@ def test_a_retired_key_is_disabled_and_its_policy_loses_the_sign_role() -> None:
     assert key.state == "Disabled" and not _effective_signer(key)
 
 
-def test_a_stale_rotator_s_settle_never_re_enables_the_retired_key() -> None:
-    world = KmsWorld(kms_settings(), delay=2.0, seed=11)
+def _after_a_hand_over(seed: int) -> tuple[KmsWorld, Keyring, str, str]:
+    """A world one hand-over later, settled: the keyring from before it, the retired key's ARN and the active one's."""
+    world = KmsWorld(kms_settings(), delay=2.0, seed=seed)
     world.run_until_active()
     old, new = _hand_over(world)
     assert old.active is not None and new.active is not None
     retired, current = old.active.kms_key_arn, new.active.kms_key_arn
     assert retired is not None and current is not None
     world.clock.advance(world.delay + 1)
+    return world, old, retired, current
+
+
+def test_a_stale_rotator_s_settle_never_re_enables_the_retired_key() -> None:
+    world, old, retired, current = _after_a_hand_over(11)
     assert world.vault.signable(current) and not world.vault.signable(retired)
     # A rotator that read the keyring before the hand-over settles now: its first read is the old keyring.
     reads = iter([old])
@@ -496,13 +502,7 @@ def test_a_stale_rotator_s_settle_never_re_enables_the_retired_key() -> None:
 
 
 def test_a_key_superseded_while_it_is_being_enabled_is_disabled_again() -> None:
-    world = KmsWorld(kms_settings(), delay=2.0, seed=13)
-    world.run_until_active()
-    old, new = _hand_over(world)
-    assert old.active is not None and new.active is not None
-    retired, current = old.active.kms_key_arn, new.active.kms_key_arn
-    assert retired is not None and current is not None
-    world.clock.advance(world.delay + 1)
+    world, old, retired, current = _after_a_hand_over(13)
     # The stale rotator reads the old keyring at the start and just before enabling; the store has moved on after.
     reads = iter([old, old])
     stale = KmsCustodian(world.vault, world.settings, world.clock.advance, propagation=world.delay)
