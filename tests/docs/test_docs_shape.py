@@ -15,6 +15,7 @@ README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 MAX_README_WORDS = 2500
 MAX_PROSE_LINE = 200
+MAX_PURPOSE = 300
 # Pages the README links to that another change writes (the generated settings reference, the first-deployment
 # walk-through). A link to one of them is allowed while the file is absent; once it exists it is checked like any other.
 WRITTEN_ELSEWHERE = {DOCS / "settings.md", DOCS / "first-deployment.md"}
@@ -89,20 +90,31 @@ def test_every_relative_link_points_at_an_existing_file(path: Path) -> None:
     assert not missing, "links to missing files:\n" + "\n".join(missing)
 
 
-@pytest.mark.parametrize("path", docs_pages(), ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_docs_page_opens_with_a_one_line_purpose_statement(path: Path) -> None:
+def purpose_statement(path: Path) -> str:
+    """The first paragraph after the page's '# Title' line, joined into one line; '' when the page has none."""
     lines = path.read_text(encoding="utf-8").splitlines()
-    assert lines and lines[0].startswith("# "), f"{path.relative_to(ROOT)} does not start with a '# Title' line"
+    if not lines or not lines[0].startswith("# "):
+        return ""
     rest = lines[1:]
     while rest and not rest[0].strip():
         rest.pop(0)
-    assert rest, f"{path.relative_to(ROOT)} has a title and nothing else"
-    purpose = rest[0]
-    assert not LIST_OR_BLOCK.match(purpose.lstrip()), (
-        f"{path.relative_to(ROOT)}: the first line after the title must be a sentence saying what the page is for, not {purpose!r}"
-    )
-    assert len(rest) == 1 or not rest[1].strip(), (
-        f"{path.relative_to(ROOT)}: the purpose statement must be one line, followed by a blank line"
+    paragraph: list[str] = []
+    for line in rest:
+        if not line.strip():
+            break
+        paragraph.append(line.strip())
+    if not paragraph or LIST_OR_BLOCK.match(paragraph[0]):
+        return ""
+    return " ".join(paragraph)
+
+
+@pytest.mark.parametrize("path", docs_pages(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_docs_page_opens_with_a_purpose_statement(path: Path) -> None:
+    """Under its title, each page says in one short sentence what it is for (one line as rendered, however wrapped)."""
+    purpose = purpose_statement(path)
+    assert purpose, f"{path.relative_to(ROOT)}: '# Title', then a sentence saying what the page is for, before any list, table or code"
+    assert len(purpose) <= MAX_PURPOSE, (
+        f"{path.relative_to(ROOT)}: the purpose statement is {len(purpose)} characters (at most {MAX_PURPOSE}); say the rest below it"
     )
 
 
@@ -120,4 +132,7 @@ def test_the_helpers_skip_code_and_tables_and_find_relative_links(tmp_path: Path
     )
     assert [n for n, line in prose_lines(page) if len(line) > MAX_PROSE_LINE] == [11]
     assert relative_links(page) == [(10, "other.md#part")]
+    assert purpose_statement(page) == "Purpose."
+    page.write_text("# Title\n\n- a list first\n", encoding="utf-8")
+    assert purpose_statement(page) == ""
     assert "docs/deploying.md" in {target for _, target in relative_links(README)}
