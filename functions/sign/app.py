@@ -1,34 +1,16 @@
 """Sign function: issue a JWT to an authenticated caller, as far as its issuance profile allows (direct invoke).
 
-A request is ``{"proof": {...}, "sub", "aud", "ttl", "claims", "profile"}``:
-the proof is the caller's SigV4-signed ``sts:GetCallerIdentity`` request,
-which the function replays to STS itself (see jwks_rotator.core.callers.proof
-and jwks_rotator.core.issuance.service for the checks and their order). Every answer
-is ``{"token", "token_type", "kid", "alg", "expires_at"}`` or
-``{"error", "message"}``; the function never raises. A bad configuration
-(settings, STS endpoint or issuance policy) is answered with
-``invalid_configuration`` on every call, and logged, instead of a crash loop.
+A request is ``{"proof": {...}, "sub", "aud", "ttl", "claims", "profile"}``; every answer is ``{"token",
+"token_type", "kid", "alg", "expires_at"}`` or ``{"error", "message"}``: the function never raises. A bad
+configuration is answered with ``invalid_configuration`` on every call, and logged, instead of a crash loop.
 
-Audit: one JSON line per decision (type ``jwks-rotator.audit``) written to
-stdout, issued and refused alike: caller, role, profile, decision and code,
-policy digest, function version; an issued token adds jti, sub, aud, kid and
-exp. Never the token, the proof or another claim value.
+Every decision, issued or refused, is one audit JSON line on stdout (never the token, the proof or another claim
+value); metrics are EMF records, at most one per :data:`METRICS_FLUSH_SECONDS` per container.
 
-Metrics (EMF, at most one record per :data:`METRICS_FLUSH_SECONDS` per
-container): ``TokensIssued_<alg>``, ``Refusals_<code>``,
-``IssuedByProfile_<profile>``, ``RefusedByProfile_<profile>_<code>``,
-``KeyCacheRefreshes`` and ``ProofReplays``. A container reclaimed less than
-that after its last record loses those counts.
+Cold start: importing this module loads only the logger, the metrics and the audit writer; the issuance core is
+imported by the first invocation, which builds the service. boto3, botocore and powertools stay out of the process.
 
-Cold start: importing this module reads no setting, key or policy, opens
-no connection and loads only the logger, the metrics and the audit writer:
-the issuance core (settings, policy, caller verifier, signer, cryptography)
-is imported by the first invocation, which builds the service. Logs and metrics are written directly
-(:mod:`jwks_rotator.adapters.lean.telemetry`, powertools' shapes without its
-import), the keyring and the revocation list are read through the Parameters
-and Secrets extension over plain HTTP, and proofs are replayed to STS over
-HTTPS with a TLS context of Amazon's roots only: boto3, botocore and
-powertools stay out of the process.
+Design (audit fields, metric names, what the cold start loads and why): docs/design/sign-function.md.
 """
 
 from __future__ import annotations

@@ -1,32 +1,15 @@
 """The sign path's reads through the AWS Parameters and Secrets Lambda Extension: plain HTTP on localhost, no boto3.
 
-The extension (a Lambda layer, see the template) runs beside the function and
-answers on ``http://localhost:$PARAMETERS_SECRETS_EXTENSION_HTTP_PORT``
-(default 2773):
+:class:`ExtensionKeyringReader` (a :class:`~jwks_rotator.core.ports.KeyringReader`) and
+:class:`ExtensionRevocationReader` (a :class:`~jwks_rotator.core.ports.RevocationReader`) read the secret's
+``AWSCURRENT`` version and the revocation parameter from ``http://localhost:$PARAMETERS_SECRETS_EXTENSION_HTTP_PORT``,
+each request carrying the function's ``AWS_SESSION_TOKEN``. The template sets the extension's caches to 0, so the
+signer's own ``signer-cache-ttl`` stays the only bound on how long a retired or revoked key signs.
 
-* ``GET /secretsmanager/get?secretId=ID&versionStage=AWSCURRENT``: the
-  ``GetSecretValue`` answer as JSON (``VersionId``, ``SecretString``, ...);
-* ``GET /systemsmanager/parameters/get?name=NAME``: the ``GetParameter``
-  answer as JSON (``{"Parameter": {"Type", "Value", "Version", ...}}``).
+Every failure is a :class:`~jwks_rotator.core.errors.StoreError` whose ``reason`` is a code (the AWS error code,
+``HTTP<status>``, ``ExtensionUnreachable`` or ``MalformedResponse``); no answer body is ever quoted.
 
-Every request carries ``X-Aws-Parameters-Secrets-Token`` = the function's
-``AWS_SESSION_TOKEN``: the extension refuses any other caller. It caches
-answers for ``SECRETS_MANAGER_TTL`` / ``SSM_PARAMETER_STORE_TTL`` seconds and
-does not drop an entry when the secret changes, so the template sets both to
-0: every read here reaches Secrets Manager or SSM, and the signer's own cache
-(``signer-cache-ttl``) stays the only bound on how long a retired or revoked
-key signs. The extension answers only during an invocation, never during the
-function's init phase: the signer reads on its first token, not at import.
-
-:class:`ExtensionKeyringReader` implements
-:class:`~jwks_rotator.core.ports.KeyringReader` for any secret holding a
-keyring document (the secret id is the caller's choice), and
-:class:`ExtensionRevocationReader` implements
-:class:`~jwks_rotator.core.ports.RevocationReader`. Every failure is a
-:class:`~jwks_rotator.core.errors.StoreError` whose ``reason`` is a code: the
-AWS error code the extension passed on (``ResourceNotFoundException``),
-``HTTP<status>``, ``ExtensionUnreachable`` or ``MalformedResponse``. No
-answer body is ever quoted.
+Design (the extension's endpoints, its caches, why it answers only during an invocation): docs/design/secrets-extension.md.
 """
 
 from __future__ import annotations

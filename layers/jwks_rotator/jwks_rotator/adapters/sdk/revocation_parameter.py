@@ -1,27 +1,14 @@
 """The revocation list as one SSM parameter: revoked kids kept where restoring the keyring secret cannot roll them back.
 
-The parameter is a ``String`` holding a compact JSON list of kids, oldest
-first. Two views of it:
+A ``String`` parameter holding a compact JSON list of kids, oldest first.
+:class:`SsmRevocationList` (the rotator's :class:`~jwks_rotator.core.ports.RevocationList`) creates it when missing
+and adds by read-modify-write, re-writing the union until its write lands on the version it read (SSM has no
+conditional write; writers only add). :class:`SsmRevocationReader` (the signer's
+:class:`~jwks_rotator.core.ports.RevocationReader`) treats a missing or malformed parameter as a
+:class:`StoreError`, so the signer fails closed. A full list (:data:`MAX_VALUE_BYTES`) refuses a new revocation
+instead of dropping an old kid.
 
-* :class:`SsmRevocationList` (the rotator; implements
-  :class:`jwks_rotator.core.keys.revocation.RevocationList`): ``load`` creates the
-  parameter as ``[]`` when it is missing (``Overwrite=False``, a racing
-  creator's ``ParameterAlreadyExists`` is fine); ``add`` is read-modify-write.
-  SSM has no conditional write, so after writing, ``add`` checks that its
-  write directly followed the version it read. If another writer got in
-  between, the kids that writer added (read back from the parameter's
-  history) and its own are written again, until one write lands on the
-  version it read (at most :data:`MAX_ATTEMPTS` tries). Writers only add, so
-  the union is always right.
-* :class:`SsmRevocationReader` (the signer; implements
-  :class:`jwks_rotator.core.ports.RevocationReader`): a missing or malformed
-  parameter is a :class:`StoreError`, so the signer fails closed.
-
-Size: a standard parameter holds 4,096 bytes (:data:`MAX_VALUE_BYTES`), 89
-RFC 7638 thumbprint kids (43 characters each). A full list refuses a new
-revocation (:class:`RevocationListFullError`) instead of dropping an old kid:
-an old secret version may still hold that key, and a restore to it would
-bring it back. The runbook says how an operator makes room.
+Design (the write protocol, the size limit and why nothing is dropped): docs/design/revocation-list.md.
 """
 
 from __future__ import annotations

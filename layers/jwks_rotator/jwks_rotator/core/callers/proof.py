@@ -1,33 +1,15 @@
 """A caller's proof of identity, checked before it is replayed to STS (pure, no I/O).
 
-The model is HashiCorp Vault's AWS ``iam`` auth method and EKS's
-aws-iam-authenticator. The caller signs an ``sts:GetCallerIdentity`` request
-with its own AWS credentials (SigV4) and sends the signed request, unsent, in
-the invoke payload's ``proof`` field::
+The caller signs an ``sts:GetCallerIdentity`` request with its own AWS credentials (SigV4) and sends it, unsent, in
+the invoke payload's ``proof`` field (the model of Vault's AWS ``iam`` auth and aws-iam-authenticator). The signer
+replays it to the STS endpoint *it* is configured with and takes the caller's ARN from STS's answer; the signed
+:data:`SIGNER_HEADER` binds the proof to this signer.
 
-    {"proof": {"headers": {"Host": "sts.eu-west-1.amazonaws.com",
-                           "X-Amz-Date": "20260101T120000Z",
-                           "X-Jwks-Rotator-Signer": "jwks-rotator-sign",
-                           "X-Amz-Security-Token": "...",
-                           "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
-                           "Authorization": "AWS4-HMAC-SHA256 Credential=AKID/20260101/eu-west-1/sts/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-jwks-rotator-signer, Signature=<64 hex>"},
-               "body": "Action=GetCallerIdentity&Version=2011-06-15"}}
+:func:`parse_caller_proof` refuses, as ``unauthenticated`` with a ``reason`` slug safe to log, anything STS might read
+differently from what was signed: an unsigned or unknown header, a wrong host, region, service or date, a stale or
+future-dated proof, or another body. Within ``max_age`` a proof is a bearer credential for this signer only.
 
-The method is always ``POST`` and the path ``/``. The signer replays it to
-the STS endpoint *it* is configured with (never a host taken from the
-payload) and takes the caller's ARN from STS's answer: only the holder of
-the credentials can produce a signature STS accepts, and the signed
-:data:`SIGNER_HEADER` binds the proof to this signer, so a proof made for
-another service that uses the same scheme is refused here.
-
-:func:`parse_caller_proof` refuses, as ``unauthenticated`` with a ``reason``
-slug safe to log, anything STS might read differently from what was signed:
-a presented header that is not signed ("a proof is exactly what was
-signed"), a header outside :data:`ALLOWED_HEADERS`, a wrong host, region,
-service or date, a stale or future-dated proof, or a body other than the
-GetCallerIdentity form. Within its window (``max_age`` after its
-``X-Amz-Date``) a proof is a bearer credential for this signer only, as in
-the peers above; keep ``max_age`` short.
+Design (the proof's shape and why each check exists): docs/design/caller-proof.md.
 """
 
 from __future__ import annotations

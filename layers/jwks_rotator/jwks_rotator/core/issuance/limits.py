@@ -1,25 +1,12 @@
-"""The signing function's request contract and token policy (pure, no I/O).
+"""The sign function's request contract and the stack's token limits (pure, no I/O).
 
-A request is a JSON object with exactly these fields::
+A request is a JSON object of exactly ``sub`` (required), ``aud`` (a string or a list; required unless
+``default-audience`` is set), ``ttl`` (whole seconds, at most ``max-token-ttl``) and ``claims`` (custom claims, JSON
+values only). ``null`` is a wrong type, not "absent". The signer owns ``iss``, ``iat``, ``nbf``, ``exp`` and ``jti``;
+a request that sets any reserved claim inside ``claims`` is refused (``invalid_claims``), never overridden.
 
-    {"sub": "user-123", "aud": "orders-api", "ttl": 300, "claims": {"roles": ["admin"]}}
-
-* ``sub`` - required, a non-blank string;
-* ``aud`` - a non-empty string or a non-empty list of them; required unless
-  ``default-audience`` is set; each must be in ``allowed-audiences`` when that
-  list is set;
-* ``ttl`` - optional whole seconds (an int, or a float with no fraction),
-  greater than zero and at most ``max-token-ttl``; defaults to
-  ``default-token-ttl``;
-* ``claims`` - optional object of custom claims holding JSON values only.
-
-``null`` is a wrong type for every field, not "absent". The signer owns
-``iss``, ``iat``, ``nbf``, ``exp`` and ``jti``; ``sub`` and ``aud`` come from the
-top-level fields only. A request that tries to set any of them inside
-``claims`` is refused (``invalid_claims``), never silently overridden.
-
-Caps (each refusal names its cap): :data:`MAX_REQUEST_CHARS`,
-:data:`MAX_TOKEN_BYTES`, :data:`MAX_CLAIMS_DEPTH`.
+Caps (each refusal names its cap): :data:`MAX_REQUEST_CHARS`, :data:`MAX_TOKEN_BYTES`, :data:`MAX_CLAIMS_DEPTH`.
+Design: docs/design/issuance-policy.md.
 """
 
 from __future__ import annotations

@@ -1,40 +1,14 @@
 """The issuance policy: which AWS roles may obtain which tokens (deny by default; pure, no I/O).
 
-A YAML (or JSON) document; its key names are public interface::
+A YAML (or JSON) document of named profiles; its key names are public interface: ``callers`` (IAM role ARN
+patterns, ``*`` in the role name only), ``audiences``, ``subjects`` (full-match regular expressions), ``claims``
+(extra claim names a request may set), ``max_ttl`` and ``disabled``, plus a top-level ``disabled``.
 
-    profiles:
-      orders:
-        callers: ["arn:aws:iam::123456789012:role/orders-service"]   # IAM role ARNs; * allowed in the role name only
-        audiences: ["payments-api"]
-        subjects: ["^user-[0-9]+$"]      # full-match regular expressions
-        claims: ["roles", "email"]       # extra claim names a request may set (optional, default none)
-        max_ttl: 15m                     # at most the stack's max-token-ttl (optional, default it)
-        disabled: false                  # optional: true stops this profile alone
-    disabled: false                      # optional: true stops all issuance
+Subject patterns that could backtrack catastrophically are refused at load (Python's ``re`` has no timeout).
+:meth:`IssuancePolicy.authorize` answers with the first failing check: caller, chosen profile, audience, subject,
+claims, ttl. Each token carries ``azp`` = the profile's name.
 
-* ``callers`` match the *role* of an assumed-role session
-  (``arn:P:sts::ACCOUNT:assumed-role/ROLE/SESSION`` → ``arn:P:iam::ACCOUNT:role/ROLE``).
-  STS drops the role's path from that ARN, so a caller pattern with a path
-  could never match and is refused at load. IAM users, the account root and
-  federated users match no profile. Partitions: aws, aws-cn, aws-us-gov.
-* ``subjects`` are Python regular expressions that must match the whole
-  ``sub``. Python's ``re`` has no timeout, so a pattern that could backtrack
-  catastrophically is refused at load: backreferences, conditionals and
-  lookarounds; a quantifier inside another repeated quantifier
-  (``(a+)+``); an alternation under a repeated quantifier (``(a|aa)+``);
-  more than :data:`MAX_VARIABLE_QUANTIFIERS` variable quantifiers; more than
-  :data:`MAX_PATTERN_CHARS` characters. A ``sub`` longer than
-  :data:`MAX_SUBJECT_CHARS` is refused before any pattern runs.
-* ``claims`` may not name iss, iat, nbf, exp, jti, sub, aud or azp: each
-  token carries ``azp`` = the profile's name.
-
-Evaluation (:meth:`IssuancePolicy.authorize`) answers with the first failing
-check, in this order: no enabled profile matches the caller
-(``caller_not_allowed``); the request names a profile the caller does not
-match (``caller_not_allowed``); several match and none is named
-(``invalid_request``); then ``audience_not_allowed``,
-``subject_not_allowed``, ``claims_not_allowed``, ``ttl_too_long``. A request
-without ``ttl`` gets ``min(default-token-ttl, max_ttl)``.
+Design (the document's format, the pattern rules and the evaluation order): docs/design/issuance-policy.md.
 """
 
 from __future__ import annotations

@@ -1,53 +1,17 @@
 """The token signer: the active key cached from the keyring secret, and a hand-rolled compact JWS.
 
-Key cache (one per warm Lambda container):
+One key cache per warm container: the keyring (through a :class:`~jwks_rotator.core.ports.KeyringReader`) and the
+revocation list (through a :class:`~jwks_rotator.core.ports.RevocationReader`) are read together and trusted for
+``signer-cache-ttl`` on a monotonic clock; past that both are read again before the next token, and a failed read
+answers ``signing_unavailable``. That bound is what ``retention`` relies on: a retired or revoked key signs for at
+most ``signer-cache-ttl`` more. Only a published ``active`` key signs; a revoked kid or a restore hold signs nothing.
+The wall clock dates tokens and nothing else.
 
-* The current keyring is read through a :class:`~.ports.KeyringReader` (the
-  ``AWSCURRENT`` version of the secret, never a pending write) and, with it,
-  the revocation list through a :class:`~.ports.RevocationReader`. The keyring
-  is parsed, and the active key loaded with ``cryptography``, once per
-  ``VersionId``; a new version whose active key is unchanged reuses the loaded
-  key. A warm invocation with a fresh cache makes no read.
-* The cache is fresh for ``signer-cache-ttl`` after the reads that confirmed
-  it (timed from before the calls, on a monotonic clock: a wall clock stepped
-  back cannot stretch it). Past that both must be read again before the next
-  token: a failed read of either answers ``signing_unavailable``. This bound is
-  what ``retention`` (``max-token-ttl + signer-cache-ttl + clock-skew-leeway``)
-  relies on: a retired key signs for at most ``signer-cache-ttl`` after it
-  retired, so its tokens expire before it leaves the JWKS; and a revoked key
-  signs for at most ``signer-cache-ttl`` after its revocation, even when the
-  keyring secret is restored to a version from before it.
-* Inside the ttl, the cache is read early when it holds no usable key or when
-  the active key's rotation is overdue (``activated_at + rotation-period <=
-  now`` on the wall clock). Early reads, and retries after a failed read,
-  happen at most once per :data:`REFRESH_INTERVAL` seconds, so an outage
-  cannot hammer the store. A failed early read keeps the cached key until the
-  ttl runs out; an overdue key that is still the active one in the secret
-  keeps signing.
-* Only a key in state ``active`` with ``published_at`` set signs; there is no
-  fallback to a pending or unpublished key. A kid on the revocation list (or
-  among the keyring's own tombstones) never signs, and a keyring under a
-  restore hold (restored to an older version, waiting for an operator's
-  ``publish --accept-restore``) signs nothing.
-* The wall clock dates tokens (``iat``, ``exp``) and decides whether a
-  rotation is overdue; nothing else.
-* A cold container may start its first read in the background
-  (:meth:`KeyCache.prefetch`), so that the reads overlap the first caller's
-  proof replay; :meth:`KeyCache.get` waits for it and then behaves as after
-  a read of its own (a failed read is raised, a usable key is used).
+A key in KMS custody is signed with by one ``Sign`` call per token through the
+:class:`~jwks_rotator.core.ports.KeySigner` port; a KMS refusal (disabled key) re-reads the keyring once, then
+fails closed.
 
-KMS custody (a record with ``kms_key_arn``): the private half never leaves
-KMS. The cached key holds public metadata only (kid, alg, key ARN, the
-pre-encoded header, the signature length); each token costs exactly one
-``Sign`` call through the :class:`~.ports.KeySigner` port, by key ARN with
-MessageType RAW. The answer's ``KeyId`` must be that ARN, and an ECDSA
-signature is converted from DER to ``r || s`` (:mod:`jwks_rotator.core.keys.kms`). When
-KMS refuses because the key is disabled or pending deletion (revoked, or
-retired and handed over), the signer reads the keyring once more (at most
-once per :data:`REFRESH_INTERVAL`) and signs with the key it finds if that
-is another one; otherwise it fails closed (``signing_unavailable``). So a
-revoked KMS key stops signing as soon as KMS sees DisableKey (seconds),
-not after ``signer-cache-ttl``.
+Design (early reads, prefetch, refresh interval, KMS signatures): docs/design/key-cache.md.
 """
 
 from __future__ import annotations

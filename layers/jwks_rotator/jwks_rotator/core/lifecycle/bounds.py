@@ -1,27 +1,14 @@
 """The bounds that keep the promise: when a key may sign, when it may go, and what a clock may claim.
 
-A key is published before it signs and stays published until its last token
-expires. Settings change, so each bound is recorded on the key when it
-starts, from the settings then in force, and the later of the recorded bound
-and today's rule wins:
+A key is published before it signs and stays published until its last token expires. Settings change, so each bound
+is recorded on the key when it starts (``ready_at`` at first publication, ``retain_until`` at retirement), from the
+settings then in force, and the later of the recorded bound and today's rule wins.
 
-* activation: no earlier than ``published_at`` + publish-lead (and
-  jwks-max-age) as they were at first publication (``ready_at``), nor than
-  today's publish-lead;
-* deletion: no earlier than ``retired_at`` + the longest max-token-ttl in
-  force while the key was active + signer-cache-ttl + clock-skew-leeway as
-  they were at retirement (``retain_until``), nor than today's retention.
-  A record stored before the bounds existed has none recorded: today's
-  rule alone applies to it.
+A stored event time more than ``clock-skew-leeway`` ahead of ``now`` means a clock is wrong: the rotator refuses to
+write (:class:`ClockSkewError`). The keyring holds at most :data:`MAX_KEYS` keys and :data:`MAX_KEYRING_BYTES` of
+JSON, under Secrets Manager's SecretString limit.
 
-Clocks: a stored event time more than clock-skew-leeway ahead of ``now``
-means this clock (or the one that wrote it) is wrong; the rotator refuses to
-write (:class:`ClockSkewError`). Plans never date a change before a moment
-already recorded on the key, and ages are never negative.
-
-Limits: the keyring holds at most :data:`MAX_KEYS` keys and
-:data:`MAX_KEYRING_BYTES` of JSON, well under Secrets Manager's 65,536-byte
-SecretString limit; operations that add keys on demand stop before that.
+Design (what each bound adds up): docs/design/key-lifecycle.md.
 """
 
 from __future__ import annotations

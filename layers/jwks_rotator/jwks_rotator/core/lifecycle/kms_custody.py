@@ -1,90 +1,19 @@
 """KMS custody on the rotator's side: making keys, the hand-over at activation, deletion and the orphan sweep.
 
-With ``key-custody kms`` each lifecycle key is one asymmetric KMS key
-(non-exportable). The keyring records its public JWK, its ARN and the
-lifecycle timestamps; the JWKS is built from the keyring as for any key
-(never from GetPublicKey, which fails on a disabled key). Existing records
-keep the custody they were made in: switching the setting on a running stack
-changes new keys only, and old ones finish their life as they began.
+With ``key-custody kms`` each lifecycle key is one non-exportable asymmetric KMS key; the keyring records its public
+JWK, ARN and lifecycle timestamps, and the JWKS is built from the keyring as for any key. Records keep the custody
+they were made in, so switching the setting changes new keys only.
 
-Keys
-    A new key is created with the stack's tag (``jwks-rotator:stack``) at
-    CreateKey (so it can be found even if the keyring write that should record
-    it fails), with an explicit key policy naming the rotate role (management,
-    no Sign) and not the sign role: the sign role cannot use a pending key from
-    its first moment (CreateKey makes enabled keys). Its public key is read,
-    then it is disabled too, and tagged with its kid. At activation its policy gains the sign role's
-    statements (``kms:Sign`` with the key's algorithm and MessageType RAW,
-    ``kms:GetPublicKey``) and it is enabled; at retirement it is disabled and
-    its policy rewritten without them (two fences, either of which stops it). A key
-    created in a run and not yet recorded is reused by the
-    next plan of the same run (a lost compare-and-swap re-plans), so a
-    conflict does not leave one orphan per retry.
+* A key is created tagged for the stack (found even if the keyring write fails), with a policy that does not name
+  the sign role, then disabled and tagged with its kid.
+* After every run (in a ``finally``) KMS is brought in line with the keyring *as stored*: every other key of the
+  stack disabled first, then, :data:`PROPAGATION` later, the active key gains the sign role and is enabled; the
+  store is re-read around the enable, so a stale rotator never enables a key the store no longer makes active.
+* A key whose record leaves the keyring is disabled and scheduled for deletion; the orphan sweep deletes unrecorded
+  keys of the stack older than :data:`ORPHAN_GRACE` (on KMS's clock).
 
-Who can sign (the hand-over)
-    At the end of every run, in a ``finally`` (also after a run that failed
-    after its keyring write: S3, CloudFront, a superseded publication), the
-    rotator brings KMS in line with the keyring *as stored*, not as the run
-    saw it: every enabled KMS key tagged for the stack and with a kid tag that
-    is not the stored active key is disabled (and loses the sign role), then
-    the active one is enabled. A failed settle is finished by the next run,
-    which needs no memory of the failed one. A key without the kid tag is
-    left alone: it was never recorded, so never activated, and its policy
-    never named the sign role (it may be a concurrent rotator's key between
-    CreateKey and GetPublicKey). A rotator whose view is stale (it read the
-    keyring before another's hand-over) never enables a key the store no
-    longer makes active: the store is read again just before PutKeyPolicy and
-    EnableKey (the key must still be the stored active key), and once more
-    just after (if the store moved on in between, the key is disabled again
-    and the settle converges on the newer keyring, up to
-    :data:`SETTLE_ATTEMPTS` times). KMS applies EnableKey and DisableKey eventually (within
-    :data:`PROPAGATION` (``kms-handover-wait``) seconds, by assumption; AWS says "typically within
-    seconds"). The order is:
-
-    1. the keyring write that retires A and activates B (signers that re-read
-       now find B; B is still disabled, so their Sign fails closed);
-    2. DisableKey(A) at ``t0``: A stops signing by ``t0 + PROPAGATION``;
-    3. wait :data:`PROPAGATION`, then PutKeyPolicy(B, with the sign role) and
-       EnableKey(B) at ``t1 >= t0 + PROPAGATION``: B can sign from some moment
-       in ``[t1, t1 + PROPAGATION]`` (both changes must have taken effect).
-
-    Two keys signable at once would need B enabled before A's disable took
-    effect: ``t1 >= t0 + PROPAGATION`` excludes it. No key signable lasts from
-    when A's disable takes effect (at the earliest ``t0``) until B's enable
-    takes effect (at the latest ``t1 + PROPAGATION``): at most about
-    ``2 * PROPAGATION`` plus the time of the calls, which callers ride out with
-    a few retries (the signer answers ``signing_unavailable``). Every enable
-    waits :data:`PROPAGATION` after the last disable of the round, even when
-    that disable happened in an earlier, failed run (the wait is always paid
-    before an enable: once per rotation). A key whose record is gone (deleted
-    at retention, revoked, or never recorded) is disabled by the sweep too.
-
-Deletion
-    A KMS key whose record leaves the keyring (retention over, or revoked) is
-    disabled and scheduled for deletion with ``key-deletion-window`` (7 to 30
-    days, KMS's PendingWindowInDays). The orphan sweep lists the stack's
-    tagged keys and schedules the deletion of every one not recorded in the
-    keyring once it is older than :data:`ORPHAN_GRACE` (measured on KMS's
-    clock: its CreationDate against the HTTP Date of KMS's latest answer, so a
-    rotator whose clock runs fast does not delete a concurrent rotator's
-    fresh key; the local clock only when no answer carried a Date), longer than any
-    rotation run (a concurrent rotator may be about to record, and even
-    activate, a younger one: the sweep leaves those alone); such a key still
-    enabled (a revoke whose DisableKey failed after the keyring write) is
-    disabled first. The model is SPIRE's
-    aws_kms KeyManager, which marks its keys (a Description, an alias per key)
-    and periodically removes a marked key that no alias names once its
-    CreationDate is 48 hours old; spiffe/spire#5497 is the warning (16,000
-    orphaned keys at $1 a month each). Here the mark is a tag set at CreateKey
-    itself (an alias is a second call, which can fail after the first), the
-    record is the keyring, and the grace can be short because a rotation run
-    ends within the rotate function's 60 s timeout. Finding tagged keys costs
-    ListKeys plus one ListResourceTags (and a DescribeKey per stack key) per
-    key of the account and region (KMS has no search by tag). The settle
-    pays that once per run (twice or more only when the store changes under
-    it): the price of converging without memory of earlier runs. The sweep
-    (a second listing) runs only after a run that created or removed a KMS
-    key.
+Why this order, the two-fence argument, the no-two-signers window and the orphan model (SPIRE's aws_kms
+KeyManager): Design: docs/design/kms-custody.md.
 """
 
 from __future__ import annotations

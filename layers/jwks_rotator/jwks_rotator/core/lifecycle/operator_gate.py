@@ -1,28 +1,14 @@
 """Who may run the rotate function's operations: an authenticated session of an operator role, deny by default.
 
-``rotate-now``, ``revoke`` and ``publish`` (with or without
-``accept_restore``) change which keys sign and verify, so an operation event
-carries a ``proof``: the caller's SigV4-signed, unsent
-``sts:GetCallerIdentity``, bound with ``X-Jwks-Rotator-Signer`` to the rotate
-function's own name or ARN (the sign function's proof format, see
-:mod:`jwks_rotator.core.callers.proof`)::
+``rotate-now``, ``revoke`` and ``publish`` change which keys sign and verify, so their event carries a ``proof`` (the
+sign function's proof format, bound to the rotate function's own name or ARN). A scheduled event and
+``{"operation": "tick"}`` need none (a tick only applies what is due); a proof that is present is always checked.
 
-    {"operation": "revoke", "kid": "...", "proof": {"headers": {...}, "body": "Action=GetCallerIdentity&Version=2011-06-15"}}
+The first failure answers, in this order, so an unauthenticated invoker learns nothing about its event: the proof
+(``unauthenticated``), the caller's role among ``operator-roles`` (``operator_not_allowed``), the event's shape
+(``invalid_event``), the operation. Every decision yields an :class:`OperationRecord` for the audit line.
 
-A scheduled event and ``{"operation": "tick"}`` need no proof: a tick only
-applies what is due, which is idempotent. A proof that is present is always
-checked, on a tick too.
-
-The first failure answers, in this order (so an unauthenticated invoker
-learns nothing about the event it sent):
-
-1. the proof (``unauthenticated``; an STS outage is ``signing_unavailable``;
-   an unusable STS endpoint ``invalid_configuration``);
-2. the caller's role among ``operator-roles`` (``operator_not_allowed``);
-3. the event's shape (``invalid_event``);
-4. the operation itself.
-
-Every decision yields an :class:`OperationRecord` for the audit line.
+Design: docs/design/caller-proof.md.
 """
 
 from __future__ import annotations

@@ -1,25 +1,13 @@
 """The rotation service: read the keyring, apply the lifecycle, write it back, publish.
 
-Each step checks the state first and returns early when there is nothing to
-do, so a tick may run late, twice, concurrently or after a half-failed run.
-Writes are compare-and-swap; a lost race re-reads and re-plans.
+Each step checks the state first and returns early when there is nothing to do, so a tick may run late, twice,
+concurrently or after a half-failed run. Writes are compare-and-swap; a lost race re-reads and re-plans. Before any
+write a round refuses stored times too far ahead of its clock and drops every revoked kid (the keyring's tombstones
+and the external :class:`~jwks_rotator.core.ports.RevocationList`); a bucket holding documents of a newer keyring is
+never overwritten silently. With a :class:`~.kms_custody.KmsCustodian`, KMS is brought in line with the keyring
+as stored after every run.
 
-Before any write a round refuses stored times too far ahead of its clock
-(:class:`ClockSkewError`) and drops any key whose kid was revoked (the
-keyring's tombstones and the external :class:`RevocationList`, which a
-restore of the keyring cannot roll back); a revoked kid goes on that list
-before the keyring that drops it is written. A bucket holding documents of
-a newer keyring than the store's is never overwritten silently
-(:class:`KeyringBehindPublicationError`): only ``publish`` with
-``accept_restore`` does it.
-
-With a :class:`~.kms_custody.KmsCustodian`, new keys follow ``key-custody``
-(``kms``: one KMS key each) while recorded keys keep theirs; after each
-run, in a ``finally`` (a run that fails after a keyring write keeps its own
-error), KMS is brought in line with the keyring as stored (only its active key
-enabled, every other key of the stack disabled, keys that left it in this run
-scheduled for deletion), and a run that created or removed a KMS key sweeps
-the stack's unrecorded keys (:mod:`.kms_custody`).
+Design: docs/design/key-lifecycle.md; KMS custody: docs/design/kms-custody.md.
 """
 
 from __future__ import annotations

@@ -1,27 +1,13 @@
 """The key lifecycle as pure functions of (keyring, settings, now).
 
-Nothing here reads a clock or talks to AWS: the rotation service feeds in
-``now`` and stores what comes out, so tests can run months of schedule in
-seconds. Rules (each change names its reason):
+Nothing here reads a clock or talks to AWS: the rotation service feeds in ``now`` and stores what comes out, so tests
+run months of schedule in seconds. Each change names its reason: a retired key is deleted once its tokens have
+expired under every setting it signed with; a pending key activates once it has been published for ``publish-lead``
+and the active key is due (the active key retires at that same write); there is always one pending key of the
+configured algorithm. An active key is always a published key, and revoked kids never come back.
 
-* a retired key is deleted once its tokens have expired under every setting
-  it signed with (:func:`.bounds.deletion_time`);
-* a pending key of another algorithm than the configured one is dropped
-  (it never signed);
-* a pending key becomes active when it has been in a successfully published
-  JWKS for ``publish-lead`` (the longer of the lead recorded at publication
-  and today's) and the active key is due (``rotation-period``);
-  the active key retires at that same write. With no active key at all
-  (bootstrap, or after the active key was revoked) a published pending key
-  activates at once, and so does a key whose lead was waived (rotate-now);
-* there is always one pending key of the configured algorithm, created as
-  soon as the previous one activates: with no key at all it is created with
-  its lead waived, so bootstrap ends as soon as it is published.
-
-An active key is always a published key: activation requires
-``published_at``, which only a successful publication sets. Revoked kids are
-kept as tombstones and never come back. The bounds recorded on keys, the
-clock checks and the size limits live in :mod:`.bounds`.
+The bounds recorded on keys, the clock checks and the size limits live in :mod:`.bounds`.
+Design (every rule, bootstrap and rotate-now): docs/design/key-lifecycle.md.
 """
 
 from __future__ import annotations
