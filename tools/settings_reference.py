@@ -279,13 +279,11 @@ def _setting_section(spec: SettingSpec) -> list[str]:
         elif stack.constraint:
             out += _wrap(f"Accepts: {stack.constraint}", "- ", "  ")
         if stack.note:
-            out += _wrap(f"In the template: {stack.note}", "- ", "  ")
+            out += _wrap(f"Note: {stack.note}", "- ", "  ")
         if stack.value:
-            out += _wrap(f"Environment entry: `{stack.value}`", "- ", "  ")
+            out.append(f"- Environment entry: `{stack.value}`")  # not wrapped: a code span reads best on one line
     elif isinstance(stack, StackValue):
-        out.append(f"- Template: no parameter; the stack sets `{stack.value}`")
-        if stack.why:
-            out += _wrap(stack.why, "  ", "  ")
+        out += _wrap(f"Template: no parameter; the stack sets `{stack.value}`. {stack.why}".rstrip(), "- ", "  ")
     out += _wrap(f"Read by: {_readers(spec)}", "- ", "  ")
     return [*out, ""]
 
