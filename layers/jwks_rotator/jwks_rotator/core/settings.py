@@ -315,7 +315,7 @@ class Settings:
     )
     key_custody: str = setting(
         "secrets-manager", "Where new private keys live: secrets-manager (JWKs inside the keyring secret) or kms (one non-exportable asymmetric KMS key per lifecycle key; the keyring then holds public keys and key ARNs only). Switching on a running stack affects new keys only.", _custody,
-        stack=Parameter("Keys", allowed_values=KEY_CUSTODIES, note='kms costs $1 per key-month and a Sign call per token (README, "Key custody").'),
+        stack=Parameter("Keys", allowed_values=KEY_CUSTODIES, note='kms costs $1 per key-month and a Sign call per token (docs/deploying.md, "Choosing key custody").'),
     )
     key_deletion_window: timedelta = setting(
         "30d", "With kms custody: the ScheduleKeyDeletion waiting period of a KMS key whose retention ended (whole days, 7d to 30d).", _deletion_window,
