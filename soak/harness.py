@@ -29,7 +29,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
+from jwks_rotator.adapters.sdk.secrets_store import SecretsManagerKeyringStore
 from jwks_rotator_local.local_stack import LocalStack
 from jwks_rotator_testkit.envoy import EnvoyProvider, EnvoyVerifier
 from jwks_rotator_testkit.verifiers import Expectation, NodeVerifier
