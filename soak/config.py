@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jwks_rotator.core.lifecycle.verifier_caches import VERIFIERS, recommend
 from jwks_rotator.core.settings import Settings
-from jwks_rotator.core.verifier_caches import VERIFIERS, recommend
 
 from .proxy import FaultRates
 

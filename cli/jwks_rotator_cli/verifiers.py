@@ -2,7 +2,7 @@
 
 Reads publish-lead, jwks-max-age and clock-skew-leeway the way ``status`` does (the stack's rotate function's
 configuration with ``--stack``, the local stack's state with ``--endpoint-url``, options and environment over
-both, else the defaults) and prints :func:`jwks_rotator.core.verifier_caches.recommend`'s answer: the rule, the
+both, else the defaults) and prints :func:`jwks_rotator.core.lifecycle.verifier_caches.recommend`'s answer: the rule, the
 largest cache it allows, and per verifier the value to set, its revocation bound and its rotate-now window.
 Nothing is written; the stack is only read. The rule and each verifier's options: docs/verifiers.md.
 """
@@ -17,8 +17,8 @@ import click
 from rich.table import Table
 
 from jwks_rotator.core.durations import format_duration
+from jwks_rotator.core.lifecycle.verifier_caches import CacheGuidance, Recommendation, recommend
 from jwks_rotator.core.settings import Settings
-from jwks_rotator.core.verifier_caches import CacheGuidance, Recommendation, recommend
 
 from .context import CliContext, given_settings, settings_options
 from .output import console, human

@@ -7,7 +7,7 @@ from datetime import timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jwks_rotator.core.verifier_caches import (
+from jwks_rotator.core.lifecycle.verifier_caches import (
     VERIFIERS,
     CacheGuidance,
     Recommendation,
