@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from . import compat
@@ -38,3 +39,11 @@ def test_the_check_names_missing_and_unexpected_results(tmp_path: Path) -> None:
         "jose PS256 HS256 with the public key: expected 'refused', recorded ['missing', 'refused']",
     ]
     assert compat.main(["--check", "--results", str(tmp_path), "--write", str(tmp_path / "page.md")]) == 1
+
+
+def test_the_versions_on_the_page_are_the_pinned_ones() -> None:
+    pins = dict(line.split("==", 1) for line in (compat.ROOT / "requirements" / "dev.txt").read_text().split() if "==" in line)
+    pins = {name.split("[")[0]: version for name, version in pins.items()}
+    pins.update(json.loads((compat.ROOT / "tests" / "interop" / "node" / "package.json").read_text())["dependencies"])
+    for package, version in compat.VERSIONS.values():
+        assert pins[package] == version, package
