@@ -21,7 +21,7 @@ from jwks_rotator.core.lifecycle.verifier_caches import CacheGuidance, Recommend
 from jwks_rotator.core.settings import Settings
 
 from .context import CliContext, given_settings, settings_options
-from .output import console, human
+from .output import console
 
 
 def _seconds(value: timedelta | None) -> float | None:
@@ -29,9 +29,18 @@ def _seconds(value: timedelta | None) -> float | None:
 
 
 def _short(value: timedelta | None) -> str:
+    """``2h18m53s``: every unit, never rounded (a bound or a minimum shown shorter than it is would mislead)."""
     if value is None:
         return "-"
-    return human(value.total_seconds()) if value >= timedelta(seconds=1) else f"{value.total_seconds():g}s"
+    seconds = value.total_seconds()
+    if seconds != int(seconds) or seconds < 1:
+        return f"{seconds:g}s"
+    total, parts = int(seconds), []
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
+        if total >= size:
+            parts.append(f"{total // size}{unit}")
+            total %= size
+    return "".join(parts)
 
 
 def guidance_document(guidance: CacheGuidance, settings: Settings, source: str) -> dict[str, Any]:

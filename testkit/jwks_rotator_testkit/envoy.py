@@ -217,26 +217,32 @@ class EnvoyVerifier:
                     )
                 self.admin_url = f"http://127.0.0.1:{admin_port}"
                 self.url = f"http://127.0.0.1:{listener_port}"
-                if self._wait_ready():
+                outcome = self._wait_ready()
+                if outcome == "ready":
                     return self
                 failure = log.read_text(encoding="utf-8", errors="replace")[-2000:]
                 self._kill()
-            raise EnvoyError(f"envoy did not become ready in {self._ready_timeout:.0f} s ({START_ATTEMPTS} attempts); last log:\n{failure}")
+                if outcome == "timeout":
+                    raise EnvoyError(f"envoy did not become ready within {self._ready_timeout:g} s; its log:\n{failure}")
+                if "already in use" not in failure:  # not a lost race for a port: the config or the binary is at fault
+                    raise EnvoyError(f"envoy exited at start; its log:\n{failure}")
+            raise EnvoyError(f"envoy could not bind free ports in {START_ATTEMPTS} attempts; last log:\n{failure}")
         except BaseException:
             self.stop()
             raise
 
-    def _wait_ready(self) -> bool:
+    def _wait_ready(self) -> str:
+        """``ready``, ``exited`` (a port was taken, or the config was refused: the log says which) or ``timeout``."""
         assert self._process is not None
         deadline = time.monotonic() + self._ready_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                return False  # exited: a port was taken, or the config was refused (the log says which)
+                return "exited"
             with contextlib.suppress(OSError, urllib.error.URLError), urllib.request.urlopen(f"{self.admin_url}/ready", timeout=2) as response:
                 if response.status == 200 and response.read().strip() == b"LIVE" and self._listening():
-                    return True
+                    return "ready"
             time.sleep(0.05)
-        return False
+        return "timeout"
 
     def _listening(self) -> bool:
         port = int(self.url.rsplit(":", 1)[1])
