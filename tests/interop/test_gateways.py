@@ -47,7 +47,7 @@ pytestmark = pytest.mark.interop
 SHORT_CACHE = 1.0
 """Seconds: the scaled caches (Envoy's ``cache_duration``, PyJWT's lifespan, jose's and jwks-rsa's cacheMaxAge)."""
 JWKS_MAX_AGE = timedelta(seconds=1)
-FETCH_MARGIN = 1.0
+FETCH_MARGIN = 2.0
 """Seconds allowed for a background fetch (one request to the loopback edge) after a cache runs out."""
 DEFAULT_ENVOY_CACHE = 600.0
 """Envoy's own default ``cache_duration``."""
