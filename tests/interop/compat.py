@@ -172,7 +172,7 @@ def render() -> str:
             lines.append(f"| {alg} | " + " | ".join(_SHORT[expected(verifier, alg, b)] for b in columns) + " |")
     lines += [
         "",
-        "Rows cover every algorithm the product signs with. \"after cache\" for rotate-now means a verifier that fetched",
+        "Rows cover every algorithm the product signs with. \"yes, after cache\" for rotate-now means a verifier that fetched",
         "before the emergency rotation refuses the new key's tokens until its cache expires: size `cache_duration` by",
         "docs/verifiers.md, or accept that window. The scheduled rotation needs no refetch: the next key is published",
         "`publish-lead` ahead.",
