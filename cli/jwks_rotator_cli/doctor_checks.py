@@ -22,7 +22,7 @@ Result = Literal["ok", "warn", "fail"]
 REQUIRED_OUTPUTS = ("Issuer", "IssuerUrl", "JwksUrl", "SignFunctionName", "RotateFunctionName", "KeyringSecretArn", "JwksBucketName")
 JWKS_CONTENT_TYPES = ("application/json", "application/jwk-set+json")
 AUTHENTICATED_REFUSALS = frozenset({
-    "caller_not_allowed", "subject_not_allowed", "claims_not_allowed", "audience_not_allowed", "ttl_too_long", "invalid_request", "invalid_claims",
+    "caller_not_allowed", "subject_not_allowed", "claims_not_allowed", "audience_not_allowed", "ttl_too_long",
 })
 """Answers the sign function gives only after it verified the proof with STS, read its key and loaded its policy."""
 SKEW_WARN = timedelta(seconds=5)
@@ -142,6 +142,8 @@ def check_active_key(keyring: Keyring | None, published_kids: Sequence[str], pub
     if active.kid not in published_kids:
         return Check("active key", "fail", f"active kid {active.kid} is not in the public JWKS",
                      "verifiers refuse its tokens: `jwks-rotator publish`, then check the distribution serves the new document")
+    if active.lead_waived and all(key.created_at >= active.created_at for key in keyring.keys):
+        return Check("active key", "ok", f"{active.kid}: the stack's first key (no verifier held an older set)")
     if active.lead_waived:
         return Check("active key", "warn", f"{active.kid} activated without the publish lead (emergency rotation)",
                      "expected after `rotate --now`; verifiers with an older cache refuse its tokens for up to jwks-max-age")
@@ -176,6 +178,8 @@ def check_signer(answer: Mapping[str, Any] | None, caller: str, error: str = "")
     code = str(answer.get("error", ""))
     if code in AUTHENTICATED_REFUSALS:
         return Check("signer", "ok", f"{code} for {caller}: STS accepted the proof's binding header, the key was read and the policy loaded")
+    if code in ("invalid_request", "invalid_claims"):
+        return Check("signer", "warn", f"{code}: {answer.get('message', '')}", "the signer refused the request's shape, which it may check before the proof")
     todo = {
         "unauthenticated": "STS refused the proof: check the function's STS endpoint (STS_ENDPOINT_URL) and that this machine's clock is right",
         "signing_unavailable": "the signer cannot read its key: check the Parameters and Secrets extension layer and its role's secret access",
