@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
-from rich.text import Text
 from botocore.exceptions import BotoCoreError, ClientError
+from rich.text import Text
 
 from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
 from jwks_rotator.core.errors import ConfigurationError, JwksRotatorError

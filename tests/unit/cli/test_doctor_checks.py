@@ -28,7 +28,7 @@ from jwks_rotator_cli.doctor_checks import (
 
 NOW = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
 S = timedelta(seconds=1)
-OUTPUTS = {k: "x" for k in ("Issuer", "IssuerUrl", "JwksUrl", "SignFunctionName", "RotateFunctionName", "KeyringSecretArn", "JwksBucketName")}
+OUTPUTS = dict.fromkeys(("Issuer", "IssuerUrl", "JwksUrl", "SignFunctionName", "RotateFunctionName", "KeyringSecretArn", "JwksBucketName"), "x")
 
 
 def rotated_keyring(*, lead: timedelta, waived: bool = False, activated_ago: timedelta = 1 * S) -> Keyring:
