@@ -23,7 +23,9 @@ from rich.text import Text
 
 from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
 from jwks_rotator.core.errors import ConfigurationError, JwksRotatorError
+from jwks_rotator.core.issuance_policy import IssuancePolicy
 from jwks_rotator.core.keyring import Keyring
+from jwks_rotator.core.principals import identity_from_arn
 from jwks_rotator.core.settings import Settings
 
 from .context import CliContext, emit_json, json_option
@@ -48,7 +50,7 @@ from .doctor_checks import (
     worst,
 )
 from .output import console
-from .policy import load_policy_for
+from .policy import caller_sts_arn, decide_request, load_policy_for
 from .stack import StackError, StackInfo, function_environment
 from .tokens import caller_session
 
@@ -120,7 +122,19 @@ def document_checks(stack: StackInfo, settings: Settings) -> tuple[list[Check], 
     return checks, jwks if isinstance(jwks, dict) else None, jwks_fetch
 
 
-def signer_check(obj: CliContext, stack: StackInfo) -> Check:
+def doctor_request(policy: IssuancePolicy | None, settings: Settings, caller: str) -> dict[str, Any]:
+    """A request the policy would grant ``caller`` (a 1 s token: only an issued token proves the signer read its key),
+    else one with an audience no policy grants (refused after the proof is verified)."""
+    if policy is not None:
+        for profile in policy.profiles_for(identity_from_arn(caller_sts_arn(caller))):
+            for audience in sorted(profile.audiences):
+                request = {"sub": DOCTOR_SUBJECT, "aud": audience, "profile": profile.name, "ttl": 1}
+                if decide_request(policy, settings, caller, request)["decision"] == "issued":
+                    return request
+    return {"sub": DOCTOR_SUBJECT, "aud": DOCTOR_AUDIENCE}
+
+
+def signer_check(obj: CliContext, stack: StackInfo, settings: Settings, policy: IssuancePolicy | None) -> Check:
     """A proof from the current credentials (a local stack: its demo caller role) sent to the deployed signer."""
     from jwks_rotator_client import SignClient, SignInvokeError
 
@@ -132,23 +146,23 @@ def signer_check(obj: CliContext, stack: StackInfo) -> Check:
         caller = role or str(session.client("sts", endpoint_url=sts_endpoint).get_caller_identity()["Arn"])
         client = SignClient(stack.sign_function_name, obj.client("lambda", endpoint_url=obj.lambda_endpoint(), session=session), session,
                             sts_endpoint_url=sts_endpoint)
-        answer = client.sign({"sub": DOCTOR_SUBJECT, "aud": DOCTOR_AUDIENCE})
+        answer = client.sign(doctor_request(policy, settings, caller))
     except (SignInvokeError, ClientError, BotoCoreError) as exc:
         return check_signer(None, role or "this caller", f"{_aws_error(exc)}: {exc}")
     return check_signer(answer, caller)
 
 
-def policy_check(obj: CliContext, stack: StackInfo, settings: Settings) -> Check:
+def policy_check(obj: CliContext, stack: StackInfo, settings: Settings) -> tuple[Check, IssuancePolicy | None]:
     """The deployed policy loads with the stack's settings; disabled warns."""
     try:
         _, text = deployed_policy(obj.client("lambda", endpoint_url=obj.lambda_endpoint()), stack.sign_function_name)
     except (ConfigurationError, ClientError, BotoCoreError, OSError) as exc:
-        return check_policy(None, None, _aws_error(exc) if not isinstance(exc, ConfigurationError) else exc.message)
+        return check_policy(None, None, _aws_error(exc) if not isinstance(exc, ConfigurationError) else exc.message), None
     try:
         loaded = load_policy_for(text, settings)
     except ConfigurationError as exc:
-        return Check("issuance policy", "fail", f"does not load: {exc.message}", "fix the file (`jwks-rotator policy check FILE`) and deploy")
-    return check_policy(text, loaded.disabled)
+        return Check("issuance policy", "fail", f"does not load: {exc.message}", "fix the file (`jwks-rotator policy check FILE`) and deploy"), None
+    return check_policy(text, loaded.disabled), loaded
 
 
 def alarm_checks(obj: CliContext, stack: StackInfo, parameters: dict[str, str]) -> list[Check]:
@@ -199,8 +213,9 @@ def run_checks(obj: CliContext, clock: Clock = lambda: datetime.now(UTC)) -> tup
     checks.append(check_active_key(keyring, published, settings.publish_lead, unreadable))
     checks.append(check_rotation_on_time(keyring, settings.rotation_period, settings.schedule, remote or local_now))
     if stack.outputs.get("SignFunctionName"):
-        checks.append(signer_check(obj, stack))
-        checks.append(policy_check(obj, stack, settings))
+        policy_result, policy = policy_check(obj, stack, settings)
+        checks.append(signer_check(obj, stack, settings, policy))
+        checks.append(policy_result)
     parameters = stack_parameters(obj, stack)
     checks.append(check_operator_roles(list(settings.operator_roles)))
     checks.append(check_break_glass(parameters.get("BreakGlassRoleArn")))

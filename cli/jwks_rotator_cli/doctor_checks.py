@@ -174,10 +174,11 @@ def check_signer(answer: Mapping[str, Any] | None, caller: str, error: str = "")
     if answer is None:
         return Check("signer", "fail", f"could not invoke the sign function: {error}", "grant this caller lambda:InvokeFunction (the SignInvokePolicyArn output)")
     if answer.get("token"):
-        return Check("signer", "ok", f"issued a token to {caller} (kid {answer.get('kid')}): STS, the key and the policy all work")
+        return Check("signer", "ok", f"issued a 1 s token to {caller} (kid {answer.get('kid')}): STS, the key and the policy all work")
     code = str(answer.get("error", ""))
     if code in AUTHENTICATED_REFUSALS:
-        return Check("signer", "ok", f"{code} for {caller}: STS accepted the proof's binding header, the key was read and the policy loaded")
+        return Check("signer", "ok", f"{code} for {caller}: STS accepted the proof's binding header and the policy loaded "
+                     "(only a caller with a profile proves the key read: an issued token)")
     if code in ("invalid_request", "invalid_claims"):
         return Check("signer", "warn", f"{code}: {answer.get('message', '')}", "the signer refused the request's shape, which it may check before the proof")
     todo = {
