@@ -21,11 +21,11 @@ import click
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.text import Text
 
-from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
+from jwks_rotator.adapters.sdk.secrets_store import SecretsManagerKeyringStore
+from jwks_rotator.core.callers.principals import identity_from_arn
 from jwks_rotator.core.errors import ConfigurationError, JwksRotatorError
-from jwks_rotator.core.issuance_policy import IssuancePolicy
-from jwks_rotator.core.keyring import Keyring
-from jwks_rotator.core.principals import identity_from_arn
+from jwks_rotator.core.issuance.profiles import IssuancePolicy
+from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.settings import Settings
 
 from .context import CliContext, emit_json, json_option

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from jwks_rotator.core.key_checks import thumbprint
-from jwks_rotator.core.keyring import Keyring
-from jwks_rotator.core.keys import KeyState
+from jwks_rotator.core.keys.checks import thumbprint
+from jwks_rotator.core.keys.keyring import Keyring
+from jwks_rotator.core.keys.records import KeyState
 
 Result = Literal["ok", "warn", "fail"]
 

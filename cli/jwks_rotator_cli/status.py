@@ -13,10 +13,10 @@ from typing import Any
 import click
 from rich.table import Table
 
-from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
+from jwks_rotator.adapters.sdk.secrets_store import SecretsManagerKeyringStore
 from jwks_rotator.core.durations import format_duration
-from jwks_rotator.core.keyring import Keyring
-from jwks_rotator.core.lifecycle import next_transition
+from jwks_rotator.core.keys.keyring import Keyring
+from jwks_rotator.core.lifecycle.rules import next_transition
 from jwks_rotator.core.settings import Settings
 
 from .context import CliContext, emit_json, given_settings, json_option, settings_options

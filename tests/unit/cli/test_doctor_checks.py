@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from jwks_rotator.core.keygen import generate_key
-from jwks_rotator.core.keyring import Keyring
-from jwks_rotator.core.keys import KeyState
+from jwks_rotator.core.keys.keyring import Keyring
+from jwks_rotator.core.keys.records import KeyState
+from jwks_rotator.core.lifecycle.keygen import generate_key
 from jwks_rotator_cli.doctor import http_date
 from jwks_rotator_cli.doctor_checks import (
     check_active_key,
