@@ -50,7 +50,7 @@ from .doctor_checks import (
     worst,
 )
 from .output import console
-from .policy import caller_sts_arn, decide_request, load_policy_for
+from .policy import caller_sts_arn, decide_request, load_policy_for, stack_option
 from .stack import StackError, StackInfo, function_environment
 from .tokens import caller_session
 
@@ -236,6 +236,7 @@ def stack_parameters(obj: CliContext, stack: StackInfo) -> dict[str, str]:
 
 
 @click.command()
+@stack_option
 @json_option
 @click.pass_obj
 def doctor(obj: CliContext, /) -> None:

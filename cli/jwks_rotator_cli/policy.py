@@ -126,7 +126,7 @@ def stack_option(func: Any) -> Any:
 
     return click.option(
         "--stack", "policy_stack", default=None, metavar="NAME", expose_value=False, callback=remember, is_eager=True,
-        help="Judge with this stack's settings, and its deployed policy when FILE is omitted.",
+        help="The stack to act on (as the global --stack).",
     )(func)
 
 
