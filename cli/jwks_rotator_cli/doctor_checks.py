@@ -219,14 +219,16 @@ def check_break_glass(role_arn: str | None) -> Check:
 def check_alarms(alarms: Sequence[Mapping[str, Any]], expected: int, alarm_email: str | None) -> list[Check]:
     """The template's alarms exist; one in ALARM fails (a refusal burst warns); no alarm email warns."""
     checks: list[Check] = []
-    if len(alarms) < expected:
+    if expected == 0:
+        checks.append(Check("alarms", "warn", "the stack has no alarms", "deploy the project's template.yaml: it creates them"))
+    elif len(alarms) < expected:
         checks.append(Check("alarms", "fail", f"{len(alarms)} of {expected} alarms exist", "deploy the template again: alarms were removed"))
     firing = [a for a in alarms if a.get("StateValue") in FAILING_ALARM_STATES]
     for alarm in firing:
         name = str(alarm.get("AlarmName"))
         result: Result = "warn" if any(marker in name for marker in WARN_ONLY_ALARMS) else "fail"
         checks.append(Check("alarm", result, f"{name} is in ALARM: {alarm.get('StateReason', '')}".strip(), "see docs/RUNBOOK.md for this alarm"))
-    if not firing and len(alarms) >= expected:
+    if not firing and len(alarms) >= expected > 0:
         states = sorted({str(a.get("StateValue")) for a in alarms})
         checks.append(Check("alarms", "ok", f"{len(alarms)} alarms, states {', '.join(states)}"))
     if not alarm_email:

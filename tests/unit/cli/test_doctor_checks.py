@@ -135,6 +135,7 @@ def test_alarms_missing_or_firing():
     assert worst(check_alarms(burst, 3, "ops@example.com")) == "warn"
     assert worst(check_alarms([{"AlarmName": "a", "StateValue": "INSUFFICIENT_DATA"}], 1, "ops@example.com")) == "ok"
     assert worst(check_alarms(alarms, 3, None)) == "warn"
+    assert worst(check_alarms([], 0, "ops@example.com")) == "warn"  # a stack without the template's alarms
 
 
 def test_under_kms_custody_only_the_active_key_is_enabled():
