@@ -13,6 +13,7 @@ running stack (:mod:`.service_env`).
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -34,7 +35,7 @@ from jwks_rotator_cli.output import change_line, console
 
 from .caller_roles import DEMO_POLICY_FILE, profiles_of
 from .local_stack import LocalStack
-from .ports import check_can_start
+from .ports import LocalStartError, check_can_start, port_problems
 from .service_env import service_env_command
 from .stack_env import MANAGED_SETTINGS, POLICY_SETTING
 from .stack_outputs import DEFAULT_STACK_NAME
@@ -161,7 +162,12 @@ def command(
     previous = signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     try:
         err.print("[dim]starting moto, deploying template.yaml into it and running the first rotation (a few seconds)...[/dim]")
-        stack.start()
+        try:
+            stack.start()
+        except OSError as exc:  # a port taken between the check and the bind: name it again
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise LocalStartError("; ".join(port_problems(ports)) or f"a port is in use ({exc.strerror})") from None
         print_banner(out, stack, obj.state_file)
         deadline = None if duration is None else datetime.now().timestamp() + duration
         while not stopping.is_set():
