@@ -140,8 +140,10 @@ def test_alarms_missing_or_firing():
 
 def test_under_kms_custody_only_the_active_key_is_enabled():
     assert check_kms_custody([("a", "active", True), ("r", "retired", False), ("p", "pending", False)]).result == "ok"
-    assert check_kms_custody([("a", "active", True), ("r", "retired", True)]).result == "fail"
-    assert check_kms_custody([("a", "active", False)]).result == "fail"
+    two_signers = check_kms_custody([("a", "active", True), ("r", "retired", True)])
+    assert two_signers.result == "fail" and "r (retired, enabled)" in two_signers.detail
+    assert check_kms_custody([("a", "active", False), ("r", "retired", False)]).result == "warn"  # the hand-over's wait
+    assert check_kms_custody([("a", "active", True), ("p", "pending", True)]).result == "warn"  # mid-creation
 
 
 def test_clock_skew():
