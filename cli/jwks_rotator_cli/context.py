@@ -1,11 +1,12 @@
 """The global options and what follows from them: the stack, settings, the local stack's state and AWS clients.
 
-Where a command's values come from, first found wins: its options and
-environment variables; then, when ``--stack``/``JWKS_ROTATOR_STACK`` names a
-stack, that stack (its outputs and the rotate function's environment, see
-:mod:`.stack`); else, when ``--endpoint-url`` names a running ``jwks-rotator
-local``, its state file; else, when a required setting is still missing, the
-stack ``samconfig.toml`` in the working directory names; then the defaults.
+Where a command's settings come from: when ``--stack``/``JWKS_ROTATOR_STACK`` names a stack, from that
+stack alone (its outputs and the rotate function's environment, see :mod:`.stack`); a setting given by option
+or environment variable is then refused, named as it was set, never applied. Otherwise, first found wins: the
+command's options and environment variables; when ``--endpoint-url`` names a running ``jwks-rotator local``,
+its state file; when a required setting is still missing, the stack ``samconfig.toml`` in the working
+directory names (against a loopback endpoint, a stack missing there says the state file was not found); then
+the defaults.
 """
 
 from __future__ import annotations
