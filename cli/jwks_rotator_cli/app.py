@@ -90,11 +90,11 @@ class CliGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ConfigurationError as exc:
-            fail(f"invalid settings: {exc.message}", 2)
+            fail(f"invalid settings: {exc.message}", 2, error=exc.code)
         except StackError as exc:
-            fail(exc.message, 1)
+            fail(exc.message, 1, error=exc.code)
         except JwksRotatorError as exc:
-            fail(f"{exc.code}: {exc.message}", 1)
+            fail(f"{exc.code}: {exc.message}", 1, error=exc.code)
         except ClientError as exc:
             error = exc.response.get("Error", {})
             fail(f"AWS {exc.operation_name}: {error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": "), 1)

@@ -146,7 +146,7 @@ def test_policy_check_with_stack_judges_the_deployed_policy_with_the_stacks_sett
     assert "max_ttl=10s" in done.stdout
 
 
-def test_a_setting_in_the_environment_with_stack_is_refused(running, tmp_path):
-    env = {**clean_env(tmp_path), "ROTATION_PERIOD": "1d"}
-    done = run(tmp_path, "--endpoint-url", running["endpoint"], "--stack", running["stack_name"], "status", env=env)
-    assert done.returncode == 2 and "ROTATION_PERIOD would override" in done.stderr and "1d" not in done.stdout
+def test_a_failure_under_json_is_one_json_document_too(running, tmp_path):
+    done = run(tmp_path, "--endpoint-url", running["endpoint"], "--stack", "no-such-stack", "status", "--json")
+    assert done.returncode == 1 and json_of(done) == {"error": "stack", "message": "stack no-such-stack not found"}
+    assert done.stderr.strip() == "error: stack no-such-stack not found"
