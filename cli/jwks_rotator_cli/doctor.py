@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -41,11 +41,13 @@ from .doctor_checks import (
     check_document,
     check_jwks_keys,
     check_kms_custody,
+    check_last_run,
     check_operator_roles,
     check_outputs,
     check_policy,
     check_rotation_on_time,
     check_signer,
+    last_tick,
     parse_json,
     worst,
 )
@@ -176,6 +178,30 @@ def alarm_checks(obj: CliContext, stack: StackInfo, parameters: dict[str, str]) 
     return check_alarms(alarms, len(names), parameters.get("AlarmEmail"))
 
 
+LAST_RUN_PAGES = 20
+
+
+def last_run_check(obj: CliContext, stack: StackInfo, settings: Settings, now: datetime, created: datetime | None) -> Check:
+    """The rotate function's newest scheduled run, from the audit lines of its log group within three schedules."""
+    window = max(3 * settings.schedule, timedelta(minutes=2))
+    group = stack.outputs.get("OperationsLogGroupName")
+    if not group:
+        return Check("rotate last run", "warn", "the stack names no operations log group", "deploy the project's template.yaml")
+    logs = obj.client("logs")
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"logGroupName": group, "startTime": int((now - window).timestamp() * 1000), "filterPattern": '"jwks-rotator.audit"'}
+    try:
+        for _ in range(LAST_RUN_PAGES):
+            page = logs.filter_log_events(**kwargs)
+            events += page.get("events", [])
+            if not page.get("nextToken"):
+                break
+            kwargs["nextToken"] = page["nextToken"]
+    except (ClientError, BotoCoreError) as exc:
+        return Check("rotate last run", "warn", f"log group not readable here ({_aws_error(exc)})", "grant logs:FilterLogEvents on it")
+    return check_last_run(last_tick(events), window, now - created if created else None, now)
+
+
 def kms_check(obj: CliContext, keyring: Keyring) -> Check:
     """Under KMS custody: each key's KMS key enabled only when it is the active one."""
     kms = obj.client("kms")
@@ -212,11 +238,14 @@ def run_checks(obj: CliContext, clock: Clock = lambda: datetime.now(UTC)) -> tup
     remote = http_date(fetch(source).header("Date")) or http_date(jwks_fetch.header("Date"))
     checks.append(check_active_key(keyring, published, settings.publish_lead, unreadable))
     checks.append(check_rotation_on_time(keyring, settings.rotation_period, settings.schedule, remote or local_now))
+    described = describe(obj, stack)
+    created = described.get("CreationTime")
+    checks.append(last_run_check(obj, stack, settings, remote or local_now, created if isinstance(created, datetime) else None))
     if stack.outputs.get("SignFunctionName"):
         policy_result, policy = policy_check(obj, stack, settings)
         checks.append(signer_check(obj, stack, settings, policy))
         checks.append(policy_result)
-    parameters = stack_parameters(obj, stack)
+    parameters = {str(p["ParameterKey"]): str(p.get("ParameterValue", "")) for p in described.get("Parameters", [])}
     checks.append(check_operator_roles(list(settings.operator_roles)))
     checks.append(check_break_glass(parameters.get("BreakGlassRoleArn")))
     checks += alarm_checks(obj, stack, parameters)
@@ -226,13 +255,12 @@ def run_checks(obj: CliContext, clock: Clock = lambda: datetime.now(UTC)) -> tup
     return stack.name, checks
 
 
-def stack_parameters(obj: CliContext, stack: StackInfo) -> dict[str, str]:
-    """The stack's parameters (BreakGlassRoleArn, AlarmEmail, ...), empty when not readable."""
+def describe(obj: CliContext, stack: StackInfo) -> dict[str, Any]:
+    """The stack's DescribeStacks entry (parameters, creation time); empty when not readable."""
     try:
-        described = obj.client("cloudformation").describe_stacks(StackName=stack.name)["Stacks"][0]
+        return dict(obj.client("cloudformation").describe_stacks(StackName=stack.name)["Stacks"][0])
     except (ClientError, BotoCoreError, IndexError):
         return {}
-    return {str(p["ParameterKey"]): str(p.get("ParameterValue", "")) for p in described.get("Parameters", [])}
 
 
 @click.command()

@@ -169,6 +169,33 @@ def check_rotation_on_time(keyring: Keyring | None, rotation_period: timedelta, 
                  "the schedule is not running or the function fails: see its alarms, its log group and its dead-letter queue")
 
 
+def last_tick(events: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The newest scheduled run's audit line among log ``events`` (``{"timestamp", "message"}``), with ``_at`` added."""
+    newest: dict[str, Any] | None = None
+    for event in events:
+        line = parse_json(str(event.get("message", "")).encode())
+        if not isinstance(line, dict) or line.get("type") != "jwks-rotator.audit" or line.get("operation") != "tick":
+            continue
+        if newest is None or int(event.get("timestamp", 0)) > newest["_ms"]:
+            newest = {**line, "_ms": int(event.get("timestamp", 0))}
+    return newest
+
+
+def check_last_run(tick: Mapping[str, Any] | None, window: timedelta, stack_age: timedelta | None, now: datetime) -> Check:
+    """The rotate function's last scheduled run (its audit line): recent, and without an error."""
+    name = "rotate last run"
+    if tick is None:
+        if stack_age is not None and stack_age < window:
+            return Check(name, "warn", f"no scheduled run yet (the stack is {stack_age.total_seconds():.0f}s old)", "run doctor again after one schedule")
+        return Check(name, "fail", f"no scheduled run in the last {window.total_seconds():.0f}s",
+                     "the schedule does not fire: check the stack's schedule (EventBridge Scheduler) and the function's errors")
+    at = datetime.fromtimestamp(tick["_ms"] / 1000, tz=now.tzinfo)
+    age = (now - at).total_seconds()
+    if tick.get("error"):
+        return Check(name, "fail", f"{age:.0f}s ago, failed: {tick.get('error')}", "read the rotate function's log group; see docs/RUNBOOK.md")
+    return Check(name, "ok", f"{age:.0f}s ago: tick {tick.get('decision', 'done')}")
+
+
 def check_signer(answer: Mapping[str, Any] | None, caller: str, error: str = "") -> Check:
     """A proof from the current credentials, sent to the deployed signer, was authenticated (issued, or refused after authentication)."""
     if answer is None:

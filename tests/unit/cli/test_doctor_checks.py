@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from jwks_rotator.core.keys.keyring import Keyring
@@ -17,11 +18,13 @@ from jwks_rotator_cli.doctor_checks import (
     check_document,
     check_jwks_keys,
     check_kms_custody,
+    check_last_run,
     check_operator_roles,
     check_outputs,
     check_policy,
     check_rotation_on_time,
     check_signer,
+    last_tick,
     max_age_of,
     worst,
 )
@@ -153,3 +156,25 @@ def test_clock_skew():
     assert check_clock(NOW, None, "aws").result == "warn"
     assert http_date("Mon, 07 Dec 2026 03:00:00 GMT") == NOW
     assert http_date("garbage") is None and http_date("") is None
+
+
+def audit_event(at: datetime, operation: str = "tick", error: str | None = None) -> dict[str, object]:
+    line = {"type": "jwks-rotator.audit", "function": "rotate", "operation": operation, "decision": "performed", "error": error}
+    return {"timestamp": int(at.timestamp() * 1000), "message": json.dumps(line)}
+
+
+def test_the_last_scheduled_run_is_the_newest_tick_audit_line():
+    events = [audit_event(NOW - 30 * S), audit_event(NOW - 5 * S, operation="revoke"), audit_event(NOW - 10 * S),
+              {"timestamp": int(NOW.timestamp() * 1000), "message": "REPORT RequestId: x"}]
+    tick = last_tick(events)
+    assert tick is not None and tick["_ms"] == int((NOW - 10 * S).timestamp() * 1000)
+    ok = check_last_run(tick, timedelta(minutes=2), None, NOW)
+    assert ok.result == "ok" and ok.detail == "10s ago: tick performed"
+    failed_run = check_last_run(last_tick([audit_event(NOW - 2 * S, error="StoreUnavailableError")]), timedelta(minutes=2), None, NOW)
+    assert failed_run.result == "fail" and "StoreUnavailableError" in failed_run.detail
+
+
+def test_no_scheduled_run_fails_unless_the_stack_is_younger_than_the_window():
+    assert check_last_run(None, timedelta(minutes=45), timedelta(minutes=3), NOW).result == "warn"  # just deployed
+    assert check_last_run(None, timedelta(minutes=45), timedelta(days=2), NOW).result == "fail"
+    assert check_last_run(None, timedelta(minutes=45), None, NOW).result == "fail"
