@@ -159,13 +159,13 @@ def check_active_key(keyring: Keyring | None, published_kids: Sequence[str], pub
 def check_rotation_on_time(keyring: Keyring | None, rotation_period: timedelta, schedule: timedelta, now: datetime) -> Check:
     """The rotate function's last runs did their work: the active key is not older than a rotation period and a few ticks."""
     if keyring is None or keyring.active is None or keyring.active.activated_at is None:
-        return Check("rotate function", "warn", "no active key to date its last run", "see the active key check")
+        return Check("rotation on time", "warn", "no active key to date its last run", "see the active key check")
     age = now - keyring.active.activated_at
     grace = rotation_period + 3 * schedule + timedelta(minutes=1)
     if age <= grace:
-        return Check("rotate function", "ok", f"running: the active key is {age.total_seconds():.0f}s old (rotation-period {rotation_period.total_seconds():.0f}s)")
+        return Check("rotation on time", "ok", f"running: the active key is {age.total_seconds():.0f}s old (rotation-period {rotation_period.total_seconds():.0f}s)")
     result: Result = "warn" if age <= 2 * rotation_period + 3 * schedule else "fail"
-    return Check("rotate function", result, f"the active key is {age.total_seconds():.0f}s old, past rotation-period + 3 schedules",
+    return Check("rotation on time", result, f"the active key is {age.total_seconds():.0f}s old, past rotation-period + 3 schedules",
                  "the schedule is not running or the function fails: see its alarms, its log group and its dead-letter queue")
 
 
@@ -190,7 +190,7 @@ def check_last_run(tick: Mapping[str, Any] | None, window: timedelta, stack_age:
         return Check(name, "fail", f"no scheduled run in the last {window.total_seconds():.0f}s",
                      "the schedule does not fire: check the stack's schedule (EventBridge Scheduler) and the function's errors")
     at = datetime.fromtimestamp(tick["_ms"] / 1000, tz=now.tzinfo)
-    age = (now - at).total_seconds()
+    age = max(0.0, (now - at).total_seconds())  # an HTTP Date is whole seconds: it may trail the event
     if tick.get("error"):
         return Check(name, "fail", f"{age:.0f}s ago, failed: {tick.get('error')}", "read the rotate function's log group; see docs/RUNBOOK.md")
     return Check(name, "ok", f"{age:.0f}s ago: tick {tick.get('decision', 'done')}")
