@@ -27,8 +27,9 @@ from .operate import publish, revoke, rotate
 from .policy import policy
 from .status import status
 from .tokens import sign, verify
+from .verifiers import verifiers
 
-for _command in (status, rotate, revoke, publish, sign, verify, audit, policy, doctor):
+for _command in (status, rotate, revoke, publish, sign, verify, audit, policy, doctor, verifiers):
     cli.add_command(_command)
 
 __all__ = ["cli", "main"]
