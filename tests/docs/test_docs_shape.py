@@ -16,9 +16,6 @@ DOCS = ROOT / "docs"
 MAX_README_WORDS = 2500
 MAX_PROSE_LINE = 200
 MAX_PURPOSE = 300
-# A page the README links to that another change writes (the first-deployment walk-through). A link to it is allowed
-# while the file is absent; once it exists it is checked like any other. Remove it from here when it lands.
-WRITTEN_ELSEWHERE = {DOCS / "first-deployment.md"}
 
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 LIST_OR_BLOCK = re.compile(r"^(?:[-*+]\s|\d+[.)]\s|>|\||```|~~~|#|<)")
@@ -85,7 +82,7 @@ def test_every_relative_link_points_at_an_existing_file(path: Path) -> None:
     for number, target in relative_links(path):
         file_part = target.split("#", 1)[0]
         resolved = (path.parent / file_part).resolve()
-        if not resolved.exists() and resolved not in WRITTEN_ELSEWHERE:
+        if not resolved.exists():
             missing.append(f"{path.relative_to(ROOT)}:{number} -> {target}")
     assert not missing, "links to missing files:\n" + "\n".join(missing)
 
