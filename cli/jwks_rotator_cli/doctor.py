@@ -136,8 +136,10 @@ def doctor_request(policy: IssuancePolicy | None, settings: Settings, caller: st
     return {"sub": DOCTOR_SUBJECT, "aud": DOCTOR_AUDIENCE}
 
 
-def signer_check(obj: CliContext, stack: StackInfo, settings: Settings, policy: IssuancePolicy | None) -> Check:
-    """A proof from the current credentials (a local stack: its demo caller role) sent to the deployed signer."""
+def signer_check(obj: CliContext, stack: StackInfo, settings: Settings, policy: IssuancePolicy | None,
+                 jwks: dict[str, Any] | None = None) -> Check:
+    """A proof from the current credentials (a local stack: its demo caller role) sent to the deployed signer; a token it
+    issues must verify with the JWKS served after it (``jwks``, the one fetched first, when that fetch fails)."""
     from jwks_rotator_client import SignClient, SignInvokeError
 
     lambda_client = obj.client("lambda", endpoint_url=obj.lambda_endpoint())
@@ -151,7 +153,11 @@ def signer_check(obj: CliContext, stack: StackInfo, settings: Settings, policy: 
         answer = client.sign(doctor_request(policy, settings, caller))
     except (SignInvokeError, ClientError, BotoCoreError) as exc:
         return check_signer(None, role or "this caller", f"{_aws_error(exc)}: {exc}")
-    return check_signer(answer, caller)
+    if answer.get("token"):  # fetched after the token: a key activated since the first fetch is published by now
+        fresh = fetch(stack.jwks_url)
+        parsed = parse_json(fresh.body) if fresh.status == 200 else None
+        jwks = parsed if isinstance(parsed, dict) else jwks
+    return check_signer(answer, caller, jwks=jwks)
 
 
 def policy_check(obj: CliContext, stack: StackInfo, settings: Settings) -> tuple[Check, IssuancePolicy | None]:
@@ -226,7 +232,8 @@ def run_checks(obj: CliContext, clock: Clock = lambda: datetime.now(UTC)) -> tup
     checks = [outputs_check]
     document, jwks, jwks_fetch = document_checks(stack, settings)
     checks += document
-    published = [str(k.get("kid")) for k in (jwks or {}).get("keys", []) if isinstance(k, dict)]
+    members = (jwks or {}).get("keys")
+    published = [str(k.get("kid")) for k in members if isinstance(k, dict)] if isinstance(members, list) else []
     keyring: Keyring | None = None
     unreadable = ""
     try:
@@ -243,7 +250,7 @@ def run_checks(obj: CliContext, clock: Clock = lambda: datetime.now(UTC)) -> tup
     checks.append(last_run_check(obj, stack, settings, remote or local_now, created if isinstance(created, datetime) else None))
     if stack.outputs.get("SignFunctionName"):
         policy_result, policy = policy_check(obj, stack, settings)
-        checks.append(signer_check(obj, stack, settings, policy))
+        checks.append(signer_check(obj, stack, settings, policy, jwks))
         checks.append(policy_result)
     parameters = {str(p["ParameterKey"]): str(p.get("ParameterValue", "")) for p in described.get("Parameters", [])}
     checks.append(check_operator_roles(list(settings.operator_roles)))

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import jwt
+
 from jwks_rotator.core.keys.checks import thumbprint
 from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.keys.records import KeyState
@@ -25,6 +27,8 @@ AUTHENTICATED_REFUSALS = frozenset({
     "caller_not_allowed", "subject_not_allowed", "claims_not_allowed", "audience_not_allowed", "ttl_too_long",
 })
 """Answers the sign function gives only after it verified the proof with STS, read its key and loaded its policy."""
+PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+"""JWK members that hold a private or symmetric key (RFC 7518 6.2.2, 6.3.2, 6.4): never in a public JWKS."""
 SKEW_WARN = timedelta(seconds=5)
 SKEW_FAIL = timedelta(minutes=4)
 """STS accepts a proof signed within 5 minutes of its clock: past 4, proofs from this machine start failing."""
@@ -65,13 +69,25 @@ def check_outputs(stack_name: str, outputs: Mapping[str, str]) -> Check:
     return Check("stack outputs", "ok", f"stack {stack_name}: {len(outputs)} outputs, none missing")
 
 
-def max_age_of(cache_control: str) -> int | None:
-    """``max-age`` of a Cache-Control header, None when absent or malformed."""
+def cache_directives(cache_control: str) -> dict[str, list[str]]:
+    """A Cache-Control header's directives by lower-cased name, each with every value given (a name may repeat)."""
+    directives: dict[str, list[str]] = {}
     for part in cache_control.split(","):
         name, _, value = part.strip().partition("=")
-        if name.strip().lower() == "max-age" and value.strip().isdigit():
-            return int(value.strip())
-    return None
+        if name.strip():
+            directives.setdefault(name.strip().lower(), []).append(value.strip().strip('"'))
+    return directives
+
+
+def _seconds(values: Sequence[str]) -> int | None:
+    """The longest of a directive's delta-seconds values (caches differ on which repeat they obey), None when none parses."""
+    numbers = [int(value) for value in values if value.isdigit()]
+    return max(numbers) if numbers else None
+
+
+def max_age_of(cache_control: str) -> int | None:
+    """``max-age`` of a Cache-Control header (the longest, when repeated), None when absent or malformed."""
+    return _seconds(cache_directives(cache_control).get("max-age", []))
 
 
 def check_document(name: str, url: str, status: int | None, content_type: str, cache_control: str, max_age: timedelta,
@@ -85,7 +101,9 @@ def check_document(name: str, url: str, status: int | None, content_type: str, c
                      "403/404: the bucket is empty or the distribution cannot read it: run `jwks-rotator publish`, check the origin access")
     if content_type.split(";")[0].strip().lower() not in JWKS_CONTENT_TYPES:
         return Check(label, "fail", f"{url}: Content-Type {content_type or 'missing'}", "publish again (`jwks-rotator publish`): documents are JSON")
-    seen = max_age_of(cache_control)
+    directives = cache_directives(cache_control)
+    seen = _seconds(directives.get("max-age", []))
+    shared = _seconds(directives.get("s-maxage", []))
     wanted = int(max_age.total_seconds())
     if seen is None:
         return Check(label, "fail", f"{url}: Cache-Control {cache_control or 'missing'} has no max-age",
@@ -93,6 +111,11 @@ def check_document(name: str, url: str, status: int | None, content_type: str, c
     if seen > wanted:
         return Check(label, "fail", f"{url}: max-age={seen}, the stack's jwks-max-age is {wanted}s",
                      "verifiers would cache keys past the publish lead: remove the cache policy override, or `jwks-rotator publish`")
+    if shared is not None and shared > wanted:
+        return Check(label, "fail", f"{url}: s-maxage={shared}, the stack's jwks-max-age is {wanted}s",
+                     "shared caches (CloudFront) would serve old keys past the publish lead: remove s-maxage from the header or cache policy")
+    if "no-store" in directives or "no-cache" in directives:
+        return Check(label, "warn", f"{url}: Cache-Control {cache_control}", "verifiers may not cache it: harmless, costs fetches")
     if seen < wanted:
         return Check(label, "warn", f"{url}: max-age={seen}, the stack's jwks-max-age is {wanted}s", "a cache policy shortens it: harmless, costs fetches")
     return Check(label, "ok", f"{url}: 200, {content_type.split(';')[0]}, max-age={seen}")
@@ -111,9 +134,14 @@ def check_discovery(discovery: Mapping[str, Any], issuer: str, jwks_url: str) ->
 
 def check_jwks_keys(jwks: Mapping[str, Any], algorithm: str) -> Check:
     """Every published kid is its key's RFC 7638 thumbprint, every key names an algorithm, and the stack's algorithm is there."""
-    keys = [key for key in jwks.get("keys", []) if isinstance(key, Mapping)]
+    members = jwks.get("keys")
+    keys = [key for key in members if isinstance(key, Mapping)] if isinstance(members, list) else []
     if not keys:
         return Check("published keys", "fail", "the JWKS holds no key", "the rotate function has not published: check its last run (below), then `jwks-rotator publish`")
+    leaked = sorted({f"{key.get('kid')} ({member})" for key in keys for member in PRIVATE_MEMBERS if member in key})
+    if leaked:
+        return Check("published keys", "fail", f"the JWKS holds private key material: {', '.join(leaked)}",
+                     "the key is compromised: `jwks-rotator rotate --now`, revoke it (docs/RUNBOOK.md), and find what wrote the JWKS")
     wrong = []
     for key in keys:
         try:
@@ -196,11 +224,39 @@ def check_last_run(tick: Mapping[str, Any] | None, window: timedelta, stack_age:
     return Check(name, "ok", f"{age:.0f}s ago: tick {tick.get('decision', 'done')}")
 
 
-def check_signer(answer: Mapping[str, Any] | None, caller: str, error: str = "") -> Check:
-    """A proof from the current credentials, sent to the deployed signer, was authenticated (issued, or refused after authentication)."""
+def token_against_jwks(token: str, jwks: Mapping[str, Any]) -> str:
+    """Why ``token``'s signature does not verify with the published key its ``kid`` names; empty when it does.
+
+    Expiry and audience are not judged (the token lives 1 s); the token itself never enters the answer.
+    """
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError as exc:
+        return f"the issued token is not a JWS ({type(exc).__name__})"
+    members = jwks.get("keys")
+    key = next((k for k in members if isinstance(k, Mapping) and k.get("kid") == kid), None) if isinstance(members, list) else None
+    if key is None:
+        return f"the issued token's kid {kid} is not in the public JWKS"
+    try:
+        jwt.decode(token, jwt.PyJWK(dict(key)).key, algorithms=[str(key.get("alg"))],
+                   options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False, "verify_iss": False})
+    except jwt.PyJWTError as exc:
+        return f"the issued token does not verify with the published key {kid} ({type(exc).__name__})"
+    return ""
+
+
+def check_signer(answer: Mapping[str, Any] | None, caller: str, error: str = "", *, jwks: Mapping[str, Any] | None = None) -> Check:
+    """A proof from the current credentials, sent to the deployed signer, was authenticated (issued, or refused after authentication).
+
+    An issued token must verify with the ``jwks`` published (when it was fetched): a signer whose key verifiers lack fails.
+    """
     if answer is None:
         return Check("signer", "fail", f"could not invoke the sign function: {error}", "grant this caller lambda:InvokeFunction (the SignInvokePolicyArn output)")
     if answer.get("token"):
+        why = token_against_jwks(str(answer["token"]), jwks) if jwks is not None else ""
+        if why:
+            return Check("signer", "fail", f"{why}: verifiers refuse its tokens",
+                         "the signer signs with a key not published: `jwks-rotator publish`, then check the keyring (docs/RUNBOOK.md)")
         return Check("signer", "ok", f"issued a 1 s token to {caller} (kid {answer.get('kid')}): STS, the key and the policy all work")
     code = str(answer.get("error", ""))
     if code in AUTHENTICATED_REFUSALS:
