@@ -63,8 +63,9 @@ def shell_lines(state: Mapping[str, Any], credentials: Mapping[str, str]) -> lis
         ("AWS_SESSION_TOKEN", credentials["SessionToken"]),
     ]
     role = str(state.get("demo_caller_role") or DEMO_CALLER_ROLE)
+    about = f"the local stack {state.get('stack_name', '')} as the demo caller {role}"
     return [
-        f"# the local stack {state.get('stack_name', '')} as the demo caller {role} (its STS accepts only moto-issued credentials)",
+        f"# {' '.join(about.split())} (its STS accepts only moto-issued credentials)",  # one line: a newline would start a command
         *(f"export {name}={shlex.quote(value)}" for name, value in values),
         "unset AWS_PROFILE",
     ]
