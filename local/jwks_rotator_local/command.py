@@ -40,6 +40,8 @@ from .service_env import service_env_command
 from .stack_env import MANAGED_SETTINGS, POLICY_SETTING
 from .stack_outputs import DEFAULT_STACK_NAME
 
+PORT = click.IntRange(0, 65535)
+"""A TCP port, 0 meaning any free one: out of range is a usage error naming the option, not a failed bind."""
 LOCAL_SETTINGS = tuple(spec for spec in SETTINGS if spec.attribute not in (*MANAGED_SETTINGS, POLICY_SETTING))
 """The deployment settings ``local`` takes as options (the stack's own resources and policy file aside)."""
 SETTING_GROUPS = (
@@ -93,11 +95,11 @@ def cli_path() -> str:
 
 @click.group("local", cls=LocalGroup, invoke_without_command=True)
 @settings_options(exclude=(*MANAGED_SETTINGS, POLICY_SETTING))
-@click.option("--port", type=int, default=8080, show_default=True, help="Port of the edge serving the JWKS and discovery documents (0: any).")
-@click.option("--moto-port", type=int, default=5000, show_default=True, help="Port of the moto server standing in for AWS (0: any).")
-@click.option("--lambda-port", type=int, default=3001, show_default=True, help="Port of the Lambda Invoke API (0: any).")
-@click.option("--aws-port", type=int, default=4566, show_default=True, help="Port of the one AWS endpoint: the functions' Lambda API and moto (0: any).")
-@click.option("--sts-port", type=int, default=0, show_default=True, help="Port of the STS endpoint that checks caller proofs (0: any).")
+@click.option("--port", type=PORT, default=8080, show_default=True, help="Port of the edge serving the JWKS and discovery documents (0: any).")
+@click.option("--moto-port", type=PORT, default=5000, show_default=True, help="Port of the moto server standing in for AWS (0: any).")
+@click.option("--lambda-port", type=PORT, default=3001, show_default=True, help="Port of the Lambda Invoke API (0: any).")
+@click.option("--aws-port", type=PORT, default=4566, show_default=True, help="Port of the one AWS endpoint: the functions' Lambda API and moto (0: any).")
+@click.option("--sts-port", type=PORT, default=0, show_default=True, help="Port of the STS endpoint that checks caller proofs (0: any).")
 @click.option("--stack-name", default=DEFAULT_STACK_NAME, show_default=True, help="Name of the CloudFormation stack on the local moto.")
 @click.option(
     "--policy",

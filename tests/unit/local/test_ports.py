@@ -80,3 +80,16 @@ def test_moto_on_a_busy_port_raises_instead_of_waiting_forever(busy_port: int):
     assert not worker.is_alive()
     assert isinstance(outcome[0], LocalStackError)
     assert f"moto cannot listen on 127.0.0.1:{busy_port}" in outcome[0].message and "--moto-port 0" in outcome[0].message
+
+
+@pytest.mark.parametrize("option", ["--port", "--moto-port", "--lambda-port", "--aws-port", "--sts-port"])
+@pytest.mark.parametrize("value", ["70000", "-1"])
+def test_a_port_out_of_range_is_named_with_its_option(option, value, tmp_path):
+    from click.testing import CliRunner
+
+    from jwks_rotator_cli.main import cli
+
+    result = CliRunner().invoke(cli, ["--state-file", str(tmp_path / "state.json"), "local", option, value, "--duration", "0"])
+    assert result.exit_code == 2, result.output
+    assert option in result.stderr and "0<=x<=65535" in result.stderr
+    assert not (tmp_path / "state.json").exists()
