@@ -142,10 +142,10 @@ def signer_check(obj: CliContext, stack: StackInfo, settings: Settings, policy: 
     issues must verify with the JWKS served after it (``jwks``, the one fetched first, when that fetch fails)."""
     from jwks_rotator_client import SignClient, SignInvokeError
 
-    lambda_client = obj.client("lambda", endpoint_url=obj.lambda_endpoint())
-    sts_endpoint = function_environment(lambda_client, stack.sign_function_name).get("STS_ENDPOINT_URL") or None
     role = stack.demo_caller_role_arn
     try:
+        lambda_client = obj.client("lambda", endpoint_url=obj.lambda_endpoint())
+        sts_endpoint = function_environment(lambda_client, stack.sign_function_name).get("STS_ENDPOINT_URL") or None
         session = caller_session(obj, role)
         caller = role or str(session.client("sts", endpoint_url=sts_endpoint).get_caller_identity()["Arn"])
         client = SignClient(stack.sign_function_name, obj.client("lambda", endpoint_url=obj.lambda_endpoint(), session=session), session,
@@ -209,13 +209,17 @@ def last_run_check(obj: CliContext, stack: StackInfo, settings: Settings, now: d
 
 
 def kms_check(obj: CliContext, keyring: Keyring) -> Check:
-    """Under KMS custody: each key's KMS key enabled only when it is the active one."""
+    """Under KMS custody: each key's KMS key enabled only when it is the active one (not readable here: warn)."""
     kms = obj.client("kms")
     keys = []
-    for key in keyring.keys:
-        if key.kms_key_arn:
-            enabled = bool(kms.describe_key(KeyId=key.kms_key_arn)["KeyMetadata"].get("Enabled"))
-            keys.append((key.kid, key.state.value, enabled))
+    try:
+        for key in keyring.keys:
+            if key.kms_key_arn:
+                enabled = bool(kms.describe_key(KeyId=key.kms_key_arn)["KeyMetadata"].get("Enabled"))
+                keys.append((key.kid, key.state.value, enabled))
+    except (ClientError, BotoCoreError) as exc:
+        return Check("kms custody", "warn", f"KMS keys not readable here ({_aws_error(exc)})",
+                     "run doctor as a role with kms:DescribeKey on the stack's keys (the break-glass role)")
     return check_kms_custody(keys)
 
 
