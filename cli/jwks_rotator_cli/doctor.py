@@ -10,6 +10,8 @@ functions of :mod:`.doctor_checks`; this module gathers what they judge. Exit 1 
 from __future__ import annotations
 
 import email.utils
+import queue
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -61,6 +63,7 @@ DOCTOR_SUBJECT = "jwks-rotator-doctor"
 DOCTOR_AUDIENCE = "jwks-rotator-doctor"
 """An audience no policy should grant: the answer is a refusal after authentication (audience_not_allowed), rarely a token."""
 HTTP_TIMEOUT = 10.0
+HTTP_DEADLINE = 20.0
 _STYLES = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
 
@@ -79,7 +82,20 @@ class Fetched:
 
 
 def fetch(url: str) -> Fetched:
-    """GET ``url`` as a verifier would (no credentials); an HTTP error is an answer, a network error is not."""
+    """GET ``url`` as a verifier would (no credentials); an HTTP error is an answer, a network error is not.
+
+    ``HTTP_TIMEOUT`` bounds each socket read, not a server that answers a byte at a time (nor a DNS lookup): the GET
+    runs in a daemon thread, and one not done within ``HTTP_DEADLINE`` is a failed fetch (the thread ends with the CLI).
+    """
+    done: queue.Queue[Fetched] = queue.Queue(maxsize=1)
+    threading.Thread(target=lambda: done.put(_get(url)), name="doctor-fetch", daemon=True).start()
+    try:
+        return done.get(timeout=HTTP_DEADLINE)
+    except queue.Empty:
+        return Fetched(url, error=f"no complete answer within {HTTP_DEADLINE:.0f}s")
+
+
+def _get(url: str) -> Fetched:
     request = urllib.request.Request(url, headers={"User-Agent": "jwks-rotator-doctor", "Cache-Control": "no-cache"})
     try:
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as answer:  # a verifier's GET of a public URL

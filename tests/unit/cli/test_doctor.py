@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +12,7 @@ from botocore.exceptions import ClientError
 from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.keys.records import KeyState
 from jwks_rotator.core.lifecycle.keygen import generate_key
+from jwks_rotator_cli import doctor
 from jwks_rotator_cli.doctor import kms_check, signer_check
 
 NOW = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
@@ -54,3 +57,38 @@ class Stack:
 def test_a_sign_function_not_readable_here_is_the_signer_check_failing_not_the_end_of_doctor():
     check = signer_check(LambdaObj(), Stack(), None, None)  # type: ignore[arg-type]
     assert check.name == "signer" and check.result == "fail" and "AccessDeniedException" in check.detail
+
+
+def test_a_document_served_one_byte_at_a_time_ends_at_the_deadline(monkeypatch):
+    """Each read has a socket timeout; a server dripping a byte within it must still not hold doctor past its deadline."""
+    stop = threading.Event()
+
+    class Drip(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            while not stop.is_set():
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                stop.wait(0.1)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(doctor, "HTTP_TIMEOUT", 0.5)
+    monkeypatch.setattr(doctor, "HTTP_DEADLINE", 1.0)
+    result: list[Any] = []
+    worker = threading.Thread(target=lambda: result.append(doctor.fetch(f"http://127.0.0.1:{server.server_address[1]}/jwks.json")), daemon=True)
+    try:
+        worker.start()
+        worker.join(30)  # liveness, not speed: without a deadline this read lasts ~28 hours
+        assert not worker.is_alive()
+        assert result[0].status is None and "no complete answer" in result[0].error
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
