@@ -123,6 +123,9 @@ def _aws_error(exc: Exception) -> str:
     return type(exc).__name__
 
 
+NOT_A_DOCUMENT = "something in front of the bucket answers for it (an error page?): check the distribution, then `jwks-rotator publish`"
+
+
 def document_checks(stack: StackInfo, settings: Settings) -> tuple[list[Check], dict[str, Any] | None, Fetched]:
     """Both documents at their public URLs; the JWKS (when it parsed) and its fetch (for its Date header)."""
     checks = []
@@ -135,8 +138,12 @@ def document_checks(stack: StackInfo, settings: Settings) -> tuple[list[Check], 
     discovery = parse_json(discovery_fetch.body) if discovery_fetch.status == 200 else None
     if isinstance(discovery, dict):
         checks.append(check_discovery(discovery, stack.issuer, stack.jwks_url))
+    elif discovery_fetch.status == 200:
+        checks.append(Check("discovery issuer", "fail", f"{discovery_fetch.url}: the body is not a JSON object", NOT_A_DOCUMENT))
     if isinstance(jwks, dict):
         checks.append(check_jwks_keys(jwks, settings.algorithm))
+    elif jwks_fetch.status == 200:
+        checks.append(Check("published keys", "fail", f"{jwks_fetch.url}: the body is not a JSON object", NOT_A_DOCUMENT))
     return checks, jwks if isinstance(jwks, dict) else None, jwks_fetch
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import http.server
 import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
 from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.keys.records import KeyState
 from jwks_rotator.core.lifecycle.keygen import generate_key
+from jwks_rotator.core.settings import Settings
 from jwks_rotator_cli import doctor
 from jwks_rotator_cli.doctor import kms_check, signer_check
 
@@ -92,3 +93,20 @@ def test_a_document_served_one_byte_at_a_time_ends_at_the_deadline(monkeypatch):
         stop.set()
         server.shutdown()
         server.server_close()
+
+
+class Published:
+    jwks_url = "https://issuer.example/.well-known/jwks.json"
+    issuer = "https://issuer.example"
+    outputs: ClassVar[dict[str, str]] = {"IssuerUrl": "https://issuer.example/.well-known/openid-configuration"}
+
+
+def test_documents_that_are_not_json_objects_fail_instead_of_being_skipped(monkeypatch):
+    headers = {"Content-Type": "application/json", "Cache-Control": "public, max-age=2"}
+    monkeypatch.setattr(doctor, "fetch", lambda url: doctor.Fetched(url, 200, headers, b"<html>maintenance</html>" if "jwks" in url else b"[]"))
+    settings = Settings.from_mapping({"jwks_max_age": "2s"})
+    checks, jwks, _ = doctor.document_checks(Published(), settings)  # type: ignore[arg-type]
+    by_name = {check.name: check for check in checks}
+    assert jwks is None
+    assert by_name["published keys"].result == "fail" and "not a JSON object" in by_name["published keys"].detail
+    assert by_name["discovery issuer"].result == "fail" and "not a JSON object" in by_name["discovery issuer"].detail
