@@ -12,6 +12,7 @@ import os
 import socket
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from jwks_rotator.core.errors import JwksRotatorError
 
@@ -64,12 +65,31 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def stack_alive(state: Mapping[str, Any]) -> bool:
+    """Whether the stack that wrote ``state`` still runs: its process exists and, when the state names it, its moto
+    endpoint still listens (after a reboot or a container restart the pid may belong to another process)."""
+    pid = state.get("pid")
+    if not isinstance(pid, int) or not pid_alive(pid):
+        return False
+    try:
+        endpoint = urlsplit(str(state.get("moto_endpoint") or ""))
+        host, port = endpoint.hostname, endpoint.port
+    except ValueError:
+        return True
+    if not host or not port:
+        return True
+    try:
+        return port_in_use(host, port)
+    except OSError:  # not an address of this machine: the pid decides
+        return True
+
+
 def running_owner(state: Mapping[str, Any] | None) -> int | None:
     """The id of the live process (not this one) whose state file this is, or None when it is free to take."""
     if not state:
         return None
     pid = state.get("pid")
-    if isinstance(pid, int) and pid != os.getpid() and pid_alive(pid):
+    if isinstance(pid, int) and pid != os.getpid() and stack_alive(state):
         return pid
     return None
 

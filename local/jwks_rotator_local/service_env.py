@@ -20,7 +20,7 @@ import click
 from jwks_rotator_cli.context import CliContext
 from jwks_rotator_cli.local_state import DEFAULT_REGION, DEMO_CALLER_ROLE, SIGN_FUNCTION, read_state_file
 
-from .ports import LocalStartError, pid_alive
+from .ports import LocalStartError, stack_alive
 
 SESSION_NAME = "local-service"
 CREDENTIAL_SECONDS = 43_200
@@ -42,7 +42,7 @@ def running_state(state_file: str) -> dict[str, Any]:
             "or pass --state-file"
         )
     pid = state.get("pid")
-    if isinstance(pid, int) and not pid_alive(pid):
+    if isinstance(pid, int) and not stack_alive(state):
         raise NoLocalStackError(f"the local stack that wrote {where} (pid {pid}) is no longer running: start it again")
     return state
 

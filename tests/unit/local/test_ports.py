@@ -93,3 +93,18 @@ def test_a_port_out_of_range_is_named_with_its_option(option, value, tmp_path):
     assert result.exit_code == 2, result.output
     assert option in result.stderr and "0<=x<=65535" in result.stderr
     assert not (tmp_path / "state.json").exists()
+
+
+def test_a_state_file_whose_pid_lives_on_in_another_process_is_free(busy_port: int):
+    """After a reboot or a container restart the pid is some other process: a stack's moto endpoint listens, theirs does not."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert running_owner({"pid": sleeper.pid, "moto_endpoint": f"http://127.0.0.1:{free}"}) is None
+        assert running_owner({"pid": sleeper.pid, "moto_endpoint": f"http://127.0.0.1:{busy_port}"}) == sleeper.pid
+        assert running_owner({"pid": sleeper.pid, "moto_endpoint": "not a url"}) == sleeper.pid  # unknown: the pid decides
+    finally:
+        sleeper.kill()
+        sleeper.wait()
