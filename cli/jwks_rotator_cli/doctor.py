@@ -115,6 +115,13 @@ def http_date(value: str) -> datetime | None:
     return parsed.astimezone(UTC) if parsed is not None else None
 
 
+def served_at(fetched: Fetched) -> datetime | None:
+    """When the server answered, by its clock: ``Date`` plus ``Age`` (a CDN's cached answer keeps the origin's Date)."""
+    date = http_date(fetched.header("Date"))
+    age = fetched.header("Age").strip()
+    return date + timedelta(seconds=int(age)) if date is not None and age.isdigit() else date
+
+
 def _aws_error(exc: Exception) -> str:
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", "error"))
@@ -269,7 +276,7 @@ def run_checks(obj: CliContext, clock: Clock = lambda: datetime.now(UTC)) -> tup
         unreadable = _aws_error(exc)
     source = obj.endpoint_url or f"https://sts.{obj.region_name()}.amazonaws.com"
     local_now = clock()
-    remote = http_date(fetch(source).header("Date")) or http_date(jwks_fetch.header("Date"))
+    remote = http_date(fetch(source).header("Date")) or served_at(jwks_fetch)
     checks.append(check_active_key(keyring, published, settings.publish_lead, unreadable))
     checks.append(check_rotation_on_time(keyring, settings.rotation_period, settings.schedule, remote or local_now))
     described = describe(obj, stack)

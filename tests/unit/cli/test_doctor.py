@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import http.server
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
@@ -110,3 +110,11 @@ def test_documents_that_are_not_json_objects_fail_instead_of_being_skipped(monke
     assert jwks is None
     assert by_name["published keys"].result == "fail" and "not a JSON object" in by_name["published keys"].detail
     assert by_name["discovery issuer"].result == "fail" and "not a JSON object" in by_name["discovery issuer"].detail
+
+
+def test_a_cached_documents_date_counts_its_age():
+    """A CDN serves a cached answer with the origin's Date and an Age: the clock fallback is Date + Age, not Date."""
+    cached = doctor.Fetched("u", 200, {"Date": "Mon, 07 Dec 2026 03:00:00 GMT", "Age": "1800"})
+    assert doctor.served_at(cached) == NOW + timedelta(seconds=1800)
+    assert doctor.served_at(doctor.Fetched("u", 200, {"Date": "Mon, 07 Dec 2026 03:00:00 GMT", "Age": "x"})) == NOW
+    assert doctor.served_at(doctor.Fetched("u", None)) is None
