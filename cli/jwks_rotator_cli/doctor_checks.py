@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 import jwt
 
+from jwks_rotator.core.errors import UnsupportedAlgorithmError
+from jwks_rotator.core.keys.algorithms import get_algorithm
 from jwks_rotator.core.keys.checks import thumbprint
 from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.keys.records import KeyState
@@ -152,11 +154,24 @@ def check_jwks_keys(jwks: Mapping[str, Any], algorithm: str) -> Check:
     if wrong:
         return Check("published keys", "fail", f"kid is not the key's RFC 7638 thumbprint: {', '.join(wrong)}",
                      "something other than the rotate function wrote the JWKS: `jwks-rotator publish` restores it")
+    mismatched = [f"{key.get('kid')} ({key.get('alg')})" for key in keys if key.get("alg") is not None and not _can_sign(key)]
+    if mismatched:
+        return Check("published keys", "fail", f"a key's alg is not one its type signs with: {', '.join(mismatched)}",
+                     "verifiers may accept it under that algorithm: `jwks-rotator publish` restores the JWKS; find what wrote it")
     algorithms = sorted({str(key.get("alg")) for key in keys})
     if algorithm not in algorithms or "None" in algorithms:
         return Check("published keys", "warn", f"algorithms {', '.join(algorithms)}; the stack's is {algorithm}",
                      "expected right after changing the algorithm, until the next rotation; otherwise `jwks-rotator publish`")
     return Check("published keys", "ok", f"{len(keys)} key(s), kids are thumbprints, algorithms {', '.join(algorithms)}")
+
+
+def _can_sign(jwk: Mapping[str, Any]) -> bool:
+    """Whether ``jwk``'s ``alg`` is a supported algorithm for its key type (and curve)."""
+    try:
+        algorithm = get_algorithm(str(jwk.get("alg")))
+    except UnsupportedAlgorithmError:
+        return False
+    return jwk.get("kty") == algorithm.kty and (algorithm.crv is None or jwk.get("crv") == algorithm.crv)
 
 
 def check_active_key(keyring: Keyring | None, published_kids: Sequence[str], publish_lead: timedelta, unreadable: str = "") -> Check:

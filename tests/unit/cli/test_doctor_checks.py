@@ -215,3 +215,11 @@ def test_an_issued_token_must_verify_against_the_published_jwks():
     bad = check_signer({"token": forged, "kid": key.kid}, "me", jwks=jwks)
     assert bad.result == "fail" and forged not in bad.detail + bad.todo
     assert check_signer({"token": "not-a-jwt", "kid": key.kid}, "me", jwks=jwks).result == "fail"
+
+
+def test_a_key_published_for_an_algorithm_its_type_cannot_sign_fails():
+    es256 = generate_key("ES256", NOW).public_jwk()
+    other = generate_key("ES256", NOW + S).public_jwk()
+    for alg in ("none", "HS256", "RS256"):  # beside a correct key, so the stack's algorithm is published
+        wrong = check_jwks_keys({"keys": [es256, {**other, "alg": alg}]}, "ES256")
+        assert wrong.result == "fail" and f"{other['kid']} ({alg})" in wrong.detail, wrong
