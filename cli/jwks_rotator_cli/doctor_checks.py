@@ -116,6 +116,10 @@ def check_document(name: str, url: str, status: int | None, content_type: str, c
     if shared is not None and shared > wanted:
         return Check(label, "fail", f"{url}: s-maxage={shared}, the stack's jwks-max-age is {wanted}s",
                      "shared caches (CloudFront) would serve old keys past the publish lead: remove s-maxage from the header or cache policy")
+    stale = _seconds(directives.get("stale-while-revalidate", []))
+    if stale and seen + stale > wanted:
+        return Check(label, "fail", f"{url}: max-age={seen}, stale-while-revalidate={stale}, the stack's jwks-max-age is {wanted}s",
+                     "caches may serve old keys past the publish lead: remove stale-while-revalidate from the header or cache policy")
     if "no-store" in directives or "no-cache" in directives:
         return Check(label, "warn", f"{url}: Cache-Control {cache_control}", "verifiers may not cache it: harmless, costs fetches")
     if seen < wanted:

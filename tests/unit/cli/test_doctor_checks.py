@@ -223,3 +223,9 @@ def test_a_key_published_for_an_algorithm_its_type_cannot_sign_fails():
     for alg in ("none", "HS256", "RS256"):  # beside a correct key, so the stack's algorithm is published
         wrong = check_jwks_keys({"keys": [es256, {**other, "alg": alg}]}, "ES256")
         assert wrong.result == "fail" and f"{other['kid']} ({alg})" in wrong.detail, wrong
+
+
+def test_stale_while_revalidate_past_the_max_age_fails():
+    """A cache may serve the old document for stale-while-revalidate past max-age: that is as long as a longer max-age."""
+    stale = check_document("JWKS", "u", 200, "application/json", "public, max-age=2, stale-while-revalidate=86400", 2 * S)
+    assert stale.result == "fail" and "stale-while-revalidate=86400" in stale.detail
