@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from jwks_rotator_cli.local_state import STATE_FORMAT
 from jwks_rotator_local.local_stack import LocalStackError, start_moto
-from jwks_rotator_local.ports import LocalStartError, check_can_start, port_in_use, port_problems, running_owner
+from jwks_rotator_local.ports import (
+    LocalStartError,
+    check_can_start,
+    claim_state_file,
+    port_in_use,
+    port_problems,
+    release_state_file,
+    running_owner,
+)
 
 
 @pytest.fixture
@@ -108,3 +119,25 @@ def test_a_state_file_whose_pid_lives_on_in_another_process_is_free(busy_port: i
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_a_state_file_is_claimed_before_the_stack_starts(tmp_path):
+    """Two stacks started at once with every port 0: the first to claim the state file owns it, the second ends at once."""
+    path = tmp_path / "state.json"
+    claimer = subprocess.Popen(
+        [sys.executable, "-c", f"import time; from jwks_rotator_local.ports import claim_state_file; h = claim_state_file({str(path)!r}); time.sleep(30)"]
+    )
+    try:
+        for _ in range(300):
+            if (tmp_path / "state.json.lock").exists() and (tmp_path / "state.json.lock").read_text().strip():
+                break
+            time.sleep(0.1)
+        with pytest.raises(LocalStartError, match=f"pid {claimer.pid}"):
+            claim_state_file(str(path))
+    finally:
+        claimer.kill()  # however it ends, its lock ends with it
+        claimer.wait()
+    claim = claim_state_file(str(path))
+    path.write_text(json.dumps({"format": STATE_FORMAT, "pid": os.getpid()}))
+    release_state_file(str(path), claim)
+    assert list(tmp_path.iterdir()) == []
