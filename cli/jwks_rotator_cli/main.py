@@ -28,12 +28,13 @@ from __future__ import annotations
 
 from .app import cli
 from .audit import audit
+from .fault import fault
 from .operate import publish, revoke, rotate
 from .policy import policy
 from .status import status
 from .tokens import sign, verify
 
-for _command in (status, rotate, revoke, publish, sign, verify, audit, policy):
+for _command in (status, rotate, revoke, publish, sign, verify, audit, policy, fault):
     cli.add_command(_command)
 
 __all__ = ["cli", "main"]

@@ -44,6 +44,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest, HTTPHeaders
 from botocore.credentials import Credentials
 
+from .faults import RegionFaults
+
 MAX_SKEW_SECONDS = 15 * 60
 MAX_REQUEST_BYTES = 64 * 1024
 DEFAULT_TEST_KEYS = frozenset({"testing", "test", "AKIAIOSFODNN7EXAMPLE"})
@@ -136,6 +138,8 @@ class LocalStsVerifier:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._tls = False
+        self.faults: RegionFaults | None = None
+        """The local cloud's regional faults, when it has any (:mod:`.faults`)."""
 
     # --- the check, without HTTP -------------------------------------------
     def check(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> StsRefusal | None:
@@ -181,6 +185,10 @@ class LocalStsVerifier:
 
     def answer(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> tuple[int, bytes]:
         """Status and body for one request: a refusal, or moto's answer to the request forwarded as received."""
+        if self.faults is not None:
+            outage = self.faults.answer_for(method, path, dict(headers))
+            if outage is not None:  # the proof's region is in outage: STS there answers 503 at once
+                return outage[0], outage[2]
         try:
             action = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True)).get("Action")
         except (UnicodeDecodeError, ValueError):

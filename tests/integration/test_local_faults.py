@@ -1,0 +1,121 @@
+"""The local cloud by region: one endpoint routes by the request's credential scope, and `jwks-rotator fault
+region-outage REGION` makes every call of that region fail at once (503; Lambda invokes ServiceException) until
+`fault clear REGION`, after which the stack issues what it issued before."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from click.testing import CliRunner
+
+from jwks_rotator_cli.main import cli
+from jwks_rotator_client import RegionalSignClient, RegionalSigner, RegionsUnavailableError
+from jwks_rotator_local.local_stack import SIGN_FUNCTION, LocalStack
+
+pytestmark = pytest.mark.integration
+
+SETTINGS = {"rotation-period": "60s", "publish-lead": "2s", "schedule": "1s", "jwks-max-age": "1s", "signer-cache-ttl": "1s"}
+OTHER_REGION = "eu-west-1"
+ONE_ATTEMPT = Config(connect_timeout=5, read_timeout=10, retries={"mode": "standard", "total_max_attempts": 1})
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    with LocalStack(SETTINGS) as stack:
+        assert stack.region != OTHER_REGION
+        yield stack
+
+
+@pytest.fixture
+def cleared(stack: LocalStack) -> Iterator[LocalStack]:
+    yield stack
+    for region in stack.faults.outages():
+        stack.faults.clear(region)
+
+
+def client(stack: LocalStack, service: str, region: str, *, endpoint: str | None = None) -> Any:
+    url = endpoint or stack.aws_endpoint
+    return boto3.client(service, endpoint_url=url, region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing", config=ONE_ATTEMPT)
+
+
+def fault(stack: LocalStack, *args: str) -> Any:
+    return CliRunner().invoke(cli, ["--endpoint-url", stack.aws_endpoint, "--state-file", "/nonexistent/state.json", "fault", *args])
+
+
+def error_of(call: Any) -> tuple[int, str]:
+    with pytest.raises(ClientError) as raised:
+        call()
+    return raised.value.response["ResponseMetadata"]["HTTPStatusCode"], raised.value.response["Error"]["Code"]
+
+
+def test_one_endpoint_serves_each_region_from_the_signature(cleared: LocalStack) -> None:
+    stack = cleared
+    name = f"only-in-{OTHER_REGION}-{uuid.uuid4().hex[:8]}"
+    client(stack, "secretsmanager", OTHER_REGION).create_secret(Name=name, SecretString="x")
+    assert name not in {s["Name"] for s in client(stack, "secretsmanager", stack.region).list_secrets()["SecretList"]}
+    invoke = client(stack, "lambda", OTHER_REGION).invoke
+    assert error_of(lambda: invoke(FunctionName=stack.function_name(SIGN_FUNCTION), Payload=b"{}")) == (404, "ResourceNotFoundException")
+    answer = client(stack, "lambda", stack.region).invoke(FunctionName=stack.function_name(SIGN_FUNCTION), Payload=b"{}")
+    assert answer["StatusCode"] == 200  # the stack's region reaches its functions through the same endpoint
+
+
+def test_a_region_outage_fails_every_call_of_that_region_at_once_and_clear_ends_it(cleared: LocalStack) -> None:
+    stack = cleared
+    before = stack.sign_client().sign({"sub": "alice", "aud": "demo"})
+    assert "token" in before, before
+    started = fault(stack, "region-outage", stack.region)
+    assert started.exit_code == 0, started.output
+    assert started.output == f"regions in outage: {stack.region}\n"
+    region = stack.region
+    sign = stack.function_name(SIGN_FUNCTION)
+    assert error_of(lambda: client(stack, "lambda", region).invoke(FunctionName=sign, Payload=b"{}")) == (500, "ServiceException")
+    direct = client(stack, "lambda", region, endpoint=stack.lambda_endpoint)
+    assert error_of(lambda: direct.invoke(FunctionName=sign, Payload=b"{}")) == (500, "ServiceException")
+    assert error_of(lambda: client(stack, "sts", region).get_caller_identity()) == (503, "ServiceUnavailable")
+    assert error_of(lambda: client(stack, "sts", region, endpoint=stack.sts_endpoint).get_caller_identity()) == (503, "ServiceUnavailable")
+    assert error_of(lambda: client(stack, "secretsmanager", region).list_secrets()) == (503, "ServiceUnavailableException")
+    assert error_of(lambda: client(stack, "ssm", region).describe_parameters()) == (503, "ServiceUnavailableException")
+    assert error_of(lambda: client(stack, "s3", region).list_buckets()) == (503, "ServiceUnavailable")
+    assert error_of(lambda: client(stack, "cloudformation", region).describe_stacks()) == (503, "ServiceUnavailable")
+    assert client(stack, "secretsmanager", OTHER_REGION).list_secrets()["SecretList"] is not None  # another region answers
+    with pytest.raises(RegionsUnavailableError) as raised:
+        regional(stack).sign({"sub": "alice", "aud": "demo"})
+    assert [(f.region, f.kind, f.code) for f in raised.value.failures] == [(region, "aws_error", "ServiceException")]
+    assert fault(stack, "list").output == f"regions in outage: {region}\n"
+    cleared_now = fault(stack, "clear", region)
+    assert cleared_now.exit_code == 0 and cleared_now.output == "regions in outage: none\n"
+    assert fault(stack, "clear", region).exit_code == 0  # safe to run again
+    after = regional(stack).sign({"sub": "alice", "aud": "demo"})
+    assert "token" in after and after["kid"] == before["kid"], after
+
+
+def regional(stack: LocalStack) -> RegionalSignClient:
+    session = stack.caller_session()
+    lam = session.client("lambda", endpoint_url=stack.aws_endpoint, region_name=stack.region, config=ONE_ATTEMPT)
+    signer = RegionalSigner(stack.region, stack.function_name(SIGN_FUNCTION), lambda_client=lam, sts_endpoint_url=stack.sts_endpoint)
+    return RegionalSignClient([signer], session, deadline=20, attempt_timeout=15)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fault", "region-outage", "eu-west-1"], "fault needs --endpoint-url of a local cloud"),
+        (["--endpoint-url", "https://lambda.eu-west-1.amazonaws.com", "fault", "region-outage", "eu-west-1"], "never acts on AWS"),
+        (["--endpoint-url", "http://127.0.0.1:9", "fault", "region-outage", "EU"], "not a region name"),
+    ],
+)
+def test_fault_refuses_anything_but_a_local_cloud_and_a_region_name(args: list[str], message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_fault_against_an_endpoint_that_is_not_a_local_cloud_says_so(cleared: LocalStack) -> None:
+    result = CliRunner().invoke(cli, ["--endpoint-url", cleared.moto_endpoint, "--state-file", "/nonexistent/s.json", "fault", "list"])
+    assert result.exit_code == 1 and "is --endpoint-url its AWS endpoint?" in result.output, result.output
