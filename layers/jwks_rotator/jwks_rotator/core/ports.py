@@ -46,12 +46,23 @@ class PublishResult:
     uploaded: tuple[str, ...]
     invalidation_id: str | None
     refreshed: tuple[str, ...] = ()  # unchanged documents marked with the newer keyring generation (not invalidated)
+    missing: tuple[str, ...] = ()  # origins that did not take the documents: the publication does not count yet
 
 
 class Publisher(Protocol):
     """Puts the public documents where verifiers fetch them, invalidating caches on change."""
 
     def publish(self, documents: PublicDocuments, *, already_announced: bool, generation: int, force: bool = False) -> PublishResult: ...
+
+
+class OriginPublisher(Publisher, Protocol):
+    """A publisher of one origin that can also say, without writing, which documents it does not hold as given.
+
+    ``stale_paths`` raises :class:`~.errors.PublicationSupersededError` when ``generation`` is given and the
+    origin holds documents of a newer keyring; a failed read raises :class:`~.errors.PublishError`.
+    """
+
+    def stale_paths(self, documents: PublicDocuments, generation: int | None = None) -> tuple[str, ...]: ...
 
 
 class RevocationList(Protocol):

@@ -64,6 +64,8 @@ class RunReport:
     publications: list[PublishResult] = field(default_factory=list)
     conflicts: int = 0
     converged: bool = False
+    missing_origins: tuple[str, ...] = ()
+    """Origins the last publication did not reach: nothing was recorded as published (see ``core.lifecycle.origins``)."""
     keyring: Keyring = field(default_factory=Keyring)
 
     @property
@@ -274,12 +276,17 @@ class RotationService:
                 extra={"paths": list(result.uploaded), "invalidation_id": result.invalidation_id, "kids": list(documents.kids)},
             )
             progressed = True
-        plan = record_publication(keyring, documents.kids, documents.digest, self._clock(), settings=self._settings)
-        if plan.changed:
-            self._write(plan.keyring, version)
-            keyring = plan.keyring
-            self._record(report, plan)
-            progressed = True
+        report.missing_origins = result.missing
+        if result.missing:  # served by some origins only: no key counts as published, so none activates on it
+            self._log.warning("documents not published at every origin: publication not recorded",
+                              extra={"reason": "origins_missing", "origins": list(result.missing), "kids": list(documents.kids)})
+        else:
+            plan = record_publication(keyring, documents.kids, documents.digest, self._clock(), settings=self._settings)
+            if plan.changed:
+                self._write(plan.keyring, version)
+                keyring = plan.keyring
+                self._record(report, plan)
+                progressed = True
         self._sync_signing_view(keyring, committed=True)
         report.keyring = keyring
         return progressed
