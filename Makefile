@@ -24,7 +24,7 @@ integration: $(STAMP)
 -include mk/*.mk
 
 # Every test: lint (ruff, mypy --strict, import contracts), template checks (cfn-lint, sam validate --lint,
-# sam build, checkov), then unit, integration (moto server over HTTP), interop (PyJWT, jwcrypto, Node jose),
+# sam build, checkov), then unit, integration (moto server over HTTP), interop (PyJWT, jwcrypto, Node jose and jwks-rsa, Envoy),
 # privilege and the short soak, every local stack among them recording its functions' AWS calls
 # (tests/conftest.py); then the least-privilege matrix (mk/privilege.mk) decides the built-in lifecycle and
 # everything recorded.

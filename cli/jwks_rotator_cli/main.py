@@ -33,8 +33,9 @@ from .operate import publish, revoke, rotate
 from .policy import policy
 from .status import status
 from .tokens import sign, verify
+from .verifiers import verifiers
 
-for _command in (status, rotate, revoke, publish, sign, verify, audit, policy, fault):
+for _command in (status, rotate, revoke, publish, sign, verify, audit, policy, verifiers, fault):
     cli.add_command(_command)
 
 __all__ = ["cli", "main"]
