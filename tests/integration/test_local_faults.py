@@ -14,6 +14,10 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
+from jwks_rotator.adapters.sdk.s3_publisher import S3Publisher
+from jwks_rotator.core.lifecycle.documents import JWKS_PATH, PublicDocuments
+from jwks_rotator.core.lifecycle.origins import EveryOrigin, Origin
+from jwks_rotator.core.settings import Settings
 from jwks_rotator_cli.main import cli
 from jwks_rotator_client import RegionalSignClient, RegionalSigner, RegionsUnavailableError
 from jwks_rotator_local.local_stack import SIGN_FUNCTION, LocalStack
@@ -119,3 +123,32 @@ def test_fault_refuses_anything_but_a_local_cloud_and_a_region_name(args: list[s
 def test_fault_against_an_endpoint_that_is_not_a_local_cloud_says_so(cleared: LocalStack) -> None:
     result = CliRunner().invoke(cli, ["--endpoint-url", cleared.moto_endpoint, "--state-file", "/nonexistent/s.json", "fault", "list"])
     assert result.exit_code == 1 and "is --endpoint-url its AWS endpoint?" in result.output, result.output
+
+
+def test_publication_to_two_regions_origins_misses_the_region_in_outage_and_repairs_it_after(cleared: LocalStack) -> None:
+    stack = cleared
+    settings = Settings.from_mapping({"issuer": "https://issuer.example.com", "keyring_secret_id": "k", "signing_secret_id": "s"})
+    suffix = uuid.uuid4().hex[:8]
+    origins = []
+    for region in (OTHER_REGION, stack.region):
+        s3 = client(stack, "s3", region)
+        bucket = f"origin-{region}-{suffix}"
+        s3.create_bucket(Bucket=bucket, **({"CreateBucketConfiguration": {"LocationConstraint": region}} if region != "us-east-1" else {}))
+        origins.append((region, s3, bucket))
+    every = EveryOrigin([Origin(region, S3Publisher(s3, bucket, settings)) for region, s3, bucket in origins])
+
+    def documents(n: int) -> PublicDocuments:
+        return PublicDocuments(files={JWKS_PATH: f'{{"keys":[],"n":{n}}}'.encode()}, kids=(), digest=str(n))
+
+    def held(region: str) -> bytes:
+        _, s3, bucket = next(o for o in origins if o[0] == region)
+        return bytes(s3.get_object(Bucket=bucket, Key=JWKS_PATH)["Body"].read())
+
+    assert every.publish(documents(1), already_announced=False, generation=1).missing == ()
+    assert fault(stack, "region-outage", OTHER_REGION).exit_code == 0
+    assert every.publish(documents(2), already_announced=False, generation=2).missing == (OTHER_REGION,)
+    assert held(stack.region) == documents(2).files[JWKS_PATH]  # the healthy origin is current
+    assert fault(stack, "clear", OTHER_REGION).exit_code == 0
+    assert held(OTHER_REGION) == documents(1).files[JWKS_PATH]  # the outage kept the older documents there
+    assert every.publish(documents(2), already_announced=False, generation=2).missing == ()
+    assert held(OTHER_REGION) == held(stack.region) == documents(2).files[JWKS_PATH]
