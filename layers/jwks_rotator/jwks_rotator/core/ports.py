@@ -65,6 +65,17 @@ class OriginPublisher(Publisher, Protocol):
     def stale_paths(self, documents: PublicDocuments, generation: int | None = None) -> tuple[str, ...]: ...
 
 
+class KeyringReplicas(Protocol):
+    """The keyring's replicas in other regions, read back by the writer (Secrets Manager replica secrets).
+
+    ``kids_by_region`` maps each replica's region to the kids its replica holds now, or to None when it
+    cannot be read (the region is down, the replica is missing): never an error, since a lagging replica
+    only holds up activation. Never a stored value beyond the kids.
+    """
+
+    def kids_by_region(self) -> Mapping[str, frozenset[str] | None]: ...
+
+
 class RevocationList(Protocol):
     """Kids that must never be published or activated again. Adding is idempotent; nothing is ever removed.
 

@@ -1,0 +1,117 @@
+"""A key counts as published only once every region's keyring replica holds it: activation waits for the last region."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from datetime import timedelta
+
+from jwks_rotator.adapters.sdk.s3_publisher import S3Publisher
+from jwks_rotator.core.keys.records import KeyRecord, KeyState
+from jwks_rotator.core.lifecycle.keygen import generate_key
+from jwks_rotator.core.lifecycle.replicas import ReplicaCheck, replicated_everywhere
+from jwks_rotator.core.lifecycle.rotation import RotationService
+from jwks_rotator.core.settings import Settings
+from jwks_rotator_testkit.clock import FakeClock
+from tests.simulation import START, FakeS3, Faults, InMemoryKeyringStore
+
+SETTINGS = Settings.from_mapping({
+    "issuer": "https://issuer.example.com", "algorithm": "ES256", "rotation_period": "10m", "publish_lead": "4m",
+    "jwks_max_age": "1m", "schedule": "1m", "max_token_ttl": "2m", "default_token_ttl": "1m", "signer_cache_ttl": "10s",
+    "clock_skew_leeway": "5s", "keyring_secret_id": "keyring", "signing_secret_id": "signing",
+})
+
+
+def test_only_kids_every_readable_replica_holds_count() -> None:
+    held = {"eu-west-1": frozenset({"a", "b"}), "ap-south-1": frozenset({"a"}), "us-west-2": None}
+    assert replicated_everywhere(["a", "b"], held) == ReplicaCheck((), {"ap-south-1": ("b",), "us-west-2": None})
+    assert replicated_everywhere(["a", "b"], {"eu-west-1": frozenset({"a", "b"})}) == ReplicaCheck(("a", "b"), {})
+    assert replicated_everywhere(["b", "a"], {"eu-west-1": frozenset({"a"})}) == ReplicaCheck(("a",), {"eu-west-1": ("b",)})
+    assert replicated_everywhere(["a"], {}) == ReplicaCheck(("a",), {})
+
+
+class Replicas:
+    """Each region's replica follows the store when it is told to catch up; ``None`` while it cannot be read."""
+
+    def __init__(self, store: InMemoryKeyringStore, *regions: str) -> None:
+        self.store = store
+        self.held: dict[str, frozenset[str] | None] = dict.fromkeys(regions, frozenset())
+
+    def catch_up(self, region: str) -> None:
+        self.held[region] = frozenset(k.kid for k in self.store.load().keyring.keys)
+
+    def kids_by_region(self) -> Mapping[str, frozenset[str] | None]:
+        return dict(self.held)
+
+
+def new_key(alg: str, now: object) -> KeyRecord:
+    return generate_key(alg, now)  # type: ignore[arg-type]
+
+
+class World:
+    def __init__(self, *regions: str) -> None:
+        self.clock = FakeClock(START)
+        self.store = InMemoryKeyringStore()
+        self.replicas = Replicas(self.store, *regions)
+        publisher = S3Publisher(FakeS3(Faults(random.Random(0), {})), "bucket", SETTINGS)
+        self.rotator = RotationService(self.store, publisher, SETTINGS, clock=self.clock.now, key_factory=new_key, replicas=self.replicas)
+
+    def keys(self) -> dict[str, KeyRecord]:
+        return {k.kid: k for k in self.store.load().keyring.keys}
+
+    def active(self) -> str | None:
+        return next((kid for kid, k in self.keys().items() if k.state is KeyState.ACTIVE), None)
+
+
+def test_bootstrap_waits_until_every_replica_holds_the_first_key() -> None:
+    world = World("eu-west-1", "ap-south-1")
+    report = world.rotator.tick()
+    assert report.lagging_replicas == ("ap-south-1", "eu-west-1") and world.active() is None
+    (first,) = world.keys()
+    world.replicas.catch_up("eu-west-1")
+    assert world.rotator.tick().lagging_replicas == ("ap-south-1",) and world.active() is None
+    world.replicas.catch_up("ap-south-1")
+    report = world.rotator.tick()
+    assert world.active() == first  # the run goes on: its successor is made, and waits for the replicas in turn
+    assert report.lagging_replicas == ("ap-south-1", "eu-west-1")
+    assert [k.published_at is None for kid, k in world.keys().items() if kid != first] == [True]
+
+
+def test_a_lagging_region_holds_the_next_key_back_and_its_lead_counts_from_the_catch_up() -> None:
+    world = World("eu-west-1")
+    world.rotator.tick()
+    world.replicas.catch_up("eu-west-1")
+    world.rotator.tick()
+    first = world.active()
+    assert first is not None
+    world.replicas.catch_up("eu-west-1")  # the pending key made with the activation
+    world.rotator.tick()
+    pending = [kid for kid, k in world.keys().items() if k.state is KeyState.PENDING]
+    assert len(pending) == 1 and world.keys()[pending[0]].published_at is not None
+    for _ in range(11):  # the first key is due after 10 minutes; the pending one activates, and its successor is made
+        world.clock.advance(timedelta(minutes=1))
+        world.rotator.tick()
+    second = world.active()
+    assert second == pending[0]
+    successor = next(kid for kid, k in world.keys().items() if k.state is KeyState.PENDING)
+    for _ in range(30):  # the region never gets the successor: it never counts as published, never activates
+        world.clock.advance(timedelta(minutes=1))
+        report = world.rotator.tick()
+        assert report.lagging_replicas == ("eu-west-1",)
+        assert world.active() == second and world.keys()[successor].published_at is None
+    caught_up_at = world.clock.now()
+    world.replicas.catch_up("eu-west-1")
+    world.rotator.tick()
+    assert world.keys()[successor].published_at == caught_up_at and world.active() == second
+    world.clock.advance(SETTINGS.publish_lead)
+    world.rotator.tick()
+    assert world.active() == successor
+
+
+def test_an_unreadable_replica_holds_activation_back_like_a_lagging_one() -> None:
+    world = World("eu-west-1")
+    world.replicas.held["eu-west-1"] = None
+    for _ in range(3):
+        assert world.rotator.tick().lagging_replicas == ("eu-west-1",)
+        world.clock.advance(timedelta(minutes=1))
+    assert world.active() is None and all(k.published_at is None for k in world.keys().values())
