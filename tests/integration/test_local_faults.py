@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -14,8 +15,11 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
+from jwks_rotator.adapters.sdk.keyring_replicas import SecretsManagerKeyringReplicas
 from jwks_rotator.adapters.sdk.s3_publisher import S3Publisher
+from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.lifecycle.documents import JWKS_PATH, PublicDocuments
+from jwks_rotator.core.lifecycle.keygen import generate_key
 from jwks_rotator.core.lifecycle.origins import EveryOrigin, Origin
 from jwks_rotator.core.settings import Settings
 from jwks_rotator_cli.main import cli
@@ -152,3 +156,19 @@ def test_publication_to_two_regions_origins_misses_the_region_in_outage_and_repa
     assert held(OTHER_REGION) == documents(1).files[JWKS_PATH]  # the outage kept the older documents there
     assert every.publish(documents(2), already_announced=False, generation=2).missing == ()
     assert held(OTHER_REGION) == held(stack.region) == documents(2).files[JWKS_PATH]
+
+
+def test_the_writer_reads_each_regions_keyring_replica_and_a_region_in_outage_holds_nothing(cleared: LocalStack) -> None:
+    stack = cleared
+    name = f"keyring-{uuid.uuid4().hex[:8]}"
+    primary = client(stack, "secretsmanager", stack.region)
+    keyring = Keyring(keys=(generate_key("ES256", datetime.now(UTC)),)).to_json()
+    primary.create_secret(Name=name, SecretString=keyring)
+    primary.replicate_secret_to_regions(SecretId=name, AddReplicaRegions=[{"Region": OTHER_REGION}])
+    replicas = SecretsManagerKeyringReplicas({OTHER_REGION: client(stack, "secretsmanager", OTHER_REGION)}, name)
+    kids = frozenset(k.kid for k in Keyring.from_json(keyring).keys)
+    assert kids and replicas.kids_by_region() == {OTHER_REGION: kids}  # moto replicates at once: no lag to see here
+    assert fault(stack, "region-outage", OTHER_REGION).exit_code == 0
+    assert replicas.kids_by_region() == {OTHER_REGION: None}
+    assert fault(stack, "clear", OTHER_REGION).exit_code == 0
+    assert replicas.kids_by_region() == {OTHER_REGION: kids}
