@@ -180,13 +180,15 @@ class RegionalSignClient:
             lambda_client = self._session.client("lambda", region_name=signer.region, config=config)
         elif lambda_client.meta.region_name != signer.region:
             raise ValueError(f"the Lambda client for {signer.region} is one of {lambda_client.meta.region_name}")
-        return SignClient(
+        client = SignClient(
             signer.function_name,
             lambda_client,
             self._session,
             sts_endpoint_url=signer.sts_endpoint_url,
             proof_reuse_seconds=proof_reuse_seconds,
         )
+        _ = client.sts_endpoint_url  # resolved here, once: a boto3 session must not make clients on several threads at once
+        return client
 
     def client(self, region: str) -> SignClient:
         """The one-region client (and so the proof cache) of ``region``."""

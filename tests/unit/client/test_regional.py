@@ -235,6 +235,7 @@ def test_clients_it_makes_use_the_deadline_as_timeouts_and_leave_retries_to_the_
         assert (lam.meta.config.connect_timeout, lam.meta.config.read_timeout) == (2.0, 2.0)
         assert lam.meta.config.retries["total_max_attempts"] == 1
         assert client.client(region).region == region
+        assert client.client(region)._sts_endpoint_url == f"https://sts.{region}.amazonaws.com"  # resolved before any thread
 
 
 @pytest.mark.parametrize(
