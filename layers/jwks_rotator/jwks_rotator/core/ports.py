@@ -76,6 +76,16 @@ class KeyringReplicas(Protocol):
     def kids_by_region(self) -> Mapping[str, frozenset[str] | None]: ...
 
 
+class SigningViewReplicas(Protocol):
+    """The signing view's replicas in other regions, read back by the writer: what each region's signer may sign with.
+
+    ``signing_kids_by_region`` maps each region to the kids its view lets sign (its active key, or none), or to
+    None when the replica cannot be read.
+    """
+
+    def signing_kids_by_region(self) -> Mapping[str, frozenset[str] | None]: ...
+
+
 class RevocationList(Protocol):
     """Kids that must never be published or activated again. Adding is idempotent; nothing is ever removed.
 

@@ -7,9 +7,12 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from jwks_rotator.adapters.sdk.s3_publisher import S3Publisher
+from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.keys.records import KeyRecord, KeyState
+from jwks_rotator.core.lifecycle.bounds import deletion_time, retirement_bound
+from jwks_rotator.core.lifecycle.documents import JWKS_PATH
 from jwks_rotator.core.lifecycle.keygen import generate_key
-from jwks_rotator.core.lifecycle.replicas import ReplicaCheck, replicated_everywhere
+from jwks_rotator.core.lifecycle.replicas import ReplicaCheck, record_views_left, replicated_everywhere
 from jwks_rotator.core.lifecycle.rotation import RotationService
 from jwks_rotator.core.settings import Settings
 from jwks_rotator_testkit.clock import FakeClock
@@ -115,3 +118,67 @@ def test_an_unreadable_replica_holds_activation_back_like_a_lagging_one() -> Non
         assert world.rotator.tick().lagging_replicas == ("eu-west-1",)
         world.clock.advance(timedelta(minutes=1))
     assert world.active() is None and all(k.published_at is None for k in world.keys().values())
+
+
+def test_a_retired_key_is_noted_left_only_once_every_readable_view_signs_with_another() -> None:
+    now = START + timedelta(hours=1)
+    active, retired = generate_key("ES256", START), generate_key("ES256", START)
+    keyring = Keyring(keys=(
+        active.with_changes(state=KeyState.ACTIVE, published_at=START, activated_at=START),
+        retired.with_changes(state=KeyState.RETIRED, published_at=START, activated_at=START, retired_at=START),
+    ))
+    assert not record_views_left(keyring, {"eu-west-1": frozenset({retired.kid})}, now).changed
+    assert not record_views_left(keyring, {"eu-west-1": frozenset({active.kid}), "ap-south-1": None}, now).changed
+    left = record_views_left(keyring, {"eu-west-1": frozenset({active.kid}), "ap-south-1": frozenset()}, now)
+    assert {k.kid: k.views_left_at for k in left.keyring.keys} == {active.kid: None, retired.kid: now}
+    assert Keyring.from_json(left.keyring.to_json()).keys[1].views_left_at == now  # stored with the key
+    assert not record_views_left(left.keyring, {"eu-west-1": frozenset({active.kid})}, now + timedelta(hours=1)).changed
+
+
+class Views:
+    """Each region's signing view: the kids its signer may sign with, or None while it cannot be read."""
+
+    def __init__(self, *regions: str) -> None:
+        self.signing: dict[str, frozenset[str] | None] = dict.fromkeys(regions, frozenset())
+
+    def signing_kids_by_region(self) -> Mapping[str, frozenset[str] | None]:
+        return dict(self.signing)
+
+
+def test_a_region_whose_view_lags_keeps_the_previous_key_published_until_its_tokens_expire_after_the_catch_up() -> None:
+    clock = FakeClock(START)
+    store = InMemoryKeyringStore()
+    s3 = FakeS3(Faults(random.Random(0), {}))
+    views = Views("eu-west-1")
+    rotator = RotationService(store, S3Publisher(s3, "bucket", SETTINGS), SETTINGS, clock=clock.now, key_factory=new_key,
+                              signing_views=views)
+
+    def keys() -> dict[str, KeyRecord]:
+        return {k.kid: k for k in store.load().keyring.keys}
+
+    rotator.tick()
+    first = next(kid for kid, k in keys().items() if k.state is KeyState.ACTIVE)
+    views.signing["eu-west-1"] = frozenset({first})  # the region signs with the first key, and its view stops there
+    while keys()[first].state is not KeyState.RETIRED:
+        clock.advance(timedelta(minutes=1))
+        rotator.tick()
+    usual = deletion_time(keys()[first], SETTINGS)
+    assert usual is not None
+    clock.advance(usual - clock.now() + timedelta(minutes=30))  # long past the single-region deletion time
+    rotator.tick()
+    assert first in keys() and keys()[first].views_left_at is None
+    assert first.encode() in s3.objects[JWKS_PATH]["Body"]  # still published: the lagging region's tokens verify
+    views.signing["eu-west-1"] = None  # unreadable: nothing is noted
+    rotator.tick()
+    assert keys()[first].views_left_at is None
+    caught_up = clock.advance(timedelta(minutes=1))
+    views.signing["eu-west-1"] = frozenset(kid for kid, k in keys().items() if k.state is KeyState.ACTIVE)
+    rotator.tick()
+    assert keys()[first].views_left_at == caught_up
+    bound = retirement_bound(keys()[first], SETTINGS, caught_up)
+    clock.advance(bound - clock.now() - timedelta(seconds=1))
+    rotator.tick()
+    assert first in keys() and first.encode() in s3.objects[JWKS_PATH]["Body"]
+    clock.advance(timedelta(seconds=1))
+    rotator.tick()
+    assert first not in keys() and first.encode() not in s3.objects[JWKS_PATH]["Body"]

@@ -5,6 +5,10 @@ every keyring replica already holds makes activation wait for every region: a re
 to sign with a key its replica lacks, and its lead is counted from the moment the last region could read it.
 A replica that cannot be read holds nothing as far as this rule knows: activation waits, on the safe side.
 
+Deletion is the mirror image: a retired key leaves the keyring no earlier than its tokens' lifetime after the last
+region's signing view stopped naming it (``views_left_at``, recorded when the writer first reads every view back
+without it), so a region whose view lags keeps signing with the previous key and its tokens still verify.
+
 Design: docs/design/regions.md.
 """
 
@@ -12,6 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
+
+from jwks_rotator.core.keys.keyring import Keyring
+from jwks_rotator.core.keys.records import KeyState
+from jwks_rotator.core.lifecycle.rules import LifecycleChange, Plan
 
 
 @dataclass(frozen=True)
@@ -38,3 +47,38 @@ def replicated_everywhere(kids: Iterable[str], held: Mapping[str, frozenset[str]
         kid for kid in asked if all(replica is not None and kid in replica for replica in held.values())
     )
     return ReplicaCheck(everywhere, lagging)
+
+
+def record_views_left(keyring: Keyring, views: Mapping[str, frozenset[str] | None], now: datetime) -> Plan:
+    """Note ``views_left_at`` on each retired key no region's view lets sign any more (every view read back)."""
+    still_signing: set[str] = set()
+    for view in views.values():
+        if view is None:
+            return Plan(keyring, ())  # a view that cannot be read may still sign with any key
+        still_signing |= view
+    keys = tuple(
+        key.with_changes(views_left_at=max(now, key.latest_event()))
+        if key.state is KeyState.RETIRED and key.views_left_at is None and key.kid not in still_signing
+        else key
+        for key in keyring.keys
+    )
+    if keys == keyring.keys:
+        return Plan(keyring, ())
+    return Plan(keyring.replace_keys(keys), (), bookkeeping=True)
+
+
+def hold_deletions(plan: Plan, before: Keyring) -> Plan:
+    """``plan`` without the deletion of any retired key whose ``views_left_at`` is not recorded yet."""
+    held = {
+        change.kid
+        for change in plan.changes
+        if change.kind == "deleted"
+        and any(k.kid == change.kid and k.state is KeyState.RETIRED and k.views_left_at is None for k in before.keys)
+    }
+    if not held:
+        return plan
+    planned = {key.kid: key for key in plan.keyring.keys}
+    kept = tuple(planned.get(key.kid, key) for key in before.keys if key.kid in planned or key.kid in held)
+    created = tuple(key for key in plan.keyring.keys if key.kid not in {k.kid for k in before.keys})
+    changes: tuple[LifecycleChange, ...] = tuple(c for c in plan.changes if not (c.kind == "deleted" and c.kid in held))
+    return Plan(plan.keyring.replace_keys(kept + created), changes, bookkeeping=plan.bookkeeping)

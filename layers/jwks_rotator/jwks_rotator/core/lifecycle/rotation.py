@@ -32,9 +32,9 @@ from jwks_rotator.core.lifecycle.bounds import check_clock
 from jwks_rotator.core.lifecycle.documents import PublicDocuments, build_documents
 from jwks_rotator.core.lifecycle.keygen import generate_key
 from jwks_rotator.core.lifecycle.kms_custody import KmsCustodian, require_kms_settings
-from jwks_rotator.core.lifecycle.replicas import replicated_everywhere
+from jwks_rotator.core.lifecycle.replicas import hold_deletions, record_views_left, replicated_everywhere
 from jwks_rotator.core.lifecycle.rules import KeyFactory, LifecycleChange, Plan, reconcile, record_publication, revoke, rotate_now
-from jwks_rotator.core.ports import KeyringReplicas, KeyringStore, Publisher, PublishResult, RevocationList
+from jwks_rotator.core.ports import KeyringReplicas, KeyringStore, Publisher, PublishResult, RevocationList, SigningViewReplicas
 from jwks_rotator.core.settings import Settings
 
 Clock = Callable[[], datetime]
@@ -101,6 +101,7 @@ class RotationService:
         signing_store: KeyringStore | None = None,
         custodian: KmsCustodian | None = None,
         replicas: KeyringReplicas | None = None,
+        signing_views: SigningViewReplicas | None = None,
     ) -> None:
         settings.require("issuer")
         require_kms_settings(settings)
@@ -124,6 +125,7 @@ class RotationService:
         self._revocations = revocations
         self._signing = signing_store
         self._replicas = replicas
+        self._views = signing_views
 
     @property
     def settings(self) -> Settings:
@@ -263,7 +265,14 @@ class RotationService:
                 self._record(report, plan)
                 progressed = True
             pending.remove(operation)
+        if self._views is not None:  # several regions: note which retired keys no region's view signs with any more
+            left = record_views_left(keyring, self._views.signing_kids_by_region(), self._clock())
+            if left.changed:
+                version = self._save(left, version)
+                keyring = left.keyring
         plan = reconcile(keyring, self._settings, self._clock(), self._new_key)
+        if self._views is not None:
+            plan = hold_deletions(plan, keyring)
         if plan.changed:
             version = self._save(plan, version)
             keyring = plan.keyring
