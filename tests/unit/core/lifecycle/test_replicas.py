@@ -6,13 +6,17 @@ import random
 from collections.abc import Mapping
 from datetime import timedelta
 
+import pytest
+
 from jwks_rotator.adapters.sdk.s3_publisher import S3Publisher
+from jwks_rotator.core.errors import StoreError
 from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.keys.records import KeyRecord, KeyState
+from jwks_rotator.core.keys.revocation import MemoryRevocationList
 from jwks_rotator.core.lifecycle.bounds import deletion_time, retirement_bound
 from jwks_rotator.core.lifecycle.documents import JWKS_PATH
 from jwks_rotator.core.lifecycle.keygen import generate_key
-from jwks_rotator.core.lifecycle.replicas import ReplicaCheck, record_views_left, replicated_everywhere
+from jwks_rotator.core.lifecycle.replicas import EveryRegionRevocations, ReplicaCheck, record_views_left, replicated_everywhere
 from jwks_rotator.core.lifecycle.rotation import RotationService
 from jwks_rotator.core.settings import Settings
 from jwks_rotator_testkit.clock import FakeClock
@@ -182,3 +186,55 @@ def test_a_region_whose_view_lags_keeps_the_previous_key_published_until_its_tok
     clock.advance(timedelta(seconds=1))
     rotator.tick()
     assert first not in keys() and first.encode() not in s3.objects[JWKS_PATH]["Body"]
+
+
+class RegionList(MemoryRevocationList):
+    """One region's revocation list; its store fails while ``down``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    def load(self) -> frozenset[str]:
+        if self.down:
+            raise StoreError("injected: SSM unavailable", reason="InternalServerError")
+        return super().load()
+
+    def add(self, kid: str) -> None:
+        if self.down:
+            raise StoreError("injected: SSM unavailable", reason="InternalServerError")
+        super().add(kid)
+
+
+def test_a_revocation_reaches_every_region_it_can_and_a_region_that_was_down_is_repaired() -> None:
+    eu, us = RegionList(), RegionList()
+    every = EveryRegionRevocations({"eu-west-1": eu, "us-east-1": us})
+    eu.down = True
+    every.add("k1")
+    assert us.load() == {"k1"} and every.load() == {"k1"}
+    eu.down = False
+    assert every.load() == {"k1"} and eu.load() == {"k1"}  # the read repaired the region that missed it
+    eu.down = us.down = True
+    with pytest.raises(StoreError) as unwritten:
+        every.add("k2")
+    assert unwritten.value.reason == "every_region_unwritable"
+    with pytest.raises(StoreError) as unread:
+        every.load()
+    assert unread.value.reason == "every_region_unreadable"
+
+
+def test_a_revocation_lands_while_a_regions_list_is_down_and_reaches_it_when_it_returns() -> None:
+    clock = FakeClock(START)
+    store = InMemoryKeyringStore()
+    eu, us = RegionList(), RegionList()
+    publisher = S3Publisher(FakeS3(Faults(random.Random(0), {})), "bucket", SETTINGS)
+    rotator = RotationService(store, publisher, SETTINGS, clock=clock.now, key_factory=new_key,
+                              revocations=EveryRegionRevocations({"eu-west-1": eu, "us-east-1": us}))
+    rotator.tick()
+    active = next(k.kid for k in store.load().keyring.keys if k.state is KeyState.ACTIVE)
+    eu.down = True
+    rotator.revoke(active)
+    assert active not in {k.kid for k in store.load().keyring.keys} and us.load() == {active}
+    eu.down = False
+    rotator.tick()
+    assert eu.load() == {active}

@@ -9,18 +9,25 @@ Deletion is the mirror image: a retired key leaves the keyring no earlier than i
 region's signing view stopped naming it (``views_left_at``, recorded when the writer first reads every view back
 without it), so a region whose view lags keeps signing with the previous key and its tokens still verify.
 
+The revocation list does not replicate (an SSM parameter per region): :class:`EveryRegionRevocations` writes every
+region's list it can reach and repairs, on each read, a list that missed a kid while its region was down.
+
 Design: docs/design/regions.md.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from jwks_rotator.core.errors import StoreError
 from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.keys.records import KeyState
 from jwks_rotator.core.lifecycle.rules import LifecycleChange, Plan
+from jwks_rotator.core.ports import RevocationList
 
 
 @dataclass(frozen=True)
@@ -82,3 +89,52 @@ def hold_deletions(plan: Plan, before: Keyring) -> Plan:
     created = tuple(key for key in plan.keyring.keys if key.kid not in {k.kid for k in before.keys})
     changes: tuple[LifecycleChange, ...] = tuple(c for c in plan.changes if not (c.kind == "deleted" and c.kid in held))
     return Plan(plan.keyring.replace_keys(kept + created), changes, bookkeeping=plan.bookkeeping)
+
+
+class EveryRegionRevocations:
+    """One revocation list per region, kept as one (implements ``RevocationList``).
+
+    ``add`` writes every region's list it can reach and fails only when it reached none (then the rotation writes
+    no keyring: the kid is on no list yet). ``load`` is the union of every list it can read, and gives each readable
+    list the kids it lacks, so a region that was down during an ``add`` is repaired by the next run; it fails only
+    when no list can be read. Only :class:`StoreError` (a region's store failing) is absorbed; anything else, a full
+    list included, is raised as it is.
+    """
+
+    def __init__(self, lists: Mapping[str, RevocationList], *, logger: Any = None) -> None:
+        if not lists:
+            raise ValueError("at least one region's revocation list is required")
+        self._lists = dict(lists)
+        self._log = logger or logging.getLogger("jwks_rotator")
+
+    def load(self) -> frozenset[str]:
+        readable: dict[str, frozenset[str]] = {}
+        for region, revocations in self._lists.items():
+            try:
+                readable[region] = revocations.load()
+            except StoreError as exc:
+                self._log.warning("revocation list unreadable in a region", extra={"region": region, "reason": exc.reason})
+        if not readable:
+            raise StoreError("no region's revocation list could be read", reason="every_region_unreadable")
+        kids = frozenset().union(*readable.values())
+        for region, held in readable.items():
+            for kid in sorted(kids - held):
+                try:
+                    self._lists[region].add(kid)
+                except StoreError as exc:
+                    self._log.warning("revocation list not repaired in a region", extra={"region": region, "kid": kid, "reason": exc.reason})
+                    break
+                self._log.warning("revocation list repaired in a region", extra={"region": region, "kid": kid, "reason": "missed_while_down"})
+        return kids
+
+    def add(self, kid: str) -> None:
+        reached = 0
+        for region, revocations in self._lists.items():
+            try:
+                revocations.add(kid)
+            except StoreError as exc:
+                self._log.warning("revocation not written in a region yet", extra={"region": region, "kid": kid, "reason": exc.reason})
+                continue
+            reached += 1
+        if reached == 0:
+            raise StoreError("the revocation could not be written in any region", reason="every_region_unwritable")
