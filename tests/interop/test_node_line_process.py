@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -32,10 +31,8 @@ class PythonLineProcess(NodeLineProcess):
 def test_a_process_that_never_answers_is_killed_and_the_request_fails() -> None:
     process = PythonLineProcess(SILENT)
     try:
-        started = time.monotonic()
-        with pytest.raises(RuntimeError, match="did not answer within 0.5 s"):
+        with pytest.raises(RuntimeError, match=r"did not answer within 0\.5 s"):
             process.request({"token": "t"})
-        assert time.monotonic() - started < 10
         assert process._process.wait(timeout=5) is not None  # killed, not left behind
     finally:
         process.close()
