@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: test venv unit integration clean
 
 $(STAMP): requirements/dev.txt pyproject.toml local/pyproject.toml
+	@echo "building the virtual environment $(VENV) (the project, the CLI, moto and the test tools: about a minute the first time)..."
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements/dev.txt
