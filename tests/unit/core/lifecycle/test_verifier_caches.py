@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from jwks_rotator.core.errors import ConfigurationError
 from jwks_rotator.core.lifecycle.verifier_caches import (
     VERIFIERS,
     CacheGuidance,
@@ -97,3 +99,24 @@ def test_a_verifier_with_a_small_default_keeps_it() -> None:
     (rec,) = recommend(timedelta(days=2), H, S, (small,)).recommendations
     assert rec.cache == 3 * S and rec.cooldown == 3 * S  # a cooldown never outlasts the cache it guards
     assert {v.name for v in VERIFIERS} >= {"Envoy jwt_authn", "PyJWT PyJWKClient", "AWS API Gateway JWT authorizer"}
+
+
+@pytest.mark.parametrize(
+    ("lead", "max_age", "leeway", "named"),
+    [
+        (timedelta(0), H, S, "publish-lead"),
+        (-H, S, S, "publish-lead"),
+        (2 * H, timedelta(0), S, "jwks-max-age"),
+        (2 * H, -H, S, "jwks-max-age"),  # a negative max-age would allow a cache longer than the lead itself
+        (2 * H, H, -S, "clock-skew-leeway"),
+    ],
+)
+def test_settings_no_stack_can_have_are_refused_with_a_typed_error(lead: timedelta, max_age: timedelta, leeway: timedelta, named: str) -> None:
+    with pytest.raises(ConfigurationError, match=named) as refused:
+        recommend(lead, max_age, leeway)
+    assert refused.value.code == "invalid_configuration"
+
+
+def test_a_negative_cache_has_no_minimum_lead() -> None:
+    with pytest.raises(ConfigurationError, match="cache"):
+        minimum_publish_lead(-S, H, S)
