@@ -106,7 +106,6 @@ def test_a_verifier_with_a_small_default_keeps_it() -> None:
     [
         (timedelta(0), H, S, "publish-lead"),
         (-H, S, S, "publish-lead"),
-        (2 * H, timedelta(0), S, "jwks-max-age"),
         (2 * H, -H, S, "jwks-max-age"),  # a negative max-age would allow a cache longer than the lead itself
         (2 * H, H, -S, "clock-skew-leeway"),
     ],
@@ -118,5 +117,5 @@ def test_settings_no_stack_can_have_are_refused_with_a_typed_error(lead: timedel
 
 
 def test_a_negative_cache_has_no_minimum_lead() -> None:
-    with pytest.raises(ConfigurationError, match="cache"):
+    with pytest.raises(ConfigurationError, match="verifier cache must be zero or more"):
         minimum_publish_lead(-S, H, S)
