@@ -1,8 +1,8 @@
 """``jwks-rotator verifiers``: the cache settings each verifier in front of a service needs for this stack's settings.
 
-Reads publish-lead, jwks-max-age and clock-skew-leeway the way ``status`` does (the stack's rotate function's
-configuration with ``--stack``, the local stack's state with ``--endpoint-url``, options and environment over
-both, else the defaults) and prints :func:`jwks_rotator.core.lifecycle.verifier_caches.recommend`'s answer: the rule, the
+Reads publish-lead, jwks-max-age and clock-skew-leeway the way ``status`` does (with ``--stack`` the stack's rotate
+function's configuration alone, an option beside it refused; else the local stack's state with ``--endpoint-url``,
+options and environment over it, else the defaults) and prints :func:`jwks_rotator.core.lifecycle.verifier_caches.recommend`'s answer: the rule, the
 largest cache it allows, and per verifier the value to set, its revocation bound and its rotate-now window.
 Nothing is written; the stack is only read. The rule and each verifier's options: docs/verifiers.md.
 """
