@@ -32,14 +32,16 @@ def _short(value: timedelta | None) -> str:
     """``2h18m53s``: every unit, never rounded (a bound or a minimum shown shorter than it is would mislead)."""
     if value is None:
         return "-"
-    seconds = value.total_seconds()
-    if seconds != int(seconds) or seconds < 1:
-        return f"{seconds:g}s"
-    total, parts = int(seconds), []
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
+    if value <= timedelta(0):
+        return "0s"
+    total, parts = value.days * 86_400 + value.seconds, []
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
         if total >= size:
             parts.append(f"{total // size}{unit}")
             total %= size
+    if total or value.microseconds or not parts:
+        fraction = f".{value.microseconds:06d}".rstrip("0") if value.microseconds else ""
+        parts.append(f"{total}{fraction}s")
     return "".join(parts)
 
 
