@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -76,8 +77,9 @@ os.kill(os.getpid(), 9)  # as a test run killed by a timeout or the OOM killer: 
 """
 
 
-def test_envoy_does_not_outlive_a_killed_test_process() -> None:
-    child = subprocess.run([sys.executable, "-c", ORPHAN_CHILD, JWKS], capture_output=True, text=True, timeout=60, check=False)
+def test_envoy_does_not_outlive_a_killed_test_process(tmp_path: Path) -> None:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # the killed child cannot remove Envoy's work directory: pytest does
+    child = subprocess.run([sys.executable, "-c", ORPHAN_CHILD, JWKS], capture_output=True, text=True, timeout=60, check=False, env=env)
     assert child.returncode == -9 and child.stdout.strip().isdigit(), child.stderr[-2000:]
     pid = int(child.stdout)
     try:
