@@ -33,7 +33,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -125,6 +125,7 @@ class LocalStsVerifier:
         moto_endpoint: str,
         *,
         region: str = "us-east-1",
+        regions: Iterable[str] = (),
         clock: Callable[[], float] = time.time,
         lookup: Callable[[str], IssuedCredential | None] = find_moto_credential,
     ) -> None:
@@ -133,6 +134,8 @@ class LocalStsVerifier:
             raise ValueError("moto_endpoint must be http://host:port")
         self._moto = (parts.hostname, parts.port or 80)
         self.region = region
+        self.regions = frozenset((region, *regions))
+        """The regions it answers for, as one endpoint serving each region's STS: a request's scope picks one."""
         self._clock = clock
         self._lookup = lookup
         self._server: ThreadingHTTPServer | None = None
@@ -152,7 +155,7 @@ class LocalStsVerifier:
         amz_date = lower.get("x-amz-date", "")
         if "host" not in signed or "x-amz-date" not in signed or any(name not in lower for name in signed):
             return StsRefusal(400, "IncompleteSignature", "Host and X-Amz-Date must be signed, and every signed header present.")
-        if match["service"] != "sts" or match["region"] != self.region or match["date"] != amz_date[:8]:
+        if match["service"] != "sts" or match["region"] not in self.regions or match["date"] != amz_date[:8]:
             return StsRefusal(403, "SignatureDoesNotMatch", "Credential should be scoped to a valid region, service and date.")
         try:
             signed_at = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
@@ -178,7 +181,7 @@ class LocalStsVerifier:
             return StsRefusal(400, "XAmzContentSHA256Mismatch", "The provided x-amz-content-sha256 does not match the body.")
         request = AWSRequest(method="POST", url=f"http://{lower['host']}/", data=body, headers={name: lower[name] for name in signed})
         request.context["timestamp"] = amz_date
-        signer = _ExactHeadersSigner(Credentials(akid, secret.secret_key, secret.session_token), self.region, signed)
+        signer = _ExactHeadersSigner(Credentials(akid, secret.secret_key, secret.session_token), match["region"], signed)
         if not hmac.compare_digest(_signature(request, signer), match["signature"]):
             return StsRefusal(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided.")
         return None
