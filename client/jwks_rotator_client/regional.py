@@ -166,6 +166,7 @@ class RegionalSignClient:
             self._clients[signer.region] = self._client_for(signer, proof_reuse_seconds)
         self._failed_at: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._session.get_credentials()  # the chain is resolved once, here, not on a worker thread under the deadline
 
     def _client_for(self, signer: RegionalSigner, proof_reuse_seconds: float) -> SignClient:
         if not signer.region or not signer.function_name:
@@ -210,6 +211,8 @@ class RegionalSignClient:
         budget = self.deadline if deadline is None else deadline
         if not budget > 0:
             raise ValueError("the deadline must be positive")
+        if self._session.get_credentials() is None:  # the same in every region: the caller's to fix, not an outage
+            raise SignInvokeError("no AWS credentials to prove the caller's identity with")
         started = self._clock()
         failures: list[RegionFailure] = []
         order = self.order()

@@ -258,3 +258,19 @@ def test_a_bad_deadline_is_refused() -> None:
         regional(RegionLambda("eu-west-1", TOKEN), deadline=0)
     with pytest.raises(ValueError, match="must be positive"):
         regional(RegionLambda("eu-west-1", TOKEN)).sign({"sub": "a"}, deadline=-1)
+
+
+def test_no_credentials_is_the_callers_to_fix_and_no_region_is_tried(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                 "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    eu, us = RegionLambda("eu-west-1", TOKEN), RegionLambda("us-east-1", TOKEN)
+    signers = [RegionalSigner(lam.meta.region_name, FUNCTION, lambda_client=lam) for lam in (eu, us)]
+    client = RegionalSignClient(signers, boto3.Session(region_name="eu-west-1"))
+    with pytest.raises(SignInvokeError) as raised:
+        client.sign({"sub": "a"})
+    assert not isinstance(raised.value, RegionsUnavailableError) and str(raised.value) == "no AWS credentials to prove the caller's identity with"
+    assert eu.payloads == [] and us.payloads == []
