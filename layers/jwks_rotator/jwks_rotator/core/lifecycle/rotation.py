@@ -66,9 +66,9 @@ class RunReport:
     conflicts: int = 0
     converged: bool = False
     missing_origins: tuple[str, ...] = ()
+    """Origins the last publication did not reach: nothing was recorded as published (see ``core.lifecycle.origins``)."""
     lagging_replicas: tuple[str, ...] = ()
     """Regions whose keyring replica did not yet hold a newly published key (or could not be read)."""
-    """Origins the last publication did not reach: nothing was recorded as published (see ``core.lifecycle.origins``)."""
     keyring: Keyring = field(default_factory=Keyring)
 
     @property
