@@ -177,7 +177,7 @@ def signer_check(obj: CliContext, stack: StackInfo, settings: Settings, policy: 
         lambda_client = obj.client("lambda", endpoint_url=obj.lambda_endpoint())
         sts_endpoint = function_environment(lambda_client, stack.sign_function_name).get("STS_ENDPOINT_URL") or None
         session = caller_session(obj, role)
-        caller = role or str(session.client("sts", endpoint_url=sts_endpoint).get_caller_identity()["Arn"])
+        caller = role or str(obj.client("sts", endpoint_url=sts_endpoint, session=session).get_caller_identity()["Arn"])
         client = SignClient(stack.sign_function_name, obj.client("lambda", endpoint_url=obj.lambda_endpoint(), session=session), session,
                             sts_endpoint_url=sts_endpoint)
         answer = client.sign(doctor_request(policy, settings, caller))

@@ -14,6 +14,7 @@ from jwks_rotator.core.keys.records import KeyState
 from jwks_rotator.core.lifecycle.keygen import generate_key
 from jwks_rotator.core.settings import Settings
 from jwks_rotator_cli import doctor
+from jwks_rotator_cli.context import CliContext
 from jwks_rotator_cli.doctor import kms_check, signer_check
 
 NOW = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
@@ -118,3 +119,31 @@ def test_a_cached_documents_date_counts_its_age():
     assert doctor.served_at(cached) == NOW + timedelta(seconds=1800)
     assert doctor.served_at(doctor.Fetched("u", 200, {"Date": "Mon, 07 Dec 2026 03:00:00 GMT", "Age": "x"})) == NOW
     assert doctor.served_at(doctor.Fetched("u", None)) is None
+
+
+class RecordingSession:
+    """A caller's session whose clients record how they were made; its STS refuses (the check ends there)."""
+
+    def __init__(self) -> None:
+        self.made: list[tuple[str, dict[str, Any]]] = []
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        self.made.append((service, kwargs))
+        return DeniedSts()
+
+
+class DeniedSts:
+    def get_caller_identity(self) -> dict[str, Any]:
+        raise ClientError({"Error": {"Code": "ExpiredToken", "Message": "no"}}, "GetCallerIdentity")
+
+
+def test_the_callers_sts_client_has_the_clis_timeouts(monkeypatch):
+    """Every AWS call doctor makes is bounded: a black-holed STS must not take botocore's default 60 s x 5 attempts."""
+    session = RecordingSession()
+    monkeypatch.setattr(doctor, "caller_session", lambda obj, role: session)
+    monkeypatch.setattr(doctor, "function_environment", lambda client, name: {})
+    obj = CliContext(None, "us-east-1", "no-state.json")
+    check = signer_check(obj, Stack(), None, None)  # type: ignore[arg-type]
+    assert check.result == "fail" and "ExpiredToken" in check.detail
+    sts = [kwargs for service, kwargs in session.made if service == "sts"]
+    assert sts and sts[0]["config"].connect_timeout == 5 and sts[0]["config"].read_timeout == 30
