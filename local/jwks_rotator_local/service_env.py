@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 import click
+from botocore.config import Config
 
 from jwks_rotator_cli.context import CliContext
 from jwks_rotator_cli.local_state import DEFAULT_REGION, DEMO_CALLER_ROLE, SIGN_FUNCTION, read_state_file
@@ -76,6 +77,7 @@ def demo_caller_credentials(state: Mapping[str, Any]) -> dict[str, str]:
     sts = boto3.client(
         "sts", endpoint_url=str(state["moto_endpoint"]), region_name=str(state.get("region") or DEFAULT_REGION),
         aws_access_key_id="testing", aws_secret_access_key="testing",
+        config=Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 3}),
     )
     role = str(state.get("demo_caller_role") or DEMO_CALLER_ROLE)
     answer = sts.assume_role(RoleArn=role, RoleSessionName=SESSION_NAME, DurationSeconds=CREDENTIAL_SECONDS)["Credentials"]

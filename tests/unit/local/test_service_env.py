@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import subprocess
+from typing import Any
 
-from jwks_rotator_local.service_env import shell_lines
+from jwks_rotator_local import service_env
+from jwks_rotator_local.service_env import demo_caller_credentials, shell_lines
 
 CREDENTIALS = {"AccessKeyId": "ASIA$(touch pwned)", "SecretAccessKey": "s'`id`", "SessionToken": "t;id"}
 
@@ -22,3 +24,20 @@ def test_a_state_file_cannot_run_a_command_through_eval(tmp_path):
     assert list(tmp_path.iterdir()) == []
     assert done.stdout == "t;id|fn;touch pwned"
     assert all("\n" not in line and "\r" not in line for line in lines)
+
+
+def test_the_demo_callers_credentials_are_asked_for_with_timeouts(monkeypatch):
+    """A state file naming a moto that does not answer must not hold `local env` for botocore's default minutes."""
+    made: list[dict[str, Any]] = []
+
+    class Sts:
+        def assume_role(self, **_: Any) -> dict[str, Any]:
+            return {"Credentials": {"AccessKeyId": "a", "SecretAccessKey": "s", "SessionToken": "t"}}
+
+    def client(service: str, **kwargs: Any) -> Sts:
+        made.append(kwargs)
+        return Sts()
+
+    monkeypatch.setattr(service_env.boto3, "client", client)
+    assert demo_caller_credentials({"moto_endpoint": "http://127.0.0.1:1"})["SessionToken"] == "t"
+    assert made[0]["config"].connect_timeout <= 5 and made[0]["config"].read_timeout <= 30
