@@ -203,7 +203,7 @@ def policy_check(obj: CliContext, stack: StackInfo, settings: Settings) -> tuple
     return check_policy(text, loaded.disabled), loaded
 
 
-def alarm_checks(obj: CliContext, stack: StackInfo, parameters: dict[str, str]) -> list[Check]:
+def alarm_checks(obj: CliContext, stack: StackInfo, parameters: dict[str, str], stack_age: timedelta | None = None) -> list[Check]:
     """The stack's alarms (from its resources) exist in CloudWatch; their states; the alarm email."""
     try:
         resources = obj.client("cloudformation").describe_stack_resources(StackName=stack.name)["StackResources"]
@@ -211,7 +211,7 @@ def alarm_checks(obj: CliContext, stack: StackInfo, parameters: dict[str, str]) 
         alarms = obj.client("cloudwatch").describe_alarms(AlarmNames=names)["MetricAlarms"] if names else []
     except (ClientError, BotoCoreError) as exc:
         return [Check("alarms", "warn", f"not readable here ({_aws_error(exc)})", "grant cloudwatch:DescribeAlarms to check them")]
-    return check_alarms(alarms, len(names), parameters.get("AlarmEmail"))
+    return check_alarms(alarms, len(names), parameters.get("AlarmEmail"), stack_age)
 
 
 LAST_RUN_PAGES = 20
@@ -289,7 +289,8 @@ def run_checks(obj: CliContext, clock: Clock = lambda: datetime.now(UTC)) -> tup
     parameters = {str(p["ParameterKey"]): str(p.get("ParameterValue", "")) for p in described.get("Parameters", [])}
     checks.append(check_operator_roles(list(settings.operator_roles)))
     checks.append(check_break_glass(parameters.get("BreakGlassRoleArn")))
-    checks += alarm_checks(obj, stack, parameters)
+    deployed = max((t for t in (created, described.get("LastUpdatedTime")) if isinstance(t, datetime)), default=None)
+    checks += alarm_checks(obj, stack, parameters, (remote or local_now) - deployed if deployed is not None else None)
     if settings.key_custody == "kms" and keyring is not None:
         checks.append(kms_check(obj, keyring))
     checks.append(check_clock(local_now, remote, source))

@@ -35,6 +35,8 @@ SKEW_WARN = timedelta(seconds=5)
 SKEW_FAIL = timedelta(minutes=4)
 """STS accepts a proof signed within 5 minutes of its clock: past 4, proofs from this machine start failing."""
 FAILING_ALARM_STATES = frozenset({"ALARM"})
+ALARM_SETTLE = timedelta(hours=1)
+"""Longer than any template alarm takes to leave INSUFFICIENT_DATA after it is created."""
 WARN_ONLY_ALARMS = ("RefusalBurst",)
 """An alarm on refusals says callers are refused, not that the stack is broken."""
 
@@ -318,9 +320,19 @@ def check_break_glass(role_arn: str | None) -> Check:
     return Check("break-glass role", "ok", role_arn)
 
 
-def check_alarms(alarms: Sequence[Mapping[str, Any]], expected: int, alarm_email: str | None) -> list[Check]:
-    """The template's alarms exist; one in ALARM fails (a refusal burst warns); no alarm email warns."""
+def check_alarms(alarms: Sequence[Mapping[str, Any]], expected: int, alarm_email: str | None,
+                 stack_age: timedelta | None = None) -> list[Check]:
+    """The template's alarms exist; one in ALARM fails (a refusal burst warns); no alarm email warns.
+
+    Each template alarm treats missing data as OK or breaching, so one still ``INSUFFICIENT_DATA`` past
+    :data:`ALARM_SETTLE` after deployment cannot evaluate its metric and would never page: warn.
+    """
     checks: list[Check] = []
+    if stack_age is not None and stack_age > ALARM_SETTLE:
+        stuck = sorted(str(a.get("AlarmName")) for a in alarms if a.get("StateValue") == "INSUFFICIENT_DATA")
+        if stuck:
+            checks.append(Check("alarm", "warn", f"still without data {stack_age.total_seconds() / 3600:.0f}h after deployment: {', '.join(stuck)}",
+                                "it cannot evaluate its metric, so it never pages: compare it with template.yaml's and deploy again"))
     if expected == 0:
         checks.append(Check("alarms", "warn", "the stack has no alarms", "deploy the project's template.yaml: it creates them"))
     elif len(alarms) < expected:

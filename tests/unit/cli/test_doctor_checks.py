@@ -229,3 +229,12 @@ def test_stale_while_revalidate_past_the_max_age_fails():
     """A cache may serve the old document for stale-while-revalidate past max-age: that is as long as a longer max-age."""
     stale = check_document("JWKS", "u", 200, "application/json", "public, max-age=2, stale-while-revalidate=86400", 2 * S)
     assert stale.result == "fail" and "stale-while-revalidate=86400" in stale.detail
+
+
+def test_an_alarm_still_without_data_an_hour_after_deployment_warns():
+    """Every template alarm treats missing data as OK or breaching: one still INSUFFICIENT_DATA cannot evaluate, so never pages."""
+    alarms = [{"AlarmName": "s-RotateErrors", "StateValue": "OK"}, {"AlarmName": "s-SignerUnavailable", "StateValue": "INSUFFICIENT_DATA"}]
+    fresh = check_alarms(alarms, 2, "ops@example.com", stack_age=timedelta(minutes=5))
+    assert worst(fresh) == "ok"  # just deployed: not evaluated yet
+    stuck = check_alarms(alarms, 2, "ops@example.com", stack_age=timedelta(days=3))
+    assert worst(stuck) == "warn" and any("s-SignerUnavailable" in c.detail and c.result == "warn" for c in stuck)
