@@ -76,7 +76,7 @@ def test_no_prose_line_is_longer_than_200_characters(path: Path) -> None:
     assert not long_lines, "prose lines over 200 characters (wrap them):\n" + "\n".join(long_lines)
 
 
-@pytest.mark.parametrize("path", [README, *sorted(DOCS.glob("*.md"))], ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("path", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_relative_link_points_at_an_existing_file(path: Path) -> None:
     missing = []
     for number, target in relative_links(path):
