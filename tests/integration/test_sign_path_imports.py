@@ -1,11 +1,11 @@
-"""The sign handler's cold start loads only the sign path: no rotation, no key generation, no jwcrypto, no moto,
+"""The sign handler's INIT loads the sign path and nothing else: no rotation, no key generation, no jwcrypto, no moto,
 and (reading through the Parameters and Secrets extension) no boto3, botocore or powertools.
 
 import-linter checks the layer's modules statically (pyproject [tool.importlinter]); this checks the
 handler itself, which is not a package: a fresh interpreter imports functions/sign/app.py, verifies a
 caller's proof against an STS test double and issues one token from a keyring in the moto server, read
 through the local extension stand-in (all three running in this test's process, not the child's), and
-reports which modules it loaded after the import and after the first invocation.
+reports which modules it loaded after the import (INIT) and after the first invocation.
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ pytestmark = pytest.mark.integration
 SIGN_APP = Path(__file__).resolve().parents[2] / "functions" / "sign" / "app.py"
 ISSUER = "https://issuer.example"
 NOT_ON_THE_SIGN_PATH = ("jwks_rotator.core.rotation", "jwks_rotator.core.keygen", "jwks_rotator.core.lifecycle", "jwcrypto", "moto")
-# What importing the handler loads of ours: its logger, metrics and audit writer and the error root; the issuance
-# core (settings, policy, verifier, signer and cryptography) is the first invocation's to import.
-AT_IMPORT = {"jwks_rotator", "jwks_rotator.adapters", "jwks_rotator.adapters.audit_log", "jwks_rotator.adapters.sign_telemetry",
-             "jwks_rotator.core", "jwks_rotator.core.errors"}
+# What importing the handler (Lambda's INIT) loads: the issuance core (settings, policy, verifier, signer), the sign
+# path's adapters and the crypto backend. The first invocation, signing with a key from the keyring, loads nothing more.
+AT_INIT = {"jwks_rotator.core.settings", "jwks_rotator.core.issuance", "jwks_rotator.core.issuance_policy", "jwks_rotator.core.caller_verifier",
+           "jwks_rotator.core.signer", "jwks_rotator.adapters.http", "jwks_rotator.adapters.sts_identity",
+           "jwks_rotator.adapters.secrets_extension", "jwks_rotator.adapters.runtime_hooks", "cryptography.hazmat.backends.openssl.backend"}
 # Loaded by neither the import nor a first token signed with a key in the keyring: the ports' protocols (type checks
 # only) and the KMS custody module (a KMS record's first read loads it).
 NOT_FOR_A_LOCAL_KEY = ("jwks_rotator.core.ports", "jwks_rotator.core.kms_signing")
@@ -105,7 +106,8 @@ def test_a_cold_sign_handler_reads_through_the_extension_and_loads_no_sdk(aws_re
     assert answer["response"].get("kid") == report.keyring.active.kid, answer["response"]
     imported, loaded = set(answer["imported"]), set(answer["loaded"])
     assert {"jwks_rotator.core.signer", "jwks_rotator.adapters.secrets_extension", "jwks_rotator.adapters.sts_identity"} <= loaded  # the real path ran
-    assert imported <= AT_IMPORT, sorted(imported - AT_IMPORT)
+    assert imported >= AT_INIT, sorted(AT_INIT - imported)
+    assert loaded == imported, sorted(loaded - imported)
     assert not loaded.intersection(NOT_FOR_A_LOCAL_KEY), sorted(loaded.intersection(NOT_FOR_A_LOCAL_KEY))
     for modules in (imported, loaded):
         assert not modules.intersection(NOT_ON_THE_SIGN_PATH + NO_SDK), sorted(modules.intersection(NOT_ON_THE_SIGN_PATH + NO_SDK))

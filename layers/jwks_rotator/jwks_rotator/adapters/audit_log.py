@@ -23,6 +23,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TextIO
 
+from .sign_telemetry import OUTPUT_LOCK
+
 if TYPE_CHECKING:  # the sign handler imports this module before the issuance core, which its first call loads
     from jwks_rotator.core.issuance import AuditRecord
     from jwks_rotator.core.operator_gate import OperationRecord
@@ -49,17 +51,16 @@ class AuditLog:
         self._clock = clock
         self.function_version = ""  # set by the handler from its first invocation's context
         self._prefixes: dict[tuple[str | None, ...], str] = {}
-        self._second = -1
-        self._stamp = ""
+        self._stamp = (-1, "")  # (second, its text), replaced as one: threads never pair a second with another's text
 
     def write(self, record: AuditRecord) -> None:
         """One line for one decision; flushed so a crash right after it loses nothing."""
         now = self._clock()
         second = int(now)
-        if second != self._second:
-            self._second = second
-            self._stamp = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        line = f'{self._prefix(record)},"time":"{self._stamp}.{int((now - second) * 1000):03d}Z"'
+        stamp = self._stamp
+        if stamp[0] != second:
+            stamp = self._stamp = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+        line = f'{self._prefix(record)},"time":"{stamp[1]}.{int((now - second) * 1000):03d}Z"'
         issued = record.issued
         if issued is not None:
             aud = _quote(issued.aud) if type(issued.aud) is str else _encode(issued.aud)
@@ -71,15 +72,18 @@ class AuditLog:
                 f',"kid":{_quote(issued.kid)},"exp":{int(issued.expires_at)}'
             )
         stream = self._stream or sys.stdout
-        stream.write(line + "}\n")
-        stream.flush()
+        with OUTPUT_LOCK:
+            stream.write(line + "}\n")
+            stream.flush()
 
     def write_operation(self, record: OperationRecord) -> None:
         """One line for one rotate operation decision (rare: encoded whole each time)."""
         line = {"type": AUDIT_TYPE, "function": "rotate", "time": self._timestamp(), "function_version": self.function_version, **record.fields()}
+        text = _encode(line) + "\n"
         stream = self._stream or sys.stdout
-        stream.write(_encode(line) + "\n")
-        stream.flush()
+        with OUTPUT_LOCK:
+            stream.write(text)
+            stream.flush()
 
     def _timestamp(self) -> str:
         now = self._clock()

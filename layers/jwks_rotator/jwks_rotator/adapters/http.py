@@ -17,7 +17,9 @@ and replays callers' proofs to STS with :mod:`http.client` (no boto3, no
   out or was malformed is never sent again.
 
 One :class:`HttpTransport` per adapter keeps a connection per origin, used by
-one exchange at a time. TLS contexts are built once per process:
+one exchange at a time; :func:`forget_connections` drops every kept
+connection of the process without using it (a copy restored from a snapshot,
+or a forked process, must not share a socket or a TLS session with another). TLS contexts are built once per process:
 :func:`amazon_roots_context` (what the sign function uses for STS) trusts only
 Amazon Trust Services' roots, shipped beside this module
 (``amazon-trust-services-roots.pem``), and costs well under a millisecond where
@@ -32,6 +34,7 @@ import os
 import re
 import ssl
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -113,6 +116,15 @@ class _StrictResponse(http.client.HTTPResponse):
         return int(raw, 16)
 
 
+_TRANSPORTS: weakref.WeakSet[HttpTransport] = weakref.WeakSet()
+
+
+def forget_connections() -> None:
+    """Drop every transport's kept connection, unused: the next request of each opens a new one."""
+    for transport in list(_TRANSPORTS):
+        transport.forget()
+
+
 class _NothingReceived(Exception):
     """The connection was refused or closed before any byte of an answer: the one case sent again."""
 
@@ -142,6 +154,15 @@ class HttpTransport:
         self._connection: http.client.HTTPConnection | None = None
         # One exchange at a time on the kept connection: concurrent invocations on threads share one transport.
         self._lock = threading.Lock()
+        _TRANSPORTS.add(self)
+
+    def forget(self) -> None:
+        """Drop the kept connection without a word on it (its socket is closed here only); the lock is made anew."""
+        self._lock = threading.Lock()
+        connection, self._connection = self._connection, None
+        if connection is not None and connection.sock is not None:
+            with contextlib.suppress(OSError):
+                connection.sock.close()
 
     @property
     def origin(self) -> str:

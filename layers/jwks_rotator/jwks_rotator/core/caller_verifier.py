@@ -16,6 +16,10 @@ seen it yet: a warm caller that reuses its proof costs no STS call.
 * STS throttling, 5xx or a transport failure is ``signing_unavailable`` and
   not cached: the caller may retry.
 * The cache holds at most ``cache_size`` proofs and evicts the oldest.
+* Invocations running at once on threads share one verifier: the caches and
+  the buckets change under one lock (the replay itself runs outside it).
+  :meth:`CallerVerifier.forget` drops every verified proof and refusal and
+  restarts the buckets (a copy restored from a snapshot, or a forked process).
 """
 
 from __future__ import annotations
@@ -65,6 +69,10 @@ class _Bucket:
 
     def __init__(self, rate: float, burst: float, now: float) -> None:
         self._rate, self._burst, self._tokens, self._at = rate, burst, burst, now
+
+    @property
+    def burst(self) -> float:
+        return self._burst
 
     def take(self, now: float) -> bool:
         self._tokens = min(self._burst, self._tokens + max(0.0, now - self._at) * self._rate)
@@ -153,6 +161,24 @@ class CallerVerifier:
         self._on_event = on_event
         self._lock = threading.Lock()
 
+    def forget(self) -> None:
+        """Drop every verified proof, refusal and known access key, and refill the buckets from now.
+
+        For a copy restored from a snapshot or a forked process: its deadlines were timed on another copy's
+        monotonic clock. The lock is made anew (a fork may copy it held).
+        """
+        self._lock = threading.Lock()
+        now = self._monotonic()
+        self._new_keys = _Bucket(self._rate, self._new_keys.burst, now)
+        self._known_keys = _Bucket(self._rate, self._known_keys.burst, now)
+        for cache in (self._known, self._cache, self._refused, self._verified):
+            cache.clear()
+
+    @property
+    def cached_proofs(self) -> int:
+        """How many verified proofs and refusals are cached now."""
+        return len(self._cache) + len(self._refused) + len(self._verified)
+
     def verify(self, raw_proof: object, accepted_signers: Iterable[str]) -> CallerIdentity:
         """The caller's identity; refusals raise ``unauthenticated`` (with a ``reason``) or ``signing_unavailable``.
 
@@ -163,9 +189,14 @@ class CallerVerifier:
         """
         raw_key = _exact_contents(raw_proof)
         if raw_key is not None:
-            seen = self._verified.get(raw_key)
-            if seen is not None and seen.signer in accepted_signers and self._monotonic() < seen.deadline and self._wall() < seen.expires_at:
-                self._verified.move_to_end(raw_key)
+            with self._lock:
+                seen = self._verified.get(raw_key)
+                hit = (seen is not None and seen.signer in accepted_signers and self._monotonic() < seen.deadline
+                       and self._wall() < seen.expires_at)
+                if hit:
+                    self._verified.move_to_end(raw_key)
+            if hit:
+                assert seen is not None
                 self._emit("cache_hit")
                 return seen.identity
         identity = self._verify_parsed(raw_proof, accepted_signers, raw_key)

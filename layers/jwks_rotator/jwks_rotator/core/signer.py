@@ -35,6 +35,10 @@ Key cache (one per warm Lambda container):
   (:meth:`KeyCache.prefetch`), so that the reads overlap the first caller's
   proof replay; :meth:`KeyCache.get` waits for it and then behaves as after
   a read of its own (a failed read is raised, a usable key is used).
+* Invocations running at once on threads share one cache: a lock makes one
+  read at a time, and a thread that finds a read done meanwhile uses it.
+  :meth:`KeyCache.forget` drops the key, its deadlines and any failure (a
+  copy restored from a snapshot, or a forked process, reads afresh).
 
 KMS custody (a record with ``kms_key_arn``): the private half never leaves
 KMS. The cached key holds public metadata only (kid, alg, key ARN, the
@@ -255,6 +259,26 @@ class KeyCache:
         self._last_attempt = -math.inf
         self._failure: SigningUnavailableError | None = None
         self._prefetching: threading.Thread | None = None
+        self._lock = threading.RLock()
+
+    def forget(self) -> None:
+        """Drop the cached key, its monotonic deadlines and any recorded failure: the next :meth:`get` reads afresh.
+
+        For a copy restored from a snapshot or a forked process: no key from before is used, and no deadline
+        timed on another copy's monotonic clock. The lock is made anew (a fork may copy it held).
+        """
+        self._lock = threading.RLock()
+        self._entry = None
+        self._fresh_until = -math.inf
+        self._last_attempt = -math.inf
+        self._failure = None
+        self._prefetching = None
+
+    @property
+    def holds_key(self) -> bool:
+        """Whether a key (private material or a KMS key's handle) is cached now."""
+        entry = self._entry
+        return entry is not None and entry.key is not None
 
     def prefetch(self) -> None:
         """Start the first read in a background thread, unless the cache was read already (a cold container's first call).
@@ -266,28 +290,37 @@ class KeyCache:
         """
         if self._prefetching is not None or self._entry is not None or self._last_attempt != -math.inf:
             return
-        # In the caller's context (contextvars): whatever the invocation set up there applies to the read too.
-        context = contextvars.copy_context()
-        thread = threading.Thread(target=context.run, args=(self._prefetch_read,), name="key-cache-prefetch", daemon=True)
-        self._prefetching = thread
-        thread.start()
+        with self._lock:
+            if self._prefetching is not None or self._entry is not None or self._last_attempt != -math.inf:
+                return  # another invocation started it, or read, meanwhile
+            # In the caller's context (contextvars): whatever the invocation set up there applies to the read too.
+            context = contextvars.copy_context()
+            thread = threading.Thread(target=context.run, args=(self._prefetch_read,), name="key-cache-prefetch", daemon=True)
+            self._prefetching = thread
+            thread.start()
 
     def _prefetch_read(self) -> None:
         # A failed read is recorded (the failure, the attempt's time) and notified by _refresh: get() raises it.
-        with contextlib.suppress(Exception):
-            self._refresh(self._monotonic(), "initial")
+        with self._lock, contextlib.suppress(Exception):
+            if self._entry is None:
+                self._refresh(self._monotonic(), "initial")
 
     def settle(self) -> None:
         """Wait for a background read started by :meth:`prefetch`, if one runs."""
         thread = self._prefetching
         if thread is not None:
             thread.join()
-            self._prefetching = None
+            if self._prefetching is thread:
+                self._prefetching = None
 
     def get(self, now: float) -> SigningKey:
         """The key to sign with at wall-clock ``now``; :class:`SigningUnavailableError` when there is none."""
         if self._prefetching is not None:
             self.settle()
+        with self._lock:
+            return self._get(now)
+
+    def _get(self, now: float) -> SigningKey:
         tick = self._monotonic()
         entry = self._entry
         if entry is not None and tick < self._fresh_until:
@@ -317,7 +350,15 @@ class KeyCache:
         At most one read per :data:`REFRESH_INTERVAL`: a stream of refusals cannot hammer the store.
         """
         self.settle()
+        with self._lock:
+            return self._reread(refused)
+
+    def _reread(self, refused: SigningKey) -> SigningKey:
         tick = self._monotonic()
+        entry = self._entry
+        if entry is not None and entry.key is not None and (entry.key.kid, entry.key.record.kms_key_arn) != (
+                refused.kid, refused.record.kms_key_arn):
+            return entry.key  # another invocation read the keyring since this one's refusal
         if 0 <= tick - self._last_attempt < self._interval:
             raise SigningUnavailableError(f"no signing key: the key vault refused the active key {refused.kid} (disabled)")
         self._refresh(tick, "refused")
