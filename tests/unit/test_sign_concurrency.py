@@ -152,6 +152,7 @@ def test_concurrent_invocations_with_a_rotation_mid_flight_stay_consistent(fast_
     kids: Counter[str] = Counter()
     for index, (kind, response) in enumerate(results):
         if kind == "issued":
+            assert "token" in response, (index, response)
             claims = jwt.decode(response["token"], keys[response["kid"]], algorithms=["ES256"], audience="orders-api", issuer=ISSUER)
             assert claims["sub"] == f"user-{index}"
             jtis.append(claims["jti"])
@@ -180,8 +181,9 @@ def test_concurrent_invocations_with_a_rotation_mid_flight_stay_consistent(fast_
     # One read at a time, and only two in all: the first, and one after the rotation's ttl ran out.
     assert reader.most_at_once == 1
     assert reader.calls == revocations.calls == totals["KeyCacheRefreshes"] == 2
-    # One replay per distinct proof (7), give or take replays of the same new proof by threads that raced for it.
-    assert 7 <= totals["ProofReplays"] <= 7 + 16
+    # One replay per distinct proof presented (4 callers' and the stranger's), plus at most one per thread that raced
+    # another for the same new proof (the replay runs outside the verifier's lock).
+    assert 5 <= totals["ProofReplays"] <= 5 + 16
     assert app.handler({"proof": proofs[CALLERS[0].access_key], "sub": "u", "aud": "orders-api"}, context)["kid"] == NEW.kid
 
 

@@ -296,8 +296,8 @@ class KeyCache:
             # In the caller's context (contextvars): whatever the invocation set up there applies to the read too.
             context = contextvars.copy_context()
             thread = threading.Thread(target=context.run, args=(self._prefetch_read,), name="key-cache-prefetch", daemon=True)
-            self._prefetching = thread
             thread.start()
+            self._prefetching = thread  # only once started: another invocation may join it as soon as it sees it
 
     def _prefetch_read(self) -> None:
         # A failed read is recorded (the failure, the attempt's time) and notified by _refresh: get() raises it.
