@@ -195,7 +195,30 @@ def test_functions_and_layer(template: dict[str, Any], resources: dict[str, Any]
         assert props["Handler"] == "app.handler"
         assert props.get("Runtime", "python3.12") == "python3.12"
     assert resources["SignFunction"]["Properties"]["Timeout"] <= 10
-    assert resources["SignFunction"]["Properties"]["MemorySize"] == 512
+    assert resources["SignFunction"]["Properties"]["MemorySize"] == {"Ref": "SignMemorySize"}
+    assert template["Parameters"]["SignMemorySize"]["Default"] == 512  # chosen by measurement (benchmarks/RESULTS.md, power tuning)
+
+
+def test_snapstart_and_provisioned_concurrency_are_opt_in_on_a_published_alias(template: dict[str, Any], resources: dict[str, Any]) -> None:
+    props = resources["SignFunction"]["Properties"]
+    parameters = template["Parameters"]
+    assert parameters["SignSnapStart"]["Default"] == "None" and parameters["SignSnapStart"]["AllowedValues"] == ["None", "PublishedVersions"]
+    assert parameters["SignProvisionedConcurrency"]["Default"] == 0
+    assert props["SnapStart"] == {"ApplyOn": {"Ref": "SignSnapStart"}}
+    version, alias = resources["SignFunctionVersion"], resources["SignFunctionAlias"]
+    assert version["Condition"] == alias["Condition"] == "SignPublishesVersions"  # off by default: neither exists
+    assert version["Properties"]["FunctionName"] == alias["Properties"]["FunctionName"] == {"Ref": "SignFunction"}
+    assert {"Ref": "SignCodeRevision"} == {"Ref": version["Properties"]["Description"]["Fn::Sub"].split("${")[1].rstrip("}")}
+    assert alias["Properties"]["FunctionVersion"] == {"Fn::GetAtt": ["SignFunctionVersion", "Version"]}
+    concurrency = alias["Properties"]["ProvisionedConcurrencyConfig"]["Fn::If"]
+    assert concurrency[0] == "HasSignProvisionedConcurrency" and concurrency[2] == {"Ref": "AWS::NoValue"}
+    outputs = template["Outputs"]
+    # Off (the default): the outputs callers use and the name proofs bind to are the function's own, as before.
+    assert outputs["SignFunctionName"]["Value"] == {"Ref": "SignFunction"}
+    assert outputs["SignFunctionArn"]["Value"] == {"Fn::GetAtt": ["SignFunction", "Arn"]}
+    assert outputs["SignFunctionAliasArn"]["Condition"] == "SignPublishesVersions"
+    conditions = template["Conditions"]
+    assert conditions["SignPublishesVersions"] == {"Fn::Or": [{"Condition": "SignSnapStartOn"}, {"Condition": "HasSignProvisionedConcurrency"}]}
 
 
 def test_secret_starts_as_the_empty_keyring_under_the_cmk(resources: dict[str, Any]) -> None:
