@@ -1,46 +1,18 @@
 """Sign function: issue a JWT to an authenticated caller, as far as its issuance profile allows (direct invoke).
 
-A request is ``{"proof": {...}, "sub", "aud", "ttl", "claims", "profile"}``:
-the proof is the caller's SigV4-signed ``sts:GetCallerIdentity`` request,
-which the function replays to STS itself (see jwks_rotator.core.caller_proof
-and jwks_rotator.core.issuance for the checks and their order). Every answer
-is ``{"token", "token_type", "kid", "alg", "expires_at"}`` or
-``{"error", "message"}``; the function never raises. A bad configuration
-(settings, STS endpoint or issuance policy) is answered with
-``invalid_configuration`` on every call, and logged, instead of a crash loop.
+A request is ``{"proof": {...}, "sub", "aud", "ttl", "claims", "profile"}``; every answer is ``{"token",
+"token_type", "kid", "alg", "expires_at"}`` or ``{"error", "message"}``: the function never raises. A bad
+configuration is answered with ``invalid_configuration`` on every call, and logged, instead of a crash loop.
 
-Audit: one JSON line per decision (type ``jwks-rotator.audit``) written to
-stdout, issued and refused alike: caller, role, profile, decision and code,
-policy digest, function version; an issued token adds jti, sub, aud, kid and
-exp. Never the token, the proof or another claim value.
+Every decision, issued or refused, is one audit JSON line on stdout (never the token, the proof or another claim
+value); metrics are EMF records, at most one per :data:`METRICS_FLUSH_SECONDS` per container.
 
-Metrics (EMF, at most one record per :data:`METRICS_FLUSH_SECONDS` per
-container): ``TokensIssued_<alg>``, ``Refusals_<code>``,
-``IssuedByProfile_<profile>``, ``RefusedByProfile_<profile>_<code>``,
-``KeyCacheRefreshes`` and ``ProofReplays``. A container reclaimed less than
-that after its last record loses those counts.
-
-Lifecycle (docs/design/sign-lifecycle.md):
-
-* INIT (this module's import) does everything that needs neither a caller
-  nor a secret: it imports the issuance core and the crypto backend, reads
-  and validates the settings and the issuance policy, compiles its patterns
-  and builds the TLS context for STS. It reads no key and opens no
-  connection, so a SnapStart snapshot holds nothing secret. A configuration
-  error is kept and answered with ``invalid_configuration`` on every call
-  (logged at INIT and at each call): never a crash loop.
-* The first invocation replays the caller's proof, reads the keys (through
-  the Parameters and Secrets extension, overlapping the replay) and signs.
-* After a SnapStart restore (and in a forked copy) the keys, the verified
-  proofs, every monotonic deadline, the kept connections and the ``random``
-  module's state are dropped: each copy reads and caches afresh.
-* Invocations running at once on threads share the caches; counts, audit
-  lines and log lines are written under locks.
-
-Logs and metrics are written directly
-(:mod:`jwks_rotator.adapters.sign_telemetry`, powertools' shapes without its
-import), and proofs are replayed to STS over HTTPS with a TLS context of
-Amazon's roots only: boto3, botocore and powertools stay out of the process.
+Lifecycle (why: docs/design/sign-lifecycle.md): INIT, this module's import, does everything that needs neither a
+caller nor a secret (the issuance core, the crypto backend, settings, policy, the TLS context for STS) and reads no
+key; the first invocation replays the proof, reads the keys and signs. After a SnapStart restore, or in a forked
+copy, the keys, verified proofs, monotonic deadlines, kept connections and ``random``'s state are dropped.
+Concurrent invocations on threads share the caches under locks. boto3, botocore and powertools stay out of the
+process. Audit fields and metric names: docs/design/sign-function.md.
 """
 
 from __future__ import annotations
@@ -54,17 +26,17 @@ import time
 from collections import Counter
 from typing import Any
 
-from jwks_rotator.adapters.audit_log import AuditLog
-from jwks_rotator.adapters.http import forget_connections
-from jwks_rotator.adapters.runtime_hooks import register_copy_hooks
-from jwks_rotator.adapters.sign_telemetry import EmfMetrics, JsonLogger
-from jwks_rotator.adapters.sts_identity import STS_CA_BUNDLE_ENV, StsEndpoint
-from jwks_rotator.core.caller_proof import accepted_signer_names
+from jwks_rotator.adapters.lean.audit_log import AuditLog
+from jwks_rotator.adapters.lean.http import forget_connections
+from jwks_rotator.adapters.lean.runtime_hooks import register_copy_hooks
+from jwks_rotator.adapters.lean.sts_identity import STS_CA_BUNDLE_ENV, StsEndpoint
+from jwks_rotator.adapters.lean.telemetry import EmfMetrics, JsonLogger
+from jwks_rotator.bootstrap.sign import build_issuance_service
+from jwks_rotator.core.callers.proof import accepted_signer_names
 from jwks_rotator.core.errors import ConfigurationError, JwksRotatorError
-from jwks_rotator.core.issuance import AuditRecord, IssuanceService
+from jwks_rotator.core.issuance.service import AuditRecord, IssuanceService
+from jwks_rotator.core.issuance.signer import SigningKey
 from jwks_rotator.core.settings import Settings
-from jwks_rotator.core.signer import SigningKey
-from jwks_rotator.wiring import build_issuance_service
 
 METRICS_FLUSH_SECONDS = 1.0
 CODE_DIR = os.path.dirname(os.path.realpath(__file__))  # os.path, not pathlib: pathlib costs ~9 ms of imports at a cold start
@@ -131,7 +103,7 @@ def _build_service() -> IssuanceService:
 
     With the extension's port in the environment (the template sets it) the
     signer reads through the extension and boto3 is never imported; without
-    it, the wiring imports boto3 only after validation.
+    it, the composition root imports boto3 only after validation.
     """
     settings = Settings.from_env(os.environ)
     service = build_issuance_service(
