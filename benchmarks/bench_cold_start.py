@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import io
 import json
+import math
 import os
 import shutil
 import ssl
@@ -91,6 +92,12 @@ BARE_CHILD = "import os, time; os.write(2, b'{\"at\": %r, \"ok\": true}\\n' % ti
 LAMBDA_FULL_CPU_MB = 1769
 """Lambda gives an invocation CPU in proportion to memory: 1,769 MB is one vCPU."""
 MEMORY_SIZES = (512, 1024, 1769)
+TUNING_SIZES = (128, 256, 512, 768, 1024, 1536, 1769, 2048)
+PRICE_PER_GB_SECOND = 0.0000166667
+PRICE_PER_REQUEST = 0.20 / 1e6
+PRICE_SOURCE = ("AWS Lambda pricing, US East (N. Virginia), x86, first duration tier: $0.0000166667 per GB-second and "
+                "$0.20 per million requests (aws.amazon.com/lambda/pricing; the whitepaper \"How AWS Pricing Works\", "
+                "Lambda); duration billed per 1 ms, rounded up; INIT billed like an invocation since 2025-08-01")
 
 # The first invocation's parts, timed in the child by wrapping the functions that do them (after: this tree only).
 PARTS_CHILD = textwrap.dedent(
@@ -285,6 +292,33 @@ class Samples:
         first = self.med("init_wall") + self.med("first_cpu") * slow + self.first_wait()
         return first, self.med("warm_cpu") * slow + max(0.0, self.med("warm_wall") - self.med("warm_cpu"))
 
+    def estimate_throttled_init(self, memory_mb: int) -> float:
+        """The first token if INIT gets only the invoke phase's share too (the pessimistic case)."""
+        slow = max(1.0, LAMBDA_FULL_CPU_MB / memory_mb)
+        return (self.med("init_cpu") * slow + max(0.0, self.med("init_wall") - self.med("init_cpu"))
+                + self.med("first_cpu") * slow + self.first_wait())
+
+
+def cost_per_million(memory_mb: int, billed_ms: float) -> float:
+    """Dollars for a million invocations of ``billed_ms`` each (rounded up to 1 ms) at ``memory_mb``."""
+    return 1e6 * (PRICE_PER_REQUEST + math.ceil(max(billed_ms, 1e-9)) / 1e3 * memory_mb / 1024 * PRICE_PER_GB_SECOND)
+
+
+def power_tuning(samples: Samples) -> list[str]:
+    """Memory against estimated latencies and cost per million tokens, from one variant's medians."""
+    lines = [("| memory MB | vCPU share | first token ms (INIT at a full core / INIT at the share) | warm token ms | "
+             "$ per million warm tokens | $ per million tokens, 1 in 100 a cold start |"), "|---|---|---|---|---|---|"]
+    for memory in TUNING_SIZES:
+        first, warm = samples.estimate(memory)
+        pessimistic = samples.estimate_throttled_init(memory)
+        warm_cost = cost_per_million(memory, warm)
+        # a cold start bills its INIT and its first invocation (the pessimistic INIT: what a throttled INIT would bill)
+        cold_cost = cost_per_million(memory, pessimistic)
+        mixed = 0.99 * warm_cost + 0.01 * cold_cost
+        lines.append(f"| {memory:,} | {min(1.0, memory / LAMBDA_FULL_CPU_MB):.2f} | {first:.0f} / {pessimistic:.0f} | {warm:.2f} | "
+                     f"{warm_cost:.4f} | {mixed:.4f} |")
+    return lines
+
 
 def measure(cloud: Cloud, variants: list[Variant], runs: int) -> dict[tuple[str, str], Samples]:
     """``runs`` rounds; in each, every variant and algorithm once, in a rotating order, each beside a bare interpreter."""
@@ -414,6 +448,14 @@ def render(results: dict[tuple[str, str], Samples], variants: list[Variant], ver
             estimates = [s.estimate(m) for m in MEMORY_SIZES]
             lines.append(f"| {variant.name} | {alg} | " + " | ".join(f"{first:.0f}" for first, _ in estimates) + " | "
                          + " | ".join(f"{warm:.2f}" for _, warm in estimates) + " |")
+    for alg in ALGS:
+        key = next((k for k in results if k[0].startswith("after, python3.12") and k[1] == alg), None)
+        if key is None:
+            continue
+        lines += ["", f"### Power tuning (estimate): {key[0]}, {alg}", "",
+                  ("Memory against the estimated first-token and warm-token latency and the cost per million tokens "
+                   "(requests plus duration; a warm token bills its handler time, a cold start its INIT and first "
+                   f"invocation). Price source: {PRICE_SOURCE}."), "", *power_tuning(results[key])]
     lines += ["", "### Goals", ""]
     for variant in variants:
         if not variant.name.startswith("after, python3.12"):
