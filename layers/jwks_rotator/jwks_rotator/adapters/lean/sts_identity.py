@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from jwks_rotator.adapters.lean.http import HttpError, HttpTransport, amazon_roots_context, ca_file_context, default_ssl_context
@@ -42,8 +41,7 @@ _ERROR_CODE = re.compile(rb"<Error>.*?<Code>([A-Za-z0-9.]{1,64})</Code>", re.DOT
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-@dataclass(frozen=True)
-class StsEndpoint:
+class StsEndpoint(NamedTuple):  # not a dataclass: a tenth of the class creation cost at INIT
     """Where the signer replays proofs: the origin to connect to, the Host a proof must sign, and the scope region."""
 
     origin: str
