@@ -189,7 +189,7 @@ def test_functions_and_layer(template: dict[str, Any], resources: dict[str, Any]
         assert props.get("Runtime", "python3.12") == "python3.12"
     assert resources["SignFunction"]["Properties"]["Timeout"] <= 10
     assert resources["SignFunction"]["Properties"]["MemorySize"] == {"Ref": "SignMemorySize"}
-    assert template["Parameters"]["SignMemorySize"]["Default"] == 512  # chosen by measurement (benchmarks/RESULTS.md, power tuning)
+    assert template["Parameters"]["SignMemorySize"]["Default"] == 1024  # chosen by measurement (benchmarks/RESULTS.md, power tuning)
 
 
 def test_snapstart_and_provisioned_concurrency_are_opt_in_on_a_published_alias(template: dict[str, Any], resources: dict[str, Any]) -> None:
