@@ -39,7 +39,7 @@ AT_INIT = {"jwks_rotator.core.settings", "jwks_rotator.core.issuance.service", "
 # Loaded by neither the import nor a first token signed with a key in the keyring: the ports' protocols (type checks
 # only) and the KMS custody module (a KMS record's first read loads it).
 NOT_FOR_A_LOCAL_KEY = ("jwks_rotator.core.ports", "jwks_rotator.core.keys.kms")
-NO_SDK = ("boto3", "botocore", "aws_lambda_powertools", "jwcrypto", "moto", "jwks_rotator.adapters.sdk.clients")
+NO_SDK = ("boto3", "botocore", "aws_lambda_powertools", "jwcrypto", "moto", "yaml", "jwks_rotator.adapters.sdk.clients")
 SESSION_TOKEN = "the-function-session-token"
 
 CHILD = """
@@ -52,7 +52,7 @@ def counting_connect(self, address):
 socket.socket.connect = counting_connect
 def ours():
     return sorted(name for name in sys.modules
-                  if name.split(".")[0] in ("jwks_rotator", "jwcrypto", "moto", "boto3", "botocore", "aws_lambda_powertools", "cryptography"))
+                  if name.split(".")[0] in ("jwks_rotator", "jwcrypto", "moto", "boto3", "botocore", "aws_lambda_powertools", "cryptography", "yaml"))
 spec = importlib.util.spec_from_file_location("sign_app", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
