@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from .telemetry import OUTPUT_LOCK
 
-if TYPE_CHECKING:  # the sign handler imports this module before the issuance core, which its first call loads
+if TYPE_CHECKING:  # type checks only: the rotate function writes its lines without the issuance core
     from jwks_rotator.core.issuance.service import AuditRecord
     from jwks_rotator.core.lifecycle.operator_gate import OperationRecord
 
@@ -65,7 +65,7 @@ class AuditLog:
         if issued is not None:
             aud = _quote(issued.aud) if type(issued.aud) is str else _encode(issued.aud)
             # Measured reason: the issuance service module pulls in the issuance core (~70 ms, python -X importtime),
-            # which the sign handler imports at its first invocation, not at INIT; by the time a record is written it is loaded.
+            # which the rotate function (whose lines never hold a token) need not load; the sign handler loads it at INIT.
             from jwks_rotator.core.issuance.service import bounded_sub
 
             sub = bounded_sub(record.sub)
