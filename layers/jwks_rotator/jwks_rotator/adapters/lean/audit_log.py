@@ -37,6 +37,20 @@ _quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 _MAX_PREFIXES = 256
 
 
+_BOUNDED_SUB: list[Callable[[str | None], str | None]] = []
+
+
+def _bounded(sub: str | None) -> str | None:
+    """The issuance core's ``bounded_sub``, looked up once (an import statement costs ~1.7 µs per token)."""
+    if not _BOUNDED_SUB:
+        # Measured reason: the issuance service module pulls in the issuance core (~70 ms, python -X importtime),
+        # which the rotate function (whose lines never hold a token) need not load; the sign handler loads it at INIT.
+        from jwks_rotator.core.issuance.service import bounded_sub
+
+        _BOUNDED_SUB.append(bounded_sub)
+    return _BOUNDED_SUB[0](sub)
+
+
 class AuditLog:
     """Writes :class:`AuditRecord` s as JSON lines to a stream (stdout in Lambda).
 
@@ -64,11 +78,7 @@ class AuditLog:
         issued = record.issued
         if issued is not None:
             aud = _quote(issued.aud) if type(issued.aud) is str else _encode(issued.aud)
-            # Measured reason: the issuance service module pulls in the issuance core (~70 ms, python -X importtime),
-            # which the rotate function (whose lines never hold a token) need not load; the sign handler loads it at INIT.
-            from jwks_rotator.core.issuance.service import bounded_sub
-
-            sub = bounded_sub(record.sub)
+            sub = _bounded(record.sub)
             line += (
                 f',"jti":{_quote(issued.jti)},"sub":{_quote(sub) if sub is not None else "null"},"aud":{aud}'
                 f',"kid":{_quote(issued.kid)},"exp":{int(issued.expires_at)}'
