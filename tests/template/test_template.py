@@ -197,7 +197,7 @@ def test_snapstart_and_provisioned_concurrency_are_opt_in_on_a_published_alias(t
     parameters = template["Parameters"]
     assert parameters["SignSnapStart"]["Default"] == "None" and parameters["SignSnapStart"]["AllowedValues"] == ["None", "PublishedVersions"]
     assert parameters["SignProvisionedConcurrency"]["Default"] == 0
-    assert props["SnapStart"] == {"ApplyOn": {"Ref": "SignSnapStart"}}
+    assert props["SnapStart"] == {"Fn::If": ["SignSnapStartOn", {"ApplyOn": "PublishedVersions"}, {"Ref": "AWS::NoValue"}]}  # off: no property at all
     version, alias = resources["SignFunctionVersion"], resources["SignFunctionAlias"]
     assert version["Condition"] == alias["Condition"] == "SignPublishesVersions"  # off by default: neither exists
     assert version["Properties"]["FunctionName"] == alias["Properties"]["FunctionName"] == {"Ref": "SignFunction"}
