@@ -163,6 +163,9 @@ def _forget_process_state() -> None:
 
 _service, _init_error = _start()
 COPY_HOOKS = register_copy_hooks(_forget_process_state, _forget_process_state)
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start" and "snapstart" not in COPY_HOOKS:
+    logger.warning("SnapStart runtime hooks unavailable: restored copies keep nothing secret, but are not told of the restore",
+                   extra={"error": "snapshot_restore_py"})
 
 
 def _accepted_signers(context: Any) -> frozenset[str]:

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import pytest
 
-from jwks_rotator.adapters.lean.http import HttpError, HttpTransport
+from jwks_rotator.adapters.lean.http import HttpError, HttpTransport, forget_connections
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -270,3 +270,15 @@ def test_an_answer_with_two_content_lengths_is_refused() -> None:
             HttpTransport(server.origin).request("GET", "/")
     finally:
         server.close()
+
+
+def test_forgotten_connections_are_never_used_again(origin: str) -> None:
+    # A copy restored from a snapshot (or a forked process) must not share a kept socket with another copy.
+    transports = [HttpTransport(origin), HttpTransport(origin)]
+    for transport in transports:
+        transport.request("GET", "/ok")
+    assert len(_Handler.ports) == 2
+    forget_connections()
+    for transport in transports:
+        assert transport.request("GET", "/ok").status == 200
+    assert len(_Handler.ports) == 4  # each opened a new connection

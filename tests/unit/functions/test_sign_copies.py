@@ -181,3 +181,13 @@ def test_under_snapstart_the_hooks_go_to_the_runtime_and_the_restore_drops_what_
 
 def test_on_demand_the_hooks_are_only_the_fork_ones(initialised: Any) -> None:
     assert initialised.COPY_HOOKS == ("fork",)  # no snapshot_restore_py import outside SnapStart
+
+
+def test_under_snapstart_without_the_runtime_module_init_still_completes(initialised: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "snapshot_restore_py", None)  # an import of it raises ImportError
+    monkeypatch.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", "snap-start")
+    app = load_sign_app("sign_app_snapstart_no_module")
+    app.audit._stream = io.StringIO()
+    assert app.COPY_HOOKS == ("fork",) and app._service is not None
+    event = {"proof": ORDERS.proof(sts_endpoint_url=initialised.sts.url, signer=SIGN_FUNCTION_NAME), "sub": "user-4", "aud": "orders-api"}
+    assert "token" in app.handler(event, LambdaContext())

@@ -26,18 +26,22 @@ def register_copy_hooks(before_snapshot: Callable[[], None], after_restore: Call
                         environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
     """Run ``before_snapshot`` before a SnapStart snapshot, ``after_restore`` after a restore and in forked children.
 
-    Returns the mechanisms that took the hooks (``snapstart`` and ``fork``, or ``fork`` alone).
+    Returns the mechanisms that took the hooks (``snapstart`` and ``fork``, or ``fork`` alone: also under SnapStart
+    when ``snapshot_restore_py`` cannot be imported, which never stops INIT).
     """
     taken: list[str] = []
     if environ.get(INITIALIZATION_TYPE_ENV) == SNAP_START:
-        from snapshot_restore_py import (  # type: ignore[import-not-found]  # the managed runtime's own module
-            register_after_restore,
-            register_before_snapshot,
-        )
-
-        register_before_snapshot(before_snapshot)
-        register_after_restore(after_restore)
-        taken.append("snapstart")
+        try:
+            from snapshot_restore_py import (  # type: ignore[import-not-found]  # the managed runtime's own module
+                register_after_restore,
+                register_before_snapshot,
+            )
+        except ImportError:  # not a managed runtime: the caller logs it; INIT holds no key either way
+            pass
+        else:
+            register_before_snapshot(before_snapshot)
+            register_after_restore(after_restore)
+            taken.append("snapstart")
     os.register_at_fork(after_in_child=after_restore)
     taken.append("fork")
     return tuple(taken)
