@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from .app import fail
 from .audit_query import DECISIONS, OPERATIONS, AuditQuery, function_log_group, parse_when, select
-from .context import CliContext
+from .context import CliContext, refuse_stack_options
 from .local_state import ROTATE_FUNCTION, SIGN_FUNCTION
 
 _COLUMNS = ("time", "decision", "profile", "caller", "sub", "aud", "jti", "kid", "exp")
@@ -106,6 +106,7 @@ def audit(
     as_json: bool,
 ) -> None:
     """Decisions from the audit lines: who minted a token, what a caller got since when, who revoked a kid (--kid)."""
+    refuse_stack_options(obj, "log_group", "function_name")
     now = datetime.now(UTC)
     try:
         start = parse_when(since, now)
