@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import random
 from typing import Any
 
 import pytest
@@ -30,7 +32,7 @@ class FakeReplayer:
 
 
 def verifier(replayer: FakeReplayer, clocks: FakeClock, **kwargs: Any) -> CallerVerifier:
-    options: dict[str, Any] = {"max_age": 300, "leeway": 60, "rate_per_second": 1.0, "burst": 3, "cache_size": 8, **kwargs}
+    options: dict[str, Any] = {"max_age": 300, "leeway": 60, "rate_per_second": 1.0, "burst": 3, "cache_size": 8, "random_source": lambda: 0.0, **kwargs}
     return CallerVerifier(replayer, wall_clock=clocks.unix, monotonic_clock=clocks.monotonic, sts_host=HOST, sts_region=REGION, **options)
 
 
@@ -227,3 +229,67 @@ def test_a_presented_proof_changed_in_place_is_checked_again_not_answered_from_m
     with pytest.raises(UnauthenticatedError):
         subject.verify(presented, {SIGNER})
     assert len(replayer.calls) == 1
+
+
+def credential_proof(index: int, *, key: str, token: str) -> dict[str, Any]:
+    """A distinct proof naming access key ``key`` and carrying session token ``token``."""
+    return proof(Authorization=authorization(signature=f"{index:064x}").replace("ASIAEXAMPLEKEY123456", key), X_Amz_Security_Token=token)
+
+
+def test_forged_proofs_naming_a_verified_callers_key_id_cannot_stop_it_renewing() -> None:
+    """The key id is public; the session token is not: a forger's flood never draws from the verified caller's budget."""
+    clocks = FakeClock(SIGNED_AT + 1)
+    known, token = "ASIAKNOWNCALLER00001", "IQoJb3JpZ2luX2VjEXAMPLEREALSESSIONTOKEN"
+    replayer = FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
+    events: list[str] = []
+    subject = verifier(replayer, clocks, burst=40, rate_per_second=20.0, on_event=events.append, random_source=lambda: 0.99)
+    subject.verify(credential_proof(0, key=known, token=token), {SIGNER})
+    replayer.answers = [ReplayAnswer(403, error_code="SignatureDoesNotMatch")]
+    renewed = 0
+    for second in range(240):  # 50 forged proofs a second naming the real key id, with made-up tokens
+        for index in range(50):
+            forged = credential_proof(1_000 + second * 50 + index, key=known, token=f"FORGED{index}")
+            with contextlib.suppress(UnauthenticatedError):
+                subject.verify(forged, {SIGNER})
+        if second % 60 == 59:  # the real caller renews its proof every minute
+            replayer.answers = [ReplayAnswer(200, arn=ROLE_SESSION)]
+            assert subject.verify(credential_proof(second, key=known, token=token), {SIGNER}).role_arn.endswith("role/orders-service")
+            renewed += 1
+            replayer.answers = [ReplayAnswer(403, error_code="SignatureDoesNotMatch")]
+        clocks.advance(1.0)
+    assert renewed == 4 and events.count("rate_limited") > 9_000
+
+
+def test_a_flood_cannot_take_every_token_before_a_new_callers_first_proof() -> None:
+    """Under load the shared budget is an equal-chance draw, so arriving first does not win every token."""
+    clocks = FakeClock(SIGNED_AT + 1)
+    replayer = FakeReplayer(ReplayAnswer(403, error_code="InvalidClientTokenId"))
+    subject = verifier(replayer, clocks, burst=40, rate_per_second=20.0, random_source=random.Random(7).random)
+    admitted_after, reasons = None, set()
+    for second in range(60):
+        for index in range(50):  # the flood arrives first every second
+            with contextlib.suppress(UnauthenticatedError):
+                subject.verify(keyed_proof(100 + second * 50 + index), {SIGNER})
+        replayer.answers = [ReplayAnswer(200, arn=ROLE_SESSION)]
+        try:
+            subject.verify(credential_proof(second, key="ASIANEWCALLER0000001", token="NEWTOKEN"), {SIGNER})
+            admitted_after = second
+            break
+        except UnauthenticatedError as refused:
+            reasons.add(refused.reason)
+        finally:
+            replayer.answers = [ReplayAnswer(403, error_code="InvalidClientTokenId")]
+        clocks.advance(1.0)
+    assert reasons <= {"rate_limited"}
+    assert admitted_after is not None and admitted_after < 20  # p = 20/51 a try: 20 misses in a row is ~5e-5
+
+
+def test_proofs_without_a_session_token_are_never_known_callers() -> None:
+    clocks = FakeClock(SIGNED_AT + 1)
+    replayer = FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
+    signed = "content-type;host;x-amz-date;x-jwks-rotator-signer"
+    subject = verifier(replayer, clocks, burst=1, rate_per_second=1.0)
+    subject.verify(proof(X_Amz_Security_Token=None, Authorization=authorization(signed)), {SIGNER})
+    with pytest.raises(UnauthenticatedError) as caught:
+        subject.verify(proof(X_Amz_Security_Token=None, Authorization=authorization(signed, signature="cd" * 32)), {SIGNER})
+    assert caught.value.reason == "rate_limited"
