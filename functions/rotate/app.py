@@ -13,7 +13,8 @@ and ``accept_restore``. Never the proof.
 Metrics (EMF): ``Rotations``, ``Publications``, keys per state, ``ActiveKeyAgeSeconds`` and
 ``ActiveKeyOverdueSeconds`` (what the stale-key alarm watches), ``InvalidEvents``, ``OperationRefusals_<code>``,
 ``RotationFailures`` and, for the failures an operator must act on, ``KeyringBehindPublication`` and
-``ClockSkewDetected`` (see jwks_rotator.adapters.rotation_metrics). A failed run raises, so the error alarm and the
+``ClockSkewDetected`` (see jwks_rotator.adapters.rotation_metrics), and ``RevocationListRepaired`` when the revocation
+parameter had to be rewritten from the stack's record (erased, junk, malformed). A failed run raises, so the error alarm and the
 dead-letter queue see it.
 """
 
@@ -46,8 +47,14 @@ def _get_service() -> RotationService:
     """Settings from the environment (a bad combination fails with the rule named), then the service, once per container."""
     global _service
     if _service is None:
-        _service = build_rotation_service(Settings.from_env(os.environ), logger=logger)
+        _service = build_rotation_service(Settings.from_env(os.environ), logger=logger, on_revocation_repair=_on_revocation_repair)
     return _service
+
+
+def _on_revocation_repair(reason: str) -> None:
+    """The revocation mirror (SSM) was erased, filled with junk or malformed: rewritten from the record; counted and alarmed."""
+    logger.warning("revocation list repaired from the stack's record", extra={"reason": reason})
+    metrics.add_metric(name="RevocationListRepaired", unit=MetricUnit.Count, value=1)
 
 
 def _get_gate() -> OperatorGate:

@@ -111,13 +111,14 @@ def test_the_stale_key_alarm_follows_the_stack_s_own_settings(resources: dict[st
 
 
 def test_only_the_rotator_writes_the_revocation_list_and_the_signer_only_reads_it(resources: dict[str, Any]) -> None:
+    """The record (an object only the rotate role may write) and its SSM mirror (which the rotator repairs)."""
     by_function: dict[str, set[str]] = {}
     for name, statement in policy_statements(resources):
         if "revoked-kids" in json.dumps(statement.get("Resource")):
             by_function.setdefault(name, set()).update(as_list(statement["Action"]))
     assert by_function == {
-        "RotateFunction": {"ssm:GetParameter", "ssm:PutParameter", "ssm:GetParameterHistory"},
-        "SignFunction": {"ssm:GetParameter"},
+        "RotateFunction": {"s3:GetObject", "s3:PutObject", "ssm:GetParameter", "ssm:PutParameter", "ssm:GetParameterHistory", "ssm:DeleteParameter"},
+        "SignFunction": {"s3:GetObject", "ssm:GetParameter"},
     }
 
 
@@ -213,7 +214,9 @@ WRITE_VERBS = ("Put", "Update", "Delete", "Create", "Restore", "Rotate", "Tag", 
 def test_sign_function_can_only_read_the_current_signing_view_and_the_revocation_list(resources: dict[str, Any]) -> None:
     """The identity policy holds the revocation list only; the secret and its key grant the rest, by name."""
     statements = [s for name, s in policy_statements(resources) if name == "SignFunction" and s["Sid"] not in KMS_SIGN_SIDS]
-    assert {a for s in statements for a in as_list(s["Action"])} == {"ssm:GetParameter"}
+    assert {a for s in statements for a in as_list(s["Action"])} == {"ssm:GetParameter", "s3:GetObject"}
+    [record] = [s for s in statements if s["Action"] == "s3:GetObject"]
+    assert record["Resource"] == {"Fn::Sub": "${JwksBucket.Arn}/revocations/revoked-kids.json"}
     sign_role = {"Fn::GetAtt": ["SignFunctionRole", "Arn"]}
     by_sid = {s["Sid"]: s for s in resources["SigningKeySecretPolicy"]["Properties"]["ResourcePolicy"]["Statement"] if "Sid" in s}
     read = by_sid["SignRoleReadsTheCurrentSigningView"]
@@ -326,12 +329,15 @@ def test_only_the_rotate_function_writes(resources: dict[str, Any]) -> None:
             assert not writes & set(as_list(statement["Action"])), f"{name} may write: {statement['Action']}"
 
 
-def test_rotate_writes_only_the_two_documents(resources: dict[str, Any]) -> None:
-    for name, statement in policy_statements(resources):
-        if name == "RotateFunction" and "s3:PutObject" in as_list(statement["Action"]):
-            targets = [r["Fn::Sub"] for r in as_list(statement["Resource"])]
-            assert sorted(targets) == ["${JwksBucket.Arn}/.well-known/jwks.json",
-                                       "${JwksBucket.Arn}/.well-known/openid-configuration"]
+def test_rotate_writes_only_the_two_documents_and_the_revocation_record(resources: dict[str, Any]) -> None:
+    targets = [
+        r["Fn::Sub"]
+        for name, statement in policy_statements(resources)
+        if name == "RotateFunction" and "s3:PutObject" in as_list(statement["Action"])
+        for r in as_list(statement["Resource"])
+    ]
+    assert sorted(targets) == ["${JwksBucket.Arn}/.well-known/jwks.json", "${JwksBucket.Arn}/.well-known/openid-configuration",
+                               "${JwksBucket.Arn}/revocations/revoked-kids.json"]
 
 
 def test_bucket_is_private_tls_only_and_readable_only_by_the_distribution(resources: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .core.caller_verifier import CallerVerifier
     from .core.issuance import AuditRecord, IssuanceService
     from .core.operator_gate import OperatorGate
-    from .core.ports import KeyringReader, RevocationReader
+    from .core.ports import KeyringReader, RevocationReader, RevocationRecord
     from .core.rotation import Clock, RotationService
     from .core.signer import Clock as UnixClock
     from .core.signer import RefreshListener, TokenSigner
@@ -29,21 +29,24 @@ if TYPE_CHECKING:
 
 def build_rotation_service(
     settings: Settings, clients: ClientFactory | None = None, *, clock: Clock | None = None, logger: Any = None,
-    sleep: Callable[[float], None] | None = None,
+    sleep: Callable[[float], None] | None = None, on_revocation_repair: Callable[[str], None] | None = None,
 ) -> RotationService:
-    """The rotation service wired to Secrets Manager, S3, the revocation parameter (SSM), KMS and (when configured) CloudFront.
+    """The rotation service wired to Secrets Manager, S3, the revocation record (S3) and its mirror (SSM), KMS and CloudFront.
 
-    ``sleep`` is how the KMS hand-over waits for a disable to take effect before it enables the next key (``time.sleep``).
+    ``sleep`` is how the KMS hand-over waits for a disable to take effect before it enables the next key (``time.sleep``);
+    ``on_revocation_repair`` is told each repair of the revocation mirror (erased, junk, malformed, mirror_unwritable).
     """
     settings.require("keyring_secret_id", "jwks_bucket", "issuer")
     import time
 
     from .adapters.aws_clients import ROTATION, client_factory
     from .adapters.kms_vault import KmsKeyVault
-    from .adapters.revocation_parameter import SsmRevocationList
+    from .adapters.revocation_object import S3RevocationRecord
+    from .adapters.revocation_parameter import SsmRevocationMirror
     from .adapters.s3_publisher import S3Publisher
     from .adapters.secrets_store import SecretsManagerKeyringStore
     from .core.kms_custody import KmsCustodian
+    from .core.revocation_guard import GuardedRevocationList
     from .core.rotation import RotationService, utc_now
 
     if clients is None:
@@ -60,7 +63,11 @@ def build_rotation_service(
         cloudfront_client=clients("cloudfront") if settings.distribution_id else None,
         distribution_id=settings.distribution_id,
     )
-    revocations = SsmRevocationList(clients("ssm"), settings.revocation_parameter)
+    revocations = GuardedRevocationList(
+        S3RevocationRecord(clients("s3"), settings.jwks_bucket),
+        SsmRevocationMirror(clients("ssm"), settings.revocation_parameter),
+        on_repair=on_revocation_repair,
+    )
     signing_store = (
         SecretsManagerKeyringStore(clients("secretsmanager"), settings.signing_secret_id) if settings.signing_secret_id else None
     )
@@ -77,7 +84,7 @@ def build_token_signer(
     monotonic: UnixClock | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> TokenSigner:
-    """The token signer reading the signing secret's current version and the revocation list.
+    """The token signer reading the signing secret's current version, the revocation record (``jwks-bucket``) and its mirror.
 
     The signing secret holds the keyring's signing view (the active key only); a deployment without one
     (``signing-secret-id`` empty) reads the keyring secret. The reads go through the AWS Parameters and Secrets
@@ -90,6 +97,7 @@ def build_token_signer(
     import time
 
     from .adapters.kms_vault import KmsKeyVault
+    from .core.revocation_guard import RecordRevocationReader, UnionRevocationReader
     from .core.signer import TokenSigner
 
     secret_id = settings.signing_secret_id or settings.keyring_secret_id
@@ -99,20 +107,28 @@ def build_token_signer(
 
         endpoint = ExtensionEndpoint.from_environment(environ)
     reader: KeyringReader
-    revocations: RevocationReader
+    mirror: RevocationReader
     if endpoint is not None:
+        from .adapters.s3_record_reader import LeanS3RevocationRecord
         from .adapters.secrets_extension import readers_for
 
-        reader, revocations = readers_for(endpoint, secret_id, settings.revocation_parameter)
+        reader, mirror = readers_for(endpoint, secret_id, settings.revocation_parameter)
+        record: RevocationRecord | None = (
+            LeanS3RevocationRecord.from_environment(environ or {}, settings.jwks_bucket) if settings.jwks_bucket else None
+        )
     else:
         from .adapters.aws_clients import SIGNING, client_factory
+        from .adapters.revocation_object import S3RevocationRecord
         from .adapters.revocation_parameter import SsmRevocationReader
         from .adapters.secret_reader import SecretsManagerKeyringReader
 
         if clients is None:
             clients = client_factory(SIGNING)
         reader = SecretsManagerKeyringReader(clients("secretsmanager"), secret_id)
-        revocations = SsmRevocationReader(clients("ssm"), settings.revocation_parameter)
+        mirror = SsmRevocationReader(clients("ssm"), settings.revocation_parameter)
+        record = S3RevocationRecord(clients("s3"), settings.jwks_bucket) if settings.jwks_bucket else None
+    # The record (where no restore reaches; the template always names the bucket) and its mirror: a kid on either never signs.
+    revocations: RevocationReader = UnionRevocationReader(RecordRevocationReader(record), mirror) if record is not None else mirror
     given = clients
 
     def kms_client() -> Any:

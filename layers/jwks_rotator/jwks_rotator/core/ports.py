@@ -75,6 +75,31 @@ class RevocationReader(Protocol):
     def read(self) -> frozenset[str]: ...
 
 
+class RevocationRecord(Protocol):
+    """The stack's own record of revoked kids, where only the rotate role writes and no secret restore reaches.
+
+    ``load`` is None when the record was never written; a record that cannot
+    be read raises :class:`~.errors.StoreError`. ``save`` replaces it.
+    """
+
+    def load(self) -> tuple[str, ...] | None: ...
+
+    def save(self, kids: tuple[str, ...]) -> None: ...
+
+
+class RevocationMirror(Protocol):
+    """A copy of the revoked kids the signer reads cheaply (an SSM parameter any SSM writer can change).
+
+    ``read_mirror`` raises :class:`~.errors.StoreError` whose ``reason`` says
+    why (``ParameterNotFound``, ``MalformedRevocationList``, an AWS code);
+    ``replace`` overwrites it whatever it holds.
+    """
+
+    def read_mirror(self) -> tuple[str, ...]: ...
+
+    def replace(self, kids: tuple[str, ...]) -> None: ...
+
+
 @dataclass(frozen=True)
 class VaultSignature:
     """A key vault's answer to one Sign call: the key that signed (its ARN, as KMS answers) and the signature bytes."""

@@ -223,7 +223,12 @@ class RotationService:
         self._seen.update((k.kms_key_arn, k) for k in keyring.keys if k.kms_key_arn is not None)
         check_clock(keyring, self._settings, self._clock())  # before any write
         progressed = False
-        revoked = keyring.revoked_kids() | (self._revocations.load() if self._revocations is not None else frozenset())
+        listed = self._revocations.load() if self._revocations is not None else frozenset()
+        if self._revocations is not None:
+            for kid in sorted(keyring.revoked_kids() - listed):  # a tombstone the list lost: the list gets it back
+                self._log.warning("revoked kid missing from the revocation list; adding it", extra={"kid": kid, "reason": "tombstone"})
+                self._revocations.add(kid)
+        revoked = keyring.revoked_kids() | listed
         drops: list[Plan] = []
         for kid in sorted(revoked & {k.kid for k in keyring.keys}):
             self._log.warning("dropping a revoked key found in the keyring",
