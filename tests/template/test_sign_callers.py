@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from jwks_rotator.adapters.observability import NAMESPACE, SERVICE
+from jwks_rotator.adapters.sdk.observability import NAMESPACE, SERVICE
 from jwks_rotator.core.errors import CallerNotAllowedError, ConfigurationError, SigningUnavailableError, UnauthenticatedError
-from jwks_rotator.core.issuance import AuditRecord
-from jwks_rotator.core.issuance_policy import load_issuance_policy
+from jwks_rotator.core.issuance.profiles import load_issuance_policy
+from jwks_rotator.core.issuance.service import AuditRecord
 from jwks_rotator.core.settings import SETTINGS_BY_ATTRIBUTE
+from tests.sign_support import load_sign_app
 from tests.template.cfn import ROOT, as_list, policy_statements
-from tests.unit.test_sign_support import load_sign_app
 
 LAYER_REQUIREMENTS = ROOT / "layers/jwks_rotator/requirements.txt"
 LAYER_IN = ROOT / "requirements/layer.in"

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from jwks_rotator.core.algorithms import RSA_KEY_SIZES, algorithm_names
 from jwks_rotator.core.durations import parse_duration
-from jwks_rotator.core.keyring import EMPTY_KEYRING_JSON
-from jwks_rotator.core.operation_events import parse_rotate_event
+from jwks_rotator.core.keys.algorithms import RSA_KEY_SIZES, algorithm_names
+from jwks_rotator.core.keys.keyring import EMPTY_KEYRING_JSON
+from jwks_rotator.core.lifecycle.operations import parse_rotate_event
 from jwks_rotator.core.settings import KEY_CUSTODIES, SETTINGS, Settings
 from tests.template.cfn import ROOT, as_list, policy_statements
 
@@ -155,7 +155,7 @@ def test_functions_get_every_setting_under_its_env_name(template: dict[str, Any]
     for name in ("RotateFunction", "SignFunction"):
         own = template["Resources"][name]["Properties"].get("Environment", {}).get("Variables", {})
         extension = EXTENSION_ENV if name == "SignFunction" else {}
-        assert set(own) <= {s.env for s in SETTINGS} | set(extension), f"{name} sets env vars config.py does not read: {set(own)}"
+        assert set(own) <= {s.env for s in SETTINGS} | set(extension), f"{name} sets env vars core/settings.py does not read: {set(own)}"
 
 
 # The Parameters and Secrets extension's own settings on the sign function: its port (which makes the signer read
@@ -268,7 +268,7 @@ def _kms_statements(resources: dict[str, Any], function: str) -> dict[str, dict[
 
 
 def test_the_sign_role_signs_only_with_stack_tagged_keys_jws_algorithms_and_raw_messages(resources: dict[str, Any]) -> None:
-    from jwks_rotator.core.kms_signing import KMS_ALGORITHMS
+    from jwks_rotator.core.keys.kms import KMS_ALGORITHMS
 
     statements = _kms_statements(resources, "SignFunction")
     assert set(statements) == KMS_SIGN_SIDS
@@ -284,7 +284,7 @@ def test_the_sign_role_signs_only_with_stack_tagged_keys_jws_algorithms_and_raw_
 
 
 def test_the_rotate_role_creates_only_stack_tagged_keys_and_manages_only_those(resources: dict[str, Any]) -> None:
-    from jwks_rotator.core.kms_signing import KMS_ALGORITHMS, kms_key_spec
+    from jwks_rotator.core.keys.kms import KMS_ALGORITHMS, kms_key_spec
 
     statements = _kms_statements(resources, "RotateFunction")
     create = statements["CreateOnlyStackTaggedSigningKeys"]

@@ -22,9 +22,10 @@ from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-from .algorithms import RSA_KEY_SIZES, algorithm_names
-from .durations import format_duration, parse_duration
-from .errors import ConfigurationError, quoted
+from jwks_rotator.core.callers.principals import compile_caller_pattern
+from jwks_rotator.core.durations import format_duration, parse_duration
+from jwks_rotator.core.errors import ConfigurationError, quoted
+from jwks_rotator.core.keys.algorithms import RSA_KEY_SIZES, algorithm_names
 
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
@@ -68,8 +69,6 @@ def _role_patterns(raw: Any, name: str) -> tuple[str, ...]:
     patterns = _audiences(raw, name)
     if not patterns:
         return patterns
-    from .issuance_policy import compile_caller_pattern  # imports token_policy, which imports this module
-
     for index, pattern in enumerate(patterns):
         compile_caller_pattern(pattern, f"{name}[{index}]")
     return patterns
