@@ -14,7 +14,8 @@ Metrics (EMF): ``Rotations``, ``Publications``, keys per state, ``ActiveKeyAgeSe
 ``ActiveKeyOverdueSeconds`` (what the stale-key alarm watches), ``InvalidEvents``, ``OperationRefusals_<code>``,
 ``RotationFailures`` and, for the failures an operator must act on, ``KeyringBehindPublication`` and
 ``ClockSkewDetected`` (see jwks_rotator.adapters.sdk.rotation_metrics), and ``RevocationListRepaired`` when the revocation
-parameter had to be rewritten from the stack's record (erased, junk, malformed). A failed run raises, so the error alarm and the
+parameter had to be rewritten from the stack's record (erased, junk, malformed), ``ForeignKeysLeftAlone`` for a KMS key
+carrying the stack's tag that the stack did not make. A failed run raises, so the error alarm and the
 dead-letter queue see it.
 """
 
@@ -47,8 +48,16 @@ def _get_service() -> RotationService:
     """Settings from the environment (a bad combination fails with the rule named), then the service, once per container."""
     global _service
     if _service is None:
-        _service = build_rotation_service(Settings.from_env(os.environ), logger=logger, on_revocation_repair=_on_revocation_repair)
+        _service = build_rotation_service(
+            Settings.from_env(os.environ), logger=logger, on_revocation_repair=_on_revocation_repair, on_foreign_key=_on_foreign_key
+        )
     return _service
+
+
+def _on_foreign_key(arn: str) -> None:
+    """A KMS key carries the stack's tag but not the key policy the rotator writes: left alone, counted and alarmed."""
+    logger.warning("KMS key carries this stack's tag but was not made by it; left alone", extra={"reason": "foreign key", "key": arn})
+    metrics.add_metric(name="ForeignKeysLeftAlone", unit=MetricUnit.Count, value=1)
 
 
 def _on_revocation_repair(reason: str) -> None:

@@ -27,11 +27,13 @@ from jwks_rotator.core.settings import Settings
 def build_rotation_service(
     settings: Settings, clients: ClientFactory | None = None, *, clock: Clock | None = None, logger: Any = None,
     sleep: Callable[[float], None] | None = None, on_revocation_repair: Callable[[str], None] | None = None,
+    on_foreign_key: Callable[[str], None] | None = None,
 ) -> RotationService:
     """The rotation service wired to Secrets Manager, S3, the revocation record (S3) and its mirror (SSM), KMS and CloudFront.
 
     ``sleep`` is how the KMS hand-over waits for a disable to take effect before it enables the next key (``time.sleep``);
-    ``on_revocation_repair`` is told each repair of the revocation mirror (erased, junk, malformed, mirror_unwritable).
+    ``on_revocation_repair`` is told each repair of the revocation mirror (erased, junk, malformed, mirror_unwritable);
+    ``on_foreign_key`` the ARN of each KMS key carrying the stack's tag that the stack did not make (left alone).
     """
     settings.require("keyring_secret_id", "jwks_bucket", "issuer")
     if clients is None:
@@ -39,7 +41,7 @@ def build_rotation_service(
     rotation_clients = clients
     # Always there (its client is made on first use): keys made under kms custody finish their life under it
     # even after the setting changes back.
-    custodian = KmsCustodian(KmsKeyVault(lambda: rotation_clients("kms")), settings, sleep or time.sleep, logger)
+    custodian = KmsCustodian(KmsKeyVault(lambda: rotation_clients("kms")), settings, sleep or time.sleep, logger, on_foreign=on_foreign_key)
     store = SecretsManagerKeyringStore(clients("secretsmanager"), settings.keyring_secret_id)
     publisher = S3Publisher(
         clients("s3"),

@@ -149,6 +149,10 @@ class VaultKey:
     tags: Mapping[str, str]
     created_at: datetime
     state: str  # Enabled | Disabled | PendingDeletion | PendingImport | Unavailable | Creating
+    usage: str = ""  # KeyUsage (SIGN_VERIFY), as DescribeKey says; "" when not described
+    origin: str = ""  # Origin (AWS_KMS, EXTERNAL, AWS_CLOUDHSM, EXTERNAL_KEY_STORE)
+    spec: str = ""  # KeySpec
+    manager: str = ""  # KeyManager (CUSTOMER or AWS)
 
 
 class KeyVault(KeySigner, Protocol):
@@ -169,6 +173,8 @@ class KeyVault(KeySigner, Protocol):
     def describe(self, key_arn: str) -> VaultKey: ...
 
     def put_policy(self, key_arn: str, policy: str) -> None: ...
+
+    def policy(self, key_arn: str) -> str: ...
 
     def enable(self, key_arn: str) -> None: ...
 

@@ -249,6 +249,8 @@ class RotationService:
             self._record(report, plan)
             progressed = True
         if keyring.restore_hold or forced:  # accepted (or the bucket is no longer ahead)
+            if self._custodian is not None:
+                self._custodian.touched = True  # keys only the discarded keyring recorded are now the sweep's
             plan = Plan(keyring.with_restore_hold(False, generation=accepted_generation or 0), (), bookkeeping=True)
             version = self._save(plan, version)
             keyring = plan.keyring
