@@ -105,7 +105,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     assert command is not None  # admitted
     try:
         service = _get_service()
-        report = run_command(service, command)
+        report = run_command(service, command, coalesce_ticks=admission.identity is None)
     except UnknownKeyError as exc:  # the caller's mistake, not a failed rotation: no alarm
         return _refuse(admission, exc)
     except JwksRotatorError as exc:

@@ -229,6 +229,8 @@ def written_rows(deployment: Deployment, policies: Policies, *, break_glass: boo
             "another principal (AdministratorAccess) erasing the revocation record", "some-admin"),
         Row(c("admin-deletes-revocation-record-version", OTHER_ROLE, "s3:DeleteObjectVersion", record, identity=ADMINISTRATOR), "deny",
             "another principal (AdministratorAccess) erasing a version of the revocation record", "some-admin"),
+        Row(c("admin-writes-tick-ledger", OTHER_ROLE, "s3:PutObject", f"arn:aws:s3:::{bucket}/state/last-tick.json", identity=ADMINISTRATOR),
+            "deny", "another principal (AdministratorAccess) faking a recent tick so that ticks skip", "some-admin"),
         Row(c("sign-writes-revocation-record", sign, "s3:PutObject", record), "deny", "the sign role writing the revocation record", "sign"),
         Row(c("sign-reads-revocation-record", sign, "s3:GetObject", record), "allow", "the sign role reading the revocation record", "sign"),
         Row(c("rotate-deletes-revocation-record", rotate, "s3:DeleteObject", record), "deny", "the rotate role erasing the revocation record", "rotate"),

@@ -16,6 +16,7 @@ from jwks_rotator.adapters.sdk.revocation_object import S3RevocationRecord
 from jwks_rotator.adapters.sdk.revocation_parameter import SsmRevocationMirror
 from jwks_rotator.adapters.sdk.s3_publisher import S3Publisher
 from jwks_rotator.adapters.sdk.secrets_store import SecretsManagerKeyringStore
+from jwks_rotator.adapters.sdk.tick_ledger import S3TickLedger
 from jwks_rotator.bootstrap.callers import build_caller_verifier
 from jwks_rotator.core.keys.revocation_guard import GuardedRevocationList
 from jwks_rotator.core.lifecycle.kms_custody import KmsCustodian
@@ -59,7 +60,7 @@ def build_rotation_service(
         SecretsManagerKeyringStore(clients("secretsmanager"), settings.signing_secret_id) if settings.signing_secret_id else None
     )
     return RotationService(store, publisher, settings, clock=clock or utc_now, logger=logger, revocations=revocations,
-                           custodian=custodian, signing_store=signing_store)
+                           custodian=custodian, signing_store=signing_store, ticks=S3TickLedger(clients("s3"), settings.jwks_bucket))
 
 
 def build_operator_gate(

@@ -109,6 +109,17 @@ class RevocationRecord(Protocol):
     def save(self, kids: tuple[str, ...]) -> None: ...
 
 
+class TickLedger(Protocol):
+    """When the last scheduled tick completed, kept where only the rotate role writes (an object in the stack's bucket).
+
+    ``last_completed`` is None when no tick was recorded (or the record is unreadable: a tick then runs).
+    """
+
+    def last_completed(self) -> datetime | None: ...
+
+    def record(self, at: datetime) -> None: ...
+
+
 class RevocationMirror(Protocol):
     """A copy of the revoked kids the signer reads cheaply (an SSM parameter any SSM writer can change).
 

@@ -7,7 +7,7 @@ KMS is the eventually consistent test double of ``tests/kms_doubles.py``
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
@@ -581,3 +581,33 @@ def test_no_principal_but_the_stacks_roles_can_change_a_key_policy_or_grant_and_
         deny = by_sid[ownership_sid(settings.kms_stack_tag)]
         assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", {"AWS": "*"}, "kms:CreateGrant")
         assert not any(a.startswith(("kms:Enable", "kms:Put")) for a in by_sid["AccountAdministersTheKey"]["Action"])
+
+
+class _Ledger:
+    def __init__(self) -> None:
+        self.at: datetime | None = None
+
+    def last_completed(self) -> datetime | None:
+        return self.at
+
+    def record(self, at: datetime) -> None:
+        self.at = at
+
+
+def test_unproven_ticks_within_half_the_schedule_of_a_completed_one_do_nothing_and_say_so_once(caplog: pytest.LogCaptureFixture) -> None:
+    world = KmsWorld(kms_settings())
+    ledger = _Ledger()
+    world.service._ticks = ledger
+    world.run_until_active()
+    world.clock.advance(timedelta(minutes=1))  # schedule 15m: within half
+    world.vault.calls.clear()
+    caplog.clear()
+    with caplog.at_level("INFO", logger="jwks_rotator"):
+        burst = [world.service.tick(coalesce=True) for _ in range(50)]
+    assert all(report.skipped for report in burst) and world.vault.calls == []
+    assert all(report.keyring.active is not None for report in burst)  # the answer still names the keys
+    assert [r.getMessage() for r in caplog.records].count("tick skipped: another completed within half the schedule") == 50
+    assert len(caplog.records) == 50  # one line each, nothing else
+    assert not world.service.tick().skipped  # an operator's (proven) tick always runs
+    world.clock.advance(world.settings.schedule / 2)
+    assert not world.service.tick(coalesce=True).skipped  # half the schedule later: a real tick
