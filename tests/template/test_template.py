@@ -389,3 +389,18 @@ def test_operator_roles_parameter_takes_the_role_lists_the_setting_takes(params:
         Settings.from_mapping({"operator-roles": value})
     for value in ["arn:aws:iam::123456789012:role/team/ops", "arn:aws:iam::12345678901:role/ops", "ops", "arn:aws:iam::123456789012:user/ops"]:
         assert not pattern.fullmatch(value), value
+
+
+def test_the_scheduler_role_trusts_only_this_stacks_own_schedule(resources: dict[str, Any]) -> None:
+    tick = resources["RotateFunction"]["Properties"]["Events"]["Tick"]["Properties"]
+    assert tick["RoleArn"] == {"Fn::GetAtt": ["TickScheduleRole", "Arn"]}
+    (trust,) = resources["TickScheduleRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"} and trust["Action"] == "sts:AssumeRole"
+    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    source = trust["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"]
+    assert source.endswith(":schedule/default/${AWS::StackName}-tick") and source == (
+        "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/default/" + "${AWS::StackName}-tick"
+    )
+    (policy,) = resources["TickScheduleRole"]["Properties"]["Policies"]
+    actions = {s["Action"] for s in policy["PolicyDocument"]["Statement"]}
+    assert actions == {"lambda:InvokeFunction", "sqs:SendMessage"}
