@@ -115,9 +115,33 @@ export function signClient({ lambda, functionName, region, stsEndpointUrl = stsE
   };
 }
 
+export const USAGE = `Usage: node sign.mjs [--function NAME] --sub SUBJECT [--aud AUDIENCE]... [--ttl SECONDS] [--profile NAME] [--claims JSON]
+       node sign.mjs [--function NAME] --proof-only
+Asks a jwks-rotator sign function for a token, proving the caller's AWS identity; prints the function's JSON answer.
+
+Options:
+  --function NAME   the sign function's name or ARN, exactly as invoked [default: SIGN_FUNCTION_NAME, else jwks-rotator-sign]
+  --sub SUBJECT     the token's subject
+  --aud AUDIENCE    an audience (repeat for several) [default: the function's default audience]
+  --ttl SECONDS     lifetime, at most the profile's max_ttl
+  --profile NAME    the issuance profile, when the caller's role is in several
+  --claims JSON     custom claims, a JSON object
+  --proof-only      print {"proof": ...} and invoke nothing
+  -h, --help        this help
+
+Environment:
+  SIGN_FUNCTION_NAME  the default for --function
+  STS_ENDPOINT_URL    the STS endpoint the function replays proofs to (a local stack's); default https://sts.REGION.amazonaws.com
+  AWS_REGION          the region (or from the SDK's shared config)
+  AWS_ENDPOINT_URL    where Lambda is invoked (a local stack's one AWS endpoint); default: AWS
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN (or any source of the SDK's default chain): the caller
+Against a local stack: eval "$(jwks-rotator local env)" sets all of these.
+Exit: 0 with a token, 1 on an error answer, 2 on bad usage or a failed call.`;
+
 async function main() {
   const { values } = parseArgs({
     options: {
+      help: { type: 'boolean', short: 'h', default: false },
       function: { type: 'string', default: process.env.SIGN_FUNCTION_NAME ?? 'jwks-rotator-sign' },
       sub: { type: 'string' },
       aud: { type: 'string', multiple: true },
@@ -127,6 +151,10 @@ async function main() {
       'proof-only': { type: 'boolean', default: false },
     },
   });
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    return;
+  }
   const lambda = new LambdaClient({});
   const region = values.function.startsWith('arn:') ? values.function.split(':')[3] : await lambda.config.region();
   const client = signClient({ lambda, functionName: values.function, region });
@@ -147,7 +175,8 @@ async function main() {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   main().catch((error) => {
-    process.stderr.write(`${error?.name ?? 'Error'}: ${error?.message ?? error}\n`);
+    const usage = error?.code?.startsWith?.('ERR_PARSE_ARGS') ? ' (node sign.mjs --help)' : '';
+    process.stderr.write(`${error?.name ?? 'Error'}: ${error?.message ?? error}${usage}\n`);
     process.exitCode = 2;
   });
 }

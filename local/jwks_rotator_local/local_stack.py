@@ -41,6 +41,7 @@ from jwks_rotator_cli.local_state import (
     ROTATE_FUNCTION,
     SIGN_FUNCTION,
     STATE_FORMAT,
+    read_state_file,
     write_state_file,
 )
 from jwks_rotator_client import SignClient
@@ -290,11 +291,8 @@ class LocalStack:
         return self
 
     def _start(self) -> None:
-        from moto.server import ThreadedMotoServer
-
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request lines are noise here
-        self._moto = ThreadedMotoServer(ip_address=self._host, port=self._moto_port, verbose=False)
-        self._moto.start()
+        self._moto = start_moto(self._host, self._moto_port)
         host, port = self._moto.get_host_and_port()
         self._moto_endpoint = f"http://{host}:{port}"
         self._sts = LocalStsVerifier(self._moto_endpoint, region=self.region)
@@ -464,8 +462,8 @@ class LocalStack:
                     self._deployed = None
             self._moto.stop()
             self._moto = None
-        if self._state_file is not None and self._started:
-            self._state_file.unlink(missing_ok=True)
+        if self._state_file is not None and self._started and (read_state_file(self._state_file) or {}).get("pid") == os.getpid():
+            self._state_file.unlink(missing_ok=True)  # only this stack's own file: another stack's is never touched
         for module_name in self._modules:
             sys.modules.pop(module_name, None)
         self._modules.clear()
@@ -550,6 +548,30 @@ class LocalStack:
             },
             "settings": {k: v for k, v in self._function_envs[ROTATE_FUNCTION].items() if k in {s.env for s in SETTINGS}},
         }
+
+
+def start_moto(host: str, port: int) -> Any:
+    """A started ``ThreadedMotoServer``; a port it cannot bind raises :class:`LocalStackError` naming it.
+
+    moto's own ``start()`` waits forever when werkzeug cannot bind (it exits the server thread instead of raising).
+    """
+    from moto.server import ThreadedMotoServer
+
+    failure: list[str] = []
+
+    class _Server(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            try:
+                super()._server_entry()
+            except (SystemExit, OSError) as exc:
+                failure.append(f"moto cannot listen on {host}:{port} ({type(exc).__name__}); pass --moto-port 0 for any free port")
+                self._server_ready_event.set()
+
+    server = _Server(ip_address=host, port=port, verbose=False)
+    server.start()
+    if failure:
+        raise LocalStackError(failure[0])
+    return server
 
 
 def _with_function(deployed: DeployedTemplate, function: FunctionIdentity) -> DeployedTemplate:

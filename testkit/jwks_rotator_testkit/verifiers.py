@@ -1,4 +1,4 @@
-"""Third-party verifiers for the product's tokens: PyJWT, jwcrypto and node's jose.
+"""Third-party verifiers for the product's tokens: PyJWT, jwcrypto, node's jose, and node's jwks-rsa with jsonwebtoken.
 
 Each checks a token the way an application using that library would: the key
 chosen by kid from the published JWKS, an algorithm allow-list, issuer and
@@ -66,17 +66,17 @@ def jwcrypto_verify(jwks_json: str, token: str, alg: str, expect: Expectation, *
     return claims
 
 
-class NodeVerifier:
-    """One ``node verify.mjs`` process (from ``node_dir``, with jose installed there); one JSON request and answer per line.
+class NodeLineProcess:
+    """One ``node SCRIPT`` process (from ``node_dir``, its packages installed there); one JSON request and answer per line.
 
-    Remote key sets are kept per (client, jwksUrl, cacheMaxAge, cooldownDuration)
-    inside the process, so jose's cache behaves as in a long-lived server.
     Safe to share between threads: requests are answered one at a time.
     """
 
+    script = ""
+
     def __init__(self, node_dir: Path) -> None:
         self._process = subprocess.Popen(
-            ["node", str(node_dir / "verify.mjs")],
+            ["node", str(node_dir / self.script)],
             cwd=node_dir,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -86,28 +86,8 @@ class NodeVerifier:
         )
         self._lock = threading.Lock()
 
-    def verify(
-        self,
-        token: str,
-        *,
-        alg: str,
-        expect: Expectation,
-        jwks_url: str,
-        cache_max_age_ms: int,
-        cooldown_ms: int,
-        client: str = "default",
-    ) -> dict[str, Any]:
-        """jose's answer: ``{"ok": true, ...}`` or ``{"ok": false, "code": <jose error code>, ...}``."""
-        request = {
-            "token": token,
-            "alg": alg,
-            "issuer": expect.issuer,
-            "audience": expect.audience,
-            "jwksUrl": jwks_url,
-            "cacheMaxAge": cache_max_age_ms,
-            "cooldownDuration": cooldown_ms,
-            "client": client,
-        }
+    def request(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Send one JSON request line; the process's one-line JSON answer."""
         with self._lock:
             assert self._process.stdin is not None and self._process.stdout is not None
             self._process.stdin.write(json.dumps(request) + "\n")
@@ -135,3 +115,65 @@ class NodeVerifier:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+
+
+class NodeVerifier(NodeLineProcess):
+    """One ``node verify.mjs`` process (jose installed beside it).
+
+    Remote key sets are kept per (client, jwksUrl, cacheMaxAge, cooldownDuration)
+    inside the process, so jose's cache behaves as in a long-lived server.
+    """
+
+    script = "verify.mjs"
+
+    def verify(
+        self,
+        token: str,
+        *,
+        alg: str,
+        expect: Expectation,
+        jwks_url: str,
+        cache_max_age_ms: int,
+        cooldown_ms: int,
+        client: str = "default",
+    ) -> dict[str, Any]:
+        """jose's answer: ``{"ok": true, ...}`` or ``{"ok": false, "code": <jose error code>, ...}``."""
+        request = {
+            "token": token,
+            "alg": alg,
+            "issuer": expect.issuer,
+            "audience": expect.audience,
+            "jwksUrl": jwks_url,
+            "cacheMaxAge": cache_max_age_ms,
+            "cooldownDuration": cooldown_ms,
+            "client": client,
+        }
+        return self.request(request)
+
+
+class JwksRsaVerifier(NodeLineProcess):
+    """One ``node jwks-rsa-verify.mjs`` process: jwks-rsa picks the key by kid, jsonwebtoken verifies (the Express pattern).
+
+    A client is kept per (client, jwksUrl, cacheMaxAge, requestsPerMinute): jwks-rsa caches each kid's key for
+    ``cacheMaxAge`` (its default is 10 h) and fetches the JWKS for a kid it does not hold, at most
+    ``requestsPerMinute`` times a minute.
+    """
+
+    script = "jwks-rsa-verify.mjs"
+
+    def verify(
+        self, token: str, *, alg: str, expect: Expectation, jwks_url: str, cache_max_age_ms: int, requests_per_minute: int = 10, client: str = "default"
+    ) -> dict[str, Any]:
+        """``{"ok": true, "claims", "header"}`` or ``{"ok": false, "name": <error class>, "message"}``."""
+        return self.request(
+            {
+                "token": token,
+                "alg": alg,
+                "issuer": expect.issuer,
+                "audience": expect.audience,
+                "jwksUrl": jwks_url,
+                "cacheMaxAge": cache_max_age_ms,
+                "requestsPerMinute": requests_per_minute,
+                "client": client,
+            }
+        )

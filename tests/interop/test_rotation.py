@@ -25,6 +25,7 @@ from jwcrypto import jwt as jwcrypto_jwt
 
 from jwks_rotator_testkit.verifiers import NodeVerifier, jwcrypto_verify, pyjwt_verify
 
+from . import compat
 from .conftest import Deployment, InteropCaller, make_deployment
 from .support import ALGORITHMS, split_token
 
@@ -167,6 +168,8 @@ def test_scheduled_rotation_keeps_old_and_new_tokens_verifying(rotating: Deploym
     assert any("not in key set" in entry for entry in missing.value.verify_log)  # type: ignore[attr-defined]
     refused = after.jose(old["token"])
     assert (refused["ok"], refused.get("code")) == (False, "ERR_JWKS_NO_MATCHING_KEY")
+    for verifier in ("PyJWT", "jwcrypto", "jose"):
+        compat.record(verifier, d.alg, "scheduled_rotation", compat.ACCEPTED)
 
 
 @pytest.mark.parametrize("rotating", ALGORITHMS, indirect=True)
@@ -193,3 +196,6 @@ def test_rotate_now_tokens_verify_once_scaled_caches_may_refetch(rotating: Deplo
     assert new["kid"] == new_kid
     scaled.accept(new["token"], new_kid, "after-rotate-now")
     scaled.accept(old["token"], old_kid, "before-rotate-now")
+    # PyJWT and jose found the unknown kid by refetching; jwcrypto is handed the JWKS fetched for the check.
+    for verifier in ("PyJWT", "jwcrypto", "jose"):
+        compat.record(verifier, d.alg, "rotate_now", compat.expected(verifier, d.alg, "rotate-now"))
