@@ -289,3 +289,45 @@ def test_a_pattern_with_three_variable_quantifiers_is_refused() -> None:
     compile_subject_pattern(r"(?i)[a-z]*[a-z]*x")
     with pytest.raises(ConfigurationError, match="variable quantifiers"):
         compile_subject_pattern(r"(?i)a*a*a*b")
+
+
+VALUE_LIMITS = """
+profiles:
+  orders:
+    callers: ["arn:aws:iam::123456789012:role/orders-service"]
+    audiences: ["payments-api"]
+    subjects: ["^user-[0-9]+$"]
+    claims:
+      roles: {type: array, values: [reader, writer]}
+      tenant: {type: string, patterns: ["t-[0-9]{1,8}"]}
+      level: {type: integer, values: [1, 2]}
+      email: null
+"""
+
+
+def test_a_profile_may_limit_a_claims_values_and_a_refusal_names_the_claim() -> None:
+    policy, orders = load(VALUE_LIMITS), session(ORDERS_ROLE)
+    for allowed in ({"roles": ["reader"]}, {"roles": []}, {"tenant": "t-42"}, {"level": 2}, {"email": "anything@example.com"}):
+        assert policy.authorize(orders, request(claims=allowed)).azp == "orders"
+    for name, refused in (("roles", ["admin", "superuser"]), ("roles", "reader"), ("roles", ["reader", 1]), ("tenant", "t-42x"),
+                          ("tenant", 42), ("level", True), ("level", 2.0), ("level", 3)):
+        error = refusal(policy, orders, request(claims={name: refused}))
+        assert error.code == "claims_not_allowed" and error.reason == "claim_value_not_allowed"
+        assert repr(name) in error.message and str(refused) not in error.message.replace(repr(name), "")
+    assert refusal(policy, orders, request(claims={"other": 1})).reason == "claim_not_listed"
+
+
+def test_the_list_form_keeps_allowing_any_value() -> None:
+    policy = load()
+    assert policy.authorize(session(ORDERS_ROLE), request(claims={"roles": ["admin", "superuser"]}), profile="orders").azp == "orders"
+
+
+@pytest.mark.parametrize(
+    "limit",
+    ["{type: text}", "{values: []}", "{patterns: ['(a+)+']}", "{colour: red}", "{type: object, values: [1]}", "[]", "{values: [{a: 1}]}"],
+)
+def test_malformed_claim_limits_are_refused_at_load(limit: str) -> None:
+    text = VALUE_LIMITS.replace("{type: integer, values: [1, 2]}", limit)
+    with pytest.raises(ConfigurationError) as caught:
+        load(text)
+    assert "claims.level" in caught.value.message
