@@ -27,6 +27,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from jwks_rotator.adapters.lean.audit_log import AuditLog
+from jwks_rotator.adapters.lean.sts_identity import is_local
 from jwks_rotator.adapters.sdk.observability import make_logger, make_metrics
 from jwks_rotator.adapters.sdk.rotation_metrics import add_failure_metrics, add_keyring_metrics
 from jwks_rotator.bootstrap.rotate import build_operator_gate, build_rotation_service
@@ -37,6 +38,7 @@ from jwks_rotator.core.lifecycle.operator_gate import Admission, OperatorGate, a
 from jwks_rotator.core.lifecycle.rotation import RotationService, utc_now
 from jwks_rotator.core.settings import Settings
 
+CODE_DIR = os.path.dirname(os.path.realpath(__file__))
 logger = make_logger("rotate")
 metrics = make_metrics()
 audit = AuditLog()
@@ -70,7 +72,7 @@ def _get_gate() -> OperatorGate:
     """The operator gate, built the first time an event carries a proof (a bad setting answers invalid_configuration)."""
     global _gate
     if _gate is None:
-        _gate = build_operator_gate(Settings.from_env(os.environ), os.environ)
+        _gate = build_operator_gate(Settings.from_env(os.environ), os.environ, local=is_local(CODE_DIR))
     return _gate
 
 

@@ -75,9 +75,11 @@ def _on_decision(record: AuditRecord) -> None:
         logger.error("token not issued", extra={"error": record.error})
 
 
-def read_policy(settings: Settings) -> str:
-    """The issuance policy file deployed with the function (a relative path is taken from the code directory)."""
-    path = os.path.join(CODE_DIR, settings.issuance_policy_file)  # an absolute setting stays as it is
+def read_policy(settings: Settings, *, local: bool = False) -> str:
+    """The issuance policy file deployed with the function: a path inside the code directory (anywhere on the local stack)."""
+    path = os.path.realpath(os.path.join(CODE_DIR, settings.issuance_policy_file))
+    if not local and not path.startswith(CODE_DIR + os.sep):
+        raise ConfigurationError("issuance-policy-file: must name a file inside the function's code directory")
     try:
         with open(path, encoding="utf-8") as policy:
             return policy.read()
@@ -95,17 +97,20 @@ def _build_service() -> IssuanceService:
     # Measured reason: the issuance core (composition root, settings, policy, verifier, signer, cryptography) costs
     # ~70 ms of imports (python -X importtime); the first invocation pays it, not INIT (the Lambda-lifecycle work
     # decides where it belongs). tests/integration/test_sign_path_imports.py checks what INIT loads.
+    from jwks_rotator.adapters.lean.sts_identity import is_local
     from jwks_rotator.bootstrap.sign import build_issuance_service
     from jwks_rotator.core.settings import Settings
 
     settings = Settings.from_env(os.environ)
+    local = is_local(CODE_DIR)  # a marker file only the local stack adds: no configuration change can set it
     return build_issuance_service(
         settings,
-        read_policy(settings),
+        read_policy(settings, local=local),
         os.environ,
         listener=_on_refresh,
         on_decision=_on_decision,
         on_proof_event=_on_proof_event,
+        local=local,
     )
 
 

@@ -64,10 +64,10 @@ def build_rotation_service(
 
 
 def build_operator_gate(
-    settings: Settings, environ: Mapping[str, str], *, on_proof_event: Callable[[str], None] | None = None
+    settings: Settings, environ: Mapping[str, str], *, on_proof_event: Callable[[str], None] | None = None, local: bool = False
 ) -> OperatorGate:
     """The rotate function's gate: proofs checked as the sign function checks them, roles against ``operator-roles``.
 
     An unusable STS endpoint raises :class:`~jwks_rotator.core.errors.ConfigurationError`.
     """
-    return OperatorGate(build_caller_verifier(settings, environ, on_proof_event=on_proof_event), settings.operator_roles)
+    return OperatorGate(build_caller_verifier(settings, environ, on_proof_event=on_proof_event, local=local), settings.operator_roles)

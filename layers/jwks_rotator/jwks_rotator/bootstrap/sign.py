@@ -99,13 +99,14 @@ def build_issuance_service(
     listener: RefreshListener | None = None,
     on_decision: Callable[[AuditRecord], None] | None = None,
     on_proof_event: Callable[[str], None] | None = None,
+    local: bool = False,
 ) -> IssuanceService:
     """The sign function's service: the token signer, the caller verifier replaying proofs to STS, and the issuance policy.
 
     The STS endpoint comes from the function's region (``AWS_REGION``) or the ``STS_ENDPOINT_URL`` override, never
     from a request; a broken policy or endpoint raises :class:`~jwks_rotator.core.errors.ConfigurationError`.
     """
-    verifier = build_caller_verifier(settings, environ, on_proof_event=on_proof_event)
+    verifier = build_caller_verifier(settings, environ, on_proof_event=on_proof_event, local=local)
     policy = load_issuance_policy(
         policy_text,
         max_token_ttl=int(settings.max_token_ttl.total_seconds()),

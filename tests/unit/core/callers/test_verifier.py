@@ -198,7 +198,7 @@ def test_sts_answers_are_read_without_an_xml_parser() -> None:
 def test_the_sts_endpoint_comes_from_the_region_or_the_override() -> None:
     assert StsEndpoint.from_environment({"AWS_REGION": "eu-west-1"}) == StsEndpoint("https://sts.eu-west-1.amazonaws.com", "sts.eu-west-1.amazonaws.com", "eu-west-1")
     assert StsEndpoint.from_environment({"AWS_REGION": "cn-north-1"}).host == "sts.cn-north-1.amazonaws.com.cn"
-    local = StsEndpoint.from_environment({"AWS_REGION": "us-east-1", "STS_ENDPOINT_URL": "http://127.0.0.1:4566"})
+    local = StsEndpoint.from_environment({"AWS_REGION": "us-east-1", "STS_ENDPOINT_URL": "http://127.0.0.1:4566"}, local=True)
     assert (local.origin, local.host) == ("http://127.0.0.1:4566", "127.0.0.1:4566")
     assert StsEndpoint.for_origin("https://sts.example.com:443", "us-east-1").host == "sts.example.com"
     with pytest.raises(ConfigurationError):
@@ -293,3 +293,29 @@ def test_proofs_without_a_session_token_are_never_known_callers() -> None:
     with pytest.raises(UnauthenticatedError) as caught:
         subject.verify(proof(X_Amz_Security_Token=None, Authorization=authorization(signed, signature="cd" * 32)), {SIGNER})
     assert caught.value.reason == "rate_limited"
+
+
+@pytest.mark.parametrize("override", [{"STS_ENDPOINT_URL": "http://attacker.example.com"}, {"STS_CA_BUNDLE": "/tmp/attacker-ca.pem"}])
+def test_a_deployed_function_refuses_an_sts_override_a_configuration_change_could_set(override: dict[str, str]) -> None:
+    """Outside the local stack (no marker file in the code directory) the origin is AWS's STS, checked against the shipped roots."""
+    with pytest.raises(ConfigurationError, match="only on the local stack"):
+        StsEndpoint.from_environment({"AWS_REGION": "eu-west-1", **override})
+    endpoint = StsEndpoint.from_environment({"AWS_REGION": "eu-west-1"})
+    assert endpoint.origin == "https://sts.eu-west-1.amazonaws.com" and endpoint.ca_file is None
+
+
+def test_each_partition_has_its_own_sts_origin() -> None:
+    from jwks_rotator.adapters.lean.sts_identity import sts_origin
+
+    assert sts_origin("us-gov-west-1") == "https://sts.us-gov-west-1.amazonaws.com"
+    assert sts_origin("cn-northwest-1") == "https://sts.cn-northwest-1.amazonaws.com.cn"
+    assert sts_origin("us-iso-east-1") == "https://sts.us-iso-east-1.c2s.ic.gov"
+    assert sts_origin("us-isob-east-1") == "https://sts.us-isob-east-1.sc2s.sgov.gov"
+
+
+def test_the_local_marker_is_a_file_in_the_code_directory(tmp_path: Any) -> None:
+    from jwks_rotator.adapters.lean.sts_identity import LOCAL_MARKER, is_local
+
+    assert not is_local(str(tmp_path))
+    (tmp_path / LOCAL_MARKER).write_text("local\n")
+    assert is_local(str(tmp_path))
