@@ -34,7 +34,7 @@ TEMPLATE_ONLY_PARAMETERS = {
     "Publishing": ("DomainName", "CertificateArn"),
     "Operations": (
         "RefusalBurstThreshold", "AlarmEmail", "LogRetentionInDays", "JwksVersionRetentionDays", "BreakGlassRoleArn",
-        "ParametersSecretsExtensionLayerArn",
+        "ParametersSecretsExtensionLayerArn", "CodeSigningConfigArn",
     ),
     "Audit": ("AuditLogRetentionInDays", "AuditLogKmsKeyArn"),
 }

@@ -404,3 +404,11 @@ def test_the_scheduler_role_trusts_only_this_stacks_own_schedule(resources: dict
     (policy,) = resources["TickScheduleRole"]["Properties"]["Policies"]
     actions = {s["Action"] for s in policy["PolicyDocument"]["Statement"]}
     assert actions == {"lambda:InvokeFunction", "sqs:SendMessage"}
+
+
+def test_both_functions_enforce_an_optional_code_signing_configuration(params: dict[str, Any], resources: dict[str, Any]) -> None:
+    assert params["CodeSigningConfigArn"]["Default"] == ""
+    assert re.fullmatch(params["CodeSigningConfigArn"]["AllowedPattern"], "arn:aws:lambda:eu-west-1:123456789012:code-signing-config:csc-0123456789abcdef0")
+    for function in ("RotateFunction", "SignFunction"):
+        assert resources[function]["Properties"]["CodeSigningConfigArn"] == {
+            "Fn::If": ["HasCodeSigning", {"Ref": "CodeSigningConfigArn"}, {"Ref": "AWS::NoValue"}]}
