@@ -27,11 +27,13 @@ integration: $(STAMP)
 # Every test: lint (ruff, mypy --strict, import contracts), template checks (cfn-lint, sam validate --lint,
 # sam build, checkov), then unit, integration (moto server over HTTP), interop (PyJWT, jwcrypto, Node jose and jwks-rsa, Envoy),
 # privilege and the short soak, every local stack among them recording its functions' AWS calls
-# (tests/conftest.py); then the least-privilege matrix (mk/privilege.mk) decides the built-in lifecycle and
+# (tests/conftest.py); then every cell of docs/compatibility.md must have been recorded by an interop test as the
+# page states it (mk/interop.mk), and the least-privilege matrix (mk/privilege.mk) decides the built-in lifecycle and
 # everything recorded.
 test: $(STAMP) lint interop-node check-template privilege-tools
-	rm -rf $(RECORDED_CALLS)
+	rm -rf $(RECORDED_CALLS) $(COMPAT_RESULTS)
 	JWKS_ROTATOR_RECORD_CALLS=$(CURDIR)/$(RECORDED_CALLS) $(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m tests.interop.compat --check > /dev/null
 	$(MAKE) --no-print-directory check-privilege-recorded
 
 clean: clean-template

@@ -23,13 +23,14 @@ from __future__ import annotations
 from .app import cli
 from .audit import audit
 from .doctor import doctor
+from .fault import fault
 from .operate import publish, revoke, rotate
 from .policy import policy
 from .status import status
 from .tokens import sign, verify
 from .verifiers import verifiers
 
-for _command in (status, rotate, revoke, publish, sign, verify, audit, policy, doctor, verifiers):
+for _command in (status, rotate, revoke, publish, sign, verify, audit, policy, doctor, verifiers, fault):
     cli.add_command(_command)
 
 __all__ = ["cli", "main"]

@@ -1,8 +1,8 @@
 """``jwks-rotator verifiers``: the cache settings each verifier in front of a service needs for this stack's settings.
 
-Reads publish-lead, jwks-max-age and clock-skew-leeway the way ``status`` does (the stack's rotate function's
-configuration with ``--stack``, the local stack's state with ``--endpoint-url``, options and environment over
-both, else the defaults) and prints :func:`jwks_rotator.core.lifecycle.verifier_caches.recommend`'s answer: the rule, the
+Reads publish-lead, jwks-max-age and clock-skew-leeway the way ``status`` does (with ``--stack`` the stack's rotate
+function's configuration alone, an option beside it refused; else the local stack's state with ``--endpoint-url``,
+options and environment over it, else the defaults) and prints :func:`jwks_rotator.core.lifecycle.verifier_caches.recommend`'s answer: the rule, the
 largest cache it allows, and per verifier the value to set, its revocation bound and its rotate-now window.
 Nothing is written; the stack is only read. The rule and each verifier's options: docs/verifiers.md.
 """
@@ -32,14 +32,16 @@ def _short(value: timedelta | None) -> str:
     """``2h18m53s``: every unit, never rounded (a bound or a minimum shown shorter than it is would mislead)."""
     if value is None:
         return "-"
-    seconds = value.total_seconds()
-    if seconds != int(seconds) or seconds < 1:
-        return f"{seconds:g}s"
-    total, parts = int(seconds), []
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
+    if value <= timedelta(0):
+        return "0s"
+    total, parts = value.days * 86_400 + value.seconds, []
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
         if total >= size:
             parts.append(f"{total // size}{unit}")
             total %= size
+    if total or value.microseconds or not parts:
+        fraction = f".{value.microseconds:06d}".rstrip("0") if value.microseconds else ""
+        parts.append(f"{total}{fraction}s")
     return "".join(parts)
 
 

@@ -50,6 +50,7 @@ from .call_record import MotoFacts
 from .call_recording import FunctionCallRecording, recording_directory
 from .caller_roles import DEMO_POLICY_FILE, caller_roles, create_roles, load_local_policy
 from .edge import LocalEdge
+from .faults import RegionFaults
 from .front import AwsFront
 from .function_env import FunctionEnvironment
 from .functions import FUNCTIONS_DIR, load_handler, scheduled_event
@@ -147,6 +148,8 @@ class LocalStack:
         self._edge: LocalEdge | None = None
         self._lambda: LambdaApi | None = None
         self._front: AwsFront | None = None
+        self.faults = RegionFaults()
+        """Regional faults of this local cloud (``jwks-rotator fault``); every server of it consults them."""
         self._settings: Settings | None = None
         self._modules: list[str] = []
         self._stop = threading.Event()
@@ -296,6 +299,7 @@ class LocalStack:
         host, port = self._moto.get_host_and_port()
         self._moto_endpoint = f"http://{host}:{port}"
         self._sts = LocalStsVerifier(self._moto_endpoint, region=self.region)
+        self._sts.faults = self.faults
         self._sts.start(self._host, self._sts_port)
         create_roles(self.client("iam"), caller_roles(self.policy))
         self._edge = LocalEdge(
@@ -303,7 +307,7 @@ class LocalStack:
         )
         edge_url = self._edge.bind()
         # The functions' AWS endpoint: bound now, told the Lambda API's URL once that exists.
-        self._front = AwsFront(self.moto_endpoint, "", host=self._host, port=self._aws_port)
+        self._front = AwsFront(self.moto_endpoint, "", host=self._host, port=self._aws_port, faults=self.faults)
         if self._record_dir is not None:  # the functions' calls only: their keys are added as they get them
             self._recording = FunctionCallRecording(self._record_dir, MotoFacts(account=LOCAL_ACCOUNT, region=self.region))
             self._front.recorder = self._recording
@@ -329,8 +333,10 @@ class LocalStack:
             logs_endpoint=self.moto_endpoint, echo=self._log_level in ("DEBUG", "INFO"),
             log_groups={f.name: self._log_group(logical) for f, logical in zip(functions, self.functions, strict=True)},
         )
+        self._lambda.faults = self.faults
         self._lambda.start()
         self._front.lambda_url = self._lambda.url
+        self._front.lambda_urls[self.region] = self._lambda.url  # one endpoint, routed by the request's region
         self._front.start()
         self._edge.start()
         if self._tick_enabled:

@@ -20,6 +20,7 @@ import base64
 import contextlib
 import importlib.util
 import json
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -210,7 +211,7 @@ class EnvoyVerifier:
                 log = Path(self._workdir.name) / f"envoy-{attempt}.log"
                 with log.open("wb") as log_file:
                     self._process = subprocess.Popen(
-                        [str(binary), "-c", str(path), "--disable-hot-restart", "--concurrency", "1", "--log-level", "warning"],
+                        [*_die_with_parent(), str(binary), "-c", str(path), "--disable-hot-restart", "--concurrency", "1", "--log-level", "warning"],
                         stdout=log_file,
                         stderr=subprocess.STDOUT,
                         stdin=subprocess.DEVNULL,
@@ -329,6 +330,16 @@ class _EchoUpstream:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+
+def _die_with_parent() -> list[str]:
+    """``setpriv --pdeathsig KILL --``: the kernel kills Envoy when the thread that started it ends, even by SIGKILL.
+
+    Without it a test run killed by a timeout leaves Envoy running, reparented to init, holding its ports. Start
+    Envoy from a thread that outlives it (the main thread, a fixture's). No setpriv (not util-linux): nothing added.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
 
 def _duration(seconds: float) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -73,10 +74,12 @@ class NodeLineProcess:
     """
 
     script = ""
+    answer_timeout = 60.0
+    """Seconds an answer may take (a verifier's own fetch times out after 5 s); past it the process is killed."""
 
     def __init__(self, node_dir: Path) -> None:
         self._process = subprocess.Popen(
-            ["node", str(node_dir / self.script)],
+            self.command(node_dir),
             cwd=node_dir,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -85,14 +88,31 @@ class NodeLineProcess:
             env={**os.environ, "NODE_NO_WARNINGS": "1"},
         )
         self._lock = threading.Lock()
+        self._answers: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read_answers, name=f"{self.script or 'line-process'}-stdout", daemon=True).start()
+
+    def command(self, node_dir: Path) -> list[str]:
+        return ["node", str(node_dir / self.script)]
+
+    def _read_answers(self) -> None:
+        """Hand each stdout line to :meth:`request`; an empty string once the process closed its output."""
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            self._answers.put(line)
+        self._answers.put("")
 
     def request(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Send one JSON request line; the process's one-line JSON answer."""
+        """Send one JSON request line; the process's one-line JSON answer (killed, and an error, after ``answer_timeout``)."""
         with self._lock:
-            assert self._process.stdin is not None and self._process.stdout is not None
+            assert self._process.stdin is not None
             self._process.stdin.write(json.dumps(request) + "\n")
             self._process.stdin.flush()
-            line = self._process.stdout.readline()
+            try:
+                line = self._answers.get(timeout=self.answer_timeout)
+            except queue.Empty:
+                self._process.kill()
+                self._process.wait(timeout=10)
+                raise RuntimeError(f"{self.script or 'line process'} did not answer within {self.answer_timeout:g} s: killed") from None
         if not line:
             raise RuntimeError(f"node verifier exited: {self.stderr()}")
         answer: dict[str, Any] = json.loads(line)

@@ -62,9 +62,12 @@ def test_the_global_stack_option_and_the_table(stack: LocalStack, tmp_path: Path
     assert "does not fit" in result.output  # API Gateway's fixed 2 h
 
 
-def test_an_option_overrides_the_stack_and_a_missing_stack_is_one_line(stack: LocalStack, tmp_path: Path) -> None:
-    result = run(tmp_path, "--endpoint-url", stack.endpoint, "verifiers", "--stack", STACK_NAME, "--json", "--publish-lead", "10s")
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["max_cache_seconds"] == 7.0  # 10 s - 2 s - max(1 s, 1 s, 1 s)
+def test_an_option_beside_the_stack_is_refused_a_what_if_without_it_works_and_a_missing_stack_is_one_line(stack: LocalStack, tmp_path: Path) -> None:
+    # With --stack every setting comes from the stack (as for every command): an option that would override it is named.
+    refused = run(tmp_path, "--endpoint-url", stack.endpoint, "verifiers", "--stack", STACK_NAME, "--json", "--publish-lead", "10s")
+    assert refused.exit_code == 2 and "--publish-lead" in refused.output and f"stack {STACK_NAME}" in refused.output, refused.output
+    what_if = run(tmp_path, "verifiers", "--json", "--publish-lead", "10s", "--jwks-max-age", "2s", "--clock-skew-leeway", "1s", "--schedule", "1s")
+    assert what_if.exit_code == 0, what_if.output
+    assert json.loads(what_if.output)["max_cache_seconds"] == 7.0  # 10 s - 2 s - max(1 s, 1 s, 1 s)
     missing = run(tmp_path, "--endpoint-url", stack.endpoint, "verifiers", "--stack", "no-such-stack")
     assert missing.exit_code == 1 and len(missing.output.strip().splitlines()) == 1, missing.output

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from jwks_rotator_testkit.envoy import EnvoyError, EnvoyProvider, EnvoyVerifier, envoy_config, envoy_version, free_ports
@@ -60,3 +66,37 @@ def test_free_ports_are_distinct_and_the_binary_runs() -> None:
     ports = free_ports(4)
     assert len(set(ports)) == 4 and all(1024 <= p < 65536 for p in ports)
     assert envoy_version() == "1.40.0"
+
+
+ORPHAN_CHILD = """
+import os, sys
+from jwks_rotator_testkit.envoy import EnvoyProvider, EnvoyVerifier
+envoy = EnvoyVerifier([EnvoyProvider("a", "i", "api", sys.argv[1], retries=0)], ready_timeout=30).start()
+print(envoy._process.pid, flush=True)
+os.kill(os.getpid(), 9)  # as a test run killed by a timeout or the OOM killer: no stop(), no atexit
+"""
+
+
+def test_envoy_does_not_outlive_a_killed_test_process(tmp_path: Path) -> None:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # the killed child cannot remove Envoy's work directory: pytest does
+    child = subprocess.run([sys.executable, "-c", ORPHAN_CHILD, JWKS], capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert child.returncode == -9 and child.stdout.strip().isdigit(), child.stderr[-2000:]
+    pid = int(child.stdout)
+    try:
+        for _ in range(100):  # the kernel delivers the parent-death signal at once; allow 10 s on a loaded machine
+            if not _alive(pid):
+                break
+            time.sleep(0.1)
+        assert not _alive(pid), f"envoy {pid} outlived the process that started it"
+    finally:
+        if _alive(pid):
+            os.kill(pid, 9)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie awaiting init's reap counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -38,3 +38,11 @@ def test_a_lead_too_short_for_api_gateway_says_what_it_needs(tmp_path: Path) -> 
 def test_invalid_settings_exit_2(tmp_path: Path) -> None:
     code, output = run(tmp_path, "--publish-lead", "1h", "--jwks-max-age", "1h", "--rotation-period", "1d")
     assert code == 2 and "jwks-max-age" in output
+
+
+def test_durations_with_fractions_are_shown_exactly_never_rounded(tmp_path: Path) -> None:
+    # publish-lead 1.2345678d = 106666.65792 s: margin 10666.665792 s, largest cache 92399.992128 s (not 92400 s: a cache
+    # set to the rounded value would break the rule it is printed for).
+    code, output = run(tmp_path, "--publish-lead", "1.2345678d", "--jwks-max-age", "1h")
+    assert code == 0, output
+    assert "margin (2h57m46.665792s) <= publish-lead (1d5h37m46.65792s): largest verifier cache 1d1h39m59.992128s" in output, output

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from jwks_rotator.core.durations import parse_duration
+from jwks_rotator.core.errors import ConfigurationError
 from jwks_rotator.core.lifecycle.verifier_caches import (
     VERIFIERS,
     CacheGuidance,
@@ -97,3 +102,70 @@ def test_a_verifier_with_a_small_default_keeps_it() -> None:
     (rec,) = recommend(timedelta(days=2), H, S, (small,)).recommendations
     assert rec.cache == 3 * S and rec.cooldown == 3 * S  # a cooldown never outlasts the cache it guards
     assert {v.name for v in VERIFIERS} >= {"Envoy jwt_authn", "PyJWT PyJWKClient", "AWS API Gateway JWT authorizer"}
+
+
+@pytest.mark.parametrize(
+    ("lead", "max_age", "leeway", "named"),
+    [
+        (timedelta(0), H, S, "publish-lead"),
+        (-H, S, S, "publish-lead"),
+        (2 * H, -H, S, "jwks-max-age"),  # a negative max-age would allow a cache longer than the lead itself
+        (2 * H, H, -S, "clock-skew-leeway"),
+    ],
+)
+def test_settings_no_stack_can_have_are_refused_with_a_typed_error(lead: timedelta, max_age: timedelta, leeway: timedelta, named: str) -> None:
+    with pytest.raises(ConfigurationError, match=named) as refused:
+        recommend(lead, max_age, leeway)
+    assert refused.value.code == "invalid_configuration"
+
+
+def test_a_negative_cache_has_no_minimum_lead() -> None:
+    with pytest.raises(ConfigurationError, match="verifier cache must be zero or more"):
+        minimum_publish_lead(-S, H, S)
+
+
+# --------------------------------------------------------------------------- docs/verifiers.md states what recommend() says
+PAGE = Path(__file__).resolve().parents[4] / "docs" / "verifiers.md"
+PAGE_NAMES = {"Envoy": "Envoy", "PyJWT": "PyJWT", "jose": "Node jose", "jwks-rsa": "Node jwks-rsa", "API Gateway": "AWS API Gateway"}
+UNITS = {"d": 86_400, "h": 3_600, "min": 60, "s": 1}
+
+
+def page_seconds(text: str) -> float:
+    """``1 h 10 min`` -> 4200; every duration the page writes is whole units."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*(d|h|min|s)\b", text)
+    assert parts, text
+    return sum(float(number) * UNITS[unit] for number, unit in parts)
+
+
+def stated_sections() -> list[tuple[dict[str, timedelta], str, list[list[str]]]]:
+    """Each "Recommended settings" paragraph: the settings it names, its sentence, and its table's rows."""
+    text = PAGE.read_text(encoding="utf-8").split("## Recommended settings", 1)[1]
+    sections = []
+    for block in re.split(r"\n(?=For )", text)[1:]:
+        named = dict(re.findall(r"`(publish-lead|jwks-max-age|clock-skew-leeway)` (\w+)", block.split("):", 1)[0]))
+        settings = {name: parse_duration(value) for name, value in named.items()}
+        rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in block.splitlines() if line.startswith("| ") and "Verifier" not in line]
+        sections.append((settings, block, rows))
+    return sections
+
+
+def test_the_page_states_the_rules_numbers() -> None:
+    sections = stated_sections()
+    assert len(sections) == 2
+    for settings, block, rows in sections:
+        guidance = recommend(settings["publish-lead"], settings["jwks-max-age"], settings["clock-skew-leeway"])
+        margin, largest = re.search(r"margin is ([^,]+), and the largest cache is ([^.]+)\.", block.replace("\n", " ")).groups()  # type: ignore[union-attr]
+        assert (page_seconds(margin), page_seconds(largest)) == (guidance.margin.total_seconds(), guidance.max_cache.total_seconds()), block[:80]
+        assert {row[0] for row in rows} == set(PAGE_NAMES)
+        for name, set_to, revocation, window in rows:
+            rec = by_name(guidance, PAGE_NAMES[name])
+            if not rec.fits:
+                assert "does not fit" in set_to and rec.minimum_publish_lead is not None
+                assert page_seconds(set_to.split(">=", 1)[1]) == rec.minimum_publish_lead.total_seconds(), name
+                continue
+            assert rec.cache is not None and rec.revocation_bound is not None and rec.rotate_now_window is not None
+            assert page_seconds(revocation) == rec.revocation_bound.total_seconds(), name
+            assert page_seconds(window) == rec.rotate_now_window.total_seconds(), name
+            if rec.verifier.configurable:
+                value = float(re.search(r"[:=]\s*(\d+)", set_to).group(1))  # type: ignore[union-attr]
+                assert value / (1000 if "cacheMaxAge" in set_to else 1) == rec.cache.total_seconds(), name

@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass
 from datetime import timedelta
 
+from jwks_rotator.core.errors import ConfigurationError
+
 MARGIN_FRACTION = 0.1
 MIN_MARGIN = timedelta(seconds=1)
 
@@ -105,8 +107,19 @@ def fits(cache: timedelta, publish_lead: timedelta, jwks_max_age: timedelta, clo
     return cache + jwks_max_age + cache_margin(publish_lead, clock_skew_leeway) <= publish_lead
 
 
+def _refuse_impossible(publish_lead: timedelta | None, jwks_max_age: timedelta, clock_skew_leeway: timedelta, cache: timedelta | None = None) -> None:
+    """Inputs no stack can have (the settings refuse them too) would give a rule that "fits" anything: refused."""
+    for name, value, least in (
+        ("publish-lead", publish_lead, timedelta.resolution), ("jwks-max-age", jwks_max_age, timedelta(0)),
+        ("clock-skew-leeway", clock_skew_leeway, timedelta(0)), ("verifier cache", cache, timedelta(0)),
+    ):  # fmt: skip
+        if value is not None and value < least:
+            raise ConfigurationError(f"verifier caches: {name} must be {'greater than zero' if least else 'zero or more'}")
+
+
 def minimum_publish_lead(cache: timedelta, jwks_max_age: timedelta, clock_skew_leeway: timedelta) -> timedelta:
     """The shortest whole-second publish-lead for which ``cache`` fits (and jwks-max-age <= publish-lead / 2 holds)."""
+    _refuse_impossible(None, jwks_max_age, clock_skew_leeway, cache)
     base = (cache + jwks_max_age).total_seconds()
     floor = max(base / (1 - MARGIN_FRACTION), base + clock_skew_leeway.total_seconds(), base + MIN_MARGIN.total_seconds(), 2 * jwks_max_age.total_seconds())
     lead = timedelta(seconds=math.ceil(floor - 1e-9))
@@ -118,7 +131,11 @@ def minimum_publish_lead(cache: timedelta, jwks_max_age: timedelta, clock_skew_l
 def recommend(
     publish_lead: timedelta, jwks_max_age: timedelta, clock_skew_leeway: timedelta, verifiers: tuple[VerifierCache, ...] = VERIFIERS
 ) -> CacheGuidance:
-    """Every verifier's settings for a stack with these settings (the rule in the module docstring)."""
+    """Every verifier's settings for a stack with these settings (the rule in the module docstring).
+
+    A publish-lead of zero or less, or a negative jwks-max-age or clock-skew-leeway, raises ``ConfigurationError``.
+    """
+    _refuse_impossible(publish_lead, jwks_max_age, clock_skew_leeway)
     largest = max_verifier_cache(publish_lead, jwks_max_age, clock_skew_leeway)
     recommendations = []
     for verifier in verifiers:
