@@ -164,10 +164,23 @@ def version_of(interpreter: str) -> str:
                           check=True).stdout.strip()
 
 
+def marked_copy(code_dir: Path, target: Path) -> Path:
+    """A copy of a built function's code directory with the local stack's marker added: the benchmark's STS and policy
+    file are local stand-ins, which a function honours only with the marker (``make build`` leaves it out)."""
+    from jwks_rotator_local.functions import mark_local
+
+    shutil.copytree(code_dir, target)
+    mark_local(target)
+    return target
+
+
 def compiled_copy(interpreter: str, target: Path) -> tuple[Path, Path]:
     """This tree's sign function and layer package copied to ``target`` and compiled as ``make build`` compiles them."""
     task, layer = target / "task", target / "layer"
     shutil.copytree(ROOT / "functions" / "sign", task)
+    from jwks_rotator_local.functions import mark_local
+
+    mark_local(task)
     shutil.copytree(ROOT / "layers" / "jwks_rotator" / "jwks_rotator", layer / "jwks_rotator", ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([interpreter, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(task), str(layer)], check=True)
     return task, layer
@@ -531,7 +544,8 @@ def main() -> None:
             variants.append(Variant(f"before ({args.before}), python3.12", py312, before_task, [str(before_layer), built_packages],
                                     breakdown=False))
         if py312:
-            variants.append(Variant("after, python3.12 (make build artifact)", py312, BUILD / "SignFunction", [built_packages]))
+            variants.append(Variant("after, python3.12 (make build artifact)", py312, marked_copy(BUILD / "SignFunction", scratch / "after-build"),
+                                    [built_packages]))
         after_task, after_layer = compiled_copy(py3, scratch / "after-py3")
         variants.append(Variant("after, python3 (compiled as make build does)", py3, after_task, [str(after_layer)]))
         extension_before, refused_before, sts_before = cloud.extension.requests, cloud.extension.refused, cloud.sts.replays

@@ -29,7 +29,7 @@ from typing import Any
 from jwks_rotator.adapters.lean.audit_log import AuditLog
 from jwks_rotator.adapters.lean.http import forget_connections
 from jwks_rotator.adapters.lean.runtime_hooks import register_copy_hooks
-from jwks_rotator.adapters.lean.sts_identity import STS_CA_BUNDLE_ENV, StsEndpoint
+from jwks_rotator.adapters.lean.sts_identity import STS_CA_BUNDLE_ENV, StsEndpoint, is_local
 from jwks_rotator.adapters.lean.telemetry import EmfMetrics, JsonLogger
 from jwks_rotator.bootstrap.sign import build_issuance_service
 from jwks_rotator.core.callers.proof import accepted_signer_names
@@ -87,9 +87,11 @@ def _on_decision(record: AuditRecord) -> None:
         logger.error("token not issued", extra={"error": record.error})
 
 
-def read_policy(settings: Settings) -> str:
-    """The issuance policy file deployed with the function (a relative path is taken from the code directory)."""
-    path = os.path.join(CODE_DIR, settings.issuance_policy_file)  # an absolute setting stays as it is
+def read_policy(settings: Settings, *, local: bool = False) -> str:
+    """The issuance policy file deployed with the function: a path inside the code directory (anywhere on the local stack)."""
+    path = os.path.realpath(os.path.join(CODE_DIR, settings.issuance_policy_file))
+    if not local and not path.startswith(CODE_DIR + os.sep):
+        raise ConfigurationError("issuance-policy-file: must name a file inside the function's code directory")
     try:
         with open(path, encoding="utf-8") as policy:
             return policy.read()
@@ -106,15 +108,17 @@ def _build_service() -> IssuanceService:
     it, the composition root imports boto3 only after validation.
     """
     settings = Settings.from_env(os.environ)
+    local = is_local(CODE_DIR)  # a marker file only the local stack adds: no configuration change can set it
     service = build_issuance_service(
         settings,
-        read_policy(settings),
+        read_policy(settings, local=local),
         os.environ,
         listener=_on_refresh,
         on_decision=_on_decision,
         on_proof_event=_on_proof_event,
+        local=local,
     )
-    endpoint = StsEndpoint.from_environment(os.environ)
+    endpoint = StsEndpoint.from_environment(os.environ, local=local)
     if endpoint.origin.startswith("https:"):
         try:
             endpoint.tls_context()

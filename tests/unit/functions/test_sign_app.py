@@ -344,3 +344,18 @@ def test_a_caller_removed_from_the_policy_keeps_minting_only_from_environments_s
     assert "token" in ask(warm)  # still the policy it read at its cold start
     redeployed = fresh_app("sign_app_redeployed")
     assert ask(redeployed)["error"] == "caller_not_allowed"  # every environment of the new deployment refuses
+
+
+def test_a_deployed_sign_function_reads_its_policy_only_from_inside_its_code_directory(tmp_path: Path) -> None:
+    """Without the local stack's marker an ISSUANCE_POLICY_FILE outside the code directory is a configuration error."""
+    from jwks_rotator.core.errors import ConfigurationError
+    from jwks_rotator.core.settings import Settings
+
+    app = load_sign_app("sign_app_policy_path")
+    outside = tmp_path / "policy.yaml"
+    outside.write_text("profiles: {}\n")
+    for path in (str(outside), "../rotate/app.py"):
+        with pytest.raises(ConfigurationError, match="inside the function's code directory"):
+            app.read_policy(Settings(issuance_policy_file=path), local=False)
+    assert app.read_policy(Settings(issuance_policy_file=str(outside)), local=True) == "profiles: {}\n"  # the local stack
+    assert "profiles" in app.read_policy(Settings(issuance_policy_file="issuance-policy.yaml"), local=False)

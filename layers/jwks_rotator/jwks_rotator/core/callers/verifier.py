@@ -10,9 +10,12 @@ seen it yet: a warm caller that reuses its proof costs no STS call.
 * A proof STS refused (4xx: SignatureDoesNotMatch, ExpiredToken,
   InvalidClientTokenId, AccessDenied, ...) is cached as refused for the same
   window, so a bad proof sent again costs nothing either.
-* Replays are bounded by a token bucket (``rate_per_second``, ``burst``);
-  past it a new proof is refused as ``unauthenticated`` (reason
-  ``rate_limited``) and not cached.
+* Replays of new proofs are bounded by a :class:`~.replay_budget.ReplayBudget`:
+  each session credential STS vouched for has its own bucket, keyed on its
+  access key id and session token (a forger naming the key id has no token);
+  everything else shares one bucket (``rate_per_second``, ``burst``) entered
+  by an equal-chance draw under load. Past it a new proof is refused as
+  ``unauthenticated`` (reason ``rate_limited``) and not cached.
 * STS throttling, 5xx or a transport failure is ``signing_unavailable`` and
   not cached: the caller may retry.
 * The cache holds at most ``cache_size`` proofs and evicts the oldest.
@@ -24,6 +27,7 @@ seen it yet: a warm caller that reuses its proof costs no STS call.
 
 from __future__ import annotations
 
+import random
 import re
 import threading
 from collections import OrderedDict
@@ -32,6 +36,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from jwks_rotator.core.callers.principals import CallerIdentity, identity_from_arn
 from jwks_rotator.core.callers.proof import CallerProof, parse_caller_proof
+from jwks_rotator.core.callers.replay_budget import DEFAULT_KNOWN_BURST, DEFAULT_KNOWN_RATE, ReplayBudget, credential_digest
 from jwks_rotator.core.errors import ConfigurationError, SigningUnavailableError, UnauthenticatedError
 
 if TYPE_CHECKING:  # the port is an annotation here: the sign path loads core.ports for a KMS key only
@@ -57,25 +62,6 @@ class _Entry(NamedTuple):  # NamedTuples, not dataclasses: a tenth of the class 
     deadline: float
     identity: CallerIdentity | None
     reason: str
-
-
-class _Bucket:
-    """A token bucket: ``rate`` tokens a second, at most ``burst`` saved."""
-
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        self._rate, self._burst, self._tokens, self._at = rate, burst, burst, now
-
-    @property
-    def burst(self) -> float:
-        return self._burst
-
-    def take(self, now: float) -> bool:
-        self._tokens = min(self._burst, self._tokens + max(0.0, now - self._at) * self._rate)
-        self._at = now
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True
 
 
 _ACCESS_KEY = re.compile(r"Credential=([A-Z0-9]{16,128})/")
@@ -126,6 +112,9 @@ class CallerVerifier:
         rate_per_second: float = 20.0,
         burst: int = 40,
         cache_size: int = 1024,
+        known_rate: float = DEFAULT_KNOWN_RATE,
+        known_burst: int = DEFAULT_KNOWN_BURST,
+        random_source: Callable[[], float] = random.random,
         on_event: Callable[[str], None] | None = None,
     ) -> None:
         if not max_age > 0 or max_age + leeway > STS_MAX_SKEW or leeway < 0:
@@ -141,13 +130,15 @@ class CallerVerifier:
         self._leeway = leeway
         self._sts_host = sts_host
         self._sts_region = sts_region
-        self._rate = rate_per_second
-        # Replays of new proofs are bounded twice: one bucket for access keys STS recently vouched for (a caller
-        # re-signs with the same session key) and one for everything else, so a flood of forged proofs, which needs
-        # no credentials at all, cannot starve known callers of replays.
-        self._new_keys = _Bucket(rate_per_second, float(burst), monotonic_clock())
-        self._known_keys = _Bucket(rate_per_second, float(burst), monotonic_clock())
-        self._known: OrderedDict[str, None] = OrderedDict()
+        self._budget = ReplayBudget(
+            rate=rate_per_second,
+            burst=burst,
+            now=monotonic_clock(),
+            known_rate=known_rate,
+            known_burst=known_burst,
+            max_known=cache_size,
+            random_source=random_source,
+        )
         self._cache: OrderedDict[str, _Entry] = OrderedDict()  # verified identities, by canonical proof
         self._refused: OrderedDict[str, _Entry] = OrderedDict()  # refusals apart, so they never evict identities
         self._verified: OrderedDict[tuple[object, ...], _Verified] = OrderedDict()  # by exact contents, least recently used first
@@ -163,9 +154,8 @@ class CallerVerifier:
         """
         self._lock = threading.Lock()
         now = self._monotonic()
-        self._new_keys = _Bucket(self._rate, self._new_keys.burst, now)
-        self._known_keys = _Bucket(self._rate, self._known_keys.burst, now)
-        for cache in (self._known, self._cache, self._refused, self._verified):
+        self._budget.reset(now)
+        for cache in (self._cache, self._refused, self._verified):
             cache.clear()
 
     @property
@@ -208,7 +198,7 @@ class CallerVerifier:
         )
         with self._lock:
             entry = self._lookup(proof.cache_key)
-            if entry is None and not self._take_token(proof):
+            if entry is None and not self._budget.admit(_credential(proof), self._monotonic()):
                 self._emit("rate_limited")
                 raise UnauthenticatedError("too many new proofs of identity right now; retry shortly", reason="rate_limited")
         if entry is not None:
@@ -273,24 +263,16 @@ class CallerVerifier:
             cache.move_to_end(proof.cache_key)
             while len(cache) > self._cache_size:
                 cache.popitem(last=False)
-            if identity is not None and (key := _access_key(proof)) is not None:
-                self._known[key] = None
-                self._known.move_to_end(key)
-                while len(self._known) > self._cache_size:
-                    self._known.popitem(last=False)
-
-    def _take_token(self, proof: CallerProof) -> bool:
-        key = _access_key(proof)
-        bucket = self._known_keys if key is not None and key in self._known else self._new_keys
-        return bucket.take(self._monotonic())
+            if identity is not None:
+                self._budget.remember(_credential(proof), self._monotonic())
 
     def _emit(self, event: str) -> None:
         if self._on_event is not None:
             self._on_event(event)
 
 
-def _access_key(proof: CallerProof) -> str | None:
-    """The access key id the proof was signed with (from its Authorization header)."""
-    authorization = next((value for name, value in proof.headers if name.lower() == "authorization"), "")
-    found = _ACCESS_KEY.search(authorization)
-    return found.group(1) if found else None
+def _credential(proof: CallerProof) -> str | None:
+    """The digest of the session credential the proof was signed with (access key id + session token), if any."""
+    headers = {name.lower(): value for name, value in proof.headers}
+    found = _ACCESS_KEY.search(headers.get("authorization", ""))
+    return credential_digest(found.group(1), headers.get("x-amz-security-token")) if found else None
