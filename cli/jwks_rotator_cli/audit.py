@@ -45,6 +45,14 @@ def log_events(client: Any, group: str, query: AuditQuery) -> Iterator[dict[str,
         request["nextToken"] = token
 
 
+def caller_cell(record: dict[str, Any]) -> Any:
+    """The caller as its IAM role ARN with the session name beside it (a session name is the caller's own choice)."""
+    role, caller = record.get("role"), record.get("caller")
+    if isinstance(role, str) and isinstance(caller, str) and ":assumed-role/" in caller:
+        return f"{role} (session {caller.rsplit('/', 1)[-1]})"
+    return caller
+
+
 def cell(name: str, value: Any) -> str:
     """One field as plain text on one line (control characters escaped); ``exp`` as a UTC time."""
     if value is None:
@@ -60,7 +68,7 @@ def table_lines(records: list[dict[str, Any]]) -> list[str]:
     columns = _OPERATION_COLUMNS if records and all(record.get("function") == "rotate" for record in records) else _COLUMNS
     rows = [list(columns)]
     for record in records:
-        row = [cell(name, record.get(name)) for name in columns]
+        row = [cell(name, caller_cell(record) if name == "caller" else record.get(name)) for name in columns]
         if record.get("decision") in ("refused", "failed") and record.get("error"):
             row[columns.index("decision")] = cell("decision", f"{record['decision']}: {record['error']}")
         rows.append(row)
