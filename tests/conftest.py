@@ -7,7 +7,13 @@ thin wrappers over the testing kit (``jwks_rotator_testkit``).
 Every local stack a test session starts records its functions' AWS calls (``JWKS_ROTATOR_RECORD_CALLS``)
 into ``.artifacts/recorded-calls/``, emptied when the session starts; ``make test`` then decides them all
 (``tests/privilege/matrix.py --recorded``). A caller that sets ``JWKS_ROTATOR_RECORD_CALLS`` itself (a
-directory, or empty for none) keeps its choice and its directory.
+directory, or empty for none) keeps its choice and its directory. Each stack writes its own file
+(stack name, process id, sequence), so pytest-xdist workers never collide.
+
+Tiers: ``tests/unit`` is the fast tier; every test outside it is marked ``slow`` here (so ``-m "not slow"``
+selects the unit tests without naming directories), as is a unit test marked ``slow`` in its own module. The
+Hypothesis profile comes from ``HYPOTHESIS_PROFILE`` (``jwks_rotator_testkit.hypothesis_profiles``: ``ci``,
+``dev``, ``check``). docs/testing.md says how the make targets use them.
 """
 
 from __future__ import annotations
@@ -21,9 +27,12 @@ import pytest
 
 from jwks_rotator_local.call_recording import RECORD_ENV
 from jwks_rotator_testkit.deploy import AwsResources, create_test_resources
+from jwks_rotator_testkit.hypothesis_profiles import load_profile_from_environment
 from jwks_rotator_testkit.moto import moto_server, set_default_credentials
 
 RECORDED_CALLS = Path(__file__).resolve().parents[1] / ".artifacts" / "recorded-calls"
+FAST_TIER = Path(__file__).resolve().parent / "unit"
+HYPOTHESIS_PROFILE = load_profile_from_environment()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -33,6 +42,17 @@ def pytest_configure(config: pytest.Config) -> None:
     shutil.rmtree(RECORDED_CALLS, ignore_errors=True)
     RECORDED_CALLS.mkdir(parents=True)
     os.environ[RECORD_ENV] = str(RECORDED_CALLS)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"hypothesis profile: {HYPOTHESIS_PROFILE}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test outside the fast tier (tests/unit)."""
+    for item in items:
+        if not item.path.is_relative_to(FAST_TIER):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,45 @@
+# `make test`: every test, in 8 minutes or less from a fresh clone on 2 cores (docs/testing.md has the budget).
+#
+# After the venv, three lines run side by side (make -j, each target's output kept together):
+#   1. lint;
+#   2. the template checks and the tools the later tiers need (sam build, checkov, the IAM evaluator's and
+#      the interop npm packages);
+#   3. the tiers that need only the venv (tests/unit, tests/integration), under pytest-xdist.
+# Then every other tier (template, privilege, interop, soak: they need those tools) under pytest-xdist, and the
+# least-privilege matrix decides every call both sessions' local stacks recorded. Most tests wait on a local
+# stack's clock, not on a core, so TEST_WORKERS exceeds the cores. Each local stack writes its own recording
+# (stack name, process id, sequence), so workers never collide; every port is port 0.
+#
+# The closing lines: each session's own pytest summary, then one count over both sessions (their JUnit
+# reports) and the wall time.
+TEST_WORKERS ?= 4
+TEST_BUDGET := 480
+JUNIT := .artifacts/junit
+PYTEST_ALL = JWKS_ROTATOR_RECORD_CALLS=$(CURDIR)/$(RECORDED_CALLS) HYPOTHESIS_PROFILE=ci \
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations=20
+VENV_TIERS := tests/unit tests/integration
+
+.PHONY: test-all test-steps test-tools test-venv-tiers test-tool-tiers
+
+test-all:
+	@start=$$EPOCHREALTIME; \
+	$(MAKE) --no-print-directory test-steps; rc=$$?; \
+	if [ -x $(PY) ]; then $(PY) mk/test_summary.py $(JUNIT)/*.xml || rc=1; fi; \
+	$(call report_time,make test,$$start,$$rc,$(TEST_BUDGET)); \
+	exit $$rc
+
+test-steps: $(STAMP)
+	rm -rf $(RECORDED_CALLS) $(JUNIT)
+	mkdir -p $(RECORDED_CALLS) $(JUNIT)
+	$(MAKE) --no-print-directory -j4 --output-sync=target test-venv-tiers lint test-tools
+	$(MAKE) --no-print-directory test-tool-tiers
+	$(MAKE) --no-print-directory check-privilege-recorded
+
+test-tools: interop-node privilege-tools check-template
+
+test-venv-tiers: $(STAMP)
+	$(PYTEST_ALL) --junitxml=$(JUNIT)/venv-tiers.xml $(VENV_TIERS)
+
+# Everything under tests/ but the venv tiers: a new tier directory is never left out.
+test-tool-tiers: $(STAMP) test-tools
+	$(PYTEST_ALL) --junitxml=$(JUNIT)/tool-tiers.xml $(foreach t,$(VENV_TIERS),--ignore=$(t)) tests
