@@ -92,10 +92,10 @@ PARTS_CHILD = textwrap.dedent(
     import json, os, types
     _t_core = time.perf_counter()
     # the handler imports these on its first call; imported here first (to wrap them), timed as a part of that call
-    from jwks_rotator import wiring
-    from jwks_rotator.core import issuance, signer as signer_module
-    from jwks_rotator.adapters import secrets_extension, sts_identity, http
-    parts = {"issuance core imported (wiring, settings, policy, verifier, signer, cryptography)": (time.perf_counter() - _t_core) * 1e3}
+    from jwks_rotator.bootstrap import sign as sign_root
+    from jwks_rotator.core.issuance import service as issuance, signer as signer_module
+    from jwks_rotator.adapters.lean import secrets_extension, sts_identity, http
+    parts = {"issuance core imported (bootstrap, settings, policy, verifier, signer, cryptography)": (time.perf_counter() - _t_core) * 1e3}
     def timed(owner, name, label):
         original = getattr(owner, name)
         def wrapper(*args, **kwargs):
@@ -105,7 +105,7 @@ PARTS_CHILD = textwrap.dedent(
             finally:
                 parts[label] = parts.get(label, 0.0) + (time.perf_counter() - start) * 1e3
         setattr(owner, name, wrapper)
-    timed(wiring, "build_issuance_service", "service built: settings, policy, readers, verifier")
+    timed(sign_root, "build_issuance_service", "service built: settings, policy, readers, verifier")
     timed(http, "ca_file_context", "TLS context (import ssl, Amazon's roots or the test CA)")
     sts_identity.ca_file_context = http.ca_file_context  # the endpoint calls the name it imported
     timed(sts_identity.StsIdentityReplayer, "replay", "proof replayed to STS over HTTPS (connect, handshake, answer)")
@@ -214,9 +214,9 @@ class Cloud:
 
 
 def keyring_json(alg: str) -> str:
-    from jwks_rotator.core.keygen import generate_key
-    from jwks_rotator.core.keyring import Keyring
-    from jwks_rotator.core.keys import KeyState
+    from jwks_rotator.core.keys.keyring import Keyring
+    from jwks_rotator.core.keys.records import KeyState
+    from jwks_rotator.core.lifecycle.keygen import generate_key
 
     now = datetime.now(UTC)
     record = generate_key(alg, now - timedelta(hours=1)).with_changes(

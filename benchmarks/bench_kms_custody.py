@@ -37,8 +37,9 @@ from typing import Any
 
 from results_file import write_section
 
+from jwks_rotator.bootstrap.rotate import build_rotation_service
+from jwks_rotator.bootstrap.sign import build_token_signer
 from jwks_rotator.core.settings import Settings
-from jwks_rotator.wiring import build_rotation_service, build_token_signer
 from jwks_rotator_testkit.deploy import create_test_resources
 from jwks_rotator_testkit.moto import DUMMY_CREDENTIALS, REGION, aws_client, moto_server
 
@@ -126,7 +127,7 @@ _COLD = textwrap.dedent("""
     import json, sys, time
     start = time.perf_counter()
     from jwks_rotator.core.settings import Settings
-    from jwks_rotator.wiring import build_token_signer
+    from jwks_rotator.bootstrap.sign import build_token_signer
     signer = build_token_signer(Settings.from_mapping(json.loads(sys.argv[1])))
     signer.issue({"sub": "user-1", "aud": "orders-api", "ttl": 300})
     elapsed = time.perf_counter() - start

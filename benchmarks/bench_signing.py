@@ -88,9 +88,9 @@ class LocalCloud:
 # --- fixtures ---------------------------------------------------------------
 def make_keyring_json(alg: str) -> tuple[str, Any]:
     """A keyring document with one active, published key of ``alg`` and that key's record."""
-    from jwks_rotator.core.keygen import generate_key
-    from jwks_rotator.core.keyring import Keyring
-    from jwks_rotator.core.keys import KeyState
+    from jwks_rotator.core.keys.keyring import Keyring
+    from jwks_rotator.core.keys.records import KeyState
+    from jwks_rotator.core.lifecycle.keygen import generate_key
 
     now = datetime.now(UTC)
     record = generate_key(alg, now - timedelta(hours=1)).with_changes(
@@ -117,7 +117,7 @@ class CountingSecrets:
 
 def counting_reader(text: str) -> Any:
     """The function's keyring reader over a :class:`CountingSecrets` client."""
-    from jwks_rotator.adapters.secret_reader import SecretsManagerKeyringReader
+    from jwks_rotator.adapters.sdk.secret_reader import SecretsManagerKeyringReader
 
     return SecretsManagerKeyringReader(CountingSecrets(text), "keyring")
 
@@ -167,8 +167,8 @@ def hand_rolled(record: Any) -> Callable[[dict[str, Any]], str]:
     """The reference: two compact json.dumps, base64url, cryptography sign (r||s for ECDSA)."""
     import base64
 
-    from jwks_rotator.core.algorithms import get_algorithm
-    from jwks_rotator.core.keys import load_private_key
+    from jwks_rotator.core.keys.algorithms import get_algorithm
+    from jwks_rotator.core.keys.records import load_private_key
 
     key = load_private_key(record.private_jwk)
     sign = get_algorithm(record.alg).sign
@@ -208,8 +208,8 @@ def signing_variants(alg: str) -> dict[str, Callable[[], Any]]:
     from jwcrypto import jwk as jwcrypto_jwk
     from jwcrypto import jwt as jwcrypto_jwt
 
-    from jwks_rotator.core.keys import load_private_key
-    from jwks_rotator.core.signer import TokenSigner
+    from jwks_rotator.core.issuance.signer import TokenSigner
+    from jwks_rotator.core.keys.records import load_private_key
 
     text, record = make_keyring_json(alg)
     signer = TokenSigner(settings_for(alg), counting_reader(text))
@@ -258,7 +258,7 @@ def silence_logger(app: Any, sink: Any) -> None:
 
 def wire_handler(app: Any, alg: str, clients: Callable[[str], Any], cloud: LocalCloud, secret_id: str = "keyring") -> None:
     """The handler's service as the function builds it (``build_issuance_service``), on ``clients`` (by service) and the local STS."""
-    from jwks_rotator.wiring import build_issuance_service
+    from jwks_rotator.bootstrap.sign import build_issuance_service
 
     app._service = build_issuance_service(
         settings_for(alg, secret_id), POLICY, cloud.env(), clients,
@@ -269,7 +269,7 @@ def wire_handler(app: Any, alg: str, clients: Callable[[str], Any], cloud: Local
 
 def handler_variants(app: Any, alg: str, cloud: LocalCloud) -> dict[str, Callable[[], Any]]:
     """The whole warm handler beside the bare signing path and the reference, for one key of ``alg`` and one warm caller."""
-    from jwks_rotator.core.signer import TokenSigner
+    from jwks_rotator.core.issuance.signer import TokenSigner
 
     text, record = make_keyring_json(alg)
     counting = CountingSecrets(text)
@@ -309,9 +309,9 @@ def bench_handler(rounds: int, batch: int, cloud: LocalCloud) -> tuple[Table, di
 # --- the first proof ------------------------------------------------------------
 def bench_first_proof(cloud: LocalCloud, runs: int) -> dict[str, float]:
     """Milliseconds (medians) to verify a proof a container has not seen: parse, then one replay, per stand-in; and a cache hit."""
-    from jwks_rotator.adapters.sts_identity import StsEndpoint, StsIdentityReplayer
-    from jwks_rotator.core.caller_proof import DEFAULT_MAX_AGE, parse_caller_proof
-    from jwks_rotator.core.caller_verifier import CallerVerifier
+    from jwks_rotator.adapters.lean.sts_identity import StsEndpoint, StsIdentityReplayer
+    from jwks_rotator.core.callers.proof import DEFAULT_MAX_AGE, parse_caller_proof
+    from jwks_rotator.core.callers.verifier import CallerVerifier
 
     signers = {SIGN_FUNCTION_NAME}
 
@@ -358,7 +358,7 @@ def count_warm_calls(cloud: LocalCloud, secret_id: str, alg: str, tokens: int = 
     """AWS calls and STS replays of the whole handler as deployed: reads through the Parameters and Secrets extension
     stand-in (moto behind it, no cache: each request it answers is one AWS call), a first token, then ``tokens`` warm
     ones for the same caller reusing its proof, as ``SignClient`` does within its reuse window."""
-    from jwks_rotator.wiring import build_issuance_service
+    from jwks_rotator.bootstrap.sign import build_issuance_service
     from jwks_rotator_local.secrets_extension import SecretsExtension
 
     app = load_sign_app()

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from jwks_rotator.core.errors import ConfigurationError
-from jwks_rotator.core.issuance_policy import policy_document
+from jwks_rotator.core.issuance.profiles import policy_document
 
 
 def main(paths: list[str]) -> int:

@@ -16,8 +16,8 @@ import time
 import urllib.request
 from typing import Any
 
-from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
-from jwks_rotator.core.jwks import JWKS_PATH, build_documents
+from jwks_rotator.adapters.sdk.secrets_store import SecretsManagerKeyringStore
+from jwks_rotator.core.lifecycle.documents import JWKS_PATH, build_documents
 from jwks_rotator.core.settings import Settings
 
 from .records import ConvergeRecord, Observations, Sample, TickRecord

@@ -27,7 +27,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
+from jwks_rotator.adapters.sdk.secrets_store import SecretsManagerKeyringStore
 from jwks_rotator_local.local_stack import LocalStack
 from jwks_rotator_testkit.verifiers import Expectation, NodeVerifier
 

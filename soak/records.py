@@ -6,7 +6,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
-from jwks_rotator.core.keyring import Keyring
+from jwks_rotator.core.keys.keyring import Keyring
 
 
 @dataclass

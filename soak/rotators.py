@@ -16,11 +16,11 @@ from typing import Any
 
 from botocore.config import Config
 
-from jwks_rotator.adapters.s3_publisher import S3Publisher
-from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
-from jwks_rotator.core.keyring import Keyring
+from jwks_rotator.adapters.sdk.s3_publisher import S3Publisher
+from jwks_rotator.adapters.sdk.secrets_store import SecretsManagerKeyringStore
+from jwks_rotator.core.keys.keyring import Keyring
+from jwks_rotator.core.lifecycle.rotation import RotationService
 from jwks_rotator.core.ports import PublishResult, VersionedKeyring
-from jwks_rotator.core.rotation import RotationService
 from jwks_rotator.core.settings import Settings
 from jwks_rotator_local.local_stack import LocalStack
 from jwks_rotator_testkit.moto import ClientFactory, client_factory

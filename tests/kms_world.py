@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from jwks_rotator.adapters.s3_publisher import S3Publisher
-from jwks_rotator.core.jwks import JWKS_PATH
-from jwks_rotator.core.kms_custody import KmsCustodian
+from jwks_rotator.adapters.sdk.s3_publisher import S3Publisher
+from jwks_rotator.core.issuance.signer import TokenSigner
+from jwks_rotator.core.keys.revocation import MemoryRevocationList
+from jwks_rotator.core.lifecycle.documents import JWKS_PATH
+from jwks_rotator.core.lifecycle.kms_custody import KmsCustodian
+from jwks_rotator.core.lifecycle.rotation import RotationService
 from jwks_rotator.core.ports import StoredKeyring
-from jwks_rotator.core.revocation import MemoryRevocationList
-from jwks_rotator.core.rotation import RotationService
 from jwks_rotator.core.settings import Settings
-from jwks_rotator.core.signer import TokenSigner
 from tests.kms_doubles import ROTATE_ROLE, SIGN_ROLE, EventuallyConsistentKms
 from tests.simulation import START, FakeClock, FakeCloudFront, FakeS3, Faults, InMemoryKeyringStore, key_pool
 

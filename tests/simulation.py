@@ -19,15 +19,15 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from jwks_rotator.adapters.s3_publisher import S3Publisher
-from jwks_rotator.adapters.secrets_store import INITIAL_VERSION_ID
+from jwks_rotator.adapters.sdk.s3_publisher import S3Publisher
+from jwks_rotator.adapters.sdk.secrets_store import INITIAL_VERSION_ID
 from jwks_rotator.core.errors import JwksRotatorError, KeyringConflictError, StoreError
-from jwks_rotator.core.jwks import JWKS_PATH
-from jwks_rotator.core.keygen import generate_key
-from jwks_rotator.core.keyring import EMPTY_KEYRING_JSON, Keyring
-from jwks_rotator.core.keys import PRIVATE_MEMBERS, KeyRecord, KeyState
+from jwks_rotator.core.keys.keyring import EMPTY_KEYRING_JSON, Keyring
+from jwks_rotator.core.keys.records import PRIVATE_MEMBERS, KeyRecord, KeyState
+from jwks_rotator.core.lifecycle.documents import JWKS_PATH
+from jwks_rotator.core.lifecycle.keygen import generate_key
+from jwks_rotator.core.lifecycle.rotation import RotationService
 from jwks_rotator.core.ports import VersionedKeyring
-from jwks_rotator.core.rotation import RotationService
 from jwks_rotator.core.settings import Settings
 from jwks_rotator_testkit.clock import FakeClock
 

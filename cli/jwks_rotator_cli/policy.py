@@ -3,7 +3,7 @@
 ``check`` loads a policy as the sign function does (against the settings'
 max-token-ttl, default-token-ttl and allowed-audiences) and summarises it;
 ``test`` says what the sign function would answer a caller's request, check
-by check in the function's order (see :mod:`jwks_rotator.core.issuance`),
+by check in the function's order (see :mod:`jwks_rotator.core.issuance.service`),
 without a proof, a key or AWS.
 """
 
@@ -17,12 +17,12 @@ from typing import Any
 
 import click
 
+from jwks_rotator.core.callers.principals import identity_from_arn
 from jwks_rotator.core.durations import format_duration
 from jwks_rotator.core.errors import CallerRefusedError, ConfigurationError, JwksRotatorError
-from jwks_rotator.core.issuance_policy import IssuancePolicy, Profile, load_issuance_policy, split_sign_payload
-from jwks_rotator.core.principals import identity_from_arn
+from jwks_rotator.core.issuance.limits import TokenPolicy, parse_request
+from jwks_rotator.core.issuance.profiles import IssuancePolicy, Profile, load_issuance_policy, split_sign_payload
 from jwks_rotator.core.settings import Settings
-from jwks_rotator.core.token_policy import TokenPolicy, parse_request
 
 from .app import fail
 from .context import CliContext, given_settings, settings_options

@@ -13,9 +13,9 @@ from typing import Any
 import click
 from rich.table import Table
 
-from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
+from jwks_rotator.adapters.sdk.secrets_store import SecretsManagerKeyringStore
 from jwks_rotator.core.durations import format_duration
-from jwks_rotator.core.lifecycle import next_transition
+from jwks_rotator.core.lifecycle.rules import next_transition
 from jwks_rotator.core.settings import Settings
 
 from .context import CliContext, given_settings, settings_options

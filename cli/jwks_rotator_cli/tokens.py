@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from jwks_rotator.core.algorithms import algorithm_names
+from jwks_rotator.core.keys.algorithms import algorithm_names
 from jwks_rotator.core.settings import Settings
 
 from .app import fail

@@ -1,7 +1,7 @@
 """Rotate function: scheduled tick, rotate-now, revoke and publish (see events/).
 
 ``rotate-now``, ``revoke`` and ``publish`` need a ``proof`` of an operator's
-identity, bound to this function (see jwks_rotator.core.operator_gate);
+identity, bound to this function (see jwks_rotator.core.lifecycle.operator_gate);
 a scheduled event and ``{"operation": "tick"}`` need none. A refusal is an
 answer (``{"error", "message"}``), never a failure.
 
@@ -13,7 +13,7 @@ and ``accept_restore``. Never the proof.
 Metrics (EMF): ``Rotations``, ``Publications``, keys per state, ``ActiveKeyAgeSeconds`` and
 ``ActiveKeyOverdueSeconds`` (what the stale-key alarm watches), ``InvalidEvents``, ``OperationRefusals_<code>``,
 ``RotationFailures`` and, for the failures an operator must act on, ``KeyringBehindPublication`` and
-``ClockSkewDetected`` (see jwks_rotator.adapters.rotation_metrics). A failed run raises, so the error alarm and the
+``ClockSkewDetected`` (see jwks_rotator.adapters.sdk.rotation_metrics). A failed run raises, so the error alarm and the
 dead-letter queue see it.
 """
 
@@ -24,16 +24,16 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from jwks_rotator.adapters.audit_log import AuditLog
-from jwks_rotator.adapters.observability import make_logger, make_metrics
-from jwks_rotator.adapters.rotation_metrics import add_failure_metrics, add_keyring_metrics
-from jwks_rotator.core.caller_proof import accepted_signer_names
+from jwks_rotator.adapters.lean.audit_log import AuditLog
+from jwks_rotator.adapters.sdk.observability import make_logger, make_metrics
+from jwks_rotator.adapters.sdk.rotation_metrics import add_failure_metrics, add_keyring_metrics
+from jwks_rotator.bootstrap.rotate import build_operator_gate, build_rotation_service
+from jwks_rotator.core.callers.proof import accepted_signer_names
 from jwks_rotator.core.errors import InvalidEventError, JwksRotatorError, UnknownKeyError
-from jwks_rotator.core.operations import report_summary, run_command
-from jwks_rotator.core.operator_gate import Admission, OperatorGate, admit
-from jwks_rotator.core.rotation import RotationService, utc_now
+from jwks_rotator.core.lifecycle.operations import report_summary, run_command
+from jwks_rotator.core.lifecycle.operator_gate import Admission, OperatorGate, admit
+from jwks_rotator.core.lifecycle.rotation import RotationService, utc_now
 from jwks_rotator.core.settings import Settings
-from jwks_rotator.wiring import build_operator_gate, build_rotation_service
 
 logger = make_logger("rotate")
 metrics = make_metrics()

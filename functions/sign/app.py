@@ -1,34 +1,16 @@
 """Sign function: issue a JWT to an authenticated caller, as far as its issuance profile allows (direct invoke).
 
-A request is ``{"proof": {...}, "sub", "aud", "ttl", "claims", "profile"}``:
-the proof is the caller's SigV4-signed ``sts:GetCallerIdentity`` request,
-which the function replays to STS itself (see jwks_rotator.core.caller_proof
-and jwks_rotator.core.issuance for the checks and their order). Every answer
-is ``{"token", "token_type", "kid", "alg", "expires_at"}`` or
-``{"error", "message"}``; the function never raises. A bad configuration
-(settings, STS endpoint or issuance policy) is answered with
-``invalid_configuration`` on every call, and logged, instead of a crash loop.
+A request is ``{"proof": {...}, "sub", "aud", "ttl", "claims", "profile"}``; every answer is ``{"token",
+"token_type", "kid", "alg", "expires_at"}`` or ``{"error", "message"}``: the function never raises. A bad
+configuration is answered with ``invalid_configuration`` on every call, and logged, instead of a crash loop.
 
-Audit: one JSON line per decision (type ``jwks-rotator.audit``) written to
-stdout, issued and refused alike: caller, role, profile, decision and code,
-policy digest, function version; an issued token adds jti, sub, aud, kid and
-exp. Never the token, the proof or another claim value.
+Every decision, issued or refused, is one audit JSON line on stdout (never the token, the proof or another claim
+value); metrics are EMF records, at most one per :data:`METRICS_FLUSH_SECONDS` per container.
 
-Metrics (EMF, at most one record per :data:`METRICS_FLUSH_SECONDS` per
-container): ``TokensIssued_<alg>``, ``Refusals_<code>``,
-``IssuedByProfile_<profile>``, ``RefusedByProfile_<profile>_<code>``,
-``KeyCacheRefreshes`` and ``ProofReplays``. A container reclaimed less than
-that after its last record loses those counts.
+Cold start: importing this module loads only the logger, the metrics and the audit writer; the issuance core is
+imported by the first invocation, which builds the service. boto3, botocore and powertools stay out of the process.
 
-Cold start: importing this module reads no setting, key or policy, opens
-no connection and loads only the logger, the metrics and the audit writer:
-the issuance core (settings, policy, caller verifier, signer, cryptography)
-is imported by the first invocation, which builds the service. Logs and metrics are written directly
-(:mod:`jwks_rotator.adapters.sign_telemetry`, powertools' shapes without its
-import), the keyring and the revocation list are read through the Parameters
-and Secrets extension over plain HTTP, and proofs are replayed to STS over
-HTTPS with a TLS context of Amazon's roots only: boto3, botocore and
-powertools stay out of the process.
+Design (audit fields, metric names, what the cold start loads and why): docs/design/sign-function.md.
 """
 
 from __future__ import annotations
@@ -40,14 +22,14 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from jwks_rotator.adapters.audit_log import AuditLog
-from jwks_rotator.adapters.sign_telemetry import EmfMetrics, JsonLogger
+from jwks_rotator.adapters.lean.audit_log import AuditLog
+from jwks_rotator.adapters.lean.telemetry import EmfMetrics, JsonLogger
 from jwks_rotator.core.errors import ConfigurationError
 
 if TYPE_CHECKING:  # the issuance core (settings, policy, verifier, signer, cryptography) is loaded by the first call
-    from jwks_rotator.core.issuance import AuditRecord, IssuanceService
+    from jwks_rotator.core.issuance.service import AuditRecord, IssuanceService
+    from jwks_rotator.core.issuance.signer import SigningKey
     from jwks_rotator.core.settings import Settings
-    from jwks_rotator.core.signer import SigningKey
 
 METRICS_FLUSH_SECONDS = 1.0
 CODE_DIR = os.path.dirname(os.path.realpath(__file__))  # os.path, not pathlib: pathlib costs ~9 ms of imports at a cold start
@@ -108,10 +90,13 @@ def _build_service() -> IssuanceService:
 
     With the extension's port in the environment (the template sets it) the
     signer reads through the extension and boto3 is never imported; without
-    it, the wiring imports boto3 only after validation.
+    it, the composition root imports boto3 only after validation.
     """
+    # Measured reason: the issuance core (composition root, settings, policy, verifier, signer, cryptography) costs
+    # ~70 ms of imports (python -X importtime); the first invocation pays it, not INIT (the Lambda-lifecycle work
+    # decides where it belongs). tests/integration/test_sign_path_imports.py checks what INIT loads.
+    from jwks_rotator.bootstrap.sign import build_issuance_service
     from jwks_rotator.core.settings import Settings
-    from jwks_rotator.wiring import build_issuance_service
 
     settings = Settings.from_env(os.environ)
     return build_issuance_service(
@@ -157,7 +142,7 @@ def _accepted_signers(context: Any) -> frozenset[str]:
     )
     names = _accepted.get(key)
     if names is None:
-        from jwks_rotator.core.caller_proof import accepted_signer_names
+        from jwks_rotator.core.callers.proof import accepted_signer_names
 
         names = _accepted[key] = accepted_signer_names(*key)
         audit.function_version = key[2]
@@ -184,7 +169,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
             service = _get_service()
         except ConfigurationError as exc:
             logger.error("sign function is misconfigured", extra={"error": exc.code, "reason": exc.message})
-            from jwks_rotator.core.issuance import AuditRecord
+            from jwks_rotator.core.issuance.service import AuditRecord
             _on_decision(AuditRecord("refused", exc.code, "misconfigured", None, None, None, ""))
             return exc.to_dict()
         return service.handle(event, _accepted_signers(context)).response

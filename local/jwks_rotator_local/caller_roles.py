@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from jwks_rotator.core.issuance_policy import IssuancePolicy
-from jwks_rotator.core.principals import identity_from_arn
+from jwks_rotator.core.callers.principals import identity_from_arn
+from jwks_rotator.core.issuance.profiles import IssuancePolicy
 from jwks_rotator.core.settings import Settings
 from jwks_rotator_cli.local_state import DEMO_CALLER_ROLE, LOCAL_ACCOUNT, OPERATOR_ROLE, ROTATE_FUNCTION
 from jwks_rotator_cli.policy import caller_sts_arn, load_policy_for, read_policy_file

@@ -1,48 +1,14 @@
 """CloudFormation resource types moto 5.2.5 lacks, registered with moto's CloudFormation in this process.
 
-moto's ``create_stack`` skips a resource type it has no model for (a warning),
-and a ``Ref``/``GetAtt`` on a skipped resource fails the whole stack. moto looks
-a type up among the direct subclasses of
-:class:`moto.core.common_models.CloudFormationModel` (``get_model_map``, cached),
-so defining subclasses here and clearing that cache (:func:`register`) makes
-``create_stack`` on a moto server running in this process (``ThreadedMotoServer``)
-create them. Where moto has the service's API, the emulation creates the real
-moto resource through moto's backend, so later API calls see it:
+moto's ``create_stack`` skips a type it has no model for, and a ``Ref``/``GetAtt`` on a skipped resource fails the
+stack. The subclasses of :class:`moto.core.common_models.CloudFormationModel` here (made visible by
+:func:`register`) create the real moto resource where moto has the service's API: Secrets Manager secrets and
+resource policies, CloudFront origin access control and distribution, CloudWatch alarms, Scheduler schedules,
+Lambda event invoke config, SNS topic policies. ``AWS::S3::BucketPolicy`` is kept out of moto (it ignores policy
+conditions, so the TLS-only Deny would block every call) and stored here for the IAM evaluator
+(:func:`resource_policies`). Stack updates of these types are not emulated.
 
-=====================================  ==============================================================
-type                                   what the local cloud does
-=====================================  ==============================================================
-``AWS::SecretsManager::Secret``        a real moto secret (``SecretString``, ``KmsKeyId``,
-                                       ``Description``, ``Tags``); ``Ref`` = ARN. No
-                                       ``GenerateSecretString`` (refused, naming it).
-``AWS::SecretsManager::ResourcePolicy`` set on the moto secret (``PutResourcePolicy``; moto never
-                                       evaluates it) and stored here like the bucket policy.
-``AWS::CloudFront::OriginAccessControl`` a real moto origin access control; ``Ref``/``Id``.
-``AWS::CloudFront::Distribution``      a real moto distribution from the template's
-                                       ``DistributionConfig`` (lists turned into the API's
-                                       ``Quantity``/``Items``); ``Ref``/``Id``, ``DomainName``. The
-                                       origin access control is recorded, not enforced (the local
-                                       edge reads the bucket itself).
-``AWS::CloudWatch::Alarm``             a real moto alarm (metric or metric-math); never evaluated.
-``AWS::Scheduler::Schedule``           a real moto schedule; it never fires (the local stack ticks
-                                       the rotate function itself, every ``schedule``).
-``AWS::Lambda::EventInvokeConfig``     moto's ``PutFunctionEventInvokeConfig`` on the function.
-``AWS::S3::BucketPolicy``              **kept out of moto**: moto ignores policy conditions, so the
-                                       TLS-only Deny (``aws:SecureTransport``) would block every
-                                       object call there. The resolved document is stored here
-                                       (:func:`resource_policies`) for the IAM evaluator.
-``AWS::SNS::TopicPolicy``              set on the moto topic (moto never evaluates it) and stored
-                                       here like the bucket policy.
-=====================================  ==============================================================
-
-Stack updates of these types are not emulated (moto skips an update when a
-model has none); the local cloud only creates and deletes stacks.
-Not emulated anywhere: CloudFront serving (the local edge does that), the
-schedule firing, alarms changing state, Lambda retries and dead letters.
-What moto's own CloudFormation does with the rest of the template is
-described in :mod:`.template_stack` (it drops Layers, Tracing,
-DeadLetterConfig and LoggingConfig from functions, and ``ManagedPolicyArns``
-from roles).
+The table of every type and what the local cloud does with it: Design: docs/design/local-cloud.md.
 """
 
 from __future__ import annotations

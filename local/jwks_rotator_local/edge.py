@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from jwks_rotator.core.jwks import DISCOVERY_PATH, JWKS_PATH
+from jwks_rotator.core.lifecycle.documents import DISCOVERY_PATH, JWKS_PATH
 
 from .loopback_server import LoopbackServer
 

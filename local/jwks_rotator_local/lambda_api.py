@@ -1,48 +1,15 @@
 """The Lambda Invoke API on loopback, as ``sam local start-lambda`` offers it, running handlers in-process.
 
-``POST /2015-03-31/functions/{FunctionName}/invocations`` where FunctionName is
-a name, ``NAME:QUALIFIER`` or a function ARN, and
-``GET /2015-03-31/functions/{FunctionName}/configuration``
-(GetFunctionConfiguration: name, ARN, runtime, memory, timeout and the
-function's ``Environment.Variables``, as its template would set them). Unchanged
-client code works against it::
+``POST /2015-03-31/functions/{FunctionName}/invocations`` and ``GET .../configuration``; unchanged boto3 client code
+works against it. Responses follow Lambda (200 with the result; ``X-Amz-Function-Error: Unhandled`` without a stack
+trace; 404 ``ResourceNotFoundException``; ``Event`` 202, ``DryRun`` 204). A function answers to its physical name
+and its template logical id; its context always carries the real name and ARN, as on Lambda.
 
-    boto3.client("lambda", endpoint_url=api.url, region_name="us-east-1").invoke(
-        FunctionName="SignFunction", Payload=json.dumps({...}))
+What a handler writes to stdout during an invocation is delivered, line by line, to the function's CloudWatch log
+group between ``START``/``END``/``REPORT`` lines, in a background thread that never fails an invocation
+(:meth:`LambdaApi.flush_logs` waits for it).
 
-Responses follow Lambda: 200 with the JSON result; an exception in the handler
-gives 200 with ``X-Amz-Function-Error: Unhandled`` and ``{"errorMessage",
-"errorType"}`` (no stack trace); an unknown function gives 404 with
-``x-amzn-ErrorType: ResourceNotFoundException``. ``X-Amz-Invocation-Type``
-``Event`` answers 202 and runs the handler in a background thread, ``DryRun``
-answers 204. The timeout only drives ``get_remaining_time_in_millis``: a
-handler that overruns is not stopped.
-
-Names: a function answers to its name (for a deployed template, the physical
-name CloudFormation gave it, ``STACK-SignFunction-ABC123``) and to its
-``aliases`` (the template's logical id, ``SignFunction``, as ``sam local``
-offers it). Either way the handler's context carries the real name and ARN,
-as on Lambda (a caller proof bound to ``SignFunction`` is therefore refused:
-sign for the name the stack's outputs give). A function given a
-:class:`~.function_env.FunctionEnvironment` runs its invocations inside it:
-its own ``os.environ`` and AWS credentials (see that module).
-
-Logs, as Lambda delivers them: given a CloudWatch Logs client or endpoint,
-what a handler writes to stdout during an invocation (audit lines, EMF
-records, powertools logs) goes, line by line with its time, to the function's
-log group (``/aws/lambda/NAME`` unless ``log_groups`` says otherwise), in a
-stream per execution environment (``YYYY/MM/DD/[$LATEST]HEX``; concurrent
-invocations get one each), between ``START``/``END``/``REPORT`` lines. Groups
-and streams are created when missing. The lines are still echoed to the real
-stdout (``echo``), as without delivery. Capture follows the invoking thread
-(a context variable behind a router installed in front of ``sys.stdout``),
-so concurrent invocations never mix; threads a handler starts itself are
-not captured. Delivery runs in a background thread: a failure drops the
-lines (:attr:`LambdaApi.dropped_log_lines`) and never fails an invocation;
-:meth:`LambdaApi.flush_logs` waits until what was written is delivered.
-
-Longer than this project's usual module on purpose: the log capture and
-delivery exist only around an invocation of this API, and live beside it.
+Names, timeouts, log capture per invoking thread and delivery: Design: docs/design/local-cloud.md.
 """
 
 from __future__ import annotations

@@ -5,57 +5,15 @@ Usable as a library (tests, the soak) and by ``jwks-rotator local`` (:mod:`.comm
     with LocalStack({"rotation-period": "20s", "publish-lead": "5s", "schedule": "1s", ...}) as stack:
         stack.jwks_url        # served by the LocalEdge (never by moto: see edge.py)
         stack.endpoint        # the one AWS endpoint: Lambda API paths to the functions, the rest to moto
-        stack.lambda_endpoint # Invoke API: SignFunction, RotateFunction
         stack.sign_client().sign({"sub": "alice", "aud": "demo"})  # as the demo caller role
         stack.tick()          # one scheduled run of the rotate function, now
 
-Start order: moto (``ThreadedMotoServer``, in this process) and, in its
-process, the :class:`~.sts_verifier.LocalStsVerifier` (the sign function's
-``STS_ENDPOINT_URL``: it checks the proofs moto's STS would not), the roles
-the issuance policy names (``policy``, a file validated before anything
-starts, by default :data:`~.caller_roles.DEMO_POLICY_FILE`), the edge's
-socket (its URL is the issuer unless one is given), then **template.yaml
-itself**, translated and created with ``cloudformation.create_stack`` as the
-stack ``stack_name`` (:mod:`.template_stack`; the types moto lacks are
-emulated by :mod:`.cfn_resources`). The settings are the stack's parameters
-(``RotationPeriod``, ``Issuer``, ``IssuancePolicyFile``...;
-``extra_parameters`` adds others), so the stack's Outputs, its functions'
-configuration and everything ``jwks-rotator --endpoint-url ENDPOINT --stack
-NAME`` reads come from the deployment (plus two local-only Outputs naming the
-demo caller and operator roles). Then the functions: each runs in this
-process with the environment its deployed configuration holds (moto resolved
-the template's ``Environment``), the runtime's variables (region, its own
-name) and credentials of **its own template role**, issued by moto's STS
-(``AssumeRole`` on the role CloudFormation created, session = the function's
-name; on AWS Lambda assumes it under the role's trust policy, which moto does
-not check), through :mod:`.function_env` (a per-invocation ``os.environ`` and boto3
-session: the functions share a process but not an environment, so concurrent
-invocations of both stay correct). The local-only additions are the
-endpoints (``AWS_ENDPOINT_URL``: the one AWS endpoint, :class:`~.front.AwsFront`, so every
-call a function makes passes the local cloud's front end; ``STS_ENDPOINT_URL``), the log level and
-``extra_env`` (every function) / ``function_extra_env`` (by logical id), a
-seam for local stand-ins. Settings the template has no parameter for
-(``revocation-parameter``) are passed the same way. Then the Lambda API (each
-function by its physical name and its logical id), the one AWS endpoint
-(:class:`~.front.AwsFront`), one synchronous tick (so the JWKS serves before
-:meth:`start` returns), then a tick every ``schedule`` in a background thread
-(``tick=False``: none at all). :meth:`deployed_template` describes the
-deployment for the IAM evaluator (logical ids, physical ids, ARNs, the roles
-and access keys the functions run with).
+It deploys **template.yaml itself** into moto (:mod:`.template_stack`), runs each function in this process with its
+deployed environment and credentials of its own template role (:mod:`.function_env`), and puts every AWS call behind
+one front (:class:`~.front.AwsFront`), optionally recorded for the least-privilege check (``record_calls``).
+One LocalStack per process at a time; stopping it deletes everything, ``Retain`` resources included.
 
-``record_calls=DIR`` (or the environment variable ``JWKS_ROTATOR_RECORD_CALLS=DIR``) records every AWS
-call the functions make with their role credentials at the front (:mod:`.call_recording`; requests with
-any other credentials are left out) and writes them, with :meth:`deployed_template`, to a file in DIR
-when the stack stops: the least-privilege check (``tests/privilege/matrix.py --recorded DIR``) decides them.
-
-moto keeps its state per process: stopping the stack deletes it and what its
-``Retain`` policy would keep, so a stack of the same name can start again;
-only one LocalStack may run in a process at a time. ``aws_endpoint`` lets the
-functions reach AWS through another URL (a fault-injecting proxy in front of
-moto) while setup and the edge talk to moto directly.
-
-Longer than this project's usual module: it is the one place that starts,
-wires and stops every local server, and the order matters.
+The start order and why it matters, the local-only additions, call recording: Design: docs/design/local-cloud.md.
 """
 
 from __future__ import annotations

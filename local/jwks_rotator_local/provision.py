@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from jwks_rotator.core.keyring import EMPTY_KEYRING_JSON
+from jwks_rotator.core.keys.keyring import EMPTY_KEYRING_JSON
 from jwks_rotator.core.settings import Settings
 
 ClientFactory = Callable[[str], Any]

@@ -1,29 +1,13 @@
 """template.yaml deployed into the local cloud with ``cloudformation.create_stack``, and what that deployment made.
 
-:func:`deploy_template` translates the template (:mod:`.sam_template`),
-uploads the code it names (the function and layer directories, zipped) to an
-artifacts bucket, registers the emulations of the types moto lacks
-(:mod:`.cfn_resources`) and creates the stack on a moto server **running in
-this process** (``ThreadedMotoServer``: the emulations and the repairs below
-work on moto's in-process backends). It returns a :class:`DeployedTemplate`.
+:func:`deploy_template` translates the template (:mod:`.sam_template`), uploads the code it names, registers the
+emulations of the types moto lacks (:mod:`.cfn_resources`) and creates the stack on a moto server running in this
+process; it returns a :class:`DeployedTemplate`. :func:`repair_stored_documents` fixes the policy documents moto
+stores as dicts, and :func:`teardown` deletes what ``DeletionPolicy: Retain`` keeps, so a stack of the same name can
+be created again.
 
-What moto's own CloudFormation does with this template, and what is done about it:
-
-- creates the KMS keys, alias, bucket, queue, log groups, roles (inline
-  policies), managed policy, Lambda functions (their ``Environment`` resolved:
-  the local functions run with exactly these variables), the layer and the
-  permission. It drops ``Layers``, ``Tracing``, ``DeadLetterConfig`` and
-  ``LoggingConfig`` from the functions and ``ManagedPolicyArns`` from the roles
-  (the translated template in :attr:`DeployedTemplate.template` still has them).
-- stores a KMS key policy and the roles' inline policies as dicts, after which
-  DescribeKey / GetKeyPolicy / GetRolePolicy answer HTTP 500: :func:`repair_stored_documents`
-  turns them into the JSON strings the APIs store.
-- does not check a parameter's ``AllowedPattern``: the local stack passes what
-  AWS would refuse there (a sub-minute ``Schedule`` such as ``1s``, an http
-  loopback ``Issuer``); the functions validate their settings themselves.
-- ``DeletionPolicy: Retain`` resources (secret, keys, bucket, audit log group)
-  outlive ``delete_stack``, and moto keeps state per process: :func:`teardown`
-  deletes them too, so a stack of the same name can be created again.
+What moto's CloudFormation drops, mis-stores or does not check, and what is done about each:
+Design: docs/design/local-cloud.md.
 """
 
 from __future__ import annotations

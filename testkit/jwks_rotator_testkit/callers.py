@@ -200,7 +200,7 @@ class ArnReplayer:
         return None if caller is None else IssuedCredential(caller.secret_key, caller.session_token, None)
 
     def replay(self, proof: Any) -> Any:
-        from jwks_rotator.core.caller_verifier import ReplayAnswer
+        from jwks_rotator.core.callers.verifier import ReplayAnswer
 
         self.replays += 1
         headers = proof.header_map()

@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from jwks_rotator.adapters.audit_log import AuditLog
-from jwks_rotator.core.issuance import AuditRecord
-from jwks_rotator.core.signer import IssuedToken
+from jwks_rotator.adapters.lean.audit_log import AuditLog
+from jwks_rotator.core.issuance.service import AuditRecord
+from jwks_rotator.core.issuance.signer import IssuedToken
 from jwks_rotator_cli.main import cli
 from jwks_rotator_local.lambda_api import LambdaApi, LocalFunction
 from jwks_rotator_testkit.moto import aws_client

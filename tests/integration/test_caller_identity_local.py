@@ -16,9 +16,9 @@ import boto3
 import pytest
 from botocore.credentials import Credentials
 
-from jwks_rotator.adapters.sts_identity import StsEndpoint, StsIdentityReplayer
-from jwks_rotator.core.caller_proof import parse_caller_proof
-from jwks_rotator.core.caller_verifier import CallerVerifier
+from jwks_rotator.adapters.lean.sts_identity import StsEndpoint, StsIdentityReplayer
+from jwks_rotator.core.callers.proof import parse_caller_proof
+from jwks_rotator.core.callers.verifier import CallerVerifier
 from jwks_rotator.core.errors import UnauthenticatedError
 from jwks_rotator_client import build_caller_proof
 from jwks_rotator_local.sts_verifier import LocalStsVerifier

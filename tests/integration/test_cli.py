@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
-from jwks_rotator.core.keyring import Keyring
+from jwks_rotator.adapters.sdk.secrets_store import SecretsManagerKeyringStore
+from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator_cli import app
 from jwks_rotator_cli.local_state import DEMO_CALLER_ROLE, OPERATOR_ROLE
 from jwks_rotator_cli.main import cli

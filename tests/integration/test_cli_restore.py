@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from jwks_rotator.adapters.secrets_store import CURRENT, SecretsManagerKeyringStore
-from jwks_rotator.core.jwks import JWKS_PATH
+from jwks_rotator.adapters.sdk.secrets_store import CURRENT, SecretsManagerKeyringStore
+from jwks_rotator.core.lifecycle.documents import JWKS_PATH
 from jwks_rotator_cli.main import cli
 from jwks_rotator_local.local_stack import LocalStack
 

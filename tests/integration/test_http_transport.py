@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import pytest
 
-from jwks_rotator.adapters.http import HttpError, HttpTransport
+from jwks_rotator.adapters.lean.http import HttpError, HttpTransport
 
 
 class _Handler(BaseHTTPRequestHandler):

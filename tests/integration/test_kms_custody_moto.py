@@ -19,13 +19,14 @@ from typing import Any
 import jwt
 import pytest
 
-from jwks_rotator.adapters.kms_vault import KmsKeyVault
+from jwks_rotator.adapters.sdk.kms_vault import KmsKeyVault
+from jwks_rotator.bootstrap.rotate import build_rotation_service
+from jwks_rotator.bootstrap.sign import build_token_signer
 from jwks_rotator.core.errors import KeyVaultError, SigningKeyDisabledError
-from jwks_rotator.core.jwks import JWKS_PATH
-from jwks_rotator.core.kms_custody import KID_TAG, ORPHAN_GRACE, STACK_TAG
+from jwks_rotator.core.issuance.signer import REFRESH_INTERVAL
+from jwks_rotator.core.lifecycle.documents import JWKS_PATH
+from jwks_rotator.core.lifecycle.kms_custody import KID_TAG, ORPHAN_GRACE, STACK_TAG
 from jwks_rotator.core.settings import Settings
-from jwks_rotator.core.signer import REFRESH_INTERVAL
-from jwks_rotator.wiring import build_rotation_service, build_token_signer
 from jwks_rotator_testkit.clock import FakeClock
 from jwks_rotator_testkit.deploy import AwsResources
 from tests.kms_doubles import ROTATE_ROLE, SIGN_ROLE, AwsDisabledKeyRefusal

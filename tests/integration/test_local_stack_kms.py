@@ -8,7 +8,7 @@ import jwt
 import pytest
 
 from jwks_rotator.core.errors import ConfigurationError
-from jwks_rotator.core.keyring import Keyring
+from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator_local.local_stack import LocalStack
 
 pytestmark = pytest.mark.integration

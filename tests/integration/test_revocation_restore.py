@@ -14,14 +14,15 @@ from typing import Any
 
 import pytest
 
-from jwks_rotator.adapters.revocation_parameter import SsmRevocationList, SsmRevocationReader
-from jwks_rotator.adapters.secrets_store import CURRENT, SecretsManagerKeyringStore
+from jwks_rotator.adapters.sdk.revocation_parameter import SsmRevocationList, SsmRevocationReader
+from jwks_rotator.adapters.sdk.secrets_store import CURRENT, SecretsManagerKeyringStore
+from jwks_rotator.bootstrap.rotate import build_rotation_service
+from jwks_rotator.bootstrap.sign import build_token_signer
 from jwks_rotator.core.errors import KeyringBehindPublicationError, StoreError
+from jwks_rotator.core.issuance.signer import TokenSigner
+from jwks_rotator.core.lifecycle.rotation import RotationService
 from jwks_rotator.core.ports import VersionedKeyring
-from jwks_rotator.core.rotation import RotationService
 from jwks_rotator.core.settings import Settings
-from jwks_rotator.core.signer import TokenSigner
-from jwks_rotator.wiring import build_rotation_service, build_token_signer
 from jwks_rotator_local.provision import create_resources
 from jwks_rotator_testkit.clock import FakeClock
 from jwks_rotator_testkit.moto import client_factory

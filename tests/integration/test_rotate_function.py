@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from jwks_rotator.core.jwks import JWKS_PATH
+from jwks_rotator.core.lifecycle.documents import JWKS_PATH
 from jwks_rotator_local.functions import load_function_module
 from jwks_rotator_local.sts_verifier import LocalStsVerifier
 from jwks_rotator_testkit.callers import Caller, moto_role_session
@@ -183,7 +183,7 @@ def test_a_tick_reports_the_active_keys_age_and_that_nothing_is_overdue(rotate, 
 
 
 def test_a_restored_secret_is_counted_as_keyring_behind_publication_and_raised(rotate, aws_resources, as_operator, capsys):
-    from jwks_rotator.adapters.secrets_store import CURRENT, SecretsManagerKeyringStore
+    from jwks_rotator.adapters.sdk.secrets_store import CURRENT, SecretsManagerKeyringStore
     from jwks_rotator.core.errors import KeyringBehindPublicationError
 
     rotate.handler(event("rotate-tick.json"), context())
@@ -206,9 +206,9 @@ def test_a_restored_secret_is_counted_as_keyring_behind_publication_and_raised(r
 def test_a_keyring_written_by_a_clock_far_ahead_is_counted_as_clock_skew_and_raised(rotate, aws_resources, capsys):
     from datetime import UTC, datetime, timedelta
 
-    from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
+    from jwks_rotator.adapters.sdk.secrets_store import SecretsManagerKeyringStore
     from jwks_rotator.core.errors import ClockSkewError
-    from jwks_rotator.core.keygen import generate_key
+    from jwks_rotator.core.lifecycle.keygen import generate_key
 
     store = SecretsManagerKeyringStore(aws_resources.client("secretsmanager"), aws_resources.secret_id)
     loaded = store.load()

@@ -23,11 +23,11 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
-from jwks_rotator.adapters.audit_log import AUDIT_TYPE
-from jwks_rotator.adapters.s3_publisher import S3Publisher
-from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
-from jwks_rotator.core.jwks import JWKS_PATH
-from jwks_rotator.core.rotation import RotationService
+from jwks_rotator.adapters.lean.audit_log import AUDIT_TYPE
+from jwks_rotator.adapters.sdk.s3_publisher import S3Publisher
+from jwks_rotator.adapters.sdk.secrets_store import SecretsManagerKeyringStore
+from jwks_rotator.core.lifecycle.documents import JWKS_PATH
+from jwks_rotator.core.lifecycle.rotation import RotationService
 from jwks_rotator.core.settings import Settings
 from jwks_rotator_client import SIGNER_HEADER, build_caller_proof
 from jwks_rotator_local.functions import load_function_module

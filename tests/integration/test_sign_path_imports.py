@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
+from jwks_rotator.bootstrap.rotate import build_rotation_service
 from jwks_rotator.core.settings import Settings
-from jwks_rotator.wiring import build_rotation_service
 from jwks_rotator_local.secrets_extension import SecretsExtension
 from jwks_rotator_testkit.callers import DEMO_ACCOUNT, SIGN_FUNCTION_ARN, SIGN_FUNCTION_NAME, fake_sts, policy_yaml, role_caller
 
@@ -29,15 +29,15 @@ pytestmark = pytest.mark.integration
 
 SIGN_APP = Path(__file__).resolve().parents[2] / "functions" / "sign" / "app.py"
 ISSUER = "https://issuer.example"
-NOT_ON_THE_SIGN_PATH = ("jwks_rotator.core.rotation", "jwks_rotator.core.keygen", "jwks_rotator.core.lifecycle", "jwcrypto", "moto")
+NOT_ON_THE_SIGN_PATH = ("jwks_rotator.core.lifecycle.rotation", "jwks_rotator.core.lifecycle.keygen", "jwks_rotator.core.lifecycle.rules", "jwks_rotator.core.lifecycle", "jwcrypto", "moto")
 # What importing the handler loads of ours: its logger, metrics and audit writer and the error root; the issuance
 # core (settings, policy, verifier, signer and cryptography) is the first invocation's to import.
-AT_IMPORT = {"jwks_rotator", "jwks_rotator.adapters", "jwks_rotator.adapters.audit_log", "jwks_rotator.adapters.sign_telemetry",
+AT_IMPORT = {"jwks_rotator", "jwks_rotator.adapters", "jwks_rotator.adapters.lean", "jwks_rotator.adapters.lean.audit_log", "jwks_rotator.adapters.lean.telemetry",
              "jwks_rotator.core", "jwks_rotator.core.errors"}
 # Loaded by neither the import nor a first token signed with a key in the keyring: the ports' protocols (type checks
 # only) and the KMS custody module (a KMS record's first read loads it).
-NOT_FOR_A_LOCAL_KEY = ("jwks_rotator.core.ports", "jwks_rotator.core.kms_signing")
-NO_SDK = ("boto3", "botocore", "aws_lambda_powertools", "jwcrypto", "moto", "jwks_rotator.adapters.aws_clients")
+NOT_FOR_A_LOCAL_KEY = ("jwks_rotator.core.ports", "jwks_rotator.core.keys.kms")
+NO_SDK = ("boto3", "botocore", "aws_lambda_powertools", "jwcrypto", "moto", "jwks_rotator.adapters.sdk.clients")
 SESSION_TOKEN = "the-function-session-token"
 
 CHILD = """
@@ -104,7 +104,7 @@ def test_a_cold_sign_handler_reads_through_the_extension_and_loads_no_sdk(aws_re
         assert (extension.requests, extension.refused) == (2, 0)  # the keyring and the revocation list, with the right token
     assert answer["response"].get("kid") == report.keyring.active.kid, answer["response"]
     imported, loaded = set(answer["imported"]), set(answer["loaded"])
-    assert {"jwks_rotator.core.signer", "jwks_rotator.adapters.secrets_extension", "jwks_rotator.adapters.sts_identity"} <= loaded  # the real path ran
+    assert {"jwks_rotator.core.issuance.signer", "jwks_rotator.adapters.lean.secrets_extension", "jwks_rotator.adapters.lean.sts_identity"} <= loaded  # the real path ran
     assert imported <= AT_IMPORT, sorted(imported - AT_IMPORT)
     assert not loaded.intersection(NOT_FOR_A_LOCAL_KEY), sorted(loaded.intersection(NOT_FOR_A_LOCAL_KEY))
     for modules in (imported, loaded):
@@ -155,12 +155,12 @@ def test_without_the_extension_the_sign_handler_reads_with_boto3(aws_resources: 
         )
     assert answer["response"].get("kid") == report.keyring.active.kid, answer["response"]
     loaded = set(answer["loaded"])
-    assert {"jwks_rotator.adapters.secret_reader", "boto3"} <= loaded
+    assert {"jwks_rotator.adapters.sdk.secret_reader", "boto3"} <= loaded
     assert not loaded.intersection(NOT_ON_THE_SIGN_PATH) and "aws_lambda_powertools" not in loaded
 
 
 def test_a_misconfigured_sign_handler_answers_without_importing_boto3() -> None:
     answer = run_sign_handler({"ISSUER": ISSUER}, {"sub": "user-123", "aud": "orders-api"})  # no KEYRING_SECRET_ID
     assert answer["response"]["error"] == "invalid_configuration"
-    assert "boto3" not in answer["loaded"] and "jwks_rotator.adapters.secret_reader" not in answer["loaded"]
+    assert "boto3" not in answer["loaded"] and "jwks_rotator.adapters.sdk.secret_reader" not in answer["loaded"]
     assert "botocore" not in answer["loaded"] and "aws_lambda_powertools" not in answer["loaded"]

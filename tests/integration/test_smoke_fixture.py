@@ -1,4 +1,4 @@
-from jwks_rotator.core.keyring import Keyring
+from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator_testkit.deploy import AwsResources
 
 

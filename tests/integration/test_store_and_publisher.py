@@ -9,15 +9,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from jwks_rotator.adapters.s3_publisher import S3Publisher
-from jwks_rotator.adapters.secrets_store import CURRENT, SecretsManagerKeyringStore
+from jwks_rotator.adapters.sdk.s3_publisher import S3Publisher
+from jwks_rotator.adapters.sdk.secrets_store import CURRENT, SecretsManagerKeyringStore
+from jwks_rotator.bootstrap.rotate import build_rotation_service
 from jwks_rotator.core.errors import KeyringBehindPublicationError, KeyringConflictError, StoreError
-from jwks_rotator.core.jwks import DISCOVERY_PATH, JWKS_PATH, build_documents
-from jwks_rotator.core.keygen import generate_key
-from jwks_rotator.core.keyring import Keyring
-from jwks_rotator.core.keys import KeyState
+from jwks_rotator.core.keys.keyring import Keyring
+from jwks_rotator.core.keys.records import KeyState
+from jwks_rotator.core.lifecycle.documents import DISCOVERY_PATH, JWKS_PATH, build_documents
+from jwks_rotator.core.lifecycle.keygen import generate_key
 from jwks_rotator.core.settings import Settings
-from jwks_rotator.wiring import build_rotation_service
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from jwks_rotator.bootstrap.callers import build_caller_verifier
 from jwks_rotator.core.errors import SigningUnavailableError
 from jwks_rotator.core.settings import Settings
-from jwks_rotator.wiring import build_caller_verifier
 from jwks_rotator_local.local_tls import LocalCertificateAuthority
 from jwks_rotator_testkit.callers import SIGN_FUNCTION_NAME, CountingStsVerifier, moto_role_session
 from jwks_rotator_testkit.moto import REGION

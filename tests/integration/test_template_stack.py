@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from jwks_rotator.core.keyring import EMPTY_KEYRING_JSON
+from jwks_rotator.core.keys.keyring import EMPTY_KEYRING_JSON
 from jwks_rotator_local.cfn_resources import EMULATED, distribution_config
 from jwks_rotator_local.sam_template import translated_template
 from jwks_rotator_local.template_stack import DeployedTemplate, deploy_template, teardown

@@ -29,13 +29,13 @@ from typing import Any
 
 import pytest
 
-from jwks_rotator.adapters.secrets_store import SecretsManagerKeyringStore
-from jwks_rotator.core.keyring import Keyring
-from jwks_rotator.core.keys import KeyRecord
-from jwks_rotator.core.principals import identity_from_arn
-from jwks_rotator.core.rotation import RotationService
+from jwks_rotator.adapters.sdk.secrets_store import SecretsManagerKeyringStore
+from jwks_rotator.bootstrap.rotate import build_rotation_service
+from jwks_rotator.core.callers.principals import identity_from_arn
+from jwks_rotator.core.keys.keyring import Keyring
+from jwks_rotator.core.keys.records import KeyRecord
+from jwks_rotator.core.lifecycle.rotation import RotationService
 from jwks_rotator.core.settings import Settings
-from jwks_rotator.wiring import build_rotation_service
 from jwks_rotator_client import SignClient
 from jwks_rotator_local.functions import load_function_module
 from jwks_rotator_local.sts_verifier import LocalStsVerifier

@@ -4,7 +4,7 @@ The rotator creates the KMS keys on the moto server; the sign handler signs
 with one ``Sign`` call per token; the verifiers fetch the JWKS over HTTP from
 the local edge. PS256 and EdDSA are not in this matrix: moto signs PS256
 with the maximum PSS salt length (strict verifiers reject it) and cannot
-create Ed25519 keys; ``tests/unit/test_kms_custody.py`` covers their
+create Ed25519 keys; ``tests/unit/core/lifecycle/test_kms_custody.py`` covers their
 signing path against a test double that signs as AWS does.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import jwt as pyjwt
 import pytest
 
-from jwks_rotator.core.keys import PRIVATE_MEMBERS
+from jwks_rotator.core.keys.records import PRIVATE_MEMBERS
 from jwks_rotator_testkit.verifiers import NodeVerifier, jwcrypto_verify, pyjwt_verify
 from tests.kms_doubles import ROTATE_ROLE, SIGN_ROLE
 

@@ -14,8 +14,8 @@ from typing import Any
 import jwt as pyjwt
 import pytest
 
-from jwks_rotator.core.algorithms import algorithm_names
-from jwks_rotator.core.keys import PRIVATE_MEMBERS
+from jwks_rotator.core.keys.algorithms import algorithm_names
+from jwks_rotator.core.keys.records import PRIVATE_MEMBERS
 from jwks_rotator_testkit.verifiers import Expectation, NodeVerifier, jwcrypto_verify, pyjwt_verify
 
 from .conftest import AUDIENCE, INTEROP_PROFILE, OTHER_AUDIENCE, Deployment

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jwks_rotator.core.kms_custody import key_policy
+from jwks_rotator.core.lifecycle.kms_custody import key_policy
 from jwks_rotator.core.settings import Settings
 from jwks_rotator_local.call_record import RecordedCall
 from tests.privilege.evaluator import Case, Decision, evaluate

@@ -27,9 +27,10 @@ from typing import Any
 
 import boto3
 
-from jwks_rotator.core.keyring import EMPTY_KEYRING_JSON
+from jwks_rotator.bootstrap.rotate import build_rotation_service
+from jwks_rotator.bootstrap.sign import build_token_signer
+from jwks_rotator.core.keys.keyring import EMPTY_KEYRING_JSON
 from jwks_rotator.core.settings import Settings
-from jwks_rotator.wiring import build_rotation_service, build_token_signer
 from jwks_rotator_local.call_record import CallRecorder, MotoFacts, RecordedCall
 from jwks_rotator_local.front import AwsFront
 from jwks_rotator_testkit.clock import FakeClock

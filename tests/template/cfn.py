@@ -13,7 +13,18 @@ TEMPLATE_PATH = ROOT / "template.yaml"
 
 
 class CfnLoader(yaml.SafeLoader):
-    """SafeLoader plus CloudFormation short tags: ``!Ref X`` -> ``{"Ref": X}``, ``!Sub s`` -> ``{"Fn::Sub": s}``."""
+    """SafeLoader plus CloudFormation short tags: ``!Ref X`` -> ``{"Ref": X}``, ``!Sub s`` -> ``{"Fn::Sub": s}``.
+
+    A key written twice in one mapping is an error (PyYAML keeps the last silently; CloudFormation refuses the
+    template): a hand-written parameter or environment entry may not shadow a generated one.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        duplicates = sorted({str(k) for k in keys if keys.count(k) > 1})
+        if duplicates:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key(s) {', '.join(duplicates)}", node.start_mark)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _cfn_tag(loader: CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
@@ -39,6 +50,18 @@ def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     """The template as plain data, short tags turned into their long forms."""
     document: dict[str, Any] = yaml.load(path.read_text(), Loader=CfnLoader)  # CfnLoader is a SafeLoader
     return document
+
+
+def cfn_value(text: str) -> Any:
+    """One CloudFormation value written in YAML (``!Ref X``, ``!If [...]``) as plain data."""
+    return yaml.load(f"value: {text}", Loader=CfnLoader)["value"]  # CfnLoader is a SafeLoader
+
+
+def function_environment(template: dict[str, Any], function: str) -> dict[str, Any]:
+    """A function's environment variables as SAM deploys them: the Globals', then its own (which win)."""
+    globals_ = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    own = template["Resources"][function]["Properties"].get("Environment", {}).get("Variables", {})
+    return {**globals_, **own}
 
 
 def as_list(value: Any) -> list[Any]:

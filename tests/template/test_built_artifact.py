@@ -126,7 +126,7 @@ def test_python312_imports_the_built_sign_function_read_only_without_compiling_a
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["dont_write_bytecode"] == 0  # writing .pyc was allowed: nothing was compiled, so nothing to write
     assert report["response"]["error"] == "unauthenticated"  # the service was built (settings, policy, readers, verifier)
-    assert "jwks_rotator.wiring" in report["modules"] and "jwks_rotator.adapters.secrets_extension" in report["modules"]
+    assert "jwks_rotator.bootstrap.sign" in report["modules"] and "jwks_rotator.adapters.lean.secrets_extension" in report["modules"]
     assert not [m for m in report["modules"] if m.split(".")[0] in ("boto3", "botocore", "aws_lambda_powertools", "yaml")]  # the policy ships as JSON
     ours = [path for path in report["compiled"] if path.startswith((str(task), str(opt)))]
     assert ours == [], ours
@@ -134,7 +134,7 @@ def test_python312_imports_the_built_sign_function_read_only_without_compiling_a
 
 
 def test_the_built_policy_file_is_the_same_document_in_json(built: Path) -> None:
-    from jwks_rotator.core.issuance_policy import load_issuance_policy, policy_document
+    from jwks_rotator.core.issuance.profiles import load_issuance_policy, policy_document
 
     source = (ROOT / "functions" / "sign" / "issuance-policy.yaml").read_text(encoding="utf-8")
     shipped = (SIGN / "issuance-policy.yaml").read_text(encoding="utf-8")

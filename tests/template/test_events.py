@@ -15,14 +15,14 @@ from typing import Any
 import jwt
 import pytest
 
-from jwks_rotator.core.caller_proof import PROOF_FIELD, parse_caller_proof
-from jwks_rotator.core.caller_verifier import CallerVerifier, ReplayAnswer
-from jwks_rotator.core.issuance import IssuanceService
-from jwks_rotator.core.issuance_policy import load_issuance_policy
-from jwks_rotator.core.operation_events import parse_rotate_event
-from jwks_rotator.core.signer import TokenSigner
+from jwks_rotator.core.callers.proof import PROOF_FIELD, parse_caller_proof
+from jwks_rotator.core.callers.verifier import CallerVerifier, ReplayAnswer
+from jwks_rotator.core.issuance.profiles import load_issuance_policy
+from jwks_rotator.core.issuance.service import IssuanceService
+from jwks_rotator.core.issuance.signer import TokenSigner
+from jwks_rotator.core.lifecycle.operations import parse_rotate_event
+from tests.sign_support import InMemoryKeyringReader, active_key, keyring_json, public_key, settings
 from tests.template.cfn import ROOT
-from tests.unit.test_sign_support import InMemoryKeyringReader, active_key, keyring_json, public_key, settings
 
 EVENTS = ROOT / "events"
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from jwks_rotator.adapters.observability import NAMESPACE, SERVICE
+from jwks_rotator.adapters.sdk.observability import NAMESPACE, SERVICE
 from jwks_rotator.core.errors import CallerNotAllowedError, ConfigurationError, SigningUnavailableError, UnauthenticatedError
-from jwks_rotator.core.issuance import AuditRecord
-from jwks_rotator.core.issuance_policy import load_issuance_policy
+from jwks_rotator.core.issuance.profiles import load_issuance_policy
+from jwks_rotator.core.issuance.service import AuditRecord
 from jwks_rotator.core.settings import SETTINGS_BY_ATTRIBUTE
-from tests.template.cfn import ROOT, as_list, policy_statements
-from tests.unit.test_sign_support import load_sign_app
+from tests.sign_support import load_sign_app
+from tests.template.cfn import ROOT, as_list, function_environment, policy_statements
 
 LAYER_REQUIREMENTS = ROOT / "layers/jwks_rotator/requirements.txt"
 LAYER_IN = ROOT / "requirements/layer.in"
@@ -28,7 +28,7 @@ LOG_GROUP_CHANGES = ("logs:DeleteLogGroup", "logs:PutRetentionPolicy", "logs:Del
 def test_the_policy_file_parameter_reaches_the_function_and_ships_disabled(params: dict[str, Any], template: dict[str, Any]) -> None:
     spec = SETTINGS_BY_ATTRIBUTE["issuance_policy_file"]
     assert params["IssuancePolicyFile"]["Default"] == spec.default
-    assert template["Globals"]["Function"]["Environment"]["Variables"][spec.env] == {"Ref": "IssuancePolicyFile"}
+    assert function_environment(template, "SignFunction")[spec.env] == {"Ref": "IssuancePolicyFile"}
     shipped = ROOT / "functions/sign" / spec.default
     policy = load_issuance_policy(shipped.read_text(), max_token_ttl=3600, default_token_ttl=900)
     assert policy.disabled and not policy.profiles, "the shipped policy must issue nothing until the operator writes profiles"

@@ -9,6 +9,7 @@ the layer's pinned requirements) in test_sign_callers.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from datetime import timedelta
@@ -16,27 +17,18 @@ from typing import Any
 
 import pytest
 
-from jwks_rotator.core.algorithms import RSA_KEY_SIZES, algorithm_names
 from jwks_rotator.core.durations import parse_duration
-from jwks_rotator.core.keyring import EMPTY_KEYRING_JSON
-from jwks_rotator.core.operation_events import parse_rotate_event
-from jwks_rotator.core.settings import KEY_CUSTODIES, SETTINGS, Settings
-from tests.template.cfn import ROOT, as_list, policy_statements
+from jwks_rotator.core.keys.algorithms import RSA_KEY_SIZES, algorithm_names
+from jwks_rotator.core.keys.keyring import EMPTY_KEYRING_JSON
+from jwks_rotator.core.lifecycle.operations import parse_rotate_event
+from jwks_rotator.core.settings import FUNCTIONS, KEY_CUSTODIES, SETTINGS, Settings, StackValue
+from tests.template.cfn import ROOT, as_list, cfn_value, function_environment, policy_statements
 
-# Settings that name resources: the stack creates them and wires their ids in, so they are not parameters.
-RESOURCE_SETTINGS = {
-    "keyring_secret_id": {"Ref": "KeyringSecret"},
-    "signing_secret_id": {"Ref": "SigningKeySecret"},
-    "jwks_bucket": {"Ref": "JwksBucket"},
-    "distribution_id": {"Ref": "Distribution"},
-    "revocation_parameter": {"Fn::Sub": "/jwks-rotator/${AWS::StackName}/revoked-kids"},
-    "kms_stack_tag": {"Ref": "AWS::StackName"},
-    "kms_sign_role_arn": {"Fn::GetAtt": ["SignFunctionRole", "Arn"]},
-    "kms_rotate_role_arn": {"Fn::GetAtt": ["RotateFunctionRole", "Arn"]},
-}
+# Settings that name what the stack creates (resources, its name, its roles): their values are wired in, not parameters.
+RESOURCE_SETTINGS = {s.attribute: cfn_value(s.stack.value) for s in SETTINGS if isinstance(s.stack, StackValue)}
+# Settings parsed as durations that the template takes as parameters.
 DURATION_SETTINGS = {
-    "rotation_period", "publish_lead", "max_token_ttl", "default_token_ttl", "jwks_max_age",
-    "schedule", "signer_cache_ttl", "clock_skew_leeway", "retention",
+    f.name for f in dataclasses.fields(Settings) if "timedelta" in str(f.type) and f.name not in RESOURCE_SETTINGS
 }
 REQUIRED_OUTPUTS = {
     "JwksUrl", "IssuerUrl", "Issuer", "SignFunctionName", "SignFunctionArn", "RotateFunctionName",
@@ -140,10 +132,14 @@ def test_schedule_becomes_a_rate_expression(params: dict[str, Any], resources: d
 
 
 # --------------------------------------------------------------------------- functions
-def test_functions_get_every_setting_under_its_env_name(template: dict[str, Any], params: dict[str, Any]) -> None:
-    variables = template["Globals"]["Function"]["Environment"]["Variables"]
-    assert set(variables) == {s.env for s in SETTINGS}
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_functions_get_every_setting_they_read_under_its_env_name(template: dict[str, Any], function: str) -> None:
+    variables = function_environment(template, function)
+    extension = EXTENSION_ENV if function == "SignFunction" else {}
+    assert set(variables) - set(extension) == {s.env for s in SETTINGS if function in s.readers}
     for spec in SETTINGS:
+        if function not in spec.readers:
+            continue
         value = variables[spec.env]
         if spec.attribute in RESOURCE_SETTINGS:
             assert value == RESOURCE_SETTINGS[spec.attribute]
@@ -151,10 +147,6 @@ def test_functions_get_every_setting_under_its_env_name(template: dict[str, Any]
             assert value["Fn::If"][0] == "HasIssuer" and value["Fn::If"][1] == {"Ref": "Issuer"}
         else:
             assert value == {"Ref": spec.pascal}
-    for name in ("RotateFunction", "SignFunction"):
-        own = template["Resources"][name]["Properties"].get("Environment", {}).get("Variables", {})
-        extension = EXTENSION_ENV if name == "SignFunction" else {}
-        assert set(own) <= {s.env for s in SETTINGS} | set(extension), f"{name} sets env vars config.py does not read: {set(own)}"
 
 
 # The Parameters and Secrets extension's own settings on the sign function: its port (which makes the signer read
@@ -164,7 +156,8 @@ EXTENSION_ENV = {"PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": "2773", "SECRETS_MANA
 
 def test_the_sign_function_reads_through_the_extension_layer_with_caching_off(template: dict[str, Any], resources: dict[str, Any]) -> None:
     props = resources["SignFunction"]["Properties"]
-    assert props["Environment"]["Variables"] == EXTENSION_ENV
+    settings = {s.env for s in SETTINGS}
+    assert {k: v for k, v in props["Environment"]["Variables"].items() if k not in settings} == EXTENSION_ENV
     (choice,) = props["Layers"]
     condition, override, mapped = choice["Fn::If"]
     assert condition == "HasExtensionLayerArn" and override == {"Ref": "ParametersSecretsExtensionLayerArn"}
@@ -265,7 +258,7 @@ def _kms_statements(resources: dict[str, Any], function: str) -> dict[str, dict[
 
 
 def test_the_sign_role_signs_only_with_stack_tagged_keys_jws_algorithms_and_raw_messages(resources: dict[str, Any]) -> None:
-    from jwks_rotator.core.kms_signing import KMS_ALGORITHMS
+    from jwks_rotator.core.keys.kms import KMS_ALGORITHMS
 
     statements = _kms_statements(resources, "SignFunction")
     assert set(statements) == KMS_SIGN_SIDS
@@ -281,7 +274,7 @@ def test_the_sign_role_signs_only_with_stack_tagged_keys_jws_algorithms_and_raw_
 
 
 def test_the_rotate_role_creates_only_stack_tagged_keys_and_manages_only_those(resources: dict[str, Any]) -> None:
-    from jwks_rotator.core.kms_signing import KMS_ALGORITHMS, kms_key_spec
+    from jwks_rotator.core.keys.kms import KMS_ALGORITHMS, kms_key_spec
 
     statements = _kms_statements(resources, "RotateFunction")
     create = statements["CreateOnlyStackTaggedSigningKeys"]

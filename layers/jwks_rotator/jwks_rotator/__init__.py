@@ -1,24 +1,18 @@
 """jwks-rotator: signing-key lifecycle, JWKS publishing and JWT signing on AWS.
 
-Shared by every Lambda function (through the layer), the CLI and the tests,
-in three layers; each depends only on the ones below it (pyproject
-``[tool.importlinter]`` holds the contracts, ``make lint`` checks them):
+Shared by both Lambda functions (through the layer), the CLI and the tests, in three layers; each imports only the
+ones below it (pyproject ``[tool.importlinter]`` holds the contracts, ``make lint`` checks them):
 
-* :mod:`.wiring` - the composition root: ``build_rotation_service`` and
-  ``build_token_signer`` join the core's services to their adapters. The
-  handlers in ``functions/`` call it and stay thin.
-* :mod:`.adapters` - the outside world behind the core's ports:
-  Secrets Manager (``secrets_store``, and ``secret_reader`` for the signer),
-  S3/CloudFront (``s3_publisher``), powertools logs and metrics
-  (``observability``), every boto3 client and AWS error code
-  (``aws_clients``) and a small HTTP transport (``http``).
-* :mod:`.core` - the domain, with no AWS SDK, powertools or adapter in it:
-  settings, algorithms, keys and key generation, the keyring and its pure
-  lifecycle, the rotation service, the public documents, the token policy
-  and signer, and the ports (``core.ports``) the adapters implement.
+* :mod:`.bootstrap` - composition roots, one per function (``rotate``, ``sign``): which adapter stands behind each
+  port. The handlers in ``functions/`` and the CLI call them.
+* :mod:`.adapters` - the outside world behind the core's ports: ``sdk`` (boto3: Secrets Manager, S3/CloudFront,
+  SSM, KMS, powertools) and ``lean`` (standard library only, the sign path: HTTP, the secrets extension, STS,
+  telemetry, audit).
+* :mod:`.core` - the domain, with no AWS SDK, powertools or adapter in it: ``keys``, ``callers``, ``issuance``,
+  ``lifecycle``, plus ``settings``, ``errors``, ``durations`` and ``ports`` (every Protocol the adapters meet).
 
-The sign path (signer, token policy, settings, secret reader) never loads
-the rotation service, key generation or jwcrypto.
+The sign path (core.keys, core.callers, core.issuance, adapters.lean, bootstrap.sign) never loads the lifecycle,
+jwcrypto, boto3 or powertools. Map and rules: docs/ARCHITECTURE.md.
 """
 
 __version__ = "0.1.0"

@@ -12,11 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from .keyring import Keyring
-from .keyring import StoredKeyring as StoredKeyring  # lives with the keyring (the sign path reads it without these ports)
+from jwks_rotator.core.keys.keyring import Keyring
+from jwks_rotator.core.keys.keyring import (
+    StoredKeyring as StoredKeyring,  # lives with the keyring (the sign path reads it without these ports)
+)
 
-if TYPE_CHECKING:  # an annotation only: the sign path, which imports StoredKeyring from here, never builds documents
-    from .jwks import PublicDocuments
+if TYPE_CHECKING:  # annotations only: the sign path never builds documents, and loads this module for a KMS key only
+    from jwks_rotator.core.callers.proof import CallerProof
+    from jwks_rotator.core.callers.verifier import ReplayAnswer
+    from jwks_rotator.core.lifecycle.documents import PublicDocuments
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,24 @@ class Publisher(Protocol):
     """Puts the public documents where verifiers fetch them, invalidating caches on change."""
 
     def publish(self, documents: PublicDocuments, *, already_announced: bool, generation: int, force: bool = False) -> PublishResult: ...
+
+
+class RevocationList(Protocol):
+    """Kids that must never be published or activated again. Adding is idempotent; nothing is ever removed.
+
+    The rotator's side of the revocation list (see :mod:`jwks_rotator.core.keys.revocation`); the signer reads it
+    through :class:`RevocationReader`.
+    """
+
+    def load(self) -> frozenset[str]: ...
+
+    def add(self, kid: str) -> None: ...
+
+
+class IdentityReplayer(Protocol):
+    """Sends a caller's proof to the signer's STS endpoint; raises ``SigningUnavailableError`` when no answer came."""
+
+    def replay(self, proof: CallerProof) -> ReplayAnswer: ...
 
 
 class KeyringReader(Protocol):

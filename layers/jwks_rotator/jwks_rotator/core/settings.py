@@ -5,9 +5,11 @@ A setting has one name written three ways: kebab-case on the command line
 (``RotationPeriod``) and upper snake case in a Lambda environment
 (``ROTATION_PERIOD``). Each setting is declared once, as a field of
 :class:`Settings` made with :func:`setting`: its type, its default as
-written, its parser and its meaning. :data:`SETTINGS` is the table derived
-from those fields (the CLI's options and the template's parameters follow
-it), and the field's default is its written default, parsed.
+written, its parser, its meaning and how the stack gives it to the functions
+(a :class:`Parameter` or a :class:`StackValue`). :data:`SETTINGS` is the table
+derived from those fields: the CLI's options follow it, and ``make settings``
+writes the template's parameters and environment entries and docs/settings.md
+from it (docs/design/settings.md).
 """
 
 # ruff: noqa: RUF009 - setting() is dataclasses.field with the parsed default: the defaults are immutable values.
@@ -22,9 +24,10 @@ from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-from .algorithms import RSA_KEY_SIZES, algorithm_names
-from .durations import format_duration, parse_duration
-from .errors import ConfigurationError, quoted
+from jwks_rotator.core.callers.principals import compile_caller_pattern
+from jwks_rotator.core.durations import format_duration, parse_duration
+from jwks_rotator.core.errors import ConfigurationError, quoted
+from jwks_rotator.core.keys.algorithms import RSA_KEY_SIZES, algorithm_names
 
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
@@ -68,8 +71,6 @@ def _role_patterns(raw: Any, name: str) -> tuple[str, ...]:
     patterns = _audiences(raw, name)
     if not patterns:
         return patterns
-    from .issuance_policy import compile_caller_pattern  # imports token_policy, which imports this module
-
     for index, pattern in enumerate(patterns):
         compile_caller_pattern(pattern, f"{name}[{index}]")
     return patterns
@@ -115,10 +116,69 @@ def _role_arn(raw: Any, name: str) -> str:
     return text
 
 
-def setting(default: str, doc: str, parse: Parser[T]) -> T:
-    """Declare a :class:`Settings` field: its default as written (parsed for the field), parser and meaning."""
+FUNCTIONS = ("RotateFunction", "SignFunction")
+"""The stack's functions (template logical ids). Each builds :class:`Settings` from its environment at cold start."""
+
+
+class Parameter:
+    """A setting the stack takes as a template parameter (its PascalCase name, the setting's default).
+
+    ``group`` is the console's parameter group; ``allowed_values``, ``pattern`` (AllowedPattern) and ``constraint``
+    (ConstraintDescription) are what CloudFormation checks before the functions do; ``note`` adds what the template
+    does with the value; ``value`` is the environment entry when it is not the parameter itself (CloudFormation YAML).
+    A plain class, not a dataclass: two more dataclasses cost this module ~0.8 ms at import, on the sign path's cold start.
+    """
+
+    __slots__ = ("allowed_values", "constraint", "group", "note", "pattern", "type", "value")
+
+    def __init__(
+        self, group: str, *, allowed_values: tuple[str, ...] = (), pattern: str = "", constraint: str = "", note: str = "",
+        value: str = "", type: str = "String",
+    ) -> None:
+        self.group = group
+        self.allowed_values = allowed_values
+        self.pattern = pattern
+        self.constraint = constraint
+        self.note = note
+        self.value = value
+        self.type = type
+
+
+class StackValue:
+    """A setting the stack fills in itself (a resource it creates, its name or roles): no parameter.
+
+    ``value`` is the environment entry (CloudFormation YAML, e.g. ``!Ref KeyringSecret``); ``why`` says why it is
+    not a parameter when that is not plain. A plain class for the reason :class:`Parameter` gives.
+    """
+
+    __slots__ = ("value", "why")
+
+    def __init__(self, value: str, why: str = "") -> None:
+        self.value = value
+        self.why = why
+
+
+def _duration_parameter(group: str, note: str = "") -> Parameter:
+    return Parameter(group, pattern=r"^[0-9]+(\.[0-9]+)?[smhdw]?$", constraint="a duration such as 30s, 15m, 12h, 7d or 2w", note=note)
+
+
+def setting(
+    default: str,
+    doc: str,
+    parse: Parser[T],
+    *,
+    stack: Parameter | StackValue,
+    details: str = "",
+    readers: tuple[str, ...] = FUNCTIONS,
+) -> T:
+    """Declare a :class:`Settings` field: default as written (parsed for the field), parser, meaning, how the stack sets it.
+
+    ``doc`` is one line (the CLI's help); ``details`` is more for the settings reference; ``readers`` are the
+    functions whose environment carries it (by default every function: each validates the whole combination).
+    """
+    metadata = {"default": default, "doc": doc, "parse": parse, "stack": stack, "details": details, "readers": readers}
     # dataclasses.field is typed as returning the default's type: what the annotation of the field declares.
-    return dataclasses.field(default=parse(default, "default"), metadata={"default": default, "doc": doc, "parse": parse})
+    return dataclasses.field(default=parse(default, "default"), metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -129,6 +189,9 @@ class SettingSpec:
     default: str
     doc: str
     parser: Parser[Any] = dataclasses.field(default=_text, repr=False, compare=False)
+    stack: Parameter | StackValue | None = None
+    details: str = ""
+    readers: tuple[str, ...] = FUNCTIONS
 
     @property
     def kebab(self) -> str:
@@ -151,33 +214,138 @@ class SettingSpec:
 class Settings:
     """Validated settings. Build with :meth:`from_mapping` or :meth:`from_env`."""
 
-    algorithm: str = setting("RS256", "JWS algorithm of new keys: RS256, PS256, ES256, ES384, ES512 or EdDSA (Ed25519). RS256 has the widest verifier support.", _text)
-    rsa_key_size: int = setting("2048", "Modulus size in bits for RS256/PS256 keys: 2048, 3072 or 4096.", _int)
-    rotation_period: timedelta = setting("7d", "How long a key signs before the next one takes over.", _duration)
-    publish_lead: timedelta = setting("2d", "How long a key is in the published JWKS before it may sign; must exceed every verifier's JWKS cache (some hold a set 12-24 h).", _duration)
-    max_token_ttl: timedelta = setting("1h", "Longest lifetime the signer grants a token.", _duration)
-    default_token_ttl: timedelta = setting("15m", "Token lifetime when a request names none.", _duration)
-    jwks_max_age: timedelta = setting("1h", "Cache-Control max-age of the published documents; at most half of publish-lead.", _duration)
-    schedule: timedelta = setting("15m", "How often the rotate function ticks; at most half of publish-lead.", _duration)
-    issuer: str = setting("", "The iss of every token and the base URL of the discovery document (https, or http on loopback).", _text)
-    allowed_audiences: tuple[str, ...] = setting("", "Comma-separated audiences the signer accepts; empty accepts any.", _audiences)
-    default_audience: str = setting("", "Audience used when a request names none; empty makes aud required.", _text)
-    signer_cache_ttl: timedelta = setting("60s", "How long a signer may use its cached keyring before reading it again.", _duration)
-    clock_skew_leeway: timedelta = setting("60s", "Clock difference tolerated between signers, rotators and verifiers.", _duration)
-    retention: timedelta | None = setting("", "How long a retired key stays published; empty derives max-token-ttl + signer-cache-ttl + clock-skew-leeway, and a set value may not be lower.", _optional_duration)
-    keyring_secret_id: str = setting("", "Name or ARN of the Secrets Manager secret that holds the keyring.", _text)
-    signing_secret_id: str = setting("", "Name or ARN of the Secrets Manager secret holding the signing view of the keyring (the active key, the restore hold and the revoked kids; nothing the signer must not use). The rotator writes it beside the keyring, the signer reads only it. Empty: the rotator writes none and the signer reads the keyring secret itself (deployments made before the signing view existed).", _text)
-    jwks_bucket: str = setting("", "S3 bucket the JWKS and discovery documents are written to.", _text)
-    distribution_id: str = setting("", "CloudFront distribution to invalidate when the documents change; empty skips invalidation.", _text)
-    revocation_parameter: str = setting("/jwks-rotator/revoked-kids", "SSM parameter (String, a JSON list of kids) holding every revoked kid, kept apart from the keyring secret so that restoring the secret cannot undo a revocation; the rotator creates it, the signer refuses to sign while it cannot read it.", _parameter_name)
-    issuance_policy_file: str = setting("issuance-policy.yaml", "The sign function's issuance policy (who may obtain which tokens): a YAML file deployed with it, relative to its code directory.", _text)
-    key_custody: str = setting("secrets-manager", "Where new private keys live: secrets-manager (JWKs inside the keyring secret) or kms (one non-exportable asymmetric KMS key per lifecycle key; the keyring then holds public keys and key ARNs only). Switching on a running stack affects new keys only.", _custody)
-    key_deletion_window: timedelta = setting("30d", "With kms custody: the ScheduleKeyDeletion waiting period of a KMS key whose retention ended (whole days, 7d to 30d).", _deletion_window)
-    kms_handover_wait: timedelta = setting("5s", "With kms custody: how long the rotator waits, after disabling the KMS keys that may no longer sign, before it enables the new active key (KMS applies EnableKey/DisableKey eventually, typically within seconds): never two keys signable at once. At most 30s.", _duration)
-    kms_stack_tag: str = setting("", "With kms custody: the value of the jwks-rotator:stack tag on every KMS key this stack makes; the roles' IAM policies allow only keys carrying it, and the orphan sweep looks for it.", _text)
-    kms_sign_role_arn: str = setting("", "With kms custody: the sign function's role, named in each new KMS key's policy as the one principal allowed kms:Sign.", _role_arn)
-    kms_rotate_role_arn: str = setting("", "With kms custody: the rotate function's role, named in each new KMS key's policy as the principal that manages it.", _role_arn)
-    operator_roles: tuple[str, ...] = setting("", "Comma-separated IAM role ARNs (arn:aws:iam::ACCOUNT:role/NAME, * allowed in NAME) whose sessions may invoke the rotate function's operations rotate-now, revoke and publish with a proof of identity; empty allows no operator (scheduled ticks need none).", _role_patterns)
+    algorithm: str = setting(
+        "RS256", "JWS algorithm of new keys: RS256, PS256, ES256, ES384, ES512 or EdDSA (Ed25519). RS256 has the widest verifier support.", _text,
+        stack=Parameter("Keys", allowed_values=algorithm_names()),
+    )
+    rsa_key_size: int = setting(
+        "2048", "Modulus size in bits for RS256/PS256 keys: 2048, 3072 or 4096.", _int,
+        stack=Parameter("Keys", allowed_values=tuple(map(str, RSA_KEY_SIZES))),
+    )
+    rotation_period: timedelta = setting(
+        "7d", "How long a key signs before the next one takes over.", _duration,
+        stack=_duration_parameter("Keys"),
+    )
+    publish_lead: timedelta = setting(
+        "2d", "How long a key is in the published JWKS before it may sign; must exceed every verifier's JWKS cache (some hold a set 12-24 h).", _duration,
+        stack=_duration_parameter("Keys", "At most rotation-period."),
+    )
+    max_token_ttl: timedelta = setting(
+        "1h", "Longest lifetime the signer grants a token.", _duration,
+        stack=_duration_parameter("Tokens"),
+    )
+    default_token_ttl: timedelta = setting(
+        "15m", "Token lifetime when a request names none.", _duration,
+        stack=_duration_parameter("Tokens", "At most max-token-ttl."),
+    )
+    jwks_max_age: timedelta = setting(
+        "1h", "Cache-Control max-age of the published documents; at most half of publish-lead.", _duration,
+        stack=_duration_parameter("Publishing"),
+    )
+    schedule: timedelta = setting(
+        "15m", "How often the rotate function ticks; at most half of publish-lead.", _duration,
+        stack=Parameter(
+            "Keys", pattern="^[1-9][0-9]*m$",
+            constraint="whole minutes, such as 5m, 15m or 60m (CloudFormation turns it into rate(N minutes))",
+            note="The template takes whole minutes only (e.g. 15m, 60m): it makes the number the schedule expression rate(N minutes).",
+        ),
+    )
+    issuer: str = setting(
+        "", "The iss of every token and the base URL of the discovery document (https, or http on loopback).", _text,
+        stack=Parameter(
+            "Tokens", pattern=r"^(https://[^/?#\s]+(/[^?#\s]*[^/?#\s])?)?$",
+            constraint="empty, or an https URL without query, fragment or trailing slash",
+            note="Empty: the template derives https://<DomainName>, else https://<the distribution's domain>.",
+            value='!If [HasIssuer, !Ref Issuer, !If [HasCustomDomain, !Sub "https://${DomainName}", !Sub "https://${Distribution.DomainName}"]]',
+        ),
+    )
+    allowed_audiences: tuple[str, ...] = setting(
+        "", "Comma-separated audiences the signer accepts; empty accepts any.", _audiences,
+        stack=Parameter("Tokens"),
+    )
+    default_audience: str = setting(
+        "", "Audience used when a request names none; empty makes aud required.", _text,
+        stack=Parameter("Tokens", note="Must be one of allowed-audiences when both are set."),
+    )
+    signer_cache_ttl: timedelta = setting(
+        "60s", "How long a signer may use its cached keyring before reading it again.", _duration,
+        stack=_duration_parameter("Tokens"),
+    )
+    clock_skew_leeway: timedelta = setting(
+        "60s", "Clock difference tolerated between signers, rotators and verifiers.", _duration,
+        stack=_duration_parameter("Tokens"),
+    )
+    retention: timedelta | None = setting(
+        "", "How long a retired key stays published; empty derives max-token-ttl + signer-cache-ttl + clock-skew-leeway, and a set value may not be lower.", _optional_duration,
+        stack=Parameter("Keys", pattern=r"^([0-9]+(\.[0-9]+)?[smhdw]?)?$", constraint="empty, or a duration such as 2h or 1d"),
+    )
+    keyring_secret_id: str = setting(
+        "", "Name or ARN of the Secrets Manager secret that holds the keyring.", _text,
+        stack=StackValue("!Ref KeyringSecret"),
+    )
+    signing_secret_id: str = setting(
+        "", "Name or ARN of the Secrets Manager secret holding the signing view of the keyring (the active key, the restore hold and the revoked kids; nothing the signer must not use). The rotator writes it beside the keyring, the signer reads only it. Empty: the rotator writes none and the signer reads the keyring secret itself (deployments made before the signing view existed).", _text,
+        stack=StackValue("!Ref SigningKeySecret"),
+    )
+    jwks_bucket: str = setting(
+        "", "S3 bucket the JWKS and discovery documents are written to.", _text,
+        stack=StackValue("!Ref JwksBucket"),
+    )
+    distribution_id: str = setting(
+        "", "CloudFront distribution to invalidate when the documents change; empty skips invalidation.", _text,
+        stack=StackValue("!Ref Distribution"),
+    )
+    revocation_parameter: str = setting(
+        "/jwks-rotator/revoked-kids", "SSM parameter (String, a JSON list of kids) holding every revoked kid, kept apart from the keyring secret so that restoring the secret cannot undo a revocation; the rotator creates it, the signer refuses to sign while it cannot read it.", _parameter_name,
+        stack=StackValue(
+            '!Sub "/jwks-rotator/${AWS::StackName}/revoked-kids"',
+            why="Not a resource of this stack: a CloudFormation update of an SSM parameter rewrites its value, which would wipe the revoked kids. "
+            'The rotator creates it ("[]") before first use; the signer fails closed (signing_unavailable) while it does not exist.',
+        ),
+        details="The rotator only ever adds to it, at most 89 kids: a full list refuses the next revoke.",
+    )
+    issuance_policy_file: str = setting(
+        "issuance-policy.yaml", "The sign function's issuance policy (who may obtain which tokens): a YAML file deployed with it, relative to its code directory.", _text,
+        stack=Parameter(
+            "Callers", pattern="^[A-Za-z0-9_./-]{1,255}$",
+            constraint="a file path of letters, digits, _ . / - (relative to functions/sign/, or absolute)",
+            note="Its code directory is functions/sign/. The shipped issuance-policy.yaml is `disabled: true`: the stack issues nothing until you write its profiles.",
+        ),
+        details="Read once per container, at cold start; absolute paths are taken as they are.",
+    )
+    key_custody: str = setting(
+        "secrets-manager", "Where new private keys live: secrets-manager (JWKs inside the keyring secret) or kms (one non-exportable asymmetric KMS key per lifecycle key; the keyring then holds public keys and key ARNs only). Switching on a running stack affects new keys only.", _custody,
+        stack=Parameter("Keys", allowed_values=KEY_CUSTODIES, note='kms costs $1 per key-month and a Sign call per token (README, "Key custody").'),
+    )
+    key_deletion_window: timedelta = setting(
+        "30d", "With kms custody: the ScheduleKeyDeletion waiting period of a KMS key whose retention ended (whole days, 7d to 30d).", _deletion_window,
+        stack=Parameter("Keys", pattern="^([7-9]|[12][0-9]|30)d$", constraint="whole days from 7d to 30d (KMS's PendingWindowInDays)"),
+    )
+    kms_handover_wait: timedelta = setting(
+        "5s", "With kms custody: how long the rotator waits, after disabling the KMS keys that may no longer sign, before it enables the new active key (KMS applies EnableKey/DisableKey eventually, typically within seconds): never two keys signable at once. At most 30s.", _duration,
+        stack=Parameter("Keys", pattern="^([0-9]|[12][0-9]|30)s$", constraint="whole seconds from 0s to 30s"),
+    )
+    kms_stack_tag: str = setting(
+        "", "With kms custody: the value of the jwks-rotator:stack tag on every KMS key this stack makes; the roles' IAM policies allow only keys carrying it, and the orphan sweep looks for it.", _text,
+        stack=StackValue("!Ref AWS::StackName", why="Both roles' KMS statements require the tag, and each key's own policy names the two roles."),
+    )
+    kms_sign_role_arn: str = setting(
+        "", "With kms custody: the sign function's role, named in each new KMS key's policy as the one principal allowed kms:Sign.", _role_arn,
+        stack=StackValue("!GetAtt SignFunctionRole.Arn"),
+    )
+    kms_rotate_role_arn: str = setting(
+        "", "With kms custody: the rotate function's role, named in each new KMS key's policy as the principal that manages it.", _role_arn,
+        stack=StackValue("!GetAtt RotateFunctionRole.Arn"),
+    )
+    operator_roles: tuple[str, ...] = setting(
+        "", "Comma-separated IAM role ARNs (arn:aws:iam::ACCOUNT:role/NAME, * allowed in NAME) whose sessions may invoke the rotate function's operations rotate-now, revoke and publish with a proof of identity; empty allows no operator (scheduled ticks need none).", _role_patterns,
+        stack=Parameter(
+            "Callers",
+            pattern=r"^(arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=.@*-]{1,64}(, ?arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=.@*-]{1,64})*)?$",
+            constraint="empty, or comma-separated IAM role ARNs without a path (* allowed in the role name)",
+            note="publish includes publish with accept_restore. The roles also need lambda:InvokeFunction on the rotate function in their own IAM policies.",
+        ),
+    )
 
     def __post_init__(self) -> None:
         self.validate()
@@ -314,7 +482,10 @@ class Settings:
 
 
 SETTINGS: tuple[SettingSpec, ...] = tuple(
-    SettingSpec(f.name, f.metadata["default"], f.metadata["doc"], f.metadata["parse"]) for f in dataclasses.fields(Settings)
+    SettingSpec(
+        f.name, f.metadata["default"], f.metadata["doc"], f.metadata["parse"], f.metadata["stack"], f.metadata["details"], f.metadata["readers"]
+    )
+    for f in dataclasses.fields(Settings)
 )
 """Every setting, in declaration order."""
 

@@ -1,0 +1,1 @@
+"""Signing keys: which algorithms exist, what a key record and a keyring may hold, and which kids are revoked."""

@@ -1,0 +1,273 @@
+"""KMS custody on the rotator's side: making keys, the hand-over at activation, deletion and the orphan sweep.
+
+With ``key-custody kms`` each lifecycle key is one non-exportable asymmetric KMS key; the keyring records its public
+JWK, ARN and lifecycle timestamps, and the JWKS is built from the keyring as for any key. Records keep the custody
+they were made in, so switching the setting changes new keys only.
+
+* A key is created tagged for the stack (found even if the keyring write fails), with a policy that does not name
+  the sign role, then disabled and tagged with its kid.
+* After every run (in a ``finally``) KMS is brought in line with the keyring *as stored*: every other key of the
+  stack disabled first, then, :data:`PROPAGATION` later, the active key gains the sign role and is enabled; the
+  store is re-read around the enable, so a stale rotator never enables a key the store no longer makes active.
+* A key whose record leaves the keyring is disabled and scheduled for deletion; the orphan sweep deletes unrecorded
+  keys of the stack older than :data:`ORPHAN_GRACE` (on KMS's clock).
+
+Why this order, the two-fence argument, the no-two-signers window and the orphan model (SPIRE's aws_kms
+KeyManager): Design: docs/design/kms-custody.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from jwks_rotator.core.errors import ConfigurationError
+from jwks_rotator.core.keys.keyring import Keyring
+from jwks_rotator.core.keys.kms import kms_algorithm, kms_key_spec, public_jwk_from_der
+from jwks_rotator.core.keys.records import KeyRecord, KeyState, thumbprint
+from jwks_rotator.core.ports import KeyVault
+from jwks_rotator.core.settings import Settings
+
+STACK_TAG = "jwks-rotator:stack"
+"""Tag naming the stack a key belongs to: set at CreateKey, the IAM policies of both roles require it."""
+KID_TAG = "jwks-rotator:kid"
+"""Tag naming the key's kid, set once its public key is known."""
+PROPAGATION = 5.0
+"""Seconds assumed for EnableKey/DisableKey to reach every KMS host (see the module doc): ``kms-handover-wait``'s default."""
+ORPHAN_GRACE = timedelta(minutes=15)
+"""Age before an unrecorded tagged key is scheduled for deletion: longer than a rotation run (60 s timeout)."""
+USABLE_STATES = frozenset({"Enabled"})
+SETTLE_ATTEMPTS = 3
+"""Rounds of a settle when the stored keyring changes under it (a concurrent hand-over); the next run finishes the rest."""
+
+Sleep = Callable[[float], None]
+
+
+def key_policy(settings: Settings, alg: str | None, *, signer: bool) -> str:
+    """A key's policy: the account administers it (no use), the rotate role manages it and, with ``signer``, the sign role signs.
+
+    The account statement keeps the key manageable by the account's
+    administrators (KMS refuses a policy that would lock its creator out) but
+    grants no use. The sign role may Sign only with the key's algorithm and
+    MessageType RAW, and read the public key; the rotate role may manage the
+    key and read its public key, never sign. A pending key is created with
+    ``signer=False``: the sign role cannot use it from its first moment, and
+    gets the signing statements only at activation. ``alg`` (the key's) is
+    needed only with ``signer``: a policy without the sign role names no
+    algorithm.
+    """
+    settings.require("kms_sign_role_arn", "kms_rotate_role_arn")
+    account = settings.kms_rotate_role_arn.split(":")[4]
+    partition = settings.kms_rotate_role_arn.split(":")[1]
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "AccountAdministersTheKey",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"},
+            "Action": ["kms:Describe*", "kms:Get*", "kms:List*", "kms:Put*", "kms:Update*", "kms:Enable*",
+                       "kms:Disable*", "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion",
+                       "kms:CancelKeyDeletion"],
+            "Resource": "*",
+        },
+        {
+            "Sid": "RotatorManagesTheKey",
+            "Effect": "Allow",
+            "Principal": {"AWS": settings.kms_rotate_role_arn},
+            "Action": ["kms:DescribeKey", "kms:GetPublicKey", "kms:EnableKey", "kms:DisableKey", "kms:TagResource",
+                       "kms:ListResourceTags", "kms:ScheduleKeyDeletion", "kms:PutKeyPolicy"],
+            "Resource": "*",
+        },
+    ]
+    if signer:
+        if alg is None:
+            raise ConfigurationError("a key policy naming the sign role needs the key's algorithm")
+        algorithm = kms_algorithm(alg).signing_algorithm
+        statements += [
+        {
+            "Sid": "SignerSignsWithTheStackAlgorithm",
+            "Effect": "Allow",
+            "Principal": {"AWS": settings.kms_sign_role_arn},
+            "Action": "kms:Sign",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"kms:SigningAlgorithm": algorithm, "kms:MessageType": "RAW"}},
+        },
+        {
+            "Sid": "SignerReadsThePublicKey",
+            "Effect": "Allow",
+            "Principal": {"AWS": settings.kms_sign_role_arn},
+            "Action": "kms:GetPublicKey",
+            "Resource": "*",
+        },
+        ]
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, separators=(",", ":"))
+
+
+@dataclass
+class KmsCustodian:
+    """Makes KMS keys for the rotation service and keeps KMS in line with the keyring (see the module doc)."""
+
+    vault: KeyVault
+    settings: Settings
+    sleep: Sleep
+    logger: Any = None
+    propagation: float | None = None  # seconds; None: the settings' kms-handover-wait
+    grace: timedelta = ORPHAN_GRACE
+    _unrecorded: dict[str, KeyRecord] = field(default_factory=dict)
+    touched: bool = False  # a key was created, removed or revoked in this service's life: sweep after the run
+
+    def __post_init__(self) -> None:
+        self._log = self.logger or logging.getLogger("jwks_rotator")
+
+    # --- making keys ------------------------------------------------------
+    def new_key(self, alg: str, now: datetime) -> KeyRecord:
+        """A pending KMS key for ``alg``, disabled, tagged with the stack and its kid, recorded nowhere yet."""
+        waiting = self._unrecorded.get(alg)
+        if waiting is not None:
+            return waiting
+        self.settings.require("kms_stack_tag")
+        policy = key_policy(self.settings, alg, signer=False)
+        arn = self.vault.create_key(
+            key_spec=kms_key_spec(alg, self.settings.rsa_key_size),
+            tags={STACK_TAG: self.settings.kms_stack_tag},
+            policy=policy,
+            description=f"jwks-rotator ({self.settings.kms_stack_tag}): {alg} signing key",
+        )
+        self.touched = True
+        jwk = public_jwk_from_der(self.vault.public_key_der(arn), alg)  # before DisableKey: GetPublicKey refuses disabled keys
+        self.vault.disable(arn)  # pending keys never sign (the sign role is not in their policy either)
+        kid = thumbprint(jwk)
+        self.vault.tag(arn, {KID_TAG: kid})
+        self._log.info("created a KMS key", extra={"kid": kid, "reason": "kms custody"})
+        record = KeyRecord(kid=kid, alg=alg, state=KeyState.PENDING, created_at=now, private_jwk=jwk, kms_key_arn=arn)
+        self._unrecorded[alg] = record
+        return record
+
+    def recorded(self, keyring: Keyring) -> None:
+        """A keyring was written: keys it records are no longer waiting to be recorded."""
+        arns = {k.kms_key_arn for k in keyring.keys}
+        self._unrecorded = {alg: k for alg, k in self._unrecorded.items() if k.kms_key_arn not in arns}
+
+    # --- keeping KMS in line --------------------------------------------
+    def settle(self, stored: Callable[[], Keyring], removed: Iterable[KeyRecord] = ()) -> None:
+        """Bring KMS in line with the keyring as stored: only its active key enabled and signable by the sign role.
+
+        ``stored`` reads the store's current keyring; it is called at the
+        start and again just before (and just after) the active key is
+        enabled, so a rotator whose view is stale never enables a key the store
+        no longer makes active (see the module doc). Every KMS key tagged for
+        the stack and with a kid tag that is not the stored active key and is
+        enabled is disabled and its policy rewritten without the sign role,
+        whatever this run saw (a run that failed half-way is finished by the
+        next one). ``removed``: records that left the keyring in this run
+        (deleted or revoked): disabled and scheduled for deletion unless the
+        stored keyring records them again. Under a restore hold nothing is
+        enabled (the signer signs nothing then).
+        """
+        keyring = stored()
+        recorded = {k.kms_key_arn for k in keyring.keys if k.kms_key_arn is not None}
+        for record in removed:
+            if record.kms_key_arn is None or record.kms_key_arn in recorded:
+                continue
+            self.touched = True
+            state = self.vault.describe(record.kms_key_arn).state
+            if state in USABLE_STATES:
+                self.vault.disable(record.kms_key_arn)
+            if state != "PendingDeletion":
+                self.vault.schedule_deletion(record.kms_key_arn, self.deletion_days)
+                self._log.info("scheduled a KMS key's deletion", extra={"kid": record.kid, "reason": "left the keyring"})
+        for _ in range(SETTLE_ATTEMPTS):
+            active = self._converge(keyring)
+            if active is None:
+                return
+            wait = self.propagation if self.propagation is not None else self.settings.kms_handover_wait.total_seconds()
+            self.sleep(wait)  # every disable before it has taken effect: never two signable keys
+            keyring = stored()
+            if not _is_active(keyring, active):
+                continue  # the store moved on while we waited (a concurrent hand-over): converge on it instead
+            assert active.kms_key_arn is not None
+            self.vault.put_policy(active.kms_key_arn, key_policy(self.settings, active.alg, signer=True))
+            self.vault.enable(active.kms_key_arn)
+            keyring = stored()
+            if _is_active(keyring, active):
+                self._log.info("enabled a KMS key", extra={"kid": active.kid, "reason": "active"})
+                return
+            self._retire(active.kms_key_arn, active.kid, "superseded while it was being enabled")  # the store moved on
+        self._log.warning("KMS not yet in line with the keyring", extra={"reason": "the keyring kept changing; the next run settles"})
+
+    def _converge(self, keyring: Keyring) -> KeyRecord | None:
+        """Disable every enabled, kid-tagged key of the stack but ``keyring``'s active one; the active record if it is not enabled.
+
+        A key without the kid tag was never recorded, so never activated: its
+        policy never named the sign role (it may be a concurrent rotator's key
+        between CreateKey and GetPublicKey, which a disable would break).
+        """
+        active = keyring.active if not keyring.restore_hold else None
+        active_arn = active.kms_key_arn if active is not None else None
+        enabled = False
+        for key in self.vault.list_tagged(STACK_TAG, self.settings.kms_stack_tag):
+            if key.arn == active_arn:
+                enabled = key.state in USABLE_STATES
+            elif key.state in USABLE_STATES and KID_TAG in key.tags:
+                self._retire(key.arn, key.tags[KID_TAG], "only the active key signs")
+        if active is None or active_arn is None or enabled:
+            return None
+        return active
+
+    def _retire(self, arn: str, kid: str, reason: str) -> None:
+        """Disable a key, then rewrite its policy without the sign role: two fences, either of which stops it signing."""
+        self.vault.disable(arn)
+        self.vault.put_policy(arn, key_policy(self.settings, None, signer=False))
+        self._log.info("disabled a KMS key", extra={"kid": kid, "reason": reason})
+
+    @property
+    def deletion_days(self) -> int:
+        return int(self.settings.key_deletion_window.total_seconds()) // 86400
+
+    def sweep(self, keyring: Keyring, now: datetime) -> list[str]:
+        """Find the stack's keys the keyring does not record and older than the grace: disable them and schedule their deletion.
+
+        ``keyring`` must be read just before the call. A key's age is measured
+        on KMS's clock (its CreationDate against the Date of the listing's
+        answers); ``now``, the local clock, only when the vault gives no time.
+        Returns the ARNs scheduled for deletion.
+        """
+        if not self.settings.kms_stack_tag:
+            return []
+        recorded = {k.kms_key_arn for k in keyring.keys if k.kms_key_arn is not None}
+        waiting = {k.kms_key_arn for k in self._unrecorded.values()}
+        scheduled: list[str] = []
+        tagged = self.vault.list_tagged(STACK_TAG, self.settings.kms_stack_tag)
+        now = self.vault.server_time() or now  # ages on KMS's clock, which set CreationDate: not on a skewed local one
+        for key in tagged:
+            if key.arn in recorded or key.arn in waiting or key.state == "PendingDeletion":
+                continue
+            if key.created_at + self.grace > now:
+                continue  # a concurrent rotator may be recording (and activating) it right now
+            kid = key.tags.get(KID_TAG, "")
+            if key.state in USABLE_STATES:
+                self.vault.disable(key.arn)
+                self._log.warning("disabled an unrecorded KMS key", extra={"kid": kid, "reason": "orphan"})
+            self.vault.schedule_deletion(key.arn, self.deletion_days)
+            scheduled.append(key.arn)
+            self._log.warning("scheduled an unrecorded KMS key's deletion", extra={"kid": kid, "reason": "orphan"})
+        return scheduled
+
+
+def _is_active(keyring: Keyring, record: KeyRecord) -> bool:
+    active = keyring.active
+    return not keyring.restore_hold and active is not None and active.kms_key_arn == record.kms_key_arn
+
+
+def require_kms_settings(settings: Settings) -> None:
+    """Refuse kms custody without what new keys need: the stack tag and the two role ARNs of the key policy."""
+    if settings.key_custody != "kms":
+        return
+    missing = [name for name in ("kms_stack_tag", "kms_sign_role_arn", "kms_rotate_role_arn") if not getattr(settings, name)]
+    if missing:
+        raise ConfigurationError(
+            f"key-custody kms needs {', '.join(n.replace('_', '-') for n in missing)} (the template passes them in)"
+        )

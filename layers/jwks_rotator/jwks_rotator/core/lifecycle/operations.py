@@ -1,0 +1,89 @@
+"""The rotate function's operations: an event (scheduled, or ``{"operation": ...}``) parsed into a :class:`RotateCommand`, then run.
+
+Shared by the rotate Lambda handler, the CLI and the local stack so that all
+three accept the same commands (the service itself comes from :mod:`jwks_rotator.bootstrap.rotate`).
+Parsing is pure; running calls the rotation service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jwks_rotator.core.errors import InvalidEventError
+from jwks_rotator.core.lifecycle.rotation import RotationService, RunReport
+
+OPERATIONS = ("tick", "rotate-now", "revoke", "publish")
+
+
+@dataclass(frozen=True)
+class RotateCommand:
+    """One operation of the rotate function."""
+
+    operation: str
+    kid: str | None = None
+    accept_restore: bool = False  # publish only: overwrite documents of a newer keyring (a restored secret)
+
+
+def is_scheduled_event(event: Mapping[str, Any]) -> bool:
+    """An EventBridge rule's or Scheduler's event: a tick."""
+    return event.get("source") == "aws.events" or event.get("detail-type") == "Scheduled Event"
+
+
+def parse_rotate_event(event: Any) -> RotateCommand:
+    """Accept a scheduled event (EventBridge rule or Scheduler) or ``{"operation": ...}``.
+
+    ``{"operation": "publish", "accept_restore": true}`` (a JSON boolean) is
+    the operator's consent to overwrite documents of a newer keyring.
+    """
+    if not isinstance(event, Mapping):
+        raise InvalidEventError("rotate event must be a JSON object")
+    if is_scheduled_event(event):
+        return RotateCommand("tick")
+    operation = event.get("operation")
+    if operation not in OPERATIONS:
+        raise InvalidEventError(f"rotate event: 'operation' must be one of {', '.join(OPERATIONS)}")
+    extra = set(event) - {"operation", "kid", "accept_restore"}
+    if extra:
+        raise InvalidEventError(f"rotate event: unexpected field(s) {', '.join(sorted(map(str, extra)))}")
+    if operation == "revoke":
+        kid = event.get("kid")
+        if not isinstance(kid, str) or not kid or len(kid) > 256:
+            raise InvalidEventError("revoke needs 'kid': the key id to remove")
+        return RotateCommand("revoke", kid)
+    if "kid" in event:
+        raise InvalidEventError(f"{operation} takes no 'kid'")
+    if "accept_restore" in event:
+        if operation != "publish":
+            raise InvalidEventError(f"{operation} takes no 'accept_restore' (only publish does)")
+        if not isinstance(event["accept_restore"], bool):
+            raise InvalidEventError("publish: 'accept_restore' must be a JSON boolean (true or false)")
+        return RotateCommand("publish", accept_restore=event["accept_restore"])
+    return RotateCommand(str(operation))
+
+
+def run_command(service: RotationService, command: RotateCommand) -> RunReport:
+    """Carry out one command; ``publish`` is the idempotent ``tick``, optionally accepting a restored keyring."""
+    if command.operation == "rotate-now":
+        return service.rotate_now()
+    if command.operation == "revoke":
+        assert command.kid is not None
+        return service.revoke(command.kid)
+    if command.operation == "publish":
+        return service.publish(accept_restore=command.accept_restore)
+    return service.tick()
+
+
+def report_summary(command: RotateCommand, report: RunReport) -> dict[str, Any]:
+    """The response body: what changed, and the keys now held (public facts only)."""
+    active = report.keyring.active
+    return {
+        "operation": command.operation,
+        "converged": report.converged,
+        "conflicts": report.conflicts,
+        "changes": [{"change": c.kind, "kid": c.kid, "reason": c.reason} for c in report.changes],
+        "published": [list(p.uploaded) for p in report.publications],
+        "active_kid": active.kid if active else None,
+        "keys": [{"kid": k.kid, "alg": k.alg, "state": k.state.value} for k in report.keyring.publication_order()],
+    }

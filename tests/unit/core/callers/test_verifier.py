@@ -1,0 +1,229 @@
+"""Proof verification: one STS replay per proof lifetime, cached failures, a replay rate bound, clock skew."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from jwks_rotator.adapters.lean.sts_identity import StsEndpoint, read_sts_answer
+from jwks_rotator.core.callers.proof import CallerProof
+from jwks_rotator.core.callers.verifier import CallerVerifier, ReplayAnswer
+from jwks_rotator.core.errors import ConfigurationError, SigningUnavailableError, UnauthenticatedError
+from jwks_rotator_testkit.clock import FakeClock
+from tests.unit.core.callers.test_proof import HOST, REGION, SIGNED_AT, SIGNER, authorization, proof
+
+ROLE_SESSION = "arn:aws:sts::123456789012:assumed-role/orders-service/session-1"
+
+
+class FakeReplayer:
+    def __init__(self, *answers: ReplayAnswer | Exception) -> None:
+        self.answers = list(answers)
+        self.calls: list[CallerProof] = []
+
+    def replay(self, proof: CallerProof) -> ReplayAnswer:
+        self.calls.append(proof)
+        answer = self.answers[0] if len(self.answers) == 1 else self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def verifier(replayer: FakeReplayer, clocks: FakeClock, **kwargs: Any) -> CallerVerifier:
+    options: dict[str, Any] = {"max_age": 300, "leeway": 60, "rate_per_second": 1.0, "burst": 3, "cache_size": 8, **kwargs}
+    return CallerVerifier(replayer, wall_clock=clocks.unix, monotonic_clock=clocks.monotonic, sts_host=HOST, sts_region=REGION, **options)
+
+
+def distinct_proof(index: int) -> dict[str, Any]:
+    return proof(Authorization=authorization(signature=f"{index:064x}"))
+
+
+def test_a_warm_caller_costs_one_replay_per_proof_lifetime() -> None:
+    clocks, replayer = FakeClock(SIGNED_AT + 1), FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
+    events: list[str] = []
+    subject = verifier(replayer, clocks, on_event=events.append)
+    for _ in range(50):
+        identity = subject.verify(proof(), {SIGNER})
+        clocks.advance(5)
+    assert identity.role_arn == "arn:aws:iam::123456789012:role/orders-service"
+    assert len(replayer.calls) == 1 and events.count("cache_hit") == 49
+
+
+def test_a_proof_is_refused_once_expired_even_if_cached() -> None:
+    clocks = FakeClock(SIGNED_AT + 1)
+    subject = verifier(FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION)), clocks)
+    subject.verify(proof(), {SIGNER})
+    clocks.advance(299)
+    with pytest.raises(UnauthenticatedError) as caught:
+        subject.verify(proof(), {SIGNER})
+    assert caught.value.reason == "proof_expired"
+
+
+def test_the_cache_deadline_follows_the_monotonic_clock_when_the_wall_clock_steps_back() -> None:
+    clocks, replayer = FakeClock(SIGNED_AT + 1), FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
+    subject = verifier(replayer, clocks)
+    subject.verify(proof(), {SIGNER})
+    clocks.advance(400)
+    clocks.step_wall(-400)  # the wall clock stepped back: the proof still parses, but its cache entry is spent
+    subject.verify(proof(), {SIGNER})
+    assert len(replayer.calls) == 2
+
+
+def test_a_refused_proof_is_cached_as_refused_for_its_window() -> None:
+    clocks = FakeClock(SIGNED_AT + 1)
+    replayer = FakeReplayer(ReplayAnswer(403, error_code="SignatureDoesNotMatch"))
+    events: list[str] = []
+    subject = verifier(replayer, clocks, on_event=events.append)
+    for _ in range(3):
+        with pytest.raises(UnauthenticatedError) as caught:
+            subject.verify(proof(), {SIGNER})
+        assert caught.value.reason == "sts_refused:SignatureDoesNotMatch"
+        assert "Signature" not in caught.value.message
+    assert len(replayer.calls) == 1 and events == ["refused", "refused_cached", "refused_cached"]
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [ReplayAnswer(500, error_code="InternalFailure"), ReplayAnswer(400, error_code="Throttling"), ReplayAnswer(429), SigningUnavailableError("no answer")],
+)
+def test_sts_outages_are_unavailable_and_not_cached(failure: Any) -> None:
+    clocks = FakeClock(SIGNED_AT + 1)
+    replayer = FakeReplayer(failure, ReplayAnswer(200, arn=ROLE_SESSION))
+    subject = verifier(replayer, clocks)
+    with pytest.raises(SigningUnavailableError):
+        subject.verify(proof(), {SIGNER})
+    assert subject.verify(proof(), {SIGNER}).account == "123456789012"
+    assert len(replayer.calls) == 2
+
+
+def keyed_proof(index: int, *, key: str | None = None) -> dict[str, Any]:
+    """A distinct proof signed (as far as the local checks see) with access key ``key`` (default one per index)."""
+    access_key = key or f"ASIA{index:016d}"
+    value = authorization(signature=f"{index:064x}").replace("ASIAEXAMPLEKEY123456", access_key)
+    return proof(Authorization=value)
+
+
+def test_new_proofs_past_the_rate_bound_are_refused_and_not_cached() -> None:
+    clocks, replayer = FakeClock(SIGNED_AT + 1), FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
+    subject = verifier(replayer, clocks, burst=3, rate_per_second=1.0)
+    for index in range(3):
+        subject.verify(keyed_proof(index), {SIGNER})
+    with pytest.raises(UnauthenticatedError) as caught:
+        subject.verify(keyed_proof(3), {SIGNER})
+    assert caught.value.reason == "rate_limited"
+    subject.verify(keyed_proof(0), {SIGNER})  # cached proofs cost no token
+    clocks.advance(1.0)
+    subject.verify(keyed_proof(3), {SIGNER})
+    assert len(replayer.calls) == 4
+
+
+def test_a_flood_of_forged_proofs_cannot_starve_a_caller_sts_already_vouched_for() -> None:
+    """Forging a proof that passes the local checks needs no credentials; a known caller re-signs with its session key."""
+    clocks = FakeClock(SIGNED_AT + 1)
+    known = "ASIAKNOWNCALLER00001"
+    replayer = FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
+    subject = verifier(replayer, clocks, burst=3, rate_per_second=1.0)
+    subject.verify(keyed_proof(0, key=known), {SIGNER})
+    replayer.answers = [ReplayAnswer(403, error_code="InvalidClientTokenId")]
+    for index in range(1, 10):  # forged: random keys, refused by STS, then rate limited
+        with pytest.raises(UnauthenticatedError):
+            subject.verify(keyed_proof(index), {SIGNER})
+    replayer.answers = [ReplayAnswer(200, arn=ROLE_SESSION)]
+    assert subject.verify(keyed_proof(99, key=known), {SIGNER}).role_arn == "arn:aws:iam::123456789012:role/orders-service"
+
+
+def test_re_cased_copies_of_a_proof_cannot_push_a_warm_caller_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Copies of one valid proof with re-cased, re-ordered headers each land in the by-contents memory; least recently
+    used goes first, so a caller presenting its proof keeps being answered from memory without a parse."""
+    from jwks_rotator.core.callers import verifier as caller_verifier
+
+    clocks, replayer = FakeClock(SIGNED_AT + 1), FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
+    subject = verifier(replayer, clocks, cache_size=8)
+    warm = keyed_proof(0, key="ASIAWARMCALLER000001")
+    subject.verify(warm, {SIGNER})
+    parsed: list[object] = []
+    real_parse = caller_verifier.parse_caller_proof
+    monkeypatch.setattr(caller_verifier, "parse_caller_proof", lambda raw, **kw: parsed.append(raw) or real_parse(raw, **kw))
+    attacker = keyed_proof(1, key="ASIAATTACKER00000001")
+    for variant in range(40):
+        copy = {"headers": {(name.upper() if variant % 2 else name.lower()) + " " * 0: value for name, value in attacker["headers"].items()},
+                "body": attacker["body"]}
+        copy["headers"] = dict(reversed(list(copy["headers"].items()))) if variant % 3 else copy["headers"]
+        subject.verify(copy, {SIGNER})
+        subject.verify(warm, {SIGNER})  # the warm caller keeps presenting its proof
+    assert len(replayer.calls) == 2  # the attacker's copies cost no replay, the warm caller none after its first
+    assert warm not in parsed  # and the warm caller was never parsed again
+
+
+def test_the_cache_evicts_the_oldest_proof() -> None:
+    clocks, replayer = FakeClock(SIGNED_AT + 1), FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
+    subject = verifier(replayer, clocks, cache_size=2, burst=10)
+    for index in (0, 1, 2, 1, 0):
+        subject.verify(distinct_proof(index), {SIGNER})
+    assert len(replayer.calls) == 4  # 0, 1, 2, then 0 again after it was evicted
+
+
+def test_clock_skew_within_the_leeway_is_tolerated() -> None:
+    subject = verifier(FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION)), FakeClock(SIGNED_AT - 30))
+    assert subject.verify(proof(), {SIGNER}).is_role
+    with pytest.raises(UnauthenticatedError):
+        verifier(FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION)), FakeClock(SIGNED_AT - 90)).verify(proof(), {SIGNER})
+
+
+def test_local_refusals_cost_no_replay() -> None:
+    replayer = FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
+    with pytest.raises(UnauthenticatedError):
+        verifier(replayer, FakeClock(SIGNED_AT + 1)).verify(proof(), {"another-function"})
+    assert replayer.calls == []
+
+
+def test_a_window_longer_than_stss_own_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError):
+        verifier(FakeReplayer(ReplayAnswer(200)), FakeClock(0), max_age=900, leeway=60)
+
+
+def test_sts_answers_are_read_without_an_xml_parser() -> None:
+    ok = b'<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><UserId>AROA:s</UserId><Account>123456789012</Account><Arn>' + ROLE_SESSION.encode() + b"</Arn></GetCallerIdentityResult></GetCallerIdentityResponse>"
+    assert read_sts_answer(200, ok) == ReplayAnswer(200, arn=ROLE_SESSION)
+    error = b"<ErrorResponse><Error><Type>Sender</Type><Code>ExpiredToken</Code><Message>x</Message></Error></ErrorResponse>"
+    assert read_sts_answer(403, error) == ReplayAnswer(403, error_code="ExpiredToken")
+    with pytest.raises(SigningUnavailableError):
+        read_sts_answer(200, b'<!DOCTYPE x [<!ENTITY a "b">]><GetCallerIdentityResult><Arn>&a;</Arn></GetCallerIdentityResult>')
+    with pytest.raises(SigningUnavailableError):
+        read_sts_answer(200, b"<html>proxy page</html>")
+
+
+def test_the_sts_endpoint_comes_from_the_region_or_the_override() -> None:
+    assert StsEndpoint.from_environment({"AWS_REGION": "eu-west-1"}) == StsEndpoint("https://sts.eu-west-1.amazonaws.com", "sts.eu-west-1.amazonaws.com", "eu-west-1")
+    assert StsEndpoint.from_environment({"AWS_REGION": "cn-north-1"}).host == "sts.cn-north-1.amazonaws.com.cn"
+    local = StsEndpoint.from_environment({"AWS_REGION": "us-east-1", "STS_ENDPOINT_URL": "http://127.0.0.1:4566"})
+    assert (local.origin, local.host) == ("http://127.0.0.1:4566", "127.0.0.1:4566")
+    assert StsEndpoint.for_origin("https://sts.example.com:443", "us-east-1").host == "sts.example.com"
+    with pytest.raises(ConfigurationError):
+        StsEndpoint.from_environment({})
+    with pytest.raises(ConfigurationError):
+        StsEndpoint.for_origin("https://sts.example.com/path", "us-east-1")
+
+
+def test_a_proof_verified_for_one_signer_is_not_accepted_by_another_from_memory() -> None:
+    clocks = FakeClock(SIGNED_AT + 1)
+    subject = verifier(FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION)), clocks)
+    subject.verify(proof(), {SIGNER})
+    with pytest.raises(UnauthenticatedError) as caught:
+        subject.verify(proof(), {"another-function"})
+    assert caught.value.reason == "signer_mismatch"
+
+
+def test_a_presented_proof_changed_in_place_is_checked_again_not_answered_from_memory() -> None:
+    clocks, replayer = FakeClock(SIGNED_AT + 1), FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
+    subject = verifier(replayer, clocks)
+    presented = proof()
+    subject.verify(presented, {SIGNER})
+    presented["headers"]["X-Extra"] = "unsigned"
+    with pytest.raises(UnauthenticatedError):
+        subject.verify(presented, {SIGNER})
+    presented["headers"].pop("X-Extra")
+    presented["body"] = "Action=GetCallerIdentity&Version=2011-06-15&Extra=1"
+    with pytest.raises(UnauthenticatedError):
+        subject.verify(presented, {SIGNER})
+    assert len(replayer.calls) == 1
