@@ -23,6 +23,10 @@ FAST_SETTINGS: Mapping[str, str] = {
 }
 """Deployment settings by their command-line names, as ``LocalStack`` and ``jwks-rotator local`` take them."""
 
+WATCHABLE_PACE: Mapping[str, str] = {"rotation-period": "20s", "publish-lead": "5s", "jwks-max-age": "2s"}
+"""The changes ``make run`` makes to the preset (mk/local.mk): a key activates every 20 s, slow enough to watch,
+and slow enough that a test reading a stack's status sees no rotation land in between."""
+
 
 def fast_settings(changes: Mapping[str, str] | None = None, /, **named: str) -> dict[str, str]:
     """A copy of :data:`FAST_SETTINGS` with ``changes`` applied; keyword names may use ``_`` for ``-``."""
