@@ -1,14 +1,13 @@
 # `make test`: every test, in 8 minutes or less from a fresh clone on 2 cores (docs/testing.md has the budget).
 #
-# After the venv, three lines run side by side (make -j, each target's output kept together):
+# After the venv, these run side by side (make -j, each target's output kept together):
 #   1. lint;
-#   2. the template checks and the tools the later tiers need (sam build, checkov, the IAM evaluator's and
-#      the interop npm packages);
-#   3. the tiers that need only the venv (tests/unit, tests/integration), under pytest-xdist.
-# Then every other tier (template, privilege, interop, soak: they need those tools) under pytest-xdist, and the
-# least-privilege matrix decides every call both sessions' local stacks recorded. Most tests wait on a local
-# stack's clock, not on a core, so TEST_WORKERS exceeds the cores. Each local stack writes its own recording
-# (stack name, process id, sequence), so workers never collide; every port is port 0.
+#   2. the tiers that need only the venv (tests/unit, tests/integration), under pytest-xdist;
+#   3. the template checks and the tools the other tiers need (sam build, checkov, the IAM evaluator's and the
+#      interop npm packages), then those tiers (template, privilege, interop, soak) under pytest-xdist.
+# Then the least-privilege matrix decides every call both sessions' local stacks recorded. Most tests wait on a
+# local stack's clock, not on a core, so the workers outnumber the cores. Each local stack writes its own
+# recording (stack name, process id, sequence), so workers never collide; every server binds port 0.
 #
 # The closing lines: each session's own pytest summary, then one count over both sessions (their JUnit
 # reports) and the wall time.
@@ -31,8 +30,7 @@ test-all:
 test-steps: $(STAMP)
 	rm -rf $(RECORDED_CALLS) $(JUNIT)
 	mkdir -p $(RECORDED_CALLS) $(JUNIT)
-	$(MAKE) --no-print-directory -j4 --output-sync=target test-venv-tiers lint test-tools
-	$(MAKE) --no-print-directory test-tool-tiers
+	$(MAKE) --no-print-directory -j4 --keep-going --output-sync=target test-venv-tiers test-tool-tiers lint
 	$(MAKE) --no-print-directory check-privilege-recorded
 
 test-tools: interop-node privilege-tools check-template
