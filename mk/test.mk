@@ -11,11 +11,14 @@
 #
 # The closing lines: each session's own pytest summary, then one count over both sessions (their JUnit
 # reports) and the wall time.
+# Workers per session: the venv tiers are the bulk; the tool tiers start later beside them and hold the soak,
+# which measures refusals in real time and should not starve for a core.
 TEST_WORKERS ?= 4
+TOOL_TIERS_WORKERS ?= 2
 TEST_BUDGET := 480
 JUNIT := .artifacts/junit
 PYTEST_ALL = JWKS_ROTATOR_RECORD_CALLS=$(CURDIR)/$(RECORDED_CALLS) HYPOTHESIS_PROFILE=ci \
-	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations=20
+	$(PY) -m pytest -q -p no:cacheprovider --dist loadgroup --durations=20
 VENV_TIERS := tests/unit tests/integration
 
 .PHONY: test-all test-steps test-tools test-venv-tiers test-tool-tiers
@@ -36,8 +39,8 @@ test-steps: $(STAMP)
 test-tools: interop-node privilege-tools check-template
 
 test-venv-tiers: $(STAMP)
-	$(PYTEST_ALL) --junitxml=$(JUNIT)/venv-tiers.xml $(VENV_TIERS)
+	$(PYTEST_ALL) -n $(TEST_WORKERS) --junitxml=$(JUNIT)/venv-tiers.xml $(VENV_TIERS)
 
 # Everything under tests/ but the venv tiers: a new tier directory is never left out.
 test-tool-tiers: $(STAMP) test-tools
-	$(PYTEST_ALL) --junitxml=$(JUNIT)/tool-tiers.xml $(foreach t,$(VENV_TIERS),--ignore=$(t)) tests
+	$(PYTEST_ALL) -n $(TOOL_TIERS_WORKERS) --junitxml=$(JUNIT)/tool-tiers.xml $(foreach t,$(VENV_TIERS),--ignore=$(t)) tests
