@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: test venv unit integration clean
 
 $(STAMP): requirements/dev.txt pyproject.toml local/pyproject.toml
+	@echo "building the virtual environment $(VENV) (the project, the CLI, moto and the test tools: about a minute the first time)..."
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements/dev.txt
@@ -29,9 +30,10 @@ report_time = awk -v s="$(2)" -v e="$$EPOCHREALTIME" -v rc="$(3)" -v b="$(4)" -v
 -include mk/*.mk
 
 # Every test: lint (ruff, mypy --strict, import contracts), template checks (cfn-lint, sam validate --lint,
-# sam build, checkov), then unit, integration (moto server over HTTP), interop (PyJWT, jwcrypto, Node jose),
+# sam build, checkov), then unit, integration (moto server over HTTP), interop (PyJWT, jwcrypto, Node jose and jwks-rsa, Envoy),
 # privilege and the short soak, every local stack among them recording its functions' AWS calls
-# (tests/conftest.py); then the least-privilege matrix (mk/privilege.mk) decides the built-in lifecycle and
+# (tests/conftest.py); then every cell of docs/compatibility.md must have been recorded by an interop test as the
+# page states it (mk/interop.mk), and the least-privilege matrix (mk/privilege.mk) decides the built-in lifecycle and
 # everything recorded. The steps and their budget: mk/test.mk and docs/testing.md.
 test: test-all
 

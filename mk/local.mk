@@ -8,8 +8,9 @@ LOCAL_ARGS ?= --rotation-period 20s --publish-lead 5s --max-token-ttl 10s --defa
 .PHONY: run test-local
 
 # Settings that rotate visibly within a minute: a key activates every 20 s, retired keys go 12 s later.
+# ARGS adds or overrides options: make run ARGS="--port 0 --moto-port 0".
 run: $(STAMP)
-	$(PY) -m jwks_rotator_cli.main local --port $(LOCAL_PORT) $(LOCAL_ARGS)
+	$(PY) -m jwks_rotator_cli.main local --port $(LOCAL_PORT) $(LOCAL_ARGS) $(ARGS)
 
 # The local cloud's and the CLI's own integration tests.
 test-local: $(STAMP)

@@ -1,4 +1,4 @@
-# End-to-end soak: the local stack under concurrent signing, caching verifiers (PyJWT, jose) and injected faults,
+# End-to-end soak: the local stack under concurrent signing, caching verifiers (PyJWT, jose, Envoy) and injected faults,
 # with rotators doubled, crashed, killed and paused. `make soak` runs SOAK_DURATION seconds of traffic per algorithm and writes
 # benchmarks/SOAK.md; the short version (tests/soak) runs inside `make test`.
 SOAK_DURATION ?= 300

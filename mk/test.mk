@@ -5,7 +5,8 @@
 #   2. the tiers that need only the venv (tests/unit, tests/integration), under pytest-xdist;
 #   3. the template checks and the tools the other tiers need (sam build, checkov, the IAM evaluator's and the
 #      interop npm packages), then those tiers (template, privilege, interop, soak) under pytest-xdist.
-# Then the least-privilege matrix decides every call both sessions' local stacks recorded. Most tests wait on a
+# Then every cell of docs/compatibility.md must have been recorded (mk/interop.mk), and the least-privilege matrix
+# decides every call both sessions' local stacks recorded. Most tests wait on a
 # local stack's clock, not on a core, so the workers outnumber the cores. Each local stack writes its own
 # recording (stack name, process id, sequence), so workers never collide; every server binds port 0.
 #
@@ -31,9 +32,10 @@ test-all:
 	exit $$rc
 
 test-steps: $(STAMP)
-	rm -rf $(RECORDED_CALLS) $(JUNIT)
+	rm -rf $(RECORDED_CALLS) $(JUNIT) $(COMPAT_RESULTS)
 	mkdir -p $(RECORDED_CALLS) $(JUNIT)
 	$(MAKE) --no-print-directory -j4 --keep-going --output-sync=target test-venv-tiers test-tool-tiers lint
+	$(PY) -m tests.interop.compat --check > /dev/null
 	$(MAKE) --no-print-directory check-privilege-recorded
 
 test-tools: interop-node privilege-tools check-template

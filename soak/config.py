@@ -6,6 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jwks_rotator.core.lifecycle.verifier_caches import VERIFIERS, recommend
+from jwks_rotator.core.settings import Settings
+
 from .proxy import FaultRates
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "tests" / "interop" / "node"
@@ -46,6 +49,12 @@ class SoakConfig:
     rates: FaultRates = field(default_factory=FaultRates)
     seed: int = 1
     expiry_margin: float = 0.15  # verify at least this long before exp (clock granularity; leeway 0)
+    envoy: bool = True  # Envoy (jwt_authn, remote_jwks) checks every token too, and a revocation is probed against it at the end
+
+    @property
+    def libraries(self) -> tuple[str, ...]:
+        """The verifiers that check every token."""
+        return ("pyjwt", "jose", "envoy") if self.envoy else ("pyjwt", "jose")
 
     def settings(self) -> dict[str, str]:
         return {
@@ -69,6 +78,15 @@ class CacheSettings:
 
     lifespan: float
     cooldown: float
+
+
+def envoy_cache(settings: Settings) -> CacheSettings:
+    """Envoy's ``cache_duration`` as ``jwks-rotator verifiers`` recommends it for these settings (no cooldown: Envoy has none)."""
+    envoy = next(v for v in VERIFIERS if v.name.startswith("Envoy"))
+    (rec,) = recommend(settings.publish_lead, settings.jwks_max_age, settings.clock_skew_leeway, (envoy,)).recommendations
+    if rec.cache is None or not rec.fits:
+        raise ValueError("no Envoy cache fits these settings: raise publish-lead (jwks-rotator verifiers)")
+    return CacheSettings(rec.cache.total_seconds(), 0.0)
 
 
 def scaled_caches(lead: float) -> dict[str, CacheSettings]:

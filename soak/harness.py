@@ -10,11 +10,13 @@ One run per algorithm (:func:`run_soak`):
   API, each with its own ``SignClient`` as its own session of the soak's caller
   role (its policy: ``soak/issuance-policy.yaml``); every token is verified once by PyJWT's ``PyJWKClient`` and
   once by jose's ``createRemoteJWKSet`` (:mod:`soak.traffic`), each at a
-  random moment of its life, caches on, scaled to the lead;
+  random moment of its life, caches on, scaled to the lead, and (``config.envoy``) once by Envoy's ``jwt_authn``
+  with the ``cache_duration`` ``jwks-rotator verifiers`` recommends for the settings;
 * a sampler reads the JWKS through the edge (as verifiers see it) every few
   tens of milliseconds (:mod:`soak.convergence`);
 * episodes of faults (:mod:`soak.episodes`), each followed by a quiet spell
   whose first tick must leave the published documents matching the keyring;
+* after the drain, a revocation probed against Envoy (:mod:`soak.revocation`);
 * the summary and its checks (:mod:`soak.summary`).
 
 Nothing here prints tokens or key material.
@@ -29,16 +31,18 @@ from typing import Any
 
 from jwks_rotator.adapters.sdk.secrets_store import SecretsManagerKeyringStore
 from jwks_rotator_local.local_stack import LocalStack
+from jwks_rotator_testkit.envoy import EnvoyProvider, EnvoyVerifier
 from jwks_rotator_testkit.verifiers import Expectation, NodeVerifier
 
-from .config import AUDIENCE, CALLER_ROLE, NODE_DIR, POLICY_FILE, Log, SoakConfig, scaled_caches
+from .config import AUDIENCE, CALLER_ROLE, NODE_DIR, POLICY_FILE, Log, SoakConfig, envoy_cache, scaled_caches
 from .convergence import ConvergenceWatch, sample_jwks
 from .episodes import Conductor
 from .proxy import FaultProxy
 from .records import Observations
+from .revocation import probe_envoy_revocation
 from .rotators import SecondRotator, Ticker
 from .summary import summarise
-from .traffic import CALLER_LAMBDA_CONFIG, Traffic
+from .traffic import CALLER_LAMBDA_CONFIG, ENVOY_PROVIDER, Traffic
 
 
 class SoakRun:
@@ -60,11 +64,15 @@ class SoakRun:
         nodes: list[NodeVerifier] = []
         second: SecondRotator | None = None
         traffic: Traffic | None = None
+        envoy: EnvoyVerifier | None = None
+        envoy_revocation: dict[str, Any] | None = None
         try:
             stack.start()
             proxy.start(stack.endpoint)  # on to the local cloud's front: the functions' calls are recorded there when asked
             settings = stack.settings
             caches = scaled_caches(settings.publish_lead.total_seconds())
+            if cfg.envoy:
+                caches["envoy"] = envoy_cache(settings)
             direct_store = SecretsManagerKeyringStore(stack.client("secretsmanager"), settings.keyring_secret_id)
             watch = ConvergenceWatch(settings, direct_store, stack.client("s3"), stack.jwks_url, self.seen)
             second = SecondRotator(proxy_url, stack.region, settings)
@@ -75,6 +83,11 @@ class SoakRun:
                 jwks_url=stack.jwks_url, expect=Expectation(issuer=stack.issuer, audience=AUDIENCE), caches=caches, stop=self.stop,
             )
             ticker.first_tick()
+            if cfg.envoy:  # after the first tick: Envoy fetches the JWKS before it reports ready
+                provider = EnvoyProvider(
+                    ENVOY_PROVIDER, issuer=stack.issuer, audience=AUDIENCE, jwks_url=stack.jwks_url, cache_duration=caches["envoy"].lifespan
+                )
+                envoy = EnvoyVerifier([provider]).start()
             nodes += [NodeVerifier(NODE_DIR) for _ in range(cfg.jose_workers)]
             threads += [
                 threading.Thread(target=sample_jwks, args=(stack.jwks_url, cfg.sample_interval, self.seen, self.stop), name="soak-sampler", daemon=True),
@@ -88,6 +101,8 @@ class SoakRun:
                 threading.Thread(target=traffic.jose_worker, args=(i, node), name=f"soak-jose-{i}", daemon=True)
                 for i, node in enumerate(nodes)
             ]
+            if envoy is not None:
+                threads.append(threading.Thread(target=traffic.envoy_worker, args=(0, envoy), name="soak-envoy-0", daemon=True))
             callers = [
                 threading.Thread(
                     target=traffic.caller,
@@ -109,6 +124,9 @@ class SoakRun:
             for thread in threads[2:]:
                 thread.join(timeout=max(0.1, drain_deadline - time.time()))
             conductor.final_convergence()
+            if envoy is not None:
+                client = stack.sign_client(CALLER_ROLE, session_name="soak-revocation", config=CALLER_LAMBDA_CONFIG)
+                envoy_revocation = probe_envoy_revocation(client, envoy, second, settings, caches["envoy"].lifespan)
         finally:
             self.stop.set()
             if traffic is not None:
@@ -117,6 +135,8 @@ class SoakRun:
                 thread.join(timeout=30)
             for node in nodes:
                 node.close()
+            if envoy is not None:
+                envoy.stop()
             try:
                 edge_stats = asdict(stack.edge.stats)
             except RuntimeError:
@@ -124,7 +144,10 @@ class SoakRun:
             stack.stop()
             proxy.stop()
         crashes = second.publisher.crashes if second is not None else 0
-        return summarise(cfg, settings, caches, self.seen, proxy, crashes=crashes, edge_stats=edge_stats, wall=time.time() - wall_start)
+        return summarise(
+            cfg, settings, caches, self.seen, proxy,
+            crashes=crashes, edge_stats=edge_stats, wall=time.time() - wall_start, envoy_revocation=envoy_revocation,
+        )  # fmt: skip
 
 
 def run_soak(config: SoakConfig, log: Log = print) -> dict[str, Any]:

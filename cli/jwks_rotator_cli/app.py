@@ -9,7 +9,9 @@ it, ``jwks-rotator local`` prints one line saying what to install.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
+import json
 import os
 from typing import Any, NoReturn
 
@@ -28,9 +30,14 @@ LOCAL_COMMAND_MODULE = f"{LOCAL_PACKAGE}.command"
 LOCAL_MISSING = "`jwks-rotator local` needs the local cloud package: pip install -e ./local (distribution jwks-rotator-local)"
 
 
-def fail(message: str, code: int) -> NoReturn:
-    """End the command with ``error: MESSAGE`` on stderr and exit ``code``."""
+def fail(message: str, code: int, *, error: str = "error") -> NoReturn:
+    """End the command with ``error: MESSAGE`` on stderr and exit ``code``; under ``--json`` also ``{"error", "message"}`` on stdout."""
     click.echo(f"error: {message}", err=True)
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_object(CliContext) if ctx is not None else None
+    if obj is not None and obj.json_output and not obj.json_written:
+        obj.json_written = True
+        click.echo(json.dumps({"error": error, "message": message}))
     raise click.exceptions.Exit(code)
 
 
@@ -83,11 +90,11 @@ class CliGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ConfigurationError as exc:
-            fail(f"invalid settings: {exc.message}", 2)
+            fail(f"invalid settings: {exc.message}", 2, error=exc.code)
         except StackError as exc:
-            fail(exc.message, 1)
+            fail(exc.message, 1, error=exc.code)
         except JwksRotatorError as exc:
-            fail(f"{exc.code}: {exc.message}", 1)
+            fail(f"{exc.code}: {exc.message}", 1, error=exc.code)
         except ClientError as exc:
             error = exc.response.get("Error", {})
             fail(f"AWS {exc.operation_name}: {error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": "), 1)
@@ -103,7 +110,16 @@ class CliGroup(click.Group):
             fail(f"unexpected {type(exc).__name__}: {exc}", 1)
 
 
+def cli_version() -> str:
+    """The installed distribution's version."""
+    try:
+        return importlib.metadata.version("jwks-rotator")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 @click.group(cls=CliGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
+@click.version_option(cli_version(), "--version", prog_name="jwks-rotator", message="%(prog)s %(version)s")
 @click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None, help="AWS endpoint (the local stack's moto URL); default: AWS itself.")
 @click.option(
     "--stack",

@@ -1,27 +1,32 @@
 """The global options and what follows from them: the stack, settings, the local stack's state and AWS clients.
 
-Where a command's values come from, first found wins: its options and
-environment variables; then, when ``--stack``/``JWKS_ROTATOR_STACK`` names a
-stack, that stack (its outputs and the rotate function's environment, see
-:mod:`.stack`); else, when ``--endpoint-url`` names a running ``jwks-rotator
-local``, its state file; else, when a required setting is still missing, the
-stack ``samconfig.toml`` in the working directory names; then the defaults.
+Where a command's settings come from: when ``--stack``/``JWKS_ROTATOR_STACK`` names a stack, from that
+stack alone (its outputs and the rotate function's environment, see :mod:`.stack`); a setting given by option
+or environment variable is then refused, named as it was set, never applied. Otherwise, first found wins: the
+command's options and environment variables; when ``--endpoint-url`` names a running ``jwks-rotator local``,
+its state file; when a required setting is still missing, the stack ``samconfig.toml`` in the working
+directory names (against a loopback endpoint, a stack missing there says the state file was not found); then
+the defaults.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import click
+from click.core import ParameterSource
 
-from jwks_rotator.core.settings import SETTINGS, Settings
+from jwks_rotator.core.errors import ConfigurationError
+from jwks_rotator.core.settings import SETTINGS, SETTINGS_BY_ATTRIBUTE, Settings
 
 from .local_state import DEFAULT_REGION, read_state_file
-from .stack import StackError, StackInfo, describe_stack, function_environment, samconfig_stack_name, stack_settings_env
+from .stack import SAMCONFIG_FILE, StackError, StackInfo, describe_stack, function_environment, samconfig_stack_name, stack_settings_env
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,15 +34,44 @@ _ENV_TO_ATTRIBUTE = {spec.env: spec.attribute for spec in SETTINGS}
 _ATTRIBUTES = frozenset(spec.attribute for spec in SETTINGS)
 _LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+def no_local_state(endpoint_url: str | None, state_file: str) -> str:
+    """Why a loopback endpoint names no stack: the local stack's state file is not here (samconfig.toml names a deployed one)."""
+    return (
+        f"no local stack state file {Path(state_file).absolute()} for {endpoint_url}: run in the folder where "
+        "`jwks-rotator local` runs, or pass --stack NAME (the banner's `stack` line)"
+    )
+
+
 NO_STACK = "no stack named: pass --stack NAME (or set JWKS_ROTATOR_STACK, or run where samconfig.toml names one)"
 
 
-def settings_options(*, exclude: tuple[str, ...] = ()) -> Callable[[F], F]:
-    """One option per setting (``--rotation-period``), read from ``ROTATION_PERIOD`` too; None when not given."""
+def json_option(func: F) -> F:
+    """``--json``: exactly one JSON document on stdout (notes and failures also go to stderr)."""
+
+    def remember(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+        obj = ctx.find_object(CliContext)
+        if obj is not None and value:
+            obj.json_output = True
+        return value
+
+    return click.option("--json", "as_json", is_flag=True, expose_value=False, is_eager=True, callback=remember, help="Print one JSON document on stdout.")(func)
+
+
+def emit_json(obj: CliContext, document: Mapping[str, Any]) -> None:
+    """Write the command's one JSON document on stdout."""
+    obj.json_written = True
+    click.echo(json.dumps(document, indent=2, sort_keys=True, default=str))
+
+
+def settings_options(*, exclude: tuple[str, ...] = (), only: tuple[str, ...] | None = None) -> Callable[[F], F]:
+    """One option per setting (``--rotation-period``), read from ``ROTATION_PERIOD`` too; None when not given.
+
+    ``only``: the settings the command uses (each command lists only those); ``exclude``: all but these.
+    """
 
     def decorate(func: F) -> F:
         for spec in reversed(SETTINGS):
-            if spec.attribute in exclude:
+            if spec.attribute in exclude or (only is not None and spec.attribute not in only):
                 continue
             default = spec.default or "empty"
             func = click.option(
@@ -57,6 +91,26 @@ def settings_options(*, exclude: tuple[str, ...] = ()) -> Callable[[F], F]:
 def given_settings(values: Mapping[str, Any]) -> dict[str, str]:
     """The settings among a command's option values that were given (by option or environment)."""
     return {k: v for k, v in values.items() if k in _ATTRIBUTES and v is not None}
+
+
+def as_given(attributes: Iterable[str], ctx: click.Context | None = None) -> list[str]:
+    """Each setting named exactly as the user set it: its environment variable (``ROTATION_PERIOD``) or its option."""
+    ctx = ctx or click.get_current_context(silent=True)
+    names = []
+    for attribute in sorted(attributes):
+        spec = SETTINGS_BY_ATTRIBUTE[attribute]
+        source = ctx.get_parameter_source(attribute) if ctx is not None else None
+        names.append(spec.env if source is ParameterSource.ENVIRONMENT else f"--{spec.kebab}")
+    return names
+
+
+def refuse_overrides(stack_name: str, names: list[str]) -> None:
+    """With a named stack every setting is the stack's: a setting given anyway is refused (ConfigurationError), never applied."""
+    if names:
+        raise ConfigurationError(
+            f"{', '.join(names)} would override stack {stack_name}'s own setting{'s' if len(names) > 1 else ''}: with --stack every "
+            "setting comes from the stack; unset or drop it (or drop --stack to use options and defaults)"
+        )
 
 
 def same_endpoint(a: str, b: str) -> bool:
@@ -85,6 +139,8 @@ class CliContext:
     _stack: StackInfo | None = field(default=None, init=False, repr=False)
     _stack_env: dict[str, str] | None = field(default=None, init=False, repr=False)
     _samconfig_used: bool = field(default=False, init=False, repr=False)
+    json_output: bool = False
+    json_written: bool = False
 
     def local_state(self) -> dict[str, Any] | None:
         """The running local stack's state when ``--endpoint-url`` points at it."""
@@ -109,14 +165,27 @@ class CliContext:
             self._samconfig_used = name is not None
         if not name:
             return None
-        self._stack = describe_stack(self.client("cloudformation"), name)
+        try:
+            self._stack = describe_stack(self.client("cloudformation"), name)
+        except StackError as exc:
+            if self._samconfig_used and is_loopback(self.endpoint_url):
+                raise StackError(f"{exc.message} ({SAMCONFIG_FILE} names it; a deployed stack?): {self.no_local_state()}") from None
+            raise
         return self._stack
+
+    def no_stack_message(self) -> str:
+        """Why no stack applies; against a loopback endpoint, where the local stack's state file was looked for."""
+        return f"{NO_STACK}; {self.no_local_state()}" if is_loopback(self.endpoint_url) else NO_STACK
+
+    def no_local_state(self) -> str:
+        """Where the local stack's state file was looked for and what to do."""
+        return no_local_state(self.endpoint_url, self.state_file)
 
     def require_stack(self) -> StackInfo:
         """The stack a stack-bound command acts on; :class:`~.stack.StackError` when none is named."""
         stack = self.stack(fallback=True)
         if stack is None:
-            raise StackError(NO_STACK)
+            raise StackError(self.no_stack_message())
         return stack
 
     def lambda_endpoint(self) -> str | None:
@@ -134,6 +203,8 @@ class CliContext:
     # --- settings --------------------------------------------------------
     def settings(self, given: dict[str, str], *, require: tuple[str, ...] = ()) -> Settings:
         """Settings from options/env over the stack's (or the local state file's) over the defaults, validated."""
+        if self.stack_name and given:
+            refuse_overrides(self.stack_name, as_given(given))
         stack = self.stack()
         if stack is None and self.local_state() is None and any(a not in given for a in require):
             stack = self.stack(fallback=True)  # samconfig.toml's stack, only for what the options leave missing
@@ -146,7 +217,7 @@ class CliContext:
         settings = Settings.from_mapping(mapping)
         missing = [a for a in require if not getattr(settings, a)]
         if missing and stack is None and self.local_state() is None:
-            raise StackError(NO_STACK + f" (or give {', '.join('--' + a.replace('_', '-') for a in missing)})")
+            raise StackError(self.no_stack_message() + f" (or give {', '.join('--' + a.replace('_', '-') for a in missing)})")
         settings.require(*require)
         return settings
 

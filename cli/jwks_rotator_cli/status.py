@@ -15,10 +15,11 @@ from rich.table import Table
 
 from jwks_rotator.adapters.sdk.secrets_store import SecretsManagerKeyringStore
 from jwks_rotator.core.durations import format_duration
+from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.lifecycle.rules import next_transition
 from jwks_rotator.core.settings import Settings
 
-from .context import CliContext, given_settings, settings_options
+from .context import CliContext, emit_json, given_settings, json_option, settings_options
 from .output import console, human, relative
 
 _STATE_STYLES = {"active": "green", "pending": "cyan", "retired": "yellow"}
@@ -34,8 +35,30 @@ def settings_line(settings: Settings) -> str:
     )
 
 
+STATUS_SETTINGS = ("keyring_secret_id", "rotation_period", "publish_lead", "max_token_ttl", "jwks_max_age", "schedule", "retention")
+"""The settings status reads: the keyring's name and what decides each key's next transition."""
+
+
+def status_document(source: str, settings: Settings, keyring: Keyring, now: datetime) -> dict[str, Any]:
+    """``status --json``: the settings, the active kid and each key with its state, times and next transition."""
+    keys = []
+    for key in keyring.publication_order():
+        what, when = next_transition(key, keyring, settings)
+        keys.append({
+            "kid": key.kid, "state": key.state.value, "alg": key.alg, "created_at": key.created_at.isoformat(),
+            "published_at": key.published_at.isoformat() if key.published_at else None,
+            "next": what, "next_at": when.isoformat() if when else None,
+        })
+    active = keyring.active
+    return {
+        "source": source, "settings": settings.describe(), "keyring": settings.keyring_secret_id,
+        "active_kid": active.kid if active else None, "keys": keys, "now": now.isoformat(),
+    }
+
+
 @click.command()
-@settings_options()
+@settings_options(only=STATUS_SETTINGS)
+@json_option
 @click.pass_obj
 def status(obj: CliContext, /, **values: Any) -> None:
     """The stack's settings, the keys with state, age and next transition, and a timeline."""
@@ -44,6 +67,9 @@ def status(obj: CliContext, /, **values: Any) -> None:
     source = f"stack {stack.name}" if stack is not None else "local stack" if obj.local_state() is not None else "options and defaults"
     keyring = SecretsManagerKeyringStore(obj.client("secretsmanager"), settings.keyring_secret_id).load().keyring
     now = datetime.now(UTC)
+    if obj.json_output:
+        emit_json(obj, status_document(source, settings, keyring, now))
+        return
     out = console()
     active = keyring.active
     out.print(f"settings ({source})  {settings_line(settings)}", markup=False)

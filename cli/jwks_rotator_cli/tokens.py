@@ -12,7 +12,7 @@ from jwks_rotator.core.keys.algorithms import algorithm_names
 from jwks_rotator.core.settings import Settings
 
 from .app import fail
-from .context import CliContext, given_settings, session_for_role, settings_options
+from .context import CliContext, emit_json, given_settings, json_option, session_for_role, settings_options
 from .local_state import SIGN_FUNCTION
 from .output import console, human
 from .stack import function_environment
@@ -53,6 +53,7 @@ CLI_SESSION_NAME = "jwks-rotator-cli"
 @click.option("--aud", multiple=True, help="Audience (repeat for several); omitted: the function's default audience.")
 @click.option("--ttl", type=int, default=None, help="Lifetime in seconds (at most the profile's max_ttl).")
 @click.option("--claims", default=None, help="Custom claims as a JSON object.")
+@json_option
 @click.pass_obj
 def sign(
     obj: CliContext,
@@ -112,7 +113,10 @@ def sign(
     except SignInvokeError as exc:
         fail(f"{function_name}: {exc}", 1)
     if "token" not in payload:
-        fail(f"sign refused: {payload.get('error', 'error')}: {payload.get('message', '')}", 1)
+        fail(f"sign refused: {payload.get('error', 'error')}: {payload.get('message', '')}", 1, error=str(payload.get("error", "error")))
+    if obj.json_output:
+        emit_json(obj, payload)
+        return
     click.echo(payload["token"])
     click.echo(f"kid={payload.get('kid')} alg={payload.get('alg')} expires_at={payload.get('expires_at')}", err=True)
 
@@ -179,8 +183,9 @@ def explain_verification_error(exc: Exception, token: str, *, audience: tuple[st
 )
 @click.option("--audience", multiple=True, help="Accepted audience (repeat for several); required when the token has one.")
 @click.option("--algorithms", default=",".join(algorithm_names()), show_default=True, help="Comma-separated algorithms accepted.")
-@click.option("--leeway", default=None, help="Clock skew tolerated [default: clock-skew-leeway].")
-@settings_options()
+@click.option("--leeway", default=None, help="Clock skew tolerated [default: the stack's clock-skew-leeway].")
+@settings_options(only=("issuer",))
+@json_option
 @click.pass_obj
 def verify(obj: CliContext, /, token: str, jwks_url: str | None, audience: tuple[str, ...], algorithms: str, leeway: str | None, **values: Any) -> None:
     """Verify TOKEN against the published JWKS; print its claims or why it is refused."""
@@ -204,8 +209,16 @@ def verify(obj: CliContext, /, token: str, jwks_url: str | None, audience: tuple
             options={"require": ["exp", "iss"]},
         )
     except jwt.PyJWTError as exc:
-        fail(explain_verification_error(exc, token, audience=audience, issuer=settings.issuer, jwks_url=url, algorithms=allowed), 1)
+        reason = explain_verification_error(exc, token, audience=audience, issuer=settings.issuer, jwks_url=url, algorithms=allowed)
+        if obj.json_output:
+            emit_json(obj, {"valid": False, "reason": reason, "jwks_url": url})
+            click.echo(f"error: {reason}", err=True)
+            raise click.exceptions.Exit(1) from None
+        fail(reason, 1)
     header = jwt.get_unverified_header(token)
+    if obj.json_output:
+        emit_json(obj, {"valid": True, "kid": header.get("kid"), "alg": header.get("alg"), "claims": claims, "jwks_url": url})
+        return
     out = console()
     out.print(f"[green]valid[/green]: kid={header.get('kid')} alg={header.get('alg')}")
     out.print_json(json.dumps(claims))

@@ -1,16 +1,24 @@
-"""``jwks-rotator local``: the whole system in this process, until Ctrl-C, SIGTERM or ``--duration``.
+"""``jwks-rotator local``: the whole system in this process, until Ctrl-C, SIGTERM or ``--duration``; ``local env``.
 
 The operator CLI finds this command when this package is installed (see
 :mod:`jwks_rotator_cli.app`); it prints lifecycle changes as they happen and a
 banner with the JWKS URL, the Lambda endpoint, the one AWS endpoint (Lambda
 API paths to the functions, the rest to moto), the stack name, the STS
 endpoint the sign function checks caller proofs with, the issuance policy and
-the demo caller role.
+the demo caller role. Before anything starts it checks that every port asked
+for is free and that no other running stack owns the state file (:mod:`.ports`).
+``local env`` prints the shell lines that let an unchanged service reach the
+running stack (:mod:`.service_env`).
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 import signal
+import sys
+import textwrap
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -20,48 +28,89 @@ import click
 from rich.console import Console
 
 from jwks_rotator.core.durations import format_duration
+from jwks_rotator.core.settings import SETTINGS
 from jwks_rotator_cli.context import CliContext, given_settings, settings_options
-from jwks_rotator_cli.local_state import DEMO_CALLER_ROLE, SIGN_FUNCTION
+from jwks_rotator_cli.local_state import DEMO_CALLER_ROLE, SIGN_FUNCTION, read_state_file
 from jwks_rotator_cli.output import change_line, console
 
 from .caller_roles import DEMO_POLICY_FILE, profiles_of
 from .local_stack import LocalStack
+from .ports import LocalStartError, check_can_start, port_problems
+from .service_env import service_env_command
 from .stack_env import MANAGED_SETTINGS, POLICY_SETTING
 from .stack_outputs import DEFAULT_STACK_NAME
 
+LOCAL_SETTINGS = tuple(spec for spec in SETTINGS if spec.attribute not in (*MANAGED_SETTINGS, POLICY_SETTING))
+"""The deployment settings ``local`` takes as options (the stack's own resources and policy file aside)."""
+SETTING_GROUPS = (
+    ("keys", ("algorithm", "rsa_key_size", "key_custody", "key_deletion_window", "kms_handover_wait", "kms_stack_tag",
+              "kms_sign_role_arn", "kms_rotate_role_arn")),
+    ("lifecycle", ("rotation_period", "publish_lead", "schedule", "retention", "jwks_max_age")),
+    ("tokens", ("issuer", "max_token_ttl", "default_token_ttl", "allowed_audiences", "default_audience", "clock_skew_leeway",
+                "signer_cache_ttl")),
+    ("operations", ("operator_roles", "revocation_parameter")),
+)
+"""How ``local --help`` groups the deployment settings; a setting in no group is listed under ``other``."""
+SETTINGS_REFERENCE = "docs/settings.md"
 
-@click.command("local")
+
+def setting_groups() -> list[tuple[str, list[str]]]:
+    """``[(group, ["--rotation-period", ...])]`` for every setting ``local`` takes, each in exactly one group."""
+    taken = {spec.attribute for spec in LOCAL_SETTINGS}
+    groups = [(name, [f"--{a.replace('_', '-')}" for a in members if a in taken]) for name, members in SETTING_GROUPS]
+    grouped = {a for _, members in SETTING_GROUPS for a in members}
+    other = [f"--{spec.kebab}" for spec in LOCAL_SETTINGS if spec.attribute not in grouped]
+    return [(name, options) for name, options in [*groups, ("other", other)] if options]
+
+
+class LocalGroup(click.Group):
+    """``local`` runs the stack; ``local env`` prints how a service reaches it. Help lists the settings grouped, one line each group."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        settings = {spec.attribute for spec in LOCAL_SETTINGS}
+        rows = [rv for p in self.get_params(ctx) if p.name not in settings and (rv := p.get_help_record(ctx)) is not None]
+        with formatter.section("Options"):
+            formatter.write_dl(rows)
+        with formatter.section("Deployment settings (each takes a value; also read from its environment variable, e.g. ROTATION_PERIOD)"):
+            width = max(formatter.width - formatter.current_indent - 12, 40)
+            for name, options in setting_groups():
+                lines = textwrap.wrap(" ".join(options), width, break_on_hyphens=False)
+                for index, line in enumerate(lines):
+                    formatter.write(f"{'':>{formatter.current_indent}}{name if index == 0 else '':<12}{line}\n")
+            formatter.write_paragraph()
+            formatter.write_text(f"What each means, its format and default: {SETTINGS_REFERENCE}.")
+        self.format_commands(ctx, formatter)
+
+
+def cli_path() -> str:
+    """How to run the CLI from any folder: ``jwks-rotator`` when PATH finds this one, else its absolute path."""
+    beside = Path(sys.executable).parent / "jwks-rotator"
+    found = shutil.which("jwks-rotator")
+    if found and beside.exists() and Path(found).resolve() == beside.resolve():
+        return "jwks-rotator"
+    return str(beside.absolute()) if beside.exists() else "jwks-rotator"
+
+
+@click.group("local", cls=LocalGroup, invoke_without_command=True)
 @settings_options(exclude=(*MANAGED_SETTINGS, POLICY_SETTING))
 @click.option("--port", type=int, default=8080, show_default=True, help="Port of the edge serving the JWKS and discovery documents (0: any).")
 @click.option("--moto-port", type=int, default=5000, show_default=True, help="Port of the moto server standing in for AWS (0: any).")
 @click.option("--lambda-port", type=int, default=3001, show_default=True, help="Port of the Lambda Invoke API (0: any).")
-@click.option(
-    "--aws-port",
-    type=int,
-    default=4566,
-    show_default=True,
-    help="Port of the one AWS endpoint: Lambda Invoke/GetFunctionConfiguration to the functions, every other call to moto (0: any).",
-)
-@click.option(
-    "--stack-name",
-    default=DEFAULT_STACK_NAME,
-    show_default=True,
-    help="Name of the CloudFormation stack (on the local moto) whose outputs name the local resources: "
-    "jwks-rotator --endpoint-url AWS_ENDPOINT --stack NAME ... needs no state file.",
-)
+@click.option("--aws-port", type=int, default=4566, show_default=True, help="Port of the one AWS endpoint: the functions' Lambda API and moto (0: any).")
 @click.option("--sts-port", type=int, default=0, show_default=True, help="Port of the STS endpoint that checks caller proofs (0: any).")
+@click.option("--stack-name", default=DEFAULT_STACK_NAME, show_default=True, help="Name of the CloudFormation stack on the local moto.")
 @click.option(
     "--policy",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help="Issuance policy file (who may obtain which tokens) [default: the demo policy, profile demo].",
 )
-@click.option("--duration", type=float, default=None, help="Stop after this many seconds (default: run until Ctrl-C or SIGTERM).")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds [default: run until Ctrl-C or SIGTERM].")
 @click.option("--edge-cache/--no-edge-cache", default=True, show_default=True, help="Cache documents at the edge for their max-age, like CloudFront.")
 @click.option("--verbose", is_flag=True, help="Show the functions' own JSON logs (INFO).")
-@click.pass_obj
+@click.pass_context
 def command(
-    obj: CliContext,
+    ctx: click.Context,
     /,
     port: int,
     moto_port: int,
@@ -75,9 +124,14 @@ def command(
     verbose: bool,
     **values: Any,
 ) -> None:
-    """Run moto, a checking STS, the functions, the schedule and a caching edge in this process."""
+    """Run moto, a checking STS, the functions, the schedule and a caching edge in this process (local env: reach it from a service)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    obj: CliContext = ctx.obj
     out = console()
     err = console(stderr=True)
+    ports = {"--port": port, "--moto-port": moto_port, "--lambda-port": lambda_port, "--aws-port": aws_port, "--sts-port": sts_port}
+    check_can_start(ports, read_state_file(obj.state_file), obj.state_file)
 
     def on_report(summary: dict[str, Any]) -> None:
         for change in summary.get("changes", []):
@@ -107,7 +161,13 @@ def command(
     stopping = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     try:
-        stack.start()
+        err.print("[dim]starting moto, deploying template.yaml into it and running the first rotation (a few seconds)...[/dim]")
+        try:
+            stack.start()
+        except OSError as exc:  # a port taken between the check and the bind: name it again
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise LocalStartError("; ".join(port_problems(ports)) or f"a port is in use ({exc.strerror})") from None
         print_banner(out, stack, obj.state_file)
         deadline = None if duration is None else datetime.now().timestamp() + duration
         while not stopping.is_set():
@@ -120,7 +180,10 @@ def command(
     finally:
         signal.signal(signal.SIGTERM, previous)
         stack.stop()
-    out.print("[dim]stopped[/dim]")
+    out.print("[dim]stopped: the local stack's keys, documents and state file are gone[/dim]")
+
+
+command.add_command(service_env_command)
 
 
 def print_banner(out: Console, stack: LocalStack, state_file: str) -> None:
@@ -146,9 +209,12 @@ def print_banner(out: Console, stack: LocalStack, state_file: str) -> None:
         f"max-token-ttl={format_duration(s.max_token_ttl)} jwks-max-age={format_duration(s.jwks_max_age)} "
         f"retention={format_duration(s.effective_retention)}"
     )
-    operator = f"jwks-rotator --endpoint-url {stack.endpoint} --stack {stack.stack_name}"
+    operator = f"{cli_path()} --endpoint-url {stack.endpoint} --stack {stack.stack_name}"
     out.print(f"  operator        {operator} status")
     out.print(f"  sign            {operator} sign --sub alice --aud demo")
+    out.print(f"  check           {operator} doctor")
+    out.print(f"  your service    eval \"$({cli_path()} local env)\"  (run in {os.getcwd()}: endpoints, sign function, demo caller credentials)")
+    out.print("[yellow]  local state lives only in this process: keys, documents and the state file are gone when it stops[/yellow]")
     out.print("[dim]# sign a token from Python as the demo caller (jwks_rotator_client proves the caller's role):[/dim]")
     out.print(python_snippet(stack), markup=False)
     out.print("[dim]Ctrl-C to stop[/dim]")

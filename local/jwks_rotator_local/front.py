@@ -7,17 +7,25 @@ front: requests whose path starts with ``/2015-03-31/functions/`` go to the
 Lambda API, every other request, headers and body unchanged (the ``Host``
 header included, so moto routes by it as before), to moto. Responses are
 passed back with their status, headers and body.
+
+Regions: one endpoint serves every region, as moto does (it keys its backends by the request's credential
+scope). A Lambda API request goes to the Lambda API of its scope's region when ``lambda_urls`` names any
+(``ResourceNotFoundException`` for a region with no functions), else to ``lambda_url``. With ``faults``, a
+region in outage answers at once (:mod:`.faults`), and the fault switch is served on its control path.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
+from .faults import CONTROL_PREFIX, RegionFaults, Response, scope_of
+from .lambda_api import ACCOUNT_ID
 from .loopback_server import LoopbackServer
 
 LAMBDA_PATH_PREFIX = "/2015-03-31/functions/"
@@ -31,10 +39,13 @@ class AwsFront:
     """A loopback HTTP server forwarding Lambda API paths to ``lambda_url`` and everything else to ``moto_url``."""
 
     def __init__(self, moto_url: str, lambda_url: str, *, host: str = "127.0.0.1", port: int = 0,
-                 recorder: RequestHook | None = None) -> None:
+                 recorder: RequestHook | None = None, faults: RegionFaults | None = None) -> None:
         self.moto_url = moto_url
         self.lambda_url = lambda_url
+        self.lambda_urls: dict[str, str] = {}
+        """The Lambda API of each region that has one; empty: ``lambda_url`` serves every region."""
         self.recorder = recorder
+        self.faults = faults
         self._http = LoopbackServer(_FrontHandler, self, host=host, port=port, name="AwsFront")
 
     @property
@@ -53,9 +64,24 @@ class AwsFront:
     def stop(self) -> None:
         self._http.stop()
 
-    def target(self, path: str) -> str:
-        """The server a request for ``path`` goes to."""
-        return self.lambda_url if urlsplit(path).path.startswith(LAMBDA_PATH_PREFIX) else self.moto_url
+    def target(self, path: str, headers: Mapping[str, str] | None = None) -> str | None:
+        """The server a request goes to; None for a Lambda API request of a region without functions."""
+        if not urlsplit(path).path.startswith(LAMBDA_PATH_PREFIX):
+            return self.moto_url
+        if not self.lambda_urls:
+            return self.lambda_url
+        scope = scope_of(path, headers or {})
+        region = scope[0] if scope is not None else None
+        return self.lambda_urls.get(region) if region is not None else None
+
+
+def _function_not_found(path: str, headers: Mapping[str, str]) -> Response:
+    """Lambda's answer for a function the request's region does not have."""
+    scope = scope_of(path, headers)
+    name = urlsplit(path).path[len(LAMBDA_PATH_PREFIX) :].split("/", 1)[0]
+    region = scope[0] if scope is not None else "unknown"
+    body = json.dumps({"Type": "User", "message": f"Function not found: arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}"}).encode()
+    return 404, {"Content-Type": "application/json", "x-amzn-ErrorType": "ResourceNotFoundException"}, body
 
 
 def _read_chunked(stream: Any) -> bytes:
@@ -82,9 +108,21 @@ class _FrontHandler(BaseHTTPRequestHandler):
         else:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+        faults = self.owner.faults
+        if faults is not None and urlsplit(self.path).path.startswith(CONTROL_PREFIX):
+            self._answer(faults.control(self.command, self.path))
+            return
         if self.owner.recorder is not None:
             self.owner.recorder(self.command, self.path, dict(self.headers.items()), body)
-        target = urlsplit(self.owner.target(self.path))
+        outage = faults.answer_for(self.command, self.path, dict(self.headers.items())) if faults is not None else None
+        if outage is not None:
+            self._answer(outage)
+            return
+        url = self.owner.target(self.path, dict(self.headers.items()))
+        if url is None:
+            self._answer(_function_not_found(self.path, dict(self.headers.items())))
+            return
+        target = urlsplit(url)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP and k.lower() != "content-length"}
         if body or self.command in ("POST", "PUT", "PATCH"):
             headers["Content-Length"] = str(len(body))
@@ -113,6 +151,16 @@ class _FrontHandler(BaseHTTPRequestHandler):
             self.wfile.write(message)
         finally:
             connection.close()
+
+    def _answer(self, response: Response) -> None:
+        status, headers, body = response
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _forward
 

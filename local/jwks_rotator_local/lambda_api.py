@@ -33,6 +33,7 @@ from urllib.parse import unquote, urlsplit
 
 from botocore.exceptions import ClientError
 
+from .faults import RegionFaults
 from .function_env import FunctionEnvironment
 from .loopback_server import LoopbackServer
 
@@ -346,6 +347,8 @@ class LambdaApi:
         self._log_groups = dict(log_groups or {})
         self._echo = echo
         self._environments = _Environments()
+        self.faults: RegionFaults | None = None
+        """The local cloud's regional faults: a call signed for a region in outage gets ServiceException (:mod:`.faults`)."""
 
     @property
     def url(self) -> str:
@@ -477,9 +480,21 @@ class _InvokeHandler(BaseHTTPRequestHandler):
     server_version = "jwks-rotator-local-lambda"
     protocol_version = "HTTP/1.1"
 
+    def _outage(self) -> bool:
+        """Answer for a region in outage; True when answered."""
+        faults = self.owner.faults
+        outage = faults.answer_for(self.command, self.path, dict(self.headers.items())) if faults is not None else None
+        if outage is None:
+            return False
+        status, headers, body = outage
+        self._send(HTTPStatus(status), body, headers)
+        return True
+
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        if self._outage():
+            return
         match = _ROUTE.match(urlsplit(self.path).path)
         if match is None:
             self._error(HTTPStatus.NOT_FOUND, "UnknownOperationException", f"no such operation: POST {urlsplit(self.path).path}")
@@ -511,6 +526,8 @@ class _InvokeHandler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, result.body, headers)
 
     def do_GET(self) -> None:
+        if self._outage():
+            return
         match = _CONFIGURATION_ROUTE.match(urlsplit(self.path).path)
         if match is None:
             self._error(HTTPStatus.NOT_FOUND, "UnknownOperationException", "only Invoke and GetFunctionConfiguration are offered")

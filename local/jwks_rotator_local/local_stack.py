@@ -41,6 +41,7 @@ from jwks_rotator_cli.local_state import (
     ROTATE_FUNCTION,
     SIGN_FUNCTION,
     STATE_FORMAT,
+    read_state_file,
     write_state_file,
 )
 from jwks_rotator_client import SignClient
@@ -49,6 +50,7 @@ from .call_record import MotoFacts
 from .call_recording import FunctionCallRecording, recording_directory
 from .caller_roles import DEMO_POLICY_FILE, caller_roles, create_roles, load_local_policy
 from .edge import LocalEdge
+from .faults import RegionFaults
 from .front import AwsFront
 from .function_env import FunctionEnvironment
 from .functions import FUNCTIONS_DIR, load_handler, scheduled_event
@@ -146,6 +148,8 @@ class LocalStack:
         self._edge: LocalEdge | None = None
         self._lambda: LambdaApi | None = None
         self._front: AwsFront | None = None
+        self.faults = RegionFaults()
+        """Regional faults of this local cloud (``jwks-rotator fault``); every server of it consults them."""
         self._settings: Settings | None = None
         self._modules: list[str] = []
         self._stop = threading.Event()
@@ -290,14 +294,12 @@ class LocalStack:
         return self
 
     def _start(self) -> None:
-        from moto.server import ThreadedMotoServer
-
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request lines are noise here
-        self._moto = ThreadedMotoServer(ip_address=self._host, port=self._moto_port, verbose=False)
-        self._moto.start()
+        self._moto = start_moto(self._host, self._moto_port)
         host, port = self._moto.get_host_and_port()
         self._moto_endpoint = f"http://{host}:{port}"
         self._sts = LocalStsVerifier(self._moto_endpoint, region=self.region)
+        self._sts.faults = self.faults
         self._sts.start(self._host, self._sts_port)
         create_roles(self.client("iam"), caller_roles(self.policy))
         self._edge = LocalEdge(
@@ -305,7 +307,7 @@ class LocalStack:
         )
         edge_url = self._edge.bind()
         # The functions' AWS endpoint: bound now, told the Lambda API's URL once that exists.
-        self._front = AwsFront(self.moto_endpoint, "", host=self._host, port=self._aws_port)
+        self._front = AwsFront(self.moto_endpoint, "", host=self._host, port=self._aws_port, faults=self.faults)
         if self._record_dir is not None:  # the functions' calls only: their keys are added as they get them
             self._recording = FunctionCallRecording(self._record_dir, MotoFacts(account=LOCAL_ACCOUNT, region=self.region))
             self._front.recorder = self._recording
@@ -331,8 +333,10 @@ class LocalStack:
             logs_endpoint=self.moto_endpoint, echo=self._log_level in ("DEBUG", "INFO"),
             log_groups={f.name: self._log_group(logical) for f, logical in zip(functions, self.functions, strict=True)},
         )
+        self._lambda.faults = self.faults
         self._lambda.start()
         self._front.lambda_url = self._lambda.url
+        self._front.lambda_urls[self.region] = self._lambda.url  # one endpoint, routed by the request's region
         self._front.start()
         self._edge.start()
         if self._tick_enabled:
@@ -464,8 +468,8 @@ class LocalStack:
                     self._deployed = None
             self._moto.stop()
             self._moto = None
-        if self._state_file is not None and self._started:
-            self._state_file.unlink(missing_ok=True)
+        if self._state_file is not None and self._started and (read_state_file(self._state_file) or {}).get("pid") == os.getpid():
+            self._state_file.unlink(missing_ok=True)  # only this stack's own file: another stack's is never touched
         for module_name in self._modules:
             sys.modules.pop(module_name, None)
         self._modules.clear()
@@ -550,6 +554,30 @@ class LocalStack:
             },
             "settings": {k: v for k, v in self._function_envs[ROTATE_FUNCTION].items() if k in {s.env for s in SETTINGS}},
         }
+
+
+def start_moto(host: str, port: int) -> Any:
+    """A started ``ThreadedMotoServer``; a port it cannot bind raises :class:`LocalStackError` naming it.
+
+    moto's own ``start()`` waits forever when werkzeug cannot bind (it exits the server thread instead of raising).
+    """
+    from moto.server import ThreadedMotoServer
+
+    failure: list[str] = []
+
+    class _Server(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            try:
+                super()._server_entry()
+            except (SystemExit, OSError) as exc:
+                failure.append(f"moto cannot listen on {host}:{port} ({type(exc).__name__}); pass --moto-port 0 for any free port")
+                self._server_ready_event.set()
+
+    server = _Server(ip_address=host, port=port, verbose=False)
+    server.start()
+    if failure:
+        raise LocalStackError(failure[0])
+    return server
 
 
 def _with_function(deployed: DeployedTemplate, function: FunctionIdentity) -> DeployedTemplate:

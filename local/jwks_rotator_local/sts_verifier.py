@@ -33,7 +33,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,6 +43,8 @@ from urllib.parse import parse_qsl, urlsplit
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest, HTTPHeaders
 from botocore.credentials import Credentials
+
+from .faults import RegionFaults
 
 MAX_SKEW_SECONDS = 15 * 60
 MAX_REQUEST_BYTES = 64 * 1024
@@ -123,6 +125,7 @@ class LocalStsVerifier:
         moto_endpoint: str,
         *,
         region: str = "us-east-1",
+        regions: Iterable[str] = (),
         clock: Callable[[], float] = time.time,
         lookup: Callable[[str], IssuedCredential | None] = find_moto_credential,
     ) -> None:
@@ -131,11 +134,15 @@ class LocalStsVerifier:
             raise ValueError("moto_endpoint must be http://host:port")
         self._moto = (parts.hostname, parts.port or 80)
         self.region = region
+        self.regions = frozenset((region, *regions))
+        """The regions it answers for, as one endpoint serving each region's STS: a request's scope picks one."""
         self._clock = clock
         self._lookup = lookup
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._tls = False
+        self.faults: RegionFaults | None = None
+        """The local cloud's regional faults, when it has any (:mod:`.faults`)."""
 
     # --- the check, without HTTP -------------------------------------------
     def check(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> StsRefusal | None:
@@ -148,7 +155,7 @@ class LocalStsVerifier:
         amz_date = lower.get("x-amz-date", "")
         if "host" not in signed or "x-amz-date" not in signed or any(name not in lower for name in signed):
             return StsRefusal(400, "IncompleteSignature", "Host and X-Amz-Date must be signed, and every signed header present.")
-        if match["service"] != "sts" or match["region"] != self.region or match["date"] != amz_date[:8]:
+        if match["service"] != "sts" or match["region"] not in self.regions or match["date"] != amz_date[:8]:
             return StsRefusal(403, "SignatureDoesNotMatch", "Credential should be scoped to a valid region, service and date.")
         try:
             signed_at = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
@@ -174,13 +181,17 @@ class LocalStsVerifier:
             return StsRefusal(400, "XAmzContentSHA256Mismatch", "The provided x-amz-content-sha256 does not match the body.")
         request = AWSRequest(method="POST", url=f"http://{lower['host']}/", data=body, headers={name: lower[name] for name in signed})
         request.context["timestamp"] = amz_date
-        signer = _ExactHeadersSigner(Credentials(akid, secret.secret_key, secret.session_token), self.region, signed)
+        signer = _ExactHeadersSigner(Credentials(akid, secret.secret_key, secret.session_token), match["region"], signed)
         if not hmac.compare_digest(_signature(request, signer), match["signature"]):
             return StsRefusal(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided.")
         return None
 
     def answer(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> tuple[int, bytes]:
         """Status and body for one request: a refusal, or moto's answer to the request forwarded as received."""
+        if self.faults is not None:
+            outage = self.faults.answer_for(method, path, dict(headers))
+            if outage is not None:  # the proof's region is in outage: STS there answers 503 at once
+                return outage[0], outage[2]
         try:
             action = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True)).get("Action")
         except (UnicodeDecodeError, ValueError):

@@ -271,7 +271,9 @@ def command_names(help_text: str) -> list[str]:
 def test_local_is_a_command_when_the_local_package_is_installed():
     result = CliRunner().invoke(cli, ["--help"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert command_names(result.stdout) == ["audit", "local", "policy", "publish", "revoke", "rotate", "sign", "status", "verify"]
+    assert command_names(result.stdout) == [
+        "audit", "doctor", "fault", "local", "policy", "publish", "revoke", "rotate", "sign", "status", "verifiers", "verify",
+    ]
     local_help = CliRunner().invoke(cli, ["local", "--help"], catch_exceptions=False)
     assert local_help.exit_code == 0
     for option in ("--port", "--moto-port", "--lambda-port", "--sts-port", "--policy", "--duration", "--edge-cache", "--rotation-period"):

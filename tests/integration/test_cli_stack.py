@@ -61,13 +61,14 @@ def run(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args), catch_exceptions=False, env=dict.fromkeys(STACK_PROCESS_ENV))
 
 
-def run_process(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The CLI as its own process in ``cwd``: no settings, endpoint or credentials in its environment, no state file."""
+def run_process(cwd: Path, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI as its own process in ``cwd``: no settings, endpoint or credentials in its environment (but ``extra_env``), no state file."""
     drop = set(STACK_PROCESS_ENV) | {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "JWKS_ROTATOR_STACK"}
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env["JWKS_ROTATOR_LOCAL_STATE"] = str(cwd / "nowhere.json")
     env["AWS_SHARED_CREDENTIALS_FILE"] = env["AWS_CONFIG_FILE"] = str(cwd / "no-aws-config")
     env["COLUMNS"] = "200"  # rich wraps table rows at 80 columns otherwise
+    env.update(extra_env or {})
     command = [sys.executable, "-m", "jwks_rotator_cli.main", *args]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
@@ -117,10 +118,25 @@ def test_status_transitions_follow_the_stacks_rotation_period(stack, elsewhere):
     assert due is None or int(due.group(1)) <= 20
 
 
-def test_explicit_options_still_win_over_the_stack(stack, elsewhere):
+def test_a_setting_given_with_stack_is_refused_naming_it_as_set(stack, elsewhere):
     result = run("--endpoint-url", stack.endpoint, "--stack", STACK_NAME, "status", "--rotation-period", "1h")
-    assert result.exit_code == 0, result.output
-    assert "algorithm=ES256 rotation-period=1h publish-lead=5s" in own_output(result)
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith(f"error: invalid settings: --rotation-period would override stack {STACK_NAME}'s own setting:")
+    done = run_process(elsewhere, "--endpoint-url", stack.endpoint, "--stack", STACK_NAME, "status", extra_env={"ROTATION_PERIOD": "1d"})
+    assert done.returncode == 2 and "rotation-period=1d" not in done.stdout
+    assert done.stderr.strip().startswith(f"error: invalid settings: ROTATION_PERIOD would override stack {STACK_NAME}'s own setting:")
+    # The stack named by its environment variable counts as --stack.
+    done = run_process(elsewhere, "--endpoint-url", stack.endpoint, "verify", "a.b.c", extra_env={"ISSUER": "https://x.example", "JWKS_ROTATOR_STACK": STACK_NAME})
+    assert done.returncode == 2
+    assert f"error: invalid settings: ISSUER would override stack {STACK_NAME}'s own setting:" in done.stderr
+
+
+def test_a_loopback_endpoint_without_a_state_file_says_where_it_looked(stack, elsewhere):
+    (elsewhere / "samconfig.toml").write_text('version = 0.1\n\n[default.global.parameters]\nstack_name = "jwks-rotator-production"\n')
+    done = run_process(elsewhere, "--endpoint-url", stack.endpoint, "status")
+    assert done.returncode == 1
+    assert "stack jwks-rotator-production not found (samconfig.toml names it; a deployed stack?)" in done.stderr
+    assert f"no local stack state file {elsewhere / 'nowhere.json'} for {stack.endpoint}" in done.stderr
 
 
 def test_the_stack_name_comes_from_the_environment_variable(stack, elsewhere, monkeypatch: pytest.MonkeyPatch):
@@ -141,6 +157,7 @@ def test_no_stack_named_anywhere_is_one_line_exit_1(stack, elsewhere):
     result = run("--endpoint-url", stack.endpoint, "status")
     assert result.exit_code == 1
     assert result.stderr.strip().startswith("error: no stack named: pass --stack NAME")
+    assert "no local stack state file" in result.stderr  # a loopback endpoint: the state file is what is missing
     assert len(result.stderr.strip().splitlines()) == 1
 
 

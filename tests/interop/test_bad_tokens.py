@@ -21,6 +21,7 @@ from jwcrypto import jwt as jwcrypto_jwt
 
 from jwks_rotator_testkit.verifiers import NodeVerifier, jwcrypto_verify, pyjwt_verify
 
+from . import compat
 from .conftest import AUDIENCE, OTHER_AUDIENCE, Deployment
 from .support import (
     b64url_json,
@@ -148,6 +149,12 @@ assert EXPECTED.keys() == BUILDERS.keys()
 CASES = list(BUILDERS)
 
 
+def record_refusal(verifier: str, alg: str, case: str) -> None:
+    """For docs/compatibility.md: the cases its columns name (tests/interop/compat.py)."""
+    if any(case in checks for checks in compat.BEHAVIOURS.values()):
+        compat.record(verifier, alg, case, compat.REFUSED)
+
+
 @pytest.fixture(scope="module")
 def pyjwk_client(deployment: Deployment) -> pyjwt.PyJWKClient:
     """One long-lived PyJWT client per deployment, with its default cache and cooldown."""
@@ -170,6 +177,7 @@ def test_pyjwt(case: str, forge: Forge, pyjwk_client: pyjwt.PyJWKClient) -> None
     with pytest.raises(expected[0]) as refused:
         verify()
     assert type(refused.value) is expected[0], f"{case}: {type(refused.value).__name__}: {refused.value}"
+    record_refusal("PyJWT", forge.alg, case)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -185,6 +193,7 @@ def test_jwcrypto(case: str, forge: Forge, jwks_text: str) -> None:
     log = getattr(refused.value, "verify_log", [])
     assert type(refused.value) is error_class, f"{case}: {type(refused.value).__name__}: {refused.value} {log}"
     assert any(evidence in entry for entry in [str(refused.value), *log]), f"{case}: {refused.value} {log}"
+    record_refusal("jwcrypto", forge.alg, case)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -207,3 +216,4 @@ def test_jose(case: str, forge: Forge, node_verifier: NodeVerifier) -> None:
     code, claim = expected[2]
     assert result["code"] == code, f"{case}: {result['code']}: {result['message']}"
     assert result.get("claim") == claim
+    record_refusal("jose", forge.alg, case)

@@ -100,3 +100,14 @@ def test_a_token_from_a_node_proof_carries_the_active_kid(es256: Deployment, int
     answer = es256.invoke_handler({"proof": node_proof(interop_caller), "sub": "node-user-2", "aud": AUDIENCE})
     assert "token" in answer, answer
     assert split_token(answer["token"])[0]["kid"] == es256.active_key().kid == answer["kid"]
+
+
+def test_the_node_example_has_help_naming_its_environment(node_modules: Path) -> None:
+    result = subprocess.run(["node", "--import", str(NODE_DIR / "resolve-here.mjs"), str(EXAMPLE), "--help"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ("--function", "--sub", "--proof-only", "SIGN_FUNCTION_NAME", "STS_ENDPOINT_URL", "AWS_REGION", "AWS_ENDPOINT_URL", "local env"):
+        assert name in result.stdout
+    wrong = subprocess.run(["node", "--import", str(NODE_DIR / "resolve-here.mjs"), str(EXAMPLE), "--bogus"],
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert wrong.returncode == 2 and "Unknown option '--bogus' (node sign.mjs --help)" in wrong.stderr

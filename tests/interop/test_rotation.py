@@ -25,6 +25,7 @@ from jwcrypto import jwt as jwcrypto_jwt
 
 from jwks_rotator_testkit.verifiers import NodeVerifier, jwcrypto_verify, pyjwt_verify
 
+from . import compat
 from .conftest import Deployment, InteropCaller, make_deployment
 from .support import ALGORITHMS, split_token
 
@@ -167,6 +168,8 @@ def test_scheduled_rotation_keeps_old_and_new_tokens_verifying(rotating: Deploym
     assert any("not in key set" in entry for entry in missing.value.verify_log)  # type: ignore[attr-defined]
     refused = after.jose(old["token"])
     assert (refused["ok"], refused.get("code")) == (False, "ERR_JWKS_NO_MATCHING_KEY")
+    for verifier in ("PyJWT", "jwcrypto", "jose"):
+        compat.record(verifier, d.alg, "scheduled_rotation", compat.ACCEPTED)
 
 
 @pytest.mark.parametrize("rotating", ALGORITHMS, indirect=True)
@@ -175,8 +178,11 @@ def test_rotate_now_tokens_verify_once_scaled_caches_may_refetch(rotating: Deplo
     d = rotating
     old_kid = d.active_key().kid
     scaled = VerifierSet(f"scaled-now-{d.alg}", d, node_verifier, lifespan=2, cooldown=1)
+    # A cache far longer than this test with a short cooldown: accepting the new kid can only come from a refetch.
+    refetching = VerifierSet(f"refetch-now-{d.alg}", d, node_verifier, lifespan=3600, cooldown=1)
     old = d.issue(sub="before-rotate-now", ttl=600)
     scaled.accept(old["token"], old_kid, "before-rotate-now")
+    refetching.accept(old["token"], old_kid, "before-rotate-now")
     fetched_at = time.time()
 
     report = d.service.rotate_now()
@@ -193,3 +199,9 @@ def test_rotate_now_tokens_verify_once_scaled_caches_may_refetch(rotating: Deplo
     assert new["kid"] == new_kid
     scaled.accept(new["token"], new_kid, "after-rotate-now")
     scaled.accept(old["token"], old_kid, "before-rotate-now")
+    # PyJWT and jose, whose hour-long caches hold only the old set, find the unknown kid by refetching (after the
+    # cooldown, which the signer's cache ttl has outlasted); jwcrypto is handed the JWKS fetched for the check.
+    refetching.accept(new["token"], new_kid, "after-rotate-now")
+    compat.record("PyJWT", d.alg, "rotate_now", compat.AFTER_REFETCH)
+    compat.record("jose", d.alg, "rotate_now", compat.AFTER_REFETCH)
+    compat.record("jwcrypto", d.alg, "rotate_now", compat.ACCEPTED)

@@ -25,7 +25,18 @@ from jwks_rotator.core.settings import FUNCTIONS, KEY_CUSTODIES, SETTINGS, Setti
 from tests.template.cfn import ROOT, as_list, cfn_value, function_environment, policy_statements
 
 # Settings that name what the stack creates (resources, its name, its roles): their values are wired in, not parameters.
-RESOURCE_SETTINGS = {s.attribute: cfn_value(s.stack.value) for s in SETTINGS if isinstance(s.stack, StackValue)}
+# Written out here, not read from the declarations that generate the template: a wrong wiring (the rotate role as the
+# KMS keys' one Sign principal, the keyring secret as the signing view) must fail this test, not regenerate into it.
+RESOURCE_SETTINGS = {
+    "keyring_secret_id": {"Ref": "KeyringSecret"},
+    "signing_secret_id": {"Ref": "SigningKeySecret"},
+    "jwks_bucket": {"Ref": "JwksBucket"},
+    "distribution_id": {"Ref": "Distribution"},
+    "revocation_parameter": {"Fn::Sub": "/jwks-rotator/${AWS::StackName}/revoked-kids"},
+    "kms_stack_tag": {"Ref": "AWS::StackName"},
+    "kms_sign_role_arn": {"Fn::GetAtt": ["SignFunctionRole", "Arn"]},
+    "kms_rotate_role_arn": {"Fn::GetAtt": ["RotateFunctionRole", "Arn"]},
+}
 # Settings parsed as durations that the template takes as parameters.
 DURATION_SETTINGS = {
     f.name for f in dataclasses.fields(Settings) if "timedelta" in str(f.type) and f.name not in RESOURCE_SETTINGS
@@ -134,6 +145,7 @@ def test_schedule_becomes_a_rate_expression(params: dict[str, Any], resources: d
 # --------------------------------------------------------------------------- functions
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_functions_get_every_setting_they_read_under_its_env_name(template: dict[str, Any], function: str) -> None:
+    assert {s.attribute: cfn_value(s.stack.value) for s in SETTINGS if isinstance(s.stack, StackValue)} == RESOURCE_SETTINGS
     variables = function_environment(template, function)
     extension = EXTENSION_ENV if function == "SignFunction" else {}
     assert set(variables) - set(extension) == {s.env for s in SETTINGS if function in s.readers}

@@ -46,12 +46,44 @@ class PublishResult:
     uploaded: tuple[str, ...]
     invalidation_id: str | None
     refreshed: tuple[str, ...] = ()  # unchanged documents marked with the newer keyring generation (not invalidated)
+    missing: tuple[str, ...] = ()  # origins that did not take the documents: the publication does not count yet
 
 
 class Publisher(Protocol):
     """Puts the public documents where verifiers fetch them, invalidating caches on change."""
 
     def publish(self, documents: PublicDocuments, *, already_announced: bool, generation: int, force: bool = False) -> PublishResult: ...
+
+
+class OriginPublisher(Publisher, Protocol):
+    """A publisher of one origin that can also say, without writing, which documents it does not hold as given.
+
+    ``stale_paths`` raises :class:`~.errors.PublicationSupersededError` when ``generation`` is given and the
+    origin holds documents of a newer keyring; a failed read raises :class:`~.errors.PublishError`.
+    """
+
+    def stale_paths(self, documents: PublicDocuments, generation: int | None = None) -> tuple[str, ...]: ...
+
+
+class KeyringReplicas(Protocol):
+    """The keyring's replicas in other regions, read back by the writer (Secrets Manager replica secrets).
+
+    ``kids_by_region`` maps each replica's region to the kids its replica holds now, or to None when it
+    cannot be read (the region is down, the replica is missing): never an error, since a lagging replica
+    only holds up activation. Never a stored value beyond the kids.
+    """
+
+    def kids_by_region(self) -> Mapping[str, frozenset[str] | None]: ...
+
+
+class SigningViewReplicas(Protocol):
+    """The signing view's replicas in other regions, read back by the writer: what each region's signer may sign with.
+
+    ``signing_kids_by_region`` maps each region to the kids its view lets sign (its active key, or none), or to
+    None when the replica cannot be read.
+    """
+
+    def signing_kids_by_region(self) -> Mapping[str, frozenset[str] | None]: ...
 
 
 class RevocationList(Protocol):

@@ -63,6 +63,8 @@ class KeyRecord:
     max_token_ttl: timedelta | None = None
     retain_until: datetime | None = None
     kms_key_arn: str | None = None  # kms custody: the KMS key holding the private half; private_jwk is then public only
+    views_left_at: datetime | None = None
+    """Several regions: when the writer first read back every region's signing view without this (retired) key."""
 
     @property
     def custody(self) -> str:
@@ -84,7 +86,7 @@ class KeyRecord:
     def event_times(self) -> tuple[tuple[str, datetime], ...]:
         """The moments the key moved (not the bounds, which lie ahead by design)."""
         named = (("created_at", self.created_at), ("published_at", self.published_at),
-                 ("activated_at", self.activated_at), ("retired_at", self.retired_at))
+                 ("activated_at", self.activated_at), ("retired_at", self.retired_at), ("views_left_at", self.views_left_at))
         return tuple((name, value) for name, value in named if value is not None)
 
     def latest_event(self) -> datetime:
@@ -128,6 +130,8 @@ class KeyRecord:
             record["max_token_ttl_seconds"] = int(self.max_token_ttl.total_seconds())
         if self.retain_until is not None:
             record["retain_until"] = _iso(self.retain_until)
+        if self.views_left_at is not None:
+            record["views_left_at"] = _iso(self.views_left_at)
         return record
 
     @classmethod
@@ -190,6 +194,7 @@ class KeyRecord:
             max_token_ttl=timedelta(seconds=ttl) if ttl is not None else None,
             retain_until=_time(data, "retain_until"),
             kms_key_arn=kms_key_arn,
+            views_left_at=_time(data, "views_left_at"),
         )
 
 

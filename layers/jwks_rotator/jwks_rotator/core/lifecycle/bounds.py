@@ -67,6 +67,8 @@ def deletion_time(key: KeyRecord, settings: Settings) -> datetime | None:
         bounds.append(key.retired_at + key.max_token_ttl + settings.signer_cache_ttl + settings.clock_skew_leeway)
     if key.retain_until is not None:
         bounds.append(key.retain_until)
+    if key.views_left_at is not None:  # several regions: counted again from the last region's view leaving the key
+        bounds.append(retirement_bound(key, settings, key.views_left_at))
     return max(bounds)
 
 

@@ -32,8 +32,9 @@ from jwks_rotator.core.lifecycle.bounds import check_clock
 from jwks_rotator.core.lifecycle.documents import PublicDocuments, build_documents
 from jwks_rotator.core.lifecycle.keygen import generate_key
 from jwks_rotator.core.lifecycle.kms_custody import KmsCustodian, require_kms_settings
+from jwks_rotator.core.lifecycle.replicas import hold_deletions, record_views_left, replicated_everywhere
 from jwks_rotator.core.lifecycle.rules import KeyFactory, LifecycleChange, Plan, reconcile, record_publication, revoke, rotate_now
-from jwks_rotator.core.ports import KeyringStore, Publisher, PublishResult, RevocationList
+from jwks_rotator.core.ports import KeyringReplicas, KeyringStore, Publisher, PublishResult, RevocationList, SigningViewReplicas
 from jwks_rotator.core.settings import Settings
 
 Clock = Callable[[], datetime]
@@ -64,6 +65,10 @@ class RunReport:
     publications: list[PublishResult] = field(default_factory=list)
     conflicts: int = 0
     converged: bool = False
+    missing_origins: tuple[str, ...] = ()
+    """Origins the last publication did not reach: nothing was recorded as published (see ``core.lifecycle.origins``)."""
+    lagging_replicas: tuple[str, ...] = ()
+    """Regions whose keyring replica did not yet hold a newly published key (or could not be read)."""
     keyring: Keyring = field(default_factory=Keyring)
 
     @property
@@ -95,6 +100,8 @@ class RotationService:
         revocations: RevocationList | None = None,
         signing_store: KeyringStore | None = None,
         custodian: KmsCustodian | None = None,
+        replicas: KeyringReplicas | None = None,
+        signing_views: SigningViewReplicas | None = None,
     ) -> None:
         settings.require("issuer")
         require_kms_settings(settings)
@@ -117,6 +124,8 @@ class RotationService:
         self._log = logger or logging.getLogger("jwks_rotator")
         self._revocations = revocations
         self._signing = signing_store
+        self._replicas = replicas
+        self._views = signing_views
 
     @property
     def settings(self) -> Settings:
@@ -256,7 +265,14 @@ class RotationService:
                 self._record(report, plan)
                 progressed = True
             pending.remove(operation)
+        if self._views is not None:  # several regions: note which retired keys no region's view signs with any more
+            left = record_views_left(keyring, self._views.signing_kids_by_region(), self._clock())
+            if left.changed:
+                version = self._save(left, version)
+                keyring = left.keyring
         plan = reconcile(keyring, self._settings, self._clock(), self._new_key)
+        if self._views is not None:
+            plan = hold_deletions(plan, keyring)
         if plan.changed:
             version = self._save(plan, version)
             keyring = plan.keyring
@@ -274,15 +290,41 @@ class RotationService:
                 extra={"paths": list(result.uploaded), "invalidation_id": result.invalidation_id, "kids": list(documents.kids)},
             )
             progressed = True
-        plan = record_publication(keyring, documents.kids, documents.digest, self._clock(), settings=self._settings)
-        if plan.changed:
-            self._write(plan.keyring, version)
-            keyring = plan.keyring
-            self._record(report, plan)
-            progressed = True
+        report.missing_origins = result.missing
+        if result.missing:  # served by some origins only: no key counts as published, so none activates on it
+            self._log.warning("documents not published at every origin: publication not recorded",
+                              extra={"reason": "origins_missing", "origins": list(result.missing), "kids": list(documents.kids)})
+        else:
+            plan = record_publication(keyring, self._replicated(report, keyring, documents.kids), documents.digest, self._clock(),
+                                      settings=self._settings)
+            if plan.changed:
+                self._write(plan.keyring, version)
+                keyring = plan.keyring
+                self._record(report, plan)
+                progressed = True
         self._sync_signing_view(keyring, committed=True)
         report.keyring = keyring
         return progressed
+
+    def _replicated(self, report: RunReport, keyring: Keyring, kids: tuple[str, ...]) -> tuple[str, ...]:
+        """The published kids that may be recorded as published: with replicas, only those every replica holds.
+
+        Only kids not yet recorded are asked about (a recorded key stays recorded); ``report.lagging_replicas``
+        names the regions that hold them up.
+        """
+        if self._replicas is None:
+            return kids
+        recorded = {key.kid for key in keyring.keys if key.published_at is not None}
+        new = [kid for kid in kids if kid not in recorded]
+        if not new:
+            return kids
+        check = replicated_everywhere(new, self._replicas.kids_by_region())
+        report.lagging_replicas = tuple(check.lagging)
+        if check.lagging:
+            self._log.warning("keys not yet in every region's replica: their publication is not recorded yet",
+                              extra={"reason": "replica_lagging", "regions": list(check.lagging),
+                                     "kids": [kid for kid in new if kid not in check.everywhere]})
+        return tuple(kid for kid in kids if kid in recorded or kid in check.everywhere)
 
     def _save(self, plan: Plan, version: str) -> str:
         """Write the planned keyring; any kid it revokes goes on the revocation list first."""

@@ -1,0 +1,102 @@
+"""Publishing one issuer's documents to every origin: a publication counts only when every origin holds them.
+
+An edge that fails over between origins (a CloudFront origin group over buckets in two regions) may serve a
+verifier from any of them, so a key counts as published only once every origin serves it. :class:`EveryOrigin`
+is a :class:`~jwks_rotator.core.ports.Publisher` over several origins:
+
+* it reads every origin before writing any: one holding documents of a newer keyring stops the publication
+  everywhere (the writer is fenced by the keyring generation);
+* it writes every origin it can reach, in the order given (put the one that invalidates the edge's cache last),
+  and reads each back: the stored digests must be the documents';
+* an origin that cannot be read or written does not stop the others (the healthy ones stay current), and the
+  rest of the rotation goes on (a revocation included); the result names it in ``missing``, so the rotation
+  records nothing as published and no key activates; the next publication writes the missing origin again.
+  When no origin takes the documents, :class:`~jwks_rotator.core.errors.PublishError` is raised, as with one.
+
+Design: docs/design/regions.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from jwks_rotator.core.errors import ConfigurationError, PublicationSupersededError, PublishError
+from jwks_rotator.core.ports import OriginPublisher, PublishResult
+
+if TYPE_CHECKING:
+    from jwks_rotator.core.lifecycle.documents import PublicDocuments
+
+
+@dataclass(frozen=True)
+class Origin:
+    """One origin of the documents: a name for messages (its region or bucket) and its publisher."""
+
+    name: str
+    publisher: OriginPublisher
+
+
+class EveryOrigin:
+    """A publisher whose publication counts only when every origin holds the documents (see the module)."""
+
+    def __init__(self, origins: Sequence[Origin]) -> None:
+        if not origins:
+            raise ConfigurationError("publication needs at least one origin")
+        names = [origin.name for origin in origins]
+        if len(set(names)) != len(names) or not all(names):
+            raise ConfigurationError("each origin needs a name of its own")
+        self._origins = tuple(origins)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(origin.name for origin in self._origins)
+
+    def publish(self, documents: PublicDocuments, *, already_announced: bool, generation: int, force: bool = False) -> PublishResult:
+        """Write every reachable origin; the merged result, whose ``missing`` names the origins that did not take it.
+
+        ``force`` (an accepted restore) skips the generation check, as a single publisher does.
+        """
+        missing: dict[str, str] = {}
+        if not force:
+            for origin in self._origins:  # the fence first: nothing is written while any origin is ahead
+                try:
+                    origin.publisher.stale_paths(documents, generation)
+                except PublicationSupersededError:
+                    raise
+                except PublishError as exc:
+                    missing[origin.name] = exc.message
+        results: list[PublishResult] = []
+        written: list[Origin] = []
+        for origin in self._origins:
+            if origin.name in missing:
+                continue
+            try:
+                results.append(origin.publisher.publish(documents, already_announced=already_announced, generation=generation, force=force))
+            except PublicationSupersededError:
+                raise  # a newer writer got in after the check
+            except PublishError as exc:
+                missing[origin.name] = exc.message
+                continue
+            written.append(origin)
+        for origin in written:  # read back: the stored digests must be these documents'
+            try:
+                left = origin.publisher.stale_paths(documents)
+            except PublishError as exc:
+                missing[origin.name] = exc.message
+                continue
+            if left:
+                missing[origin.name] = f"{len(left)} document(s) differ from what was written"
+        names = tuple(name for name in self.names if name in missing)
+        if len(names) == len(self._origins):
+            detail = "; ".join(f"{name}: {missing[name]}" for name in names)
+            raise PublishError(f"published at none of {len(names)} origins: {detail}")
+        return _merged(results, names)
+
+
+def _merged(results: Sequence[PublishResult], missing: tuple[str, ...]) -> PublishResult:
+    """One result for the whole publication: every path uploaded or refreshed anywhere, the edge's invalidation."""
+    uploaded = tuple(dict.fromkeys(path for result in results for path in result.uploaded))
+    refreshed = tuple(dict.fromkeys(path for result in results for path in result.refreshed if path not in uploaded))
+    invalidation = next((result.invalidation_id for result in results if result.invalidation_id is not None), None)
+    return PublishResult(uploaded=uploaded, invalidation_id=invalidation, refreshed=refreshed, missing=missing)
