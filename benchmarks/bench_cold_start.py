@@ -1,25 +1,17 @@
-"""Cold-start benchmark: a fresh process imports the sign function and issues its first token, as a new Lambda container does.
+"""Cold-start benchmark as Lambda sees it: a fresh process runs the sign function's INIT, its first invocation and warm ones.
 
-Run with ``make bench`` (or ``.venv/bin/python benchmarks/bench_cold_start.py [--write]``; ``make build`` first, for
-the python3.12 artifact). One run measures side by side, interleaved round by round, in fresh processes:
+Run with ``make bench`` (``make build`` first, for the python3.12 artifact). One run measures side by side,
+interleaved round by round, in fresh processes: **after** (this tree; under python3.12 the ``make build`` artifact,
+under the machine's python3 the same sources compiled the same way) and **before** (``--before REF``, default
+``main``: that revision's sign function and layer package compiled the same way, under python3.12, with the build's
+third-party packages). Both read through the Parameters and Secrets extension stand-in (moto behind it, TTL 0) and
+replay the caller's proof over HTTPS to the signature-checking STS stand-in (a test CA through ``STS_CA_BUNDLE``).
 
-* **after** (this tree): under python3.12 the ``make build`` artifact (``.aws-sam/build``: the layer and the sign
-  function with their unchecked-hash .pyc), under the machine's python3 (the project's venv) the same sources
-  compiled the same way into a scratch directory; the keyring and the revocation list are read through the
-  Parameters and Secrets extension stand-in (moto behind it, TTL 0: every read is an AWS call), no boto3;
-* **before** (``--before REF``, default ``main``): that revision's layer and sign function from ``git archive``, run
-  as it ships (from source: no .pyc, and ``PYTHONDONTWRITEBYTECODE=1`` as on these machines), reading with boto3 from
-  the moto server; under python3.12 with a boto3 installed for it (``--boto3-312 DIR``, as the Lambda runtime
-  provides one), skipped when none is given.
-
-Every first token also verifies a caller proof: the proof is replayed over HTTPS to the signature-checking STS
-stand-in, whose certificate comes from a throwaway CA (``STS_CA_BUNDLE`` for "after"; for "before", whose TLS context
-is the system default, ``SSL_CERT_FILE`` = the system bundle plus that CA, so it loads what it would load on
-Lambda). The audit line is written at INFO (stdout to /dev/null). "Above bare" subtracts a bare interpreter of the
-same kind (``python -c pass``) measured in the same rounds. Also: the import-time breakdown of the "after" import
-(``-X importtime``, by top-level package) and the first invocation's parts (in-process, by wrapping the functions that
-do them). ``--write`` replaces the ``## Cold start`` section of ``benchmarks/RESULTS.md``. Not a test: nothing
-here asserts a time.
+Per process: INIT (``import app``) CPU and wall, the first invocation's CPU and wall (the wait is wall minus CPU: the
+network), the median warm invocation, and the time from spawn to the first token; "above bare" subtracts a bare
+interpreter's spawn to first statement in the same rounds. First-token latency at 512, 1,024 and 1,769 MB is an
+estimate (INIT at a full core, the invoke phase's CPU at memory / 1,769 MB of a vCPU). ``--write`` replaces the
+``## Cold start`` section of ``benchmarks/RESULTS.md``. Not a test: nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -28,6 +20,7 @@ import argparse
 import contextlib
 import io
 import json
+import math
 import os
 import shutil
 import ssl
@@ -70,17 +63,41 @@ CONTEXT = {"function_name": SIGN_FUNCTION_NAME, "invoked_function_arn": f"arn:aw
 CHILD = textwrap.dedent(
     """
     import time
-    _t0 = time.perf_counter()
+    _w0, _c0 = time.perf_counter(), time.process_time()
     import app
-    _t1 = time.perf_counter()
+    _w1, _c1 = time.perf_counter(), time.process_time()
     import json, os, sys, types
-    response = app.handler(json.loads(os.environ["BENCH_EVENT"]), types.SimpleNamespace(**json.loads(os.environ["BENCH_CONTEXT"])))
-    _t2 = time.perf_counter()
+    event, context = json.loads(os.environ["BENCH_EVENT"]), types.SimpleNamespace(**json.loads(os.environ["BENCH_CONTEXT"]))
+    _w2, _c2 = time.perf_counter(), time.process_time()
+    response = app.handler(event, context)
+    _w3, _c3 = time.perf_counter(), time.process_time()
+    first_token_at = time.time()
+    ok = "token" in response
+    warm = []
+    for _ in range(int(os.environ.get("BENCH_WARM_CALLS", "30"))):
+        w, c = time.perf_counter(), time.process_time()
+        ok = ok and "token" in app.handler(event, context)
+        warm.append(((time.perf_counter() - w) * 1e3, (time.process_time() - c) * 1e3))
+    warm.sort()
     sdk = sorted(m for m in ("boto3", "botocore", "aws_lambda_powertools", "jwcrypto", "moto") if m in sys.modules)
-    os.write(2, json.dumps({"import_ms": (_t1 - _t0) * 1e3, "first_ms": (_t2 - _t1) * 1e3, "ok": "token" in response,
+    os.write(2, json.dumps({"init_wall": (_w1 - _w0) * 1e3, "init_cpu": (_c1 - _c0) * 1e3, "first_wall": (_w3 - _w2) * 1e3,
+                            "first_cpu": (_c3 - _c2) * 1e3, "first_token_at": first_token_at,
+                            "warm_wall": warm[len(warm) // 2][0] if warm else 0.0,
+                            "warm_cpu": sorted(c for _, c in warm)[len(warm) // 2] if warm else 0.0, "ok": ok,
                             "error": response.get("error"), "message": response.get("message"), "sdk": sdk}).encode() + b"\\n")
     """
 )
+BARE_CHILD = "import os, time; os.write(2, b'{\"at\": %r, \"ok\": true}\\n' % time.time())"
+"""A bare interpreter reporting when it runs its first line: the "above bare" baseline (spawn to a first statement)."""
+LAMBDA_FULL_CPU_MB = 1769
+"""Lambda gives an invocation CPU in proportion to memory: 1,769 MB is one vCPU."""
+MEMORY_SIZES = (512, 1024, 1769)
+TUNING_SIZES = (128, 256, 512, 768, 1024, 1536, 1769, 2048)
+PRICE_PER_GB_SECOND = 0.0000166667
+PRICE_PER_REQUEST = 0.20 / 1e6
+PRICE_SOURCE = ("AWS Lambda pricing, US East (N. Virginia), x86, first duration tier: $0.0000166667 per GB-second and "
+                "$0.20 per million requests (aws.amazon.com/lambda/pricing; the whitepaper \"How AWS Pricing Works\", "
+                "Lambda); duration billed per 1 ms, rounded up; INIT billed like an invocation since 2025-08-01")
 
 # The first invocation's parts, timed in the child by wrapping the functions that do them (after: this tree only).
 PARTS_CHILD = textwrap.dedent(
@@ -91,11 +108,11 @@ PARTS_CHILD = textwrap.dedent(
     _t1 = time.perf_counter()
     import json, os, types
     _t_core = time.perf_counter()
-    # the handler imports these on its first call; imported here first (to wrap them), timed as a part of that call
+    # INIT imported and built these already; wrapped here, they time the first invocation's parts
     from jwks_rotator.bootstrap import sign as sign_root
     from jwks_rotator.core.issuance import service as issuance, signer as signer_module
     from jwks_rotator.adapters.lean import secrets_extension, sts_identity, http
-    parts = {"issuance core imported (bootstrap, settings, policy, verifier, signer, cryptography)": (time.perf_counter() - _t_core) * 1e3}
+    parts = {}
     def timed(owner, name, label):
         original = getattr(owner, name)
         def wrapper(*args, **kwargs):
@@ -105,9 +122,7 @@ PARTS_CHILD = textwrap.dedent(
             finally:
                 parts[label] = parts.get(label, 0.0) + (time.perf_counter() - start) * 1e3
         setattr(owner, name, wrapper)
-    timed(sign_root, "build_issuance_service", "service built: settings, policy, readers, verifier")
-    timed(http, "ca_file_context", "TLS context (import ssl, Amazon's roots or the test CA)")
-    sts_identity.ca_file_context = http.ca_file_context  # the endpoint calls the name it imported
+    timed(issuance.IssuanceService, "handle", "the service's whole answer (proof, policy, key, signature)")
     timed(sts_identity.StsIdentityReplayer, "replay", "proof replayed to STS over HTTPS (connect, handshake, answer)")
     timed(secrets_extension.ExtensionKeyringReader, "read_current", "keyring read through the extension")
     timed(secrets_extension.ExtensionRevocationReader, "read", "revocation list read through the extension")
@@ -115,7 +130,7 @@ PARTS_CHILD = textwrap.dedent(
     timed(signer_module, "make_signing_key", "key ready: load + first signature + its verification")
     response = app.handler(json.loads(os.environ["BENCH_EVENT"]), types.SimpleNamespace(**json.loads(os.environ["BENCH_CONTEXT"])))
     _t2 = time.perf_counter()
-    parts["import of the handler"] = (_t1 - _t0) * 1e3
+    parts["INIT: import of the handler (issuance core, settings, policy, TLS context)"] = (_t1 - _t0) * 1e3
     parts["first invocation, whole"] = (_t2 - _t1) * 1e3
     os.write(2, json.dumps({"ok": "token" in response, "parts": parts}).encode() + b"\\n")
     """
@@ -131,7 +146,8 @@ class Variant:
     cwd: Path  # the function's code directory (LAMBDA_TASK_ROOT): ``import app`` finds app.py here
     pythonpath: list[str]
     env: dict[str, str] = field(default_factory=dict)
-    after: bool = True
+    after: bool = True  # deployed as the template deploys it (the extension, Amazon's roots): both sides here
+    breakdown: bool = True  # its imports and first-invocation parts are broken down (this tree's variants)
 
 
 def python312() -> str | None:
@@ -148,10 +164,23 @@ def version_of(interpreter: str) -> str:
                           check=True).stdout.strip()
 
 
+def marked_copy(code_dir: Path, target: Path) -> Path:
+    """A copy of a built function's code directory with the local stack's marker added: the benchmark's STS and policy
+    file are local stand-ins, which a function honours only with the marker (``make build`` leaves it out)."""
+    from jwks_rotator_local.functions import mark_local
+
+    shutil.copytree(code_dir, target)
+    mark_local(target)
+    return target
+
+
 def compiled_copy(interpreter: str, target: Path) -> tuple[Path, Path]:
     """This tree's sign function and layer package copied to ``target`` and compiled as ``make build`` compiles them."""
     task, layer = target / "task", target / "layer"
     shutil.copytree(ROOT / "functions" / "sign", task)
+    from jwks_rotator_local.functions import mark_local
+
+    mark_local(task)
     shutil.copytree(ROOT / "layers" / "jwks_rotator" / "jwks_rotator", layer / "jwks_rotator", ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([interpreter, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(task), str(layer)], check=True)
     return task, layer
@@ -227,10 +256,10 @@ def keyring_json(alg: str) -> str:
 
 # --- measuring -----------------------------------------------------------------------------------------------------------
 def run_child(variant: Variant, env: dict[str, str], script: str = CHILD, *flags: str) -> tuple[float, dict[str, Any], str]:
-    start = time.perf_counter()
+    """Run ``script`` in a fresh process; (ms from the spawn to the child's ``first_token_at`` or ``at``, its report, stderr)."""
+    start = time.time()
     done = subprocess.run([variant.interpreter, *flags, "-c", script], cwd=variant.cwd, env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True, check=False)
-    elapsed = (time.perf_counter() - start) * 1e3
     report: dict[str, Any] = {}
     for line in reversed(done.stderr.splitlines()):
         if line.startswith("{"):
@@ -239,22 +268,69 @@ def run_child(variant: Variant, env: dict[str, str], script: str = CHILD, *flags
             break
     if done.returncode != 0 or not report.get("ok", False):
         raise RuntimeError(f"{variant.name}: the child failed ({done.returncode}): {done.stderr[-1500:]}")
-    return elapsed, report, done.stderr
+    reached = report.get("first_token_at", report.get("at", start))
+    return (reached - start) * 1e3, report, done.stderr
 
 
-def bare_ms(interpreter: str, env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    subprocess.run([interpreter, "-c", "pass"], env=env, check=True)
-    return (time.perf_counter() - start) * 1e3
+def bare_ms(variant: Variant, env: dict[str, str]) -> float:
+    """Spawn to a bare interpreter's first statement, same interpreter, environment and working directory."""
+    return run_child(variant, env, BARE_CHILD)[0]
 
 
 @dataclass
 class Samples:
-    whole: list[float] = field(default_factory=list)
-    import_ms: list[float] = field(default_factory=list)
-    first_ms: list[float] = field(default_factory=list)
-    bare: list[float] = field(default_factory=list)
+    whole: list[float] = field(default_factory=list)  # spawn to the first token
+    bare: list[float] = field(default_factory=list)  # spawn to a bare interpreter's first statement
+    init_wall: list[float] = field(default_factory=list)
+    init_cpu: list[float] = field(default_factory=list)
+    first_wall: list[float] = field(default_factory=list)
+    first_cpu: list[float] = field(default_factory=list)
+    warm_wall: list[float] = field(default_factory=list)
+    warm_cpu: list[float] = field(default_factory=list)
+    loads: list[float] = field(default_factory=list)  # the 1-minute load average after each run
     sdk: set[str] = field(default_factory=set)
+
+    def med(self, name: str) -> float:
+        values: list[float] = getattr(self, name)
+        return statistics.median(values)
+
+    def first_wait(self) -> float:
+        """The first invocation's time off this process's CPU: network waits (the replay, the reads), median."""
+        return statistics.median(max(0.0, w - c) for w, c in zip(self.first_wall, self.first_cpu, strict=True))
+
+    def estimate(self, memory_mb: int) -> tuple[float, float]:
+        """(first token, warm token) ms at ``memory_mb``, estimated: INIT at a full core; the invoke phase's CPU at
+        Lambda's share (memory / 1,769 MB of a vCPU, at most one); network waits as measured."""
+        slow = max(1.0, LAMBDA_FULL_CPU_MB / memory_mb)
+        first = self.med("init_wall") + self.med("first_cpu") * slow + self.first_wait()
+        return first, self.med("warm_cpu") * slow + max(0.0, self.med("warm_wall") - self.med("warm_cpu"))
+
+    def estimate_throttled_init(self, memory_mb: int) -> float:
+        """The first token if INIT gets only the invoke phase's share too (the pessimistic case)."""
+        slow = max(1.0, LAMBDA_FULL_CPU_MB / memory_mb)
+        return (self.med("init_cpu") * slow + max(0.0, self.med("init_wall") - self.med("init_cpu"))
+                + self.med("first_cpu") * slow + self.first_wait())
+
+
+def cost_per_million(memory_mb: int, billed_ms: float) -> float:
+    """Dollars for a million invocations of ``billed_ms`` each (rounded up to 1 ms) at ``memory_mb``."""
+    return 1e6 * (PRICE_PER_REQUEST + math.ceil(max(billed_ms, 1e-9)) / 1e3 * memory_mb / 1024 * PRICE_PER_GB_SECOND)
+
+
+def power_tuning(samples: Samples) -> list[str]:
+    """Memory against estimated latencies and cost per million tokens, from one variant's medians."""
+    lines = [("| memory MB | vCPU share | first token ms (INIT at a full core / INIT at the share) | warm token ms | "
+             "$ per million warm tokens | $ per million tokens, 1 in 100 a cold start |"), "|---|---|---|---|---|---|"]
+    for memory in TUNING_SIZES:
+        first, warm = samples.estimate(memory)
+        pessimistic = samples.estimate_throttled_init(memory)
+        warm_cost = cost_per_million(memory, warm)
+        # a cold start bills its INIT and its first invocation (the pessimistic INIT: what a throttled INIT would bill)
+        cold_cost = cost_per_million(memory, pessimistic)
+        mixed = 0.99 * warm_cost + 0.01 * cold_cost
+        lines.append(f"| {memory:,} | {min(1.0, memory / LAMBDA_FULL_CPU_MB):.2f} | {first:.0f} / {pessimistic:.0f} | {warm:.2f} | "
+                     f"{warm_cost:.4f} | {mixed:.4f} |")
+    return lines
 
 
 def measure(cloud: Cloud, variants: list[Variant], runs: int) -> dict[tuple[str, str], Samples]:
@@ -271,10 +347,11 @@ def measure(cloud: Cloud, variants: list[Variant], runs: int) -> dict[tuple[str,
             elapsed, report, _ = run_child(variant, env)
             samples = results[(variant.name, alg)]
             samples.whole.append(elapsed)
-            samples.import_ms.append(report["import_ms"])
-            samples.first_ms.append(report["first_ms"])
+            for name in ("init_wall", "init_cpu", "first_wall", "first_cpu", "warm_wall", "warm_cpu"):
+                getattr(samples, name).append(report[name])
             samples.sdk.update(report["sdk"])
-            samples.bare.append(bare_ms(variant.interpreter, env))
+            samples.bare.append(bare_ms(variant, env))
+            samples.loads.append(os.getloadavg()[0])
     return results
 
 
@@ -330,25 +407,27 @@ def first_call_parts(cloud: Cloud, variant: Variant, alg: str, runs: int) -> dic
 
 # --- report --------------------------------------------------------------------------------------------------------------
 def render(results: dict[tuple[str, str], Samples], variants: list[Variant], versions: dict[str, str], runs: int,
-           imports: dict[str, dict[str, float]], parts: dict[str, dict[str, float]], before_ref: str,
-           calls: dict[str, int], before_build: str = "") -> str:
-    load = os.getloadavg()[0]
+           imports: dict[str, dict[str, float]], parts: dict[str, dict[str, float]], before: str,
+           calls: dict[str, int]) -> str:
+    loads = [load for samples in results.values() for load in samples.loads]
     lines = ["## Cold start", "",
-             (f"Date {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; {os.cpu_count()} CPUs; interpreters: "
-              + ", ".join(f"{name} {version}" for name, version in versions.items())
-              + f"; load average at the end {load:.1f}. {runs} fresh processes per variant and algorithm, interleaved "
-              "round by round (2 warm-up rounds not counted). A process imports the sign function and issues its first "
-              "token: the caller's proof replayed over HTTPS to the signature-checking STS stand-in (a test CA), the "
-              "keyring and revocation list read, the key loaded, the token signed, the audit line written at INFO."), "",
-             ((f"\"before\" is `{before_ref}` as it ships: from source (no .pyc; `PYTHONDONTWRITEBYTECODE=1` here, as on "
-              "Lambda's read-only code directory, where nothing can be written), boto3 to the moto server, powertools, the "
-              "system CA bundle, the policy file in YAML. " if before_ref else "") + "\"after\" is this tree: `make build`'s unchecked-hash .pyc "
-              "(python3.12: the built artifact itself) and its policy file as JSON (the same document), reads through the Parameters and Secrets extension stand-in, Amazon's roots "
-              "(here the test CA through `STS_CA_BUNDLE`)."
-              + (f" \"before ({before_build} build)\" is {before_build}'s own `make build` artifact, run exactly as \"after\" "
-                 "under python3.12 (the same extension, roots and rounds): only the code differs." if before_build else "")), "",
-             "| variant | alg | process ms (min / median) | bare interpreter ms (min / median) | **above bare, ms (min / median)** | import ms (median) | first invocation ms (median) | SDK modules loaded |",
-             "|---|---|---|---|---|---|---|---|"]
+             (f"Date {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; {os.cpu_count()} CPUs shared with other work; "
+              f"interpreters: " + ", ".join(f"{name} {version}" for name, version in versions.items())
+              + f"; load average (1 min) during the runs {min(loads):.1f} to {max(loads):.1f}. {runs} fresh processes per "
+              "variant and algorithm, interleaved round by round (2 warm-up rounds not counted). A process runs the sign "
+              "function's INIT (`import app`) and its first invocation: the caller's proof replayed over HTTPS to the "
+              "signature-checking STS stand-in (a test CA), the keyring and revocation list read through the Parameters and "
+              f"Secrets extension stand-in (TTL 0: each read an AWS call to moto), the key loaded, the token signed, the audit "
+              "line written at INFO; then 30 warm invocations (the same proof, cached)."), "",
+             ("\"after\" is this tree: `make build`'s unchecked-hash .pyc (python3.12: the built artifact itself; python3: "
+              "the same sources compiled the same way), its policy as JSON, Amazon's roots (here the test CA through "
+              "`STS_CA_BUNDLE`)." + (f" \"before\" is `{before}`'s sign function and layer package compiled exactly so "
+              "and run beside it with the same third-party packages, extension, roots and rounds: only our code differs."
+              if before else "")), "",
+             ("| variant | alg | spawn to first token ms (min / median) | bare interpreter ms (min / median) | "
+             "**above bare, ms (min / median)** | INIT CPU / wall ms | first invocation CPU / wall / network wait ms | "
+             "warm invocation CPU / wall ms | SDK modules loaded |"),
+             "|---|---|---|---|---|---|---|---|---|"]
     for variant in variants:
         for alg in ALGS:
             s = results.get((variant.name, alg))
@@ -357,16 +436,56 @@ def render(results: dict[tuple[str, str], Samples], variants: list[Variant], ver
             above_min = min(s.whole) - min(s.bare)
             above_median = statistics.median(s.whole) - statistics.median(s.bare)
             lines.append(
-                f"| {variant.name} | {alg} | {min(s.whole):.0f} / {statistics.median(s.whole):.0f} | {min(s.bare):.0f} / "
-                f"{statistics.median(s.bare):.0f} | **{above_min:.0f} / {above_median:.0f}** | {statistics.median(s.import_ms):.1f} | "
-                f"{statistics.median(s.first_ms):.1f} | {', '.join(sorted(s.sdk)) or 'none'} |"
+                f"| {variant.name} | {alg} | {min(s.whole):.0f} / {s.med('whole'):.0f} | {min(s.bare):.0f} / {s.med('bare'):.0f} | "
+                f"**{above_min:.0f} / {above_median:.0f}** | {s.med('init_cpu'):.1f} / {s.med('init_wall'):.1f} | "
+                f"{s.med('first_cpu'):.1f} / {s.med('first_wall'):.1f} / {s.first_wait():.1f} | "
+                f"{s.med('warm_cpu'):.2f} / {s.med('warm_wall'):.2f} | {', '.join(sorted(s.sdk)) or 'none'} |"
             )
-    lines += ["", ("Above bare = the process's time minus a bare interpreter's (`python -c pass`, same interpreter and "
-              "environment) in the same rounds: min − min and median − median."), ""]
+    lines += ["", ("Above bare = INIT plus the first token: the time from spawning the process to the first token, minus the "
+              "time from spawning a bare interpreter (same interpreter, environment and directory) to its first statement, "
+              "in the same rounds: min − min and median − median. CPU is the process's own (`time.process_time`, every "
+              "thread: the background key read's client side included; the stand-ins run in another process); the network "
+              "wait is the first invocation's wall time minus its CPU. Other columns are medians."), "",
+              "### Estimated first token and warm token on Lambda (estimate, not measured on Lambda)", "",
+              ("From the medians above: INIT at a full core (Lambda is reported to give INIT more CPU than the invoke phase: "
+               "not checked here), the invoke phase's CPU stretched by 1,769 MB / memory (Lambda's CPU share; at most one "
+               "vCPU), network waits unchanged (the stand-ins answer on loopback: AWS's own round trips come on top)."), "",
+              "| variant | alg | " + " | ".join(f"first token at {m:,} MB, ms" for m in MEMORY_SIZES)
+              + " | " + " | ".join(f"warm at {m:,} MB, ms" for m in MEMORY_SIZES) + " |",
+              "|---|---|" + "---|" * (2 * len(MEMORY_SIZES))]
+    for variant in variants:
+        for alg in ALGS:
+            s = results.get((variant.name, alg))
+            if s is None:
+                continue
+            estimates = [s.estimate(m) for m in MEMORY_SIZES]
+            lines.append(f"| {variant.name} | {alg} | " + " | ".join(f"{first:.0f}" for first, _ in estimates) + " | "
+                         + " | ".join(f"{warm:.2f}" for _, warm in estimates) + " |")
+    for alg in ALGS:
+        key = next((k for k in results if k[0].startswith("after, python3.12") and k[1] == alg), None)
+        if key is None:
+            continue
+        lines += ["", f"### Power tuning (estimate): {key[0]}, {alg}", "",
+                  ("Memory against the estimated first-token and warm-token latency and the cost per million tokens "
+                   "(requests plus duration; a warm token bills its handler time, a cold start its INIT and first "
+                   f"invocation). Price source: {PRICE_SOURCE}."), "", *power_tuning(results[key])]
+    lines += ["", "### Goals", ""]
+    for variant in variants:
+        if not variant.name.startswith("after, python3.12"):
+            continue
+        for alg in ALGS:
+            s = results.get((variant.name, alg))
+            if s is None:
+                continue
+            above = statistics.median(s.whole) - statistics.median(s.bare)
+            extra_cpu = s.med("first_cpu") - s.med("warm_cpu")
+            lines.append(f"- {alg}: INIT + first token {above:.0f} ms above bare (median; goal at most 100, aim 60); the first "
+                         f"invocation's own CPU {extra_cpu:.1f} ms beyond a warm one's (goal at most 15, network excluded).")
+    lines.append("")
     for title, table in imports.items():
         lines += [f"### Import-time breakdown: {title}", "",
                   ("Self time (`-X importtime`, medians) of every module loaded from `import app` to the first token "
-                   "(the first invocation's imports included): our modules one by one, other packages by top-level "
+                   "(INIT's imports and any the first invocation adds): our modules one by one, other packages by top-level "
                    "name; 0.5 ms and more, and the totals."), "",
                   "| module | ms |", "|---|---|"]
         for name, value in sorted(table.items(), key=lambda item: (not item[0].startswith("("), -item[1])):
@@ -376,7 +495,7 @@ def render(results: dict[tuple[str, str], Samples], variants: list[Variant], ver
     for title, table in parts.items():
         lines += [f"### First invocation breakdown: {title}", "",
                   ("In-process medians, by wrapping the functions that do each part (nested parts are inside their "
-                  "parent's time)."), "", "| part | ms |", "|---|---|"]
+                  "parent's time; the key reads run in the background during the replay)."), "", "| part | ms |", "|---|---|"]
         for name, value in table.items():
             lines.append(f"| {name} | {value:.2f} |")
         lines.append("")
@@ -385,7 +504,6 @@ def render(results: dict[tuple[str, str], Samples], variants: list[Variant], ver
               f"{calls['after_runs']} cold starts reading through it (2 per start: keyring, revocation list); refused for a wrong "
               f"token: {calls['refused']}. STS replays: {calls['sts']} for {calls['all_runs']} cold starts in all."), ""]
     return "\n".join(lines) + "\n"
-
 
 
 @contextlib.contextmanager
@@ -401,11 +519,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15, help="fresh processes per variant and algorithm")
     parser.add_argument("--breakdown-runs", type=int, default=7)
-    parser.add_argument("--before", default="main", help="the revision measured as 'before' (empty: none)")
-    parser.add_argument("--boto3-312", default="", help="a directory holding boto3 for python3.12 (the runtime's), for 'before' under 3.12")
-    parser.add_argument("--before-build", default="", metavar="DIR",
-                        help="another tree's `make build` output (its .aws-sam/build), measured under python3.12 as this tree's is")
-    parser.add_argument("--before-build-name", default="main", help="what --before-build is, for the tables")
+    parser.add_argument("--before", default="main", help="the revision measured as 'before', compiled as make build does (empty: none)")
     parser.add_argument("--write", action="store_true", help="update the ## Cold start section of benchmarks/RESULTS.md")
     args = parser.parse_args()
     py312 = python312()
@@ -419,25 +533,19 @@ def main() -> None:
     with scratch_dir() as scratch, moto_server() as endpoint, contextlib.ExitStack() as stack:
         cloud = Cloud(endpoint, scratch, stack)
         variants: list[Variant] = []
-        if args.before:
+        if py312 and not (BUILD / "SignFunction" / "__pycache__").is_dir():
+            raise SystemExit("no compiled build: run `make build` first")
+        built_packages = str(BUILD / "SharedLayer" / "python")  # the layer's third-party packages, as make build installs them
+        if py312 and args.before:
             before_task, before_layer = archived(args.before, scratch / "before")
-            before_env = {"PYTHONDONTWRITEBYTECODE": "1"}
-            if py312 and args.boto3_312 and (BUILD / "SharedLayer" / "python").is_dir():
-                variants.append(Variant(f"before ({args.before}), python3.12", py312, before_task,
-                                        [str(before_layer), str(BUILD / "SharedLayer" / "python"), str(Path(args.boto3_312).resolve())],
-                                        before_env, after=False))
-            variants.append(Variant(f"before ({args.before}), python3", py3, before_task, [str(before_layer)], before_env, after=False))
-        if py312 and args.before_build:
-            other = Path(args.before_build).resolve()
-            if not (other / "SignFunction" / "__pycache__").is_dir():
-                raise SystemExit(f"no compiled build in {other}")
-            # the same set-up as "after" (extension, Amazon's roots, compiled): only the code differs
-            variants.append(Variant(f"before ({args.before_build_name} build), python3.12", py312, other / "SignFunction",
-                                    [str(other / "SharedLayer" / "python")]))
+            subprocess.run([py312, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(before_task), str(before_layer)],
+                           check=True)
+            # its own jwks_rotator package first, then the built layer's third-party packages (cryptography)
+            variants.append(Variant(f"before ({args.before}), python3.12", py312, before_task, [str(before_layer), built_packages],
+                                    breakdown=False))
         if py312:
-            if not (BUILD / "SignFunction" / "__pycache__").is_dir():
-                raise SystemExit("no compiled build: run `make build` first")
-            variants.append(Variant("after, python3.12 (make build artifact)", py312, BUILD / "SignFunction", [str(BUILD / "SharedLayer" / "python")]))
+            variants.append(Variant("after, python3.12 (make build artifact)", py312, marked_copy(BUILD / "SignFunction", scratch / "after-build"),
+                                    [built_packages]))
         after_task, after_layer = compiled_copy(py3, scratch / "after-py3")
         variants.append(Variant("after, python3 (compiled as make build does)", py3, after_task, [str(after_layer)]))
         extension_before, refused_before, sts_before = cloud.extension.requests, cloud.extension.refused, cloud.sts.replays
@@ -450,15 +558,11 @@ def main() -> None:
         imports: dict[str, dict[str, float]] = {}
         parts: dict[str, dict[str, float]] = {}
         for variant in variants:
-            if variant.after:
+            if variant.breakdown and variant.interpreter == py312:
                 for alg in ALGS:
                     imports[f"{variant.name}, {alg}"] = import_breakdown(cloud, variant, alg, args.breakdown_runs)
-                    if variant.name.startswith("after"):  # the parts child wraps this tree's functions
-                        parts[f"{variant.name}, {alg}"] = first_call_parts(cloud, variant, alg, args.breakdown_runs)
-            elif variant.interpreter == py3:
-                imports[f"{variant.name}, ES256"] = import_breakdown(cloud, variant, "ES256", args.breakdown_runs)
-    section = render(results, variants, versions, args.runs, imports, parts, args.before, calls,
-                     args.before_build_name if args.before_build else "")
+                    parts[f"{variant.name}, {alg}"] = first_call_parts(cloud, variant, alg, args.breakdown_runs)
+    section = render(results, variants, versions, args.runs, imports, parts, args.before if py312 else "", calls)
     print(section)
     if args.write:
         write_section("Cold start", section)

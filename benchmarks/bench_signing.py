@@ -264,7 +264,7 @@ def wire_handler(app: Any, alg: str, clients: Callable[[str], Any], cloud: Local
         settings_for(alg, secret_id), POLICY, cloud.env(), clients,
         listener=app._on_refresh, on_decision=app._on_decision, on_proof_event=app._on_proof_event,
     )
-    app._config_error = None
+    app._init_error = None
 
 
 def handler_variants(app: Any, alg: str, cloud: LocalCloud) -> dict[str, Callable[[], Any]]:
@@ -368,7 +368,7 @@ def count_warm_calls(cloud: LocalCloud, secret_id: str, alg: str, tokens: int = 
             settings_for(alg, secret_id), POLICY, environ,
             listener=app._on_refresh, on_decision=app._on_decision, on_proof_event=app._on_proof_event,
         )
-        app._config_error = None
+        app._init_error = None
         event = cloud.event()
         replays_before = cloud.sts.replays
         with discarded_output() as sink:

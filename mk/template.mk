@@ -59,6 +59,8 @@ $(CHECKS)/sam-build: $(BUILD_INPUTS) $(SAM_TOOLS)
 	echo "== the sign function's YAML policy files as JSON (same document and digest: no PyYAML import at cold start)"; \
 	PYTHONPATH=.aws-sam/build/SharedLayer/python "$$py312" -B mk/policy_as_json.py \
 		$$(ls .aws-sam/build/SignFunction/*.yaml .aws-sam/build/SignFunction/*.yml 2>/dev/null) && \
+	echo "== leave the local stack's marker out (a deployed function honours no STS or policy override)" && \
+	rm -f .aws-sam/build/SignFunction/.jwks-rotator-local .aws-sam/build/RotateFunction/.jwks-rotator-local && \
 	echo "== compile the built layer and functions for python3.12 (unchecked-hash .pyc)" && \
 	"$$py312" -m compileall -q -j0 --invalidation-mode unchecked-hash $(BUILT_CODE)
 	@mkdir -p $(CHECKS) && touch $@

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from jwks_rotator_local.call_recording import RECORD_ENV
+from jwks_rotator_local.functions import FUNCTIONS_DIR, mark_local
 from jwks_rotator_testkit.deploy import AwsResources, create_test_resources
 from jwks_rotator_testkit.hypothesis_profiles import load_profile_from_environment
 from jwks_rotator_testkit.moto import moto_server, set_default_credentials
@@ -36,7 +37,10 @@ HYPOTHESIS_PROFILE = load_profile_from_environment()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """A fresh recording directory for the session (once, in the controller: xdist workers inherit the variable)."""
+    """The functions marked as the local stack's (the tests' STS stand-ins and policy files are local), then a fresh
+    recording directory for the session (once, in the controller: xdist workers inherit the variable)."""
+    for function in ("sign", "rotate"):
+        mark_local(FUNCTIONS_DIR / function)
     if hasattr(config, "workerinput") or RECORD_ENV in os.environ:
         return
     shutil.rmtree(RECORDED_CALLS, ignore_errors=True)

@@ -64,6 +64,7 @@ class _Key:
     enabled: list[tuple[datetime, bool]] = field(default_factory=list)  # (effective from, enabled) for Sign
     signer_allowed: list[tuple[datetime, bool]] = field(default_factory=list)  # (effective from, policy names the sign role)
     pending_days: int | None = None
+    policy: str = "{}"
 
 
 def _effective(history: list[tuple[datetime, bool]], at: datetime) -> bool:
@@ -108,6 +109,7 @@ class EventuallyConsistentKms:
         key = _Key(key_spec, _SPECS[key_spec](), dict(tags), now, "Enabled")
         key.enabled.append((now, True))  # CreateKey makes an enabled key, at once
         key.signer_allowed.append((now, self._names_signer(policy)))
+        key.policy = policy
         self.keys[arn] = key
         return arn
 
@@ -131,11 +133,19 @@ class EventuallyConsistentKms:
 
     def describe(self, key_arn: str) -> VaultKey:
         key = self._key("describe_key", key_arn)
-        return VaultKey(key_arn, dict(key.tags), key.created_at, key.state)
+        return self._vault_key(key_arn, key)
+
+    @staticmethod
+    def _vault_key(arn: str, key: _Key) -> VaultKey:
+        return VaultKey(arn, dict(key.tags), key.created_at, key.state, "SIGN_VERIFY", "AWS_KMS", key.spec, "CUSTOMER")
 
     def put_policy(self, key_arn: str, policy: str) -> None:
         key = self._key("put_key_policy", key_arn)
         key.signer_allowed.append((self._later(), self._names_signer(policy)))
+        key.policy = policy
+
+    def policy(self, key_arn: str) -> str:
+        return self._key("get_key_policy", key_arn).policy
 
     def enable(self, key_arn: str) -> None:
         key = self._key("enable_key", key_arn)
@@ -161,7 +171,7 @@ class EventuallyConsistentKms:
 
     def list_tagged(self, tag_key: str, tag_value: str) -> list[VaultKey]:
         self.calls.append("list_keys")
-        return [VaultKey(arn, dict(k.tags), k.created_at, k.state) for arn, k in self.keys.items() if k.tags.get(tag_key) == tag_value]
+        return [self._vault_key(arn, k) for arn, k in self.keys.items() if k.tags.get(tag_key) == tag_value]
 
     def server_time(self) -> datetime:
         """KMS's clock: the one its CreationDates come from."""

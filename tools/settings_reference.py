@@ -34,7 +34,8 @@ TEMPLATE_ONLY_PARAMETERS = {
     "Publishing": ("DomainName", "CertificateArn"),
     "Operations": (
         "RefusalBurstThreshold", "AlarmEmail", "LogRetentionInDays", "JwksVersionRetentionDays", "BreakGlassRoleArn",
-        "ParametersSecretsExtensionLayerArn",
+        "ParametersSecretsExtensionLayerArn", "CodeSigningConfigArn", "SignMemorySize", "SignSnapStart", "SignProvisionedConcurrency",
+        "SignCodeRevision",
     ),
     "Audit": ("AuditLogRetentionInDays", "AuditLogKmsKeyArn"),
 }

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from .app import fail
 from .audit_query import DECISIONS, OPERATIONS, AuditQuery, function_log_group, parse_when, select
-from .context import CliContext
+from .context import CliContext, refuse_stack_options
 from .local_state import ROTATE_FUNCTION, SIGN_FUNCTION
 
 _COLUMNS = ("time", "decision", "profile", "caller", "sub", "aud", "jti", "kid", "exp")
@@ -45,6 +45,14 @@ def log_events(client: Any, group: str, query: AuditQuery) -> Iterator[dict[str,
         request["nextToken"] = token
 
 
+def caller_cell(record: dict[str, Any]) -> Any:
+    """The caller as its IAM role ARN with the session name beside it (a session name is the caller's own choice)."""
+    role, caller = record.get("role"), record.get("caller")
+    if isinstance(role, str) and isinstance(caller, str) and ":assumed-role/" in caller:
+        return f"{role} (session {caller.rsplit('/', 1)[-1]})"
+    return caller
+
+
 def cell(name: str, value: Any) -> str:
     """One field as plain text on one line (control characters escaped); ``exp`` as a UTC time."""
     if value is None:
@@ -60,7 +68,7 @@ def table_lines(records: list[dict[str, Any]]) -> list[str]:
     columns = _OPERATION_COLUMNS if records and all(record.get("function") == "rotate" for record in records) else _COLUMNS
     rows = [list(columns)]
     for record in records:
-        row = [cell(name, record.get(name)) for name in columns]
+        row = [cell(name, caller_cell(record) if name == "caller" else record.get(name)) for name in columns]
         if record.get("decision") in ("refused", "failed") and record.get("error"):
             row[columns.index("decision")] = cell("decision", f"{record['decision']}: {record['error']}")
         rows.append(row)
@@ -106,6 +114,7 @@ def audit(
     as_json: bool,
 ) -> None:
     """Decisions from the audit lines: who minted a token, what a caller got since when, who revoked a kid (--kid)."""
+    refuse_stack_options(obj, "log_group", "function_name")
     now = datetime.now(UTC)
     try:
         start = parse_when(since, now)

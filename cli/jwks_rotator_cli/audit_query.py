@@ -121,14 +121,15 @@ class AuditQuery:
         return out
 
     def matches(self, record: Mapping[str, Any], event_time: datetime | None = None) -> bool:
-        """Whether an audit line answers the query; its own ``time`` decides the window (else the event's)."""
+        """Whether an audit line answers the query; the event's timestamp decides the window (the line's own ``time``,
+        which is whatever its writer printed, only for an event without one)."""
         if record.get("type") != AUDIT_TYPE:
             return False
         if any(record.get(name) != value for name, value in self.equalities()):
             return False
         if self.sub is not None and not sub_matches(record.get("sub"), self.sub):
             return False
-        when = record_time(record) or event_time
+        when = event_time or record_time(record)  # CloudWatch's timestamp; the line's text only when there is none
         return when is not None and self.since <= when <= self.until
 
     def filter_pattern(self) -> str:
@@ -177,6 +178,9 @@ def select(events: Iterable[Mapping[str, Any]], query: AuditQuery) -> list[dict[
         record = parse_audit_line(str(event.get("message", "")))
         stamp = event_time(event)
         if record is not None and query.matches(record, stamp):
-            found.append((record_time(record) or stamp or query.since, index, record))
+            if stamp is not None:  # shown and sorted by the event's timestamp; the line's own kept as line_time
+                record = {**record, "time": stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z",
+                          "line_time": record.get("time")}
+            found.append((stamp or record_time(record) or query.since, index, record))
     found.sort(key=lambda item: item[:2])
     return [record for _, _, record in found]

@@ -113,6 +113,24 @@ def refuse_overrides(stack_name: str, names: list[str]) -> None:
         )
 
 
+def refuse_stack_options(obj: CliContext, *names: str, ctx: click.Context | None = None) -> None:
+    """With a named stack, refuse a command's options that name what the stack owns (its functions, log group, JWKS,
+    leeway): given by option or environment, each is named as set (``ROTATE_FUNCTION_NAME``, ``--function-name``)."""
+    ctx = ctx or click.get_current_context()
+    if not obj.stack_name:
+        return
+    given = []
+    for param in ctx.command.params:
+        if param.name not in names or ctx.params.get(param.name) is None:
+            continue
+        source = ctx.get_parameter_source(param.name)
+        if source is ParameterSource.ENVIRONMENT and isinstance(param.envvar, str):
+            given.append(param.envvar)
+        elif source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            given.append(param.opts[0])
+    refuse_overrides(obj.stack_name, given)
+
+
 def same_endpoint(a: str, b: str) -> bool:
     """Whether two endpoint URLs name the same server (``localhost`` is ``127.0.0.1``)."""
 

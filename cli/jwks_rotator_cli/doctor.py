@@ -10,6 +10,8 @@ functions of :mod:`.doctor_checks`; this module gathers what they judge. Exit 1 
 from __future__ import annotations
 
 import email.utils
+import queue
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -61,6 +63,7 @@ DOCTOR_SUBJECT = "jwks-rotator-doctor"
 DOCTOR_AUDIENCE = "jwks-rotator-doctor"
 """An audience no policy should grant: the answer is a refusal after authentication (audience_not_allowed), rarely a token."""
 HTTP_TIMEOUT = 10.0
+HTTP_DEADLINE = 20.0
 _STYLES = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
 
@@ -79,7 +82,20 @@ class Fetched:
 
 
 def fetch(url: str) -> Fetched:
-    """GET ``url`` as a verifier would (no credentials); an HTTP error is an answer, a network error is not."""
+    """GET ``url`` as a verifier would (no credentials); an HTTP error is an answer, a network error is not.
+
+    ``HTTP_TIMEOUT`` bounds each socket read, not a server that answers a byte at a time (nor a DNS lookup): the GET
+    runs in a daemon thread, and one not done within ``HTTP_DEADLINE`` is a failed fetch (the thread ends with the CLI).
+    """
+    done: queue.Queue[Fetched] = queue.Queue(maxsize=1)
+    threading.Thread(target=lambda: done.put(_get(url)), name="doctor-fetch", daemon=True).start()
+    try:
+        return done.get(timeout=HTTP_DEADLINE)
+    except queue.Empty:
+        return Fetched(url, error=f"no complete answer within {HTTP_DEADLINE:.0f}s")
+
+
+def _get(url: str) -> Fetched:
     request = urllib.request.Request(url, headers={"User-Agent": "jwks-rotator-doctor", "Cache-Control": "no-cache"})
     try:
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as answer:  # a verifier's GET of a public URL
@@ -99,12 +115,22 @@ def http_date(value: str) -> datetime | None:
     return parsed.astimezone(UTC) if parsed is not None else None
 
 
+def served_at(fetched: Fetched) -> datetime | None:
+    """When the server answered, by its clock: ``Date`` plus ``Age`` (a CDN's cached answer keeps the origin's Date)."""
+    date = http_date(fetched.header("Date"))
+    age = fetched.header("Age").strip()
+    return date + timedelta(seconds=int(age)) if date is not None and age.isdigit() else date
+
+
 def _aws_error(exc: Exception) -> str:
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", "error"))
     if isinstance(exc, JwksRotatorError):
         return exc.code
     return type(exc).__name__
+
+
+NOT_A_DOCUMENT = "something in front of the bucket answers for it (an error page?): check the distribution, then `jwks-rotator publish`"
 
 
 def document_checks(stack: StackInfo, settings: Settings) -> tuple[list[Check], dict[str, Any] | None, Fetched]:
@@ -119,8 +145,12 @@ def document_checks(stack: StackInfo, settings: Settings) -> tuple[list[Check], 
     discovery = parse_json(discovery_fetch.body) if discovery_fetch.status == 200 else None
     if isinstance(discovery, dict):
         checks.append(check_discovery(discovery, stack.issuer, stack.jwks_url))
+    elif discovery_fetch.status == 200:
+        checks.append(Check("discovery issuer", "fail", f"{discovery_fetch.url}: the body is not a JSON object", NOT_A_DOCUMENT))
     if isinstance(jwks, dict):
         checks.append(check_jwks_keys(jwks, settings.algorithm))
+    elif jwks_fetch.status == 200:
+        checks.append(Check("published keys", "fail", f"{jwks_fetch.url}: the body is not a JSON object", NOT_A_DOCUMENT))
     return checks, jwks if isinstance(jwks, dict) else None, jwks_fetch
 
 
@@ -136,22 +166,28 @@ def doctor_request(policy: IssuancePolicy | None, settings: Settings, caller: st
     return {"sub": DOCTOR_SUBJECT, "aud": DOCTOR_AUDIENCE}
 
 
-def signer_check(obj: CliContext, stack: StackInfo, settings: Settings, policy: IssuancePolicy | None) -> Check:
-    """A proof from the current credentials (a local stack: its demo caller role) sent to the deployed signer."""
+def signer_check(obj: CliContext, stack: StackInfo, settings: Settings, policy: IssuancePolicy | None,
+                 jwks: dict[str, Any] | None = None) -> Check:
+    """A proof from the current credentials (a local stack: its demo caller role) sent to the deployed signer; a token it
+    issues must verify with the JWKS served after it (``jwks``, the one fetched first, when that fetch fails)."""
     from jwks_rotator_client import SignClient, SignInvokeError
 
-    lambda_client = obj.client("lambda", endpoint_url=obj.lambda_endpoint())
-    sts_endpoint = function_environment(lambda_client, stack.sign_function_name).get("STS_ENDPOINT_URL") or None
     role = stack.demo_caller_role_arn
     try:
+        lambda_client = obj.client("lambda", endpoint_url=obj.lambda_endpoint())
+        sts_endpoint = function_environment(lambda_client, stack.sign_function_name).get("STS_ENDPOINT_URL") or None
         session = caller_session(obj, role)
-        caller = role or str(session.client("sts", endpoint_url=sts_endpoint).get_caller_identity()["Arn"])
+        caller = role or str(obj.client("sts", endpoint_url=sts_endpoint, session=session).get_caller_identity()["Arn"])
         client = SignClient(stack.sign_function_name, obj.client("lambda", endpoint_url=obj.lambda_endpoint(), session=session), session,
                             sts_endpoint_url=sts_endpoint)
         answer = client.sign(doctor_request(policy, settings, caller))
     except (SignInvokeError, ClientError, BotoCoreError) as exc:
         return check_signer(None, role or "this caller", f"{_aws_error(exc)}: {exc}")
-    return check_signer(answer, caller)
+    if answer.get("token"):  # fetched after the token: a key activated since the first fetch is published by now
+        fresh = fetch(stack.jwks_url)
+        parsed = parse_json(fresh.body) if fresh.status == 200 else None
+        jwks = parsed if isinstance(parsed, dict) else jwks
+    return check_signer(answer, caller, jwks=jwks)
 
 
 def policy_check(obj: CliContext, stack: StackInfo, settings: Settings) -> tuple[Check, IssuancePolicy | None]:
@@ -167,7 +203,7 @@ def policy_check(obj: CliContext, stack: StackInfo, settings: Settings) -> tuple
     return check_policy(text, loaded.disabled), loaded
 
 
-def alarm_checks(obj: CliContext, stack: StackInfo, parameters: dict[str, str]) -> list[Check]:
+def alarm_checks(obj: CliContext, stack: StackInfo, parameters: dict[str, str], stack_age: timedelta | None = None) -> list[Check]:
     """The stack's alarms (from its resources) exist in CloudWatch; their states; the alarm email."""
     try:
         resources = obj.client("cloudformation").describe_stack_resources(StackName=stack.name)["StackResources"]
@@ -175,7 +211,7 @@ def alarm_checks(obj: CliContext, stack: StackInfo, parameters: dict[str, str]) 
         alarms = obj.client("cloudwatch").describe_alarms(AlarmNames=names)["MetricAlarms"] if names else []
     except (ClientError, BotoCoreError) as exc:
         return [Check("alarms", "warn", f"not readable here ({_aws_error(exc)})", "grant cloudwatch:DescribeAlarms to check them")]
-    return check_alarms(alarms, len(names), parameters.get("AlarmEmail"))
+    return check_alarms(alarms, len(names), parameters.get("AlarmEmail"), stack_age)
 
 
 LAST_RUN_PAGES = 20
@@ -203,13 +239,17 @@ def last_run_check(obj: CliContext, stack: StackInfo, settings: Settings, now: d
 
 
 def kms_check(obj: CliContext, keyring: Keyring) -> Check:
-    """Under KMS custody: each key's KMS key enabled only when it is the active one."""
+    """Under KMS custody: each key's KMS key enabled only when it is the active one (not readable here: warn)."""
     kms = obj.client("kms")
     keys = []
-    for key in keyring.keys:
-        if key.kms_key_arn:
-            enabled = bool(kms.describe_key(KeyId=key.kms_key_arn)["KeyMetadata"].get("Enabled"))
-            keys.append((key.kid, key.state.value, enabled))
+    try:
+        for key in keyring.keys:
+            if key.kms_key_arn:
+                enabled = bool(kms.describe_key(KeyId=key.kms_key_arn)["KeyMetadata"].get("Enabled"))
+                keys.append((key.kid, key.state.value, enabled))
+    except (ClientError, BotoCoreError) as exc:
+        return Check("kms custody", "warn", f"KMS keys not readable here ({_aws_error(exc)})",
+                     "run doctor as a role with kms:DescribeKey on the stack's keys (the break-glass role)")
     return check_kms_custody(keys)
 
 
@@ -226,7 +266,8 @@ def run_checks(obj: CliContext, clock: Clock = lambda: datetime.now(UTC)) -> tup
     checks = [outputs_check]
     document, jwks, jwks_fetch = document_checks(stack, settings)
     checks += document
-    published = [str(k.get("kid")) for k in (jwks or {}).get("keys", []) if isinstance(k, dict)]
+    members = (jwks or {}).get("keys")
+    published = [str(k.get("kid")) for k in members if isinstance(k, dict)] if isinstance(members, list) else []
     keyring: Keyring | None = None
     unreadable = ""
     try:
@@ -235,7 +276,7 @@ def run_checks(obj: CliContext, clock: Clock = lambda: datetime.now(UTC)) -> tup
         unreadable = _aws_error(exc)
     source = obj.endpoint_url or f"https://sts.{obj.region_name()}.amazonaws.com"
     local_now = clock()
-    remote = http_date(fetch(source).header("Date")) or http_date(jwks_fetch.header("Date"))
+    remote = http_date(fetch(source).header("Date")) or served_at(jwks_fetch)
     checks.append(check_active_key(keyring, published, settings.publish_lead, unreadable))
     checks.append(check_rotation_on_time(keyring, settings.rotation_period, settings.schedule, remote or local_now))
     described = describe(obj, stack)
@@ -243,12 +284,13 @@ def run_checks(obj: CliContext, clock: Clock = lambda: datetime.now(UTC)) -> tup
     checks.append(last_run_check(obj, stack, settings, remote or local_now, created if isinstance(created, datetime) else None))
     if stack.outputs.get("SignFunctionName"):
         policy_result, policy = policy_check(obj, stack, settings)
-        checks.append(signer_check(obj, stack, settings, policy))
+        checks.append(signer_check(obj, stack, settings, policy, jwks))
         checks.append(policy_result)
     parameters = {str(p["ParameterKey"]): str(p.get("ParameterValue", "")) for p in described.get("Parameters", [])}
     checks.append(check_operator_roles(list(settings.operator_roles)))
     checks.append(check_break_glass(parameters.get("BreakGlassRoleArn")))
-    checks += alarm_checks(obj, stack, parameters)
+    deployed = max((t for t in (created, described.get("LastUpdatedTime")) if isinstance(t, datetime)), default=None)
+    checks += alarm_checks(obj, stack, parameters, (remote or local_now) - deployed if deployed is not None else None)
     if settings.key_custody == "kms" and keyring is not None:
         checks.append(kms_check(obj, keyring))
     checks.append(check_clock(local_now, remote, source))

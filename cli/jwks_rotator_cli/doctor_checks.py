@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import jwt
+
+from jwks_rotator.core.errors import UnsupportedAlgorithmError
+from jwks_rotator.core.keys.algorithms import get_algorithm
 from jwks_rotator.core.keys.checks import thumbprint
 from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.keys.records import KeyState
@@ -25,10 +29,14 @@ AUTHENTICATED_REFUSALS = frozenset({
     "caller_not_allowed", "subject_not_allowed", "claims_not_allowed", "audience_not_allowed", "ttl_too_long",
 })
 """Answers the sign function gives only after it verified the proof with STS, read its key and loaded its policy."""
+PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+"""JWK members that hold a private or symmetric key (RFC 7518 6.2.2, 6.3.2, 6.4): never in a public JWKS."""
 SKEW_WARN = timedelta(seconds=5)
 SKEW_FAIL = timedelta(minutes=4)
 """STS accepts a proof signed within 5 minutes of its clock: past 4, proofs from this machine start failing."""
 FAILING_ALARM_STATES = frozenset({"ALARM"})
+ALARM_SETTLE = timedelta(hours=1)
+"""Longer than any template alarm takes to leave INSUFFICIENT_DATA after it is created."""
 WARN_ONLY_ALARMS = ("RefusalBurst",)
 """An alarm on refusals says callers are refused, not that the stack is broken."""
 
@@ -65,13 +73,25 @@ def check_outputs(stack_name: str, outputs: Mapping[str, str]) -> Check:
     return Check("stack outputs", "ok", f"stack {stack_name}: {len(outputs)} outputs, none missing")
 
 
-def max_age_of(cache_control: str) -> int | None:
-    """``max-age`` of a Cache-Control header, None when absent or malformed."""
+def cache_directives(cache_control: str) -> dict[str, list[str]]:
+    """A Cache-Control header's directives by lower-cased name, each with every value given (a name may repeat)."""
+    directives: dict[str, list[str]] = {}
     for part in cache_control.split(","):
         name, _, value = part.strip().partition("=")
-        if name.strip().lower() == "max-age" and value.strip().isdigit():
-            return int(value.strip())
-    return None
+        if name.strip():
+            directives.setdefault(name.strip().lower(), []).append(value.strip().strip('"'))
+    return directives
+
+
+def _seconds(values: Sequence[str]) -> int | None:
+    """The longest of a directive's delta-seconds values (caches differ on which repeat they obey), None when none parses."""
+    numbers = [int(value) for value in values if value.isdigit()]
+    return max(numbers) if numbers else None
+
+
+def max_age_of(cache_control: str) -> int | None:
+    """``max-age`` of a Cache-Control header (the longest, when repeated), None when absent or malformed."""
+    return _seconds(cache_directives(cache_control).get("max-age", []))
 
 
 def check_document(name: str, url: str, status: int | None, content_type: str, cache_control: str, max_age: timedelta,
@@ -85,7 +105,9 @@ def check_document(name: str, url: str, status: int | None, content_type: str, c
                      "403/404: the bucket is empty or the distribution cannot read it: run `jwks-rotator publish`, check the origin access")
     if content_type.split(";")[0].strip().lower() not in JWKS_CONTENT_TYPES:
         return Check(label, "fail", f"{url}: Content-Type {content_type or 'missing'}", "publish again (`jwks-rotator publish`): documents are JSON")
-    seen = max_age_of(cache_control)
+    directives = cache_directives(cache_control)
+    seen = _seconds(directives.get("max-age", []))
+    shared = _seconds(directives.get("s-maxage", []))
     wanted = int(max_age.total_seconds())
     if seen is None:
         return Check(label, "fail", f"{url}: Cache-Control {cache_control or 'missing'} has no max-age",
@@ -93,6 +115,15 @@ def check_document(name: str, url: str, status: int | None, content_type: str, c
     if seen > wanted:
         return Check(label, "fail", f"{url}: max-age={seen}, the stack's jwks-max-age is {wanted}s",
                      "verifiers would cache keys past the publish lead: remove the cache policy override, or `jwks-rotator publish`")
+    if shared is not None and shared > wanted:
+        return Check(label, "fail", f"{url}: s-maxage={shared}, the stack's jwks-max-age is {wanted}s",
+                     "shared caches (CloudFront) would serve old keys past the publish lead: remove s-maxage from the header or cache policy")
+    stale = _seconds(directives.get("stale-while-revalidate", []))
+    if stale and seen + stale > wanted:
+        return Check(label, "fail", f"{url}: max-age={seen}, stale-while-revalidate={stale}, the stack's jwks-max-age is {wanted}s",
+                     "caches may serve old keys past the publish lead: remove stale-while-revalidate from the header or cache policy")
+    if "no-store" in directives or "no-cache" in directives:
+        return Check(label, "warn", f"{url}: Cache-Control {cache_control}", "verifiers may not cache it: harmless, costs fetches")
     if seen < wanted:
         return Check(label, "warn", f"{url}: max-age={seen}, the stack's jwks-max-age is {wanted}s", "a cache policy shortens it: harmless, costs fetches")
     return Check(label, "ok", f"{url}: 200, {content_type.split(';')[0]}, max-age={seen}")
@@ -111,9 +142,14 @@ def check_discovery(discovery: Mapping[str, Any], issuer: str, jwks_url: str) ->
 
 def check_jwks_keys(jwks: Mapping[str, Any], algorithm: str) -> Check:
     """Every published kid is its key's RFC 7638 thumbprint, every key names an algorithm, and the stack's algorithm is there."""
-    keys = [key for key in jwks.get("keys", []) if isinstance(key, Mapping)]
+    members = jwks.get("keys")
+    keys = [key for key in members if isinstance(key, Mapping)] if isinstance(members, list) else []
     if not keys:
         return Check("published keys", "fail", "the JWKS holds no key", "the rotate function has not published: check its last run (below), then `jwks-rotator publish`")
+    leaked = sorted({f"{key.get('kid')} ({member})" for key in keys for member in PRIVATE_MEMBERS if member in key})
+    if leaked:
+        return Check("published keys", "fail", f"the JWKS holds private key material: {', '.join(leaked)}",
+                     "the key is compromised: `jwks-rotator rotate --now`, revoke it (docs/RUNBOOK.md), and find what wrote the JWKS")
     wrong = []
     for key in keys:
         try:
@@ -124,11 +160,24 @@ def check_jwks_keys(jwks: Mapping[str, Any], algorithm: str) -> Check:
     if wrong:
         return Check("published keys", "fail", f"kid is not the key's RFC 7638 thumbprint: {', '.join(wrong)}",
                      "something other than the rotate function wrote the JWKS: `jwks-rotator publish` restores it")
+    mismatched = [f"{key.get('kid')} ({key.get('alg')})" for key in keys if key.get("alg") is not None and not _can_sign(key)]
+    if mismatched:
+        return Check("published keys", "fail", f"a key's alg is not one its type signs with: {', '.join(mismatched)}",
+                     "verifiers may accept it under that algorithm: `jwks-rotator publish` restores the JWKS; find what wrote it")
     algorithms = sorted({str(key.get("alg")) for key in keys})
     if algorithm not in algorithms or "None" in algorithms:
         return Check("published keys", "warn", f"algorithms {', '.join(algorithms)}; the stack's is {algorithm}",
                      "expected right after changing the algorithm, until the next rotation; otherwise `jwks-rotator publish`")
     return Check("published keys", "ok", f"{len(keys)} key(s), kids are thumbprints, algorithms {', '.join(algorithms)}")
+
+
+def _can_sign(jwk: Mapping[str, Any]) -> bool:
+    """Whether ``jwk``'s ``alg`` is a supported algorithm for its key type (and curve)."""
+    try:
+        algorithm = get_algorithm(str(jwk.get("alg")))
+    except UnsupportedAlgorithmError:
+        return False
+    return jwk.get("kty") == algorithm.kty and (algorithm.crv is None or jwk.get("crv") == algorithm.crv)
 
 
 def check_active_key(keyring: Keyring | None, published_kids: Sequence[str], publish_lead: timedelta, unreadable: str = "") -> Check:
@@ -196,11 +245,39 @@ def check_last_run(tick: Mapping[str, Any] | None, window: timedelta, stack_age:
     return Check(name, "ok", f"{age:.0f}s ago: tick {tick.get('decision', 'done')}")
 
 
-def check_signer(answer: Mapping[str, Any] | None, caller: str, error: str = "") -> Check:
-    """A proof from the current credentials, sent to the deployed signer, was authenticated (issued, or refused after authentication)."""
+def token_against_jwks(token: str, jwks: Mapping[str, Any]) -> str:
+    """Why ``token``'s signature does not verify with the published key its ``kid`` names; empty when it does.
+
+    Expiry and audience are not judged (the token lives 1 s); the token itself never enters the answer.
+    """
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError as exc:
+        return f"the issued token is not a JWS ({type(exc).__name__})"
+    members = jwks.get("keys")
+    key = next((k for k in members if isinstance(k, Mapping) and k.get("kid") == kid), None) if isinstance(members, list) else None
+    if key is None:
+        return f"the issued token's kid {kid} is not in the public JWKS"
+    try:
+        jwt.decode(token, jwt.PyJWK(dict(key)).key, algorithms=[str(key.get("alg"))],
+                   options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False, "verify_iss": False})
+    except jwt.PyJWTError as exc:
+        return f"the issued token does not verify with the published key {kid} ({type(exc).__name__})"
+    return ""
+
+
+def check_signer(answer: Mapping[str, Any] | None, caller: str, error: str = "", *, jwks: Mapping[str, Any] | None = None) -> Check:
+    """A proof from the current credentials, sent to the deployed signer, was authenticated (issued, or refused after authentication).
+
+    An issued token must verify with the ``jwks`` published (when it was fetched): a signer whose key verifiers lack fails.
+    """
     if answer is None:
         return Check("signer", "fail", f"could not invoke the sign function: {error}", "grant this caller lambda:InvokeFunction (the SignInvokePolicyArn output)")
     if answer.get("token"):
+        why = token_against_jwks(str(answer["token"]), jwks) if jwks is not None else ""
+        if why:
+            return Check("signer", "fail", f"{why}: verifiers refuse its tokens",
+                         "the signer signs with a key not published: `jwks-rotator publish`, then check the keyring (docs/RUNBOOK.md)")
         return Check("signer", "ok", f"issued a 1 s token to {caller} (kid {answer.get('kid')}): STS, the key and the policy all work")
     code = str(answer.get("error", ""))
     if code in AUTHENTICATED_REFUSALS:
@@ -243,9 +320,19 @@ def check_break_glass(role_arn: str | None) -> Check:
     return Check("break-glass role", "ok", role_arn)
 
 
-def check_alarms(alarms: Sequence[Mapping[str, Any]], expected: int, alarm_email: str | None) -> list[Check]:
-    """The template's alarms exist; one in ALARM fails (a refusal burst warns); no alarm email warns."""
+def check_alarms(alarms: Sequence[Mapping[str, Any]], expected: int, alarm_email: str | None,
+                 stack_age: timedelta | None = None) -> list[Check]:
+    """The template's alarms exist; one in ALARM fails (a refusal burst warns); no alarm email warns.
+
+    Each template alarm treats missing data as OK or breaching, so one still ``INSUFFICIENT_DATA`` past
+    :data:`ALARM_SETTLE` after deployment cannot evaluate its metric and would never page: warn.
+    """
     checks: list[Check] = []
+    if stack_age is not None and stack_age > ALARM_SETTLE:
+        stuck = sorted(str(a.get("AlarmName")) for a in alarms if a.get("StateValue") == "INSUFFICIENT_DATA")
+        if stuck:
+            checks.append(Check("alarm", "warn", f"still without data {stack_age.total_seconds() / 3600:.0f}h after deployment: {', '.join(stuck)}",
+                                "it cannot evaluate its metric, so it never pages: compare it with template.yaml's and deploy again"))
     if expected == 0:
         checks.append(Check("alarms", "warn", "the stack has no alarms", "deploy the project's template.yaml: it creates them"))
     elif len(alarms) < expected:

@@ -18,7 +18,7 @@ import click
 from jwks_rotator.core import errors
 
 from .app import fail
-from .context import CliContext
+from .context import CliContext, refuse_stack_options
 from .local_state import OPERATOR_ROLE, ROTATE_FUNCTION
 from .output import console, print_summary
 from .proving import proving_client
@@ -102,6 +102,7 @@ def invoke_operation(obj: CliContext, options: dict[str, Any], event: dict[str, 
     """The rotate function's summary of ``event`` run as an operator; exits 1 with one line on a refusal or a failure."""
     from jwks_rotator_client import InvokeError, OperatorClient
 
+    refuse_stack_options(obj, "function_name")
     function_name = _function_name(obj, options["function_name"])
     role_arn, sts_endpoint_url = _stack_defaults(obj, options, function_name)
     client = proving_client(

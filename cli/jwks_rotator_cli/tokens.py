@@ -12,7 +12,7 @@ from jwks_rotator.core.keys.algorithms import algorithm_names
 from jwks_rotator.core.settings import Settings
 
 from .app import fail
-from .context import CliContext, emit_json, given_settings, json_option, session_for_role, settings_options
+from .context import CliContext, emit_json, given_settings, json_option, refuse_stack_options, session_for_role, settings_options
 from .local_state import SIGN_FUNCTION
 from .output import console, human
 from .stack import function_environment
@@ -75,6 +75,7 @@ def sign(
     """
     from jwks_rotator_client import SignClient, SignInvokeError
 
+    refuse_stack_options(obj, "function_name")
     request: dict[str, Any] = {"sub": sub}
     if aud:
         request["aud"] = aud[0] if len(aud) == 1 else list(aud)
@@ -191,6 +192,7 @@ def verify(obj: CliContext, /, token: str, jwks_url: str | None, audience: tuple
     """Verify TOKEN against the published JWKS; print its claims or why it is refused."""
     import jwt
 
+    refuse_stack_options(obj, "jwks_url", "leeway")
     settings = obj.settings(given_settings(values), require=("issuer",))
     state = obj.local_state()
     stack = obj.stack()

@@ -12,9 +12,17 @@ sent with one too, so the audit line names the operator. Example::
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
-from .sign_client import InvokeError, ProofInvoker
+from .sign_client import REQUEST_HEADER, InvokeError, ProofInvoker, build_caller_proof
+
+
+def operation_digest(payload: dict[str, Any]) -> str:
+    """sha256 (hex) of the operation event without its proof, as compact JSON with sorted keys (the rotate function's rule)."""
+    body = {key: value for key, value in payload.items() if key != "proof"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")).hexdigest()
 
 
 class OperationFailedError(InvokeError):
@@ -28,8 +36,20 @@ class OperatorClient(ProofInvoker):
     error_type = OperationFailedError
 
     def operate(self, operation: str, **fields: Any) -> dict[str, Any]:
-        """``{"operation": operation, **fields}`` with a proof."""
-        return self.invoke_with_proof({"operation": operation, **fields})
+        """``{"operation": operation, **fields}`` with a fresh proof bound to exactly that event.
+
+        The proof signs the event's digest (:data:`REQUEST_HEADER`), so a captured proof authorizes this one operation
+        with these arguments and nothing else; unlike a sign proof it is never reused for another request.
+        """
+        payload = {"operation": operation, **fields}
+        credentials = self._session.get_credentials()
+        if credentials is None:
+            raise self.error_type("no AWS credentials to prove the caller's identity with")
+        proof = build_caller_proof(
+            credentials.get_frozen_credentials(), sts_endpoint_url=self.sts_endpoint_url, region=self.region, signer=self.function_name,
+            extra_headers={REQUEST_HEADER: operation_digest(payload)},
+        )
+        return self._invoke({**payload, "proof": proof})
 
     def tick(self) -> dict[str, Any]:
         """Apply what is due (what the schedule does)."""

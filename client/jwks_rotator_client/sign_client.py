@@ -35,6 +35,8 @@ from botocore.auth import SigV4Auth  # type: ignore[import-untyped,unused-ignore
 from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped,unused-ignore]  # untyped where vendored without stubs
 
 SIGNER_HEADER = "X-Jwks-Rotator-Signer"
+REQUEST_HEADER = "X-Jwks-Rotator-Request"
+"""Signed into an operator's proof: the sha256 of the operation it authorizes (:func:`operation_digest`)."""
 GET_CALLER_IDENTITY_BODY = "Action=GetCallerIdentity&Version=2011-06-15"
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
 PROOF_REUSE_SECONDS = 240.0
@@ -68,15 +70,18 @@ def _host_of(url: str) -> str:
     return parts.hostname if port in (None, _DEFAULT_PORTS[parts.scheme]) else f"{parts.hostname}:{port}"
 
 
-def build_caller_proof(credentials: Any, *, sts_endpoint_url: str, region: str, signer: str) -> dict[str, Any]:
+def build_caller_proof(
+    credentials: Any, *, sts_endpoint_url: str, region: str, signer: str, extra_headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     """A signed, unsent GetCallerIdentity request as the sign function's ``proof`` field.
 
     ``credentials`` are botocore credentials (``access_key``, ``secret_key``,
     ``token``); ``sts_endpoint_url`` is the STS endpoint the sign function
     replays to (``https://sts.REGION.amazonaws.com``, or a local stand-in).
+    ``extra_headers`` are signed too (an operator's :data:`REQUEST_HEADER`).
     """
     url = sts_endpoint_url.rstrip("/") + "/"
-    headers = {"Host": _host_of(url), "Content-Type": FORM_CONTENT_TYPE, SIGNER_HEADER: signer}
+    headers = {"Host": _host_of(url), "Content-Type": FORM_CONTENT_TYPE, SIGNER_HEADER: signer, **(extra_headers or {})}
     request = AWSRequest(method="POST", url=url, data=GET_CALLER_IDENTITY_BODY.encode(), headers=headers)
     SigV4Auth(credentials, "sts", region).add_auth(request)
     return {"headers": dict(request.headers.items()), "body": GET_CALLER_IDENTITY_BODY}

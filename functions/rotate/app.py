@@ -13,7 +13,9 @@ and ``accept_restore``. Never the proof.
 Metrics (EMF): ``Rotations``, ``Publications``, keys per state, ``ActiveKeyAgeSeconds`` and
 ``ActiveKeyOverdueSeconds`` (what the stale-key alarm watches), ``InvalidEvents``, ``OperationRefusals_<code>``,
 ``RotationFailures`` and, for the failures an operator must act on, ``KeyringBehindPublication`` and
-``ClockSkewDetected`` (see jwks_rotator.adapters.sdk.rotation_metrics). A failed run raises, so the error alarm and the
+``ClockSkewDetected`` (see jwks_rotator.adapters.sdk.rotation_metrics), and ``RevocationListRepaired`` when the revocation
+parameter had to be rewritten from the stack's record (erased, junk, malformed), ``ForeignKeysLeftAlone`` for a KMS key
+carrying the stack's tag that the stack did not make. A failed run raises, so the error alarm and the
 dead-letter queue see it.
 """
 
@@ -25,6 +27,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from jwks_rotator.adapters.lean.audit_log import AuditLog
+from jwks_rotator.adapters.lean.sts_identity import is_local
 from jwks_rotator.adapters.sdk.observability import make_logger, make_metrics
 from jwks_rotator.adapters.sdk.rotation_metrics import add_failure_metrics, add_keyring_metrics
 from jwks_rotator.bootstrap.rotate import build_operator_gate, build_rotation_service
@@ -35,6 +38,7 @@ from jwks_rotator.core.lifecycle.operator_gate import Admission, OperatorGate, a
 from jwks_rotator.core.lifecycle.rotation import RotationService, utc_now
 from jwks_rotator.core.settings import Settings
 
+CODE_DIR = os.path.dirname(os.path.realpath(__file__))
 logger = make_logger("rotate")
 metrics = make_metrics()
 audit = AuditLog()
@@ -46,15 +50,29 @@ def _get_service() -> RotationService:
     """Settings from the environment (a bad combination fails with the rule named), then the service, once per container."""
     global _service
     if _service is None:
-        _service = build_rotation_service(Settings.from_env(os.environ), logger=logger)
+        _service = build_rotation_service(
+            Settings.from_env(os.environ), logger=logger, on_revocation_repair=_on_revocation_repair, on_foreign_key=_on_foreign_key
+        )
     return _service
+
+
+def _on_foreign_key(arn: str) -> None:
+    """A KMS key carries the stack's tag but not the key policy the rotator writes: left alone, counted and alarmed."""
+    logger.warning("KMS key carries this stack's tag but was not made by it; left alone", extra={"reason": "foreign key", "key": arn})
+    metrics.add_metric(name="ForeignKeysLeftAlone", unit=MetricUnit.Count, value=1)
+
+
+def _on_revocation_repair(reason: str) -> None:
+    """The revocation mirror (SSM) was erased, filled with junk or malformed: rewritten from the record; counted and alarmed."""
+    logger.warning("revocation list repaired from the stack's record", extra={"reason": reason})
+    metrics.add_metric(name="RevocationListRepaired", unit=MetricUnit.Count, value=1)
 
 
 def _get_gate() -> OperatorGate:
     """The operator gate, built the first time an event carries a proof (a bad setting answers invalid_configuration)."""
     global _gate
     if _gate is None:
-        _gate = build_operator_gate(Settings.from_env(os.environ), os.environ)
+        _gate = build_operator_gate(Settings.from_env(os.environ), os.environ, local=is_local(CODE_DIR))
     return _gate
 
 
@@ -89,7 +107,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     assert command is not None  # admitted
     try:
         service = _get_service()
-        report = run_command(service, command)
+        report = run_command(service, command, coalesce_ticks=admission.identity is None)
     except UnknownKeyError as exc:  # the caller's mistake, not a failed rotation: no alarm
         return _refuse(admission, exc)
     except JwksRotatorError as exc:

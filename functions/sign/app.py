@@ -7,10 +7,12 @@ configuration is answered with ``invalid_configuration`` on every call, and logg
 Every decision, issued or refused, is one audit JSON line on stdout (never the token, the proof or another claim
 value); metrics are EMF records, at most one per :data:`METRICS_FLUSH_SECONDS` per container.
 
-Cold start: importing this module loads only the logger, the metrics and the audit writer; the issuance core is
-imported by the first invocation, which builds the service. boto3, botocore and powertools stay out of the process.
-
-Design (audit fields, metric names, what the cold start loads and why): docs/design/sign-function.md.
+Lifecycle (why: docs/design/sign-lifecycle.md): INIT, this module's import, does everything that needs neither a
+caller nor a secret (the issuance core, the crypto backend, settings, policy, the TLS context for STS) and reads no
+key; the first invocation replays the proof, reads the keys and signs. After a SnapStart restore, or in a forked
+copy, the keys, verified proofs, monotonic deadlines, kept connections and ``random``'s state are dropped.
+Concurrent invocations on threads share the caches under locks. boto3, botocore and powertools stay out of the
+process. Audit fields and metric names: docs/design/sign-function.md.
 """
 
 from __future__ import annotations
@@ -18,18 +20,23 @@ from __future__ import annotations
 import gc
 import math
 import os
+import random
+import threading
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jwks_rotator.adapters.lean.audit_log import AuditLog
+from jwks_rotator.adapters.lean.http import forget_connections
+from jwks_rotator.adapters.lean.runtime_hooks import register_copy_hooks
+from jwks_rotator.adapters.lean.sts_identity import STS_CA_BUNDLE_ENV, StsEndpoint, is_local
 from jwks_rotator.adapters.lean.telemetry import EmfMetrics, JsonLogger
-from jwks_rotator.core.errors import ConfigurationError
-
-if TYPE_CHECKING:  # the issuance core (settings, policy, verifier, signer, cryptography) is loaded by the first call
-    from jwks_rotator.core.issuance.service import AuditRecord, IssuanceService
-    from jwks_rotator.core.issuance.signer import SigningKey
-    from jwks_rotator.core.settings import Settings
+from jwks_rotator.bootstrap.sign import build_issuance_service
+from jwks_rotator.core.callers.proof import accepted_signer_names
+from jwks_rotator.core.errors import ConfigurationError, JwksRotatorError
+from jwks_rotator.core.issuance.service import AuditRecord, IssuanceService
+from jwks_rotator.core.issuance.signer import SigningKey
+from jwks_rotator.core.settings import Settings
 
 METRICS_FLUSH_SECONDS = 1.0
 CODE_DIR = os.path.dirname(os.path.realpath(__file__))  # os.path, not pathlib: pathlib costs ~9 ms of imports at a cold start
@@ -38,15 +45,19 @@ logger = JsonLogger("sign")
 metrics = EmfMetrics()
 audit = AuditLog()
 
-_service: IssuanceService | None = None
-_config_error: ConfigurationError | None = None
 _accepted: dict[tuple[str, str, str], frozenset[str]] = {}
 _counts: Counter[str] = Counter()
+_counts_lock = threading.Lock()  # counts from invocations running at once on threads are neither lost nor flushed twice
 _last_flush = -math.inf
 
 
+def _count(name: str) -> None:
+    with _counts_lock:
+        _counts[name] += 1
+
+
 def _on_refresh(trigger: str, outcome: str, key: SigningKey | None, reason: str = "") -> None:
-    _counts["KeyCacheRefreshes"] += 1
+    _count("KeyCacheRefreshes")
     extra = {"trigger": trigger, "outcome": outcome, "kid": key.kid if key is not None else None}
     if outcome in ("failed", "unusable"):
         extra["reason"] = reason  # revoked, restore hold, unreadable keyring or revocation list: never a stored value
@@ -57,27 +68,30 @@ def _on_refresh(trigger: str, outcome: str, key: SigningKey | None, reason: str 
 
 def _on_proof_event(event: str) -> None:
     if event == "replayed":
-        _counts["ProofReplays"] += 1
+        _count("ProofReplays")
     elif event in ("rate_limited", "sts_unavailable"):
-        _counts[f"Proof_{event}"] += 1
+        _count(f"Proof_{event}")
 
 
 def _on_decision(record: AuditRecord) -> None:
     audit.write(record)
-    if record.issued is not None:
-        _counts[f"TokensIssued_{record.issued.alg}"] += 1
-        _counts[f"IssuedByProfile_{record.profile}"] += 1
-        return
-    _counts[f"Refusals_{record.error}"] += 1
-    if record.profile is not None:
-        _counts[f"RefusedByProfile_{record.profile}_{record.error}"] += 1
+    with _counts_lock:
+        if record.issued is not None:
+            _counts[f"TokensIssued_{record.issued.alg}"] += 1
+            _counts[f"IssuedByProfile_{record.profile}"] += 1
+            return
+        _counts[f"Refusals_{record.error}"] += 1
+        if record.profile is not None:
+            _counts[f"RefusedByProfile_{record.profile}_{record.error}"] += 1
     if record.error == "internal_error":
         logger.error("token not issued", extra={"error": record.error})
 
 
-def read_policy(settings: Settings) -> str:
-    """The issuance policy file deployed with the function (a relative path is taken from the code directory)."""
-    path = os.path.join(CODE_DIR, settings.issuance_policy_file)  # an absolute setting stays as it is
+def read_policy(settings: Settings, *, local: bool = False) -> str:
+    """The issuance policy file deployed with the function: a path inside the code directory (anywhere on the local stack)."""
+    path = os.path.realpath(os.path.join(CODE_DIR, settings.issuance_policy_file))
+    if not local and not path.startswith(CODE_DIR + os.sep):
+        raise ConfigurationError("issuance-policy-file: must name a file inside the function's code directory")
     try:
         with open(path, encoding="utf-8") as policy:
             return policy.read()
@@ -86,51 +100,76 @@ def read_policy(settings: Settings) -> str:
 
 
 def _build_service() -> IssuanceService:
-    """Settings from the environment, validated once per container, then the policy, the verifier and the signer.
+    """Settings from the environment, validated once per container, then the policy, the verifier, the signer and
+    the TLS context for STS (an unusable CA file is a configuration error here, not a failed call later).
 
     With the extension's port in the environment (the template sets it) the
     signer reads through the extension and boto3 is never imported; without
     it, the composition root imports boto3 only after validation.
     """
-    # Measured reason: the issuance core (composition root, settings, policy, verifier, signer, cryptography) costs
-    # ~70 ms of imports (python -X importtime); the first invocation pays it, not INIT (the Lambda-lifecycle work
-    # decides where it belongs). tests/integration/test_sign_path_imports.py checks what INIT loads.
-    from jwks_rotator.bootstrap.sign import build_issuance_service
-    from jwks_rotator.core.settings import Settings
-
     settings = Settings.from_env(os.environ)
-    return build_issuance_service(
+    local = is_local(CODE_DIR)  # a marker file only the local stack adds: no configuration change can set it
+    service = build_issuance_service(
         settings,
-        read_policy(settings),
+        read_policy(settings, local=local),
         os.environ,
         listener=_on_refresh,
         on_decision=_on_decision,
         on_proof_event=_on_proof_event,
+        local=local,
     )
-
-
-def _get_service() -> IssuanceService:
-    global _service, _config_error
-    if _service is None and _config_error is None:
-        # The build imports the issuance core (~12,000 tracked objects, all long-lived): the cyclic collector would
-        # scan them over and over while they are made (~5 ms of a cold start), so it pauses for the build, and what
-        # the build made is frozen (kept out of later collections: it lives as long as the container).
-        collecting = gc.isenabled()
-        gc.disable()
+    endpoint = StsEndpoint.from_environment(os.environ, local=local)
+    if endpoint.origin.startswith("https:"):
         try:
-            _service = _build_service()
-        except ConfigurationError as exc:
-            _config_error = exc
-        else:
-            _service.signer.cache.prefetch()  # the keyring and revocation reads run while the caller's proof is replayed
-        finally:
-            gc.freeze()
-            if collecting:
-                gc.enable()
-    if _config_error is not None:
-        raise _config_error
-    assert _service is not None
-    return _service
+            endpoint.tls_context()
+        except OSError as exc:  # ssl.SSLError included
+            raise ConfigurationError(f"{STS_CA_BUNDLE_ENV}: the CA file cannot be loaded ({type(exc).__name__})") from None
+    return service
+
+
+def _start() -> tuple[IssuanceService | None, JwksRotatorError | None]:
+    """INIT: the service, or the error every call answers with (logged once here, and at each call)."""
+    # The build makes ~12,000 tracked objects, all long-lived: the cyclic collector would scan them over and over while
+    # they are made (~5 ms), so it pauses for the build, and what the build made is frozen (kept out of later
+    # collections: it lives as long as the container).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _build_service(), None
+    except ConfigurationError as exc:
+        logger.error("sign function is misconfigured", extra={"error": exc.code, "reason": exc.message})
+        return None, exc
+    except Exception as exc:  # never a crash loop: every call answers internal_error, the cause is logged by type
+        logger.error("sign function could not start", extra={"error": "internal_error", "cause": type(exc).__name__})
+        return None, JwksRotatorError("the sign function could not start because of an internal error")
+    finally:
+        gc.freeze()
+        if collecting:
+            gc.enable()
+
+
+def _forget_process_state() -> None:
+    """Before a snapshot, after a restore and in a forked copy: nothing cached may be shared with another copy.
+
+    Keys, verified proofs and refusals, the replay budget, every monotonic deadline (the key cache's, the proofs',
+    the metrics interval), kept connections and the ``random`` module's state. Tokens' jti come from
+    ``secrets`` (the operating system's generator), never from state kept in the process.
+    """
+    global _last_flush
+    service = _service
+    if service is not None:
+        service.signer.cache.forget()
+        service.verifier.forget()
+    forget_connections()
+    random.seed()
+    _last_flush = -math.inf
+
+
+_service, _init_error = _start()
+COPY_HOOKS = register_copy_hooks(_forget_process_state, _forget_process_state)
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start" and "snapstart" not in COPY_HOOKS:
+    logger.warning("SnapStart runtime hooks unavailable: restored copies keep nothing secret, but are not told of the restore",
+                   extra={"error": "snapshot_restore_py"})
 
 
 def _accepted_signers(context: Any) -> frozenset[str]:
@@ -142,8 +181,6 @@ def _accepted_signers(context: Any) -> frozenset[str]:
     )
     names = _accepted.get(key)
     if names is None:
-        from jwks_rotator.core.callers.proof import accepted_signer_names
-
         names = _accepted[key] = accepted_signer_names(*key)
         audit.function_version = key[2]
     return names
@@ -152,30 +189,32 @@ def _accepted_signers(context: Any) -> frozenset[str]:
 def _flush_metrics() -> None:
     """Emit the counted metrics as one EMF record when the last one is old enough."""
     global _last_flush
-    now = time.monotonic()
-    if not _counts or 0 <= now - _last_flush < METRICS_FLUSH_SECONDS:
-        return
-    _last_flush = now
-    for name, value in _counts.items():
-        metrics.add_count(name, value)
-    _counts.clear()
-    metrics.flush_metrics()
+    with _counts_lock:
+        now = time.monotonic()
+        if not _counts or 0 <= now - _last_flush < METRICS_FLUSH_SECONDS:
+            return
+        _last_flush = now
+        for name, value in _counts.items():
+            metrics.add_count(name, value)
+        _counts.clear()
+        metrics.flush_metrics()
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Verify the caller, check its profile, sign with the cached active key, audit the decision."""
+    service = _service
     try:
-        try:
-            service = _get_service()
-        except ConfigurationError as exc:
-            logger.error("sign function is misconfigured", extra={"error": exc.code, "reason": exc.message})
-            from jwks_rotator.core.issuance.service import AuditRecord
-            _on_decision(AuditRecord("refused", exc.code, "misconfigured", None, None, None, ""))
-            return exc.to_dict()
+        if service is None:
+            error = _init_error
+            assert error is not None
+            logger.error("sign function is misconfigured", extra={"error": error.code, "reason": error.message})
+            _on_decision(AuditRecord("refused", error.code, "misconfigured", None, None, None, ""))
+            return error.to_dict()
+        service.signer.cache.prefetch()  # a cold cache's reads run while the caller's proof is replayed
         return service.handle(event, _accepted_signers(context)).response
     finally:
-        if _service is not None:
-            _service.signer.cache.settle()  # a refused first call waits for the background read it started
+        if service is not None:
+            service.signer.cache.settle()  # a refused first call waits for the background read it started
         try:
             _flush_metrics()
         except Exception as exc:  # metrics must never cost a token

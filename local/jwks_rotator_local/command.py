@@ -35,11 +35,13 @@ from jwks_rotator_cli.output import change_line, console
 
 from .caller_roles import DEMO_POLICY_FILE, profiles_of
 from .local_stack import LocalStack
-from .ports import LocalStartError, check_can_start, port_problems
+from .ports import LocalStartError, check_can_start, claim_state_file, port_problems, release_state_file
 from .service_env import service_env_command
 from .stack_env import MANAGED_SETTINGS, POLICY_SETTING
 from .stack_outputs import DEFAULT_STACK_NAME
 
+PORT = click.IntRange(0, 65535)
+"""A TCP port, 0 meaning any free one: out of range is a usage error naming the option, not a failed bind."""
 LOCAL_SETTINGS = tuple(spec for spec in SETTINGS if spec.attribute not in (*MANAGED_SETTINGS, POLICY_SETTING))
 """The deployment settings ``local`` takes as options (the stack's own resources and policy file aside)."""
 SETTING_GROUPS = (
@@ -93,11 +95,11 @@ def cli_path() -> str:
 
 @click.group("local", cls=LocalGroup, invoke_without_command=True)
 @settings_options(exclude=(*MANAGED_SETTINGS, POLICY_SETTING))
-@click.option("--port", type=int, default=8080, show_default=True, help="Port of the edge serving the JWKS and discovery documents (0: any).")
-@click.option("--moto-port", type=int, default=5000, show_default=True, help="Port of the moto server standing in for AWS (0: any).")
-@click.option("--lambda-port", type=int, default=3001, show_default=True, help="Port of the Lambda Invoke API (0: any).")
-@click.option("--aws-port", type=int, default=4566, show_default=True, help="Port of the one AWS endpoint: the functions' Lambda API and moto (0: any).")
-@click.option("--sts-port", type=int, default=0, show_default=True, help="Port of the STS endpoint that checks caller proofs (0: any).")
+@click.option("--port", type=PORT, default=8080, show_default=True, help="Port of the edge serving the JWKS and discovery documents (0: any).")
+@click.option("--moto-port", type=PORT, default=5000, show_default=True, help="Port of the moto server standing in for AWS (0: any).")
+@click.option("--lambda-port", type=PORT, default=3001, show_default=True, help="Port of the Lambda Invoke API (0: any).")
+@click.option("--aws-port", type=PORT, default=4566, show_default=True, help="Port of the one AWS endpoint: the functions' Lambda API and moto (0: any).")
+@click.option("--sts-port", type=PORT, default=0, show_default=True, help="Port of the STS endpoint that checks caller proofs (0: any).")
 @click.option("--stack-name", default=DEFAULT_STACK_NAME, show_default=True, help="Name of the CloudFormation stack on the local moto.")
 @click.option(
     "--policy",
@@ -132,55 +134,59 @@ def command(
     err = console(stderr=True)
     ports = {"--port": port, "--moto-port": moto_port, "--lambda-port": lambda_port, "--aws-port": aws_port, "--sts-port": sts_port}
     check_can_start(ports, read_state_file(obj.state_file), obj.state_file)
-
-    def on_report(summary: dict[str, Any]) -> None:
-        for change in summary.get("changes", []):
-            out.print(change_line(change["change"], change["kid"], change["reason"]))
-        for paths in summary.get("published", []):
-            if paths:
-                out.print(f"[dim]{datetime.now():%H:%M:%S}  published {', '.join(paths)}[/dim]")
-
-    def on_error(message: str) -> None:
-        err.print(f"[red]{datetime.now():%H:%M:%S}  {message}[/red]")
-
-    stack = LocalStack(
-        given_settings(values),
-        port=port,
-        moto_port=moto_port,
-        lambda_port=lambda_port,
-        sts_port=sts_port,
-        aws_port=aws_port,
-        stack_name=stack_name,
-        state_file=obj.state_file,
-        policy=policy,
-        edge_cache=edge_cache,
-        function_log_level="INFO" if verbose else "WARNING",
-        on_report=on_report,
-        on_error=on_error,
-    )
-    stopping = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    claim = claim_state_file(obj.state_file)  # before anything starts: a stack started at the same moment ends here
     try:
-        err.print("[dim]starting moto, deploying template.yaml into it and running the first rotation (a few seconds)...[/dim]")
+
+        def on_report(summary: dict[str, Any]) -> None:
+            for change in summary.get("changes", []):
+                out.print(change_line(change["change"], change["kid"], change["reason"]))
+            for paths in summary.get("published", []):
+                if paths:
+                    out.print(f"[dim]{datetime.now():%H:%M:%S}  published {', '.join(paths)}[/dim]")
+
+        def on_error(message: str) -> None:
+            err.print(f"[red]{datetime.now():%H:%M:%S}  {message}[/red]")
+
+        stack = LocalStack(
+            given_settings(values),
+            port=port,
+            moto_port=moto_port,
+            lambda_port=lambda_port,
+            sts_port=sts_port,
+            aws_port=aws_port,
+            stack_name=stack_name,
+            state_file=obj.state_file,
+            policy=policy,
+            edge_cache=edge_cache,
+            function_log_level="INFO" if verbose else "WARNING",
+            on_report=on_report,
+            on_error=on_error,
+        )
+        stopping = threading.Event()
+        previous = signal.signal(signal.SIGTERM, lambda *_: stopping.set())
         try:
-            stack.start()
-        except OSError as exc:  # a port taken between the check and the bind: name it again
-            if exc.errno != errno.EADDRINUSE:
-                raise
-            raise LocalStartError("; ".join(port_problems(ports)) or f"a port is in use ({exc.strerror})") from None
-        print_banner(out, stack, obj.state_file)
-        deadline = None if duration is None else datetime.now().timestamp() + duration
-        while not stopping.is_set():
-            remaining = 0.5 if deadline is None else min(0.5, deadline - datetime.now().timestamp())
-            if remaining <= 0:
-                break
-            stopping.wait(remaining)
-    except KeyboardInterrupt:
-        pass
+            err.print("[dim]starting moto, deploying template.yaml into it and running the first rotation (a few seconds)...[/dim]")
+            try:
+                stack.start()
+            except OSError as exc:  # a port taken between the check and the bind: name it again
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                raise LocalStartError("; ".join(port_problems(ports)) or f"a port is in use ({exc.strerror})") from None
+            print_banner(out, stack, obj.state_file)
+            deadline = None if duration is None else datetime.now().timestamp() + duration
+            while not stopping.is_set():
+                remaining = 0.5 if deadline is None else min(0.5, deadline - datetime.now().timestamp())
+                if remaining <= 0:
+                    break
+                stopping.wait(remaining)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            stack.stop()
+        out.print("[dim]stopped: the local stack's keys, documents and state file are gone[/dim]")
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        stack.stop()
-    out.print("[dim]stopped: the local stack's keys, documents and state file are gone[/dim]")
+        release_state_file(obj.state_file, claim)  # a stack that never started leaves no file behind
 
 
 command.add_command(service_env_command)

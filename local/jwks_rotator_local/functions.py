@@ -24,6 +24,19 @@ FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 Handler = Callable[[Any, Any], Any]
 
 
+LOCAL_MARKER = ".jwks-rotator-local"
+"""The file that marks a function's code directory as the local stack's (jwks_rotator.adapters.lean.sts_identity):
+only then does the function honour STS_ENDPOINT_URL, STS_CA_BUNDLE and a policy file outside its directory. It is
+git-ignored, and ``make build`` leaves it out of the artifact."""
+
+
+def mark_local(code_dir: Path) -> None:
+    """Add the local marker to a function's code directory (idempotent)."""
+    marker = code_dir / LOCAL_MARKER
+    if not marker.exists():
+        marker.write_text("This function runs on the jwks-rotator local stack. make build leaves this file out.\n")
+
+
 def load_function_module(function_dir: str, module_name: str | None = None) -> ModuleType:
     """A fresh import of ``functions/<function_dir>/app.py`` under a module name of its own.
 
@@ -31,6 +44,7 @@ def load_function_module(function_dir: str, module_name: str | None = None) -> M
     warm Lambda container does), so each call gives a new, cold copy that reads
     the environment as it is now.
     """
+    mark_local(FUNCTIONS_DIR / function_dir)
     path = FUNCTIONS_DIR / function_dir / "app.py"
     name = module_name or f"jwks_rotator_{function_dir}_app_{uuid.uuid4().hex[:8]}"
     spec = importlib.util.spec_from_file_location(name, path)

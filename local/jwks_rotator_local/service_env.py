@@ -16,11 +16,12 @@ from typing import Any
 
 import boto3
 import click
+from botocore.config import Config
 
 from jwks_rotator_cli.context import CliContext
 from jwks_rotator_cli.local_state import DEFAULT_REGION, DEMO_CALLER_ROLE, SIGN_FUNCTION, read_state_file
 
-from .ports import LocalStartError, pid_alive
+from .ports import LocalStartError, stack_alive
 
 SESSION_NAME = "local-service"
 CREDENTIAL_SECONDS = 43_200
@@ -42,7 +43,7 @@ def running_state(state_file: str) -> dict[str, Any]:
             "or pass --state-file"
         )
     pid = state.get("pid")
-    if isinstance(pid, int) and not pid_alive(pid):
+    if isinstance(pid, int) and not stack_alive(state):
         raise NoLocalStackError(f"the local stack that wrote {where} (pid {pid}) is no longer running: start it again")
     return state
 
@@ -63,8 +64,9 @@ def shell_lines(state: Mapping[str, Any], credentials: Mapping[str, str]) -> lis
         ("AWS_SESSION_TOKEN", credentials["SessionToken"]),
     ]
     role = str(state.get("demo_caller_role") or DEMO_CALLER_ROLE)
+    about = f"the local stack {state.get('stack_name', '')} as the demo caller {role}"
     return [
-        f"# the local stack {state.get('stack_name', '')} as the demo caller {role} (its STS accepts only moto-issued credentials)",
+        f"# {' '.join(about.split())} (its STS accepts only moto-issued credentials)",  # one line: a newline would start a command
         *(f"export {name}={shlex.quote(value)}" for name, value in values),
         "unset AWS_PROFILE",
     ]
@@ -75,6 +77,7 @@ def demo_caller_credentials(state: Mapping[str, Any]) -> dict[str, str]:
     sts = boto3.client(
         "sts", endpoint_url=str(state["moto_endpoint"]), region_name=str(state.get("region") or DEFAULT_REGION),
         aws_access_key_id="testing", aws_secret_access_key="testing",
+        config=Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 3}),
     )
     role = str(state.get("demo_caller_role") or DEMO_CALLER_ROLE)
     answer = sts.assume_role(RoleArn=role, RoleSessionName=SESSION_NAME, DurationSeconds=CREDENTIAL_SECONDS)["Credentials"]

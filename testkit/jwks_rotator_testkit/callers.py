@@ -24,6 +24,8 @@ from typing import Any
 from botocore.credentials import Credentials
 
 from jwks_rotator_client import build_caller_proof
+from jwks_rotator_client.operator_client import operation_digest
+from jwks_rotator_client.sign_client import REQUEST_HEADER
 from jwks_rotator_local.sts_verifier import IssuedCredential, LocalStsVerifier
 
 from .moto import REGION, aws_client
@@ -48,6 +50,14 @@ class Caller:
     def proof(self, *, sts_endpoint_url: str, signer: str, region: str = REGION) -> dict[str, Any]:
         """A fresh signed GetCallerIdentity proof bound to ``signer``."""
         return build_caller_proof(self.credentials, sts_endpoint_url=sts_endpoint_url, region=region, signer=signer)
+
+    def operator_event(self, event: dict[str, Any], *, sts_endpoint_url: str, signer: str, region: str = REGION) -> dict[str, Any]:
+        """``event`` with an operator's proof bound to it (its digest signed in ``X-Jwks-Rotator-Request``), as OperatorClient sends."""
+        proof = build_caller_proof(
+            self.credentials, sts_endpoint_url=sts_endpoint_url, region=region, signer=signer,
+            extra_headers={REQUEST_HEADER: operation_digest(event)},
+        )
+        return {**event, "proof": proof}
 
 
 def role_caller(role: str, *, session: str = "test-session", account: str = DEMO_ACCOUNT, index: int = 0) -> Caller:

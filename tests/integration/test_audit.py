@@ -280,7 +280,7 @@ def test_table_shows_the_decision_s_fields(moto_endpoint, tmp_path, names, decid
 
 
 def test_caller_role_arn_matches_every_session_of_the_role(moto_endpoint, tmp_path, names, decided):
-    assert jtis(audit(moto_endpoint, tmp_path, "--function-name", names["sign"], "--caller", ORDERS, "--json")) == ["jti-old", "jti-a", "jti-b"]
+    assert jtis(audit(moto_endpoint, tmp_path, "--function-name", names["sign"], "--caller", ORDERS, "--json")) == ["jti-a", "jti-b", "jti-old"]
     with_path = f"arn:aws:iam::{ACCOUNT}:role/service/billing"
     records = json_lines(audit(moto_endpoint, tmp_path, "--function-name", names["sign"], "--caller", with_path, "--json"))
     assert [(r.get("jti"), r["decision"]) for r in records] == [("jti-c", "issued"), (None, "refused")]
@@ -288,7 +288,7 @@ def test_caller_role_arn_matches_every_session_of_the_role(moto_endpoint, tmp_pa
 
 def test_caller_sts_arn_matches_that_session_only(moto_endpoint, tmp_path, names, decided):
     sign = ("--function-name", names["sign"], "--json")
-    assert jtis(audit(moto_endpoint, tmp_path, *sign, "--caller", session_arn(ORDERS, "s1"))) == ["jti-old", "jti-a"]
+    assert jtis(audit(moto_endpoint, tmp_path, *sign, "--caller", session_arn(ORDERS, "s1"))) == ["jti-a", "jti-old"]
     assert jtis(audit(moto_endpoint, tmp_path, *sign, "--caller", session_arn(ORDERS, "s2"))) == ["jti-b"]
     assert jtis(audit(moto_endpoint, tmp_path, *sign, "--caller", session_arn(ORDERS, "s3"))) == []
 
@@ -301,15 +301,14 @@ def test_sub_and_decision_narrow(moto_endpoint, tmp_path, names, decided):
     assert issued == ["jti-c"]
 
 
-def test_since_and_until_select_by_the_decision_s_time(moto_endpoint, tmp_path, names, decided):
+def test_since_and_until_select_by_the_event_s_time_not_the_line_s_text(moto_endpoint, tmp_path, names, decided):
     sign = ("--function-name", names["sign"], "--json")
-    # Default window: the last 24 hours, which includes the line backdated three hours.
-    assert jtis(audit(moto_endpoint, tmp_path, *sign)) == ["jti-old", "jti-a", "jti-b", "jti-c", None]
+    # The line that prints a time three hours back was logged now: CloudWatch's timestamp places it, last.
+    assert jtis(audit(moto_endpoint, tmp_path, *sign)) == ["jti-a", "jti-b", "jti-c", None, "jti-old"]
     middle = decided["middle"].isoformat()
     assert jtis(audit(moto_endpoint, tmp_path, *sign, "--until", middle, "--since", "1h")) == ["jti-a", "jti-b", "jti-c"]
-    assert jtis(audit(moto_endpoint, tmp_path, *sign, "--since", middle)) == [None]
-    # The backdated line's event is stamped now: the server returns it for --since 2h, the client-side check drops it.
-    assert jtis(audit(moto_endpoint, tmp_path, *sign, "--since", "2h")) == ["jti-a", "jti-b", "jti-c", None]
+    assert jtis(audit(moto_endpoint, tmp_path, *sign, "--since", middle)) == [None, "jti-old"]
+    assert jtis(audit(moto_endpoint, tmp_path, *sign, "--since", "2h")) == ["jti-a", "jti-b", "jti-c", None, "jti-old"]
     assert jtis(audit(moto_endpoint, tmp_path, *sign, "--since", "4h", "--jti", "jti-old")) == ["jti-old"]
 
 
@@ -330,7 +329,8 @@ def test_only_matching_audit_lines_print_although_the_server_returns_everything(
     assert set(planted) <= set(served)  # moto ignored the pattern: the CLI must do the filtering
     records = json_lines(audit(moto_endpoint, tmp_path, "--function-name", names["sign"], "--jti", "jti-a", "--json"))
     assert [(r["jti"], r["role"], r["type"]) for r in records] == [("jti-a", ORDERS, "jwks-rotator.audit")]
-    assert set(records[0]) == {"type", "time", "function_version", "decision", "error", "reason", "caller", "role", "profile", "policy", "jti", "sub", "aud", "kid", "exp"}
+    assert set(records[0]) == {"type", "time", "line_time", "function_version", "decision", "error", "reason", "caller", "role", "profile",
+                               "policy", "jti", "sub", "aud", "kid", "exp"}  # time: the event's; line_time: what the line printed
 
 
 def test_every_page_is_read(moto_endpoint, tmp_path, logs):

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import pytest
 
-from jwks_rotator.adapters.lean.http import HttpError, HttpTransport
+from jwks_rotator.adapters.lean.http import HttpError, HttpTransport, forget_connections
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -174,8 +174,7 @@ class _CannedServer:
                 connection, _ = self._sock.accept()
             except OSError:
                 return
-            with connection:
-                reader = connection.makefile("rb")
+            with connection, connection.makefile("rb") as reader:  # both closed: the client sees the connection end
                 while self.requests < len(self.answers):
                     line = reader.readline()
                     if not line:
@@ -184,7 +183,11 @@ class _CannedServer:
                         pass
                     answer = self.answers[self.requests]
                     self.requests += 1
+                    if not answer:  # closes before any byte of an answer
+                        break
                     connection.sendall(answer)
+                    if not answer.endswith(b"\r\n\r\n") and b"\r\n\r\n" not in answer:  # a partial status or head
+                        break
                     if b"Content-Length: 100\r\n" in answer:  # a truncated answer: its connection ends here
                         break
 
@@ -224,3 +227,58 @@ def test_an_answer_cut_short_on_a_kept_connection_is_an_error_and_never_sent_aga
         assert server.requests == 2  # the half-read request was not re-sent on a new connection
     finally:
         server.close()
+
+
+def test_a_connection_closed_before_any_answer_is_sent_again_once() -> None:
+    whole = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    server = _CannedServer([b"", whole])
+    try:
+        assert HttpTransport(server.origin).request("GET", "/").body == b"ok"
+        assert server.requests == 2
+    finally:
+        server.close()
+    server = _CannedServer([b"", b"", whole])
+    try:
+        with pytest.raises(HttpError, match="no answer"):
+            HttpTransport(server.origin).request("GET", "/")
+        assert server.requests == 2  # one retry, never a second
+    finally:
+        server.close()
+
+
+def test_a_partial_status_line_is_an_error_and_never_sent_again() -> None:
+    server = _CannedServer([b"HTTP/1.1 2", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"])
+    try:
+        with pytest.raises(HttpError):
+            HttpTransport(server.origin).request("GET", "/")
+        assert server.requests == 1
+    finally:
+        server.close()
+
+
+def test_a_timed_out_request_is_never_sent_again(origin: str) -> None:
+    with pytest.raises(HttpError):
+        HttpTransport(origin, read_timeout=0.2).request("GET", "/slow")
+    time.sleep(1.0)  # the slow answer is written (and dropped) by now
+    assert len(_Handler.ports) == 1
+
+
+def test_an_answer_with_two_content_lengths_is_refused() -> None:
+    server = _CannedServer([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok"])
+    try:
+        with pytest.raises(HttpError, match="Content-Length"):  # two lengths: refused, never one of them picked
+            HttpTransport(server.origin).request("GET", "/")
+    finally:
+        server.close()
+
+
+def test_forgotten_connections_are_never_used_again(origin: str) -> None:
+    # A copy restored from a snapshot (or a forked process) must not share a kept socket with another copy.
+    transports = [HttpTransport(origin), HttpTransport(origin)]
+    for transport in transports:
+        transport.request("GET", "/ok")
+    assert len(_Handler.ports) == 2
+    forget_connections()
+    for transport in transports:
+        assert transport.request("GET", "/ok").status == 200
+    assert len(_Handler.ports) == 4  # each opened a new connection

@@ -25,7 +25,7 @@ from jwks_rotator.bootstrap.sign import build_token_signer
 from jwks_rotator.core.errors import KeyVaultError, SigningKeyDisabledError
 from jwks_rotator.core.issuance.signer import REFRESH_INTERVAL
 from jwks_rotator.core.lifecycle.documents import JWKS_PATH
-from jwks_rotator.core.lifecycle.kms_custody import KID_TAG, ORPHAN_GRACE, STACK_TAG
+from jwks_rotator.core.lifecycle.kms_custody import KID_TAG, ORPHAN_GRACE, STACK_TAG, key_policy
 from jwks_rotator.core.settings import Settings
 from jwks_rotator_testkit.clock import FakeClock
 from jwks_rotator_testkit.deploy import AwsResources
@@ -158,9 +158,11 @@ def test_the_orphan_sweep_finds_unrecorded_keys_by_tag_on_moto(aws_resources: Aw
     settings = kms_settings(aws_resources, key_deletion_window="8d")
     clients = Clients(aws_resources)
     vault = KmsKeyVault(lambda: clients.kms)
-    orphan = vault.create_key(key_spec="RSA_2048", tags={STACK_TAG: settings.kms_stack_tag}, policy=json.dumps(
+    orphan = vault.create_key(key_spec="RSA_2048", tags={STACK_TAG: settings.kms_stack_tag},
+                              policy=key_policy(settings, None, signer=False), description="a write that failed")
+    foreign = vault.create_key(key_spec="RSA_2048", tags={STACK_TAG: settings.kms_stack_tag}, policy=json.dumps(
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
-                                                 "Action": "kms:*", "Resource": "*"}]}), description="a write that failed")
+                                                 "Action": "kms:*", "Resource": "*"}]}), description="another team's key, tagged")
     other_stack = vault.create_key(key_spec="RSA_2048", tags={STACK_TAG: "another-stack"}, policy=json.dumps(
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
                                                  "Action": "kms:*", "Resource": "*"}]}), description="not ours")
@@ -171,6 +173,7 @@ def test_the_orphan_sweep_finds_unrecorded_keys_by_tag_on_moto(aws_resources: Aw
     kms = aws_resources.client("kms")
     assert kms.describe_key(KeyId=orphan)["KeyMetadata"]["KeyState"] == "PendingDeletion"
     assert kms.describe_key(KeyId=other_stack)["KeyMetadata"]["KeyState"] == "Enabled"
+    assert kms.describe_key(KeyId=foreign)["KeyMetadata"]["KeyState"] == "Enabled"  # the stack's tag, not its policy: left alone
     recorded = {k.kms_key_arn for k in service._store.load().keyring.keys}
     assert all(kms.describe_key(KeyId=arn)["KeyMetadata"]["KeyState"] != "PendingDeletion" for arn in recorded if arn)
 

@@ -1,11 +1,11 @@
-"""The sign handler's cold start loads only the sign path: no rotation, no key generation, no jwcrypto, no moto,
+"""The sign handler's INIT loads the sign path and nothing else: no rotation, no key generation, no jwcrypto, no moto,
 and (reading through the Parameters and Secrets extension) no boto3, botocore or powertools.
 
 import-linter checks the layer's modules statically (pyproject [tool.importlinter]); this checks the
 handler itself, which is not a package: a fresh interpreter imports functions/sign/app.py, verifies a
 caller's proof against an STS test double and issues one token from a keyring in the moto server, read
 through the local extension stand-in (all three running in this test's process, not the child's), and
-reports which modules it loaded after the import and after the first invocation.
+reports which modules it loaded after the import (INIT) and after the first invocation.
 """
 
 from __future__ import annotations
@@ -30,14 +30,16 @@ pytestmark = pytest.mark.integration
 SIGN_APP = Path(__file__).resolve().parents[2] / "functions" / "sign" / "app.py"
 ISSUER = "https://issuer.example"
 NOT_ON_THE_SIGN_PATH = ("jwks_rotator.core.lifecycle.rotation", "jwks_rotator.core.lifecycle.keygen", "jwks_rotator.core.lifecycle.rules", "jwks_rotator.core.lifecycle", "jwcrypto", "moto")
-# What importing the handler loads of ours: its logger, metrics and audit writer and the error root; the issuance
-# core (settings, policy, verifier, signer and cryptography) is the first invocation's to import.
-AT_IMPORT = {"jwks_rotator", "jwks_rotator.adapters", "jwks_rotator.adapters.lean", "jwks_rotator.adapters.lean.audit_log", "jwks_rotator.adapters.lean.telemetry",
-             "jwks_rotator.core", "jwks_rotator.core.errors"}
+# What importing the handler (Lambda's INIT) loads: the issuance core (settings, policy, verifier, signer), the sign
+# path's adapters and the crypto backend. The first invocation, signing with a key from the keyring, loads nothing more.
+AT_INIT = {"jwks_rotator.core.settings", "jwks_rotator.core.issuance.service", "jwks_rotator.core.issuance.profiles",
+           "jwks_rotator.core.callers.verifier", "jwks_rotator.core.issuance.signer", "jwks_rotator.bootstrap.sign",
+           "jwks_rotator.adapters.lean.http", "jwks_rotator.adapters.lean.sts_identity", "jwks_rotator.adapters.lean.secrets_extension",
+           "jwks_rotator.adapters.lean.runtime_hooks", "cryptography.hazmat.backends.openssl.backend"}
 # Loaded by neither the import nor a first token signed with a key in the keyring: the ports' protocols (type checks
 # only) and the KMS custody module (a KMS record's first read loads it).
 NOT_FOR_A_LOCAL_KEY = ("jwks_rotator.core.ports", "jwks_rotator.core.keys.kms")
-NO_SDK = ("boto3", "botocore", "aws_lambda_powertools", "jwcrypto", "moto", "jwks_rotator.adapters.sdk.clients")
+NO_SDK = ("boto3", "botocore", "aws_lambda_powertools", "jwcrypto", "moto", "yaml", "jwks_rotator.adapters.sdk.clients")
 SESSION_TOKEN = "the-function-session-token"
 
 CHILD = """
@@ -50,7 +52,7 @@ def counting_connect(self, address):
 socket.socket.connect = counting_connect
 def ours():
     return sorted(name for name in sys.modules
-                  if name.split(".")[0] in ("jwks_rotator", "jwcrypto", "moto", "boto3", "botocore", "aws_lambda_powertools", "cryptography"))
+                  if name.split(".")[0] in ("jwks_rotator", "jwcrypto", "moto", "boto3", "botocore", "aws_lambda_powertools", "cryptography", "yaml"))
 spec = importlib.util.spec_from_file_location("sign_app", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
@@ -105,7 +107,8 @@ def test_a_cold_sign_handler_reads_through_the_extension_and_loads_no_sdk(aws_re
     assert answer["response"].get("kid") == report.keyring.active.kid, answer["response"]
     imported, loaded = set(answer["imported"]), set(answer["loaded"])
     assert {"jwks_rotator.core.issuance.signer", "jwks_rotator.adapters.lean.secrets_extension", "jwks_rotator.adapters.lean.sts_identity"} <= loaded  # the real path ran
-    assert imported <= AT_IMPORT, sorted(imported - AT_IMPORT)
+    assert imported >= AT_INIT, sorted(AT_INIT - imported)
+    assert loaded == imported, sorted(loaded - imported)
     assert not loaded.intersection(NOT_FOR_A_LOCAL_KEY), sorted(loaded.intersection(NOT_FOR_A_LOCAL_KEY))
     for modules in (imported, loaded):
         assert not modules.intersection(NOT_ON_THE_SIGN_PATH + NO_SDK), sorted(modules.intersection(NOT_ON_THE_SIGN_PATH + NO_SDK))

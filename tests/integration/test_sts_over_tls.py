@@ -38,7 +38,7 @@ def test_a_proof_is_replayed_over_https_to_a_stand_in_the_verifier_trusts(moto_e
     sts, ca = https_sts
     assert sts.url.startswith("https://127.0.0.1:")
     caller = moto_role_session(moto_endpoint, "tls-orders-service", session="tls")
-    verifier = build_caller_verifier(SETTINGS, {"AWS_REGION": REGION, "STS_ENDPOINT_URL": sts.url, "STS_CA_BUNDLE": str(ca.ca_file)})
+    verifier = build_caller_verifier(SETTINGS, {"AWS_REGION": REGION, "STS_ENDPOINT_URL": sts.url, "STS_CA_BUNDLE": str(ca.ca_file)}, local=True)
     identity = verifier.verify(caller.proof(sts_endpoint_url=sts.url, signer=SIGN_FUNCTION_NAME), {SIGN_FUNCTION_NAME})
     assert identity.sts_arn == caller.sts_arn
     assert sts.replays == 1
@@ -47,7 +47,7 @@ def test_a_proof_is_replayed_over_https_to_a_stand_in_the_verifier_trusts(moto_e
 def test_a_verifier_on_amazons_roots_refuses_a_certificate_they_did_not_issue(moto_endpoint: str, https_sts: tuple[CountingStsVerifier, LocalCertificateAuthority]) -> None:
     sts, _ = https_sts
     caller = moto_role_session(moto_endpoint, "tls-orders-service", session="untrusted")
-    verifier = build_caller_verifier(SETTINGS, {"AWS_REGION": REGION, "STS_ENDPOINT_URL": sts.url})  # no STS_CA_BUNDLE
+    verifier = build_caller_verifier(SETTINGS, {"AWS_REGION": REGION, "STS_ENDPOINT_URL": sts.url}, local=True)  # no STS_CA_BUNDLE
     with pytest.raises(SigningUnavailableError, match="STS did not answer"):
         verifier.verify(caller.proof(sts_endpoint_url=sts.url, signer=SIGN_FUNCTION_NAME), {SIGN_FUNCTION_NAME})
     assert sts.replays == 0  # the handshake failed: the proof never left the verifier
@@ -56,6 +56,6 @@ def test_a_verifier_on_amazons_roots_refuses_a_certificate_they_did_not_issue(mo
 def test_an_unreadable_ca_bundle_is_a_transport_failure_not_a_crash(moto_endpoint: str, https_sts: tuple[CountingStsVerifier, LocalCertificateAuthority], tmp_path) -> None:
     sts, _ = https_sts
     caller = moto_role_session(moto_endpoint, "tls-orders-service", session="missing-ca")
-    verifier = build_caller_verifier(SETTINGS, {"AWS_REGION": REGION, "STS_ENDPOINT_URL": sts.url, "STS_CA_BUNDLE": str(tmp_path / "none.pem")})
+    verifier = build_caller_verifier(SETTINGS, {"AWS_REGION": REGION, "STS_ENDPOINT_URL": sts.url, "STS_CA_BUNDLE": str(tmp_path / "none.pem")}, local=True)
     with pytest.raises(SigningUnavailableError):
         verifier.verify(caller.proof(sts_endpoint_url=sts.url, signer=SIGN_FUNCTION_NAME), {SIGN_FUNCTION_NAME})

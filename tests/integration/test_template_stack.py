@@ -31,11 +31,13 @@ def client(moto_endpoint: str, service: str) -> Any:
 
 def test_every_resource_of_the_translated_template_is_created_but_those_a_false_condition_leaves_out(deployed: DeployedTemplate) -> None:
     template = translated_template()
-    conditional = {name for name, r in template["Resources"].items() if r.get("Condition") == "HasAlarmEmail"}
-    assert conditional == {"AlarmTopic", "AlarmTopicPolicy"}  # AlarmEmail is empty by default
+    conditional = {name for name, r in template["Resources"].items() if r.get("Condition") in ("HasAlarmEmail", "SignPublishesVersions")}
+    # AlarmEmail is empty by default; SnapStart and provisioned concurrency are off (no published version, no alias)
+    assert conditional == {"AlarmTopic", "AlarmTopicPolicy", "SignFunctionVersion", "SignFunctionAlias"}
     assert set(deployed.resources) == set(template["Resources"]) - conditional
+    assert "SignFunctionAliasArn" not in deployed.outputs  # its condition is false: the outputs are those of before
     assert {r.type for r in deployed.resources.values()} >= {model.cloudformation_type() for model in EMULATED} - {"AWS::SNS::TopicPolicy"}
-    for output in template["Outputs"]:
+    for output in (name for name, spec in template["Outputs"].items() if spec.get("Condition") != "SignPublishesVersions"):
         assert deployed.outputs[output], output  # every output resolved, GetAtt on emulated types included
 
 

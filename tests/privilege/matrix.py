@@ -106,6 +106,7 @@ def written_rows(deployment: Deployment, policies: Policies, *, break_glass: boo
     key = deployment.resources["KeyringKey"].attributes["Arn"]
     bucket = deployment.resources["JwksBucket"].ref
     jwks = f"arn:aws:s3:::{bucket}/.well-known/jwks.json"
+    record = f"arn:aws:s3:::{bucket}/revocations/revoked-kids.json"
     via_sm = {"kms:ViaService": f"secretsmanager.{deployment.region}.amazonaws.com", "kms:CallerAccount": deployment.account}
     current = {"secretsmanager:VersionStage": ["AWSCURRENT"]}
     other_secret = f"arn:aws:secretsmanager:{deployment.region}:{deployment.account}:secret:another-app-secret-Zz9Yy8"
@@ -210,10 +211,32 @@ def written_rows(deployment: Deployment, policies: Policies, *, break_glass: boo
               resource_policy=custody), "deny", "the sign role signing with another algorithm", "sign"),
         Row(c("rotate-reads-custody-public", rotate, "kms:GetPublicKey", custody_key, resource_policy=custody), "allow",
             "the rotate role publishing a custody key's public half", "rotate"),
+        Row(c("admin-puts-custody-policy", OTHER_ROLE, "kms:PutKeyPolicy", custody_key, identity=ADMINISTRATOR, resource_policy=custody),
+            "deny", "an administrator rewriting a custody key's policy to give itself kms:Sign", "some-admin"),
+        Row(c("admin-grants-custody", OTHER_ROLE, "kms:CreateGrant", custody_key, identity=ADMINISTRATOR, resource_policy=custody),
+            "deny", "an administrator granting itself kms:Sign on a custody key", "some-admin"),
+        Row(c("admin-enables-custody", OTHER_ROLE, "kms:EnableKey", custody_key, identity=ADMINISTRATOR, resource_policy=custody_pending),
+            "deny", "an administrator enabling a retired or pending custody key", "some-admin"),
+        Row(c("rotate-puts-custody-policy", rotate, "kms:PutKeyPolicy", custody_key, resource_policy=custody),
+            "allow", "the rotate role re-policying its key (KMS's lockout check needs the creator to keep it)", "rotate"),
         Row(c("admin-schedules-custody-deletion", OTHER_ROLE, "kms:ScheduleKeyDeletion", custody_key, identity=ADMINISTRATOR, resource_policy=custody),
             "allow", "an administrator can still manage a custody key (no lockout)", "some-admin"),
         Row(c("admin-describes-key", OTHER_ROLE, "kms:DescribeKey", key, identity=ADMINISTRATOR), "allow",
             "an administrator can still manage the keyring key (no lockout)", "some-admin"),
+        Row(c("admin-writes-revocation-record", OTHER_ROLE, "s3:PutObject", record, identity=ADMINISTRATOR), "deny",
+            "another principal (AdministratorAccess) overwriting the revocation record", "some-admin"),
+        Row(c("admin-deletes-revocation-record", OTHER_ROLE, "s3:DeleteObject", record, identity=ADMINISTRATOR), "deny",
+            "another principal (AdministratorAccess) erasing the revocation record", "some-admin"),
+        Row(c("admin-deletes-revocation-record-version", OTHER_ROLE, "s3:DeleteObjectVersion", record, identity=ADMINISTRATOR), "deny",
+            "another principal (AdministratorAccess) erasing a version of the revocation record", "some-admin"),
+        Row(c("admin-writes-tick-ledger", OTHER_ROLE, "s3:PutObject", f"arn:aws:s3:::{bucket}/state/last-tick.json", identity=ADMINISTRATOR),
+            "deny", "another principal (AdministratorAccess) faking a recent tick so that ticks skip", "some-admin"),
+        Row(c("sign-writes-revocation-record", sign, "s3:PutObject", record), "deny", "the sign role writing the revocation record", "sign"),
+        Row(c("sign-reads-revocation-record", sign, "s3:GetObject", record), "allow", "the sign role reading the revocation record", "sign"),
+        Row(c("rotate-deletes-revocation-record", rotate, "s3:DeleteObject", record), "deny", "the rotate role erasing the revocation record", "rotate"),
+        Row(_case(policies, deployment, "cloudfront-reads-revocation-record", None, "s3:GetObject", record,
+                  {"aws:SourceArn": f"arn:aws:cloudfront::{deployment.account}:distribution/{distribution}"},
+                  principal="cloudfront.amazonaws.com", identity=[]), "deny", "CloudFront (OAC) serving the revocation record", "cloudfront"),
         Row(_case(policies, deployment, "cloudfront-reads", None, "s3:GetObject", jwks,
                   {"aws:SourceArn": f"arn:aws:cloudfront::{deployment.account}:distribution/{distribution}"},
                   principal="cloudfront.amazonaws.com", identity=[]), "allow", "CloudFront (OAC) reading the documents", "cloudfront"),
@@ -228,6 +251,8 @@ def written_rows(deployment: Deployment, policies: Policies, *, break_glass: boo
                   identity=ADMINISTRATOR), "allow", "the break-glass role decrypting the keyring", "break-glass"),
             Row(c("break-glass-writes-bucket", BREAK_GLASS_ROLE, "s3:PutObject", jwks, identity=ADMINISTRATOR), "deny",
                 "the break-glass role writing the bucket (only the rotate role writes)", "break-glass"),
+            Row(c("break-glass-writes-revocation-record", BREAK_GLASS_ROLE, "s3:PutObject", record, identity=ADMINISTRATOR), "deny",
+                "the break-glass role rewriting the revocation record (only the rotate role writes)", "break-glass"),
             Row(c("break-glass-puts-keyring-policy", BREAK_GLASS_ROLE, "secretsmanager:PutResourcePolicy", keyring, identity=ADMINISTRATOR),
                 "allow", "the break-glass role repairing the keyring's policy", "break-glass"),
             Row(c("break-glass-puts-bucket-policy", BREAK_GLASS_ROLE, "s3:PutBucketPolicy", bucket_arn, identity=ADMINISTRATOR),

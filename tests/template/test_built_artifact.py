@@ -142,3 +142,11 @@ def test_the_built_policy_file_is_the_same_document_in_json(built: Path) -> None
     assert policy_document(shipped) == policy_document(source)
     digests = {load_issuance_policy(text, max_token_ttl=3600, default_token_ttl=900).digest for text in (source, shipped)}
     assert len(digests) == 1  # audit lines name the same policy
+
+
+def test_the_built_functions_carry_no_local_marker(built: Path) -> None:
+    """Without it a deployed function refuses STS_ENDPOINT_URL, STS_CA_BUNDLE and a policy file outside its directory."""
+    from jwks_rotator.adapters.lean.sts_identity import LOCAL_MARKER
+
+    for function in ("SignFunction", "RotateFunction"):
+        assert not (built / function / LOCAL_MARKER).exists()

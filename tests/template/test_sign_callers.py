@@ -137,6 +137,19 @@ def test_the_outage_alarm_fires_on_two_of_three_minutes(resources: dict[str, Any
     assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
 
 
+def test_a_spent_replay_budget_has_its_own_alarm_on_the_metric_the_sign_function_emits(resources: dict[str, Any]) -> None:
+    app = load_sign_app()
+    app._counts.clear()
+    app._on_proof_event("rate_limited")
+    (name,) = app._counts
+    props = resources["ProofRateLimitedAlarm"]["Properties"]
+    assert (props["Namespace"], props["MetricName"], props["Statistic"]) == (NAMESPACE, name, "Sum")
+    assert props["Dimensions"] == [{"Name": "service", "Value": SERVICE}]
+    assert (props["Period"], props["EvaluationPeriods"], props["Threshold"]) == (300, 1, 1)
+    assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold" and props["TreatMissingData"] == "notBreaching"
+    assert props["AlarmActions"] == {"Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]}
+
+
 # --------------------------------------------------------------------------- the layer's requirements
 def _requirements(text: str) -> dict[str, tuple[str, list[str]]]:
     """``name -> (version, hashes)`` from a pip requirements file (continuation lines joined, comments dropped)."""

@@ -114,13 +114,14 @@ def test_the_stale_key_alarm_follows_the_stack_s_own_settings(resources: dict[st
 
 
 def test_only_the_rotator_writes_the_revocation_list_and_the_signer_only_reads_it(resources: dict[str, Any]) -> None:
+    """The record (an object only the rotate role may write) and its SSM mirror (which the rotator repairs)."""
     by_function: dict[str, set[str]] = {}
     for name, statement in policy_statements(resources):
         if "revoked-kids" in json.dumps(statement.get("Resource")):
             by_function.setdefault(name, set()).update(as_list(statement["Action"]))
     assert by_function == {
-        "RotateFunction": {"ssm:GetParameter", "ssm:PutParameter", "ssm:GetParameterHistory"},
-        "SignFunction": {"ssm:GetParameter"},
+        "RotateFunction": {"s3:GetObject", "s3:PutObject", "ssm:GetParameter", "ssm:PutParameter", "ssm:GetParameterHistory", "ssm:DeleteParameter"},
+        "SignFunction": {"s3:GetObject", "ssm:GetParameter"},
     }
 
 
@@ -200,7 +201,30 @@ def test_functions_and_layer(template: dict[str, Any], resources: dict[str, Any]
         assert props["Handler"] == "app.handler"
         assert props.get("Runtime", "python3.12") == "python3.12"
     assert resources["SignFunction"]["Properties"]["Timeout"] <= 10
-    assert resources["SignFunction"]["Properties"]["MemorySize"] == 512
+    assert resources["SignFunction"]["Properties"]["MemorySize"] == {"Ref": "SignMemorySize"}
+    assert template["Parameters"]["SignMemorySize"]["Default"] == 1024  # chosen by measurement (benchmarks/RESULTS.md, power tuning)
+
+
+def test_snapstart_and_provisioned_concurrency_are_opt_in_on_a_published_alias(template: dict[str, Any], resources: dict[str, Any]) -> None:
+    props = resources["SignFunction"]["Properties"]
+    parameters = template["Parameters"]
+    assert parameters["SignSnapStart"]["Default"] == "None" and parameters["SignSnapStart"]["AllowedValues"] == ["None", "PublishedVersions"]
+    assert parameters["SignProvisionedConcurrency"]["Default"] == 0
+    assert props["SnapStart"] == {"Fn::If": ["SignSnapStartOn", {"ApplyOn": "PublishedVersions"}, {"Ref": "AWS::NoValue"}]}  # off: no property at all
+    version, alias = resources["SignFunctionVersion"], resources["SignFunctionAlias"]
+    assert version["Condition"] == alias["Condition"] == "SignPublishesVersions"  # off by default: neither exists
+    assert version["Properties"]["FunctionName"] == alias["Properties"]["FunctionName"] == {"Ref": "SignFunction"}
+    assert version["Properties"]["Description"] == {"Fn::Sub": "revision ${SignCodeRevision}"}  # a new revision, a new version
+    assert alias["Properties"]["FunctionVersion"] == {"Fn::GetAtt": ["SignFunctionVersion", "Version"]}
+    concurrency = alias["Properties"]["ProvisionedConcurrencyConfig"]["Fn::If"]
+    assert concurrency[0] == "HasSignProvisionedConcurrency" and concurrency[2] == {"Ref": "AWS::NoValue"}
+    outputs = template["Outputs"]
+    # Off (the default): the outputs callers use and the name proofs bind to are the function's own, as before.
+    assert outputs["SignFunctionName"]["Value"] == {"Ref": "SignFunction"}
+    assert outputs["SignFunctionArn"]["Value"] == {"Fn::GetAtt": ["SignFunction", "Arn"]}
+    assert outputs["SignFunctionAliasArn"]["Condition"] == "SignPublishesVersions"
+    conditions = template["Conditions"]
+    assert conditions["SignPublishesVersions"] == {"Fn::Or": [{"Condition": "SignSnapStartOn"}, {"Condition": "HasSignProvisionedConcurrency"}]}
 
 
 def test_secret_starts_as_the_empty_keyring_under_the_cmk(resources: dict[str, Any]) -> None:
@@ -218,7 +242,9 @@ WRITE_VERBS = ("Put", "Update", "Delete", "Create", "Restore", "Rotate", "Tag", 
 def test_sign_function_can_only_read_the_current_signing_view_and_the_revocation_list(resources: dict[str, Any]) -> None:
     """The identity policy holds the revocation list only; the secret and its key grant the rest, by name."""
     statements = [s for name, s in policy_statements(resources) if name == "SignFunction" and s["Sid"] not in KMS_SIGN_SIDS]
-    assert {a for s in statements for a in as_list(s["Action"])} == {"ssm:GetParameter"}
+    assert {a for s in statements for a in as_list(s["Action"])} == {"ssm:GetParameter", "s3:GetObject"}
+    [record] = [s for s in statements if s["Action"] == "s3:GetObject"]
+    assert record["Resource"] == {"Fn::Sub": "${JwksBucket.Arn}/revocations/revoked-kids.json"}
     sign_role = {"Fn::GetAtt": ["SignFunctionRole", "Arn"]}
     by_sid = {s["Sid"]: s for s in resources["SigningKeySecretPolicy"]["Properties"]["ResourcePolicy"]["Statement"] if "Sid" in s}
     read = by_sid["SignRoleReadsTheCurrentSigningView"]
@@ -331,12 +357,15 @@ def test_only_the_rotate_function_writes(resources: dict[str, Any]) -> None:
             assert not writes & set(as_list(statement["Action"])), f"{name} may write: {statement['Action']}"
 
 
-def test_rotate_writes_only_the_two_documents(resources: dict[str, Any]) -> None:
-    for name, statement in policy_statements(resources):
-        if name == "RotateFunction" and "s3:PutObject" in as_list(statement["Action"]):
-            targets = [r["Fn::Sub"] for r in as_list(statement["Resource"])]
-            assert sorted(targets) == ["${JwksBucket.Arn}/.well-known/jwks.json",
-                                       "${JwksBucket.Arn}/.well-known/openid-configuration"]
+def test_rotate_writes_only_the_two_documents_the_revocation_record_and_the_tick_ledger(resources: dict[str, Any]) -> None:
+    targets = [
+        r["Fn::Sub"]
+        for name, statement in policy_statements(resources)
+        if name == "RotateFunction" and "s3:PutObject" in as_list(statement["Action"])
+        for r in as_list(statement["Resource"])
+    ]
+    assert sorted(targets) == ["${JwksBucket.Arn}/.well-known/jwks.json", "${JwksBucket.Arn}/.well-known/openid-configuration",
+                               "${JwksBucket.Arn}/revocations/revoked-kids.json", "${JwksBucket.Arn}/state/last-tick.json"]
 
 
 def test_bucket_is_private_tls_only_and_readable_only_by_the_distribution(resources: dict[str, Any]) -> None:
@@ -395,3 +424,26 @@ def test_operator_roles_parameter_takes_the_role_lists_the_setting_takes(params:
         Settings.from_mapping({"operator-roles": value})
     for value in ["arn:aws:iam::123456789012:role/team/ops", "arn:aws:iam::12345678901:role/ops", "ops", "arn:aws:iam::123456789012:user/ops"]:
         assert not pattern.fullmatch(value), value
+
+
+def test_the_scheduler_role_trusts_only_this_stacks_own_schedule(resources: dict[str, Any]) -> None:
+    tick = resources["RotateFunction"]["Properties"]["Events"]["Tick"]["Properties"]
+    assert tick["RoleArn"] == {"Fn::GetAtt": ["TickScheduleRole", "Arn"]}
+    (trust,) = resources["TickScheduleRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"} and trust["Action"] == "sts:AssumeRole"
+    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    source = trust["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"]
+    assert source.endswith(":schedule/default/${AWS::StackName}-tick") and source == (
+        "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/default/" + "${AWS::StackName}-tick"
+    )
+    (policy,) = resources["TickScheduleRole"]["Properties"]["Policies"]
+    actions = {s["Action"] for s in policy["PolicyDocument"]["Statement"]}
+    assert actions == {"lambda:InvokeFunction", "sqs:SendMessage"}
+
+
+def test_both_functions_enforce_an_optional_code_signing_configuration(params: dict[str, Any], resources: dict[str, Any]) -> None:
+    assert params["CodeSigningConfigArn"]["Default"] == ""
+    assert re.fullmatch(params["CodeSigningConfigArn"]["AllowedPattern"], "arn:aws:lambda:eu-west-1:123456789012:code-signing-config:csc-0123456789abcdef0")
+    for function in ("RotateFunction", "SignFunction"):
+        assert resources[function]["Properties"]["CodeSigningConfigArn"] == {
+            "Fn::If": ["HasCodeSigning", {"Ref": "CodeSigningConfigArn"}, {"Ref": "AWS::NoValue"}]}

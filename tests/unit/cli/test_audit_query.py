@@ -150,18 +150,16 @@ def test_only_audit_lines_match():
     assert query().matches(line())
 
 
-def test_the_line_s_own_time_decides_the_window():
+def test_the_event_s_timestamp_decides_the_window_not_the_line_s_text():
     q = AuditQuery(since=NOW - timedelta(hours=2), until=NOW - timedelta(hours=1))
+    inside, outside = NOW - timedelta(minutes=90), NOW
+    assert q.matches(line(time="2026-11-26T08:00:00.000Z"), inside)  # a line claiming another time is placed by CloudWatch's
+    assert not q.matches(line(time="2026-11-26T10:30:00.000Z"), outside)
+    assert q.matches(line(time=None), NOW - timedelta(hours=2)) and q.matches(line(time=None), NOW - timedelta(hours=1))  # both ends
+    # Only an event without a timestamp falls back to the line's own time.
     assert q.matches(line(time="2026-11-26T10:30:00.000Z"))
-    assert q.matches(line(time="2026-11-26T10:00:00.000Z"))  # both ends count
-    assert q.matches(line(time="2026-11-26T11:00:00.000Z"))
     assert not q.matches(line(time="2026-11-26T09:59:59.999Z"))
-    assert not q.matches(line(time="2026-11-26T11:00:00.001Z"))
-    # The event's time counts only for a line without one of its own.
-    inside = NOW - timedelta(minutes=90)
-    assert not q.matches(line(time="2026-11-26T08:00:00.000Z"), inside)
-    assert q.matches(line(time=None), inside)
-    assert not q.matches(line(time="garbage"), NOW)
+    assert not q.matches(line(time="garbage"))
     assert not q.matches(line(time=None))
 
 
@@ -184,16 +182,21 @@ def test_parse_audit_line_skips_everything_but_audit_objects():
 
 
 def test_select_keeps_matches_oldest_first_and_skips_the_rest():
-    stamp = int(NOW.timestamp() * 1000)
+    def at(hour: int, minute: int) -> int:
+        return int(datetime(2026, 11, 26, hour, minute, tzinfo=UTC).timestamp() * 1000)
+
     events = [
-        {"timestamp": stamp, "message": json.dumps(line(jti="late", time="2026-11-26T11:30:00.000Z"))},
-        {"timestamp": stamp, "message": "REPORT RequestId: 1\tDuration: 1 ms"},
-        {"timestamp": stamp, "message": json.dumps(line(jti="early", time="2026-11-26T10:30:00.000Z"))},
-        {"timestamp": stamp, "message": json.dumps(line(jti="other-role", role="arn:aws:iam::123456789012:role/billing"))},
-        {"timestamp": stamp, "message": '{"level": "INFO", "message": "issued", "jti": "early"}'},
-        {"timestamp": stamp, "message": json.dumps(line(jti="too-old", time="2026-11-20T10:30:00.000Z"))},
+        {"timestamp": at(11, 30), "message": json.dumps(line(jti="late", time="2026-11-26T09:00:00.000Z"))},  # claims earlier
+        {"timestamp": at(11, 0), "message": "REPORT RequestId: 1\tDuration: 1 ms"},
+        {"timestamp": at(10, 30), "message": json.dumps(line(jti="early"))},
+        {"timestamp": at(10, 40), "message": json.dumps(line(jti="other-role", role="arn:aws:iam::123456789012:role/billing"))},
+        {"timestamp": at(10, 45), "message": '{"level": "INFO", "message": "issued", "jti": "early"}'},
+        {"timestamp": int(DAY_AGO.timestamp() * 1000) - 1, "message": json.dumps(line(jti="too-old", time="2026-11-26T11:00:00.000Z"))},
     ]
-    assert [r["jti"] for r in select(events, query(caller=ROLE))] == ["early", "late"]
+    selected = select(events, query(caller=ROLE))
+    assert [r["jti"] for r in selected] == ["early", "late"]
+    assert [r["time"] for r in selected] == ["2026-11-26T10:30:00.000Z", "2026-11-26T11:30:00.000Z"]  # the events' times
+    assert selected[1]["line_time"] == "2026-11-26T09:00:00.000Z"
 
 
 # --- the server-side pattern -----------------------------------------------
@@ -268,4 +271,5 @@ def test_table_rows_are_the_line_s_fields_on_one_line_each():
     assert "a, b" in first and "2026-11-26T13:33:20Z" in first
     assert "refused: ttl_too_long" in second and "jti-1" not in second
     assert "sha256:abc" not in first + second  # the policy digest is in --json only
-    assert len({header.index("caller"), first.index(SESSION), second.index(SESSION)}) == 1  # aligned columns
+    shown = f"{ROLE} (session i-0abc)"  # the role ARN, the session name the caller chose beside it
+    assert len({header.index("caller"), first.index(shown), second.index(shown)}) == 1  # aligned columns

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from jwks_rotator.core.keys.keyring import Keyring
-from jwks_rotator.core.keys.records import KeyState
+from jwks_rotator.core.keys.records import KeyState, load_private_key
 from jwks_rotator.core.lifecycle.keygen import generate_key
 from jwks_rotator_cli.doctor import http_date
 from jwks_rotator_cli.doctor_checks import (
@@ -178,3 +178,63 @@ def test_no_scheduled_run_fails_unless_the_stack_is_younger_than_the_window():
     assert check_last_run(None, timedelta(minutes=45), timedelta(minutes=3), NOW).result == "warn"  # just deployed
     assert check_last_run(None, timedelta(minutes=45), timedelta(days=2), NOW).result == "fail"
     assert check_last_run(None, timedelta(minutes=45), None, NOW).result == "fail"
+
+
+def test_a_shared_cache_held_longer_than_the_max_age_fails():
+    """CloudFront obeys s-maxage over max-age: a longer one keeps verifiers on an old key set past the publish lead."""
+    held = check_document("JWKS", "u", 200, "application/json", "public, max-age=2, s-maxage=86400", 2 * S)
+    assert held.result == "fail" and "s-maxage=86400" in held.detail
+    assert check_document("JWKS", "u", 200, "application/json", "public, max-age=2, s-maxage=2", 2 * S).result == "ok"
+    assert check_document("JWKS", "u", 200, "application/json", "max-age=2, max-age=86400", 2 * S).result == "fail"  # caches differ
+    assert check_document("JWKS", "u", 200, "application/json", "no-store, max-age=2", 2 * S).result == "warn"  # costs fetches
+
+
+def test_a_jwks_holding_private_key_material_fails():
+    jwk = generate_key("ES256", NOW).public_jwk()
+    for member in ("d", "p", "q", "dp", "dq", "qi", "k", "oth"):
+        leaked = check_jwks_keys({"keys": [{**jwk, member: "AAAA"}]}, "ES256")
+        assert leaked.result == "fail" and member in leaked.detail and "AAAA" not in leaked.detail + leaked.todo
+
+
+def test_a_malformed_jwks_fails_instead_of_crashing():
+    for keys in (None, 5, {"kid": "x"}, "abc"):
+        assert check_jwks_keys({"keys": keys}, "ES256").result == "fail"
+
+
+def test_an_issued_token_must_verify_against_the_published_jwks():
+    import jwt
+
+    key = generate_key("ES256", NOW)
+    other = generate_key("ES256", NOW)
+    token = jwt.encode({"sub": "doctor", "exp": 1}, load_private_key(key.private_jwk), algorithm="ES256", headers={"kid": key.kid})
+    jwks = {"keys": [key.public_jwk()]}
+    assert check_signer({"token": token, "kid": key.kid}, "me", jwks=jwks).result == "ok"  # expired by now: still its key's
+    unpublished = check_signer({"token": token, "kid": key.kid}, "me", jwks={"keys": [other.public_jwk()]})
+    assert unpublished.result == "fail" and key.kid in unpublished.detail and token not in unpublished.detail
+    forged = jwt.encode({"sub": "doctor"}, load_private_key(other.private_jwk), algorithm="ES256", headers={"kid": key.kid})
+    bad = check_signer({"token": forged, "kid": key.kid}, "me", jwks=jwks)
+    assert bad.result == "fail" and forged not in bad.detail + bad.todo
+    assert check_signer({"token": "not-a-jwt", "kid": key.kid}, "me", jwks=jwks).result == "fail"
+
+
+def test_a_key_published_for_an_algorithm_its_type_cannot_sign_fails():
+    es256 = generate_key("ES256", NOW).public_jwk()
+    other = generate_key("ES256", NOW + S).public_jwk()
+    for alg in ("none", "HS256", "RS256"):  # beside a correct key, so the stack's algorithm is published
+        wrong = check_jwks_keys({"keys": [es256, {**other, "alg": alg}]}, "ES256")
+        assert wrong.result == "fail" and f"{other['kid']} ({alg})" in wrong.detail, wrong
+
+
+def test_stale_while_revalidate_past_the_max_age_fails():
+    """A cache may serve the old document for stale-while-revalidate past max-age: that is as long as a longer max-age."""
+    stale = check_document("JWKS", "u", 200, "application/json", "public, max-age=2, stale-while-revalidate=86400", 2 * S)
+    assert stale.result == "fail" and "stale-while-revalidate=86400" in stale.detail
+
+
+def test_an_alarm_still_without_data_an_hour_after_deployment_warns():
+    """Every template alarm treats missing data as OK or breaching: one still INSUFFICIENT_DATA cannot evaluate, so never pages."""
+    alarms = [{"AlarmName": "s-RotateErrors", "StateValue": "OK"}, {"AlarmName": "s-SignerUnavailable", "StateValue": "INSUFFICIENT_DATA"}]
+    fresh = check_alarms(alarms, 2, "ops@example.com", stack_age=timedelta(minutes=5))
+    assert worst(fresh) == "ok"  # just deployed: not evaluated yet
+    stuck = check_alarms(alarms, 2, "ops@example.com", stack_age=timedelta(days=3))
+    assert worst(stuck) == "warn" and any("s-SignerUnavailable" in c.detail and c.result == "warn" for c in stuck)

@@ -242,6 +242,7 @@ ENV_POLICY = policy_yaml(
 
 @pytest.fixture
 def fresh_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
+    """Starts a cold handler module (its INIT reads the environment as it is then): ``fresh_app()`` returns it."""
     for name in ("KEYRING_SECRET_ID", "ISSUER", "ALLOWED_AUDIENCES", "DEFAULT_AUDIENCE", "MAX_TOKEN_TTL", "DEFAULT_TOKEN_TTL", "ISSUANCE_POLICY_FILE"):
         monkeypatch.delenv(name, raising=False)
     client = FakeSecrets(keyring_json(KEY))
@@ -253,20 +254,26 @@ def fresh_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
         sts.register(ORDERS)
         monkeypatch.setenv("STS_ENDPOINT_URL", sts.url)
         monkeypatch.setenv("ISSUANCE_POLICY_FILE", str(policy))
-        module = load_sign_app("sign_app_env")
-        module.audit._stream = io.StringIO()
-        module.made_clients, module.fake_client, module.sts, module.policy_path = made, client, sts, policy
-        yield module
+        def start(name: str = "sign_app_env") -> Any:
+            module = load_sign_app(name)
+            module.audit._stream = io.StringIO()
+            module.made_clients, module.fake_client, module.sts, module.policy_path = made, client, sts, policy
+            return module
+
+        start.made_clients, start.fake_client, start.sts, start.policy_path = made, client, sts, policy  # type: ignore[attr-defined]
+        yield start
 
 
 def test_settings_policy_and_sts_come_from_the_environment_once_per_container(fresh_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("DEFAULT_TOKEN_TTL", "5m")
+    app = fresh_app()
+    assert app.fake_client.calls == 0 and app.sts.replays == 0  # INIT reads no key and calls no one (its clients are made, unused)
 
     def ask(**request: Any) -> dict[str, Any]:
-        event = {"proof": ORDERS.proof(sts_endpoint_url=fresh_app.sts.url, signer=SIGN_FUNCTION_NAME), **request}
-        return dict(fresh_app.handler(event, CONTEXT))
+        event = {"proof": ORDERS.proof(sts_endpoint_url=app.sts.url, signer=SIGN_FUNCTION_NAME), **request}
+        return dict(app.handler(event, CONTEXT))
 
     assert ask(sub="u", aud="billing-api")["error"] == "audience_not_allowed"
     # the first call read the key in the background during the proof's replay, and returned only after that read
@@ -304,18 +311,19 @@ def test_a_bad_configuration_answers_invalid_configuration_on_every_call(
 ) -> None:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    app = fresh_app()  # INIT keeps the error: no crash
     for _ in range(3):
-        response = fresh_app.handler({"sub": "u", "aud": "orders-api"}, CONTEXT)
+        response = app.handler({"sub": "u", "aud": "orders-api"}, CONTEXT)
         assert response["error"] == "invalid_configuration" and response["message"]
-    assert fresh_app.made_clients == []
-    assert fresh_app.sts.replays == 0
+    assert app.made_clients == []
+    assert app.sts.replays == 0
 
 
 def test_a_broken_policy_answers_invalid_configuration(fresh_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
     fresh_app.policy_path.write_text("profiles:\n  orders:\n    callers: [nope]\n")
-    response = fresh_app.handler({"sub": "u", "aud": "orders-api"}, CONTEXT)
+    response = fresh_app().handler({"sub": "u", "aud": "orders-api"}, CONTEXT)
     assert response["error"] == "invalid_configuration" and "nope" not in response["message"]
 
 
@@ -331,9 +339,24 @@ def test_a_caller_removed_from_the_policy_keeps_minting_only_from_environments_s
         event = {"proof": ORDERS.proof(sts_endpoint_url=fresh_app.sts.url, signer=SIGN_FUNCTION_NAME), "sub": "u", "aud": "orders-api"}
         return dict(module.handler(event, CONTEXT))
 
-    assert "token" in ask(fresh_app)  # a warm environment of the current deployment
+    warm = fresh_app()
+    assert "token" in ask(warm)  # a warm environment of the current deployment
     fresh_app.policy_path.write_text(ENV_POLICY.replace('"subjects"', '"disabled": true, "subjects"'))  # the profile's kill switch
-    assert "token" in ask(fresh_app)  # still the policy it read at its cold start
-    redeployed = load_sign_app("sign_app_redeployed")
-    redeployed.audit._stream = io.StringIO()
+    assert "token" in ask(warm)  # still the policy it read at its cold start
+    redeployed = fresh_app("sign_app_redeployed")
     assert ask(redeployed)["error"] == "caller_not_allowed"  # every environment of the new deployment refuses
+
+
+def test_a_deployed_sign_function_reads_its_policy_only_from_inside_its_code_directory(tmp_path: Path) -> None:
+    """Without the local stack's marker an ISSUANCE_POLICY_FILE outside the code directory is a configuration error."""
+    from jwks_rotator.core.errors import ConfigurationError
+    from jwks_rotator.core.settings import Settings
+
+    app = load_sign_app("sign_app_policy_path")
+    outside = tmp_path / "policy.yaml"
+    outside.write_text("profiles: {}\n")
+    for path in (str(outside), "../rotate/app.py"):
+        with pytest.raises(ConfigurationError, match="inside the function's code directory"):
+            app.read_policy(Settings(issuance_policy_file=path), local=False)
+    assert app.read_policy(Settings(issuance_policy_file=str(outside)), local=True) == "profiles: {}\n"  # the local stack
+    assert "profiles" in app.read_policy(Settings(issuance_policy_file="issuance-policy.yaml"), local=False)

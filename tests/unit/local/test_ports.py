@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from jwks_rotator_cli.local_state import STATE_FORMAT
 from jwks_rotator_local.local_stack import LocalStackError, start_moto
-from jwks_rotator_local.ports import LocalStartError, check_can_start, port_in_use, port_problems, running_owner
+from jwks_rotator_local.ports import (
+    LocalStartError,
+    check_can_start,
+    claim_state_file,
+    port_in_use,
+    port_problems,
+    release_state_file,
+    running_owner,
+)
 
 
 @pytest.fixture
@@ -80,3 +91,53 @@ def test_moto_on_a_busy_port_raises_instead_of_waiting_forever(busy_port: int):
     assert not worker.is_alive()
     assert isinstance(outcome[0], LocalStackError)
     assert f"moto cannot listen on 127.0.0.1:{busy_port}" in outcome[0].message and "--moto-port 0" in outcome[0].message
+
+
+@pytest.mark.parametrize("option", ["--port", "--moto-port", "--lambda-port", "--aws-port", "--sts-port"])
+@pytest.mark.parametrize("value", ["70000", "-1"])
+def test_a_port_out_of_range_is_named_with_its_option(option, value, tmp_path):
+    from click.testing import CliRunner
+
+    from jwks_rotator_cli.main import cli
+
+    result = CliRunner().invoke(cli, ["--state-file", str(tmp_path / "state.json"), "local", option, value, "--duration", "0"])
+    assert result.exit_code == 2, result.output
+    assert option in result.stderr and "0<=x<=65535" in result.stderr
+    assert not (tmp_path / "state.json").exists()
+
+
+def test_a_state_file_whose_pid_lives_on_in_another_process_is_free(busy_port: int):
+    """After a reboot or a container restart the pid is some other process: a stack's moto endpoint listens, theirs does not."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert running_owner({"pid": sleeper.pid, "moto_endpoint": f"http://127.0.0.1:{free}"}) is None
+        assert running_owner({"pid": sleeper.pid, "moto_endpoint": f"http://127.0.0.1:{busy_port}"}) == sleeper.pid
+        assert running_owner({"pid": sleeper.pid, "moto_endpoint": "not a url"}) == sleeper.pid  # unknown: the pid decides
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_state_file_is_claimed_before_the_stack_starts(tmp_path):
+    """Two stacks started at once with every port 0: the first to claim the state file owns it, the second ends at once."""
+    path = tmp_path / "state.json"
+    claimer = subprocess.Popen(
+        [sys.executable, "-c", f"import time; from jwks_rotator_local.ports import claim_state_file; h = claim_state_file({str(path)!r}); time.sleep(30)"]
+    )
+    try:
+        for _ in range(300):
+            if (tmp_path / "state.json.lock").exists() and (tmp_path / "state.json.lock").read_text().strip():
+                break
+            time.sleep(0.1)
+        with pytest.raises(LocalStartError, match=f"pid {claimer.pid}"):
+            claim_state_file(str(path))
+    finally:
+        claimer.kill()  # however it ends, its lock ends with it
+        claimer.wait()
+    claim = claim_state_file(str(path))
+    path.write_text(json.dumps({"format": STATE_FORMAT, "pid": os.getpid()}))
+    release_state_file(str(path), claim)
+    assert list(tmp_path.iterdir()) == []

@@ -16,10 +16,10 @@ from jwks_rotator.core.settings import Settings
 
 
 def build_caller_verifier(
-    settings: Settings, environ: Mapping[str, str], *, on_proof_event: Callable[[str], None] | None = None
+    settings: Settings, environ: Mapping[str, str], *, on_proof_event: Callable[[str], None] | None = None, local: bool = False
 ) -> CallerVerifier:
-    """A verifier replaying proofs to the function's own STS endpoint (``AWS_REGION``, or ``STS_ENDPOINT_URL``) over HTTP."""
-    endpoint = StsEndpoint.from_environment(environ)
+    """A verifier replaying proofs to AWS's STS for the function's region (``STS_ENDPOINT_URL`` only when ``local``)."""
+    endpoint = StsEndpoint.from_environment(environ, local=local)
     return CallerVerifier(
         StsIdentityReplayer.for_endpoint(endpoint),
         wall_clock=time.time,

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from jwks_rotator.adapters.lean.s3_record_reader import LeanS3RevocationRecord
 from jwks_rotator.adapters.lean.secrets_extension import ExtensionEndpoint, readers_for
 from jwks_rotator.adapters.sdk.kms_vault import KmsKeyVault
 from jwks_rotator.bootstrap.callers import build_caller_verifier
@@ -20,11 +21,12 @@ from jwks_rotator.core.issuance.profiles import load_issuance_policy
 from jwks_rotator.core.issuance.service import AuditRecord, IssuanceService
 from jwks_rotator.core.issuance.signer import Clock as UnixClock
 from jwks_rotator.core.issuance.signer import RefreshListener, TokenSigner
+from jwks_rotator.core.keys.revocation_guard import RecordRevocationReader, UnionRevocationReader
 from jwks_rotator.core.settings import Settings
 
 if TYPE_CHECKING:
     from jwks_rotator.adapters.sdk.clients import ClientFactory
-    from jwks_rotator.core.ports import KeyringReader, RevocationReader
+    from jwks_rotator.core.ports import KeyringReader, RevocationReader, RevocationRecord
 
 __all__ = ["build_caller_verifier", "build_issuance_service", "build_token_signer"]
 
@@ -50,7 +52,7 @@ def build_token_signer(
     monotonic: UnixClock | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> TokenSigner:
-    """The token signer reading the signing secret's current version and the revocation list.
+    """The token signer reading the signing secret's current version, the revocation record (``jwks-bucket``) and its mirror.
 
     The signing secret holds the keyring's signing view (the active key only); a deployment without one
     (``signing-secret-id`` empty) reads the keyring secret. The reads go through the extension when ``environ``
@@ -62,12 +64,19 @@ def build_token_signer(
     secret_id = settings.signing_secret_id or settings.keyring_secret_id
     endpoint = ExtensionEndpoint.from_environment(environ) if clients is None and environ is not None else None
     reader: KeyringReader
-    revocations: RevocationReader
+    mirror: RevocationReader
+    record: RevocationRecord | None = None
     if endpoint is not None:
-        reader, revocations = readers_for(endpoint, secret_id, settings.revocation_parameter)
+        reader, mirror = readers_for(endpoint, secret_id, settings.revocation_parameter)
+        if settings.jwks_bucket:
+            record = LeanS3RevocationRecord.from_environment(environ or {}, settings.jwks_bucket)
     else:
         clients = _sdk_route().sdk_clients(clients)
-        reader, revocations = _sdk_route().sdk_readers(clients, secret_id, settings.revocation_parameter)
+        reader, mirror = _sdk_route().sdk_readers(clients, secret_id, settings.revocation_parameter)
+        if settings.jwks_bucket:
+            record = _sdk_route().sdk_record(clients, settings.jwks_bucket)
+    # The record (where no restore reaches; the template always names the bucket) and its mirror: a kid on either never signs.
+    revocations: RevocationReader = UnionRevocationReader(RecordRevocationReader(record), mirror) if record is not None else mirror
     given = clients
 
     def kms_client() -> Any:
@@ -90,13 +99,14 @@ def build_issuance_service(
     listener: RefreshListener | None = None,
     on_decision: Callable[[AuditRecord], None] | None = None,
     on_proof_event: Callable[[str], None] | None = None,
+    local: bool = False,
 ) -> IssuanceService:
     """The sign function's service: the token signer, the caller verifier replaying proofs to STS, and the issuance policy.
 
     The STS endpoint comes from the function's region (``AWS_REGION``) or the ``STS_ENDPOINT_URL`` override, never
     from a request; a broken policy or endpoint raises :class:`~jwks_rotator.core.errors.ConfigurationError`.
     """
-    verifier = build_caller_verifier(settings, environ, on_proof_event=on_proof_event)
+    verifier = build_caller_verifier(settings, environ, on_proof_event=on_proof_event, local=local)
     policy = load_issuance_policy(
         policy_text,
         max_token_ttl=int(settings.max_token_ttl.total_seconds()),

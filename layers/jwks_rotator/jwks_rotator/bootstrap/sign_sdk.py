@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from jwks_rotator.adapters.sdk.clients import SIGNING, ClientFactory, client_factory, make_client
+from jwks_rotator.adapters.sdk.revocation_object import S3RevocationRecord
 from jwks_rotator.adapters.sdk.revocation_parameter import SsmRevocationReader
 from jwks_rotator.adapters.sdk.secret_reader import SecretsManagerKeyringReader
 
@@ -24,6 +25,11 @@ def sdk_readers(
 ) -> tuple[SecretsManagerKeyringReader, SsmRevocationReader]:
     """The keyring reader (Secrets Manager) and the revocation reader (SSM) over ``clients``."""
     return SecretsManagerKeyringReader(clients("secretsmanager"), secret_id), SsmRevocationReader(clients("ssm"), revocation_parameter)
+
+
+def sdk_record(clients: ClientFactory, bucket: str) -> S3RevocationRecord:
+    """The revocation record in the stack's bucket, read with boto3 (the signer never writes it)."""
+    return S3RevocationRecord(clients("s3"), bucket)
 
 
 def kms_client() -> Any:

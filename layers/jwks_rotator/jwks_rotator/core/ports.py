@@ -129,6 +129,42 @@ class RevocationReader(Protocol):
     def read(self) -> frozenset[str]: ...
 
 
+class RevocationRecord(Protocol):
+    """The stack's own record of revoked kids, where only the rotate role writes and no secret restore reaches.
+
+    ``load`` is None when the record was never written; a record that cannot
+    be read raises :class:`~.errors.StoreError`. ``save`` replaces it.
+    """
+
+    def load(self) -> tuple[str, ...] | None: ...
+
+    def save(self, kids: tuple[str, ...]) -> None: ...
+
+
+class TickLedger(Protocol):
+    """When the last scheduled tick completed, kept where only the rotate role writes (an object in the stack's bucket).
+
+    ``last_completed`` is None when no tick was recorded (or the record is unreadable: a tick then runs).
+    """
+
+    def last_completed(self) -> datetime | None: ...
+
+    def record(self, at: datetime) -> None: ...
+
+
+class RevocationMirror(Protocol):
+    """A copy of the revoked kids the signer reads cheaply (an SSM parameter any SSM writer can change).
+
+    ``read_mirror`` raises :class:`~.errors.StoreError` whose ``reason`` says
+    why (``ParameterNotFound``, ``MalformedRevocationList``, an AWS code);
+    ``replace`` overwrites it whatever it holds.
+    """
+
+    def read_mirror(self) -> tuple[str, ...]: ...
+
+    def replace(self, kids: tuple[str, ...]) -> None: ...
+
+
 @dataclass(frozen=True)
 class VaultSignature:
     """A key vault's answer to one Sign call: the key that signed (its ARN, as KMS answers) and the signature bytes."""
@@ -156,6 +192,10 @@ class VaultKey:
     tags: Mapping[str, str]
     created_at: datetime
     state: str  # Enabled | Disabled | PendingDeletion | PendingImport | Unavailable | Creating
+    usage: str = ""  # KeyUsage (SIGN_VERIFY), as DescribeKey says; "" when not described
+    origin: str = ""  # Origin (AWS_KMS, EXTERNAL, AWS_CLOUDHSM, EXTERNAL_KEY_STORE)
+    spec: str = ""  # KeySpec
+    manager: str = ""  # KeyManager (CUSTOMER or AWS)
 
 
 class KeyVault(KeySigner, Protocol):
@@ -176,6 +216,8 @@ class KeyVault(KeySigner, Protocol):
     def describe(self, key_arn: str) -> VaultKey: ...
 
     def put_policy(self, key_arn: str, policy: str) -> None: ...
+
+    def policy(self, key_arn: str) -> str: ...
 
     def enable(self, key_arn: str) -> None: ...
 

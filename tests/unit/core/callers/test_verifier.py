@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import random
 from typing import Any
 
 import pytest
@@ -30,7 +32,7 @@ class FakeReplayer:
 
 
 def verifier(replayer: FakeReplayer, clocks: FakeClock, **kwargs: Any) -> CallerVerifier:
-    options: dict[str, Any] = {"max_age": 300, "leeway": 60, "rate_per_second": 1.0, "burst": 3, "cache_size": 8, **kwargs}
+    options: dict[str, Any] = {"max_age": 300, "leeway": 60, "rate_per_second": 1.0, "burst": 3, "cache_size": 8, "random_source": lambda: 0.0, **kwargs}
     return CallerVerifier(replayer, wall_clock=clocks.unix, monotonic_clock=clocks.monotonic, sts_host=HOST, sts_region=REGION, **options)
 
 
@@ -196,7 +198,7 @@ def test_sts_answers_are_read_without_an_xml_parser() -> None:
 def test_the_sts_endpoint_comes_from_the_region_or_the_override() -> None:
     assert StsEndpoint.from_environment({"AWS_REGION": "eu-west-1"}) == StsEndpoint("https://sts.eu-west-1.amazonaws.com", "sts.eu-west-1.amazonaws.com", "eu-west-1")
     assert StsEndpoint.from_environment({"AWS_REGION": "cn-north-1"}).host == "sts.cn-north-1.amazonaws.com.cn"
-    local = StsEndpoint.from_environment({"AWS_REGION": "us-east-1", "STS_ENDPOINT_URL": "http://127.0.0.1:4566"})
+    local = StsEndpoint.from_environment({"AWS_REGION": "us-east-1", "STS_ENDPOINT_URL": "http://127.0.0.1:4566"}, local=True)
     assert (local.origin, local.host) == ("http://127.0.0.1:4566", "127.0.0.1:4566")
     assert StsEndpoint.for_origin("https://sts.example.com:443", "us-east-1").host == "sts.example.com"
     with pytest.raises(ConfigurationError):
@@ -227,3 +229,93 @@ def test_a_presented_proof_changed_in_place_is_checked_again_not_answered_from_m
     with pytest.raises(UnauthenticatedError):
         subject.verify(presented, {SIGNER})
     assert len(replayer.calls) == 1
+
+
+def credential_proof(index: int, *, key: str, token: str) -> dict[str, Any]:
+    """A distinct proof naming access key ``key`` and carrying session token ``token``."""
+    return proof(Authorization=authorization(signature=f"{index:064x}").replace("ASIAEXAMPLEKEY123456", key), X_Amz_Security_Token=token)
+
+
+def test_forged_proofs_naming_a_verified_callers_key_id_cannot_stop_it_renewing() -> None:
+    """The key id is public; the session token is not: a forger's flood never draws from the verified caller's budget."""
+    clocks = FakeClock(SIGNED_AT + 1)
+    known, token = "ASIAKNOWNCALLER00001", "IQoJb3JpZ2luX2VjEXAMPLEREALSESSIONTOKEN"
+    replayer = FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
+    events: list[str] = []
+    subject = verifier(replayer, clocks, burst=40, rate_per_second=20.0, on_event=events.append, random_source=lambda: 0.99)
+    subject.verify(credential_proof(0, key=known, token=token), {SIGNER})
+    replayer.answers = [ReplayAnswer(403, error_code="SignatureDoesNotMatch")]
+    renewed = 0
+    for second in range(240):  # 50 forged proofs a second naming the real key id, with made-up tokens
+        for index in range(50):
+            forged = credential_proof(1_000 + second * 50 + index, key=known, token=f"FORGED{index}")
+            with contextlib.suppress(UnauthenticatedError):
+                subject.verify(forged, {SIGNER})
+        if second % 60 == 59:  # the real caller renews its proof every minute
+            replayer.answers = [ReplayAnswer(200, arn=ROLE_SESSION)]
+            assert subject.verify(credential_proof(second, key=known, token=token), {SIGNER}).role_arn.endswith("role/orders-service")
+            renewed += 1
+            replayer.answers = [ReplayAnswer(403, error_code="SignatureDoesNotMatch")]
+        clocks.advance(1.0)
+    assert renewed == 4 and events.count("rate_limited") > 9_000
+
+
+def test_a_flood_cannot_take_every_token_before_a_new_callers_first_proof() -> None:
+    """Under load the shared budget is an equal-chance draw, so arriving first does not win every token."""
+    clocks = FakeClock(SIGNED_AT + 1)
+    replayer = FakeReplayer(ReplayAnswer(403, error_code="InvalidClientTokenId"))
+    subject = verifier(replayer, clocks, burst=40, rate_per_second=20.0, random_source=random.Random(7).random)
+    admitted_after, reasons = None, set()
+    for second in range(60):
+        for index in range(50):  # the flood arrives first every second
+            with contextlib.suppress(UnauthenticatedError):
+                subject.verify(keyed_proof(100 + second * 50 + index), {SIGNER})
+        replayer.answers = [ReplayAnswer(200, arn=ROLE_SESSION)]
+        try:
+            subject.verify(credential_proof(second, key="ASIANEWCALLER0000001", token="NEWTOKEN"), {SIGNER})
+            admitted_after = second
+            break
+        except UnauthenticatedError as refused:
+            reasons.add(refused.reason)
+        finally:
+            replayer.answers = [ReplayAnswer(403, error_code="InvalidClientTokenId")]
+        clocks.advance(1.0)
+    assert reasons <= {"rate_limited"}
+    assert admitted_after is not None and admitted_after < 20  # p = 20/51 a try: 20 misses in a row is ~5e-5
+
+
+def test_proofs_without_a_session_token_are_never_known_callers() -> None:
+    clocks = FakeClock(SIGNED_AT + 1)
+    replayer = FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
+    signed = "content-type;host;x-amz-date;x-jwks-rotator-signer"
+    subject = verifier(replayer, clocks, burst=1, rate_per_second=1.0)
+    subject.verify(proof(X_Amz_Security_Token=None, Authorization=authorization(signed)), {SIGNER})
+    with pytest.raises(UnauthenticatedError) as caught:
+        subject.verify(proof(X_Amz_Security_Token=None, Authorization=authorization(signed, signature="cd" * 32)), {SIGNER})
+    assert caught.value.reason == "rate_limited"
+
+
+@pytest.mark.parametrize("override", [{"STS_ENDPOINT_URL": "http://attacker.example.com"}, {"STS_CA_BUNDLE": "/tmp/attacker-ca.pem"}])
+def test_a_deployed_function_refuses_an_sts_override_a_configuration_change_could_set(override: dict[str, str]) -> None:
+    """Outside the local stack (no marker file in the code directory) the origin is AWS's STS, checked against the shipped roots."""
+    with pytest.raises(ConfigurationError, match="only on the local stack"):
+        StsEndpoint.from_environment({"AWS_REGION": "eu-west-1", **override})
+    endpoint = StsEndpoint.from_environment({"AWS_REGION": "eu-west-1"})
+    assert endpoint.origin == "https://sts.eu-west-1.amazonaws.com" and endpoint.ca_file is None
+
+
+def test_each_partition_has_its_own_sts_origin() -> None:
+    from jwks_rotator.adapters.lean.sts_identity import sts_origin
+
+    assert sts_origin("us-gov-west-1") == "https://sts.us-gov-west-1.amazonaws.com"
+    assert sts_origin("cn-northwest-1") == "https://sts.cn-northwest-1.amazonaws.com.cn"
+    assert sts_origin("us-iso-east-1") == "https://sts.us-iso-east-1.c2s.ic.gov"
+    assert sts_origin("us-isob-east-1") == "https://sts.us-isob-east-1.sc2s.sgov.gov"
+
+
+def test_the_local_marker_is_a_file_in_the_code_directory(tmp_path: Any) -> None:
+    from jwks_rotator.adapters.lean.sts_identity import LOCAL_MARKER, is_local
+
+    assert not is_local(str(tmp_path))
+    (tmp_path / LOCAL_MARKER).write_text("local\n")
+    assert is_local(str(tmp_path))

@@ -197,7 +197,7 @@ def test_patterns_that_could_backtrack_catastrophically_are_refused_at_load(patt
 
 
 def test_accepted_patterns_stay_fast_on_the_longest_subject() -> None:
-    for pattern in (r"^user-[0-9]+$", r"[a-z]*[a-z]*[a-z]*!", r"(?:foo|bar)-.*", r"^svc:[a-z]+:[0-9]{4}$"):
+    for pattern in (r"^user-[0-9]+$", r"[a-z]*[a-z]*!", r"(?:foo|bar)-.*", r"^svc:[a-z]+:[0-9]{4}$"):
         compiled = compile_subject_pattern(pattern)
         started = time.perf_counter()
         compiled.fullmatch("a" * MAX_SUBJECT_CHARS)
@@ -268,3 +268,67 @@ def test_an_alternation_under_a_fixed_count_is_refused_too(pattern: str) -> None
 
 def test_single_character_alternations_under_a_repeat_still_pass() -> None:
     assert compile_subject_pattern(r"(?:a|b|c){3}-[0-9]+").fullmatch("abc-42")
+
+
+def test_subject_patterns_have_ascii_meanings_unless_unicode_is_asked_for_explicitly() -> None:
+    from jwks_rotator.core.issuance.profiles import compile_subject_pattern
+
+    digits = compile_subject_pattern(r"user-\d+")
+    assert digits.fullmatch("user-42") and not digits.fullmatch("user-\u0663\u0664")  # Arabic-Indic digits
+    assert not compile_subject_pattern(r"\w+").fullmatch("\u00e9t\u00e9")
+    admin = compile_subject_pattern(r"(?i)admin")
+    assert admin.fullmatch("ADMIN") and not admin.fullmatch("ADM\u0130N")  # dotted capital I folds only under Unicode
+    assert compile_subject_pattern(r"(?u)user-\d+").fullmatch("user-\u0663\u0664")  # the explicit opt-in
+    assert compile_subject_pattern(r"(?iu)admin").fullmatch("ADM\u0130N")
+
+
+def test_a_pattern_with_three_variable_quantifiers_is_refused() -> None:
+    """Three in a row cost up to ~90 ms on a 256-character subject ((?i)a*a*a*b); two stay under 1 ms (measured)."""
+    from jwks_rotator.core.errors import ConfigurationError
+    from jwks_rotator.core.issuance.profiles import compile_subject_pattern
+
+    compile_subject_pattern(r"(?i)[a-z]*[a-z]*x")
+    with pytest.raises(ConfigurationError, match="variable quantifiers"):
+        compile_subject_pattern(r"(?i)a*a*a*b")
+
+
+VALUE_LIMITS = """
+profiles:
+  orders:
+    callers: ["arn:aws:iam::123456789012:role/orders-service"]
+    audiences: ["payments-api"]
+    subjects: ["^user-[0-9]+$"]
+    claims:
+      roles: {type: array, values: [reader, writer]}
+      tenant: {type: string, patterns: ["t-[0-9]{1,8}"]}
+      level: {type: integer, values: [1, 2]}
+      email: null
+"""
+
+
+def test_a_profile_may_limit_a_claims_values_and_a_refusal_names_the_claim() -> None:
+    policy, orders = load(VALUE_LIMITS), session(ORDERS_ROLE)
+    for allowed in ({"roles": ["reader"]}, {"roles": []}, {"tenant": "t-42"}, {"level": 2}, {"email": "anything@example.com"}):
+        assert policy.authorize(orders, request(claims=allowed)).azp == "orders"
+    for name, refused in (("roles", ["admin", "superuser"]), ("roles", "reader"), ("roles", ["reader", 1]), ("tenant", "t-42x"),
+                          ("tenant", 42), ("level", True), ("level", 2.0), ("level", 3)):
+        error = refusal(policy, orders, request(claims={name: refused}))
+        assert error.code == "claims_not_allowed" and error.reason == "claim_value_not_allowed"
+        assert repr(name) in error.message and str(refused) not in error.message.replace(repr(name), "")
+    assert refusal(policy, orders, request(claims={"other": 1})).reason == "claim_not_listed"
+
+
+def test_the_list_form_keeps_allowing_any_value() -> None:
+    policy = load()
+    assert policy.authorize(session(ORDERS_ROLE), request(claims={"roles": ["admin", "superuser"]}), profile="orders").azp == "orders"
+
+
+@pytest.mark.parametrize(
+    "limit",
+    ["{type: text}", "{values: []}", "{patterns: ['(a+)+']}", "{colour: red}", "{type: object, values: [1]}", "[]", "{values: [{a: 1}]}"],
+)
+def test_malformed_claim_limits_are_refused_at_load(limit: str) -> None:
+    text = VALUE_LIMITS.replace("{type: integer, values: [1, 2]}", limit)
+    with pytest.raises(ConfigurationError) as caught:
+        load(text)
+    assert "claims.level" in caught.value.message

@@ -168,3 +168,17 @@ def test_a_long_sub_is_bounded_in_the_audit_record() -> None:
 def test_a_profile_audience_outside_the_stack_allow_list_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="outside allowed-audiences"):
         service(allowed_audiences=("payments-api",))
+
+
+def test_a_ttl_over_ten_years_is_refused_after_the_audience_as_the_refusal_order_says() -> None:
+    subject, _ = service()
+    too_long = 10 * 365 * 86400 + 1
+    assert ask(subject, sub="user-1", aud="reports-api", ttl=too_long)["error"] == "audience_not_allowed"
+    assert ask(subject, sub="user-1", aud="payments-api", ttl=too_long)["error"] == "ttl_too_long"
+
+
+def test_a_null_profile_is_a_wrong_type_not_an_absent_field() -> None:
+    subject, _ = service()
+    answer = subject.handle({"proof": proof(), "sub": "user-1", "aud": "payments-api", "profile": None}, {SIGNER})
+    assert answer.response["error"] == "invalid_request" and "profile" in answer.response["message"]
+    assert "token" in subject.handle({"proof": proof(), "sub": "user-1", "aud": "payments-api"}, {SIGNER}).response

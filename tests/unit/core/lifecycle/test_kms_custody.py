@@ -7,7 +7,7 @@ KMS is the eventually consistent test double of ``tests/kms_doubles.py``
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
@@ -332,14 +332,14 @@ def test_a_revoke_whose_disable_failed_is_finished_by_a_later_sweep() -> None:
 @pytest.mark.parametrize(("alg", "signing_algorithm"), [("RS256", "RSASSA_PKCS1_V1_5_SHA_256"), ("ES512", "ECDSA_SHA_512"),
                                                          ("EdDSA", "ED25519_SHA_512")])
 def test_the_key_policy_names_the_roles_and_gives_sign_to_the_sign_role_only_at_activation(alg: str, signing_algorithm: str) -> None:
-    from jwks_rotator.core.lifecycle.kms_custody import key_policy
+    from jwks_rotator.core.lifecycle.kms_custody import key_policy, ownership_sid
     from tests.kms_doubles import ROTATE_ROLE
 
     settings = kms_settings(algorithm="ES256")  # the key's own algorithm decides, not today's setting
     pending = json.loads(key_policy(settings, alg, signer=False))["Statement"]
     active = json.loads(key_policy(settings, alg, signer=True))["Statement"]
     by_sid = {s["Sid"]: s for s in active}
-    assert {s["Sid"] for s in pending} == {"AccountAdministersTheKey", "RotatorManagesTheKey"}
+    assert {s["Sid"] for s in pending} == {"AccountAdministersTheKey", "RotatorManagesTheKey", ownership_sid(settings.kms_stack_tag)}
     assert by_sid["AccountAdministersTheKey"]["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
     assert by_sid["RotatorManagesTheKey"]["Principal"] == {"AWS": ROTATE_ROLE}
     sign = by_sid["SignerSignsWithTheStackAlgorithm"]
@@ -522,3 +522,93 @@ def test_a_rotator_whose_clock_runs_fast_does_not_sweep_a_concurrent_rotator_s_f
     fast = world.clock.now() + ORPHAN_GRACE + timedelta(minutes=5)  # this rotator's clock, 20 minutes ahead of KMS's
     assert world.custodian.sweep(world.store.load().keyring, fast) == []
     assert world.vault.keys[fresh.kms_key_arn].state == "Disabled"
+
+
+def test_a_foreign_key_carrying_the_stacks_tag_is_left_alone_and_reported() -> None:
+    """Anyone who may tag a key can give it the stack's tag; the rotator changes only keys whose policy it wrote."""
+    from jwks_rotator.core.lifecycle.kms_custody import STACK_TAG
+
+    world = KmsWorld(kms_settings())
+    world.run_until_active()
+    foreign_policy = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Enable IAM User Permissions", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+         "Action": "kms:*", "Resource": "*"}]})
+    foreign = world.vault.create_key(key_spec="ECC_NIST_P256", tags={"team": "payments"}, policy=foreign_policy, description="theirs")
+    world.vault.tag(foreign, {STACK_TAG: world.settings.kms_stack_tag})  # the tagger's whole attack
+    reported: list[str] = []
+    world.custodian.on_foreign = reported.append
+    world.clock.advance(ORPHAN_GRACE + timedelta(minutes=1))
+    world.custodian.touched = True
+    assert world.custodian.sweep(world.store.load().keyring, world.clock.now()) == []
+    world.service.tick()
+    key = world.vault.keys[foreign]
+    assert key.state == "Enabled" and key.policy == foreign_policy and key.pending_days is None
+    assert reported and set(reported) == {foreign}
+
+
+def test_an_unrecorded_key_of_the_stack_is_still_swept_because_its_policy_says_so() -> None:
+    world = KmsWorld(kms_settings())
+    world.run_until_active()
+    orphan = KmsCustodian(world.vault, world.settings, world.clock.advance).new_key("ES256", world.clock.now())
+    assert orphan.kms_key_arn is not None
+    world.clock.advance(ORPHAN_GRACE + timedelta(minutes=1))
+    assert world.custodian.sweep(world.store.load().keyring, world.clock.now()) == [orphan.kms_key_arn]
+
+
+def test_a_tick_settles_kms_from_the_stacks_records_without_listing_the_accounts_keys() -> None:
+    world = KmsWorld(kms_settings())
+    world.run_until_active()
+    world.tick_for(timedelta(days=4))  # past a hand-over
+    world.vault.calls.clear()
+    world.custodian.touched = False
+    world.service.tick()
+    assert "list_keys" not in world.vault.calls and "describe_key" in world.vault.calls
+
+
+def test_no_principal_but_the_stacks_roles_can_change_a_key_policy_or_grant_and_the_creator_passes_the_lockout_check() -> None:
+    from jwks_rotator.core.lifecycle.kms_custody import key_policy, ownership_sid
+    from tests.kms_doubles import ROTATE_ROLE
+
+    settings = kms_settings()
+    for signer in (False, True):
+        statements = json.loads(key_policy(settings, "ES256", signer=signer))["Statement"]
+        for statement in statements:
+            actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+            grants_policy = any(a in ("kms:PutKeyPolicy", "kms:Put*", "kms:*", "kms:CreateGrant", "kms:Create*") for a in actions)
+            if statement["Effect"] == "Allow" and grants_policy:
+                assert statement["Principal"] == {"AWS": ROTATE_ROLE}, statement["Sid"]
+        by_sid = {s["Sid"]: s for s in statements}
+        assert "kms:PutKeyPolicy" in by_sid["RotatorManagesTheKey"]["Action"]  # KMS's lockout check: the creator may re-policy
+        deny = by_sid[ownership_sid(settings.kms_stack_tag)]
+        assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", {"AWS": "*"}, "kms:CreateGrant")
+        assert not any(a.startswith(("kms:Enable", "kms:Put")) for a in by_sid["AccountAdministersTheKey"]["Action"])
+
+
+class _Ledger:
+    def __init__(self) -> None:
+        self.at: datetime | None = None
+
+    def last_completed(self) -> datetime | None:
+        return self.at
+
+    def record(self, at: datetime) -> None:
+        self.at = at
+
+
+def test_unproven_ticks_within_half_the_schedule_of_a_completed_one_do_nothing_and_say_so_once(caplog: pytest.LogCaptureFixture) -> None:
+    world = KmsWorld(kms_settings())
+    ledger = _Ledger()
+    world.service._ticks = ledger
+    world.run_until_active()
+    world.clock.advance(timedelta(minutes=1))  # schedule 15m: within half
+    world.vault.calls.clear()
+    caplog.clear()
+    with caplog.at_level("INFO", logger="jwks_rotator"):
+        burst = [world.service.tick(coalesce=True) for _ in range(50)]
+    assert all(report.skipped for report in burst) and world.vault.calls == []
+    assert all(report.keyring.active is not None for report in burst)  # the answer still names the keys
+    assert [r.getMessage() for r in caplog.records].count("tick skipped: another completed within half the schedule") == 50
+    assert len(caplog.records) == 50  # one line each, nothing else
+    assert not world.service.tick().skipped  # an operator's (proven) tick always runs
+    world.clock.advance(world.settings.schedule / 2)
+    assert not world.service.tick(coalesce=True).skipped  # half the schedule later: a real tick

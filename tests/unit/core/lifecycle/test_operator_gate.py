@@ -34,7 +34,7 @@ def gate(roles: tuple[str, ...] = OPERATOR_ROLES) -> OperatorGate:
 
 
 def signed(body: dict[str, Any], caller: Caller = OPERATOR, signer: str = ROTATE) -> dict[str, Any]:
-    return {**body, "proof": caller.proof(sts_endpoint_url=STS_URL, signer=signer)}
+    return caller.operator_event(body, sts_endpoint_url=STS_URL, signer=signer)
 
 
 def refused(event: Any, roles: tuple[str, ...] = OPERATOR_ROLES) -> tuple[str, str | None]:
@@ -135,3 +135,26 @@ def test_an_operation_of_the_wrong_type_is_an_answer_never_a_crash(operation: An
 def test_an_unauthenticated_revoke_writes_no_kid_into_the_audit_line() -> None:
     admission = admit({"operation": "revoke", "kid": "}\\n\"forged\": true"}, lambda: pytest.fail("no gate without a proof"), {"rotate"})
     assert admission.error is not None and admission.asked.kid is None
+
+
+def test_an_operator_proof_authorizes_only_the_operation_and_arguments_it_signed() -> None:
+    captured = signed({"operation": "revoke", "kid": "kid-a"})
+    assert admit(captured, gate, {ROTATE}).error is None
+    for changed in ({"operation": "revoke", "kid": "kid-b"}, {"operation": "rotate-now"}, {"operation": "publish", "accept_restore": True}):
+        assert refused({**changed, "proof": captured["proof"]}) == ("unauthenticated", "proof_not_for_this_operation")
+    publish = signed({"operation": "publish"})
+    assert refused({"operation": "publish", "accept_restore": True, "proof": publish["proof"]})[1] == "proof_not_for_this_operation"
+
+
+def test_a_reusable_sign_proof_is_no_operator_proof() -> None:
+    """A proof without the request digest (what the sign function takes) authorizes no operation."""
+    event = {"operation": "rotate-now", "proof": OPERATOR.proof(sts_endpoint_url=STS_URL, signer=ROTATE)}
+    assert refused(event) == ("unauthenticated", "proof_not_for_this_operation")
+
+
+def test_the_clients_digest_is_the_gates() -> None:
+    from jwks_rotator.core.lifecycle.operator_gate import operation_digest as gate_digest
+    from jwks_rotator_client.operator_client import operation_digest as client_digest
+
+    for event in ({"operation": "tick"}, {"operation": "revoke", "kid": "ké\u2028y"}, {"operation": "publish", "accept_restore": True}):
+        assert gate_digest(event) == client_digest(event) == gate_digest({**event, "proof": {"x": 1}})

@@ -17,8 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from jwks_rotator.adapters.lean.http import HttpError, HttpTransport
@@ -42,8 +41,7 @@ MAX_ANSWER_BYTES = 256 * 1024
 _CODE = re.compile(r"[A-Za-z][A-Za-z0-9]{1,63}")
 
 
-@dataclass(frozen=True)
-class ExtensionEndpoint:
+class ExtensionEndpoint(NamedTuple):  # not a dataclass: a tenth of the class creation cost at INIT
     """Where the extension listens, and where the caller's session token comes from (read at every request)."""
 
     port: int

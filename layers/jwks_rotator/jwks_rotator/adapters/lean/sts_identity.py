@@ -21,16 +21,21 @@ entity is ever expanded.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from jwks_rotator.adapters.lean.http import HttpError, HttpTransport, amazon_roots_context, ca_file_context, default_ssl_context
 from jwks_rotator.core.callers.proof import CallerProof
 from jwks_rotator.core.callers.verifier import ReplayAnswer
 from jwks_rotator.core.errors import ConfigurationError, SigningUnavailableError
+
+LOCAL_MARKER = ".jwks-rotator-local"
+"""A file in a function's code directory that marks it as running on the local stack: only then are
+:data:`STS_ENDPOINT_ENV` and :data:`STS_CA_BUNDLE_ENV` honoured. An environment change cannot create it, and
+``make build`` leaves it out of the artifact."""
 
 STS_ENDPOINT_ENV = "STS_ENDPOINT_URL"
 STS_CA_BUNDLE_ENV = "STS_CA_BUNDLE"
@@ -42,8 +47,7 @@ _ERROR_CODE = re.compile(rb"<Error>.*?<Code>([A-Za-z0-9.]{1,64})</Code>", re.DOT
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-@dataclass(frozen=True)
-class StsEndpoint:
+class StsEndpoint(NamedTuple):  # not a dataclass: a tenth of the class creation cost at INIT
     """Where the signer replays proofs: the origin to connect to, the Host a proof must sign, and the scope region."""
 
     origin: str
@@ -52,14 +56,23 @@ class StsEndpoint:
     ca_file: str | None = None  # None: Amazon's roots (the system bundle in the China regions)
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str]) -> StsEndpoint:
-        """From ``AWS_REGION`` (or ``AWS_DEFAULT_REGION``) and the optional :data:`STS_ENDPOINT_ENV` and
-        :data:`STS_CA_BUNDLE_ENV` overrides."""
+    def from_environment(cls, environ: Mapping[str, str], *, local: bool = False) -> StsEndpoint:
+        """AWS's STS for ``AWS_REGION`` (or ``AWS_DEFAULT_REGION``) in its partition, over HTTPS with the shipped roots.
+
+        Only with ``local`` (the function's code directory holds :data:`LOCAL_MARKER`) are the
+        :data:`STS_ENDPOINT_ENV` and :data:`STS_CA_BUNDLE_ENV` overrides honoured; elsewhere either one set is a
+        configuration error, so a configuration change cannot point the signer at another STS.
+        """
         region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or ""
         if not region:
             raise ConfigurationError("caller proof: AWS_REGION is not set, so the STS endpoint is unknown")
-        suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-        origin = environ.get(STS_ENDPOINT_ENV) or f"https://sts.{region}.{suffix}"
+        overrides = [name for name in (STS_ENDPOINT_ENV, STS_CA_BUNDLE_ENV) if environ.get(name)]
+        if overrides and not local:
+            raise ConfigurationError(
+                f"caller proof: {', '.join(overrides)} is honoured only on the local stack; a deployed function replays proofs to "
+                f"{sts_origin(region)}"
+            )
+        origin = environ.get(STS_ENDPOINT_ENV) or sts_origin(region)
         return cls.for_origin(origin, region, ca_file=environ.get(STS_CA_BUNDLE_ENV) or None)
 
     @classmethod
@@ -77,6 +90,21 @@ class StsEndpoint:
         if self.ca_file is not None:
             return ca_file_context(self.ca_file)
         return default_ssl_context() if self.region.startswith("cn-") else amazon_roots_context()
+
+
+_PARTITION_SUFFIXES = (("cn-", "amazonaws.com.cn"), ("us-isob-", "sc2s.sgov.gov"), ("us-isof-", "csp.hci.ic.gov"),
+                       ("us-iso-", "c2s.ic.gov"), ("eu-isoe-", "cloud.adc-e.uk"))
+
+
+def sts_origin(region: str) -> str:
+    """AWS's regional STS endpoint in the region's partition (``https://sts.<region>.amazonaws.com`` or its equivalent)."""
+    suffix = next((suffix for prefix, suffix in _PARTITION_SUFFIXES if region.startswith(prefix)), "amazonaws.com")
+    return f"https://sts.{region}.{suffix}"
+
+
+def is_local(code_dir: str) -> bool:
+    """Whether a function's code directory carries the local stack's :data:`LOCAL_MARKER`."""
+    return os.path.isfile(os.path.join(code_dir, LOCAL_MARKER))
 
 
 class StsIdentityReplayer:

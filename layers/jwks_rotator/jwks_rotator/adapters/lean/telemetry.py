@@ -16,7 +16,9 @@ rotate function's:
   powertools writes it. ``POWERTOOLS_METRICS_DISABLED=true`` drops records.
 
 Both write one line per call to stdout (Lambda sends it to the function's
-log group) unless given another stream.
+log group) unless given another stream, under :data:`OUTPUT_LOCK`, which the
+audit writer shares: invocations running at once on threads never interleave
+two lines.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -33,6 +36,8 @@ SERVICE = "jwks-rotator"
 NAMESPACE = "JwksRotator"
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 MAX_METRICS_PER_RECORD = 100
+OUTPUT_LOCK = threading.Lock()
+"""Held while one line (or one EMF flush) is written and flushed: lines from concurrent invocations stay whole."""
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str).encode
 
@@ -86,9 +91,11 @@ class JsonLogger:
         }
         if extra:
             record.update(extra)
+        line = _encode(record) + "\n"
         stream = self.stream or sys.stdout
-        stream.write(_encode(record) + "\n")
-        stream.flush()
+        with OUTPUT_LOCK:
+            stream.write(line)
+            stream.flush()
 
 
 class EmfMetrics:
@@ -123,7 +130,7 @@ class EmfMetrics:
             return
         timestamp = int(self._clock() * 1000)
         names = list(values)
-        stream = self.stream or sys.stdout
+        lines = []
         for start in range(0, len(names), MAX_METRICS_PER_RECORD):
             chunk = names[start : start + MAX_METRICS_PER_RECORD]
             record: dict[str, Any] = {
@@ -137,5 +144,8 @@ class EmfMetrics:
             }
             for name in chunk:
                 record[name] = [values[name]]
-            stream.write(_encode(record) + "\n")
-        stream.flush()
+            lines.append(_encode(record) + "\n")
+        stream = self.stream or sys.stdout
+        with OUTPUT_LOCK:
+            stream.write("".join(lines))
+            stream.flush()

@@ -146,8 +146,24 @@ class KmsKeyVault:
 
     def describe(self, key_arn: str) -> VaultKey:
         metadata = self._call("describe_key", KeyId=_key_id(key_arn)).get("KeyMetadata", {})
-        described: VaultKey = _ports().VaultKey(key_arn, {}, _created(metadata), str(metadata.get("KeyState", "Unavailable")))
+        described: VaultKey = _ports().VaultKey(
+            key_arn,
+            {},
+            _created(metadata),
+            str(metadata.get("KeyState", "Unavailable")),
+            usage=str(metadata.get("KeyUsage", "")),
+            origin=str(metadata.get("Origin", "")),
+            spec=str(metadata.get("KeySpec", metadata.get("CustomerMasterKeySpec", ""))),
+            manager=str(metadata.get("KeyManager", "")),
+        )
         return described
+
+    def policy(self, key_arn: str) -> str:
+        """The key's policy as KMS holds it (GetKeyPolicy, policy name ``default``)."""
+        answer = self._call("get_key_policy", KeyId=_key_id(key_arn), PolicyName="default").get("Policy")
+        if not isinstance(answer, str):
+            raise KeyVaultError(f"KMS get_key_policy failed ({MALFORMED})", reason=MALFORMED)
+        return answer
 
     def put_policy(self, key_arn: str, policy: str) -> None:
         self._call("put_key_policy", KeyId=_key_id(key_arn), PolicyName="default", Policy=policy)
@@ -184,7 +200,8 @@ class KmsKeyVault:
                 if tags.get(tag_key) != tag_value:
                     continue
                 described = self.describe(arn)
-                found.append(vault_key(arn, tags, described.created_at, described.state))
+                found.append(vault_key(arn, tags, described.created_at, described.state, described.usage, described.origin,
+                                       described.spec, described.manager))
             if not page.get("Truncated"):
                 return found
             marker = page.get("NextMarker")

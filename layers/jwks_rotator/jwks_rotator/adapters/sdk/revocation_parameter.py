@@ -141,3 +141,31 @@ class SsmRevocationList:
             if exc.reason != "ParameterAlreadyExists":
                 raise
         return self._parameter.get()
+
+
+class SsmRevocationMirror:
+    """The parameter as the mirror of the stack's revocation record (:class:`jwks_rotator.core.ports.RevocationMirror`).
+
+    ``replace`` overwrites whatever the parameter holds; a parameter another
+    principal turned into another type (SecureString, StringList), which
+    ``PutParameter`` cannot overwrite, is deleted and written again.
+    """
+
+    def __init__(self, client: Any, name: str) -> None:
+        self._parameter = _Parameter(client, name)
+
+    @property
+    def name(self) -> str:
+        return self._parameter.name
+
+    def read_mirror(self) -> tuple[str, ...]:
+        return self._parameter.get()[0]
+
+    def replace(self, kids: tuple[str, ...]) -> None:
+        try:
+            self._parameter.put(kids, overwrite=True)
+        except StoreError as exc:
+            if exc.reason not in ("ValidationException", "UnsupportedParameterType", "HierarchyTypeMismatchException"):
+                raise
+            self._parameter.call("delete", self._parameter.client.delete_parameter)
+            self._parameter.put(kids, overwrite=False)

@@ -43,7 +43,13 @@ MAX_PROOF_CHARS = 8 * 1024
 MAX_HEADERS = 20
 """Most headers a proof may present."""
 
-ALLOWED_HEADERS = frozenset({"host", "x-amz-date", "authorization", "x-jwks-rotator-signer", "x-amz-security-token", "content-type"})
+REQUEST_HEADER = "X-Jwks-Rotator-Request"
+"""The signed header binding an operator's proof to one operation: the sha256 (hex) of the operation event (see
+:func:`jwks_rotator.core.lifecycle.operator_gate.operation_digest`). Sign proofs carry none."""
+
+ALLOWED_HEADERS = frozenset(
+    {"host", "x-amz-date", "authorization", "x-jwks-rotator-signer", "x-amz-security-token", "content-type", "x-jwks-rotator-request"}
+)
 """The only header names (lower case) a proof may present."""
 
 REQUIRED_SIGNED_HEADERS = ("host", "x-amz-date", "x-jwks-rotator-signer")

@@ -10,25 +10,33 @@ seen it yet: a warm caller that reuses its proof costs no STS call.
 * A proof STS refused (4xx: SignatureDoesNotMatch, ExpiredToken,
   InvalidClientTokenId, AccessDenied, ...) is cached as refused for the same
   window, so a bad proof sent again costs nothing either.
-* Replays are bounded by a token bucket (``rate_per_second``, ``burst``);
-  past it a new proof is refused as ``unauthenticated`` (reason
-  ``rate_limited``) and not cached.
+* Replays of new proofs are bounded by a :class:`~.replay_budget.ReplayBudget`:
+  each session credential STS vouched for has its own bucket, keyed on its
+  access key id and session token (a forger naming the key id has no token);
+  everything else shares one bucket (``rate_per_second``, ``burst``) entered
+  by an equal-chance draw under load. Past it a new proof is refused as
+  ``unauthenticated`` (reason ``rate_limited``) and not cached.
 * STS throttling, 5xx or a transport failure is ``signing_unavailable`` and
   not cached: the caller may retry.
 * The cache holds at most ``cache_size`` proofs and evicts the oldest.
+* Invocations running at once on threads share one verifier: the caches and
+  the buckets change under one lock (the replay itself runs outside it).
+  :meth:`CallerVerifier.forget` drops every verified proof and refusal and
+  restarts the buckets (a copy restored from a snapshot, or a forked process).
 """
 
 from __future__ import annotations
 
+import random
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from jwks_rotator.core.callers.principals import CallerIdentity, identity_from_arn
 from jwks_rotator.core.callers.proof import CallerProof, parse_caller_proof
+from jwks_rotator.core.callers.replay_budget import DEFAULT_KNOWN_BURST, DEFAULT_KNOWN_RATE, ReplayBudget, credential_digest
 from jwks_rotator.core.errors import ConfigurationError, SigningUnavailableError, UnauthenticatedError
 
 if TYPE_CHECKING:  # the port is an annotation here: the sign path loads core.ports for a KMS key only
@@ -50,33 +58,16 @@ class ReplayAnswer(NamedTuple):
     error_code: str | None = None
 
 
-@dataclass
-class _Entry:
+class _Entry(NamedTuple):  # NamedTuples, not dataclasses: a tenth of the class creation cost at INIT
     deadline: float
     identity: CallerIdentity | None
     reason: str
 
 
-class _Bucket:
-    """A token bucket: ``rate`` tokens a second, at most ``burst`` saved."""
-
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        self._rate, self._burst, self._tokens, self._at = rate, burst, burst, now
-
-    def take(self, now: float) -> bool:
-        self._tokens = min(self._burst, self._tokens + max(0.0, now - self._at) * self._rate)
-        self._at = now
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True
-
-
 _ACCESS_KEY = re.compile(r"Credential=([A-Z0-9]{16,128})/")
 
 
-@dataclass(frozen=True)
-class _Verified:
+class _Verified(NamedTuple):
     """A proof already verified, by its exact contents: who it proved, for which signer, until when."""
 
     identity: CallerIdentity
@@ -121,6 +112,9 @@ class CallerVerifier:
         rate_per_second: float = 20.0,
         burst: int = 40,
         cache_size: int = 1024,
+        known_rate: float = DEFAULT_KNOWN_RATE,
+        known_burst: int = DEFAULT_KNOWN_BURST,
+        random_source: Callable[[], float] = random.random,
         on_event: Callable[[str], None] | None = None,
     ) -> None:
         if not max_age > 0 or max_age + leeway > STS_MAX_SKEW or leeway < 0:
@@ -136,19 +130,38 @@ class CallerVerifier:
         self._leeway = leeway
         self._sts_host = sts_host
         self._sts_region = sts_region
-        self._rate = rate_per_second
-        # Replays of new proofs are bounded twice: one bucket for access keys STS recently vouched for (a caller
-        # re-signs with the same session key) and one for everything else, so a flood of forged proofs, which needs
-        # no credentials at all, cannot starve known callers of replays.
-        self._new_keys = _Bucket(rate_per_second, float(burst), monotonic_clock())
-        self._known_keys = _Bucket(rate_per_second, float(burst), monotonic_clock())
-        self._known: OrderedDict[str, None] = OrderedDict()
+        self._budget = ReplayBudget(
+            rate=rate_per_second,
+            burst=burst,
+            now=monotonic_clock(),
+            known_rate=known_rate,
+            known_burst=known_burst,
+            max_known=cache_size,
+            random_source=random_source,
+        )
         self._cache: OrderedDict[str, _Entry] = OrderedDict()  # verified identities, by canonical proof
         self._refused: OrderedDict[str, _Entry] = OrderedDict()  # refusals apart, so they never evict identities
         self._verified: OrderedDict[tuple[object, ...], _Verified] = OrderedDict()  # by exact contents, least recently used first
         self._cache_size = cache_size
         self._on_event = on_event
         self._lock = threading.Lock()
+
+    def forget(self) -> None:
+        """Drop every verified proof, refusal and known access key, and refill the buckets from now.
+
+        For a copy restored from a snapshot or a forked process: its deadlines were timed on another copy's
+        monotonic clock. The lock is made anew (a fork may copy it held).
+        """
+        self._lock = threading.Lock()
+        now = self._monotonic()
+        self._budget.reset(now)
+        for cache in (self._cache, self._refused, self._verified):
+            cache.clear()
+
+    @property
+    def cached_proofs(self) -> int:
+        """How many verified proofs and refusals are cached now."""
+        return len(self._cache) + len(self._refused) + len(self._verified)
 
     def verify(self, raw_proof: object, accepted_signers: Iterable[str]) -> CallerIdentity:
         """The caller's identity; refusals raise ``unauthenticated`` (with a ``reason``) or ``signing_unavailable``.
@@ -160,9 +173,14 @@ class CallerVerifier:
         """
         raw_key = _exact_contents(raw_proof)
         if raw_key is not None:
-            seen = self._verified.get(raw_key)
-            if seen is not None and seen.signer in accepted_signers and self._monotonic() < seen.deadline and self._wall() < seen.expires_at:
-                self._verified.move_to_end(raw_key)
+            with self._lock:
+                seen = self._verified.get(raw_key)
+                hit = (seen is not None and seen.signer in accepted_signers and self._monotonic() < seen.deadline
+                       and self._wall() < seen.expires_at)
+                if hit:
+                    self._verified.move_to_end(raw_key)
+            if hit:
+                assert seen is not None
                 self._emit("cache_hit")
                 return seen.identity
         identity = self._verify_parsed(raw_proof, accepted_signers, raw_key)
@@ -180,7 +198,7 @@ class CallerVerifier:
         )
         with self._lock:
             entry = self._lookup(proof.cache_key)
-            if entry is None and not self._take_token(proof):
+            if entry is None and not self._budget.admit(_credential(proof), self._monotonic()):
                 self._emit("rate_limited")
                 raise UnauthenticatedError("too many new proofs of identity right now; retry shortly", reason="rate_limited")
         if entry is not None:
@@ -245,24 +263,16 @@ class CallerVerifier:
             cache.move_to_end(proof.cache_key)
             while len(cache) > self._cache_size:
                 cache.popitem(last=False)
-            if identity is not None and (key := _access_key(proof)) is not None:
-                self._known[key] = None
-                self._known.move_to_end(key)
-                while len(self._known) > self._cache_size:
-                    self._known.popitem(last=False)
-
-    def _take_token(self, proof: CallerProof) -> bool:
-        key = _access_key(proof)
-        bucket = self._known_keys if key is not None and key in self._known else self._new_keys
-        return bucket.take(self._monotonic())
+            if identity is not None:
+                self._budget.remember(_credential(proof), self._monotonic())
 
     def _emit(self, event: str) -> None:
         if self._on_event is not None:
             self._on_event(event)
 
 
-def _access_key(proof: CallerProof) -> str | None:
-    """The access key id the proof was signed with (from its Authorization header)."""
-    authorization = next((value for name, value in proof.headers if name.lower() == "authorization"), "")
-    found = _ACCESS_KEY.search(authorization)
-    return found.group(1) if found else None
+def _credential(proof: CallerProof) -> str | None:
+    """The digest of the session credential the proof was signed with (access key id + session token), if any."""
+    headers = {name.lower(): value for name, value in proof.headers}
+    found = _ACCESS_KEY.search(headers.get("authorization", ""))
+    return credential_digest(found.group(1), headers.get("x-amz-security-token")) if found else None

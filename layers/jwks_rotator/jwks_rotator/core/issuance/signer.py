@@ -11,6 +11,9 @@ A key in KMS custody is signed with by one ``Sign`` call per token through the
 :class:`~jwks_rotator.core.ports.KeySigner` port; a KMS refusal (disabled key) re-reads the keyring once, then
 fails closed.
 
+Invocations running at once on threads share one cache: one read at a time, under a lock. :meth:`KeyCache.forget`
+drops the key, its deadlines and any failure (a copy restored from a snapshot, or a forked process, reads afresh).
+
 Design (early reads, prefetch, refresh interval, KMS signatures): docs/design/key-cache.md.
 """
 
@@ -86,8 +89,7 @@ class SigningKey:
     max_ttl: float = math.inf  # the longest token lifetime the key records (max-token-ttl as the rotator saw it)
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(NamedTuple):  # not a dataclass: a tenth of the class creation cost at INIT
     version_id: str
     key: SigningKey | None
     reason: str  # why key is None
@@ -220,6 +222,26 @@ class KeyCache:
         self._last_attempt = -math.inf
         self._failure: SigningUnavailableError | None = None
         self._prefetching: threading.Thread | None = None
+        self._lock = threading.RLock()
+
+    def forget(self) -> None:
+        """Drop the cached key, its monotonic deadlines and any recorded failure: the next :meth:`get` reads afresh.
+
+        For a copy restored from a snapshot or a forked process: no key from before is used, and no deadline
+        timed on another copy's monotonic clock. The lock is made anew (a fork may copy it held).
+        """
+        self._lock = threading.RLock()
+        self._entry = None
+        self._fresh_until = -math.inf
+        self._last_attempt = -math.inf
+        self._failure = None
+        self._prefetching = None
+
+    @property
+    def holds_key(self) -> bool:
+        """Whether a key (private material or a KMS key's handle) is cached now."""
+        entry = self._entry
+        return entry is not None and entry.key is not None
 
     def prefetch(self) -> None:
         """Start the first read in a background thread, unless the cache was read already (a cold container's first call).
@@ -231,28 +253,37 @@ class KeyCache:
         """
         if self._prefetching is not None or self._entry is not None or self._last_attempt != -math.inf:
             return
-        # In the caller's context (contextvars): whatever the invocation set up there applies to the read too.
-        context = contextvars.copy_context()
-        thread = threading.Thread(target=context.run, args=(self._prefetch_read,), name="key-cache-prefetch", daemon=True)
-        self._prefetching = thread
-        thread.start()
+        with self._lock:
+            if self._prefetching is not None or self._entry is not None or self._last_attempt != -math.inf:
+                return  # another invocation started it, or read, meanwhile
+            # In the caller's context (contextvars): whatever the invocation set up there applies to the read too.
+            context = contextvars.copy_context()
+            thread = threading.Thread(target=context.run, args=(self._prefetch_read,), name="key-cache-prefetch", daemon=True)
+            thread.start()
+            self._prefetching = thread  # only once started: another invocation may join it as soon as it sees it
 
     def _prefetch_read(self) -> None:
         # A failed read is recorded (the failure, the attempt's time) and notified by _refresh: get() raises it.
-        with contextlib.suppress(Exception):
-            self._refresh(self._monotonic(), "initial")
+        with self._lock, contextlib.suppress(Exception):
+            if self._entry is None:
+                self._refresh(self._monotonic(), "initial")
 
     def settle(self) -> None:
         """Wait for a background read started by :meth:`prefetch`, if one runs."""
         thread = self._prefetching
         if thread is not None:
             thread.join()
-            self._prefetching = None
+            if self._prefetching is thread:
+                self._prefetching = None
 
     def get(self, now: float) -> SigningKey:
         """The key to sign with at wall-clock ``now``; :class:`SigningUnavailableError` when there is none."""
         if self._prefetching is not None:
             self.settle()
+        with self._lock:
+            return self._get(now)
+
+    def _get(self, now: float) -> SigningKey:
         tick = self._monotonic()
         entry = self._entry
         if entry is not None and tick < self._fresh_until:
@@ -282,7 +313,15 @@ class KeyCache:
         At most one read per :data:`REFRESH_INTERVAL`: a stream of refusals cannot hammer the store.
         """
         self.settle()
+        with self._lock:
+            return self._reread(refused)
+
+    def _reread(self, refused: SigningKey) -> SigningKey:
         tick = self._monotonic()
+        entry = self._entry
+        if entry is not None and entry.key is not None and (entry.key.kid, entry.key.record.kms_key_arn) != (
+                refused.kid, refused.record.kms_key_arn):
+            return entry.key  # another invocation read the keyring since this one's refusal
         if 0 <= tick - self._last_attempt < self._interval:
             raise SigningUnavailableError(f"no signing key: the key vault refused the active key {refused.kid} (disabled)")
         self._refresh(tick, "refused")

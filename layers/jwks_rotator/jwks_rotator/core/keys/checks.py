@@ -15,6 +15,7 @@ import json
 import re
 from collections.abc import Mapping
 
+import cryptography.hazmat.backends.openssl.backend  # noqa: F401  # what ec.derive_private_key imports on its first call: loaded with this module
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from jwks_rotator.core.errors import KeyringError

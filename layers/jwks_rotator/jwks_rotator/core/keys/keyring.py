@@ -31,6 +31,7 @@ class Revocation:
 
     kid: str
     revoked_at: datetime
+    kms_key_arn: str | None = None  # the revoked key's KMS key (kms custody): every run keeps it disabled
 
 
 @dataclass(frozen=True)
@@ -113,11 +114,11 @@ class Keyring:
             return self
         return Keyring(self.keys, self.published_digest, max(self.generation + 1, generation), self.revoked, hold)
 
-    def with_revocation(self, kid: str, revoked_at: datetime) -> Keyring:
+    def with_revocation(self, kid: str, revoked_at: datetime, kms_key_arn: str | None = None) -> Keyring:
         """Add a tombstone for ``kid`` (kept once; only the newest :data:`MAX_TOMBSTONES` stay)."""
         if kid in self.revoked_kids():
             return self
-        revoked = (*self.revoked, Revocation(kid, revoked_at))[-MAX_TOMBSTONES:]
+        revoked = (*self.revoked, Revocation(kid, revoked_at, kms_key_arn))[-MAX_TOMBSTONES:]
         return Keyring(self.keys, self.published_digest, self.generation + 1, revoked, self.restore_hold)
 
     # --- storage ---------------------------------------------------------
@@ -132,7 +133,10 @@ class Keyring:
         if self.restore_hold:
             document["restore_hold"] = True
         if self.revoked:
-            document["revoked"] = [{"kid": r.kid, "revoked_at": r.revoked_at.isoformat()} for r in self.revoked]
+            document["revoked"] = [
+                {"kid": r.kid, "revoked_at": r.revoked_at.isoformat(), **({"kms_key_arn": r.kms_key_arn} if r.kms_key_arn else {})}
+                for r in self.revoked
+            ]
         return json.dumps(document, separators=(",", ":"), sort_keys=True)
 
     @classmethod
@@ -183,7 +187,10 @@ def _parse_revocations(raw: Any) -> tuple[Revocation, ...]:
             revoked_at = None
         if not isinstance(kid, str) or not kid or len(kid) > 256 or revoked_at is None or revoked_at.tzinfo is None:
             raise KeyringError(f"keyring secret: revocation #{position} needs a 'kid' and a 'revoked_at' with a time zone")
-        revocations.append(Revocation(kid, revoked_at))
+        arn = item.get("kms_key_arn") if isinstance(item, dict) else None
+        if arn is not None and (not isinstance(arn, str) or not arn.startswith("arn:") or len(arn) > 2048):
+            raise KeyringError(f"keyring secret: revocation #{position} has a malformed 'kms_key_arn'")
+        revocations.append(Revocation(kid, revoked_at, arn))
     return tuple(revocations)
 
 

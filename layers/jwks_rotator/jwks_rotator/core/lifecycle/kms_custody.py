@@ -18,6 +18,7 @@ KeyManager): Design: docs/design/kms-custody.md.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -25,11 +26,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from jwks_rotator.core.errors import ConfigurationError
+from jwks_rotator.core.errors import ConfigurationError, KeyVaultError
 from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.keys.kms import kms_algorithm, kms_key_spec, public_jwk_from_der
 from jwks_rotator.core.keys.records import KeyRecord, KeyState, thumbprint
-from jwks_rotator.core.ports import KeyVault
+from jwks_rotator.core.ports import KeyVault, VaultKey
 from jwks_rotator.core.settings import Settings
 
 STACK_TAG = "jwks-rotator:stack"
@@ -41,18 +42,30 @@ PROPAGATION = 5.0
 ORPHAN_GRACE = timedelta(minutes=15)
 """Age before an unrecorded tagged key is scheduled for deletion: longer than a rotation run (60 s timeout)."""
 USABLE_STATES = frozenset({"Enabled"})
+SIGNING_SPECS = frozenset({"RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "ECC_NIST_EDWARDS25519"})
+"""What DescribeKey must say of a key this stack made (with usage SIGN_VERIFY, origin AWS_KMS, a customer-managed key)."""
 SETTLE_ATTEMPTS = 3
 """Rounds of a settle when the stored keyring changes under it (a concurrent hand-over); the next run finishes the rest."""
 
 Sleep = Callable[[float], None]
 
 
+def ownership_sid(stack_tag: str) -> str:
+    """The Sid of the statement that marks a key policy as written by this stack's rotator (alphanumeric, per stack)."""
+    return "JwksRotatorStack" + hashlib.sha256(stack_tag.encode("utf-8")).hexdigest()[:24]
+
+
 def key_policy(settings: Settings, alg: str | None, *, signer: bool) -> str:
     """A key's policy: the account administers it (no use), the rotate role manages it and, with ``signer``, the sign role signs.
 
-    The account statement keeps the key manageable by the account's
-    administrators (KMS refuses a policy that would lock its creator out) but
-    grants no use. The sign role may Sign only with the key's algorithm and
+    The account statement lets the account's administrators describe,
+    disable, tag and schedule the deletion of the key, but neither use it nor
+    change its policy, enable it or grant it: only the rotate role may
+    ``PutKeyPolicy`` (KMS's lockout check asks that the principal creating the
+    key may: the rotate role creates it), and a Deny refuses ``CreateGrant``
+    to everyone. That Deny's Sid (:func:`ownership_sid`) marks the policy as
+    this stack's: the rotator changes a key only when it proves the key is
+    its own (:meth:`KmsCustodian.owns`). The sign role may Sign only with the key's algorithm and
     MessageType RAW, and read the public key; the rotate role may manage the
     key and read its public key, never sign. A pending key is created with
     ``signer=False``: the sign role cannot use it from its first moment, and
@@ -68,9 +81,17 @@ def key_policy(settings: Settings, alg: str | None, *, signer: bool) -> str:
             "Sid": "AccountAdministersTheKey",
             "Effect": "Allow",
             "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"},
-            "Action": ["kms:Describe*", "kms:Get*", "kms:List*", "kms:Put*", "kms:Update*", "kms:Enable*",
-                       "kms:Disable*", "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion",
-                       "kms:CancelKeyDeletion"],
+            "Action": ["kms:Describe*", "kms:Get*", "kms:List*", "kms:Disable*", "kms:TagResource", "kms:UntagResource",
+                       "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion"],
+            "Resource": "*",
+        },
+        {
+            # No grants, by anyone: a grant is the other way (besides the policy) to give a principal kms:Sign.
+            # Its Sid marks the policy as this stack's (a tag alone never does): ownership_sid().
+            "Sid": ownership_sid(settings.kms_stack_tag),
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Action": "kms:CreateGrant",
             "Resource": "*",
         },
         {
@@ -78,7 +99,7 @@ def key_policy(settings: Settings, alg: str | None, *, signer: bool) -> str:
             "Effect": "Allow",
             "Principal": {"AWS": settings.kms_rotate_role_arn},
             "Action": ["kms:DescribeKey", "kms:GetPublicKey", "kms:EnableKey", "kms:DisableKey", "kms:TagResource",
-                       "kms:ListResourceTags", "kms:ScheduleKeyDeletion", "kms:PutKeyPolicy"],
+                       "kms:ListResourceTags", "kms:ScheduleKeyDeletion", "kms:PutKeyPolicy", "kms:GetKeyPolicy"],
             "Resource": "*",
         },
     ]
@@ -116,6 +137,7 @@ class KmsCustodian:
     logger: Any = None
     propagation: float | None = None  # seconds; None: the settings' kms-handover-wait
     grace: timedelta = ORPHAN_GRACE
+    on_foreign: Callable[[str], None] | None = None  # told the ARN of a key carrying the stack's tag that it did not make
     _unrecorded: dict[str, KeyRecord] = field(default_factory=dict)
     touched: bool = False  # a key was created, removed or revoked in this service's life: sweep after the run
 
@@ -173,7 +195,10 @@ class KmsCustodian:
             if record.kms_key_arn is None or record.kms_key_arn in recorded:
                 continue
             self.touched = True
-            state = self.vault.describe(record.kms_key_arn).state
+            described = self.vault.describe(record.kms_key_arn)
+            if not self.owns(described, [record.kms_key_arn]):  # recorded by this run: its DescribeKey must still fit
+                continue
+            state = described.state
             if state in USABLE_STATES:
                 self.vault.disable(record.kms_key_arn)
             if state != "PendingDeletion":
@@ -199,20 +224,33 @@ class KmsCustodian:
         self._log.warning("KMS not yet in line with the keyring", extra={"reason": "the keyring kept changing; the next run settles"})
 
     def _converge(self, keyring: Keyring) -> KeyRecord | None:
-        """Disable every enabled, kid-tagged key of the stack but ``keyring``'s active one; the active record if it is not enabled.
+        """Disable every enabled key ``keyring`` records but its active one; the active record if it is not enabled.
 
-        A key without the kid tag was never recorded, so never activated: its
-        policy never named the sign role (it may be a concurrent rotator's key
-        between CreateKey and GetPublicKey, which a disable would break).
+        The keys come from the stack's own records (one DescribeKey each), never from a listing of the account's
+        keys: an unrecorded key was never activated, so its policy never named the sign role (the sweep deals
+        with it).
         """
         active = keyring.active if not keyring.restore_hold else None
         active_arn = active.kms_key_arn if active is not None else None
+        # The keys it records, and the revoked ones its tombstones name (a revoke whose disable failed is finished here).
+        recorded = [(k.kid, k.kms_key_arn) for k in keyring.keys if k.kms_key_arn is not None]
+        recorded += [(r.kid, r.kms_key_arn) for r in keyring.revoked if r.kms_key_arn is not None]
+        arns = [arn for _, arn in recorded]
         enabled = False
-        for key in self.vault.list_tagged(STACK_TAG, self.settings.kms_stack_tag):
+        for kid, arn in recorded:
+            assert arn is not None
+            try:
+                key = self.vault.describe(arn)
+            except KeyVaultError as exc:
+                if exc.reason == "NotFoundException":
+                    continue  # a tombstone's key KMS already deleted
+                raise
+            if key.state == "PendingDeletion" or not self.owns(key, arns):
+                continue
             if key.arn == active_arn:
                 enabled = key.state in USABLE_STATES
-            elif key.state in USABLE_STATES and KID_TAG in key.tags:
-                self._retire(key.arn, key.tags[KID_TAG], "only the active key signs")
+            elif key.state in USABLE_STATES:
+                self._retire(key.arn, kid, "only the active key signs")
         if active is None or active_arn is None or enabled:
             return None
         return active
@@ -222,6 +260,32 @@ class KmsCustodian:
         self.vault.disable(arn)
         self.vault.put_policy(arn, key_policy(self.settings, None, signer=False))
         self._log.info("disabled a KMS key", extra={"kid": kid, "reason": reason})
+
+    def owns(self, key: VaultKey, recorded: Iterable[str] = ()) -> bool:
+        """Whether ``key`` (as DescribeKey says) is this stack's: never on its tag alone.
+
+        DescribeKey must say customer-managed, ``SIGN_VERIFY``, origin ``AWS_KMS``
+        and a signing spec; then a key the keyring records (the keyring only
+        the stack's roles write) is its own, and any other must carry the key
+        policy this rotator writes at creation: the :func:`ownership_sid`
+        statement and the rotate role as its manager. A key that fails is
+        reported (log, ``on_foreign``) and left alone.
+        """
+        described = key if key.usage else self.vault.describe(key.arn)
+        if described.usage == "SIGN_VERIFY" and described.origin == "AWS_KMS" and described.manager == "CUSTOMER" and (
+            described.spec in SIGNING_SPECS
+        ):
+            if key.arn in set(recorded):
+                return True
+            try:
+                if _policy_is_ours(self.vault.policy(key.arn), self.settings):
+                    return True
+            except KeyVaultError:
+                pass  # a policy the rotate role may not read is not one it wrote
+        self._log.warning("a KMS key carries this stack's tag but is not its own; left alone", extra={"reason": "foreign key"})
+        if self.on_foreign is not None:
+            self.on_foreign(key.arn)
+        return False
 
     @property
     def deletion_days(self) -> int:
@@ -247,6 +311,8 @@ class KmsCustodian:
                 continue
             if key.created_at + self.grace > now:
                 continue  # a concurrent rotator may be recording (and activating) it right now
+            if not self.owns(key):
+                continue
             kid = key.tags.get(KID_TAG, "")
             if key.state in USABLE_STATES:
                 self.vault.disable(key.arn)
@@ -255,6 +321,25 @@ class KmsCustodian:
             scheduled.append(key.arn)
             self._log.warning("scheduled an unrecorded KMS key's deletion", extra={"kid": kid, "reason": "orphan"})
         return scheduled
+
+
+def _policy_is_ours(text: str, settings: Settings) -> bool:
+    """The key policy carries this stack's :func:`ownership_sid` Deny and names the rotate role as the key's manager."""
+    try:
+        statements = json.loads(text).get("Statement", [])
+    except (ValueError, AttributeError):
+        return False
+    if not isinstance(statements, list):
+        return False
+    by_sid = {s.get("Sid"): s for s in statements if isinstance(s, dict)}
+    marker, manager = by_sid.get(ownership_sid(settings.kms_stack_tag)), by_sid.get("RotatorManagesTheKey")
+    return (
+        isinstance(marker, dict)
+        and marker.get("Effect") == "Deny"
+        and isinstance(manager, dict)
+        and manager.get("Effect") == "Allow"
+        and manager.get("Principal") == {"AWS": settings.kms_rotate_role_arn}
+    )
 
 
 def _is_active(keyring: Keyring, record: KeyRecord) -> bool:

@@ -63,8 +63,11 @@ def parse_rotate_event(event: Any) -> RotateCommand:
     return RotateCommand(str(operation))
 
 
-def run_command(service: RotationService, command: RotateCommand) -> RunReport:
-    """Carry out one command; ``publish`` is the idempotent ``tick``, optionally accepting a restored keyring."""
+def run_command(service: RotationService, command: RotateCommand, *, coalesce_ticks: bool = False) -> RunReport:
+    """Carry out one command; ``publish`` is the idempotent ``tick``, optionally accepting a restored keyring.
+
+    ``coalesce_ticks``: the command came without a proof, so a tick right after a completed one is skipped.
+    """
     if command.operation == "rotate-now":
         return service.rotate_now()
     if command.operation == "revoke":
@@ -72,13 +75,14 @@ def run_command(service: RotationService, command: RotateCommand) -> RunReport:
         return service.revoke(command.kid)
     if command.operation == "publish":
         return service.publish(accept_restore=command.accept_restore)
-    return service.tick()
+    return service.tick(coalesce=coalesce_ticks)
 
 
 def report_summary(command: RotateCommand, report: RunReport) -> dict[str, Any]:
     """The response body: what changed, and the keys now held (public facts only)."""
     active = report.keyring.active
     return {
+        **({"skipped": True} if report.skipped else {}),
         "operation": command.operation,
         "converged": report.converged,
         "conflicts": report.conflicts,

@@ -2,7 +2,9 @@
 
 ``rotate-now``, ``revoke`` and ``publish`` change which keys sign and verify, so their event carries a ``proof`` (the
 sign function's proof format, bound to the rotate function's own name or ARN). A scheduled event and
-``{"operation": "tick"}`` need none (a tick only applies what is due); a proof that is present is always checked.
+``{"operation": "tick"}`` need none (a tick only applies what is due); a proof that is present is always checked, and
+it must sign (header ``X-Jwks-Rotator-Request``) the :func:`operation_digest` of the very event it came with: an
+operator's proof authorizes one operation with its arguments, never another.
 
 The first failure answers, in this order, so an unauthenticated invoker learns nothing about its event: the proof
 (``unauthenticated``), the caller's role among ``operator-roles`` (``operator_not_allowed``), the event's shape
@@ -13,11 +15,14 @@ Design: docs/design/caller-proof.md.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 from jwks_rotator.core.callers.principals import CallerIdentity, compile_caller_pattern, role_matches
+from jwks_rotator.core.callers.proof import REQUEST_HEADER
 from jwks_rotator.core.callers.verifier import CallerVerifier
 from jwks_rotator.core.errors import CallerRefusedError, JwksRotatorError, OperatorNotAllowedError, UnauthenticatedError
 from jwks_rotator.core.lifecycle.operations import OPERATIONS, RotateCommand, is_scheduled_event, parse_rotate_event
@@ -27,6 +32,21 @@ PROOF_FIELD = "proof"
 UNAUTHENTICATED_OPERATIONS = frozenset({"tick"})
 """Operations an event may ask for without a proof (a scheduled event is a tick too)."""
 MAX_AUDIT_KID_CHARS = 256
+
+
+def operation_digest(event: Mapping[str, Any]) -> str:
+    """sha256 (hex) of the operation event without its proof, as compact JSON with sorted keys (the client computes the same)."""
+    body = {key: value for key, value in event.items() if key != PROOF_FIELD}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")).hexdigest()
+
+
+def bound_digest(proof: object) -> str | None:
+    """The :data:`REQUEST_HEADER` value of a proof (already verified: every header it presents was signed), if any."""
+    headers = proof.get("headers") if isinstance(proof, Mapping) else None
+    if not isinstance(headers, Mapping):
+        return None
+    wanted = REQUEST_HEADER.lower()
+    return next((value for name, value in headers.items() if isinstance(name, str) and name.lower() == wanted and isinstance(value, str)), None)
 
 
 class OperationRecord(NamedTuple):
@@ -138,6 +158,10 @@ def admit(event: Any, gate: Callable[[], OperatorGate], accepted_signers: Iterab
             checker = gate()
             identity = checker.authenticate(proof, accepted_signers)
             asked = asked._replace(caller=identity.sts_arn, role=identity.role_arn)
+            if not isinstance(rest, Mapping) or bound_digest(proof) != operation_digest(rest):
+                # A proof authorizes the one operation (and arguments) it signed a digest of: a captured proof
+                # cannot revoke another kid or accept a restore.
+                raise UnauthenticatedError("the proof was made for another operation", reason="proof_not_for_this_operation")
             checker.require_operator(identity)
         command = parse_rotate_event(rest)
     except JwksRotatorError as exc:

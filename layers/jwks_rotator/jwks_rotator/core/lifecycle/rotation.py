@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jwks_rotator.core.errors import (
@@ -34,7 +34,15 @@ from jwks_rotator.core.lifecycle.keygen import generate_key
 from jwks_rotator.core.lifecycle.kms_custody import KmsCustodian, require_kms_settings
 from jwks_rotator.core.lifecycle.replicas import hold_deletions, record_views_left, replicated_everywhere
 from jwks_rotator.core.lifecycle.rules import KeyFactory, LifecycleChange, Plan, reconcile, record_publication, revoke, rotate_now
-from jwks_rotator.core.ports import KeyringReplicas, KeyringStore, Publisher, PublishResult, RevocationList, SigningViewReplicas
+from jwks_rotator.core.ports import (
+    KeyringReplicas,
+    KeyringStore,
+    Publisher,
+    PublishResult,
+    RevocationList,
+    SigningViewReplicas,
+    TickLedger,
+)
 from jwks_rotator.core.settings import Settings
 
 Clock = Callable[[], datetime]
@@ -65,6 +73,8 @@ class RunReport:
     publications: list[PublishResult] = field(default_factory=list)
     conflicts: int = 0
     converged: bool = False
+    skipped: bool = False
+    """A coalesced tick: another completed within half the schedule, so this one did nothing."""
     missing_origins: tuple[str, ...] = ()
     """Origins the last publication did not reach: nothing was recorded as published (see ``core.lifecycle.origins``)."""
     lagging_replicas: tuple[str, ...] = ()
@@ -100,6 +110,7 @@ class RotationService:
         revocations: RevocationList | None = None,
         signing_store: KeyringStore | None = None,
         custodian: KmsCustodian | None = None,
+        ticks: TickLedger | None = None,
         replicas: KeyringReplicas | None = None,
         signing_views: SigningViewReplicas | None = None,
     ) -> None:
@@ -124,6 +135,7 @@ class RotationService:
         self._log = logger or logging.getLogger("jwks_rotator")
         self._revocations = revocations
         self._signing = signing_store
+        self._ticks = ticks
         self._replicas = replicas
         self._views = signing_views
 
@@ -131,9 +143,25 @@ class RotationService:
     def settings(self) -> Settings:
         return self._settings
 
-    def tick(self) -> RunReport:
-        """The scheduled step: apply due transitions, publish, record the publication."""
-        return self._run(None)
+    def tick(self, *, coalesce: bool = False) -> RunReport:
+        """The scheduled step: apply due transitions, publish, record the publication.
+
+        With ``coalesce`` (a tick nobody proved they may ask for: a scheduled event, or any invoker's
+        ``{"operation": "tick"}``) a tick that comes within half the schedule of a completed one does nothing
+        and says so in one log line: a burst of invocations costs two reads each (the ledger, the keyring), not a run each.
+        """
+        if coalesce and self._ticks is not None:
+            now = self._clock()
+            last = self._ticks.last_completed()
+            if last is not None and timedelta(0) <= now - last < self._settings.schedule / 2:
+                self._log.info("tick skipped: another completed within half the schedule",
+                               extra={"reason": "recent tick", "completed_at": last.isoformat()})
+                # The keyring is read (one secret read, no write, no KMS) so the answer still names the keys.
+                return RunReport(converged=True, skipped=True, keyring=self._store.load().keyring)
+        report = self._run(None)
+        if self._ticks is not None:
+            self._ticks.record(self._clock())
+        return report
 
     def rotate_now(self) -> RunReport:
         """Emergency rotation: a fresh key active as soon as it is published (lead skipped)."""
@@ -219,7 +247,12 @@ class RotationService:
         self._seen.update((k.kms_key_arn, k) for k in keyring.keys if k.kms_key_arn is not None)
         check_clock(keyring, self._settings, self._clock())  # before any write
         progressed = False
-        revoked = keyring.revoked_kids() | (self._revocations.load() if self._revocations is not None else frozenset())
+        listed = self._revocations.load() if self._revocations is not None else frozenset()
+        if self._revocations is not None:
+            for kid in sorted(keyring.revoked_kids() - listed):  # a tombstone the list lost: the list gets it back
+                self._log.warning("revoked kid missing from the revocation list; adding it", extra={"kid": kid, "reason": "tombstone"})
+                self._revocations.add(kid)
+        revoked = keyring.revoked_kids() | listed
         drops: list[Plan] = []
         for kid in sorted(revoked & {k.kid for k in keyring.keys}):
             self._log.warning("dropping a revoked key found in the keyring",
@@ -253,6 +286,8 @@ class RotationService:
             self._record(report, plan)
             progressed = True
         if keyring.restore_hold or forced:  # accepted (or the bucket is no longer ahead)
+            if self._custodian is not None:
+                self._custodian.touched = True  # keys only the discarded keyring recorded are now the sweep's
             plan = Plan(keyring.with_restore_hold(False, generation=accepted_generation or 0), (), bookkeeping=True)
             version = self._save(plan, version)
             keyring = plan.keyring

@@ -256,7 +256,7 @@ def revoke(keyring: Keyring, kid: str, settings: Settings, now: datetime, new_ke
             fresh = new_key(settings.algorithm, now).with_changes(state=KeyState.PENDING, lead_waived=True)
             keys.append(fresh)
             changes.append(LifecycleChange("created", fresh.kid, f"replaces revoked {kid}: lead waived"))
-    planned = keyring.replace_keys(keys).with_revocation(kid, revoked_at)
+    planned = keyring.replace_keys(keys).with_revocation(kid, revoked_at, target.kms_key_arn)
     check_room(planned, "revoke")
     return Plan(planned, tuple(changes))
 

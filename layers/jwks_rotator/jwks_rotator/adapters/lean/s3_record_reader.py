@@ -1,0 +1,105 @@
+"""The signer's read of the revocation record in the stack's bucket: one SigV4-signed GET, stdlib only (no boto3).
+
+The sign path loads no AWS SDK, so this signs the one request it needs
+(``GET /revocations/revoked-kids.json``, an empty payload) with the
+function's own credentials from its environment (``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, as Lambda sets them).
+The origin is ``https://<bucket>.s3.<region>.amazonaws.com`` (``.com.cn`` in
+the China regions), or ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` (path
+style) for the local stack. A missing record reads as None (the rotator
+writes it on its first run); any other failure is a
+:class:`~jwks_rotator.core.errors.StoreError` naming only the status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Callable, Mapping
+from urllib.parse import quote, urlsplit
+
+from jwks_rotator.adapters.lean.http import HttpError, HttpTransport
+from jwks_rotator.core.errors import ConfigurationError, StoreError
+from jwks_rotator.core.keys.revocation_guard import RECORD_KEY, decode_record
+
+MAX_RECORD_BYTES = 1024 * 1024
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+def _hmac(key: bytes, text: str) -> bytes:
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
+
+
+def sigv4_headers(
+    *, host: str, path: str, region: str, access_key: str, secret_key: str, session_token: str | None, now: float, service: str = "s3"
+) -> dict[str, str]:
+    """The headers of a SigV4-signed GET of ``path`` (already URI-encoded) with an empty payload."""
+    amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    day = amz_date[:8]
+    headers = {"host": host, "x-amz-content-sha256": EMPTY_SHA256, "x-amz-date": amz_date}
+    if session_token:
+        headers["x-amz-security-token"] = session_token
+    signed = ";".join(sorted(headers))
+    canonical = "\n".join(["GET", path, "", *(f"{name}:{headers[name]}" for name in sorted(headers)), "", signed, EMPTY_SHA256])
+    scope = f"{day}/{region}/{service}/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode("utf-8")).hexdigest()])
+    key = _hmac(_hmac(_hmac(_hmac(f"AWS4{secret_key}".encode(), day), region), service), "aws4_request")
+    signature = hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    headers["authorization"] = f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={signed}, Signature={signature}"
+    return headers
+
+
+class LeanS3RevocationRecord:
+    """A read-only :class:`~jwks_rotator.core.ports.RevocationRecord` (``save`` is the rotator's, never the signer's)."""
+
+    def __init__(
+        self, origin: str, path: str, region: str, environ: Mapping[str, str], *, clock: Callable[[], float] = time.time
+    ) -> None:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigurationError("the revocation record's S3 endpoint must be http(s)://host[:port]")
+        self._host = parts.netloc
+        self._path = path
+        self._region = region
+        self._environ = environ
+        self._clock = clock
+        self._transport = HttpTransport(f"{parts.scheme}://{parts.netloc}", max_body=MAX_RECORD_BYTES)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str], bucket: str) -> LeanS3RevocationRecord:
+        region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or ""
+        if not region or not bucket:
+            raise ConfigurationError("the revocation record needs AWS_REGION and the bucket (jwks-bucket)")
+        override = environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
+        key = quote(RECORD_KEY, safe="/")
+        if override:
+            return cls(override.rstrip("/"), f"/{quote(bucket, safe='')}/{key}", region, environ)
+        suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+        return cls(f"https://{bucket}.s3.{region}.{suffix}", f"/{key}", region, environ)
+
+    def load(self) -> tuple[str, ...] | None:
+        access_key, secret_key = self._environ.get("AWS_ACCESS_KEY_ID", ""), self._environ.get("AWS_SECRET_ACCESS_KEY", "")
+        if not access_key or not secret_key:
+            raise StoreError("the revocation record could not be read (no credentials)", reason="NoCredentials")
+        headers = sigv4_headers(
+            host=self._host,
+            path=self._path,
+            region=self._region,
+            access_key=access_key,
+            secret_key=secret_key,
+            session_token=self._environ.get("AWS_SESSION_TOKEN"),
+            now=self._clock(),
+        )
+        try:
+            response = self._transport.request("GET", self._path, headers=headers)
+        except HttpError:
+            raise StoreError("the revocation record could not be read (S3 did not answer)", reason="S3Unavailable") from None
+        if response.status == 404:
+            return None
+        if response.status != 200:
+            raise StoreError(f"the revocation record could not be read (HTTP{response.status})", reason=f"HTTP{response.status}")
+        return decode_record(response.body)
+
+    def save(self, kids: tuple[str, ...]) -> None:
+        raise StoreError("the signer never writes the revocation record", reason="ReadOnly")
