@@ -39,6 +39,7 @@ from jwks_rotator_local.loopback_server import LoopbackServer
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/(?P<service>[a-z0-9-]+)/aws4_request")
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection", "te", "upgrade"}
 _SM_WRITES = {"PutSecretValue", "UpdateSecretVersionStage"}
+_READ_PREFIXES = ("Get", "Describe", "List")
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,8 @@ class Request:
     def is_write(self) -> bool:
         if self.service == "secretsmanager":
             return self.operation in _SM_WRITES
+        if "x-amz-target" in self.headers:  # JSON protocol (SSM): every call is a POST, the target names what it does
+            return not self.operation.startswith(_READ_PREFIXES)
         return self.method in ("PUT", "POST", "DELETE")
 
     @property

@@ -79,6 +79,7 @@ class Observations:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     tokens: list[TokenRecord] = field(default_factory=list)
     sign_refusals: Counter[str] = field(default_factory=Counter)
+    unavailable_reasons: Counter[str] = field(default_factory=Counter)  # signing_unavailable by the function's message
     invoke_errors: Counter[str] = field(default_factory=Counter)
     verifications: list[Verification] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)

@@ -35,6 +35,7 @@ def rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("traffic / wall time (s)", f"{summary['traffic_seconds']:.0f} / {summary['wall_seconds']:.0f}"),
         ("tokens issued (sign requests)", f"{summary['tokens_issued']} ({summary['sign_requests']})"),
         ("sign refusals", _fmt(summary["sign_refusals"]) + f" (signing_unavailable rate {summary['signing_unavailable_rate']:.2%})"),
+        ("signing_unavailable by reason", _fmt(summary["signing_unavailable_reasons"])),
         ("invoke errors", _fmt(summary["invoke_errors"])),
         *(
             (

@@ -70,6 +70,7 @@ def summarise(
         "sign_requests": issued + sum(seen.sign_refusals.values()) + sum(seen.invoke_errors.values()),
         "sign_refusals": dict(seen.sign_refusals),
         "signing_unavailable_rate": round(unavailable / max(1, issued + unavailable), 4),
+        "signing_unavailable_reasons": dict(seen.unavailable_reasons),
         "invoke_errors": dict(seen.invoke_errors),
         "verifications": by_library,
         "unexpired_refusals": sum(v["unexpired_refusals"] for v in by_library.values()),

@@ -127,6 +127,8 @@ class Traffic:
             else:
                 with seen.lock:
                     seen.sign_refusals[str(body.get("error", "unknown"))] += 1
+                    if body.get("error") == "signing_unavailable":
+                        seen.unavailable_reasons[str(body.get("message", ""))] += 1
             self.stop.wait(self.config.caller_pause)
 
     def _issued(self, body: dict[str, Any], start: float, end: float, rng: random.Random) -> None:

@@ -7,7 +7,13 @@ thin wrappers over the testing kit (``jwks_rotator_testkit``).
 Every local stack a test session starts records its functions' AWS calls (``JWKS_ROTATOR_RECORD_CALLS``)
 into ``.artifacts/recorded-calls/``, emptied when the session starts; ``make test`` then decides them all
 (``tests/privilege/matrix.py --recorded``). A caller that sets ``JWKS_ROTATOR_RECORD_CALLS`` itself (a
-directory, or empty for none) keeps its choice and its directory.
+directory, or empty for none) keeps its choice and its directory. Each stack writes its own file
+(stack name, process id, sequence), so pytest-xdist workers never collide.
+
+Tiers: ``tests/unit`` is the fast tier; every test outside it is marked ``slow`` here (so ``-m "not slow"``
+selects the unit tests without naming directories), as is a unit test marked ``slow`` in its own module. The
+Hypothesis profile comes from ``HYPOTHESIS_PROFILE`` (``jwks_rotator_testkit.hypothesis_profiles``: ``ci``,
+``dev``, ``check``). docs/testing.md says how the make targets use them.
 """
 
 from __future__ import annotations
@@ -22,9 +28,12 @@ import pytest
 from jwks_rotator_local.call_recording import RECORD_ENV
 from jwks_rotator_local.functions import FUNCTIONS_DIR, mark_local
 from jwks_rotator_testkit.deploy import AwsResources, create_test_resources
+from jwks_rotator_testkit.hypothesis_profiles import load_profile_from_environment
 from jwks_rotator_testkit.moto import moto_server, set_default_credentials
 
 RECORDED_CALLS = Path(__file__).resolve().parents[1] / ".artifacts" / "recorded-calls"
+FAST_TIER = Path(__file__).resolve().parent / "unit"
+HYPOTHESIS_PROFILE = load_profile_from_environment()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -37,6 +46,52 @@ def pytest_configure(config: pytest.Config) -> None:
     shutil.rmtree(RECORDED_CALLS, ignore_errors=True)
     RECORDED_CALLS.mkdir(parents=True)
     os.environ[RECORD_ENV] = str(RECORDED_CALLS)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"hypothesis profile: {HYPOTHESIS_PROFILE}"
+
+
+# The tiers whose tests take longest, run first (longest first: under pytest-xdist the first tests go to the workers
+# one each, so a long test never starts last and holds the session's end). Then the rest in collection order.
+LONG_FIRST = ("soak", "privilege")
+
+
+def _start_order(item: pytest.Item) -> int:
+    if item.path.is_relative_to(FAST_TIER):
+        return 0 if item.get_closest_marker("slow") else 2  # a unit test marked slow in its module is a long one
+    tier = item.path.relative_to(FAST_TIER.parent).parts[0]
+    return 1 if tier in LONG_FIRST else 2
+
+
+def _shared_setup_group(item: pytest.Item) -> str | None:
+    """The module (and parameters) of the module-scoped fixtures ``item`` uses, or None when it uses none.
+
+    Under ``--dist loadgroup``, tests of one group run on one worker: a module's local stack or deployment is set up
+    once rather than once per worker (the privilege lifecycle ran four times on four workers before). Tests with
+    only function- or session-scoped fixtures spread freely.
+    """
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return None
+    shared = [name for name, defs in info.name2fixturedefs.items() if defs and defs[-1].scope in ("module", "package", "class")]
+    if not shared:
+        return None
+    callspec = getattr(item, "callspec", None)
+    params = sorted(f"{name}={callspec.params[name]}" for name in shared if callspec is not None and name in callspec.params)
+    return "::".join([str(item.path.relative_to(FAST_TIER.parent)), *params])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test outside the fast tier (tests/unit); start the long ones first; group shared setups."""
+    items.sort(key=_start_order)  # stable: each group keeps its collection order
+    for item in items:
+        if not item.path.is_relative_to(FAST_TIER):
+            item.add_marker(pytest.mark.slow)
+        group = _shared_setup_group(item)
+        if group is not None and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")

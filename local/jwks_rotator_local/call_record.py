@@ -278,9 +278,14 @@ class CallRecorder:
     def _secretsmanager_call(self, action: str, operation: str, document: Mapping[str, Any]) -> list[tuple[str, str, dict[str, ContextValue], str]]:
         secret_id = str(document.get("SecretId", document.get("Name", "")))
         facts = self._facts.secret(secret_id) if secret_id else None
-        if facts is None:
+        if facts is None:  # no such secret (deleted, or never made): AWS still judges the request as sent
             resource = secret_id if secret_id.startswith("arn:") else (self._arn("secretsmanager", f"secret:{secret_id}") if secret_id else "*")
-            return [(action, resource, {}, "")]
+            sent: dict[str, ContextValue] = {}
+            if operation == "GetSecretValue" and "VersionStage" in document:
+                sent["secretsmanager:VersionStage"] = (str(document["VersionStage"]),)
+            if operation == "GetSecretValue" and "VersionId" in document:
+                sent["secretsmanager:VersionId"] = str(document["VersionId"])
+            return [(action, resource, sent, "")]
         context: dict[str, ContextValue] = {}
         calls: list[tuple[str, str, dict[str, ContextValue], str]] = []
         if operation == "GetSecretValue":

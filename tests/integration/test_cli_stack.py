@@ -27,21 +27,12 @@ from jwks_rotator_cli.stack import StackError, StackInfo, describe_stack, functi
 from jwks_rotator_local.functions import scheduled_event
 from jwks_rotator_local.local_stack import FUNCTIONS_DIR, LocalStack
 from jwks_rotator_local.stack_outputs import publish_stack, remove_stack
+from jwks_rotator_testkit.fast import WATCHABLE_PACE, fast_settings
 
 pytestmark = pytest.mark.integration
 
 STACK_NAME = "jwks-rotator-cli-stack-test"
-SETTINGS = {
-    "algorithm": "ES256",
-    "rotation-period": "20s",
-    "publish-lead": "5s",
-    "schedule": "1s",
-    "jwks-max-age": "2s",
-    "max-token-ttl": "10s",
-    "default-token-ttl": "5s",
-    "signer-cache-ttl": "1s",
-    "clock-skew-leeway": "1s",
-}
+SETTINGS = fast_settings(WATCHABLE_PACE, algorithm="ES256")
 HAS_SIGN = (FUNCTIONS_DIR / "sign" / "app.py").exists()
 
 

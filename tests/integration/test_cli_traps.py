@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 
 from jwks_rotator.core.settings import SETTINGS
+from jwks_rotator_testkit.fast import WATCHABLE_PACE, as_options, fast_settings
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).parent / "jwks-rotator")
-FAST = ["--rotation-period", "20s", "--publish-lead", "5s", "--max-token-ttl", "10s", "--default-token-ttl", "5s",
-        "--jwks-max-age", "2s", "--schedule", "1s", "--signer-cache-ttl", "1s", "--clock-skew-leeway", "1s"]
+FAST = as_options(fast_settings(WATCHABLE_PACE))
 PORTS = ["--port", "0", "--moto-port", "0", "--lambda-port", "0", "--aws-port", "0"]
 STATE = ".jwks-rotator-local.json"
 

@@ -12,15 +12,13 @@ from click.testing import CliRunner, Result
 from jwks_rotator.core.settings import SETTINGS as SETTING_SPECS
 from jwks_rotator_cli.main import cli
 from jwks_rotator_local.local_stack import LocalStack
+from jwks_rotator_testkit.fast import WATCHABLE_PACE, fast_settings
 
 pytestmark = pytest.mark.integration
 
 STACK_NAME = "jwks-rotator-cli-verifiers-test"
 # mk/local.mk's `make run` settings (publish-lead 5s, jwks-max-age 2s, clock-skew-leeway 1s).
-SETTINGS = {
-    "rotation-period": "20s", "publish-lead": "5s", "max-token-ttl": "10s", "default-token-ttl": "5s",
-    "jwks-max-age": "2s", "schedule": "1s", "signer-cache-ttl": "1s", "clock-skew-leeway": "1s",
-}  # fmt: skip
+SETTINGS = fast_settings(WATCHABLE_PACE)
 PROCESS_ENV = sorted({spec.env for spec in SETTING_SPECS} | {"AWS_ENDPOINT_URL", "STS_ENDPOINT_URL", "JWKS_ROTATOR_STACK"})
 
 

@@ -13,13 +13,11 @@ from jwks_rotator.core.keys.records import KeyState
 from jwks_rotator_cli.context import CliContext
 from jwks_rotator_cli.doctor import run_checks
 from jwks_rotator_local.local_stack import LocalStack
+from jwks_rotator_testkit.fast import fast_settings
 
 pytestmark = pytest.mark.integration
 
-FAST = {
-    "rotation-period": "6s", "publish-lead": "2s", "schedule": "1s", "jwks-max-age": "1s", "max-token-ttl": "2s",
-    "default-token-ttl": "1s", "signer-cache-ttl": "1s", "clock-skew-leeway": "1s", "key-custody": "kms", "algorithm": "ES256",
-}
+FAST = fast_settings(max_token_ttl="2s", default_token_ttl="1s", key_custody="kms", algorithm="ES256")
 
 
 def test_doctor_names_a_kms_key_enabled_outside_the_active_one():

@@ -22,20 +22,11 @@ from jwks_rotator_client import SignClient
 from jwks_rotator_local.caller_roles import DEMO_POLICY_FILE
 from jwks_rotator_local.command import print_banner
 from jwks_rotator_local.local_stack import FUNCTIONS_DIR, LocalStack, LocalStackError
+from jwks_rotator_testkit.fast import fast_settings
 
 pytestmark = pytest.mark.integration
 
-FAST = {
-    "algorithm": "ES256",
-    "rotation-period": "6s",
-    "publish-lead": "2s",
-    "schedule": "1s",
-    "jwks-max-age": "1s",
-    "max-token-ttl": "10s",
-    "default-token-ttl": "5s",
-    "signer-cache-ttl": "1s",
-    "clock-skew-leeway": "1s",
-}
+FAST = fast_settings(algorithm="ES256")
 HAS_SIGN = (FUNCTIONS_DIR / "sign" / "app.py").exists()
 
 

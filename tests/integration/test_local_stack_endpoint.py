@@ -7,10 +7,11 @@ import time
 import pytest
 
 from jwks_rotator_local.local_stack import LocalStack, LocalStackError
+from jwks_rotator_testkit.fast import fast_settings
 
 pytestmark = pytest.mark.integration
 
-FAST = {"rotation-period": "6s", "publish-lead": "2s", "schedule": "1s", "jwks-max-age": "1s"}
+FAST = fast_settings()
 
 
 def test_functions_use_the_override_and_manual_ticks_report_its_failure():

@@ -10,13 +10,11 @@ import pytest
 from jwks_rotator.core.errors import ConfigurationError
 from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator_local.local_stack import LocalStack
+from jwks_rotator_testkit.fast import fast_settings
 
 pytestmark = pytest.mark.integration
 
-FAST = {
-    "rotation-period": "6s", "publish-lead": "2s", "schedule": "1s", "jwks-max-age": "1s", "max-token-ttl": "10s",
-    "default-token-ttl": "5s", "signer-cache-ttl": "1s", "clock-skew-leeway": "1s", "key-custody": "kms",
-}
+FAST = fast_settings(key_custody="kms")
 
 
 @pytest.mark.parametrize("alg", ["RS256", "ES256", "ES384", "ES512"])

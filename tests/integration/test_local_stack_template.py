@@ -25,9 +25,9 @@ from jwks_rotator_cli.local_state import LOCAL_ACCOUNT
 from jwks_rotator_local.function_env import FunctionEnvironment
 from jwks_rotator_local.local_stack import LocalStack
 from jwks_rotator_local.loopback_server import LoopbackServer
+from jwks_rotator_testkit.fast import WATCHABLE_PACE, fast_settings
 
-FAST = {"rotation-period": "20s", "publish-lead": "5s", "max-token-ttl": "10s", "default-token-ttl": "5s",
-        "jwks-max-age": "2s", "schedule": "1s", "signer-cache-ttl": "1s", "clock-skew-leeway": "1s"}
+FAST = fast_settings(WATCHABLE_PACE)
 STACK = "template-stack-local"
 _CREDENTIAL = re.compile(r"Credential=(?P<key>[A-Z0-9]+)/\d{8}/[^/]+/(?P<service>[a-z0-9-]+)/aws4_request")
 

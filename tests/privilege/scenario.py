@@ -34,10 +34,14 @@ from jwks_rotator.core.settings import Settings
 from jwks_rotator_local.call_record import CallRecorder, MotoFacts, RecordedCall
 from jwks_rotator_local.front import AwsFront
 from jwks_rotator_testkit.clock import FakeClock
-from jwks_rotator_testkit.moto import REGION, aws_client, moto_server
+from jwks_rotator_testkit.moto import aws_client, moto_server
 from tests.privilege.policies import Deployment, Physical
 
 ACCOUNT = "123456789012"
+# A region no other test uses: moto keeps its state per process, and the KMS custody sweep lists every key of the
+# account and region (ListKeys, then ListResourceTags per key). In the shared region, the keys hundreds of earlier
+# tests in the same process made turned this lifecycle into minutes of tag reads of foreign keys.
+REGION = "eu-central-1"
 STACK = "jwks-rotator"
 _TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
@@ -76,7 +80,7 @@ def record_lifecycle(template: dict[str, Any]) -> Recording:
     synthetic = Deployment.synthetic(template, stack=STACK, account=ACCOUNT, region=REGION)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs a line per request otherwise
     with moto_server() as moto_url:
-        admin = lambda service: aws_client(service, moto_url)  # noqa: E731 - the deployer, straight to moto: not recorded
+        admin = lambda service: aws_client(service, moto_url, region=REGION)  # noqa: E731 - the deployer, straight to moto: not recorded
         iam, sts = admin("iam"), admin("sts")
         roles: dict[str, dict[str, Any]] = {}
         for logical in ("RotateFunctionRole", "SignFunctionRole"):
@@ -90,7 +94,7 @@ def record_lifecycle(template: dict[str, Any]) -> Recording:
                                         KmsKeyId=key["KeyId"], SecretString=EMPTY_KEYRING_JSON)["ARN"]
         signing = secrets.create_secret(Name=f"{STACK}-signing-key", KmsKeyId=key["KeyId"], SecretString=EMPTY_KEYRING_JSON)["ARN"]
         bucket = synthetic.resources["JwksBucket"].ref
-        admin("s3").create_bucket(Bucket=bucket)
+        admin("s3").create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
         distribution = admin("cloudfront").create_distribution(DistributionConfig={
             "CallerReference": bucket, "Comment": "jwks", "Enabled": True,
             "Origins": {"Quantity": 1, "Items": [{"Id": "jwks", "DomainName": f"{bucket}.s3.amazonaws.com",

@@ -12,15 +12,13 @@ import boto3
 import pytest
 
 from jwks_rotator_local.local_stack import LocalStack
+from jwks_rotator_testkit.fast import fast_settings
 from tests.privilege.matrix import decide_recorded, render_recorded
 from tests.privilege.recorded import RecordedRun, load_directory, load_recorded
 
 pytestmark = pytest.mark.integration
 
-FAST = {
-    "rotation-period": "6s", "publish-lead": "2s", "schedule": "1s", "jwks-max-age": "1s", "max-token-ttl": "10s",
-    "default-token-ttl": "5s", "signer-cache-ttl": "1s", "clock-skew-leeway": "1s",
-}
+FAST = fast_settings()
 
 
 def _roles(stack: LocalStack) -> tuple[str, str]:

@@ -24,6 +24,7 @@ from jwks_rotator.core.issuance.service import IssuanceService
 from jwks_rotator.core.issuance.signer import TokenSigner
 from jwks_rotator.core.keys.records import PRIVATE_MEMBERS
 from jwks_rotator_testkit.callers import SIGN_FUNCTION_NAME, ArnReplayer, LambdaContext, fake_sts, policy_yaml, role_caller
+from jwks_rotator_testkit.hypothesis_profiles import examples
 from tests.sign_support import ISSUER, FakeSecrets, InMemoryKeyringReader, active_key, keyring_json, load_sign_app, public_key, settings
 
 CODES = {
@@ -141,13 +142,13 @@ def _mangled_proof(data: st.DataObject) -> tuple[Any, bool]:
     return proof, proof != original
 
 
-@hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+@hypothesis_settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
 @given(request=REQUESTS)
 def test_any_request_of_an_authenticated_caller_gets_a_verified_token_or_a_documented_error(app: Any, request: Any) -> None:
     check_response(app.handler(signed(request), CONTEXT), request)
 
 
-@hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+@hypothesis_settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_a_mangled_proof_is_unauthenticated_and_never_a_token(app: Any, data: st.DataObject) -> None:
     proof, changed = _mangled_proof(data)
@@ -158,7 +159,7 @@ def test_a_mangled_proof_is_unauthenticated_and_never_a_token(app: Any, data: st
         assert "token" in response
 
 
-@hypothesis_settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+@hypothesis_settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
 @given(payload=st.one_of(VALUE, st.dictionaries(KEYS, VALUE, max_size=5)))
 def test_any_payload_without_a_valid_proof_is_unauthenticated(app: Any, payload: Any) -> None:
     response = app.handler(payload, CONTEXT)

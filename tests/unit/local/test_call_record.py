@@ -87,6 +87,13 @@ def test_reading_an_older_version_records_its_own_labels() -> None:
     assert calls[0].context["secretsmanager:VersionStage"] == ("AWSPREVIOUS",)
 
 
+def test_reading_a_secret_that_does_not_exist_records_the_stage_the_request_names() -> None:
+    gone = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:deleted-signing-key-XyZabc"
+    calls, _ = record("secretsmanager", lambda c: c.get_secret_value(SecretId=gone, VersionStage="AWSCURRENT"))
+    assert [(c.action, c.resource) for c in calls] == [("secretsmanager:GetSecretValue", gone)]  # no decrypt: nothing to decrypt
+    assert calls[0].context["secretsmanager:VersionStage"] == ("AWSCURRENT",)  # judged as sent, as AWS judges it
+
+
 def test_writing_a_secret_records_the_data_key_secrets_manager_asks_for() -> None:
     calls, _ = record("secretsmanager", lambda c: c.put_secret_value(SecretId="jwks-keyring", SecretString="s3cr3t-value", ClientRequestToken="t" * 32))
     assert [(c.action, c.resource) for c in calls] == [("secretsmanager:PutSecretValue", KEYRING_ARN), ("kms:GenerateDataKey", KEY_ARN)]

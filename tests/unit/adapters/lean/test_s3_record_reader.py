@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime
 from unittest import mock
 
+import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from jwks_rotator.adapters.lean.s3_record_reader import LeanS3RevocationRecord, sigv4_headers
+from jwks_rotator.adapters.lean.http import HttpResponse
+from jwks_rotator.adapters.lean.s3_record_reader import ATTEMPTS, BACKOFF_BASE, LeanS3RevocationRecord, sigv4_headers
+from jwks_rotator.core.errors import StoreError
 
 NOW = datetime.datetime(2026, 12, 7, 2, 30, 0, tzinfo=datetime.UTC)
 
@@ -33,3 +36,59 @@ def test_the_origin_is_the_regions_s3_unless_the_local_stack_names_one() -> None
     assert china._host == "b.s3.cn-north-1.amazonaws.com.cn"
     local = LeanS3RevocationRecord.from_environment({"AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:4566"}, "b")
     assert (local._host, local._path) == ("127.0.0.1:4566", "/b/revocations/revoked-kids.json")
+
+
+class _Answers:
+    """A transport stand-in answering the given statuses in order (the last one repeats), recording each request."""
+
+    def __init__(self, *statuses: int, body: bytes = b'{"revoked":["kid-1"]}') -> None:
+        self.statuses = list(statuses)
+        self.body = body
+        self.dates: list[str] = []
+
+    def request(self, method: str, path: str, *, headers: dict[str, str]) -> HttpResponse:
+        assert (method, path) == ("GET", "/b/revocations/revoked-kids.json")
+        self.dates.append(headers["x-amz-date"])
+        status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        return HttpResponse(status, {}, self.body if status == 200 else b"<Error><Code>SlowDown</Code></Error>")
+
+
+def _reader(transport: _Answers, pauses: list[float], clock: list[float]) -> LeanS3RevocationRecord:
+    environ = {"AWS_ACCESS_KEY_ID": "ASIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret"}
+
+    def tick() -> float:
+        clock[0] += 1.0
+        return clock[0]
+
+    return LeanS3RevocationRecord(
+        "http://127.0.0.1:4566", "/b/revocations/revoked-kids.json", "us-east-1", environ,
+        clock=tick, sleep=pauses.append, transport=transport,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize("status", [503, 500])
+def test_a_transient_s3_answer_is_retried_with_a_fresh_signature(status: int) -> None:
+    transport, pauses = _Answers(status, status, 200), []
+    assert _reader(transport, pauses, [NOW.timestamp()]).load() == ("kid-1",)
+    assert len(transport.dates) == 3 and len(set(transport.dates)) == 3, "each attempt signed at its own time"
+    assert len(pauses) == 2 and all(0 <= p <= BACKOFF_BASE * 2 for p in pauses) and sum(pauses) <= 3 * BACKOFF_BASE
+
+
+def test_a_lasting_transient_answer_fails_after_the_attempts_with_its_status() -> None:
+    transport, pauses = _Answers(503), []
+    with pytest.raises(StoreError) as raised:
+        _reader(transport, pauses, [NOW.timestamp()]).load()
+    assert raised.value.reason == "HTTP503" and len(transport.dates) == ATTEMPTS and len(pauses) == ATTEMPTS - 1
+
+
+@pytest.mark.parametrize(("status", "expected"), [(403, "HTTP403"), (404, None)])
+def test_a_refusal_or_a_missing_record_is_not_retried(status: int, expected: str | None) -> None:
+    transport, pauses = _Answers(status, 200), []
+    reader = _reader(transport, pauses, [NOW.timestamp()])
+    if expected is None:
+        assert reader.load() is None
+    else:
+        with pytest.raises(StoreError) as raised:
+            reader.load()
+        assert raised.value.reason == expected
+    assert len(transport.dates) == 1 and pauses == []

@@ -16,6 +16,7 @@ from jwks_rotator.core.callers.proof import (
     parse_caller_proof,
 )
 from jwks_rotator.core.errors import UnauthenticatedError
+from jwks_rotator_testkit.hypothesis_profiles import examples
 
 HOST = "sts.eu-west-1.amazonaws.com"
 REGION = "eu-west-1"
@@ -233,7 +234,7 @@ def test_refusal_messages_never_echo_header_values() -> None:
         assert all(value not in text for value in raw["headers"].values())
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.sampled_from(["Host", "X-Amz-Date", "X-Jwks-Rotator-Signer", "Authorization", "Content-Type", "X-Amz-Security-Token"]), st.text(max_size=40))
 def test_changing_any_checked_header_never_passes_as_another_value(name: str, value: str) -> None:
     """Any edit of a checked header is either refused or leaves a proof whose cache key differs from the original."""

@@ -20,6 +20,7 @@ from jwks_rotator.core.issuance.profiles import (
     load_issuance_policy,
     split_sign_payload,
 )
+from jwks_rotator_testkit.hypothesis_profiles import examples
 
 ORDERS_ROLE = "arn:aws:iam::123456789012:role/orders-service"
 POLICY = """
@@ -227,7 +228,7 @@ def profiles(draw: Any) -> dict[str, Any]:
     return out
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(
     profiles(),
     st.sampled_from(ROLES),

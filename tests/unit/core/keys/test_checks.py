@@ -24,6 +24,7 @@ from jwks_rotator.core.keys.algorithms import algorithm_names
 from jwks_rotator.core.keys.keyring import KEYRING_FORMAT, Keyring
 from jwks_rotator.core.keys.records import KeyRecord, KeyState, load_private_key, thumbprint
 from jwks_rotator.core.lifecycle.keygen import generate_key
+from jwks_rotator_testkit.hypothesis_profiles import examples
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 KEYS = {alg: generate_key(alg, NOW) for alg in algorithm_names()}
@@ -133,7 +134,7 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-@hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hypothesis_settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(damaged_records(), min_size=1, max_size=3), st.one_of(st.none(), SECRET_TEXT))
 def test_no_error_from_parsing_a_keyring_repeats_a_stored_value(records, digest):
     document = {"format": KEYRING_FORMAT, "generation": 1, "keys": records, "published_digest": digest}

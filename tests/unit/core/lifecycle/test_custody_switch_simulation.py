@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from jwks_rotator.core.errors import SigningUnavailableError
 from jwks_rotator.core.keys.records import KeyState
+from jwks_rotator_testkit.hypothesis_profiles import examples
 from tests.kms_world import ISSUER, KmsWorld, kms_settings
 
 STEPS = st.lists(
@@ -32,7 +33,7 @@ STEPS = st.lists(
 )
 
 
-@hypothesis_settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hypothesis_settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=STEPS, start=st.sampled_from(["kms", "secrets-manager"]), delay=st.floats(0.0, 8.0))
 def test_no_token_in_flight_breaks_when_custody_switches(steps: list[tuple[str, object]], start: str, delay: float) -> None:
     world = KmsWorld(kms_settings(key_custody=start, rotation_period="2d", publish_lead="12h", jwks_max_age="1h"), delay=delay)

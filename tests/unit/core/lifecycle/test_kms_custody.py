@@ -33,6 +33,7 @@ from jwks_rotator.core.lifecycle.kms_custody import KID_TAG, ORPHAN_GRACE, STACK
 from jwks_rotator.core.lifecycle.rotation import RotationService
 from jwks_rotator.core.ports import VaultSignature
 from jwks_rotator.core.settings import Settings
+from jwks_rotator_testkit.hypothesis_profiles import examples
 from tests.kms_doubles import SIGN_ROLE, EventuallyConsistentKms
 from tests.kms_world import ISSUER, KmsWorld, kms_settings
 from tests.simulation import START, FakeClock
@@ -222,7 +223,7 @@ def _signable_timeline(vault: EventuallyConsistentKms) -> list[tuple[Any, int]]:
     return [(moment, sum(vault.signable(arn, moment) for arn in vault.keys)) for moment in vault.change_times()]
 
 
-@hypothesis_settings(max_examples=15, deadline=None)
+@hypothesis_settings(max_examples=examples(15), deadline=None)
 @given(delay=st.floats(0.5, 20.0), seed=st.integers(0, 2**16), revoke_at=st.sampled_from([None, 2, 4]))
 def test_the_hand_over_never_leaves_two_signable_keys_and_none_only_briefly(delay: float, seed: int, revoke_at: int | None) -> None:
     world = KmsWorld(kms_settings(), delay=delay, seed=seed)

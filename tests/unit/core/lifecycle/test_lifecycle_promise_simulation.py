@@ -28,6 +28,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -45,7 +46,11 @@ from jwks_rotator.core.lifecycle.bounds import deletion_time
 from jwks_rotator.core.lifecycle.documents import JWKS_PATH
 from jwks_rotator.core.lifecycle.rotation import RotationService
 from jwks_rotator.core.settings import Settings
+from jwks_rotator_testkit.hypothesis_profiles import examples
 from tests.simulation import START, FakeClock, FakeCloudFront, FakeS3, Faults, InMemoryKeyringStore, key_pool
+
+# slow: every history replays 600-1,500 steps of a whole stack (2-6 s each); make test runs it, make check leaves it out.
+pytestmark = pytest.mark.slow
 
 BASE = Settings(issuer="https://issuer.example.com", algorithm="EdDSA", rotation_period=timedelta(days=3),
                 publish_lead=timedelta(days=1), schedule=timedelta(minutes=15))
@@ -218,7 +223,7 @@ def run_world(seed: int, steps: int) -> dict[str, int]:
     return counts
 
 
-@hypothesis_settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hypothesis_settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 2**32 - 1))
 def test_the_promise_holds_under_settings_changes_clocks_restores_and_operators(seed):
     counts = run_world(seed, steps=600)

@@ -9,12 +9,23 @@ the China regions), or ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` (path
 style) for the local stack. A missing record reads as None (the rotator
 writes it on its first run); any other failure is a
 :class:`~jwks_rotator.core.errors.StoreError` naming only the status.
+
+S3 sheds load with 503 ``SlowDown`` and answers 500 ``InternalError`` now and
+then; every AWS SDK retries those (the boto3 route and the Parameters and
+Secrets extension make three attempts). So does this reader: up to
+:data:`ATTEMPTS` GETs with a short full-jitter pause between them
+(:data:`BACKOFF_BASE`, doubling), kept small because the sign function has 5 s
+in all. Without it one transient answer fails the signer's whole refresh
+(``signing_unavailable`` until the next read). A connection failure or
+timeout is not retried here (the transport retries once when nothing
+arrived): a timeout already spent the budget.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import random
 import time
 from collections.abc import Callable, Mapping
 from urllib.parse import quote, urlsplit
@@ -25,6 +36,12 @@ from jwks_rotator.core.keys.revocation_guard import RECORD_KEY, decode_record
 
 MAX_RECORD_BYTES = 1024 * 1024
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+ATTEMPTS = 3
+"""GETs per read when S3 answers a transient error (as the SDKs' standard retry mode)."""
+BACKOFF_BASE = 0.025
+"""Seconds: the pause before retry n is uniform in [0, BACKOFF_BASE * 2**(n-1)] (at most 75 ms in all)."""
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+"""What S3 answers when it sheds load or fails inside (SlowDown, InternalError, ...): worth another try."""
 
 
 def _hmac(key: bytes, text: str) -> bytes:
@@ -54,7 +71,15 @@ class LeanS3RevocationRecord:
     """A read-only :class:`~jwks_rotator.core.ports.RevocationRecord` (``save`` is the rotator's, never the signer's)."""
 
     def __init__(
-        self, origin: str, path: str, region: str, environ: Mapping[str, str], *, clock: Callable[[], float] = time.time
+        self,
+        origin: str,
+        path: str,
+        region: str,
+        environ: Mapping[str, str],
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: HttpTransport | None = None,
     ) -> None:
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -64,7 +89,8 @@ class LeanS3RevocationRecord:
         self._region = region
         self._environ = environ
         self._clock = clock
-        self._transport = HttpTransport(f"{parts.scheme}://{parts.netloc}", max_body=MAX_RECORD_BYTES)
+        self._sleep = sleep
+        self._transport = transport or HttpTransport(f"{parts.scheme}://{parts.netloc}", max_body=MAX_RECORD_BYTES)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str], bucket: str) -> LeanS3RevocationRecord:
@@ -82,19 +108,23 @@ class LeanS3RevocationRecord:
         access_key, secret_key = self._environ.get("AWS_ACCESS_KEY_ID", ""), self._environ.get("AWS_SECRET_ACCESS_KEY", "")
         if not access_key or not secret_key:
             raise StoreError("the revocation record could not be read (no credentials)", reason="NoCredentials")
-        headers = sigv4_headers(
-            host=self._host,
-            path=self._path,
-            region=self._region,
-            access_key=access_key,
-            secret_key=secret_key,
-            session_token=self._environ.get("AWS_SESSION_TOKEN"),
-            now=self._clock(),
-        )
-        try:
-            response = self._transport.request("GET", self._path, headers=headers)
-        except HttpError:
-            raise StoreError("the revocation record could not be read (S3 did not answer)", reason="S3Unavailable") from None
+        for attempt in range(1, ATTEMPTS + 1):
+            headers = sigv4_headers(  # signed afresh per attempt: x-amz-date is the attempt's
+                host=self._host,
+                path=self._path,
+                region=self._region,
+                access_key=access_key,
+                secret_key=secret_key,
+                session_token=self._environ.get("AWS_SESSION_TOKEN"),
+                now=self._clock(),
+            )
+            try:
+                response = self._transport.request("GET", self._path, headers=headers)
+            except HttpError:
+                raise StoreError("the revocation record could not be read (S3 did not answer)", reason="S3Unavailable") from None
+            if response.status not in TRANSIENT_STATUSES or attempt == ATTEMPTS:
+                break
+            self._sleep(random.uniform(0.0, BACKOFF_BASE * 2 ** (attempt - 1)))  # jitter, not a secret
         if response.status == 404:
             return None
         if response.status != 200:
