@@ -1,23 +1,17 @@
 """The signer's read of the revocation record in the stack's bucket: one SigV4-signed GET, stdlib only (no boto3).
 
-The sign path loads no AWS SDK, so this signs the one request it needs
-(``GET /revocations/revoked-kids.json``, an empty payload) with the
-function's own credentials from its environment (``AWS_ACCESS_KEY_ID``,
-``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, as Lambda sets them).
-The origin is ``https://<bucket>.s3.<region>.amazonaws.com`` (``.com.cn`` in
-the China regions), or ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` (path
-style) for the local stack. A missing record reads as None (the rotator
-writes it on its first run); any other failure is a
-:class:`~jwks_rotator.core.errors.StoreError` naming only the status.
+The sign path loads no AWS SDK, so this signs the one request it needs (``GET /revocations/revoked-kids.json``, an
+empty payload) with the function's own credentials from its environment (``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, as Lambda sets them). The origin is
+``https://<bucket>.s3.<region>.amazonaws.com`` (``.com.cn`` in the China regions), or ``AWS_ENDPOINT_URL_S3`` /
+``AWS_ENDPOINT_URL`` (path style) for the local stack. A missing record reads as None (the rotator writes it on its
+first run); any other failure is a :class:`~jwks_rotator.core.errors.StoreError` naming only the status.
 
-S3 sheds load with 503 ``SlowDown`` and answers 500 ``InternalError`` now and
-then; every AWS SDK retries those (the boto3 route and the Parameters and
-Secrets extension make three attempts). So does this reader: up to
-:data:`ATTEMPTS` GETs with a short full-jitter pause between them
-(:data:`BACKOFF_BASE`, doubling), kept small because the sign function has 5 s
-in all. Without it one transient answer fails the signer's whole refresh
-(``signing_unavailable`` until the next read). A connection failure or
-timeout is not retried here (the transport retries once when nothing
+S3 sheds load with 503 ``SlowDown`` and answers 500 ``InternalError`` now and then; every AWS SDK retries those (the
+boto3 route and the Parameters and Secrets extension make three attempts). So does this reader: up to :data:`ATTEMPTS`
+GETs with a short full-jitter pause between them (:data:`BACKOFF_BASE`, doubling), kept small because the sign
+function has 5 s in all. Without it one transient answer fails the signer's whole refresh (``signing_unavailable``
+until the next read). A connection failure or timeout is not retried here (the transport retries once when nothing
 arrived): a timeout already spent the budget.
 """
 
