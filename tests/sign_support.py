@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.keys.records import KeyRecord, KeyState, load_private_key
 from jwks_rotator.core.lifecycle.keygen import generate_key
@@ -18,6 +20,8 @@ from jwks_rotator_local.functions import load_function_module
 
 ISSUER = "https://issuer.example"
 ALGORITHMS = ("RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA")
+# A throttled Secrets Manager read whose message carries a canary no error may echo.
+THROTTLED = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down for secret-canary"}}, "GetSecretValue")
 
 
 @cache
