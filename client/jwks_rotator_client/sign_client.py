@@ -1,11 +1,9 @@
 """Invoke a jwks-rotator sign function with a proof of who is calling.
 
-The proof is an ``sts:GetCallerIdentity`` request signed (SigV4) with the
-caller's own credentials but never sent: the sign function replays it to
-STS and learns the caller's ARN from STS's answer. It signs ``Host``,
-``X-Amz-Date``, ``Content-Type``, ``X-Amz-Security-Token`` (temporary
-credentials) and ``X-Jwks-Rotator-Signer`` (the function name exactly as
-given here), which binds the proof to that one sign function.
+The proof is an ``sts:GetCallerIdentity`` request signed (SigV4) with the caller's own credentials but never
+sent: the sign function replays it to STS and learns the caller's ARN from STS's answer. The signed
+``X-Jwks-Rotator-Signer`` header (the function name exactly as given here) binds the proof to that one sign
+function; which headers are signed and why: docs/design/caller-proof.md.
 
 Example::
 
@@ -15,10 +13,9 @@ Example::
     answer = client.sign({"sub": "user-42", "aud": "payments-api", "ttl": 300})
     token = answer["token"]     # or answer["error"] / answer["message"]
 
-A proof is reused for :data:`PROOF_REUSE_SECONDS` (the signer accepts one
-for 5 minutes and caches the identity, so a warm caller costs it no STS
-call); when a reused proof is answered ``unauthenticated`` the client signs a
-fresh one and retries once.
+A proof is reused for :data:`PROOF_REUSE_SECONDS` (the signer accepts one for 5 minutes and caches the
+identity, so a warm caller costs it no STS call); a reused proof answered ``unauthenticated`` is replaced by
+a fresh one and retried once.
 """
 
 from __future__ import annotations

@@ -1,28 +1,15 @@
 """Every AWS call the local cloud serves, as IAM would judge it: principal, action, resource ARN, context keys.
 
-The local AWS endpoint (:class:`~.front.AwsFront`) hands each request it forwards to a
-:class:`CallRecorder`: the method, path, headers and body as a client sent them. The recorder reads the
-SigV4 credential scope (access key id and service) and the operation (``X-Amz-Target`` for the JSON
-protocols, the form ``Action`` for query ones, the path for S3, CloudFront, Lambda and CloudWatch's
-RPC v2), and turns them into :class:`RecordedCall` rows that an IAM policy evaluator can decide:
+The local AWS endpoint (:class:`~.front.AwsFront`) hands each request it forwards to a :class:`CallRecorder`,
+which reads the SigV4 credential scope and the operation and turns them into :class:`RecordedCall` rows an
+IAM policy evaluator can decide: the ``principal`` (the role whose credentials signed, looked up in the local
+cloud's own STS/IAM state by :class:`MotoFacts`), the ``action`` and ``resource`` ARN, the ``context`` keys
+AWS would fill, and the calls AWS makes on the caller's behalf (marked ``via``). Why: the least-privilege
+check must judge the calls the functions really make, with the keys IAM conditions would see.
 
-* ``principal``: the role (or user) whose credentials signed the request, looked up by access key id in
-  the local cloud's own STS/IAM state (:class:`MotoFacts`: a session of an assumed role is recorded as
-  the role's ARN, as ``aws:PrincipalArn`` carries it on AWS);
-* ``action`` (``secretsmanager:GetSecretValue``, ``s3:PutObject``, ``kms:Sign`` ...) and the ``resource``
-  ARN it applies to (a secret's full ARN even when the call named it by name);
-* ``context``: ``aws:SecureTransport`` (``true``: on AWS every call the functions make is TLS, and the
-  loopback HTTP here is a stand-in for it), ``aws:PrincipalArn``/``aws:PrincipalAccount``,
-  ``secretsmanager:VersionStage`` (every label of the version read, which is how AWS fills it),
-  ``secretsmanager:VersionId``, ``kms:EncryptionContext:*``, ``kms:CallerAccount``,
-  ``kms:SigningAlgorithm``, ``kms:ViaService`` on the calls made for the caller;
-* the calls AWS makes on the caller's behalf, with the caller's identity (Secrets Manager's
-  ``kms:Decrypt`` to read a secret version and ``kms:GenerateDataKey`` to write one, with
-  ``kms:ViaService`` = ``secretsmanager.REGION.amazonaws.com`` and the encryption context
-  ``SecretARN``), marked with ``via`` = the caller's own action.
-
-Nothing here decides allow or deny (``tests/privilege`` does, with an IAM policy evaluator), and no
-stored value or body is kept: only names, ARNs and labels.
+Nothing here decides allow or deny (``tests/privilege`` does), and no stored value or body is kept: only
+names, ARNs and labels. Which context keys are recorded and how each is filled: docs/design/local-cloud.md,
+"Recorded calls".
 """
 
 from __future__ import annotations

@@ -1,28 +1,15 @@
 """A local stack's functions' AWS calls, recorded at the local cloud's front and written to a file when it stops.
 
 :class:`FunctionCallRecording` is the hook :class:`~.front.AwsFront` calls for every request (the
-:mod:`.call_record` parser behind a filter). Only the **functions'** calls are kept: a request counts
-when its SigV4 access key id is one the local stack issued to a function (a session of the function's
-own template role, :meth:`add_function`), and it is recorded under that role's ARN. Every other request
-through the front (the test harness, the operator CLI, a caller with its own role or the dummy
-credentials) is left out and only counted (``left_out`` in the file): it is not a function's call, and
-the least-privilege check judges the functions' roles only.
+:mod:`.call_record` parser behind a filter). Only the **functions'** calls are kept: a request counts when
+its SigV4 access key id is one the local stack issued to a function (:meth:`add_function`), and it is
+recorded under that role's ARN; every other request (test harness, operator CLI, other callers) is only
+counted (``left_out``), because the least-privilege check judges the functions' roles only.
 
-The Parameters and Secrets extension's stand-in (:mod:`.secrets_extension`) calls AWS as the extension
-does, with the sign function's own credentials and through the same endpoint, so the reads the sign
-function makes through it are recorded here under the sign role, once each.
-
-:meth:`write` puts one JSON document per stack into the directory (``STACK-PID-N.json``)::
-
-    {"format": "jwks-rotator-recorded-calls/1", "stack": ..., "requests": N, "function_requests": M,
-     "left_out": K, "unparsed": [...], "deployment": DeployedTemplate.as_dict(),
-     "calls": [RecordedCall.to_dict() + {"count": n}, ...]}   # identical calls once, with how often
-
-``tests/privilege/matrix.py --recorded DIR`` decides every call of every file against that file's own
-deployment (its translated template and parameters, its physical ids and role ARNs).
-
-Switched on by ``LocalStack(record_calls=DIR)`` or the environment variable :data:`RECORD_ENV`; when off
-no hook is attached and nothing is parsed.
+:meth:`write` puts one JSON document per stack into the directory (``STACK-PID-N.json``), which
+``tests/privilege/matrix.py --recorded DIR`` decides against that file's own deployment. Switched on by
+``LocalStack(record_calls=DIR)`` or :data:`RECORD_ENV`; when off no hook is attached and nothing is parsed.
+The file format and the secrets extension's recorded reads: docs/design/local-cloud.md, "Recorded calls".
 """
 
 from __future__ import annotations

@@ -1,27 +1,15 @@
 """Each in-process function sees its own environment and its own AWS credentials, as in its own Lambda sandbox.
 
-The local functions run in this process (fast starts, one debugger, the
-soak's concurrency in threads), but on Lambda each function has an
-environment of its own: the variables its configuration sets, and
-credentials of its own execution role. Swapping ``os.environ`` around an
-invocation would race with the other function's concurrent invocations, so:
+The local functions run in this process (fast starts, one debugger, the soak's concurrency in threads), but
+on Lambda each function has an environment and execution-role credentials of its own. Swapping
+``os.environ`` around an invocation would race with concurrent invocations, so :func:`install` replaces
+``os.environ`` (once per process) with a mapping that reads and writes the active
+:class:`FunctionEnvironment`'s variables (a context variable: per thread and per invocation), and makes
+``boto3.client``/``boto3.resource`` use that function's own session, so its clients sign with its role.
+Outside an active environment both are the process's, unchanged; handler code needs no change.
 
-- :func:`install` replaces ``os.environ`` (once per process) with a mapping
-  that, while a :class:`FunctionEnvironment` is active in the current
-  context (a :mod:`contextvars` variable, so per thread and per invocation),
-  reads and writes that function's variables only; outside one it is the
-  process environment, unchanged. ``os.getenv``, botocore and powertools all
-  read ``os.environ``, so handler code needs no change.
-- boto3's default session (``boto3.client(...)``) caches credentials
-  process-wide; while a function is active, :func:`install` makes
-  ``boto3.client``/``boto3.resource`` use a session of that function's own,
-  created in its environment, so its clients sign with its role's keys.
-
-Activation follows the Lambda API's invoke path (:mod:`.lambda_api`): the
-handler module is imported (cold start) and each invocation runs inside
-``with environment.active():``. Threads a handler starts itself do not
-inherit it (the same limit as the log capture there). This is a narrow,
-named stand-in for Lambda's process isolation, for the local cloud only.
+A narrow, named stand-in for Lambda's process isolation, for the local cloud only. How activation follows
+the invoke path and its limits: docs/design/local-cloud.md, "Per-function environments".
 """
 
 from __future__ import annotations
