@@ -2,20 +2,16 @@
 
 One run per algorithm (:func:`run_soak`):
 
-* ``LocalStack`` with fast settings, its functions reaching moto through a
-  :class:`~soak.proxy.FaultProxy`; the schedule is driven here
-  (:class:`~soak.rotators.Ticker`, manual ticks) so ticks can be paused,
-  doubled and crashed;
-* callers (threads) get tokens from ``SignFunction`` through the Lambda Invoke
-  API, each with its own ``SignClient`` as its own session of the soak's caller
-  role (its policy: ``soak/issuance-policy.yaml``); every token is verified once by PyJWT's ``PyJWKClient`` and
-  once by jose's ``createRemoteJWKSet`` (:mod:`soak.traffic`), each at a
-  random moment of its life, caches on, scaled to the lead, and (``config.envoy``) once by Envoy's ``jwt_authn``
-  with the ``cache_duration`` ``jwks-rotator verifiers`` recommends for the settings;
-* a sampler reads the JWKS through the edge (as verifiers see it) every few
-  tens of milliseconds (:mod:`soak.convergence`);
-* episodes of faults (:mod:`soak.episodes`), each followed by a quiet spell
-  whose first tick must leave the published documents matching the keyring;
+* ``LocalStack`` with fast settings, its functions reaching moto through a :class:`~soak.proxy.FaultProxy`; the
+  schedule is driven here (:class:`~soak.rotators.Ticker`, manual ticks) so ticks can be paused, doubled and crashed;
+* callers (threads) get tokens from ``SignFunction`` through the Lambda Invoke API, each with its own ``SignClient``
+  as its own session of the soak's caller role (its policy: ``soak/issuance-policy.yaml``); every token is verified
+  once by PyJWT's ``PyJWKClient`` and once by jose's ``createRemoteJWKSet`` (:mod:`soak.traffic`), each at a random
+  moment of its life, caches on, scaled to the lead, and (``config.envoy``) once by Envoy's ``jwt_authn`` with the
+  ``cache_duration`` ``jwks-rotator verifiers`` recommends for the settings;
+* a sampler reads the JWKS through the edge (as verifiers see it) every few tens of milliseconds (:mod:`soak.convergence`);
+* episodes of faults (:mod:`soak.episodes`), each followed by a quiet spell whose first tick must leave the
+  published documents matching the keyring;
 * after the drain, a revocation probed against Envoy (:mod:`soak.revocation`);
 * the summary and its checks (:mod:`soak.summary`).
 

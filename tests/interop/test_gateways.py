@@ -11,14 +11,13 @@ recommends. Expected results, each asserted below and recorded for docs/compatib
   reason named in ``ENVOY_REFUSALS``; jwks-rsa/jsonwebtoken with the error in ``JWKS_RSA_REFUSALS``.
 * **scheduled rotation**: the next key is published a lead ahead, so even the default-cache Envoy (which has
   not refetched since it started) and jwks-rsa accept the new key's tokens at once, and the old key's still.
-* **rotate --now**: the new key was never pre-published. Envoy does not refetch for an unknown kid: the
-  default-cache provider keeps refusing the new key's tokens (until its 600 s run out); the short one accepts
-  them once ``SHORT_CACHE + jwks-max-age + FETCH_MARGIN`` has passed. jwks-rsa fetches for the unknown kid.
-* **revocation**: once ``SHORT_CACHE + jwks-max-age + FETCH_MARGIN`` has passed since the revoke, Envoy (short),
-  PyJWT, jwcrypto, jose and jwks-rsa with caches of ``SHORT_CACHE`` refuse the revoked key's tokens; the
-  default-cache Envoy still accepts those of a revoked key it had cached (its bound is its ``cache_duration``: 600 s).
-
-Waiting is done only for the bounds these settings promise; outcomes are checked after the wait, never durations.
+* **rotate --now**: the new key was never pre-published and Envoy does not refetch for an unknown kid: the
+  default-cache provider refuses its tokens for up to 600 s, the short one accepts them once
+  ``SHORT_CACHE + jwks-max-age + FETCH_MARGIN`` has passed; jwks-rsa fetches for the unknown kid.
+* **revocation**: ``SHORT_CACHE + jwks-max-age + FETCH_MARGIN`` after the revoke, Envoy (short), PyJWT, jwcrypto,
+  jose and jwks-rsa with caches of ``SHORT_CACHE`` refuse the revoked key's tokens; the default-cache Envoy accepts
+  those of a revoked key it had cached until its ``cache_duration`` (600 s). Only these bounds are waited for;
+  outcomes are checked after the wait, never durations.
 """
 
 from __future__ import annotations
