@@ -1,13 +1,10 @@
 """A local stand-in for the CloudFront distribution in front of the JWKS bucket.
 
-moto answers any plain HTTP GET of ``.../.well-known/jwks.json`` with a dummy
-Cognito JWKS, so HTTP clients must not read the documents from moto directly.
-:class:`LocalEdge` reads them with boto3 ``get_object`` and serves them the way
-CloudFront would: the stored ``Content-Type`` and ``Cache-Control``, an ``ETag``
-with ``If-None-Match`` -> 304, and (``cache=True``) a CDN cache that keeps a
-document for its ``max-age`` (``s-maxage`` wins), sends ``Age``, and drops
-cached paths when a new invalidation of the distribution appears. A missing
-or late invalidation therefore shows up as stale documents, as in production.
+moto answers any plain HTTP GET of ``.../.well-known/jwks.json`` with a dummy Cognito JWKS, so HTTP clients must
+not read the documents from moto directly. :class:`LocalEdge` reads them with boto3 ``get_object`` and serves
+them the way CloudFront would (stored headers, ``ETag``/304, and with ``cache=True`` a CDN cache that honours
+``max-age`` and invalidations), so a missing or late invalidation shows up as stale documents, as in production.
+The cache rules: docs/design/local-cloud.md, "The edge".
 
 Stable API (used by the local stack, interop tests and the soak)::
 
