@@ -51,6 +51,7 @@ def build_token_signer(
     clock: UnixClock | None = None,
     monotonic: UnixClock | None = None,
     environ: Mapping[str, str] | None = None,
+    local: bool = False,
 ) -> TokenSigner:
     """The token signer reading the signing secret's current version, the revocation record (``jwks-bucket``) and its mirror.
 
@@ -69,7 +70,7 @@ def build_token_signer(
     if endpoint is not None:
         reader, mirror = readers_for(endpoint, secret_id, settings.revocation_parameter)
         if settings.jwks_bucket:
-            record = LeanS3RevocationRecord.from_environment(environ or {}, settings.jwks_bucket)
+            record = LeanS3RevocationRecord.from_environment(environ or {}, settings.jwks_bucket, local=local)
     else:
         clients = _sdk_route().sdk_clients(clients)
         reader, mirror = _sdk_route().sdk_readers(clients, secret_id, settings.revocation_parameter)
@@ -112,5 +113,5 @@ def build_issuance_service(
         max_token_ttl=int(settings.max_token_ttl.total_seconds()),
         default_token_ttl=int(settings.default_token_ttl.total_seconds()),
     )
-    signer = build_token_signer(settings, clients, listener=listener, environ=environ)
+    signer = build_token_signer(settings, clients, listener=listener, environ=environ, local=local)
     return IssuanceService(signer, verifier, policy, on_decision=on_decision)
