@@ -319,3 +319,28 @@ def test_the_local_marker_is_a_file_in_the_code_directory(tmp_path: Any) -> None
     assert not is_local(str(tmp_path))
     (tmp_path / LOCAL_MARKER).write_text("local\n")
     assert is_local(str(tmp_path))
+
+
+def test_forget_drops_proofs_and_known_credentials_and_refills_the_shared_budget() -> None:
+    """A restored or forked copy starts as at INIT: nothing verified, no credential known, the shared bucket full."""
+    clocks = FakeClock(SIGNED_AT + 1)
+    known, token = "ASIAKNOWNCALLER00001", "IQoJb3JpZ2luX2VjEXAMPLEREALSESSIONTOKEN"
+    replayer = FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
+    subject = verifier(replayer, clocks, burst=2, rate_per_second=0.001)
+    subject.verify(credential_proof(0, key=known, token=token), {SIGNER})  # known from now on (shared: 1 token left)
+    subject.verify(keyed_proof(1), {SIGNER})  # the shared bucket is empty
+    with pytest.raises(UnauthenticatedError):
+        subject.verify(keyed_proof(2), {SIGNER})
+    subject.verify(credential_proof(3, key=known, token=token), {SIGNER})  # ... but the known credential has its own
+
+    subject.forget()
+
+    assert subject.cached_proofs == 0
+    subject.verify(credential_proof(0, key=known, token=token), {SIGNER})  # replayed again (not from memory): 1 token
+    subject.verify(keyed_proof(2), {SIGNER})  # the refilled shared bucket's second token
+    assert len(replayer.calls) == 5
+    # The credential was forgotten, then vouched for again by the replay above: it has its own bucket again.
+    subject.verify(credential_proof(4, key=known, token=token), {SIGNER})
+    with pytest.raises(UnauthenticatedError) as caught:
+        subject.verify(keyed_proof(5), {SIGNER})
+    assert caught.value.reason == "rate_limited"
