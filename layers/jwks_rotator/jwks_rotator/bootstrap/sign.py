@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from jwks_rotator.adapters.lean.s3_record_reader import LeanS3RevocationRecord
 from jwks_rotator.adapters.lean.secrets_extension import ExtensionEndpoint, readers_for
+from jwks_rotator.adapters.lean.sts_identity import refuse_endpoint_overrides
 from jwks_rotator.adapters.sdk.kms_vault import KmsKeyVault
 from jwks_rotator.bootstrap.callers import build_caller_verifier
-from jwks_rotator.core.errors import ConfigurationError
 from jwks_rotator.core.issuance.profiles import load_issuance_policy
 from jwks_rotator.core.issuance.service import AuditRecord, IssuanceService
 from jwks_rotator.core.issuance.signer import Clock as UnixClock
@@ -28,9 +28,6 @@ from jwks_rotator.core.settings import Settings
 if TYPE_CHECKING:
     from jwks_rotator.adapters.sdk.clients import ClientFactory
     from jwks_rotator.core.ports import KeyringReader, RevocationReader, RevocationRecord
-
-ENDPOINT_OVERRIDE_PREFIX = "AWS_ENDPOINT_URL"
-"""``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_<SERVICE>``: endpoint overrides, refused outside the local stack."""
 
 __all__ = ["build_caller_verifier", "build_issuance_service", "build_token_signer"]
 
@@ -66,11 +63,7 @@ def build_token_signer(
     that times the key cache. ``local`` (the code directory's marker) alone lets ``environ`` name other AWS endpoints.
     """
     settings.require("issuer", "signing_secret_id" if not settings.keyring_secret_id else "keyring_secret_id")
-    redirected = sorted(name for name, value in (environ or {}).items() if name.startswith(ENDPOINT_OVERRIDE_PREFIX) and value)
-    if redirected and not local:
-        # boto3 honours them, and so would the record's reader: one configuration change would point the keyring,
-        # the revocation record and its mirror at a server answering "nothing revoked".
-        raise ConfigurationError(f"{', '.join(redirected)}: honoured only on the local stack; a deployed signer reads AWS's own endpoints")
+    refuse_endpoint_overrides(environ or {}, local=local)  # else the record and its mirror could answer "nothing revoked"
     secret_id = settings.signing_secret_id or settings.keyring_secret_id
     endpoint = ExtensionEndpoint.from_environment(environ) if clients is None and environ is not None else None
     reader: KeyringReader

@@ -107,6 +107,21 @@ def is_local(code_dir: str) -> bool:
     return os.path.isfile(os.path.join(code_dir, LOCAL_MARKER))
 
 
+ENDPOINT_OVERRIDE_PREFIX = "AWS_ENDPOINT_URL"
+"""``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_<SERVICE>``: endpoint overrides boto3 honours, refused outside the local stack."""
+
+
+def refuse_endpoint_overrides(environ: Mapping[str, str], *, local: bool) -> None:
+    """A configuration error when ``environ`` points an AWS service elsewhere and the function is not the local stack's.
+
+    boto3 honours these variables: one configuration change would point a function's keyring, revocation record,
+    mirror or publication at a server of the changer's choosing (a fake keyring published as the stack's keys).
+    """
+    redirected = sorted(name for name, value in environ.items() if name.startswith(ENDPOINT_OVERRIDE_PREFIX) and value)
+    if redirected and not local:
+        raise ConfigurationError(f"{', '.join(redirected)}: honoured only on the local stack; a deployed function uses AWS's own endpoints")
+
+
 class StsIdentityReplayer:
     """The ``IdentityReplayer`` for AWS STS (or a stand-in speaking its protocol)."""
 
