@@ -316,9 +316,18 @@ def test_each_partition_has_its_own_sts_origin() -> None:
 def test_the_local_marker_is_a_file_in_the_code_directory(tmp_path: Any) -> None:
     from jwks_rotator.adapters.lean.sts_identity import LOCAL_MARKER, is_local
 
-    assert not is_local(str(tmp_path))
+    assert not is_local(str(tmp_path), {})
     (tmp_path / LOCAL_MARKER).write_text("local\n")
-    assert is_local(str(tmp_path))
+    assert is_local(str(tmp_path), {})
+
+
+def test_a_marker_shipped_into_a_lambda_runtime_is_not_honoured(tmp_path: Any) -> None:
+    # Running the tests marks the source tree, and a bare `sam build` copies the marker into the artifact (only
+    # `make build` removes it); Lambda's runtime always sets AWS_LAMBDA_RUNTIME_API, a variable no configuration sets.
+    from jwks_rotator.adapters.lean.sts_identity import LOCAL_MARKER, is_local
+
+    (tmp_path / LOCAL_MARKER).write_text("local\n")
+    assert not is_local(str(tmp_path), {"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"})
 
 
 def test_forget_drops_proofs_and_known_credentials_and_refills_the_shared_budget() -> None:

@@ -102,9 +102,17 @@ def sts_origin(region: str) -> str:
     return f"https://sts.{region}.{suffix}"
 
 
-def is_local(code_dir: str) -> bool:
-    """Whether a function's code directory carries the local stack's :data:`LOCAL_MARKER`."""
-    return os.path.isfile(os.path.join(code_dir, LOCAL_MARKER))
+LAMBDA_RUNTIME_ENV = "AWS_LAMBDA_RUNTIME_API"
+"""Set by Lambda's runtime in every execution environment, and reserved: no function configuration can set or unset it."""
+
+
+def is_local(code_dir: str, environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether a function's code directory carries the local stack's :data:`LOCAL_MARKER`, outside Lambda's runtime.
+
+    Running the tests marks the source tree, and a bare ``sam build`` copies the marker into the artifact (only
+    ``make build`` leaves it out): inside Lambda's runtime (:data:`LAMBDA_RUNTIME_ENV`) a shipped marker counts for nothing.
+    """
+    return not environ.get(LAMBDA_RUNTIME_ENV) and os.path.isfile(os.path.join(code_dir, LOCAL_MARKER))
 
 
 ENDPOINT_OVERRIDE_PREFIX = "AWS_ENDPOINT_URL"
