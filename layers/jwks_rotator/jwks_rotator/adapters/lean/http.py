@@ -55,6 +55,8 @@ class HttpResponse(NamedTuple):
 SslContextFactory = Callable[[], Any]
 
 _LOCK = threading.Lock()  # contexts are built once even when threads ask at the same time
+# A fork waits for a context being built and the copy starts with the lock free (no thread of the copy holds it).
+os.register_at_fork(before=_LOCK.acquire, after_in_parent=_LOCK.release, after_in_child=_LOCK.release)
 _SSL_CONTEXT: Any = None
 
 

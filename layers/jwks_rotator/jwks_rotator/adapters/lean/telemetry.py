@@ -33,6 +33,8 @@ LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 MAX_METRICS_PER_RECORD = 100
 OUTPUT_LOCK = threading.Lock()
 """Held while one line (or one EMF flush) is written and flushed: lines from concurrent invocations stay whole."""
+# A fork waits for a line being written and the copy starts with the lock free (no thread of the copy holds it).
+os.register_at_fork(before=OUTPUT_LOCK.acquire, after_in_parent=OUTPUT_LOCK.release, after_in_child=OUTPUT_LOCK.release)
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str).encode
 
