@@ -319,3 +319,14 @@ def test_the_local_marker_is_a_file_in_the_code_directory(tmp_path: Any) -> None
     assert not is_local(str(tmp_path))
     (tmp_path / LOCAL_MARKER).write_text("local\n")
     assert is_local(str(tmp_path))
+
+
+def test_a_proof_with_a_header_value_that_cannot_be_hashed_is_refused_not_crashed() -> None:
+    clocks, replayer = FakeClock(SIGNED_AT + 1), FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
+    subject = verifier(replayer, clocks)
+    subject.verify(proof(), {SIGNER})
+    broken = proof()
+    broken["headers"] = {**broken["headers"], "X-Amz-Date": [broken["headers"]["X-Amz-Date"]]}
+    with pytest.raises(UnauthenticatedError):
+        subject.verify(broken, {SIGNER})
+    assert len(replayer.calls) == 1 and subject.cached_proofs == 2
