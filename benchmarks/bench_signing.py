@@ -262,7 +262,8 @@ def wire_handler(app: Any, alg: str, clients: Callable[[str], Any], cloud: Local
 
     app._service = build_issuance_service(
         settings_for(alg, secret_id), POLICY, cloud.env(), clients,
-        listener=app._on_refresh, on_decision=app._on_decision, on_proof_event=app._on_proof_event, local=True,
+        listener=app._on_refresh, on_decision=app._on_decision, on_proof_event=app._on_proof_event,
+        local=True,  # the local STS stand-in (STS_ENDPOINT_URL), as the local stack's marker allows
     )
     app._init_error = None
 
@@ -366,7 +367,8 @@ def count_warm_calls(cloud: LocalCloud, secret_id: str, alg: str, tokens: int = 
         environ = {**cloud.env(), "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": str(extension.port), "AWS_SESSION_TOKEN": "bench-token"}
         app._service = build_issuance_service(
             settings_for(alg, secret_id), POLICY, environ,
-            listener=app._on_refresh, on_decision=app._on_decision, on_proof_event=app._on_proof_event, local=True,
+            listener=app._on_refresh, on_decision=app._on_decision, on_proof_event=app._on_proof_event,
+            local=True,  # the local STS stand-in (STS_ENDPOINT_URL), as the local stack's marker allows
         )
         app._init_error = None
         event = cloud.event()

@@ -23,6 +23,9 @@ from jwks_rotator.core.settings import Settings
 from .context import CliContext, given_settings, settings_options
 from .output import console
 
+VERIFIER_SETTINGS = ("publish_lead", "jwks_max_age", "clock_skew_leeway", "rotation_period", "schedule")
+"""The settings the rule reads, and rotation-period and schedule, which a publish-lead given here is validated against."""
+
 
 def _seconds(value: timedelta | None) -> float | None:
     return None if value is None else value.total_seconds()
@@ -81,7 +84,7 @@ def guidance_document(guidance: CacheGuidance, settings: Settings, source: str) 
 @click.command()
 @click.option("--stack", "stack_here", default=None, metavar="NAME", help="The stack to read the settings of (as the global --stack).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
-@settings_options()
+@settings_options(only=VERIFIER_SETTINGS)
 @click.pass_obj
 def verifiers(obj: CliContext, /, stack_here: str | None, as_json: bool, **values: Any) -> None:
     """Cache settings for Envoy, PyJWT, jose, jwks-rsa and API Gateway that fit the stack's publish-lead and jwks-max-age."""

@@ -27,7 +27,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from jwks_rotator.adapters.lean.audit_log import AuditLog
-from jwks_rotator.adapters.lean.sts_identity import is_local
+from jwks_rotator.adapters.lean.sts_identity import is_local, refuse_endpoint_overrides
 from jwks_rotator.adapters.sdk.observability import make_logger, make_metrics
 from jwks_rotator.adapters.sdk.rotation_metrics import add_failure_metrics, add_keyring_metrics
 from jwks_rotator.bootstrap.rotate import build_operator_gate, build_rotation_service
@@ -50,6 +50,7 @@ def _get_service() -> RotationService:
     """Settings from the environment (a bad combination fails with the rule named), then the service, once per container."""
     global _service
     if _service is None:
+        refuse_endpoint_overrides(os.environ, local=is_local(CODE_DIR))  # a fake keyring must never be published
         _service = build_rotation_service(
             Settings.from_env(os.environ), logger=logger, on_revocation_repair=_on_revocation_repair, on_foreign_key=_on_foreign_key
         )

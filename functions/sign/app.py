@@ -48,6 +48,8 @@ audit = AuditLog()
 _accepted: dict[tuple[str, str, str], frozenset[str]] = {}
 _counts: Counter[str] = Counter()
 _counts_lock = threading.Lock()  # counts from invocations running at once on threads are neither lost nor flushed twice
+# A fork waits for a count or flush under way, and the copy starts with the lock free (no thread of the copy holds it).
+os.register_at_fork(before=_counts_lock.acquire, after_in_parent=_counts_lock.release, after_in_child=_counts_lock.release)
 _last_flush = -math.inf
 
 

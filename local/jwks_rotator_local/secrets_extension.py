@@ -1,26 +1,20 @@
 """A stand-in for the AWS Parameters and Secrets Lambda Extension, backed by the moto server.
 
-Lambda runs the extension beside the sign function on
-``localhost:$PARAMETERS_SECRETS_EXTENSION_HTTP_PORT``; locally the functions
-run in-process, so the local stack serves the same two endpoints on a free
-loopback port (parallel tests and stacks never collide) and passes that port
-to the functions' environment:
+Lambda runs the extension beside the sign function on ``localhost:$PARAMETERS_SECRETS_EXTENSION_HTTP_PORT``; locally
+the functions run in-process, so the local stack serves the same two endpoints on a free loopback port (parallel tests
+and stacks never collide) and passes that port to the functions' environment:
 
-* ``GET /secretsmanager/get?secretId=ID[&versionStage=S|&versionId=V]``:
-  ``GetSecretValue`` on moto, answered as the extension answers (the API's
-  JSON: ``ARN``, ``Name``, ``VersionId``, ``SecretString``, ``VersionStages``,
+* ``GET /secretsmanager/get?secretId=ID[&versionStage=S|&versionId=V]``: ``GetSecretValue`` on moto, answered as the
+  extension answers (the API's JSON: ``ARN``, ``Name``, ``VersionId``, ``SecretString``, ``VersionStages``,
   ``CreatedDate``);
-* ``GET /systemsmanager/parameters/get?name=NAME[&withDecryption=true]``:
-  ``GetParameter`` on moto, answered as ``{"Parameter": {...}}``.
+* ``GET /systemsmanager/parameters/get?name=NAME[&withDecryption=true]``: ``GetParameter`` on moto, answered as
+  ``{"Parameter": {...}}``.
 
-As the extension does, it refuses a request whose
-``X-Aws-Parameters-Secrets-Token`` header is missing or (when the function
-has a session token, ``AWS_SESSION_TOKEN`` in the environment the functions
-see) is not that token: ``401``. An AWS error is passed on with its status
-and ``{"__type": CODE}`` (never the service's message). It caches nothing:
-the template sets the extension's TTLs to 0, so every request is one AWS
-call, and :attr:`SecretsExtension.requests` counts them (the benchmark's AWS
-calls per 1,000 warm tokens).
+As the extension does, it refuses a request whose ``X-Aws-Parameters-Secrets-Token`` header is missing or (when the
+function has a session token, ``AWS_SESSION_TOKEN`` in the environment the functions see) is not that token: ``401``.
+An AWS error is passed on with its status and ``{"__type": CODE}`` (never the service's message). It caches nothing:
+the template sets the extension's TTLs to 0, so every request is one AWS call, and :attr:`SecretsExtension.requests`
+counts them (the benchmark's AWS calls per 1,000 warm tokens).
 """
 
 from __future__ import annotations

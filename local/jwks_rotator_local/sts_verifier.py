@@ -1,26 +1,21 @@
 """A local STS front end that checks SigV4 signatures as AWS does, for replayed GetCallerIdentity proofs.
 
-moto checks no signatures: a GetCallerIdentity with a garbage signature is
-answered 200 with whatever identity the access key id names. A local stack
-that trusted that would let any test forge any role. :class:`LocalStsVerifier`
-sits in front of a moto server running *in this process* and, for
-``Action=GetCallerIdentity``:
+moto checks no signatures: a GetCallerIdentity with a garbage signature is answered 200 with whatever identity the
+access key id names. A local stack that trusted that would let any test forge any role. :class:`LocalStsVerifier` sits
+in front of a moto server running *in this process* and, for ``Action=GetCallerIdentity``:
 
-* looks the access key id up among the credentials moto issued (IAM users'
-  access keys, ``sts:AssumeRole`` sessions) in moto's in-process backends;
-  unknown keys, inactive keys and moto's default ``testing`` keys (no role
-  behind them) are refused (``InvalidClientTokenId``);
-* requires the session's ``X-Amz-Security-Token`` for temporary keys (and none
-  for a user's long-term key) and refuses an expired session
-  (``ExpiredToken``);
-* checks the scope (service ``sts``, its own region, the X-Amz-Date's day),
-  a 15-minute clock skew, and recomputes the signature with botocore's
-  signer over exactly the received method, path, signed headers and body
+* looks the access key id up among the credentials moto issued (IAM users' access keys, ``sts:AssumeRole`` sessions)
+  in moto's in-process backends; unknown keys, inactive keys and moto's default ``testing`` keys (no role behind them)
+  are refused (``InvalidClientTokenId``);
+* requires the session's ``X-Amz-Security-Token`` for temporary keys (and none for a user's long-term key) and refuses
+  an expired session (``ExpiredToken``);
+* checks the scope (service ``sts``, its own region, the X-Amz-Date's day), a 15-minute clock skew, and recomputes the
+  signature with botocore's signer over exactly the received method, path, signed headers and body
   (``SignatureDoesNotMatch``);
 * then forwards the request, unchanged, to moto, which answers as STS would.
 
-Other actions are forwarded to moto unchecked, so a local stack can point
-``AWS_ENDPOINT_URL_STS`` here and still assume roles with test keys.
+Other actions are forwarded to moto unchecked, so a local stack can point ``AWS_ENDPOINT_URL_STS`` here and still
+assume roles with test keys.
 """
 
 from __future__ import annotations

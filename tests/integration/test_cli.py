@@ -20,20 +20,12 @@ from jwks_rotator_cli import app
 from jwks_rotator_cli.local_state import DEMO_CALLER_ROLE, OPERATOR_ROLE
 from jwks_rotator_cli.main import cli
 from jwks_rotator_local.local_stack import FUNCTIONS_DIR, LocalStack
+from jwks_rotator_testkit.fast import fast_settings
 
 pytestmark = pytest.mark.integration
 
-SETTINGS = {
-    "algorithm": "ES256",
-    "rotation-period": "1h",
-    "publish-lead": "10m",
-    "schedule": "5m",
-    "jwks-max-age": "1s",
-    "max-token-ttl": "10m",
-    "default-token-ttl": "5m",
-    "signer-cache-ttl": "1s",
-    "clock-skew-leeway": "1s",
-}
+SETTINGS = fast_settings(algorithm="ES256", rotation_period="1h", publish_lead="10m", schedule="5m", max_token_ttl="10m",
+                         default_token_ttl="5m")
 HAS_SIGN = (FUNCTIONS_DIR / "sign" / "app.py").exists()
 
 

@@ -23,14 +23,12 @@ from jwks_rotator_cli.doctor_checks import Check, worst
 from jwks_rotator_local.caller_roles import DEMO_POLICY_FILE
 from jwks_rotator_local.local_stack import LocalStack
 from jwks_rotator_local.stack_outputs import publish_stack, remove_stack
+from jwks_rotator_testkit.fast import fast_settings
 
 pytestmark = pytest.mark.integration
 
 STACK_NAME = "doctor-stack"
-FAST = {
-    "rotation-period": "12s", "publish-lead": "4s", "schedule": "1s", "jwks-max-age": "2s", "max-token-ttl": "4s",
-    "default-token-ttl": "2s", "signer-cache-ttl": "1s", "clock-skew-leeway": "1s",
-}
+FAST = fast_settings(rotation_period="12s", publish_lead="4s", jwks_max_age="2s", max_token_ttl="4s", default_token_ttl="2s")
 CLI = Path(sys.executable).parent / "jwks-rotator"
 
 

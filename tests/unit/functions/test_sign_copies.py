@@ -191,3 +191,37 @@ def test_under_snapstart_without_the_runtime_module_init_still_completes(initial
     assert app.COPY_HOOKS == ("fork",) and app._service is not None
     event = {"proof": ORDERS.proof(sts_endpoint_url=initialised.sts.url, signer=SIGN_FUNCTION_NAME), "sub": "user-4", "aud": "orders-api"}
     assert "token" in app.handler(event, LambdaContext())
+
+
+def test_a_copy_forked_while_another_thread_writes_or_counts_can_still_write_and_count(initialised: Any) -> None:
+    # An invocation on another thread may hold the output, counts or TLS-context lock at the moment of the fork; the
+    # copy has no such thread, so a lock copied held would stop its every log line, count and first HTTPS call for good.
+    import threading
+    import time
+
+    from jwks_rotator.adapters.lean import http, telemetry
+
+    app = initialised
+    locks = {"output": telemetry.OUTPUT_LOCK, "counts": app._counts_lock, "tls": http._LOCK}
+    for name, lock in locks.items():
+        taken = threading.Event()
+
+        def hold(lock: Any = lock, taken: threading.Event = taken) -> None:
+            with lock:
+                taken.set()
+                time.sleep(0.3)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        taken.wait()
+        pid = os.fork()
+        if pid == 0:  # the copy: each lock it will use must be free (the parent's holder thread does not exist here)
+            status = 1
+            try:
+                free = all(lock.acquire(timeout=2) for lock in (telemetry.OUTPUT_LOCK, app._counts_lock, http._LOCK))
+                status = 0 if free else 3
+            finally:
+                os._exit(status)
+        _, status = os.waitpid(pid, 0)
+        holder.join()
+        assert os.waitstatus_to_exitcode(status) == 0, f"the {name} lock was copied held"

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from jwks_rotator.adapters.lean.s3_record_reader import LeanS3RevocationRecord
 from jwks_rotator.adapters.lean.secrets_extension import ExtensionEndpoint, readers_for
+from jwks_rotator.adapters.lean.sts_identity import refuse_endpoint_overrides
 from jwks_rotator.adapters.sdk.kms_vault import KmsKeyVault
 from jwks_rotator.bootstrap.callers import build_caller_verifier
 from jwks_rotator.core.issuance.profiles import load_issuance_policy
@@ -51,6 +52,7 @@ def build_token_signer(
     clock: UnixClock | None = None,
     monotonic: UnixClock | None = None,
     environ: Mapping[str, str] | None = None,
+    local: bool = False,
 ) -> TokenSigner:
     """The token signer reading the signing secret's current version, the revocation record (``jwks-bucket``) and its mirror.
 
@@ -58,9 +60,10 @@ def build_token_signer(
     (``signing-secret-id`` empty) reads the keyring secret. The reads go through the extension when ``environ``
     names its port (``PARAMETERS_SECRETS_EXTENSION_HTTP_PORT``) and no ``clients`` are handed in; otherwise through
     boto3 clients (Secrets Manager and SSM). ``clock`` is the wall clock that dates tokens, ``monotonic`` the one
-    that times the key cache.
+    that times the key cache. ``local`` (the code directory's marker) alone lets ``environ`` name other AWS endpoints.
     """
     settings.require("issuer", "signing_secret_id" if not settings.keyring_secret_id else "keyring_secret_id")
+    refuse_endpoint_overrides(environ or {}, local=local)  # else the record and its mirror could answer "nothing revoked"
     secret_id = settings.signing_secret_id or settings.keyring_secret_id
     endpoint = ExtensionEndpoint.from_environment(environ) if clients is None and environ is not None else None
     reader: KeyringReader
@@ -69,7 +72,7 @@ def build_token_signer(
     if endpoint is not None:
         reader, mirror = readers_for(endpoint, secret_id, settings.revocation_parameter)
         if settings.jwks_bucket:
-            record = LeanS3RevocationRecord.from_environment(environ or {}, settings.jwks_bucket)
+            record = LeanS3RevocationRecord.from_environment(environ or {}, settings.jwks_bucket, local=local)
     else:
         clients = _sdk_route().sdk_clients(clients)
         reader, mirror = _sdk_route().sdk_readers(clients, secret_id, settings.revocation_parameter)
@@ -112,5 +115,5 @@ def build_issuance_service(
         max_token_ttl=int(settings.max_token_ttl.total_seconds()),
         default_token_ttl=int(settings.default_token_ttl.total_seconds()),
     )
-    signer = build_token_signer(settings, clients, listener=listener, environ=environ)
+    signer = build_token_signer(settings, clients, listener=listener, environ=environ, local=local)
     return IssuanceService(signer, verifier, policy, on_decision=on_decision)

@@ -12,7 +12,7 @@ from botocore.credentials import Credentials
 
 from jwks_rotator.adapters.lean.http import HttpResponse
 from jwks_rotator.adapters.lean.s3_record_reader import ATTEMPTS, BACKOFF_BASE, LeanS3RevocationRecord, sigv4_headers
-from jwks_rotator.core.errors import StoreError
+from jwks_rotator.core.errors import ConfigurationError, StoreError
 
 NOW = datetime.datetime(2026, 12, 7, 2, 30, 0, tzinfo=datetime.UTC)
 
@@ -34,8 +34,18 @@ def test_the_origin_is_the_regions_s3_unless_the_local_stack_names_one() -> None
     assert (deployed._host, deployed._path) == ("stack-bucket.s3.eu-west-1.amazonaws.com", "/revocations/revoked-kids.json")
     china = LeanS3RevocationRecord.from_environment({"AWS_REGION": "cn-north-1"}, "b")
     assert china._host == "b.s3.cn-north-1.amazonaws.com.cn"
-    local = LeanS3RevocationRecord.from_environment({"AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:4566"}, "b")
+    local = LeanS3RevocationRecord.from_environment({"AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:4566"}, "b", local=True)
     assert (local._host, local._path) == ("127.0.0.1:4566", "/b/revocations/revoked-kids.json")
+
+
+@pytest.mark.parametrize("variable", ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"])
+def test_a_deployed_signer_refuses_an_s3_endpoint_from_its_environment(variable: str) -> None:
+    # A configuration change must not point the record read at another server: it would answer "nothing revoked"
+    # (and receive the function's signed request with its session token).
+    with pytest.raises(ConfigurationError) as refused:
+        LeanS3RevocationRecord.from_environment({"AWS_REGION": "eu-west-1", variable: "http://attacker.example"}, "stack-bucket")
+    assert refused.value.code == "invalid_configuration"
+    assert "attacker" not in refused.value.message
 
 
 class _Answers:

@@ -118,3 +118,19 @@ def test_the_wiring_refuses_before_building_any_client(values: dict[str, str]) -
 
     with pytest.raises(ConfigurationError):
         build_token_signer(Settings(**values), clients)
+
+
+@pytest.mark.parametrize("variable", ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SSM", "AWS_ENDPOINT_URL_SECRETS_MANAGER"])
+def test_a_deployed_signer_refuses_an_aws_endpoint_from_its_environment(variable: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without the extension's port the signer reads through boto3, which honours these variables: one configuration
+    # change would point the revocation record and its mirror at a server answering "nothing revoked".
+    import boto3
+
+    def no_client(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("no client may be built for a redirected signer")
+
+    monkeypatch.setattr(boto3, "client", no_client)
+    environ = {"AWS_REGION": "eu-west-1", variable: "http://attacker.example"}
+    with pytest.raises(ConfigurationError) as refused:
+        build_token_signer(settings(jwks_bucket="stack-bucket"), environ=environ)
+    assert "attacker" not in refused.value.message

@@ -316,9 +316,43 @@ def test_each_partition_has_its_own_sts_origin() -> None:
 def test_the_local_marker_is_a_file_in_the_code_directory(tmp_path: Any) -> None:
     from jwks_rotator.adapters.lean.sts_identity import LOCAL_MARKER, is_local
 
-    assert not is_local(str(tmp_path))
+    assert not is_local(str(tmp_path), {})
     (tmp_path / LOCAL_MARKER).write_text("local\n")
-    assert is_local(str(tmp_path))
+    assert is_local(str(tmp_path), {})
+
+
+def test_a_marker_shipped_into_a_lambda_runtime_is_not_honoured(tmp_path: Any) -> None:
+    # Running the tests marks the source tree, and a bare `sam build` copies the marker into the artifact (only
+    # `make build` removes it); Lambda's runtime always sets AWS_LAMBDA_RUNTIME_API, a variable no configuration sets.
+    from jwks_rotator.adapters.lean.sts_identity import LOCAL_MARKER, is_local
+
+    (tmp_path / LOCAL_MARKER).write_text("local\n")
+    assert not is_local(str(tmp_path), {"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"})
+
+
+def test_forget_drops_proofs_and_known_credentials_and_refills_the_shared_budget() -> None:
+    """A restored or forked copy starts as at INIT: nothing verified, no credential known, the shared bucket full."""
+    clocks = FakeClock(SIGNED_AT + 1)
+    known, token = "ASIAKNOWNCALLER00001", "IQoJb3JpZ2luX2VjEXAMPLEREALSESSIONTOKEN"
+    replayer = FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
+    subject = verifier(replayer, clocks, burst=2, rate_per_second=0.001)
+    subject.verify(credential_proof(0, key=known, token=token), {SIGNER})  # known from now on (shared: 1 token left)
+    subject.verify(keyed_proof(1), {SIGNER})  # the shared bucket is empty
+    with pytest.raises(UnauthenticatedError):
+        subject.verify(keyed_proof(2), {SIGNER})
+    subject.verify(credential_proof(3, key=known, token=token), {SIGNER})  # ... but the known credential has its own
+
+    subject.forget()
+
+    assert subject.cached_proofs == 0
+    subject.verify(credential_proof(0, key=known, token=token), {SIGNER})  # replayed again (not from memory): 1 token
+    subject.verify(keyed_proof(2), {SIGNER})  # the refilled shared bucket's second token
+    assert len(replayer.calls) == 5
+    # The credential was forgotten, then vouched for again by the replay above: it has its own bucket again.
+    subject.verify(credential_proof(4, key=known, token=token), {SIGNER})
+    with pytest.raises(UnauthenticatedError) as caught:
+        subject.verify(keyed_proof(5), {SIGNER})
+    assert caught.value.reason == "rate_limited"
 
 
 def test_a_proof_with_a_header_value_that_cannot_be_hashed_is_refused_not_crashed() -> None:

@@ -443,3 +443,37 @@ def test_a_signer_with_a_raised_max_token_ttl_waits_until_the_key_records_it() -
     assert signer.issue({"sub": "u", "aud": "orders-api", "ttl": 3600}).ttl == 3600
     with pytest.raises(TtlTooLongError, match="at most 3600 seconds until the rotator records"):
         signer.issue({"sub": "u", "aud": "orders-api", "ttl": 3601})
+
+
+def test_an_early_read_in_flight_never_holds_other_invocations_off_the_cached_key() -> None:
+    # The early read of an overdue key is network I/O (the extension, S3): while one invocation waits on it, others on
+    # threads still sign with the key cached within its ttl instead of queueing behind the read.
+    import threading
+
+    clock = FakeClock()
+    overdue = active_key("ES256", activated=clock.unix() - timedelta(days=7).total_seconds() - 1)
+    signer, reader, _ = make_signer(keyring_json(overdue), clock=clock)
+    assert signer.issue(REQUEST).kid == overdue.kid
+    in_read, release = threading.Event(), threading.Event()
+    plain_read = reader.read_current
+
+    def slow_read() -> Any:
+        in_read.set()
+        release.wait(10)
+        return plain_read()
+
+    reader.read_current = slow_read  # type: ignore[method-assign]
+    clock.advance(REFRESH_INTERVAL)
+    early = threading.Thread(target=signer.issue, args=(REQUEST,))
+    early.start()
+    assert in_read.wait(5)
+    answers: list[str] = []
+    other = threading.Thread(target=lambda: answers.append(signer.issue(REQUEST).kid))
+    other.start()
+    other.join(2)
+    released_late = other.is_alive()
+    release.set()
+    early.join(5)
+    other.join(5)
+    assert not released_late, "an invocation waited for another's early read"
+    assert answers == [overdue.kid]

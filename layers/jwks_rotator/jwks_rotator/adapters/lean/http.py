@@ -1,29 +1,22 @@
 """The sign path's HTTP(S) client: the standard library's ``http.client``, explicit timeouts, bounded answers.
 
-The sign path reads its keyring through the Parameters and Secrets extension
-and replays callers' proofs to STS with :mod:`http.client` (no boto3, no
-``urllib.request``). Around it this module adds what the sign path needs:
+The sign path reads its keyring through the Parameters and Secrets extension and replays callers' proofs to STS with
+:mod:`http.client` (no boto3, no ``urllib.request``). Around it this module adds what the sign path needs:
 
 * a connect timeout and a read timeout (the TLS handshake counts as connect);
-* answers bounded by ``max_body``: a declared length above the cap is refused
-  before reading, otherwise at most ``max_body + 1`` bytes are read and a
-  larger answer is refused;
-* strict framing: a ``Content-Length`` must be plain digits and a chunk size
-  plain hex (``int()`` takes ``-1``, ``+5``, ``0x5`` and ``5_0``), and an answer
-  cut short is an error;
-* one retry, only when nothing of an answer arrived: the connection was
-  refused, or closed before the first byte of an answer (typically a kept
-  connection the server dropped). A request whose answer was cut short, timed
-  out or was malformed is never sent again.
+* answers bounded by ``max_body``: a declared length above the cap is refused before reading, otherwise at most
+  ``max_body + 1`` bytes are read and a larger answer is refused;
+* strict framing: a ``Content-Length`` must be plain digits and a chunk size plain hex (``int()`` takes ``-1``,
+  ``+5``, ``0x5`` and ``5_0``), and an answer cut short is an error;
+* one retry, only when nothing of an answer arrived: the connection was refused, or closed before the first byte of an
+  answer (typically a kept connection the server dropped). A request whose answer was cut short, timed out or was
+  malformed is never sent again.
 
-One :class:`HttpTransport` per adapter keeps a connection per origin, used by
-one exchange at a time; :func:`forget_connections` drops every kept
-connection of the process without using it (a copy restored from a snapshot,
-or a forked process, must not share a socket or a TLS session with another). TLS contexts are built once per process:
-:func:`amazon_roots_context` (what the sign function uses for STS) trusts only
-Amazon Trust Services' roots, shipped beside this module
-(``amazon-trust-services-roots.pem``), and costs well under a millisecond where
-``ssl.create_default_context()`` loads the whole system bundle (~20 ms).
+One :class:`HttpTransport` per adapter keeps a connection per origin, used by one exchange at a time;
+:func:`forget_connections` drops every kept connection of the process without using it (a copy restored from a
+snapshot, or a forked process, must not share a socket or a TLS session with another). TLS contexts are built once per
+process: :func:`amazon_roots_context` (what the sign function uses for STS) trusts only Amazon Trust Services' roots,
+shipped beside this module (``amazon-trust-services-roots.pem``); why and what it saves: docs/design/sign-function.md.
 """
 
 from __future__ import annotations
@@ -62,6 +55,8 @@ class HttpResponse(NamedTuple):
 SslContextFactory = Callable[[], Any]
 
 _LOCK = threading.Lock()  # contexts are built once even when threads ask at the same time
+# A fork waits for a context being built and the copy starts with the lock free (no thread of the copy holds it).
+os.register_at_fork(before=_LOCK.acquire, after_in_parent=_LOCK.release, after_in_child=_LOCK.release)
 _SSL_CONTEXT: Any = None
 
 

@@ -1,23 +1,18 @@
 """The signer's read of the revocation record in the stack's bucket: one SigV4-signed GET, stdlib only (no boto3).
 
-The sign path loads no AWS SDK, so this signs the one request it needs
-(``GET /revocations/revoked-kids.json``, an empty payload) with the
-function's own credentials from its environment (``AWS_ACCESS_KEY_ID``,
-``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, as Lambda sets them).
-The origin is ``https://<bucket>.s3.<region>.amazonaws.com`` (``.com.cn`` in
-the China regions), or ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` (path
-style) for the local stack. A missing record reads as None (the rotator
-writes it on its first run); any other failure is a
-:class:`~jwks_rotator.core.errors.StoreError` naming only the status.
+The sign path loads no AWS SDK, so this signs the one request it needs (``GET /revocations/revoked-kids.json``, an
+empty payload) with the function's own credentials from its environment (``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, as Lambda sets them). The origin is
+``https://<bucket>.s3.<region>.amazonaws.com`` (``.com.cn`` in the China regions), or ``AWS_ENDPOINT_URL_S3`` /
+``AWS_ENDPOINT_URL`` (path style) on the local stack only (its code directory's marker). A missing record reads as
+None (the rotator writes it on its first run); any other failure is a :class:`~jwks_rotator.core.errors.StoreError`
+naming only the status.
 
-S3 sheds load with 503 ``SlowDown`` and answers 500 ``InternalError`` now and
-then; every AWS SDK retries those (the boto3 route and the Parameters and
-Secrets extension make three attempts). So does this reader: up to
-:data:`ATTEMPTS` GETs with a short full-jitter pause between them
-(:data:`BACKOFF_BASE`, doubling), kept small because the sign function has 5 s
-in all. Without it one transient answer fails the signer's whole refresh
-(``signing_unavailable`` until the next read). A connection failure or
-timeout is not retried here (the transport retries once when nothing
+S3 sheds load with 503 ``SlowDown`` and answers 500 ``InternalError`` now and then; every AWS SDK retries those (the
+boto3 route and the Parameters and Secrets extension make three attempts). So does this reader: up to :data:`ATTEMPTS`
+GETs with a short full-jitter pause between them (:data:`BACKOFF_BASE`, doubling), kept small because the sign
+function has 5 s in all. Without it one transient answer fails the signer's whole refresh (``signing_unavailable``
+until the next read). A connection failure or timeout is not retried here (the transport retries once when nothing
 arrived): a timeout already spent the budget.
 """
 
@@ -93,11 +88,18 @@ class LeanS3RevocationRecord:
         self._transport = transport or HttpTransport(f"{parts.scheme}://{parts.netloc}", max_body=MAX_RECORD_BYTES)
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str], bucket: str) -> LeanS3RevocationRecord:
+    def from_environment(cls, environ: Mapping[str, str], bucket: str, *, local: bool = False) -> LeanS3RevocationRecord:
+        """The record's reader; an endpoint override is honoured only with ``local`` (the code directory's marker).
+
+        Elsewhere an override is a configuration error: a configuration change must not point the read at a server
+        that answers "nothing revoked" (and that would receive the function's signed request and session token).
+        """
         region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or ""
         if not region or not bucket:
             raise ConfigurationError("the revocation record needs AWS_REGION and the bucket (jwks-bucket)")
         override = environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
+        if override and not local:
+            raise ConfigurationError("the revocation record: AWS_ENDPOINT_URL(_S3) is honoured only on the local stack")
         key = quote(RECORD_KEY, safe="/")
         if override:
             return cls(override.rstrip("/"), f"/{quote(bucket, safe='')}/{key}", region, environ)

@@ -102,9 +102,32 @@ def sts_origin(region: str) -> str:
     return f"https://sts.{region}.{suffix}"
 
 
-def is_local(code_dir: str) -> bool:
-    """Whether a function's code directory carries the local stack's :data:`LOCAL_MARKER`."""
-    return os.path.isfile(os.path.join(code_dir, LOCAL_MARKER))
+LAMBDA_RUNTIME_ENV = "AWS_LAMBDA_RUNTIME_API"
+"""Set by Lambda's runtime in every execution environment, and reserved: no function configuration can set or unset it."""
+
+
+def is_local(code_dir: str, environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether a function's code directory carries the local stack's :data:`LOCAL_MARKER`, outside Lambda's runtime.
+
+    Running the tests marks the source tree, and a bare ``sam build`` copies the marker into the artifact (only
+    ``make build`` leaves it out): inside Lambda's runtime (:data:`LAMBDA_RUNTIME_ENV`) a shipped marker counts for nothing.
+    """
+    return not environ.get(LAMBDA_RUNTIME_ENV) and os.path.isfile(os.path.join(code_dir, LOCAL_MARKER))
+
+
+ENDPOINT_OVERRIDE_PREFIX = "AWS_ENDPOINT_URL"
+"""``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_<SERVICE>``: endpoint overrides boto3 honours, refused outside the local stack."""
+
+
+def refuse_endpoint_overrides(environ: Mapping[str, str], *, local: bool) -> None:
+    """A configuration error when ``environ`` points an AWS service elsewhere and the function is not the local stack's.
+
+    boto3 honours these variables: one configuration change would point a function's keyring, revocation record,
+    mirror or publication at a server of the changer's choosing (a fake keyring published as the stack's keys).
+    """
+    redirected = sorted(name for name, value in environ.items() if name.startswith(ENDPOINT_OVERRIDE_PREFIX) and value)
+    if redirected and not local:
+        raise ConfigurationError(f"{', '.join(redirected)}: honoured only on the local stack; a deployed function uses AWS's own endpoints")
 
 
 class StsIdentityReplayer:

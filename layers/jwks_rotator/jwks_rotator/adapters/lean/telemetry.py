@@ -1,24 +1,19 @@
 """The sign function's logs and metrics, written directly: JSON log lines and EMF records, no powertools.
 
-Importing aws-lambda-powertools' Logger and Metrics costs ~25 ms at every cold
-start (and pulls in botocore); the sign function writes the same two shapes
-itself, with the same fields, so its logs and metrics read exactly as the
-rotate function's:
+Importing aws-lambda-powertools' Logger and Metrics costs ~25 ms at every cold start (and pulls in botocore); the sign
+function writes the same two shapes itself, with the same fields, so its logs and metrics read exactly as the rotate
+function's:
 
-* a log line: ``{"level", "location", "message", "timestamp", "service",
-  "function", ...extra}`` (powertools' default keys and order; ``extra``
-  carries kid, trigger, outcome, reason, error: never a token, a claim value,
-  a secret value or key material). The level comes from
-  ``POWERTOOLS_LOG_LEVEL`` (else ``AWS_LAMBDA_LOG_LEVEL``, else INFO).
-* an EMF record: ``{"_aws": {"Timestamp", "CloudWatchMetrics": [{"Namespace",
-  "Dimensions": [["service"]], "Metrics": [{"Name", "Unit"}]}]}, "service",
-  name: [value]}``, at most 100 metrics per record (CloudWatch's limit), as
+* a log line: ``{"level", "location", "message", "timestamp", "service", "function", ...extra}`` (powertools' default
+  keys and order; ``extra`` carries kid, trigger, outcome, reason, error: never a token, a claim value, a secret value
+  or key material). The level comes from ``POWERTOOLS_LOG_LEVEL`` (else ``AWS_LAMBDA_LOG_LEVEL``, else INFO).
+* an EMF record: ``{"_aws": {"Timestamp", "CloudWatchMetrics": [{"Namespace", "Dimensions": [["service"]], "Metrics":
+  [{"Name", "Unit"}]}]}, "service", name: [value]}``, at most 100 metrics per record (CloudWatch's limit), as
   powertools writes it. ``POWERTOOLS_METRICS_DISABLED=true`` drops records.
 
-Both write one line per call to stdout (Lambda sends it to the function's
-log group) unless given another stream, under :data:`OUTPUT_LOCK`, which the
-audit writer shares: invocations running at once on threads never interleave
-two lines.
+Both write one line per call to stdout (Lambda sends it to the function's log group) unless given another stream,
+under :data:`OUTPUT_LOCK`, which the audit writer shares: invocations running at once on threads never interleave two
+lines.
 """
 
 from __future__ import annotations
@@ -38,6 +33,8 @@ LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 MAX_METRICS_PER_RECORD = 100
 OUTPUT_LOCK = threading.Lock()
 """Held while one line (or one EMF flush) is written and flushed: lines from concurrent invocations stay whole."""
+# A fork waits for a line being written and the copy starts with the lock free (no thread of the copy holds it).
+os.register_at_fork(before=OUTPUT_LOCK.acquire, after_in_parent=OUTPUT_LOCK.release, after_in_child=OUTPUT_LOCK.release)
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str).encode
 

@@ -1,24 +1,20 @@
 """How many new proofs the signer replays to STS: one budget per verified credential, one fair budget for the rest.
 
-A proof that passes the local checks costs nothing to forge, so the budget a
-new proof draws from must be chosen by something a forger cannot have:
+A proof that passes the local checks costs nothing to forge, so the budget a new proof draws from must be chosen by
+something a forger cannot have:
 
-* **Known credentials.** Once STS vouched for a proof signed with a session
-  credential, the credential is remembered by a sha256 of its access key id
-  *and its session token* (the token is secret-bound: only a holder of the
-  credential has it; the access key id alone is public). Each such credential
-  has its own bucket (``known_rate`` a second, bursts of ``known_burst``): a
-  forger naming the same access key id without the token, or any other key,
-  never draws from it, and one credential's holder cannot drain another's.
-  Proofs signed with long-term keys (no session token) are never "known".
-* **Everything else** (first proofs, forged proofs, long-term keys, a known
-  credential past its own bucket) shares one bucket (``rate`` a second,
-  bursts of ``burst``), entered by an equal-chance draw once the arrivals of
-  the previous (or current) second exceed ``max(rate, burst)``: each arrival is admitted with
-  probability ``rate / arrivals``, so a flood arriving first cannot take every
-  token before a new caller's proof. Under a flood of F proofs a second, a new
-  caller retrying once a second is admitted on each try with probability at
-  least about ``rate / (F + 1)``; see docs/security-model.md for the numbers.
+* **Known credentials.** Once STS vouched for a proof signed with a session credential, the credential is remembered
+  by a sha256 of its access key id *and its session token* (the token is secret-bound: only a holder of the credential
+  has it; the access key id alone is public). Each such credential has its own bucket (``known_rate`` a second, bursts
+  of ``known_burst``): a forger naming the same access key id without the token, or any other key, never draws from
+  it, and one credential's holder cannot drain another's. Proofs signed with long-term keys (no session token) are
+  never "known".
+* **Everything else** (first proofs, forged proofs, long-term keys, a known credential past its own bucket) shares one
+  bucket (``rate`` a second, bursts of ``burst``), entered by an equal-chance draw once the arrivals of the previous
+  (or current) second exceed ``max(rate, burst)``: each arrival is admitted with probability ``rate / arrivals``, so a
+  flood arriving first cannot take every token before a new caller's proof. Under a flood of F proofs a second, a new
+  caller retrying once a second is admitted on each try with probability at least about ``rate / (F + 1)``; see
+  docs/security-model.md for the numbers.
 """
 
 from __future__ import annotations

@@ -1,28 +1,22 @@
 """Verify a caller's proof: local checks, then one replay to STS per proof, cached (no I/O of its own).
 
-:class:`CallerVerifier` parses a proof (:mod:`jwks_rotator.core.callers.proof`), and replays it
-through an :class:`~jwks_rotator.core.ports.IdentityReplayer` port only when this container has not
-seen it yet: a warm caller that reuses its proof costs no STS call.
+:class:`CallerVerifier` parses a proof (:mod:`jwks_rotator.core.callers.proof`), and replays it through an
+:class:`~jwks_rotator.core.ports.IdentityReplayer` port only when this container has not seen it yet: a warm caller
+that reuses its proof costs no STS call.
 
-* A verified proof is cached until it expires (``X-Amz-Date + max_age``,
-  kept as a monotonic deadline). Revoking the caller's credentials takes
-  effect here at the latest when the proof expires.
-* A proof STS refused (4xx: SignatureDoesNotMatch, ExpiredToken,
-  InvalidClientTokenId, AccessDenied, ...) is cached as refused for the same
-  window, so a bad proof sent again costs nothing either.
-* Replays of new proofs are bounded by a :class:`~.replay_budget.ReplayBudget`:
-  each session credential STS vouched for has its own bucket, keyed on its
-  access key id and session token (a forger naming the key id has no token);
-  everything else shares one bucket (``rate_per_second``, ``burst``) entered
-  by an equal-chance draw under load. Past it a new proof is refused as
-  ``unauthenticated`` (reason ``rate_limited``) and not cached.
-* STS throttling, 5xx or a transport failure is ``signing_unavailable`` and
-  not cached: the caller may retry.
+* A verified proof is cached until it expires (``X-Amz-Date + max_age``, kept as a monotonic deadline). Revoking the
+  caller's credentials takes effect here at the latest when the proof expires.
+* A proof STS refused (4xx: SignatureDoesNotMatch, ExpiredToken, InvalidClientTokenId, AccessDenied, ...) is cached as
+  refused for the same window, so a bad proof sent again costs nothing either.
+* Replays of new proofs are bounded by a :class:`~.replay_budget.ReplayBudget`: each session credential STS vouched
+  for has its own bucket, keyed on its access key id and session token (a forger naming the key id has no token);
+  everything else shares one bucket (``rate_per_second``, ``burst``) entered by an equal-chance draw under load. Past
+  it a new proof is refused as ``unauthenticated`` (reason ``rate_limited``) and not cached.
+* STS throttling, 5xx or a transport failure is ``signing_unavailable`` and not cached: the caller may retry.
 * The cache holds at most ``cache_size`` proofs and evicts the oldest.
-* Invocations running at once on threads share one verifier: the caches and
-  the buckets change under one lock (the replay itself runs outside it).
-  :meth:`CallerVerifier.forget` drops every verified proof and refusal and
-  restarts the buckets (a copy restored from a snapshot, or a forked process).
+* Invocations running at once on threads share one verifier: the caches and the buckets change under one lock (the
+  replay itself runs outside it). :meth:`CallerVerifier.forget` drops every verified proof and refusal and restarts
+  the buckets (a copy restored from a snapshot, or a forked process).
 """
 
 from __future__ import annotations

@@ -280,8 +280,20 @@ class KeyCache:
         """The key to sign with at wall-clock ``now``; :class:`SigningUnavailableError` when there is none."""
         if self._prefetching is not None:
             self.settle()
-        with self._lock:
+        if not self._lock.acquire(blocking=False):
+            # Another invocation holds the cache, perhaps for an early read of an overdue key (network I/O): a key
+            # cached within its ttl signs now, as it would if that read failed; past the ttl, wait for the read.
+            # The deadline first: a read writes the entry before the deadline, so a newer entry is never paired
+            # with an older deadline (a key the read found revoked is not returned here).
+            fresh_until = self._fresh_until
+            entry = self._entry
+            if entry is not None and entry.key is not None and self._monotonic() < fresh_until:
+                return entry.key
+            self._lock.acquire()
+        try:
             return self._get(now)
+        finally:
+            self._lock.release()
 
     def _get(self, now: float) -> SigningKey:
         tick = self._monotonic()

@@ -2,25 +2,20 @@
 
 Two places, with different trust:
 
-* the **record** (:class:`~.ports.RevocationRecord`: an object in the stack's
-  bucket, ``revocations/revoked-kids.json``): only the rotate role may write
-  it (the bucket policy denies everyone else), CloudFront's origin access
-  reads ``.well-known/*`` only, and no restore of a secret or a parameter
-  reaches it. It is the authority.
-* the **mirror** (:class:`~.ports.RevocationMirror`: the SSM parameter): what
-  the signer read before the record existed, and still reads. Any principal
-  with SSM write rights can change it, so it is checked against the record on
-  every run and rewritten from it when it was erased, filled with kids the
-  record does not hold ("junk"), or malformed; each repair is reported
-  (``on_repair`` with the reason) so it is counted and alarmed.
+* the **record** (:class:`~.ports.RevocationRecord`: an object in the stack's bucket,
+  ``revocations/revoked-kids.json``): only the rotate role may write it (the bucket policy denies everyone else),
+  CloudFront's origin access reads ``.well-known/*`` only, and no restore of a secret or a parameter reaches it. It is
+  the authority.
+* the **mirror** (:class:`~.ports.RevocationMirror`: the SSM parameter): what the signer read before the record
+  existed, and still reads. Any principal with SSM write rights can change it, so it is checked against the record on
+  every run and rewritten from it when it was erased, filled with kids the record does not hold ("junk"), or
+  malformed; each repair is reported (``on_repair`` with the reason) so it is counted and alarmed.
 
-:class:`GuardedRevocationList` is the rotator's
-:class:`~.revocation.RevocationList`: ``add`` writes the record first (a
-full or junk mirror never blocks a revocation: the mirror keeps the newest
-kids that fit, :func:`mirror_of`), ``load`` returns the record's kids after
-repairing the mirror. A record never written adopts the mirror's kids once
-(an upgrade from the parameter alone). The signer reads both
-(:class:`UnionRevocationReader`): a kid on either never signs.
+:class:`GuardedRevocationList` is the rotator's :class:`~.revocation.RevocationList`: ``add`` writes the record first
+(a full or junk mirror never blocks a revocation: the mirror keeps the newest kids that fit, :func:`mirror_of`),
+``load`` returns the record's kids after repairing the mirror. A record never written adopts the mirror's kids once
+(an upgrade from the parameter alone). The signer reads both (:class:`UnionRevocationReader`): a kid on either never
+signs.
 """
 
 from __future__ import annotations
