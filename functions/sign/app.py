@@ -191,6 +191,8 @@ def _accepted_signers(context: Any) -> frozenset[str]:
 def _flush_metrics() -> None:
     """Emit the counted metrics as one EMF record when the last one is old enough."""
     global _last_flush
+    if 0 <= time.monotonic() - _last_flush < METRICS_FLUSH_SECONDS:
+        return  # flushed within the interval (checked again under the lock): most tokens take no lock here
     with _counts_lock:
         now = time.monotonic()
         if not _counts or 0 <= now - _last_flush < METRICS_FLUSH_SECONDS:

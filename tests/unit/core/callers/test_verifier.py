@@ -353,3 +353,14 @@ def test_forget_drops_proofs_and_known_credentials_and_refills_the_shared_budget
     with pytest.raises(UnauthenticatedError) as caught:
         subject.verify(keyed_proof(5), {SIGNER})
     assert caught.value.reason == "rate_limited"
+
+
+def test_a_proof_with_a_header_value_that_cannot_be_hashed_is_refused_not_crashed() -> None:
+    clocks, replayer = FakeClock(SIGNED_AT + 1), FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
+    subject = verifier(replayer, clocks)
+    subject.verify(proof(), {SIGNER})
+    broken = proof()
+    broken["headers"] = {**broken["headers"], "X-Amz-Date": [broken["headers"]["X-Amz-Date"]]}
+    with pytest.raises(UnauthenticatedError):
+        subject.verify(broken, {SIGNER})
+    assert len(replayer.calls) == 1 and subject.cached_proofs == 2

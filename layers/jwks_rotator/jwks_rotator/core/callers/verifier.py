@@ -71,18 +71,14 @@ class _Verified(NamedTuple):
 
 
 def _exact_contents(raw: object) -> tuple[object, ...] | None:
-    """A hashable copy of a proof's headers and body exactly as presented, or None when it is not of that shape."""
+    """A copy of a proof's headers and body exactly as presented (a tuple, hashed once by the lookup), or None when
+    it is not of that shape."""
     if type(raw) is not dict or len(raw) != 2:
         return None
     headers, body = raw.get("headers"), raw.get("body")
     if type(headers) is not dict or type(body) is not str:
         return None
-    contents = (body, *headers.items())
-    try:
-        hash(contents)
-    except TypeError:
-        return None
-    return contents
+    return (body, *headers.items())  # hashable unless a header value is not: the caller's lookup catches that
 
 
 class CallerVerifier:
@@ -168,10 +164,13 @@ class CallerVerifier:
         raw_key = _exact_contents(raw_proof)
         if raw_key is not None:
             with self._lock:
-                seen = self._verified.get(raw_key)
+                try:
+                    seen = self._verified.get(raw_key)
+                except TypeError:  # a header value that cannot be hashed: not cached by its contents
+                    seen = raw_key = None
                 hit = (seen is not None and seen.signer in accepted_signers and self._monotonic() < seen.deadline
                        and self._wall() < seen.expires_at)
-                if hit:
+                if hit and raw_key is not None:
                     self._verified.move_to_end(raw_key)
             if hit:
                 assert seen is not None

@@ -148,7 +148,9 @@ def split_sign_payload(payload: Any) -> SignPayload:
     """Take ``proof`` and ``profile`` out of a sign request; anything not an object is passed on for ``parse_request`` to refuse."""
     if type(payload) is not dict:
         return SignPayload(payload, None, None, False)
-    request = {key: value for key, value in payload.items() if key not in ("proof", PROFILE_FIELD)}
+    request = dict(payload)  # a copy, then two removals: a third of a comprehension's cost, once per token
+    request.pop("proof", None)
+    request.pop(PROFILE_FIELD, None)
     profile = payload.get(PROFILE_FIELD)
     if profile is None and PROFILE_FIELD in payload:
         profile = NULL_PROFILE  # "profile": null is a wrong type, not an absent field
@@ -203,7 +205,11 @@ class IssuancePolicy:
 
     def choose_profile(self, identity: CallerIdentity, profile: Any = None) -> Profile:
         """The profile a request runs under: the one it names, or the caller's only one."""
-        matching = self.require_caller(identity)
+        return self.choose_among(self.require_caller(identity), profile)
+
+    @staticmethod
+    def choose_among(matching: tuple[Profile, ...], profile: Any = None) -> Profile:
+        """:meth:`choose_profile` over the caller's profiles already found by :meth:`require_caller` (one lookup per request)."""
         if profile is not None:
             if type(profile) is not str or not profile.strip():
                 raise InvalidRequestError("'profile' must be a non-blank string")
@@ -223,17 +229,29 @@ class IssuancePolicy:
         the lifetime is the smaller of the stack default and the profile's
         ``max_ttl`` instead of a refusal).
         """
-        audiences = [request.aud] if isinstance(request.aud, str) else request.aud
-        if not all(audience in chosen.audiences for audience in audiences):
-            raise AudienceNotAllowedError("an audience in the request is not allowed for this profile")
-        if len(request.sub) > MAX_SUBJECT_CHARS:
+        # Plain loops, not all()/any() over generators: this runs once per token (a generator costs ~0.3 µs to start).
+        aud = request.aud
+        allowed = chosen.audiences
+        if isinstance(aud, str):
+            if aud not in allowed:
+                raise AudienceNotAllowedError("an audience in the request is not allowed for this profile")
+        else:
+            for audience in aud:
+                if audience not in allowed:
+                    raise AudienceNotAllowedError("an audience in the request is not allowed for this profile")
+        sub = request.sub
+        if len(sub) > MAX_SUBJECT_CHARS:
             raise SubjectNotAllowedError(f"'sub' may be at most {MAX_SUBJECT_CHARS} characters", reason="subject_too_long")
-        if not any(pattern.fullmatch(request.sub) for pattern in chosen.subjects):
+        for pattern in chosen.subjects:
+            if pattern.fullmatch(sub):
+                break
+        else:
             raise SubjectNotAllowedError("'sub' is not allowed for this profile", reason="subject_not_matched")
-        if not chosen.claims.issuperset(request.claims):
+        claims = request.claims
+        if not chosen.claims.issuperset(claims):
             raise ClaimsNotAllowedError("the request sets a claim this profile does not allow", reason="claim_not_listed")
         for name, limit in chosen.claim_limits.items():
-            if name in request.claims and not limit.allows(request.claims[name]):
+            if name in claims and not limit.allows(claims[name]):
                 # The claim's name only: a claim value never reaches a message or a log.
                 raise ClaimsNotAllowedError(f"claim {name!r} has a value this profile does not allow", reason="claim_value_not_allowed")
         if ttl_given:
