@@ -34,6 +34,7 @@ class TickRecord:
     end: float
     ok: bool
     error: str = ""
+    skipped: bool = False  # answered "skipped": another tick completed within half the schedule, so it did nothing
 
 
 @dataclass

@@ -133,11 +133,12 @@ class Ticker:
     def run_tick(self, rotator: str, tick: Callable[[], Any]) -> TickRecord:
         start = time.time()
         try:
-            tick()
+            answer = tick()
         except Exception as exc:  # a failed tick is an outcome here (faults, crashes), recorded and survived
             record = TickRecord(rotator, start, time.time(), False, type(exc).__name__)
         else:
-            record = TickRecord(rotator, start, time.time(), True)
+            skipped = isinstance(answer, dict) and answer.get("skipped") is True
+            record = TickRecord(rotator, start, time.time(), True, skipped=skipped)
         with self.seen.lock:
             self.seen.ticks.append(record)
         return record

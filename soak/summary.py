@@ -129,8 +129,11 @@ def retired_removal(
     retention: float,
     sample_interval: float,
 ) -> dict[str, Any]:
-    """Every retired key whose retention ended leaves the served JWKS by the end of the first good tick after."""
-    good_ticks = sorted((t for t in ticks if t.ok), key=lambda t: t.start)
+    """Every retired key whose retention ended leaves the served JWKS by the end of the first good tick after.
+
+    A skipped tick (a proof-less tick right after a completed one does nothing) is not a good tick: it did no work.
+    """
+    good_ticks = sorted((t for t in ticks if t.ok and not t.skipped), key=lambda t: t.start)
     slack = 0.25 + 2 * sample_interval + 0.25  # edge invalidation poll + sampling
     checked, late, lags = 0, [], []
     for kid, history in key_history.items():
