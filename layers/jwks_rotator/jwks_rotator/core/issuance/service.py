@@ -113,7 +113,7 @@ class IssuanceService:
             decision = policy.check(profile, request, ttl_given=split.ttl_given)
             if decision.ttl != request.ttl:  # a NamedTuple's _replace costs ~0.6 µs; most requests keep their ttl
                 request = TokenRequest(request.sub, request.aud, decision.ttl, request.claims)
-            issued = self.signer.sign(request, azp=chosen)
+            issued = self.signer.sign(request, azp=decision.azp)
         except JwksRotatorError as exc:
             return self._refused(exc, identity, chosen)
         except Exception as exc:  # the impossible: keep the contract, hide the details
