@@ -218,7 +218,9 @@ export function regionalSignClient({ regions, deadlineMs = 10_000, attemptTimeou
     const tried = order();
     for (const [index, region] of tried.entries()) {
       const remaining = budget - (now() - started);
-      if (remaining <= 0) {
+      // Node's timers may fire up to a millisecond before performance.now() says the delay passed: less than 1 ms
+      // left is the deadline, not a sub-millisecond attempt that an answer already on its way could win after it.
+      if (remaining < 1) {
         for (const r of tried.slice(index)) failures.push({ region: r, kind: 'deadline', code: '', detail: 'not tried: the deadline passed' });
         break;
       }
