@@ -26,7 +26,7 @@ TEMPLATE = ROOT / "template.yaml"
 DOCS = ROOT / "docs" / "settings.md"
 SOURCE = "layers/jwks_rotator/jwks_rotator/core/settings.py"
 
-GROUPS = ("Keys", "Tokens", "Callers", "Publishing", "Operations", "Audit")
+GROUPS = ("Keys", "Tokens", "Callers", "Publishing", "Operations", "Audit", "Regions")
 """The console's parameter groups, in order; a setting's :class:`Parameter` names one."""
 
 TEMPLATE_ONLY_PARAMETERS = {

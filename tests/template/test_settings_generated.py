@@ -152,7 +152,7 @@ def test_an_entry_outside_the_regions_is_refused(template: dict[str, Any]) -> No
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda t: t.replace("        # END generated: settings environment\n", "", 1), "no END line"),
+        (lambda t: t.replace("        # END generated: settings environment\n", "", 1), "no END line|begins inside"),
         (lambda t: t.replace("        # BEGIN generated: settings environment\n", "", 1), "without its BEGIN"),
         (lambda t: re.sub(r"  # BEGIN generated: settings parameter groups\n(.|\n)*?  # END generated: settings parameter groups\n", "", t), "lacks"),
     ],

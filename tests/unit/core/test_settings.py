@@ -130,3 +130,28 @@ def test_refusals_do_not_echo_long_values_or_credentials(name, value):
     with pytest.raises(ConfigurationError) as raised:
         Settings.from_mapping({name: value})
     assert "secret-canary" not in str(raised.value) and name.replace("_", "-") in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"regions": "us-east-1,eu-west-1"}, "primary-region in regions"),
+        ({"regions": "us-east-1,eu-west-1", "primary_region": "ap-south-1"}, "primary-region in regions"),
+        ({"regions": "us-east-1,us-east-1", "primary_region": "us-east-1"}, "listed twice"),
+        ({"regions": "us-east-1,Europe", "primary_region": "us-east-1"}, "not an AWS region name"),
+        ({"primary_region": "us-east-1", "regions": "us-east-1,eu-west-1", "second_origin_bucket": "b"}, "set both or neither"),
+        ({"primary_region": "us-east-1", "regions": "us-east-1,eu-west-1", "second_origin_bucket": "b", "second_origin_region": "ap-south-1"}, "second-origin-region in regions"),
+        ({"primary_region": "us-east-1", "regions": "us-east-1,eu-west-1", "second_origin_bucket": "b", "second_origin_region": "us-east-1"}, "another region"),
+    ],
+)
+def test_region_settings_refuse_what_no_deployment_could_mean(values: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Settings.from_mapping(values)
+
+
+def test_region_settings_accept_a_primary_with_a_second_origin() -> None:
+    settings = Settings.from_mapping(
+        {"primary_region": "us-east-1", "regions": "us-east-1, eu-west-1", "second_origin_bucket": "docs-eu", "second_origin_region": "eu-west-1"}
+    )
+    assert settings.regions == ("us-east-1", "eu-west-1")
+    assert Settings().regions == () and Settings().primary_region == ""

@@ -116,6 +116,25 @@ def _role_arn(raw: Any, name: str) -> str:
     return text
 
 
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
+
+
+def _region(raw: Any, name: str) -> str:
+    """Empty, or one AWS region name (us-east-1, eu-west-1, us-gov-west-1)."""
+    text = _text(raw, name).lower()
+    if text and not _REGION.fullmatch(text):
+        raise ConfigurationError(f"{name}: {quoted(text)} is not an AWS region name such as us-east-1")
+    return text
+
+
+def _regions(raw: Any, name: str) -> tuple[str, ...]:
+    """Comma-separated AWS region names, each once."""
+    regions = tuple(_region(item, name) for item in _audiences(raw, name))
+    if len(set(regions)) != len(regions):
+        raise ConfigurationError(f"{name}: a region is listed twice")
+    return regions
+
+
 FUNCTIONS = ("RotateFunction", "SignFunction")
 """The stack's functions (template logical ids). Each builds :class:`Settings` from its environment at cold start."""
 
@@ -337,6 +356,30 @@ class Settings:
         "", "With kms custody: the rotate function's role, named in each new KMS key's policy as the principal that manages it.", _role_arn,
         stack=StackValue("!GetAtt RotateFunctionRole.Arn"),
     )
+    primary_region: str = setting(
+        "", "The one region whose rotate function writes the keyring, the documents and the revocation lists (empty: this stack's region, one region only). A rotate function in another region refuses to write.", _region,
+        stack=Parameter("Regions", pattern=r"^([a-z]{2}(-[a-z]+)+-[0-9]{1,2})?$", constraint="empty, or an AWS region name such as us-east-1"),
+        readers=("RotateFunction",),
+        details="Changed only by promote (docs/regions.md): every region's stack names the same primary.",
+    )
+    regions: tuple[str, ...] = setting(
+        "", "Comma-separated regions that run a signer, the primary included (empty: this stack's region only). Activation waits for every region's replica, deletion for every region's signing view; a revocation is written to every region's list.", _regions,
+        stack=Parameter(
+            "Regions", pattern=r"^([a-z]{2}(-[a-z]+)+-[0-9]{1,2}(,[a-z]{2}(-[a-z]+)+-[0-9]{1,2})*)?$",
+            constraint="empty, or comma-separated AWS region names without spaces",
+        ),
+        readers=("RotateFunction",),
+    )
+    second_origin_bucket: str = setting(
+        "", "A second origin bucket for the documents, in another region, behind the distribution's origin group; the publisher writes both and a publication counts only when both hold the documents (empty: one origin).", _text,
+        stack=Parameter("Regions", pattern=r"^([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?$", constraint="empty, or an S3 bucket name"),
+        readers=("RotateFunction",),
+    )
+    second_origin_region: str = setting(
+        "", "The region of second-origin-bucket (one of regions).", _region,
+        stack=Parameter("Regions", pattern=r"^([a-z]{2}(-[a-z]+)+-[0-9]{1,2})?$", constraint="empty, or an AWS region name such as eu-west-1"),
+        readers=("RotateFunction",),
+    )
     operator_roles: tuple[str, ...] = setting(
         "", "Comma-separated IAM role ARNs (arn:aws:iam::ACCOUNT:role/NAME, * allowed in NAME) whose sessions may invoke the rotate function's operations rotate-now, revoke and publish with a proof of identity; empty allows no operator (scheduled ticks need none).", _role_patterns,
         stack=Parameter(
@@ -417,6 +460,18 @@ class Settings:
             raise ConfigurationError(
                 f"rule default-audience in allowed-audiences: {quoted(self.default_audience)} is not allowed"
             )
+        if self.regions and self.primary_region not in self.regions:
+            raise ConfigurationError(
+                f"rule primary-region in regions: {quoted(self.primary_region or '(empty)')} is not one of {', '.join(self.regions)}"
+            )
+        if bool(self.second_origin_bucket) != bool(self.second_origin_region):
+            raise ConfigurationError("rule second-origin-bucket with second-origin-region: set both or neither")
+        if self.second_origin_region and self.second_origin_region not in self.regions:
+            raise ConfigurationError(
+                f"rule second-origin-region in regions: {quoted(self.second_origin_region)} is not one of the regions"
+            )
+        if self.second_origin_region and self.second_origin_region == self.primary_region:
+            raise ConfigurationError("rule second-origin-region != primary-region: the second origin is in another region")
         if self.issuer:
             parsed = urlparse(self.issuer)
             if parsed.username is not None or parsed.password is not None:
