@@ -4,7 +4,9 @@ moto answers any plain HTTP GET of ``.../.well-known/jwks.json`` with a dummy Co
 not read the documents from moto directly. :class:`LocalEdge` reads them with boto3 ``get_object`` and serves
 them the way CloudFront would (stored headers, ``ETag``/304, and with ``cache=True`` a CDN cache that honours
 ``max-age`` and invalidations), so a missing or late invalidation shows up as stale documents, as in production.
-The cache rules: docs/design/local-cloud.md, "The edge".
+The cache rules: docs/design/local-cloud.md, "The edge". Given several origins (an origin group over buckets in two
+regions), a request goes to the first and, as CloudFront's origin failover does, to the next one when the first answers
+403, 404 or 5xx or cannot be reached (a region outage); only a success is cached, whichever origin gave it.
 
 Stable API (used by the local stack, interop tests and the soak)::
 
@@ -12,6 +14,7 @@ Stable API (used by the local stack, interop tests and the soak)::
     base_url = edge.start()          # "http://127.0.0.1:PORT"
     edge.url                         # same
     edge.stats                       # EdgeStats: hits, origin_fetches, invalidations_seen
+    edge.serve_from(bucket, dist_id, origins=[EdgeOrigin(s3_a, bucket_a), EdgeOrigin(s3_b, bucket_b)])  # an origin group
     edge.check_invalidations()       # poll CloudFront now (normally throttled, on each request)
     edge.purge()                     # drop the whole cache
     edge.stop()
@@ -23,7 +26,7 @@ import contextlib
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
@@ -58,6 +61,17 @@ class EdgeStats:
     hits: int = 0
     origin_fetches: int = 0
     invalidations_seen: int = 0
+    failovers: int = 0
+    """Fetches the first origin failed and the next one was asked (an origin group's failover)."""
+
+
+@dataclass(frozen=True)
+class EdgeOrigin:
+    """One origin of the edge: a bucket and the S3 client that reads it (its region signs the reads)."""
+
+    s3: Any
+    bucket: str
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,7 @@ class LocalEdge:
     ) -> None:
         self._s3 = s3_client
         self._bucket = bucket
+        self._origins: tuple[EdgeOrigin, ...] = (EdgeOrigin(s3_client, bucket),)
         self._cloudfront = cloudfront_client
         self._distribution_id = distribution_id
         self._host = host
@@ -130,10 +145,19 @@ class LocalEdge:
             self._seen_invalidations = set(self._list_invalidation_ids())
         return self.url
 
-    def serve_from(self, bucket: str, distribution_id: str = "") -> None:
-        """Name the bucket (and distribution) once they exist: a stack whose issuer is this edge's URL binds first."""
+    def serve_from(self, bucket: str, distribution_id: str = "", *, origins: Sequence[EdgeOrigin] = ()) -> None:
+        """Name the bucket (and distribution) once they exist: a stack whose issuer is this edge's URL binds first.
+
+        ``origins``: an origin group instead (the first is the primary; ``bucket`` is then only informative).
+        """
         self._bucket, self._distribution_id = bucket, distribution_id
+        self._origins = tuple(origins) or (EdgeOrigin(self._s3, bucket),)
         self._seen_invalidations = set(self._list_invalidation_ids())
+
+    @property
+    def origins(self) -> tuple[EdgeOrigin, ...]:
+        """The origins in the order they are asked."""
+        return self._origins
 
     def start(self) -> str:
         """Bind if needed and serve in a background thread; returns the base URL."""
@@ -219,11 +243,23 @@ class LocalEdge:
         return entry, None, False
 
     def _fetch(self, path: str) -> _Entry:
+        """The first origin's answer, or the next one's when it fails (403, 404, 5xx, unreachable)."""
+        entry = _Entry(HTTPStatus.BAD_GATEWAY, b"", "text/plain", "no-store", "", "", self._clock(), 0)
+        for index, origin in enumerate(self._origins):
+            if index > 0:
+                with self._lock:
+                    self.stats.failovers += 1
+            entry = self._fetch_from(origin, path)
+            if entry.status == HTTPStatus.OK:
+                return entry
+        return entry
+
+    def _fetch_from(self, origin: EdgeOrigin, path: str) -> _Entry:
         with self._lock:
             self.stats.origin_fetches += 1
         now = self._clock()
         try:
-            response = self._s3.get_object(Bucket=self._bucket, Key=path.lstrip("/"))
+            response = origin.s3.get_object(Bucket=origin.bucket, Key=path.lstrip("/"))
             body = response["Body"].read()
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))

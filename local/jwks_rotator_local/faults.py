@@ -15,10 +15,15 @@ import re
 import threading
 import uuid
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
+if TYPE_CHECKING:
+    from .replica_lag import ReplicaLag
+
 CONTROL_PREFIX = "/_jwks-rotator/faults"
-"""``GET`` it for the faults in force; ``PUT``/``DELETE`` ``CONTROL_PREFIX/region-outage/REGION`` starts/ends an outage."""
+"""``GET`` it for the faults in force; ``PUT``/``DELETE`` ``CONTROL_PREFIX/region-outage/REGION`` starts/ends an outage;
+``PUT CONTROL_PREFIX/replica-lag/REGION/SECONDS`` sets a region's replica lag (0 ends it)."""
 REGION_PATTERN = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$")
 _SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/(?P<region>[a-z0-9-]+)/(?P<service>[a-z0-9-]+)/aws4_request")
 _LAMBDA_PATH = "/2015-03-31/functions/"
@@ -47,6 +52,8 @@ class RegionFaults:
     def __init__(self) -> None:
         self._outages: set[str] = set()
         self._lock = threading.Lock()
+        self.replica_lag: ReplicaLag | None = None
+        """The cloud's replica lag, set through the same control path when present (:mod:`.replica_lag`)."""
 
     def start_outage(self, region: str) -> None:
         """Every call signed for ``region`` fails from now on (idempotent)."""
@@ -75,20 +82,40 @@ class RegionFaults:
         return outage_response(region, service, path, headers)
 
     def control(self, method: str, path: str) -> Response:
-        """Serve the control path: ``GET`` the state, ``PUT``/``DELETE`` ``.../region-outage/REGION``."""
+        """Serve the control path: ``GET`` the state, ``PUT``/``DELETE`` ``.../region-outage/REGION``,
+        ``PUT .../replica-lag/REGION/SECONDS`` (0 ends it; needs :attr:`replica_lag`)."""
         rest = urlsplit(path).path[len(CONTROL_PREFIX) :].strip("/")
         if method == "GET" and rest == "":
-            return _json(200, {"region-outage": self.outages()})
-        kind, _, region = rest.partition("/")
-        if kind != "region-outage" or method not in ("PUT", "DELETE"):
-            return _json(404, {"error": "unknown_fault", "message": "PUT or DELETE /_jwks-rotator/faults/region-outage/REGION"})
+            return _json(200, self.state())
+        kind, _, argument = rest.partition("/")
+        region, _, seconds = argument.partition("/")
+        if kind == "replica-lag" and self.replica_lag is not None and method == "PUT" and seconds:
+            return self._set_lag(region, seconds)
+        if kind != "region-outage" or method not in ("PUT", "DELETE") or seconds:
+            usage = "PUT or DELETE /_jwks-rotator/faults/region-outage/REGION; PUT /_jwks-rotator/faults/replica-lag/REGION/SECONDS"
+            return _json(404, {"error": "unknown_fault", "message": usage})
         if not REGION_PATTERN.fullmatch(region):
             return _json(400, {"error": "invalid_region", "message": "not a region name (like eu-west-1)"})
         if method == "PUT":
             self.start_outage(region)
         else:
             self.clear(region)
-        return _json(200, {"region-outage": self.outages()})
+        return _json(200, self.state())
+
+    def state(self) -> dict[str, object]:
+        """The faults in force: ``{"region-outage": [REGION, ...], "replica-lag": {REGION: SECONDS}}``."""
+        lags = self.replica_lag.lags() if self.replica_lag is not None else {}
+        return {"region-outage": self.outages(), "replica-lag": lags}
+
+    def _set_lag(self, region: str, seconds: str) -> Response:
+        if not REGION_PATTERN.fullmatch(region):
+            return _json(400, {"error": "invalid_region", "message": "not a region name (like eu-west-1)"})
+        assert self.replica_lag is not None
+        try:
+            self.replica_lag.set_lag(region, float(seconds))
+        except ValueError as exc:
+            return _json(400, {"error": "invalid_lag", "message": str(exc) if "replica lag" in str(exc) else "not a number of seconds"})
+        return _json(200, self.state())
 
 
 def _checked(region: str) -> str:

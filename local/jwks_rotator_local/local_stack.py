@@ -19,7 +19,6 @@ The start order and why it matters, the local-only additions, call recording: De
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import sys
 import threading
@@ -48,10 +47,10 @@ from jwks_rotator_client import SignClient
 
 from .call_record import MotoFacts
 from .call_recording import FunctionCallRecording, recording_directory
-from .caller_roles import DEMO_POLICY_FILE, caller_roles, create_roles, load_local_policy
+from .caller_roles import DEMO_POLICY_FILE, caller_roles, load_local_policy
+from .cloud import LocalCloud
 from .edge import LocalEdge
 from .faults import RegionFaults
-from .front import AwsFront
 from .function_env import FunctionEnvironment
 from .functions import FUNCTIONS_DIR, load_handler, scheduled_event
 from .lambda_api import InvocationResult, LambdaApi, LocalFunction
@@ -61,7 +60,6 @@ from .secrets_extension import PORT_ENV as EXTENSION_PORT_ENV
 from .secrets_extension import SecretsExtension
 from .stack_env import DUMMY_CREDENTIALS, normalise_overrides
 from .stack_outputs import DEFAULT_STACK_NAME
-from .sts_verifier import LocalStsVerifier
 from .template_stack import DeployedTemplate, FunctionIdentity, TemplateDeployError, deploy_template, teardown
 
 REGION = DEFAULT_REGION
@@ -70,7 +68,7 @@ _FUNCTION_DIRS = {SIGN_FUNCTION: "sign", ROTATE_FUNCTION: "rotate"}
 CREDENTIAL_SECONDS = 43_200
 """How long the functions' role credentials last (moto's STS ignores a role's MaxSessionDuration)."""
 _running_lock = threading.Lock()
-_running: list[LocalStack] = []
+_running: list[object] = []
 
 ReportCallback = Callable[[dict[str, Any]], None]
 ErrorCallback = Callable[[str], None]
@@ -80,6 +78,26 @@ class LocalStackError(JwksRotatorError):
     """The local stack could not start or a step of it failed."""
 
     code = "local_stack_failed"
+
+
+class RegionOutageError(LocalStackError):
+    """The region is in outage (``fault region-outage``): its functions cannot be invoked, as Lambda's ServiceException."""
+
+    code = "region_outage"
+
+
+def claim_process(owner: object) -> None:
+    """One local cloud per process (moto's backends and the functions' environments are the process's)."""
+    with _running_lock:
+        if _running:
+            raise LocalStackError("another LocalStack is running in this process; stop it first")
+        _running.append(owner)
+
+
+def release_process(owner: object) -> None:
+    with _running_lock:
+        if owner in _running:
+            _running.remove(owner)
 
 
 class LocalStack:
@@ -110,11 +128,14 @@ class LocalStack:
         extra_env: Mapping[str, str] | None = None,
         function_extra_env: Mapping[str, Mapping[str, str]] | None = None,
         record_calls: str | os.PathLike[str] | None = None,
+        cloud: LocalCloud | None = None,
     ) -> None:
         """``extra_parameters``: more template parameters; ``extra_env``: variables every function also gets,
         ``function_extra_env``: per logical id (local stand-ins' endpoints; never settings the template passes).
         ``record_calls``: a directory; the functions' AWS calls are recorded at the front and written there on
-        :meth:`stop` (:mod:`.call_recording`); None: the ``JWKS_ROTATOR_RECORD_CALLS`` directory, if set."""
+        :meth:`stop` (:mod:`.call_recording`); None: the ``JWKS_ROTATOR_RECORD_CALLS`` directory, if set.
+        ``cloud``: a started (bound) :class:`~.cloud.LocalCloud` to deploy into, as one region of several
+        (:class:`~.regions.LocalRegions` drives it); None: this stack makes and owns a cloud of its region."""
         self._settings_env = normalise_overrides(settings_overrides or {})
         # Validate now (with a placeholder issuer if none is given) so bad settings or policies fail before anything starts.
         validated = self._validate({**self._settings_env, "ISSUER": self._settings_env.get("ISSUER") or "http://127.0.0.1:1"})
@@ -140,15 +161,14 @@ class LocalStack:
         self._metrics = function_metrics
         self._on_report = on_report
         self._on_error = on_error
-        self._moto: Any = None
-        self._moto_endpoint = ""
-        self._sts: LocalStsVerifier | None = None
+        self._owns_cloud = cloud is None
+        self._cloud = cloud if cloud is not None else LocalCloud(
+            (region,), host=host, moto_port=moto_port, sts_port=sts_port, aws_port=aws_port, edge_port=port, edge_cache=edge_cache
+        )
         self._extension: SecretsExtension | None = None  # the Parameters and Secrets extension the sign function reads through
         self.resources: CreatedResources | None = None
-        self._edge: LocalEdge | None = None
         self._lambda: LambdaApi | None = None
-        self._front: AwsFront | None = None
-        self.faults = RegionFaults()
+        self.faults: RegionFaults = self._cloud.faults
         """Regional faults of this local cloud (``jwks-rotator fault``); every server of it consults them."""
         self._settings: Settings | None = None
         self._modules: list[str] = []
@@ -158,19 +178,24 @@ class LocalStack:
 
     # --- properties ------------------------------------------------------
     @property
+    def cloud(self) -> LocalCloud:
+        """The local cloud this stack is deployed in (its own, or the one it shares with other regions)."""
+        return self._cloud
+
+    @property
     def moto_endpoint(self) -> str:
         """moto's URL: setup, the edge and operator tools talk to it."""
-        return self._require(self._moto_endpoint)
+        return self._require(self._cloud.moto_endpoint if self._started else "")
 
     @property
     def endpoint(self) -> str:
         """The one AWS endpoint operators use: the Lambda API for the functions, moto for every other service."""
-        return self._require(self._front.url if self._front is not None else "")
+        return self._require(self._cloud.front.url if self._started else "")
 
     @property
     def sts_endpoint(self) -> str:
         """The signature-checking STS in front of moto: the sign function replays proofs to it; callers sign proofs for it."""
-        return self._require(self._sts.url if self._sts is not None else "")
+        return self._require(self._cloud.sts.url if self._started else "")
 
     @property
     def aws_endpoint(self) -> str:
@@ -179,9 +204,9 @@ class LocalStack:
 
     @property
     def edge(self) -> LocalEdge:
-        if self._edge is None:
+        if not self._started:
             raise RuntimeError("LocalStack is not started")
-        return self._edge
+        return self._cloud.edge
 
     @property
     def lambda_api(self) -> LambdaApi:
@@ -280,38 +305,53 @@ class LocalStack:
 
     # --- lifecycle -------------------------------------------------------
     def start(self) -> LocalStack:
-        """Start everything; returns once the JWKS serves (after the first tick, when ticking)."""
-        with _running_lock:
-            if _running:
-                raise LocalStackError("another LocalStack is running in this process; stop it first")
-            _running.append(self)
+        """Start everything; returns once the JWKS serves (after the first tick, when ticking).
+
+        With a shared ``cloud`` this deploys the region only (:meth:`deploy`, :meth:`begin_schedule` are then the
+        caller's to order); the cloud is bound, served and stopped by its owner.
+        """
+        if self._owns_cloud:
+            claim_process(self)
         self._started = True
         try:
-            self._start()
+            if self._owns_cloud:
+                self._start()
+            else:
+                self.deploy()
         except BaseException:
             self.stop()
             raise
         return self
 
     def _start(self) -> None:
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request lines are noise here
-        self._moto = start_moto(self._host, self._moto_port)
-        host, port = self._moto.get_host_and_port()
-        self._moto_endpoint = f"http://{host}:{port}"
-        self._sts = LocalStsVerifier(self._moto_endpoint, region=self.region)
-        self._sts.faults = self.faults
-        self._sts.start(self._host, self._sts_port)
-        create_roles(self.client("iam"), caller_roles(self.policy))
-        self._edge = LocalEdge(
-            self.client("s3"), "", cloudfront_client=self.client("cloudfront"), host=self._host, port=self._port, cache=self._edge_cache
-        )
-        edge_url = self._edge.bind()
-        # The functions' AWS endpoint: bound now, told the Lambda API's URL once that exists.
-        self._front = AwsFront(self.moto_endpoint, "", host=self._host, port=self._aws_port, faults=self.faults)
-        if self._record_dir is not None:  # the functions' calls only: their keys are added as they get them
+        self._cloud.bind(caller_roles(self.policy))
+        self.deploy()
+        self.edge.serve_from(self.resources_or_fail().bucket, self.resources_or_fail().distribution_id,
+                             origins=[self._cloud.edge_origin(self.resources_or_fail().bucket, self.region)])
+        self._cloud.serve()
+        self.begin_schedule()
+        if self._state_file is not None:
+            write_state_file(self._state_file, self.state())
+
+    def resources_or_fail(self) -> CreatedResources:
+        if self.resources is None:
+            raise RuntimeError("LocalStack is not started")
+        return self.resources
+
+    def deploy(self, parameters: Mapping[str, str] | None = None) -> None:
+        """Deploy the template into this stack's region of the (bound) cloud and serve its functions' Lambda API.
+
+        ``parameters``: more template parameters for this deployment (a region's part of several); a stack of
+        this name in this region is replaced (its functions, extension and Lambda API too).
+        """
+        self._started = True
+        self._stop_region_servers()
+        if parameters is not None:
+            self._extra_parameters.update(parameters)
+        if self._record_dir is not None and self._recording is None:  # the functions' calls only: their keys are added as they get them
             self._recording = FunctionCallRecording(self._record_dir, MotoFacts(account=LOCAL_ACCOUNT, region=self.region))
-            self._front.recorder = self._recording
-        self._front.bind()
+            self._cloud.front.recorder = self._recording
+        edge_url = self.edge.url
         # The Parameters and Secrets extension's stand-in, on a free port: it calls AWS through the front with the sign
         # function's role, and takes only that function's session token (both known once the function is created).
         def sign_env() -> Mapping[str, str]:
@@ -323,7 +363,6 @@ class LocalStack:
         ).start()
         self._deployed = self._deploy(edge_url)
         self.resources = self._created_resources(self._deployed)
-        self._edge.serve_from(self.resources.bucket, self.resources.distribution_id)
         functions = [self._function(logical_id) for logical_id in self.functions]
         self._settings = Settings.from_env(self._function_envs[ROTATE_FUNCTION])
         # What the functions print (logs, EMF, audit lines) goes to moto's CloudWatch Logs as on Lambda, to the
@@ -335,19 +374,29 @@ class LocalStack:
         )
         self._lambda.faults = self.faults
         self._lambda.start()
-        self._front.lambda_url = self._lambda.url
-        self._front.lambda_urls[self.region] = self._lambda.url  # one endpoint, routed by the request's region
-        self._front.start()
-        self._edge.start()
-        if self._tick_enabled:
-            try:
-                self.tick()
-            except LocalStackError as exc:
-                raise LocalStackError(f"first {exc.message}") from None
-            self._ticker = threading.Thread(target=self._tick_loop, name="local-schedule", daemon=True)
-            self._ticker.start()
-        if self._state_file is not None:
-            write_state_file(self._state_file, self.state())
+        self._cloud.add_lambda_api(self.region, self._lambda.url)  # one endpoint, routed by the request's region
+
+    def begin_schedule(self) -> None:
+        """Run the first tick now and then one every ``schedule``, when ticking and the stack's schedule is enabled."""
+        if not self._tick_enabled or not self.schedule_enabled():
+            return
+        try:
+            self.tick()
+        except LocalStackError as exc:
+            raise LocalStackError(f"first {exc.message}") from None
+        self._stop.clear()
+        self._ticker = threading.Thread(target=self._tick_loop, name=f"local-schedule-{self.region}", daemon=True)
+        self._ticker.start()
+
+    def schedule_enabled(self) -> bool:
+        """Whether the stack's tick schedule (EventBridge Scheduler) is enabled (a secondary region's is not)."""
+        deployed = self.deployed_template()
+        scheduler = self.client("scheduler")
+        for resource in deployed.resources.values():
+            if resource.type == "AWS::Scheduler::Schedule" and resource.physical_id:
+                state = scheduler.get_schedule(Name=resource.physical_id.rsplit("/", 1)[-1]).get("State", "ENABLED")
+                return bool(state == "ENABLED")
+        return True
 
     def template_parameters(self, edge_url: str) -> dict[str, str]:
         """The stack's parameters: each given setting under its template name, the issuer, the policy file, extras."""
@@ -375,11 +424,14 @@ class LocalStack:
 
     @staticmethod
     def _created_resources(deployed: DeployedTemplate) -> CreatedResources:
+        def physical(logical_id: str) -> str:  # a secondary region's stack has no keyring secret or distribution of its own
+            return deployed.physical_id(logical_id) if logical_id in deployed.resources else ""
+
         return CreatedResources(
-            secret_id=deployed.physical_id("KeyringSecret"),
+            secret_id=physical("KeyringSecret") or deployed.outputs.get("KeyringSecretArn", ""),
             bucket=deployed.physical_id("JwksBucket"),
-            distribution_id=deployed.physical_id("Distribution"),
-            distribution_domain=deployed.outputs["DistributionDomainName"],
+            distribution_id=physical("Distribution"),
+            distribution_domain=deployed.outputs.get("DistributionDomainName", ""),
             revocation_parameter=f"/jwks-rotator/{deployed.stack_name}/revoked-kids",
         )
 
@@ -440,42 +492,44 @@ class LocalStack:
             aliases=(logical_id,), role=role, sandbox=sandbox,
         )
 
-    def stop(self) -> None:
-        """Stop the schedule and every server, delete the stack (moto keeps state per process), remove the state file."""
+    def stop_schedule(self) -> None:
+        """Stop ticking (the stack stays deployed)."""
         self._stop.set()
         if self._ticker is not None:
             self._ticker.join()
             self._ticker = None
-        if self._front is not None:
-            self._front.stop()
+
+    def _stop_region_servers(self) -> None:
+        self.stop_schedule()
         if self._lambda is not None:
             self._lambda.stop()
-        if self._edge is not None:
-            self._edge.stop()
-        if self._sts is not None:
-            self._sts.stop()
-            self._sts = None
+            self._lambda = None
         if self._extension is not None:
             self._extension.stop()
             self._extension = None
-        if self._moto is not None:
-            if self._deployed is not None:
-                try:
-                    if self._recording is not None and self._deployed.functions:
-                        self.recorded_calls_file = self._recording.write(self._deployed)
-                finally:
-                    teardown(self.client, self.stack_name, region=self.region, account_id=LOCAL_ACCOUNT)
-                    self._deployed = None
-            self._moto.stop()
-            self._moto = None
+
+    def stop(self) -> None:
+        """Stop the schedule and every server, delete the stack (moto keeps state per process), remove the state file."""
+        self.stop_schedule()
+        if self._owns_cloud:
+            self._cloud.stop()
+        self._stop_region_servers()
+        if self._cloud.moto_endpoint and self._deployed is not None:
+            try:
+                if self._recording is not None and self._deployed.functions:
+                    self.recorded_calls_file = self._recording.write(self._deployed)
+            finally:
+                teardown(self.client, self.stack_name, region=self.region, account_id=LOCAL_ACCOUNT)
+                self._deployed = None
+        if self._owns_cloud:
+            self._cloud.stop_moto()
         if self._state_file is not None and self._started and (read_state_file(self._state_file) or {}).get("pid") == os.getpid():
             self._state_file.unlink(missing_ok=True)  # only this stack's own file: another stack's is never touched
         for module_name in self._modules:
             sys.modules.pop(module_name, None)
         self._modules.clear()
-        with _running_lock:
-            if self in _running:
-                _running.remove(self)
+        if self._owns_cloud:
+            release_process(self)
         self._started = False
 
     def __enter__(self) -> LocalStack:
@@ -486,7 +540,12 @@ class LocalStack:
 
     # --- operations ------------------------------------------------------
     def invoke(self, function_name: str, event: Any) -> InvocationResult:
-        """Run a function in this thread through the Lambda API's invoke path (same context, same error shape)."""
+        """Run a function in this thread through the Lambda API's invoke path (same context, same error shape).
+
+        In a region outage it raises :class:`RegionOutageError` at once, as Lambda's ServiceException.
+        """
+        if self.faults.in_outage(self.region):
+            raise RegionOutageError(f"lambda in {self.region} is unavailable (local fault: region-outage)")
         return self.lambda_api.invoke(function_name, event)
 
     def tick(self) -> dict[str, Any]:
@@ -506,6 +565,8 @@ class LocalStack:
         """The schedule: a tick every ``schedule`` until stopped; a failed tick goes to ``on_error`` and the next one runs."""
         interval = self.settings.schedule.total_seconds()
         while not self._stop.wait(interval):
+            if self.faults.in_outage(self.region):
+                continue  # the region's scheduler is out too: no tick, nothing to report
             try:
                 self.tick()
             except LocalStackError as exc:

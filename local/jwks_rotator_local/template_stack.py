@@ -123,8 +123,10 @@ def code_archive(directory: Path) -> bytes:
 
 def upload_code(s3: Any, template: Mapping[str, Any], bucket: str = ARTIFACT_BUCKET) -> None:
     """Put every ``Code``/``Content`` S3 object the template names into ``bucket`` (created if missing; same content kept)."""
+    region = s3.meta.region_name
+    located = {"CreateBucketConfiguration": {"LocationConstraint": region}} if region != "us-east-1" else {}
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
-        s3.create_bucket(Bucket=bucket)
+        s3.create_bucket(Bucket=bucket, **located)
     for resource in template["Resources"].values():
         props = resource.get("Properties", {})
         code = props.get("Code") or props.get("Content")
