@@ -19,18 +19,20 @@ returns once every region's signer issued a token that verifies with the JWKS th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from moto.cloudformation import parsing as cfn_parsing
 
 from jwks_rotator.core.errors import ConfigurationError
 from jwks_rotator.core.settings import Settings
@@ -53,6 +55,26 @@ _MANAGED = {"PRIMARY_REGION": "primary-region", "REGIONS": "regions", "SECOND_OR
             "SECOND_ORIGIN_REGION": "second-origin-region"}
 """Settings ``--regions`` sets for each region's stack (given ones are refused)."""
 _READY_CONFIG = Config(connect_timeout=2, read_timeout=20, retries={"mode": "standard", "total_max_attempts": 1})
+
+
+@contextlib.contextmanager
+def keeping_bucket_name(logical_id: str, name: str) -> Iterator[None]:
+    """While a stack is deployed again, its bucket ``logical_id`` keeps ``name``, as a stack update keeps a bucket it does
+    not replace. The local deployer creates stacks only (moto's ``update_stack`` fails on this template's layers), so a
+    second deployment is a new stack; without this its bucket would get a new generated name that the primary's second
+    origin does not name."""
+    original, kept = cfn_parsing.generate_resource_name, logical_id
+
+    def generated(resource_type: str, stack_name: str, logical_id: str) -> str:
+        if resource_type == "AWS::S3::Bucket" and logical_id == kept:
+            return name
+        return original(resource_type, stack_name, logical_id)
+
+    cfn_parsing.generate_resource_name = generated
+    try:
+        yield
+    finally:
+        cfn_parsing.generate_resource_name = original
 
 
 def parse_regions(value: str | Sequence[str]) -> tuple[str, ...]:
@@ -227,7 +249,9 @@ class LocalRegions:
         from_primary = {k: v for k, v in from_primary.items() if k in declared and v}
         if from_primary:  # the template takes the primary's names: the secondaries again, with them
             for region in self.secondaries:
-                self.stack(region).deploy(from_primary)
+                stack = self.stack(region)
+                with keeping_bucket_name("JwksBucket", stack.resources_or_fail().bucket):
+                    stack.deploy(from_primary)
                 if second is not None and region == second.region:
                     self._second_bucket_unchanged(primary, second)
         bucket = primary.resources_or_fail()
