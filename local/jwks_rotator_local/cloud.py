@@ -10,7 +10,7 @@ regions' deployments, then :meth:`LocalCloud.serve`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import boto3
@@ -21,7 +21,7 @@ from jwks_rotator_cli.local_state import DEFAULT_REGION
 from .caller_roles import create_roles
 from .edge import EdgeOrigin, LocalEdge
 from .faults import RegionFaults
-from .front import AwsFront
+from .front import AwsFront, RequestHook
 from .replica_lag import ReplicaLag
 from .stack_env import DUMMY_CREDENTIALS
 from .sts_verifier import LocalStsVerifier
@@ -59,6 +59,7 @@ class LocalCloud:
         self._sts: LocalStsVerifier | None = None
         self._front: AwsFront | None = None
         self._edge: LocalEdge | None = None
+        self._recorders: list[RequestHook] = []
 
     # --- parts ---------------------------------------------------------------
     @property
@@ -110,6 +111,16 @@ class LocalCloud:
             self.client("s3"), "", cloudfront_client=self.client("cloudfront"), host=self._host, port=self._edge_port, cache=self._edge_cache
         )
         self._edge.bind()
+
+    def add_recorder(self, recorder: RequestHook) -> None:
+        """Tell ``recorder`` of every request at the one AWS endpoint (each region's stack keeps its own functions' calls)."""
+        if recorder not in self._recorders:
+            self._recorders.append(recorder)
+        self.front.recorder = self._record
+
+    def _record(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> None:
+        for recorder in list(self._recorders):
+            recorder(method, path, headers, body)
 
     def edge_origin(self, bucket: str, region: str) -> EdgeOrigin:
         """An origin of the edge: ``bucket`` read through the one AWS endpoint as ``region``, so that region's outage reaches it."""

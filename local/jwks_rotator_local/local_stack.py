@@ -350,7 +350,7 @@ class LocalStack:
             self._extra_parameters.update(parameters)
         if self._record_dir is not None and self._recording is None:  # the functions' calls only: their keys are added as they get them
             self._recording = FunctionCallRecording(self._record_dir, MotoFacts(account=LOCAL_ACCOUNT, region=self.region))
-            self._cloud.front.recorder = self._recording
+            self._cloud.add_recorder(self._recording)
         edge_url = self.edge.url
         # The Parameters and Secrets extension's stand-in, on a free port: it calls AWS through the front with the sign
         # function's role, and takes only that function's session token (both known once the function is created).

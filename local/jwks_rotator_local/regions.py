@@ -111,7 +111,7 @@ class LocalRegions:
         **options: Any,
     ) -> None:
         """``options``: as :class:`~.local_stack.LocalStack` takes them (``policy``, ``aws_endpoint``, ``on_report``, ...),
-        applied to each region's stack; ``record_calls`` records the primary's functions. ``lambda_port`` is the
+        applied to each region's stack (``record_calls``: each region's functions, a file per region). ``lambda_port`` is the
         primary's Lambda API (the others take free ports); every region is also reached through the one AWS endpoint.
         ``wait_for_signing=False``: :meth:`start` returns once every region is deployed and served, without waiting
         for each to sign (:meth:`wait_until_every_region_signs` and :meth:`can_sign` are then the caller's)."""
@@ -129,14 +129,12 @@ class LocalRegions:
         self.cloud = LocalCloud(self.regions, host=host, moto_port=moto_port, sts_port=sts_port, aws_port=aws_port, edge_port=port,
                                 edge_cache=edge_cache)
         overrides = {**dict(settings_overrides or {}), "primary-region": self.primary, "regions": ",".join(self.regions)}
-        record_calls = options.pop("record_calls", None)
         self._stacks: dict[str, LocalStack] = {}
         for region in self.regions:  # the primary's second origin is a parameter of its deployment (a bucket made then)
             primary = region == self.primary
             self._stacks[region] = LocalStack(
                 overrides, region=region, stack_name=stack_name, host=host, tick=tick, edge_cache=edge_cache,
-                lambda_port=lambda_port if primary else 0, cloud=self.cloud,
-                record_calls=record_calls if primary else None, **options,
+                lambda_port=lambda_port if primary else 0, cloud=self.cloud, **options,
             )
         self._started = False
 
