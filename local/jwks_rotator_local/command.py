@@ -151,11 +151,12 @@ def command(
     try:
 
         def on_report(summary: dict[str, Any]) -> None:
+            where = f"  in {summary['region']}" if summary.get("region") else ""  # several regions: whose rotate function ran
             for change in summary.get("changes", []):
-                out.print(change_line(change["change"], change["kid"], change["reason"]))
+                out.print(change_line(change["change"], change["kid"], change["reason"]) + where)
             for paths in summary.get("published", []):
                 if paths:
-                    out.print(f"[dim]{datetime.now():%H:%M:%S}  published {', '.join(paths)}[/dim]")
+                    out.print(f"[dim]{datetime.now():%H:%M:%S}  published {', '.join(paths)}{where}[/dim]")
 
         def on_error(message: str) -> None:
             err.print(f"[red]{datetime.now():%H:%M:%S}  {message}[/red]")

@@ -43,7 +43,7 @@ from jwks_rotator_client import SignClient, SignInvokeError
 
 from .caller_roles import caller_roles
 from .cloud import LocalCloud
-from .local_stack import LocalStack, LocalStackError, claim_process, release_process
+from .local_stack import ErrorCallback, LocalStack, LocalStackError, ReportCallback, claim_process, release_process
 from .sam_template import translated_template
 from .stack_env import normalise_overrides
 from .stack_outputs import DEFAULT_STACK_NAME
@@ -75,6 +75,20 @@ def keeping_bucket_name(logical_id: str, name: str) -> Iterator[None]:
         yield
     finally:
         cfn_parsing.generate_resource_name = original
+
+
+def _report_of(region: str, on_report: ReportCallback | None) -> ReportCallback | None:
+    """``on_report`` told which region's rotate function ran (``"region"`` in the summary)."""
+    if on_report is None:
+        return None
+    return lambda summary: on_report({**summary, "region": region})
+
+
+def _error_of(region: str, on_error: ErrorCallback | None) -> ErrorCallback | None:
+    """``on_error`` with the region's name before the message."""
+    if on_error is None:
+        return None
+    return lambda message: on_error(f"{region}: {message}")
 
 
 def parse_regions(value: str | Sequence[str]) -> tuple[str, ...]:
@@ -129,12 +143,14 @@ class LocalRegions:
         self.cloud = LocalCloud(self.regions, host=host, moto_port=moto_port, sts_port=sts_port, aws_port=aws_port, edge_port=port,
                                 edge_cache=edge_cache)
         overrides = {**dict(settings_overrides or {}), "primary-region": self.primary, "regions": ",".join(self.regions)}
+        on_report, on_error = options.pop("on_report", None), options.pop("on_error", None)
         self._stacks: dict[str, LocalStack] = {}
         for region in self.regions:  # the primary's second origin is a parameter of its deployment (a bucket made then)
             primary = region == self.primary
             self._stacks[region] = LocalStack(
                 overrides, region=region, stack_name=stack_name, host=host, tick=tick, edge_cache=edge_cache,
-                lambda_port=lambda_port if primary else 0, cloud=self.cloud, **options,
+                lambda_port=lambda_port if primary else 0, cloud=self.cloud,
+                on_report=_report_of(region, on_report), on_error=_error_of(region, on_error), **options,
             )
         self._started = False
 

@@ -5,8 +5,9 @@ asynchronously and AWS bounds no lag, so the rules across regions wait for a rea
 show that locally, :class:`ReplicaLag` records every state of each replicated primary secret (its versions, their
 stage labels and values) as it changes, and a replica in a region with a lag of SECONDS answers every read
 (``GetSecretValue``, ``DescribeSecret``, ``ListSecretVersionIds``, ``ListSecrets``, ``BatchGetSecretValue``, by any
-caller, through any endpoint) from the state its primary held SECONDS ago. A lag of 0 ends it: the replica is live
-again, caught up at once.
+caller, through any endpoint) from the state its primary held SECONDS ago. As a real replica, it never goes back: a
+lag set (or raised) at time T holds the replica at what it showed at T until the lag has passed, so the writes made
+from T on reach it SECONDS late. A lag of 0 ends it: the replica is live again, caught up at once.
 
 How it hooks in (moto in this process): the Secrets Manager backends of the cloud's regions get their writing
 methods wrapped, so a state is recorded right after the write that made it; each replica object is given a subclass
@@ -63,6 +64,7 @@ class ReplicaLag:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lags: dict[str, float] = {}
+        self._floors: dict[str, float] = {}  # region -> the moment whose state its replicas showed when the lag last changed
         self._history: dict[int, list[tuple[float, SecretState]]] = {}  # id(primary secret) -> [(recorded at, state)], oldest first
         self._lock = threading.RLock()
         self._regions: tuple[str, ...] = ()
@@ -73,10 +75,14 @@ class ReplicaLag:
         if not 0 <= seconds <= MAX_LAG_SECONDS:
             raise ValueError(f"replica lag: from 0 to {MAX_LAG_SECONDS:g} seconds")
         with self._lock:
+            now = self._clock()
+            shown = max(now - self._lags.get(region, 0.0), self._floors.get(region, float("-inf")))
             if seconds == 0:
                 self._lags.pop(region, None)
+                self._floors.pop(region, None)
             else:
                 self._lags[region] = float(seconds)
+                self._floors[region] = shown  # never back to an older state than the replica showed
 
     def lags(self) -> dict[str, float]:
         with self._lock:
@@ -112,6 +118,7 @@ class ReplicaLag:
             _installed = None
         with self._lock:
             self._lags.clear()
+            self._floors.clear()
             self._history.clear()
 
     def _recording(self, method: Callable[..., Any]) -> Callable[..., Any]:
@@ -147,7 +154,8 @@ class ReplicaLag:
             history.pop(0)  # older than any lag can reach, and a newer state stands for that moment
 
     def state_for(self, replica: Any) -> SecretState | None:
-        """What ``replica`` shows now: its primary's state of ``lag`` seconds ago (None: no lag, the live primary).
+        """What ``replica`` shows now: its primary's state of ``lag`` seconds ago, or of the moment the lag was set if that
+        is later (a replica never goes back); None: no lag, the live primary.
 
         The oldest recorded state when the record does not reach that far back (the secret is younger than the lag,
         or was first seen later): the replica is then at most ``lag`` behind, never more.
@@ -156,8 +164,8 @@ class ReplicaLag:
         if lag <= 0:
             return None
         self.observe()  # a write this cloud did not see (not through a wrapped method) counts from now
-        cutoff = self._clock() - lag
         with self._lock:
+            cutoff = max(self._clock() - lag, self._floors.get(replica.region, float("-inf")))
             history = self._history.get(id(replica.source), [])
             if not history:
                 return None

@@ -58,9 +58,9 @@ def test_without_a_lag_the_replica_is_live(lagging: tuple[ReplicaLag, Clock]) ->
 def test_a_replica_shows_the_state_of_lag_seconds_ago_and_catches_up(lagging: tuple[ReplicaLag, Clock]) -> None:
     lag, clock = lagging
     create("keyring", "one")
+    lag.set_lag(REPLICA, 30)
     clock.now += 100
     put("keyring", "two")
-    lag.set_lag(REPLICA, 30)
     assert read("keyring") == "one"
     assert read("keyring", stage="AWSCURRENT") == "one"
     described = secretsmanager_backends[LOCAL_ACCOUNT][REPLICA].describe_secret("keyring").to_dict()
@@ -75,6 +75,29 @@ def test_a_replica_shows_the_state_of_lag_seconds_ago_and_catches_up(lagging: tu
     lag.set_lag(REPLICA, 0)
     assert read("keyring") == "three"  # caught up at once
     assert lag.lag(PRIMARY) == 0
+
+
+def test_a_replica_never_goes_back_when_a_lag_is_set_or_raised(lagging: tuple[ReplicaLag, Clock]) -> None:
+    lag, clock = lagging
+    create("keyring", "one")
+    clock.now += 100
+    put("keyring", "two")
+    lag.set_lag(REPLICA, 60)
+    assert read("keyring") == "two"  # it showed "two" already: the lag delays what comes next
+    clock.now += 1
+    put("keyring", "three")
+    clock.now += 30
+    lag.set_lag(REPLICA, 120)
+    assert read("keyring") == "two"
+    clock.now += 50
+    assert read("keyring") == "two"  # "three" is 80 s old, under the raised lag
+    clock.now += 41
+    assert read("keyring") == "three"  # 121 s old
+    put("keyring", "four")
+    lag.set_lag(REPLICA, 10)
+    assert read("keyring") == "three"  # a lower lag: "four" arrives 10 s after it was written, "three" stays
+    clock.now += 10
+    assert read("keyring") == "four"
 
 
 def test_a_secret_younger_than_the_lag_shows_its_oldest_recorded_state(lagging: tuple[ReplicaLag, Clock]) -> None:
