@@ -130,7 +130,7 @@ class LocalCloud:
         """Route the region's Lambda API calls at the one AWS endpoint to ``url``."""
         front = self.front
         front.lambda_urls[region] = url
-        if not front.lambda_url:
+        if region == self.regions[0] or not front.lambda_url:  # the first region's, for a request no region routes
             front.lambda_url = url
 
     def serve(self) -> None:

@@ -240,6 +240,7 @@ def print_banner(out: Console, stack: LocalStack | LocalRegions, state_file: str
     out.print(f"  sign            {operator} sign --sub alice --aud demo")
     out.print(f"  check           {operator} doctor")
     if several is not None:
+        out.print(f"  other regions   add --region REGION to the commands above (e.g. {operator} --region {several.regions[-1]} status)")
         out.print(f"  faults          {cli_path()} --endpoint-url {stack.endpoint} fault region-outage|clear REGION, fault replica-lag REGION SECONDS")
     out.print(f"  your service    eval \"$({cli_path()} local env)\"  (run in {os.getcwd()}: endpoints, sign function, demo caller credentials)")
     out.print("[yellow]  local state lives only in this process: keys, documents and the state file are gone when it stops[/yellow]")

@@ -367,8 +367,10 @@ class LocalRegions:
         self.stop()
 
     def state(self) -> dict[str, Any]:
-        """The primary's state (endpoints, names; what operator commands read) with the regions and each one's functions."""
+        """The primary's state (endpoints, names; what operator commands read) with the regions and each one's functions;
+        its Lambda endpoint is the one AWS endpoint, which routes each call to its region's functions."""
         state = self.stack(self.primary).state()
+        state["lambda_endpoint"] = self.aws_endpoint  # routed by the request's region: `--region R` reaches R's functions
         state["primary_region"] = self.primary
         state["regions"] = {
             region: {"sign_function": stack.function_name(SIGN_FUNCTION), "rotate_function": stack.state()["rotate_function"],
