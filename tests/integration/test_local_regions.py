@@ -43,8 +43,10 @@ REQUEST = {"sub": "alice", "aud": "demo"}
 
 
 @pytest.fixture(scope="module")
-def cloud() -> Iterator[LocalRegions]:
-    with LocalRegions([PRIMARY, SECOND], fast_settings(), wait_for_signing=TEMPLATE_DEPLOYS_SECONDARIES) as cloud:
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegions]:
+    state = tmp_path_factory.mktemp("regions") / "state.json"
+    with LocalRegions([PRIMARY, SECOND], fast_settings(), wait_for_signing=TEMPLATE_DEPLOYS_SECONDARIES, state_file=state) as cloud:
+        cloud.state_file = state  # type: ignore[attr-defined]
         yield cloud
 
 
@@ -95,6 +97,15 @@ def test_the_banner_lists_the_regions_the_primary_and_one_sts_endpoint(cloud: Lo
     for region in cloud.regions:
         assert f"  Lambda endpoint {cloud.stack(region).lambda_endpoint}  ({region}: functions: SignFunction = " in banner
     assert f"--endpoint-url {cloud.aws_endpoint} --stack {cloud.stack_name} status" in banner
+
+
+def test_operator_commands_reach_a_secondary_with_region(cloud: LocalRegions) -> None:
+    state = cloud.state_file  # type: ignore[attr-defined]
+    for region in cloud.regions:
+        args = ["--state-file", str(state), "--endpoint-url", cloud.aws_endpoint, "--region", region, "--stack", cloud.stack_name, "status"]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        assert f"keyring arn:aws:secretsmanager:{region}:" in result.output, result.output
 
 
 @pytest.mark.skipif(not TEMPLATE_DEPLOYS_SECONDARIES, reason="template.yaml does not deploy secondary regions yet (a keyring of their own)")
