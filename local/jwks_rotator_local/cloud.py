@@ -16,6 +16,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from jwks_rotator.core.errors import JwksRotatorError
 from jwks_rotator_cli.local_state import DEFAULT_REGION
 
 from .caller_roles import create_roles
@@ -28,6 +29,12 @@ from .sts_verifier import LocalStsVerifier
 
 EDGE_ORIGIN_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 1})
 """The edge's reads of a bucket: one attempt, short timeouts; a failed origin is CloudFront's cue to try the next one."""
+
+
+class LocalStackError(JwksRotatorError):
+    """The local stack could not start or a step of it failed."""
+
+    code = "local_stack_failed"
 
 
 class LocalCloud:
@@ -94,8 +101,6 @@ class LocalCloud:
     # --- lifecycle -----------------------------------------------------------
     def bind(self, roles: list[str]) -> None:
         """Start moto and the STS, create the callers' ``roles``, open the front's and the edge's sockets."""
-        from .local_stack import start_moto  # the one place that starts moto and names a port it cannot bind
-
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request lines are noise here
         self._moto = start_moto(self._host, self._moto_port)
         host, port = self._moto.get_host_and_port()
@@ -153,3 +158,27 @@ class LocalCloud:
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
+
+
+def start_moto(host: str, port: int) -> Any:
+    """A started ``ThreadedMotoServer``; a port it cannot bind raises :class:`LocalStackError` naming it.
+
+    moto's own ``start()`` waits forever when werkzeug cannot bind (it exits the server thread instead of raising).
+    """
+    from moto.server import ThreadedMotoServer
+
+    failure: list[str] = []
+
+    class _Server(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            try:
+                super()._server_entry()
+            except (SystemExit, OSError) as exc:
+                failure.append(f"moto cannot listen on {host}:{port} ({type(exc).__name__}); pass --moto-port 0 for any free port")
+                self._server_ready_event.set()
+
+    server = _Server(ip_address=host, port=port, verbose=False)
+    server.start()
+    if failure:
+        raise LocalStackError(failure[0])
+    return server

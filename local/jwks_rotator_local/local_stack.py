@@ -29,7 +29,6 @@ from typing import Any
 
 import boto3
 
-from jwks_rotator.core.errors import JwksRotatorError
 from jwks_rotator.core.settings import SETTINGS, Settings
 from jwks_rotator_cli.context import session_for_role
 from jwks_rotator_cli.local_state import (
@@ -49,6 +48,8 @@ from .call_record import MotoFacts
 from .call_recording import FunctionCallRecording, recording_directory
 from .caller_roles import DEMO_POLICY_FILE, caller_roles, load_local_policy
 from .cloud import LocalCloud
+from .cloud import LocalStackError as LocalStackError
+from .cloud import start_moto as start_moto
 from .edge import LocalEdge
 from .faults import RegionFaults
 from .function_env import FunctionEnvironment
@@ -72,12 +73,6 @@ _running: list[object] = []
 
 ReportCallback = Callable[[dict[str, Any]], None]
 ErrorCallback = Callable[[str], None]
-
-
-class LocalStackError(JwksRotatorError):
-    """The local stack could not start or a step of it failed."""
-
-    code = "local_stack_failed"
 
 
 class RegionOutageError(LocalStackError):
@@ -615,30 +610,6 @@ class LocalStack:
             },
             "settings": {k: v for k, v in self._function_envs[ROTATE_FUNCTION].items() if k in {s.env for s in SETTINGS}},
         }
-
-
-def start_moto(host: str, port: int) -> Any:
-    """A started ``ThreadedMotoServer``; a port it cannot bind raises :class:`LocalStackError` naming it.
-
-    moto's own ``start()`` waits forever when werkzeug cannot bind (it exits the server thread instead of raising).
-    """
-    from moto.server import ThreadedMotoServer
-
-    failure: list[str] = []
-
-    class _Server(ThreadedMotoServer):
-        def _server_entry(self) -> None:
-            try:
-                super()._server_entry()
-            except (SystemExit, OSError) as exc:
-                failure.append(f"moto cannot listen on {host}:{port} ({type(exc).__name__}); pass --moto-port 0 for any free port")
-                self._server_ready_event.set()
-
-    server = _Server(ip_address=host, port=port, verbose=False)
-    server.start()
-    if failure:
-        raise LocalStackError(failure[0])
-    return server
 
 
 def _with_function(deployed: DeployedTemplate, function: FunctionIdentity) -> DeployedTemplate:
