@@ -68,6 +68,16 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+def statements_of(statements: list[Any]) -> Iterator[dict[str, Any]]:
+    """The statements of a policy document, a conditional one (``!If [C, statement, !Ref AWS::NoValue]``) as its statement."""
+    for statement in statements:
+        if isinstance(statement, dict) and set(statement) == {"Fn::If"}:
+            _, yes, no = statement["Fn::If"]
+            yield from statements_of([branch for branch in (yes, no) if branch != {"Ref": "AWS::NoValue"}])
+        else:
+            yield statement
+
+
 def policy_statements(resources: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every identity-policy statement: SAM function Policies and IAM policy resources (not key or bucket policies)."""
     for name, resource in resources.items():
@@ -77,10 +87,10 @@ def policy_statements(resources: dict[str, Any]) -> Iterator[tuple[str, dict[str
                 assert isinstance(policy, dict) and "Statement" in policy, (
                     f"{name}: write policies out as statements (no SAM policy templates or managed policies)"
                 )
-                for statement in policy["Statement"]:
+                for statement in statements_of(policy["Statement"]):
                     yield name, statement
         elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role"):
             documents = [props["PolicyDocument"]] if "PolicyDocument" in props else [p["PolicyDocument"] for p in props.get("Policies", [])]
             for document in documents:
-                for statement in document["Statement"]:
+                for statement in statements_of(document["Statement"]):
                     yield name, statement
