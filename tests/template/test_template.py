@@ -31,7 +31,7 @@ from tests.template.cfn import ROOT, as_list, cfn_value, function_environment, p
 RESOURCE_SETTINGS = {
     "keyring_secret_id": {"Fn::If": ["IsPrimary", {"Ref": "KeyringSecret"}, {"Fn::Sub": [
         "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${Name}",
-        {"Name": {"Fn::Select": [6, {"Fn::Split": [":", {"Ref": "PrimaryKeyringSecretArn"}]}]}}]}]},
+        {"Name": {"Fn::Select": [6, {"Fn::Split": [":", {"Fn::Sub": "${PrimaryKeyringSecretArn}::::::"}]}]}}]}]},
     "signing_secret_id": {"Fn::If": ["IsPrimary", {"Ref": "SigningKeySecret"}, {"Fn::Sub": "${AWS::StackName}-signing-key"}]},
     "jwks_bucket": {"Ref": "JwksBucket"},
     "distribution_id": {"Fn::If": ["IsPrimary", {"Ref": "Distribution"}, ""]},

@@ -302,9 +302,9 @@ class Settings:
         "", "Name or ARN of the Secrets Manager secret that holds the keyring.", _text,
         stack=StackValue(
             '!If [IsPrimary, !Ref KeyringSecret, !Sub ["arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${Name}", '
-            '{Name: !Select [6, !Split [":", !Ref PrimaryKeyringSecretArn]]}]]',
+            '{Name: !Select [6, !Split [":", !Sub "${PrimaryKeyringSecretArn}::::::"]]}]]',
             why="A secondary region's stack reads the primary's keyring through its replica in this region: the same name and "
-            "suffix (PrimaryKeyringSecretArn), this region.",
+            "suffix (PrimaryKeyringSecretArn), this region (padded so that Select never runs past an empty value's end).",
         ),
     )
     signing_secret_id: str = setting(
