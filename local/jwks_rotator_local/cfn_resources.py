@@ -147,7 +147,8 @@ class SecretsManagerSecret(_Emulated, CloudFormationModel):
         arn = str(answer["ARN"])
         if replicas:  # as ReplicateSecretToRegions would (moto replicates at once: no lag)
             backend.replicate_secret_to_regions(arn, [{"Region": r["Region"]} for r in replicas], force_overwrite=False)
-            for replica, given in zip(backend.describe_secret(arn).replicas, replicas, strict=True):
+            created: Any = backend.describe_secret(arn)  # the primary (a FakeSecret): only it has replicas
+            for replica, given in zip(created.replicas, replicas, strict=True):
                 if replica.status != "InSync":
                     raise _refused(f"AWS::SecretsManager::Secret: replica in {replica.region}: {replica.message}")
                 replica.config["KmsKeyId"] = given.get("KmsKeyId") or replica.config["KmsKeyId"]
@@ -186,7 +187,8 @@ def _check_replica_keys(account_id: str, replicas: list[dict[str, Any]]) -> None
 
 def remove_replicas(backend: Any, secret_id: str) -> None:
     """Take a secret's replicas out of replication (AWS refuses to delete a secret that still has replicas)."""
-    regions = [replica.region for replica in backend.describe_secret(secret_id).replicas]
+    secret: Any = backend.describe_secret(secret_id)
+    regions = [replica.region for replica in getattr(secret, "replicas", [])]
     if regions:
         backend.remove_regions_from_replication(secret_id, regions)
 
@@ -332,7 +334,8 @@ class CloudFrontDistribution(_Emulated, CloudFormationModel):
                 raise _refused(f"AWS::CloudFront::Distribution: origin group {target} names origins it lacks: {sorted(unknown)}")
             config["DefaultCacheBehavior"]["TargetOriginId"] = members[0]
         distribution, _, _ = cloudfront_backends[account_id]["global"].create_distribution(config, [])
-        distribution.distribution_config.DefaultCacheBehavior.target_origin_id = target
+        stored: Any = distribution.distribution_config  # moto sets its fields from the config's keys
+        stored.DefaultCacheBehavior.target_origin_id = target
         return cls(distribution.distribution_id, {"Id": distribution.distribution_id, "DomainName": distribution.domain_name})
 
     @classmethod
