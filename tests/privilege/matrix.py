@@ -230,8 +230,14 @@ def written_rows(deployment: Deployment, policies: Policies, *, break_glass: boo
 
 
 def decide_regions(template: Mapping[str, Any]) -> list[tuple[str, Row, Decision]]:
-    """Each region's roles of a two-region issuer (:mod:`tests.privilege.regions`), decided: (region, row, decision)."""
-    tagged = region_rows(region_pair(template))
+    """Each region's roles of a two-region issuer (:mod:`tests.privilege.regions`), decided: (region, row, decision).
+
+    The primary's stack with Regions also keeps every one-region guarantee: the written list is decided against it too.
+    """
+    pair = region_pair(template)
+    one_region = [(pair.primary.region, _renamed(row, f"primary-{row.case.id}"))
+                  for row in written_rows(pair.primary, pair.policies, break_glass=False)]
+    tagged = one_region + region_rows(pair)
     decisions = evaluate([row.case for _, row in tagged])
     return [(region, row, decisions[row.case.id]) for region, row in tagged]
 
