@@ -65,15 +65,52 @@ class OriginPublisher(Publisher, Protocol):
     def stale_paths(self, documents: PublicDocuments, generation: int | None = None) -> tuple[str, ...]: ...
 
 
+@dataclass(frozen=True)
+class ReplicaReading:
+    """One region's keyring replica as read back: its generation and the kids it holds (nothing else of it)."""
+
+    generation: int
+    kids: frozenset[str]
+
+
 class KeyringReplicas(Protocol):
     """The keyring's replicas in other regions, read back by the writer (Secrets Manager replica secrets).
 
-    ``kids_by_region`` maps each replica's region to the kids its replica holds now, or to None when it
-    cannot be read (the region is down, the replica is missing): never an error, since a lagging replica
-    only holds up activation. Never a stored value beyond the kids.
+    ``read_back`` maps each replica's region to what its replica holds now, or to None when it cannot be read
+    (the region is down, the replica is missing): never an error, since a lagging replica only holds up
+    activation. Never a stored value beyond the generation and the kids. ``regions`` are the regions it reads.
     """
 
-    def kids_by_region(self) -> Mapping[str, frozenset[str] | None]: ...
+    @property
+    def regions(self) -> tuple[str, ...]: ...
+
+    def read_back(self) -> Mapping[str, ReplicaReading | None]: ...
+
+
+@dataclass(frozen=True)
+class ReplicationRecord:
+    """The writer's last keyring write and, per region, the generation first read back at or above it.
+
+    ``generation`` and ``written_at`` (the writer's clock) are of the writer's latest keyring write;
+    ``caught_up`` maps each region whose replica was read back holding it to the generation read.
+    """
+
+    generation: int
+    written_at: datetime
+    caught_up: Mapping[str, int]
+
+
+class ReplicationLedger(Protocol):
+    """Where the writer keeps its :class:`ReplicationRecord` between runs (an object in the stack's bucket).
+
+    ``load`` is None when nothing was recorded, or the record is unreadable (the measurement starts again at
+    the next write); ``save`` raises :class:`~.errors.StoreError` when it cannot write: a ledger only ever
+    costs a lag figure, never a rotation.
+    """
+
+    def load(self) -> ReplicationRecord | None: ...
+
+    def save(self, record: ReplicationRecord) -> None: ...
 
 
 class SigningViewReplicas(Protocol):
