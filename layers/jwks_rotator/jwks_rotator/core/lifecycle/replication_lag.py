@@ -97,13 +97,14 @@ class LagMeter:
             if region in caught or reading is None or reading.generation < record.generation:
                 continue
             caught[region] = reading.generation
-            self._caught_up[region] = self._elapsed(record)
+            # Several writes in one run: the region's worst figure of the run is its figure.
+            self._caught_up[region] = max(self._elapsed(record), self._caught_up.get(region, 0.0))
         if len(caught) != len(record.caught_up):
             self._record = ReplicationRecord(record.generation, record.written_at, caught)
             self._changed = True
 
     def figures(self, readings: Mapping[str, ReplicaReading | None]) -> LagFigures:
-        """This run's figures: each region that caught up in it, and the time so far of each readable one still behind."""
+        """This run's figures: each region that caught up in it (its worst), and the time so far of each readable one still behind."""
         record = self._current()
         behind: dict[str, float] = {}
         if record is not None:
