@@ -5,7 +5,9 @@ origin is a bucket in eu-west-1; each region has its own revocation parameter (S
 
 moto replicates a secret at once: a replica that lags is shown with a named test double, :class:`HeldBackReplica`,
 which answers a region's ``GetSecretValue`` with the value it held when it was held back, as a replica behind its
-primary does in AWS.
+primary does in AWS. Under KMS custody, moto signs with a disabled key (:class:`AwsDisabledKeyRefusal` refuses as AWS
+does), ignores ReplicateKey's tags and policy (the rotator puts both again, and the test reads them back), and has no
+outage (:class:`ReplicationOutage` fails a ReplicateKey to a region as AWS would while it is down).
 """
 
 from __future__ import annotations
@@ -16,17 +18,23 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import jwt
 import pytest
+from botocore.exceptions import ClientError
 
+from jwks_rotator.adapters.sdk.kms_vault import KmsKeyVault
 from jwks_rotator.bootstrap.rotate import build_rotation_service
-from jwks_rotator.core.errors import NotPrimaryRegionError
+from jwks_rotator.bootstrap.sign import build_token_signer
+from jwks_rotator.core.errors import NotPrimaryRegionError, SigningKeyDisabledError
 from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.keys.records import KeyState
 from jwks_rotator.core.lifecycle.documents import JWKS_PATH
+from jwks_rotator.core.lifecycle.kms_custody import KID_TAG, STACK_TAG
 from jwks_rotator.core.lifecycle.rotation import RotationService
 from jwks_rotator.core.settings import Settings
 from jwks_rotator_testkit.clock import FakeClock
 from jwks_rotator_testkit.moto import ClientFactory, aws_client, regional_client_factory
+from tests.kms_doubles import ROTATE_ROLE, SIGN_ROLE, AwsDisabledKeyRefusal
 
 pytestmark = pytest.mark.integration
 
@@ -168,3 +176,98 @@ def test_a_rotate_function_outside_the_primary_region_writes_nothing(regions: De
     assert after == before  # no keyring write
     listed = regions.client(SECONDARY, "s3").list_objects_v2(Bucket=regions.second_bucket).get("Contents", [])
     assert {o["Key"] for o in listed} == {".well-known/jwks.json", ".well-known/openid-configuration"}  # the primary's documents only
+
+
+class ReplicationOutage:
+    """The primary's KMS client, whose ReplicateKey to a region in outage fails as AWS answers then (moto has no outage)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.down: set[str] = set()
+
+    def replicate_key(self, **kwargs: Any) -> Any:
+        if kwargs.get("ReplicaRegion") in self.down:
+            raise ClientError({"Error": {"Code": "KMSInternalException", "Message": "region unavailable"}}, "ReplicateKey")
+        return self._client.replicate_key(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+class KmsRegions(Deployment):
+    """The deployment under KMS custody: each key a multi-Region key, signed with in eu-west-1 through its replica."""
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__(endpoint)
+        self.settings = self.settings.replace(key_custody="kms", kms_stack_tag=f"stack-{uuid.uuid4().hex[:8]}",
+                                              kms_sign_role_arn=SIGN_ROLE, kms_rotate_role_arn=ROTATE_ROLE)
+        self.primary_kms = ReplicationOutage(self.regional(PRIMARY)("kms"))
+        self.eu_kms = AwsDisabledKeyRefusal(self.regional(SECONDARY)("kms"))
+
+    def clients_in(self, region: str) -> ClientFactory:
+        base = super().clients_in(region)
+        kms = self.primary_kms if region == PRIMARY else self.eu_kms
+        return lambda service: kms if service == "kms" else base(service)
+
+    def rotator(self, region: str = PRIMARY) -> RotationService:
+        return build_rotation_service(self.settings, self.clients_in(region), clock=self.clock.now, region=region,
+                                      regional_clients=self.clients_in, monotonic=self.clock.monotonic, sleep=lambda _: None)
+
+    def state(self, region: str, arn: str) -> str:
+        state: str = self.client(region, "kms").describe_key(KeyId=arn.rsplit("/", 1)[-1])["KeyMetadata"]["KeyState"]
+        return state
+
+
+@pytest.fixture
+def kms_regions(moto_endpoint: str) -> KmsRegions:
+    return KmsRegions(moto_endpoint)
+
+
+def test_kms_keys_are_multi_region_replicated_signed_with_in_the_secondary_and_revoked_everywhere(kms_regions: KmsRegions) -> None:
+    world = kms_regions
+    report = world.rotator().tick()
+    active, (pending,) = report.keyring.active, report.keyring.in_state(KeyState.PENDING)
+    assert active is not None and active.kms_key_arn is not None and pending.kms_key_arn is not None
+    assert active.kms_key_arn.split("/")[-1].startswith("mrk-")
+    assert (world.state(PRIMARY, active.kms_key_arn), world.state(SECONDARY, active.kms_key_arn)) == ("Enabled", "Enabled")
+    assert (world.state(PRIMARY, pending.kms_key_arn), world.state(SECONDARY, pending.kms_key_arn)) == ("Disabled", "Disabled")
+    eu = world.client(SECONDARY, "kms")
+    key_id = active.kms_key_arn.rsplit("/", 1)[-1]
+    tags = {t["TagKey"]: t["TagValue"] for t in eu.list_resource_tags(KeyId=key_id)["Tags"]}
+    assert tags == {STACK_TAG: world.settings.kms_stack_tag, KID_TAG: active.kid}
+    policy = json.loads(eu.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
+    (sign,) = [s for s in policy["Statement"] if s["Action"] == "kms:Sign"]
+    assert sign["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}  # eu-west-1's sign role is its stack's, named by pattern
+    assert sign["Condition"]["ArnLike"] == {"aws:PrincipalArn": f"arn:aws:iam::123456789012:role/{world.settings.kms_stack_tag}-*"}
+
+    signer_settings = world.settings.replace(signing_secret_id=world.signing_arn.replace(PRIMARY, SECONDARY),
+                                             jwks_bucket=world.second_bucket)
+    signer = build_token_signer(signer_settings, world.clients_in(SECONDARY))
+    token = signer.issue({"sub": "user-1", "aud": "orders-api", "ttl": 60}).token
+    jwks = jwt.PyJWKSet.from_dict(json.loads(world.jwks(SECONDARY)))
+    claims = jwt.decode(token, jwks[active.kid].key, algorithms=["ES256"], audience="orders-api", issuer=ISSUER)
+    assert claims["sub"] == "user-1" and world.eu_kms.sign_calls == 1  # signed by eu-west-1's replica
+
+    world.rotator().revoke(active.kid)
+    assert world.state(SECONDARY, active.kms_key_arn) in ("Disabled", "PendingDeletion")
+    assert world.state(PRIMARY, active.kms_key_arn) in ("Disabled", "PendingDeletion", "PendingReplicaDeletion")
+    with pytest.raises(SigningKeyDisabledError):
+        KmsKeyVault(lambda: world.eu_kms).sign(active.kms_key_arn, b"x" * 32, "ECDSA_SHA_256")
+
+
+def test_a_kms_key_without_its_replica_in_a_region_does_not_count_as_published_until_a_later_run_makes_it(kms_regions: KmsRegions) -> None:
+    world = kms_regions
+    world.primary_kms.down.add(SECONDARY)
+    rotator = world.rotator()
+    first = rotator.tick()
+    (key,) = first.keyring.keys
+    assert key.published_at is None and first.keyring.active is None and first.lagging_replicas == (SECONDARY,)
+    world.primary_kms.down.clear()
+    world.clock.advance(timedelta(minutes=1))
+    second = rotator.tick()  # makes the missing replica; it counts from the next read
+    assert second.keyring.active is None and second.lagging_replicas == (SECONDARY,)
+    assert key.kms_key_arn is not None and world.state(SECONDARY, key.kms_key_arn) == "Disabled"
+    world.clock.advance(timedelta(minutes=1))
+    third = rotator.tick()
+    assert third.keyring.active is not None and third.keyring.active.kid == key.kid
+    assert world.state(SECONDARY, key.kms_key_arn) == "Enabled"

@@ -64,9 +64,17 @@ def build_rotation_service(
         clients = client_factory(ROTATION)
         regional_clients = regional_clients or regional_client_factory(ROTATION)
     rotation_clients = clients
+    others = tuple(r for r in settings.regions if r != own)
+    regional = bool(others) and own == settings.primary_region  # a secondary (fenced: it writes nothing) is built as one region
+    if regional and regional_clients is None:
+        raise ConfigurationError("regions name other regions: the wiring needs a client factory per region (regional_clients)")
+    if regional:
+        settings.require("signing_secret_id")  # deletion waits for every region's signing view
+    in_region = {r: regional_clients(r) for r in others} if regional and regional_clients is not None else {}
     # Always there (its client is made on first use): keys made under kms custody finish their life under it
-    # even after the setting changes back.
-    custodian = KmsCustodian(KmsKeyVault(lambda: rotation_clients("kms")), settings, sleep or time.sleep, logger, on_foreign=on_foreign_key)
+    # even after the setting changes back. Across regions, its keys are multi-Region keys replicated to every other.
+    custodian = KmsCustodian(KmsKeyVault(lambda: rotation_clients("kms")), settings, sleep or time.sleep, logger, on_foreign=on_foreign_key,
+                             regions={r: KmsKeyVault(_kms_client(factory)) for r, factory in in_region.items()})
     store = SecretsManagerKeyringStore(clients("secretsmanager"), settings.keyring_secret_id)
     own_origin = S3Publisher(
         clients("s3"),
@@ -83,15 +91,10 @@ def build_rotation_service(
     signing_store = (
         SecretsManagerKeyringStore(clients("secretsmanager"), settings.signing_secret_id) if settings.signing_secret_id else None
     )
-    others = tuple(r for r in settings.regions if r != own)
-    if not others or own != settings.primary_region:  # one region, or a secondary (fenced: it writes nothing)
+    if not regional:
         return RotationService(store, publisher, settings, clock=clock or utc_now, logger=logger, revocations=revocations,
                                custodian=custodian, signing_store=signing_store, ticks=S3TickLedger(clients("s3"), settings.jwks_bucket),
                                region=own, monotonic=monotonic or time.monotonic)
-    if regional_clients is None:
-        raise ConfigurationError("regions name other regions: the wiring needs a client factory per region (regional_clients)")
-    settings.require("signing_secret_id")  # deletion waits for every region's signing view
-    in_region = {r: regional_clients(r) for r in others}
     if settings.second_origin_bucket:
         second = S3Publisher(in_region[settings.second_origin_region]("s3"), settings.second_origin_bucket, settings)
         # The origin that invalidates the distribution is written last.
@@ -110,6 +113,11 @@ def build_rotation_service(
         signing_views=SecretsManagerSigningViewReplicas({own: clients("secretsmanager"), **secrets}, settings.signing_secret_id, logger=logger),
         region=own, replication_ledger=S3ReplicationLedger(clients("s3"), settings.jwks_bucket), monotonic=monotonic or time.monotonic,
     )
+
+
+def _kms_client(factory: ClientFactory) -> Callable[[], Any]:
+    """The region's KMS client, made on first use (as the vault of the function's own region)."""
+    return lambda: factory("kms")
 
 
 def _in_region(region: str, on_repair: Callable[[str], None] | None, logger: Any) -> Callable[[str], None]:

@@ -241,10 +241,17 @@ class KeyVault(KeySigner, Protocol):
     Failures raise :class:`~.errors.KeyVaultError` whose ``reason`` is the AWS
     error code. ``create_key`` tags the key at creation (so a key is found by
     its tags even if it is never recorded) and gives it ``policy`` as its key
-    policy.
+    policy; with ``multi_region`` the key is a multi-Region primary key, whose
+    replicas keep its key id (the ARN differs in the region only). A vault is
+    bound to one region: another region's replica of a key is reached through
+    that region's vault, by the same ARN (management calls name the key id).
     """
 
-    def create_key(self, *, key_spec: str, tags: Mapping[str, str], policy: str, description: str) -> str: ...
+    def create_key(self, *, key_spec: str, tags: Mapping[str, str], policy: str, description: str, multi_region: bool = False) -> str: ...
+
+    def replicate(self, key_arn: str, region: str, *, tags: Mapping[str, str], policy: str, description: str) -> str:
+        """A replica of the multi-Region key ``key_arn`` in ``region`` (ReplicateKey), tagged and with ``policy``; its ARN."""
+        ...
 
     def public_key_der(self, key_arn: str) -> bytes: ...
 

@@ -417,26 +417,35 @@ class RotationService:
         return progressed
 
     def _replicated(self, report: RunReport, keyring: Keyring, kids: tuple[str, ...]) -> tuple[str, ...]:
-        """The published kids that may be recorded as published: with replicas, only those every replica holds.
+        """The published kids that may be recorded as published: with replicas, only those every replica holds
+        (and under KMS custody across regions, whose key has a replica in every region).
 
         Only kids not yet recorded are asked about (a recorded key stays recorded); ``report.lagging_replicas``
         names the regions that hold them up.
         """
-        if self._replicas is None:
+        kms_regions = self._custodian is not None and bool(self._custodian.regions)
+        if self._replicas is None and not kms_regions:
             return kids
         recorded = {key.kid for key in keyring.keys if key.published_at is not None}
         new = [kid for kid in kids if kid not in recorded]
         if not new:
             return kids
-        readings = self._replicas.read_back()
-        self._lag.observe(readings)
-        check = replicated_everywhere(new, {region: None if reading is None else reading.kids for region, reading in readings.items()})
-        report.lagging_replicas = tuple(check.lagging)
-        if check.lagging:
+        everywhere: tuple[str, ...] = tuple(new)
+        lagging: set[str] = set()
+        if self._replicas is not None:
+            readings = self._replicas.read_back()
+            self._lag.observe(readings)
+            check = replicated_everywhere(new, {region: None if reading is None else reading.kids for region, reading in readings.items()})
+            everywhere, lagging = check.everywhere, set(check.lagging)
+        if self._custodian is not None and kms_regions:  # and, under KMS custody, its key's replica in every region
+            everywhere, lacking = self._custodian.replicas_ready(keyring, everywhere)
+            lagging |= set(lacking)
+        report.lagging_replicas = tuple(sorted(lagging))
+        if lagging:
             self._log.warning("keys not yet in every region's replica: their publication is not recorded yet",
-                              extra={"reason": "replica_lagging", "regions": list(check.lagging),
-                                     "kids": [kid for kid in new if kid not in check.everywhere]})
-        return tuple(kid for kid in kids if kid in recorded or kid in check.everywhere)
+                              extra={"reason": "replica_lagging", "regions": sorted(lagging),
+                                     "kids": [kid for kid in new if kid not in everywhere]})
+        return tuple(kid for kid in kids if kid in recorded or kid in everywhere)
 
     def _save(self, plan: Plan, version: str) -> str:
         """Write the planned keyring; any kid it revokes goes on the revocation list first."""
