@@ -64,6 +64,25 @@ class HeldBackReplica:
         return getattr(self._client, name)
 
 
+class RegionOutage:
+    """A client of a region in outage: every call fails as AWS answers then (HTTP 503); moto has no outage."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.down = False
+
+    def __getattr__(self, name: str) -> Any:
+        call = getattr(self._client, name)
+        if not self.down or not callable(call):
+            return call
+
+        def unavailable(*args: Any, **kwargs: Any) -> Any:
+            raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "region unavailable"},
+                               "ResponseMetadata": {"HTTPStatusCode": 503}}, name)
+
+        return unavailable
+
+
 class Deployment:
     """Two regions' resources for one test, and the clients the wiring gets."""
 
@@ -72,6 +91,7 @@ class Deployment:
         suffix = uuid.uuid4().hex[:10]
         self.regional = regional_client_factory(endpoint)
         self.held = HeldBackReplica(self.client(SECONDARY, "secretsmanager"))
+        self.eu_s3 = RegionOutage(self.client(SECONDARY, "s3"))
         sm = self.client(PRIMARY, "secretsmanager")
         replica = [{"Region": SECONDARY}]
         self.keyring_arn = sm.create_secret(Name=f"keyring-{suffix}", SecretString=Keyring().to_json(), AddReplicaRegions=replica)["ARN"]
@@ -95,7 +115,7 @@ class Deployment:
     def clients_in(self, region: str) -> ClientFactory:
         if region != SECONDARY:
             return self.regional(region)
-        return lambda service: self.held if service == "secretsmanager" else self.regional(SECONDARY)(service)
+        return lambda service: {"secretsmanager": self.held, "s3": self.eu_s3}.get(service) or self.regional(SECONDARY)(service)
 
     def rotator(self, region: str = PRIMARY) -> RotationService:
         return build_rotation_service(self.settings, self.clients_in(region), clock=self.clock.now, region=region,
@@ -160,6 +180,20 @@ def test_a_lagging_replica_holds_activation_and_its_lag_is_measured_when_it_catc
     assert caught.lagging_replicas == ()
     assert caught.keyring.active is not None and caught.keyring.active.kid == key.kid  # the first key: active once published everywhere
     assert caught.replication_lag[SECONDARY] == 6 * 60  # its write was a run ago: measured from the ledger's write time
+
+
+def test_a_second_origin_in_outage_holds_publication_back_and_is_written_when_its_region_returns(regions: Deployment) -> None:
+    regions.eu_s3.down = True
+    rotator = regions.rotator()
+    first = rotator.tick()
+    (key,) = first.keyring.keys
+    assert first.missing_origins == (SECONDARY,) and key.published_at is None and first.keyring.active is None
+    assert json.loads(regions.jwks(PRIMARY))["keys"]  # the healthy origin is current
+    regions.eu_s3.down = False
+    regions.clock.advance(timedelta(minutes=1))
+    second = rotator.tick()
+    assert second.missing_origins == () and second.keyring.active is not None and second.keyring.active.kid == key.kid
+    assert regions.jwks(SECONDARY) == regions.jwks(PRIMARY)
 
 
 def test_a_rotate_function_outside_the_primary_region_writes_nothing(regions: Deployment) -> None:
