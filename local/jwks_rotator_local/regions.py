@@ -57,24 +57,41 @@ _MANAGED = {"PRIMARY_REGION": "primary-region", "REGIONS": "regions", "SECOND_OR
 _READY_CONFIG = Config(connect_timeout=2, read_timeout=20, retries={"mode": "standard", "total_max_attempts": 1})
 
 
+GeneratedNames = dict[tuple[str, str], str]
+"""(resource type, logical id) -> the physical name CloudFormation generated for it in a stack."""
+KEPT_TYPES = ("AWS::S3::Bucket", "AWS::IAM::Role")
+"""What the primary's stack names of a secondary's (its bucket, its roles): kept by the secondary's second deployment."""
+
+
 @contextlib.contextmanager
-def keeping_bucket_name(logical_id: str, name: str) -> Iterator[None]:
-    """While a stack is deployed again, its bucket ``logical_id`` keeps ``name``, as a stack update keeps a bucket it does
-    not replace. The local deployer creates stacks only (moto's ``update_stack`` fails on this template's layers), so a
-    second deployment is a new stack; without this its bucket would get a new generated name that the primary's second
-    origin does not name."""
-    original, kept = cfn_parsing.generate_resource_name, logical_id
+def generated_names(names: GeneratedNames, *, again: bool = False) -> Iterator[None]:
+    """Record the names a deployment generates into ``names``; ``again``: give a deployment of the same stack those names
+    for the types in :data:`KEPT_TYPES`.
+
+    The local deployer creates stacks only (moto's ``update_stack`` fails on this template's layers), so a secondary
+    deployed again with the primary's names is a new stack. As an update keeps what it does not replace, the new stack
+    keeps the old one's names: its bucket (the primary's second origin) and its roles (named in the primary's replicated
+    resource policies) are the ones the primary's stack already names.
+    """
+    original = cfn_parsing.generate_resource_name
 
     def generated(resource_type: str, stack_name: str, logical_id: str) -> str:
-        if resource_type == "AWS::S3::Bucket" and logical_id == kept:
-            return name
-        return original(resource_type, stack_name, logical_id)
+        key = (resource_type, logical_id)
+        if again and key in names and resource_type in KEPT_TYPES:
+            return names[key]
+        names[key] = original(resource_type, stack_name, logical_id)
+        return names[key]
 
     cfn_parsing.generate_resource_name = generated
     try:
         yield
     finally:
         cfn_parsing.generate_resource_name = original
+
+
+def _declared(parameters: Mapping[str, str], declared: set[str]) -> dict[str, str]:
+    """The non-empty ``parameters`` the template declares (a template without them deploys every region alike)."""
+    return {key: value for key, value in parameters.items() if key in declared and value}
 
 
 def _report_of(region: str, on_report: ReportCallback | None) -> ReportCallback | None:
@@ -251,23 +268,29 @@ class LocalRegions:
         primary = self.stack(self.primary)
         self.cloud.bind(caller_roles(primary.policy))
         declared = set(translated_template()["Parameters"])
-        for region in self.secondaries:
-            self.stack(region).deploy()
+        names: dict[str, GeneratedNames] = {region: {} for region in self.secondaries}
+        for region in self.secondaries:  # first: the primary replicates into them and names their bucket and roles
+            with generated_names(names[region]):
+                self.stack(region).deploy()
         second = self.stack(self.regions[1]) if len(self.regions) > 1 else None
-        if second is not None:
-            primary.deploy({"SecondOriginBucket": second.resources_or_fail().bucket, "SecondOriginRegion": second.region})
-        else:
-            primary.deploy()
+        secondaries = [self.stack(region).stack_outputs() for region in self.secondaries]
+        for_primary = {
+            "SecondOriginBucket": second.resources_or_fail().bucket if second is not None else "",
+            "SecondOriginRegion": second.region if second is not None else "",
+            "SecondarySignRoleArns": ",".join(out.get("SignFunctionRoleArn", "") for out in secondaries),
+            "SecondaryRotateRoleArns": ",".join(out.get("RotateFunctionRoleArn", "") for out in secondaries),
+        }
+        primary.deploy(_declared({k: v for k, v in for_primary.items() if v}, declared))
         outputs = primary.stack_outputs()
-        from_primary = {"PrimaryKeyringSecretArn": outputs.get("KeyringSecretArn", ""), "PrimaryDistributionId": outputs.get("DistributionId", "")}
-        from_primary = {k: v for k, v in from_primary.items() if k in declared and v}
-        if from_primary:  # the template takes the primary's names: the secondaries again, with them
-            for region in self.secondaries:
-                stack = self.stack(region)
-                with keeping_bucket_name("JwksBucket", stack.resources_or_fail().bucket):
-                    stack.deploy(from_primary)
-                if second is not None and region == second.region:
-                    self._second_bucket_unchanged(primary, second)
+        for_secondaries = _declared({
+            "PrimaryKeyringSecretArn": outputs.get("KeyringSecretArn", ""), "PrimaryRotateRoleArn": outputs.get("RotateFunctionRoleArn", ""),
+            "PrimaryDistributionId": outputs.get("DistributionId", ""),
+        }, declared)
+        if for_secondaries:  # the template takes the primary's names: the secondaries again, with them
+            for region, before in zip(self.secondaries, secondaries, strict=True):
+                with generated_names(names[region], again=True):
+                    self.stack(region).deploy(for_secondaries)
+                self._kept_what_the_primary_names(region, before)
         bucket = primary.resources_or_fail()
         origins = [self.cloud.edge_origin(bucket.bucket, self.primary)]
         if second is not None:
@@ -281,13 +304,14 @@ class LocalRegions:
         if self._state_file is not None:
             write_state_file(self._state_file, self.state())
 
-    def _second_bucket_unchanged(self, primary: LocalStack, second: LocalStack) -> None:
-        """The primary's second origin is still the second region's bucket (its second deployment kept it)."""
-        named = primary.function_env.get("SECOND_ORIGIN_BUCKET", "")
-        if named and named != second.resources_or_fail().bucket:
+    def _kept_what_the_primary_names(self, region: str, before: Mapping[str, str]) -> None:
+        """The secondary's second deployment kept the bucket and roles the primary's stack names (its second origin, its
+        replicated resource policies)."""
+        after = self.stack(region).stack_outputs()
+        changed = [key for key in ("JwksBucketName", "SignFunctionRoleArn", "RotateFunctionRoleArn") if before.get(key) != after.get(key)]
+        if changed:
             raise LocalStackError(
-                f"{second.region}'s second deployment replaced its bucket ({named} -> {second.resources_or_fail().bucket}): "
-                "the primary's second origin would name a bucket that no longer exists"
+                f"{region}'s second deployment changed {', '.join(changed)}: the primary's stack would name what no longer exists"
             )
 
     def wait_until_every_region_signs(self, timeout: float | None = None) -> None:
