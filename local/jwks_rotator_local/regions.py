@@ -146,6 +146,8 @@ class LocalRegions:
         primary's Lambda API (the others take free ports); every region is also reached through the one AWS endpoint.
         ``wait_for_signing=False``: :meth:`start` returns once every region is deployed and served, without waiting
         for each to sign (:meth:`wait_until_every_region_signs` and :meth:`can_sign` are then the caller's)."""
+        if "region" in options:
+            raise ConfigurationError("region: give every region in regions (the first is the primary)")
         self.regions = parse_regions(regions)
         self.primary = self.regions[0]
         given = normalise_overrides(settings_overrides or {})
