@@ -362,7 +362,7 @@ def test_only_the_rotate_function_writes(resources: dict[str, Any]) -> None:
             assert not writes & set(as_list(statement["Action"])), f"{name} may write: {statement['Action']}"
 
 
-def test_rotate_writes_only_the_two_documents_the_revocation_record_and_the_tick_ledger(single_resources: dict[str, Any]) -> None:
+def test_rotate_writes_only_the_two_documents_the_revocation_record_and_its_two_ledgers(single_resources: dict[str, Any]) -> None:
     targets = [
         r["Fn::Sub"]
         for name, statement in policy_statements(single_resources)
@@ -370,7 +370,8 @@ def test_rotate_writes_only_the_two_documents_the_revocation_record_and_the_tick
         for r in as_list(statement["Resource"])
     ]
     assert sorted(targets) == ["${JwksBucket.Arn}/.well-known/jwks.json", "${JwksBucket.Arn}/.well-known/openid-configuration",
-                               "${JwksBucket.Arn}/revocations/revoked-kids.json", "${JwksBucket.Arn}/state/last-tick.json"]
+                               "${JwksBucket.Arn}/revocations/revoked-kids.json", "${JwksBucket.Arn}/state/last-tick.json",
+                               "${JwksBucket.Arn}/state/replication.json"]
 
 
 def test_bucket_is_private_tls_only_and_readable_only_by_the_distribution(single_resources: dict[str, Any]) -> None:
