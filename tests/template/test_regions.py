@@ -204,8 +204,7 @@ def test_the_primary_writer_may_reach_every_region_and_the_second_origin_by_name
     rotate = statements_by_sid(stack.resources, "RotateFunction")
     assert [r["Fn::Sub"] for r in rotate["WriteTheSecondOrigin"]["Resource"]] == [
         "arn:${AWS::Partition}:s3:::${SecondOriginBucket}/.well-known/jwks.json",
-        "arn:${AWS::Partition}:s3:::${SecondOriginBucket}/.well-known/openid-configuration",
-        "arn:${AWS::Partition}:s3:::${SecondOriginBucket}/revocations/revoked-kids.json"]
+        "arn:${AWS::Partition}:s3:::${SecondOriginBucket}/.well-known/openid-configuration"]
     assert "ReadEveryRegionsReplicas" not in rotate  # the replicas are granted on themselves: their policies are replicated
     assert rotate["KeepTheRevocationList"]["Resource"] == {
         "Fn::Sub": "arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:parameter/jwks-rotator/${AWS::StackName}/revoked-kids"}
