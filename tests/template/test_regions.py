@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from jwks_rotator.adapters.sdk.observability import NAMESPACE
 from tests.template.cfn import Rendering, as_list, policy_statements
 
 ACCOUNT = "123456789012"
@@ -236,6 +237,7 @@ def test_the_revocation_reach_alarm_watches_every_region_in_the_rotation_namespa
     for stack in (primary(template), secondary(template), Rendering(template)):
         alarm = stack.resources["RevocationReachAlarm"]["Properties"]
         namespace = stack.resources["StaleActiveKeyAlarm"]["Properties"]["Namespace"]
+        assert namespace == NAMESPACE  # where the writer's Metrics put RevocationReach (adapters/sdk/rotation_metrics.py)
         (query,) = alarm["Metrics"]
         assert query["Expression"] == f"SELECT MAX(RevocationReach) FROM {namespace}" and query["ReturnData"] is True
         assert alarm["Threshold"] == {"Ref": "RevocationReachAlarmThreshold"}
