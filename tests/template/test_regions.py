@@ -58,7 +58,7 @@ def resolved_sub(rendering: Rendering, value: Any) -> str:
     """A ``Sub`` whose variables are evaluable (parameters, Select/Split of them) as its text, pseudo parameters kept."""
     text, variables = value["Fn::Sub"] if isinstance(value["Fn::Sub"], list) else (value["Fn::Sub"], {})
     for name, variable in variables.items():
-        text = text.replace("${" + name + "}", str(rendering._value(variable)))
+        text = text.replace("${" + name + "}", str(rendering.evaluate(variable)))
     return str(text)
 
 
@@ -174,7 +174,7 @@ def test_the_primary_replicates_both_secrets_to_every_region_but_itself(template
     resources = stack.resources
     for secret in ("KeyringSecret", "SigningKeySecret"):
         replicas = resources[secret]["Properties"]["ReplicaRegions"]
-        assert [stack._value(r["Region"]) for r in replicas] == [r for r in regions.split(",") if r != "us-east-1"]
+        assert [stack.evaluate(r["Region"]) for r in replicas] == [r for r in regions.split(",") if r != "us-east-1"]
         assert all(r["KmsKeyId"] == {"Fn::Sub": "alias/${AWS::StackName}-keyring"} for r in replicas)
     assert resources["RotateFunction"]["Properties"]["Events"]["Tick"]["Properties"]["State"] == "ENABLED"
 
