@@ -42,20 +42,29 @@ _WRAPPED = "_jwks_rotator_replica_lag"
 
 @dataclass(frozen=True)
 class SecretState:
-    """A primary secret as it stood: its versions (values and stage labels), the current version, when it last changed."""
+    """A primary secret as it stood: the versions that existed (values and stage labels), the current one, its last change."""
 
     versions: dict[str, dict[str, Any]]
     default_version_id: str | None
     last_changed_date: Any
 
-    @classmethod
-    def of(cls, secret: Any) -> SecretState:
-        for _ in range(5):  # another thread may be changing it: copy again
-            try:
-                return cls(copy.deepcopy(dict(secret.versions)), secret.default_version_id, secret.last_changed_date)
-            except RuntimeError:
-                continue
-        return cls(copy.deepcopy(dict(secret.versions)), secret.default_version_id, secret.last_changed_date)
+
+@dataclass(frozen=True)
+class _Labels:
+    """What changes between two states of a secret: its labelled versions (a version's value never changes, and a
+    version, once made, stays), its current version and when it last changed. Small, so a state per write costs little."""
+
+    labelled: tuple[tuple[str, tuple[str, ...]], ...]
+    default_version_id: str | None
+    last_changed_date: Any
+
+
+@dataclass
+class _Record:
+    """One replicated secret's record: each version's value (copied once, when first seen) and its labels over time."""
+
+    versions: dict[str, tuple[float, dict[str, Any]]]  # version id -> (first seen at, the version without its labels)
+    history: list[tuple[float, _Labels]]  # oldest first
 
 
 class ReplicaLag:
@@ -65,7 +74,7 @@ class ReplicaLag:
         self._clock = clock
         self._lags: dict[str, float] = {}
         self._floors: dict[str, float] = {}  # region -> the moment whose state its replicas showed when the lag last changed
-        self._history: dict[int, list[tuple[float, SecretState]]] = {}  # id(primary secret) -> [(recorded at, state)], oldest first
+        self._records: dict[int, _Record] = {}  # id(primary secret) -> its record
         self._lock = threading.RLock()
         self._regions: tuple[str, ...] = ()
 
@@ -119,7 +128,7 @@ class ReplicaLag:
         with self._lock:
             self._lags.clear()
             self._floors.clear()
-            self._history.clear()
+            self._records.clear()
 
     def _recording(self, method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)
@@ -145,11 +154,25 @@ class ReplicaLag:
                         self._record(secret.source, now)
 
     def _record(self, secret: Any, now: float) -> None:
-        state = SecretState.of(secret)
-        history = self._history.setdefault(id(secret), [])
-        if history and history[-1][1] == state:
+        record = self._records.setdefault(id(secret), _Record({}, []))
+        for _ in range(5):  # another thread may be changing it: read again
+            try:
+                versions = dict(secret.versions)
+                labelled = tuple(sorted((vid, tuple(v["version_stages"])) for vid, v in versions.items() if v["version_stages"]))
+                break
+            except RuntimeError:
+                continue
+        else:
+            return  # a later write or read records it
+        for version_id, version in versions.items():
+            if version_id not in record.versions:
+                unlabelled = {key: copy.deepcopy(value) for key, value in version.items() if key != "version_stages"}
+                record.versions[version_id] = (now, unlabelled)
+        labels = _Labels(labelled, secret.default_version_id, secret.last_changed_date)
+        history = record.history
+        if history and history[-1][1] == labels:
             return
-        history.append((now, state))
+        history.append((now, labels))
         while len(history) > 1 and history[1][0] <= now - MAX_LAG_SECONDS:
             history.pop(0)  # older than any lag can reach, and a newer state stands for that moment
 
@@ -166,15 +189,20 @@ class ReplicaLag:
         self.observe()  # a write this cloud did not see (not through a wrapped method) counts from now
         with self._lock:
             cutoff = max(self._clock() - lag, self._floors.get(replica.region, float("-inf")))
-            history = self._history.get(id(replica.source), [])
-            if not history:
+            record = self._records.get(id(replica.source))
+            if record is None or not record.history:
                 return None
-            shown = history[0][1]
-            for recorded_at, state in history:
+            at, shown = record.history[0]
+            for recorded_at, labels in record.history:
                 if recorded_at > cutoff:
                     break
-                shown = state
-            return shown
+                at, shown = recorded_at, labels
+            stages, until = dict(shown.labelled), max(at, cutoff)  # an unlabelled version adds no state, and exists all the same
+            versions = {
+                version_id: {**copy.deepcopy(value), "version_stages": list(stages.get(version_id, ()))}
+                for version_id, (first_seen, value) in record.versions.items() if first_seen <= until
+            }
+            return SecretState(versions, shown.default_version_id, shown.last_changed_date)
 
 
 _installed: ReplicaLag | None = None
@@ -190,7 +218,7 @@ class LaggedReplicaSecret(ReplicaSecret):
     @property
     def versions(self) -> dict[str, dict[str, Any]]:
         state = self._lagged()
-        return self.source.versions if state is None else copy.deepcopy(state.versions)
+        return self.source.versions if state is None else state.versions
 
     @property
     def default_version_id(self) -> str | None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
 from moto import mock_aws
+from moto.secretsmanager.exceptions import ResourceNotFoundException
 from moto.secretsmanager.models import secretsmanager_backends
 
 from jwks_rotator_cli.local_state import LOCAL_ACCOUNT
@@ -107,6 +109,24 @@ def test_a_secret_younger_than_the_lag_shows_its_oldest_recorded_state(lagging: 
     clock.now += 1
     put("young", "second")
     assert read("young") == "first"  # never more than the lag behind, and never before the secret existed
+
+
+def test_a_version_is_stored_once_and_an_unlabelled_one_shows_once_the_lag_passed(lagging: tuple[ReplicaLag, Clock]) -> None:
+    lag, clock = lagging
+    create("keyring", "one")
+    lag.set_lag(REPLICA, 30)
+    clock.now += 1
+    backend = secretsmanager_backends[LOCAL_ACCOUNT][PRIMARY]
+    staged = json.loads(backend.put_secret_value("keyring", "staged", "", "", ["AWSPENDING"]))["VersionId"]
+    unlabelled = json.loads(backend.put_secret_value("keyring", "bare", "", "", []))["VersionId"]
+    assert read("keyring") == "one"
+    with pytest.raises(ResourceNotFoundException):
+        read("keyring", version_id=unlabelled)
+    clock.now += 31
+    assert read("keyring", version_id=unlabelled) == "bare" and read("keyring", stage="AWSPENDING") == "staged"
+    assert read("keyring", version_id=staged) == "staged"
+    record = next(iter(lag._records.values()))
+    assert len(record.versions) == 3 and len(record.history) == 2  # values once; a state per change of labels only
 
 
 def test_a_lag_out_of_range_is_refused() -> None:
