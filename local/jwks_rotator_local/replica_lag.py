@@ -199,7 +199,7 @@ class ReplicaLag:
                 at, shown = recorded_at, labels
             stages, until = dict(shown.labelled), max(at, cutoff)  # an unlabelled version adds no state, and exists all the same
             versions = {
-                version_id: {**copy.deepcopy(value), "version_stages": list(stages.get(version_id, ()))}
+                version_id: {**value, "version_stages": list(stages.get(version_id, ()))}  # reads never change a value
                 for version_id, (first_seen, value) in record.versions.items() if first_seen <= until
             }
             return SecretState(versions, shown.default_version_id, shown.last_changed_date)
