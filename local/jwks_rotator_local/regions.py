@@ -144,8 +144,8 @@ class LocalRegions:
         """``options``: as :class:`~.local_stack.LocalStack` takes them (``policy``, ``aws_endpoint``, ``on_report``, ...),
         applied to each region's stack (``record_calls``: each region's functions, a file per region). ``lambda_port`` is the
         primary's Lambda API (the others take free ports); every region is also reached through the one AWS endpoint.
-        ``wait_for_signing=False``: :meth:`start` returns once every region is deployed and served, without waiting
-        for each to sign (:meth:`wait_until_every_region_signs` and :meth:`can_sign` are then the caller's)."""
+        ``wait_for_signing=False`` (or ``tick=False``): :meth:`start` returns once every region is deployed and served,
+        without waiting for each to sign (:meth:`wait_until_every_region_signs` and :meth:`can_sign` are the caller's)."""
         if "region" in options:
             raise ConfigurationError("region: give every region in regions (the first is the primary)")
         self.regions = parse_regions(regions)
@@ -301,7 +301,7 @@ class LocalRegions:
         self.cloud.serve()
         for region in self.regions:  # the primary first: it writes what the others read
             self.stack(region).begin_schedule()
-        if self._wait_for_signing:
+        if self._wait_for_signing and self._tick:  # without the schedule no key exists until the caller ticks
             self.wait_until_every_region_signs()
         if self._state_file is not None:
             write_state_file(self._state_file, self.state())
