@@ -135,12 +135,10 @@ class LocalStack:
         # Validate now (with a placeholder issuer if none is given) so bad settings or policies fail before anything starts.
         validated = self._validate({**self._settings_env, "ISSUER": self._settings_env.get("ISSUER") or "http://127.0.0.1:1"})
         self.policy_file, self.policy = load_local_policy(policy if policy is not None else DEMO_POLICY_FILE, validated)
-        self._port, self._moto_port, self._lambda_port, self._sts_port, self._host = port, moto_port, lambda_port, sts_port, host
-        self._aws_port = aws_port
+        self._lambda_port, self._host = lambda_port, host  # the other ports are the cloud's
         self.stack_name = stack_name
         self._aws_endpoint_override = aws_endpoint
         self._tick_enabled = tick
-        self._edge_cache = edge_cache
         self.region = region
         self._extra_parameters = dict(extra_parameters or {})
         self._extra_env = dict(extra_env or {})
