@@ -11,7 +11,9 @@ Usable as a library (tests, the soak) and by ``jwks-rotator local`` (:mod:`.comm
 It deploys **template.yaml itself** into moto (:mod:`.template_stack`), runs each function in this process with its
 deployed environment and credentials of its own template role (:mod:`.function_env`), and puts every AWS call behind
 one front (:class:`~.front.AwsFront`), optionally recorded for the least-privilege check (``record_calls``).
-One LocalStack per process at a time; stopping it deletes everything, ``Retain`` resources included.
+One LocalStack per process at a time; stopping it deletes everything, ``Retain`` resources included. The parts a
+cloud has once (moto, the STS, the front, the edge, the faults) are its :class:`~.cloud.LocalCloud`; a stack given one
+(``cloud=``) is one region of several (:mod:`.regions`).
 
 The start order and why it matters, the local-only additions, call recording: Design: docs/design/local-cloud.md.
 """
