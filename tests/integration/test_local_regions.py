@@ -83,6 +83,10 @@ def test_each_region_has_a_stack_of_the_one_name_with_the_usual_outputs(cloud: L
     assert (parameters["PrimaryRegion"], parameters["Regions"]) == (PRIMARY, f"{PRIMARY},{SECOND}")
     assert (parameters["SecondOriginBucket"], parameters["SecondOriginRegion"]) == (cloud.stack(SECOND).resources_or_fail().bucket, SECOND)
     assert cloud.stack(SECOND).deployed_template().parameters["PrimaryRegion"] == PRIMARY
+    for region in cloud.regions:  # every setting and the policy apply to each region's stack
+        environment = cloud.stack(region).function_environment("RotateFunction")
+        assert environment["ROTATION_PERIOD"] == fast_settings()["rotation-period"] and environment["AWS_REGION"] == region
+        assert cloud.stack(region).deployed_template().parameters["IssuancePolicyFile"] == str(cloud.stack(PRIMARY).policy_file)
 
 
 def test_the_banner_lists_the_regions_the_primary_and_one_sts_endpoint(cloud: LocalRegions) -> None:
