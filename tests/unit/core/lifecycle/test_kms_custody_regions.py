@@ -232,3 +232,13 @@ def test_a_secondary_signs_a_multi_region_key_through_its_own_replica() -> None:
     assert client.asked == [f"arn:aws:kms:{EU}:{ACCOUNT}:key/mrk-0123"] and answer.key_id == primary_arn
     single = f"arn:aws:kms:{PRIMARY}:{ACCOUNT}:key/0123"
     assert replica_arn(single, EU) == single and replica_arn(primary_arn, None) == primary_arn
+
+
+def test_only_the_primary_keys_policy_lets_the_rotator_replicate_it() -> None:
+    def manager(policy: str) -> list[str]:
+        (statement,) = [s for s in json.loads(policy)["Statement"] if s["Sid"] == "RotatorManagesTheKey"]
+        return list(statement["Action"])
+
+    assert "kms:ReplicateKey" in manager(key_policy(SETTINGS, None, signer=False))
+    assert "kms:ReplicateKey" not in manager(key_policy(SETTINGS, None, signer=False, region=EU))
+    assert "kms:ReplicateKey" not in manager(key_policy(kms_settings(), None, signer=False))

@@ -89,6 +89,8 @@ def key_policy(settings: Settings, alg: str | None, *, signer: bool, region: str
     policy allows it too, which the stack's sign role's does for keys carrying the stack tag (and only those).
     """
     settings.require("kms_sign_role_arn", "kms_rotate_role_arn")
+    replicated = any(other != settings.primary_region for other in settings.regions)  # the primary key: the rotator replicates it
+    replica = bool(region) and bool(settings.primary_region) and region != settings.primary_region
     account = settings.kms_rotate_role_arn.split(":")[4]
     partition = settings.kms_rotate_role_arn.split(":")[1]
     statements: list[dict[str, Any]] = [
@@ -114,7 +116,8 @@ def key_policy(settings: Settings, alg: str | None, *, signer: bool, region: str
             "Effect": "Allow",
             "Principal": {"AWS": settings.kms_rotate_role_arn},
             "Action": ["kms:DescribeKey", "kms:GetPublicKey", "kms:EnableKey", "kms:DisableKey", "kms:TagResource",
-                       "kms:ListResourceTags", "kms:ScheduleKeyDeletion", "kms:PutKeyPolicy", "kms:GetKeyPolicy"],
+                       "kms:ListResourceTags", "kms:ScheduleKeyDeletion", "kms:PutKeyPolicy", "kms:GetKeyPolicy"]
+            + (["kms:ReplicateKey"] if replicated and not replica else []),
             "Resource": "*",
         },
     ]
@@ -124,7 +127,7 @@ def key_policy(settings: Settings, alg: str | None, *, signer: bool, region: str
         algorithm = kms_algorithm(alg).signing_algorithm
         principal: str = settings.kms_sign_role_arn
         narrowed: dict[str, Any] = {}
-        if region and settings.primary_region and region != settings.primary_region:
+        if replica:
             principal = f"arn:{partition}:iam::{account}:root"
             narrowed = {"ArnLike": {"aws:PrincipalArn": f"arn:{partition}:iam::{account}:role/{settings.kms_stack_tag}-*"}}
         statements += [
