@@ -182,6 +182,17 @@ def test_a_lagging_replica_holds_activation_and_its_lag_is_measured_when_it_catc
     assert caught.replication_lag[SECONDARY] == 6 * 60  # its write was a run ago: measured from the ledger's write time
 
 
+def test_a_kid_written_to_a_secondarys_list_by_another_ssm_writer_is_junk_there_and_revokes_nothing(regions: Deployment) -> None:
+    rotator = regions.rotator()
+    active = rotator.tick().keyring.active
+    assert active is not None
+    regions.client(SECONDARY, "ssm").put_parameter(Name=regions.parameter, Value=json.dumps([active.kid]), Type="String", Overwrite=True)
+    regions.clock.advance(timedelta(minutes=1))
+    report = rotator.tick()
+    assert report.keyring.active is not None and report.keyring.active.kid == active.kid  # not revoked anywhere
+    assert regions.revoked(SECONDARY) == [] and regions.revoked(PRIMARY) == []  # rewritten from the primary's record
+
+
 def test_a_second_origin_in_outage_holds_publication_back_and_is_written_when_its_region_returns(regions: Deployment) -> None:
     regions.eu_s3.down = True
     rotator = regions.rotator()
