@@ -33,6 +33,7 @@ from jwks_rotator.core.lifecycle.kms_custody import KmsCustodian
 from jwks_rotator.core.lifecycle.operator_gate import OperatorGate
 from jwks_rotator.core.lifecycle.origins import EveryOrigin, Origin
 from jwks_rotator.core.lifecycle.replicas import EveryRegionRevocations
+from jwks_rotator.core.lifecycle.replication_lag import PATIENCE
 from jwks_rotator.core.lifecycle.rotation import Clock, RotationService, utc_now
 from jwks_rotator.core.ports import Publisher, RevocationList
 from jwks_rotator.core.settings import Settings
@@ -46,7 +47,8 @@ def build_rotation_service(
 ) -> RotationService:
     """The rotation service wired to Secrets Manager, S3, the revocation record (S3) and its mirror (SSM), KMS and CloudFront.
 
-    ``sleep`` is how the KMS hand-over waits for a disable to take effect before it enables the next key (``time.sleep``);
+    ``sleep`` is how the KMS hand-over waits for a disable to take effect before it enables the next key, and how the
+    writer waits between re-reads of a replica behind its write (``time.sleep``);
     ``on_revocation_repair`` is told each repair of the revocation mirror (erased, junk, malformed, mirror_unwritable);
     ``on_foreign_key`` the ARN of each KMS key carrying the stack's tag that the stack did not make (left alone).
 
@@ -112,6 +114,7 @@ def build_rotation_service(
         replicas=SecretsManagerKeyringReplicas(secrets, settings.keyring_secret_id, logger=logger),
         signing_views=SecretsManagerSigningViewReplicas({own: clients("secretsmanager"), **secrets}, settings.signing_secret_id, logger=logger),
         region=own, replication_ledger=S3ReplicationLedger(clients("s3"), settings.jwks_bucket), monotonic=monotonic or time.monotonic,
+        sleep=sleep or time.sleep, replica_patience=PATIENCE,
     )
 
 
