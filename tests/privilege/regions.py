@@ -10,9 +10,9 @@ replication and failover paths) and those that must be denied, each decided by t
 matrix (:mod:`tests.privilege.matrix`).
 
 KMS custody across regions needs each replica key's own policy to allow what the roles' IAM policies allow. The rows
-that reach a replica key give it the policy the rotator writes (``kms_custody.key_policy``) naming that region's sign
-role: what the writer must give ReplicateKey. ``kms:ReplicateKey`` itself is decided against a key policy that leaves
-the decision to IAM: only the template's side (the rotator's key policy does not allow ReplicateKey yet).
+that reach a replica key give it the policy the rotator writes there (``kms_custody.key_policy(..., region=...)``: the
+account, narrowed to the stack's roles, since the writer does not know that region's sign role). ``kms:ReplicateKey``
+itself is decided against a key policy that leaves the decision to IAM: only the template's side.
 """
 
 from __future__ import annotations
@@ -94,7 +94,11 @@ def region_rows(pair: RegionPair) -> list[tuple[str, Row]]:
     custody_here = f"arn:aws:kms:{p.region}:{p.account}:key/mrk-00000000aaaabbbbcccc000000000001"
     custody_there = _replica(custody_here, s.region)
     kms_settings = {"issuer": ISSUER, "algorithm": "ES256", "key_custody": "kms", "kms_stack_tag": p.stack, "kms_rotate_role_arn": rotate}
-    replica_policy = json.loads(key_policy(Settings.from_mapping({**kms_settings, "kms_sign_role_arn": s_sign}), "ES256", signer=True))
+    # The replica's policy as the writer puts it in the secondary region: it does not know that region's sign role, so it
+    # names the account narrowed to the stack's roles (kms_custody.key_policy, region=...), leaving the rest to IAM.
+    writer_settings = Settings.from_mapping({**kms_settings, "kms_sign_role_arn": sign, "primary_region": p.region,
+                                             "regions": f"{p.region},{s.region}"})
+    replica_policy = json.loads(key_policy(writer_settings, "ES256", signer=True, region=s.region))
     primary_policy = json.loads(key_policy(Settings.from_mapping({**kms_settings, "kms_sign_role_arn": sign}), "ES256", signer=True))
     delegating = {"Version": "2012-10-17", "Statement": [{"Sid": "Enable IAM User Permissions", "Effect": "Allow",
                   "Principal": {"AWS": f"arn:aws:iam::{p.account}:root"}, "Action": "kms:*", "Resource": "*"}]}
@@ -178,6 +182,9 @@ def region_rows(pair: RegionPair) -> list[tuple[str, Row]]:
               via(p.region, signing)), "deny", "the secondary's signer decrypting the primary region's signing view", "sign@2"),
         Row(c("secondary-signer-signs-with-replica", s_sign, "kms:Sign", custody_there, at(s.region, {**tag, **signs}),
               resource_policy=replica_policy), "allow", "the secondary's signer signing with the active key's replica in its region", "sign@2"),
+        Row(c("admin-signs-with-replica", OTHER_ROLE, "kms:Sign", custody_there, at(s.region, {**tag, **signs}), identity=ADMINISTRATOR,
+              resource_policy=replica_policy), "deny",
+            "another principal (AdministratorAccess) signing with a replica whose policy names the account", "some-admin"),
         Row(c("secondary-signer-signs-in-primary", s_sign, "kms:Sign", custody_here, at(p.region, {**tag, **signs}),
               resource_policy=primary_policy), "deny", "the secondary's signer signing with the primary region's key", "sign@2"),
         Row(c("secondary-signer-reads-its-revocations", s_sign, "ssm:GetParameter", f"arn:aws:ssm:{s.region}:{p.account}:{revocation}",
