@@ -45,6 +45,7 @@ class Kms:
         self.public: dict[str, bytes] = {}
         self.down: set[str] = set()
         self.created: list[dict[str, object]] = []
+        self.replicated_with: list[dict[str, str]] = []  # the tags each ReplicateKey was given
 
     def vault(self, region: str) -> RegionalKms:
         return RegionalKms(self, region)
@@ -78,6 +79,7 @@ class RegionalKms:
         if region in self.kms.down:
             raise KeyVaultError("KMS replicate_key failed (KMSInternalException)", reason="KMSInternalException")
         key_id = key_arn.rsplit("/", 1)[-1]
+        self.kms.replicated_with.append(dict(tags))
         if not key_id.startswith("mrk-"):
             raise KeyVaultError("KMS replicate_key failed (UnsupportedOperationException)", reason="UnsupportedOperationException")
         self.kms.keys[key_id][region] = _Replica("Enabled", policy, dict(tags))  # a new replica is enabled when made
@@ -146,6 +148,7 @@ def test_a_new_key_is_a_multi_region_key_replicated_to_every_region_tagged_disab
     for region in (EU, AP):
         replica = kms.keys[record.kms_key_arn.rsplit("/", 1)[-1]][region]
         assert replica.tags == {STACK_TAG: "stack", KID_TAG: record.kid} and signers(replica.policy) == []
+    assert kms.replicated_with == [{STACK_TAG: "stack"}] * 2  # the stack's tag only, as CreateKey may give; the kid after
 
 
 def test_a_replica_missing_in_a_region_holds_the_key_back_until_a_later_run_makes_it() -> None:

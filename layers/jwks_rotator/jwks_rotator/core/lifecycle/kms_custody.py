@@ -205,17 +205,19 @@ class KmsCustodian:
     def _replicate(self, arn: str, alg: str, kid: str, region: str) -> bool:
         """Replicate ``arn`` to ``region``, tagged, with the region's policy (no signer), disabled; False when it could not.
 
-        The tags and the policy are put again on the replica (ReplicateKey gives them; moto 5 ignores both), and a
-        replica that came out enabled is disabled. A failure is logged: the replica is made by a later run
+        ReplicateKey gives the stack's tag and the policy; both are put again on the replica (moto 5 ignores them), then
+        the kid's tag (as on the primary key: a tag call of its own), and a replica that came out enabled is disabled. A failure is logged: the replica is made by a later run
         (:meth:`replicas_ready`), and the key does not count as published before.
         """
         vault = self.regions[region]
-        tags = {STACK_TAG: self.settings.kms_stack_tag, KID_TAG: kid}
+        stack = {STACK_TAG: self.settings.kms_stack_tag}
         policy = key_policy(self.settings, None, signer=False, region=region)
         try:
-            self.vault.replicate(arn, region, tags=tags, policy=policy,
+            # The stack's tag only, as at CreateKey (the replica's CreateKey is authorized like one); the kid after.
+            self.vault.replicate(arn, region, tags=stack, policy=policy,
                                  description=f"jwks-rotator ({self.settings.kms_stack_tag}): {alg} signing key")
-            vault.tag(arn, tags)
+            vault.tag(arn, stack)
+            vault.tag(arn, {KID_TAG: kid})
             vault.put_policy(arn, policy)
             if vault.describe(arn).state in USABLE_STATES:
                 vault.disable(arn)
