@@ -11,8 +11,8 @@ matrix (:mod:`tests.privilege.matrix`).
 
 KMS custody across regions needs each replica key's own policy to allow what the roles' IAM policies allow. The rows
 that reach a replica key give it the policy the rotator writes there (``kms_custody.key_policy(..., region=...)``: the
-account, narrowed to the stack's roles, since the writer does not know that region's sign role). ``kms:ReplicateKey``
-itself is decided against a key policy that leaves the decision to IAM: only the template's side.
+account, narrowed to the stack's roles, since the writer does not know that region's sign role), and ``kms:ReplicateKey``
+against the primary key's policy, which lets the rotate role replicate it when ``regions`` names others.
 """
 
 from __future__ import annotations
@@ -99,6 +99,7 @@ def region_rows(pair: RegionPair) -> list[tuple[str, Row]]:
     writer_settings = Settings.from_mapping({**kms_settings, "kms_sign_role_arn": sign, "primary_region": p.region,
                                              "regions": f"{p.region},{s.region}"})
     replica_policy = json.loads(key_policy(writer_settings, "ES256", signer=True, region=s.region))
+    replicated_policy = json.loads(key_policy(writer_settings, "ES256", signer=True))  # the primary key's: lets the writer replicate it
     primary_policy = json.loads(key_policy(Settings.from_mapping({**kms_settings, "kms_sign_role_arn": sign}), "ES256", signer=True))
     delegating = {"Version": "2012-10-17", "Statement": [{"Sid": "Enable IAM User Permissions", "Effect": "Allow",
                   "Principal": {"AWS": f"arn:aws:iam::{p.account}:root"}, "Action": "kms:*", "Resource": "*"}]}
@@ -143,9 +144,9 @@ def region_rows(pair: RegionPair) -> list[tuple[str, Row]]:
               at(s.region)), "deny", "the writer writing another parameter in the secondary region", "rotate"),
         # multi-Region KMS keys
         Row(c("writer-replicates-stack-key", rotate, "kms:ReplicateKey", custody_here, at(p.region, {**tag, "kms:ReplicaRegion": s.region}),
-              resource_policy=delegating), "allow", "the writer replicating a stack key into a region of Regions (IAM side)", "rotate"),
+              resource_policy=replicated_policy), "allow", "the writer replicating a stack key into a region of Regions (IAM side)", "rotate"),
         Row(c("writer-replicates-stack-key-elsewhere", rotate, "kms:ReplicateKey", custody_here,
-              at(p.region, {**tag, "kms:ReplicaRegion": ELSEWHERE}), resource_policy=delegating), "deny",
+              at(p.region, {**tag, "kms:ReplicaRegion": ELSEWHERE}), resource_policy=replicated_policy), "deny",
             "the writer replicating a stack key into a region not in Regions", "rotate"),
         Row(c("writer-replicates-foreign-key", rotate, "kms:ReplicateKey", f"arn:aws:kms:{p.region}:{p.account}:key/mrk-99",
               at(p.region, {"kms:ReplicaRegion": s.region}), resource_policy=delegating), "deny",

@@ -237,11 +237,12 @@ def test_a_secondary_signs_a_multi_region_key_through_its_own_replica() -> None:
     assert replica_arn(single, EU) == single and replica_arn(primary_arn, None) == primary_arn
 
 
-def test_only_the_primary_keys_policy_lets_the_rotator_replicate_it() -> None:
-    def manager(policy: str) -> list[str]:
-        (statement,) = [s for s in json.loads(policy)["Statement"] if s["Sid"] == "RotatorManagesTheKey"]
-        return list(statement["Action"])
+def test_only_the_primary_keys_policy_lets_the_rotator_replicate_it_and_only_into_the_regions() -> None:
+    def replicating(policy: str) -> list[dict[str, object]]:
+        return [s for s in json.loads(policy)["Statement"] if "kms:ReplicateKey" in json.dumps(s["Action"])]
 
-    assert "kms:ReplicateKey" in manager(key_policy(SETTINGS, None, signer=False))
-    assert "kms:ReplicateKey" not in manager(key_policy(SETTINGS, None, signer=False, region=EU))
-    assert "kms:ReplicateKey" not in manager(key_policy(kms_settings(), None, signer=False))
+    (statement,) = replicating(key_policy(SETTINGS, None, signer=False))
+    assert statement["Principal"] == {"AWS": SETTINGS.kms_rotate_role_arn}
+    assert statement["Condition"] == {"StringEquals": {"kms:ReplicaRegion": [EU, AP]}}
+    assert replicating(key_policy(SETTINGS, None, signer=False, region=EU)) == []
+    assert replicating(key_policy(kms_settings(), None, signer=False)) == []

@@ -89,7 +89,7 @@ def key_policy(settings: Settings, alg: str | None, *, signer: bool, region: str
     policy allows it too, which the stack's sign role's does for keys carrying the stack tag (and only those).
     """
     settings.require("kms_sign_role_arn", "kms_rotate_role_arn")
-    replicated = any(other != settings.primary_region for other in settings.regions)  # the primary key: the rotator replicates it
+    replicas_to = [other for other in settings.regions if other != settings.primary_region]  # where the primary key is replicated
     replica = bool(region) and bool(settings.primary_region) and region != settings.primary_region
     account = settings.kms_rotate_role_arn.split(":")[4]
     partition = settings.kms_rotate_role_arn.split(":")[1]
@@ -116,11 +116,20 @@ def key_policy(settings: Settings, alg: str | None, *, signer: bool, region: str
             "Effect": "Allow",
             "Principal": {"AWS": settings.kms_rotate_role_arn},
             "Action": ["kms:DescribeKey", "kms:GetPublicKey", "kms:EnableKey", "kms:DisableKey", "kms:TagResource",
-                       "kms:ListResourceTags", "kms:ScheduleKeyDeletion", "kms:PutKeyPolicy", "kms:GetKeyPolicy"]
-            + (["kms:ReplicateKey"] if replicated and not replica else []),
+                       "kms:ListResourceTags", "kms:ScheduleKeyDeletion", "kms:PutKeyPolicy", "kms:GetKeyPolicy"],
             "Resource": "*",
         },
     ]
+    if replicas_to and not replica:
+        # A key policy naming the role allows by itself (same account): the regions are narrowed here, not only in IAM.
+        statements.append({
+            "Sid": "RotatorReplicatesToTheRegions",
+            "Effect": "Allow",
+            "Principal": {"AWS": settings.kms_rotate_role_arn},
+            "Action": "kms:ReplicateKey",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"kms:ReplicaRegion": list(replicas_to)}},
+        })
     if signer:
         if alg is None:
             raise ConfigurationError("a key policy naming the sign role needs the key's algorithm")
