@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from jwks_rotator.adapters.sdk.kms_vault import KmsKeyVault, replica_arn
 from jwks_rotator.core.errors import KeyVaultError
-from jwks_rotator.core.keys.keyring import Keyring
+from jwks_rotator.core.keys.keyring import Keyring, Revocation
 from jwks_rotator.core.keys.records import KeyRecord, KeyState
 from jwks_rotator.core.lifecycle.kms_custody import KID_TAG, STACK_TAG, KmsCustodian, key_policy
 from jwks_rotator.core.ports import VaultKey
@@ -206,8 +206,10 @@ def test_a_key_that_leaves_the_keyring_is_disabled_and_deleted_in_every_region_a
     assert states(kms, record.kms_key_arn) == {PRIMARY: "PendingDeletion", EU: "PendingDeletion", AP: "Enabled"}
     assert "KMS not yet in line in a region" in caplog.text
     kms.down.clear()
-    custody.settle(lambda: keyring_with(), [record])  # the next run (the tombstone's key, say) reaches it
-    assert states(kms, record.kms_key_arn)[AP] == "PendingDeletion"
+    kms.keys[record.kms_key_arn.rsplit("/", 1)[-1]][PRIMARY].state = "PendingReplicaDeletion"  # as AWS holds such a primary
+    tombstone = Keyring(revoked=(Revocation(record.kid, START, record.kms_key_arn),))
+    custody.settle(lambda: tombstone)  # the next run, through the revoked key's tombstone, reaches the region
+    assert states(kms, record.kms_key_arn) == {PRIMARY: "PendingReplicaDeletion", EU: "PendingDeletion", AP: "PendingDeletion"}
 
 
 def test_one_region_policies_are_as_before() -> None:

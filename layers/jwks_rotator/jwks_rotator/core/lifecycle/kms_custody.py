@@ -52,6 +52,8 @@ SIGNING_SPECS = frozenset({"RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", 
 """What DescribeKey must say of a key this stack made (with usage SIGN_VERIFY, origin AWS_KMS, a customer-managed key)."""
 MULTI_REGION_PREFIX = "mrk-"
 """How a multi-Region key's id begins (its replicas share it)."""
+PENDING_DELETION = frozenset({"PendingDeletion", "PendingReplicaDeletion"})
+"""Deletion scheduled (a multi-Region primary waits in PendingReplicaDeletion for its replicas' deletion)."""
 REPLICA_READY_STATES = frozenset({"Enabled", "Disabled"})
 """A replica in one of these states exists and can be enabled at the hand-over (not Creating, pending deletion, ...)."""
 SETTLE_ATTEMPTS = 3
@@ -214,9 +216,10 @@ class KmsCustodian:
     def _replicate(self, arn: str, alg: str, kid: str, region: str) -> bool:
         """Replicate ``arn`` to ``region``, tagged, with the region's policy (no signer), disabled; False when it could not.
 
-        ReplicateKey gives the stack's tag and the policy; both are put again on the replica (moto 5 ignores them), then
-        the kid's tag (as on the primary key: a tag call of its own), and a replica that came out enabled is disabled. A failure is logged: the replica is made by a later run
-        (:meth:`replicas_ready`), and the key does not count as published before.
+        ReplicateKey gives the stack's tag and the policy; both are put again on the replica (moto 5 ignores them),
+        then the kid's tag (as on the primary key: a tag call of its own); a replica that came out enabled is disabled.
+        A failure is logged: the replica is made by a later run (:meth:`replicas_ready`), and the key does not count as
+        published before.
         """
         vault = self.regions[region]
         stack = {STACK_TAG: self.settings.kms_stack_tag}
@@ -285,7 +288,7 @@ class KmsCustodian:
         for region, vault in self.regions.items():
             try:
                 described = vault.describe(arn)
-                if described.state == "PendingDeletion":
+                if described.state in PENDING_DELETION:
                     continue
                 action(vault, described, region)
             except KeyVaultError as exc:
@@ -336,7 +339,7 @@ class KmsCustodian:
             state = described.state
             if state in USABLE_STATES:
                 self.vault.disable(record.kms_key_arn)
-            if state != "PendingDeletion":
+            if state not in PENDING_DELETION:
                 self.vault.schedule_deletion(record.kms_key_arn, self.deletion_days)
                 self._log.info("scheduled a KMS key's deletion", extra={"kid": record.kid, "reason": "left the keyring"})
         for _ in range(SETTLE_ATTEMPTS):
@@ -392,7 +395,10 @@ class KmsCustodian:
                 if exc.reason == "NotFoundException":
                     continue  # a tombstone's key KMS already deleted
                 raise
-            if key.state == "PendingDeletion" or not self.owns(key, arns):
+            if key.state in PENDING_DELETION:
+                self._remove_everywhere(arn, kid)  # a replica whose region was down at the removal (idempotent)
+                continue
+            if not self.owns(key, arns):
                 continue
             if key.arn == active_arn:
                 enabled = key.state in USABLE_STATES and self._enabled_in_regions(arn, kid)
@@ -479,7 +485,7 @@ class KmsCustodian:
         tagged = self.vault.list_tagged(STACK_TAG, self.settings.kms_stack_tag)
         now = self.vault.server_time() or now  # ages on KMS's clock, which set CreationDate: not on a skewed local one
         for key in tagged:
-            if key.arn in recorded or key.arn in waiting or key.state == "PendingDeletion":
+            if key.arn in recorded or key.arn in waiting or key.state in PENDING_DELETION:
                 continue
             if key.created_at + self.grace > now:
                 continue  # a concurrent rotator may be recording (and activating) it right now
