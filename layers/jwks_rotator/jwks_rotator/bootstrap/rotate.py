@@ -32,10 +32,10 @@ from jwks_rotator.core.keys.revocation_guard import GuardedRevocationList
 from jwks_rotator.core.lifecycle.kms_custody import KmsCustodian
 from jwks_rotator.core.lifecycle.operator_gate import OperatorGate
 from jwks_rotator.core.lifecycle.origins import EveryOrigin, Origin
-from jwks_rotator.core.lifecycle.replicas import CopiedRevocationRecord, EveryRegionRevocations
+from jwks_rotator.core.lifecycle.replicas import EveryRegionRevocations
 from jwks_rotator.core.lifecycle.replication_lag import PATIENCE
 from jwks_rotator.core.lifecycle.rotation import Clock, RotationService, utc_now
-from jwks_rotator.core.ports import Publisher, RevocationList, RevocationRecord
+from jwks_rotator.core.ports import Publisher, RevocationList
 from jwks_rotator.core.settings import Settings
 
 
@@ -88,7 +88,7 @@ def build_rotation_service(
         distribution_id=settings.distribution_id,
     )
     publisher: Publisher = own_origin
-    record: RevocationRecord = S3RevocationRecord(clients("s3"), settings.jwks_bucket)
+    record = S3RevocationRecord(clients("s3"), settings.jwks_bucket)
     revocations: RevocationList = GuardedRevocationList(
         record, SsmRevocationMirror(clients("ssm"), settings.revocation_parameter), on_repair=on_revocation_repair
     )
@@ -100,17 +100,10 @@ def build_rotation_service(
                                custodian=custodian, signing_store=signing_store, ticks=S3TickLedger(clients("s3"), settings.jwks_bucket),
                                region=own, monotonic=monotonic or time.monotonic)
     if settings.second_origin_bucket and settings.second_origin_region != own:  # in its own region, it is this bucket
-        second_s3 = in_region[settings.second_origin_region]("s3")
-        second = S3Publisher(second_s3, settings.second_origin_bucket, settings)
+        second = S3Publisher(in_region[settings.second_origin_region]("s3"), settings.second_origin_bucket, settings)
         # The origin that invalidates the distribution is written last.
         publisher = EveryOrigin([Origin(settings.second_origin_region, second), Origin(own, own_origin)])
-        # The second origin's region's signer reads the record in its own bucket: it gets a copy.
-        record = CopiedRevocationRecord(
-            record, [(settings.second_origin_region, S3RevocationRecord(second_s3, settings.second_origin_bucket))], logger=logger
-        )
-    lists: dict[str, RevocationList] = {own: GuardedRevocationList(
-        record, SsmRevocationMirror(clients("ssm"), settings.revocation_parameter), on_repair=on_revocation_repair
-    )}
+    lists: dict[str, RevocationList] = {own: revocations}
     for other in others:
         lists[other] = GuardedRevocationList(
             record, SsmRevocationMirror(in_region[other]("ssm"), settings.revocation_parameter),

@@ -16,13 +16,7 @@ from jwks_rotator.core.keys.revocation import MemoryRevocationList
 from jwks_rotator.core.lifecycle.bounds import deletion_time, retirement_bound
 from jwks_rotator.core.lifecycle.documents import JWKS_PATH
 from jwks_rotator.core.lifecycle.keygen import generate_key
-from jwks_rotator.core.lifecycle.replicas import (
-    CopiedRevocationRecord,
-    EveryRegionRevocations,
-    ReplicaCheck,
-    record_views_left,
-    replicated_everywhere,
-)
+from jwks_rotator.core.lifecycle.replicas import EveryRegionRevocations, ReplicaCheck, record_views_left, replicated_everywhere
 from jwks_rotator.core.lifecycle.rotation import RotationService
 from jwks_rotator.core.ports import ReplicaReading
 from jwks_rotator.core.settings import Settings
@@ -250,36 +244,3 @@ def test_a_revocation_lands_while_a_regions_list_is_down_and_reaches_it_when_it_
     eu.down = False
     rotator.tick()
     assert eu.load() == {active}
-
-
-class RecordObject:
-    """A revocation record object; ``failing`` makes every call fail as an unreachable bucket does."""
-
-    def __init__(self, kids: tuple[str, ...] | None = None) -> None:
-        self.kids = kids
-        self.loads = 0
-        self.failing = False
-
-    def load(self) -> tuple[str, ...] | None:
-        self.loads += 1
-        if self.failing:
-            raise StoreError("unreachable", reason="ServiceUnavailable")
-        return self.kids
-
-    def save(self, kids: tuple[str, ...]) -> None:
-        if self.failing:
-            raise StoreError("unreachable", reason="ServiceUnavailable")
-        self.kids = kids
-
-
-def test_a_record_copy_follows_the_original_and_never_refuses_a_revocation(caplog: pytest.LogCaptureFixture) -> None:
-    original, copy = RecordObject(("kid-a",)), RecordObject(("stale",))
-    record = CopiedRevocationRecord(original, [("eu-west-1", copy)])
-    assert record.load() == ("kid-a",) and copy.kids == ("kid-a",)
-    assert record.load() == ("kid-a",) and copy.loads == 1  # in line: not read again
-    copy.failing = True
-    record.save(("kid-a", "kid-b"))  # the copy is down: the original holds the revocation, the copy is logged
-    assert original.kids == ("kid-a", "kid-b") and copy.kids == ("kid-a",) and "record copy not written yet" in caplog.text
-    copy.failing = False
-    assert record.load() == ("kid-a", "kid-b") and copy.kids == ("kid-a", "kid-b")  # the next run writes it
-    assert CopiedRevocationRecord(RecordObject(None), [("eu-west-1", copy)]).load() is None  # never written: nothing copied

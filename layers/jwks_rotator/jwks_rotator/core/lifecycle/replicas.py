@@ -11,7 +11,6 @@ without it), so a region whose view lags keeps signing with the previous key and
 
 The revocation list does not replicate (an SSM parameter per region): :class:`EveryRegionRevocations` writes every
 region's list it can reach and repairs, on each read, a list that missed a kid while its region was down.
-:class:`CopiedRevocationRecord` keeps copies of the revocation record where another region's signer reads it.
 
 Design: docs/design/regions.md.
 """
@@ -28,7 +27,7 @@ from jwks_rotator.core.errors import StoreError
 from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.keys.records import KeyState
 from jwks_rotator.core.lifecycle.rules import LifecycleChange, Plan
-from jwks_rotator.core.ports import RevocationList, RevocationRecord
+from jwks_rotator.core.ports import RevocationList
 
 
 @dataclass(frozen=True)
@@ -139,42 +138,3 @@ class EveryRegionRevocations:
             reached += 1
         if reached == 0:
             raise StoreError("the revocation could not be written in any region", reason="every_region_unwritable")
-
-
-class CopiedRevocationRecord:
-    """The record (the authority) and copies of it in other buckets, where other regions' signers read it.
-
-    A copy is only ever written from the original: ``save`` writes the original, then each copy; ``load`` reads the
-    original and rewrites a copy that differs (once per instance and value: a copy only the rotate role may write does
-    not change behind its back). A copy that cannot be read or written is logged and written again by a later run: it
-    never refuses a revocation (every region's mirror carries the kid too).
-    """
-
-    def __init__(self, original: RevocationRecord, copies: Iterable[tuple[str, RevocationRecord]], *, logger: Any = None) -> None:
-        self._original = original
-        self._copies = tuple(copies)
-        self._log = logger or logging.getLogger("jwks_rotator")
-        self._synced: dict[str, tuple[str, ...]] = {}
-
-    def load(self) -> tuple[str, ...] | None:
-        kids = self._original.load()
-        if kids is not None:
-            self._sync(kids, known=True)
-        return kids
-
-    def save(self, kids: tuple[str, ...]) -> None:
-        self._original.save(kids)
-        self._sync(kids, known=False)
-
-    def _sync(self, kids: tuple[str, ...], *, known: bool) -> None:
-        for name, copy in self._copies:
-            if known and self._synced.get(name) == kids:
-                continue
-            try:
-                if not known or copy.load() != kids:
-                    copy.save(kids)
-            except StoreError as exc:
-                self._synced.pop(name, None)
-                self._log.warning("revocation record copy not written yet", extra={"region": name, "reason": exc.reason or exc.code})
-                continue
-            self._synced[name] = kids
