@@ -248,3 +248,12 @@ def test_only_the_primary_keys_policy_lets_the_rotator_replicate_it_and_only_int
     assert statement["Condition"] == {"StringEquals": {"kms:ReplicaRegion": [EU, AP]}}
     assert replicating(key_policy(SETTINGS, None, signer=False, region=EU)) == []
     assert replicating(key_policy(kms_settings(), None, signer=False)) == []
+
+
+def test_a_replicas_policy_names_the_other_regions_sign_roles_when_the_stack_gives_them() -> None:
+    eu_role, ap_role = f"arn:aws:iam::{ACCOUNT}:role/stack-SignFunctionRole-EU", f"arn:aws:iam::{ACCOUNT}:role/stack-SignFunctionRole-AP"
+    named = SETTINGS.replace(kms_replica_sign_role_arns=f"{eu_role},{ap_role}")
+    (signer,) = signers(key_policy(named, "ES256", signer=True, region=EU))
+    assert signer["Principal"] == {"AWS": [eu_role, ap_role]} and "ArnLike" not in signer["Condition"]  # type: ignore[operator]
+    (own,) = signers(key_policy(named, "ES256", signer=True))
+    assert own["Principal"] == {"AWS": SIGN_ROLE}  # the primary's key names its own region's signer, as in one region

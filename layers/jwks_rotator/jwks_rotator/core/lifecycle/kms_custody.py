@@ -85,10 +85,11 @@ def key_policy(settings: Settings, alg: str | None, *, signer: bool, region: str
     needed only with ``signer``: a policy without the sign role names no
     algorithm.
 
-    ``region``: a replica's region other than ``primary-region``. The writer does not know that region's sign
-    role (its stack made it), so the signing statements there name the account, narrowed to roles named for the
-    stack (``role/<stack>-*``, as CloudFormation names a stack's roles): a principal signs only when its own IAM
-    policy allows it too, which the stack's sign role's does for keys carrying the stack tag (and only those).
+    ``region``: a replica's region other than ``primary-region``. Its signing statements name the other regions' sign
+    roles (``kms-replica-sign-role-arns``: each role's IAM policy reaches its own region's keys only). Without them
+    the writer does not know that region's sign role (its stack made it), so they name the account, narrowed to roles
+    named for the stack (``role/<stack>-*``, as CloudFormation names a stack's roles): a principal signs only when its
+    own IAM policy allows it too, which the stack's sign role's does for keys carrying the stack tag (and only those).
     """
     settings.require("kms_sign_role_arn", "kms_rotate_role_arn")
     replicas_to = [other for other in settings.regions if other != settings.primary_region]  # where the primary key is replicated
@@ -136,9 +137,12 @@ def key_policy(settings: Settings, alg: str | None, *, signer: bool, region: str
         if alg is None:
             raise ConfigurationError("a key policy naming the sign role needs the key's algorithm")
         algorithm = kms_algorithm(alg).signing_algorithm
-        principal: str = settings.kms_sign_role_arn
+        principal: str | list[str] = settings.kms_sign_role_arn
         narrowed: dict[str, Any] = {}
-        if replica:
+        if replica and settings.kms_replica_sign_role_arns:
+            roles = list(settings.kms_replica_sign_role_arns)
+            principal = roles[0] if len(roles) == 1 else roles
+        elif replica:
             principal = f"arn:{partition}:iam::{account}:root"
             narrowed = {"ArnLike": {"aws:PrincipalArn": f"arn:{partition}:iam::{account}:role/{settings.kms_stack_tag}-*"}}
         statements += [
