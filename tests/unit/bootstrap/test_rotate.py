@@ -62,10 +62,13 @@ def test_without_a_second_origin_one_bucket_is_written() -> None:
     assert not isinstance(service._publisher, EveryOrigin) and ("eu-west-1", "s3") not in made.asked
 
 
-def test_a_secondary_is_built_as_one_region_and_writes_nothing() -> None:
+def test_a_secondary_is_wired_relative_to_its_own_region_and_writes_nothing() -> None:
     made = Made()
     service = build_rotation_service(Settings.from_mapping(REGIONS), made.own, region="eu-west-1", regional_clients=made.regional)
-    assert not service.writes_here and {region for region, _ in made.asked} == {"own"}
+    other = {(region, service) for region, service in made.asked if region != "own"}
+    assert other == {("us-east-1", "ssm"), ("us-east-1", "secretsmanager"), ("ap-south-1", "ssm"), ("ap-south-1", "secretsmanager")}
+    assert not service.writes_here and not isinstance(service._publisher, EveryOrigin)  # the second origin is its own bucket
+    assert service._replicas is not None and service._replicas.regions == ("us-east-1", "ap-south-1")
 
 
 @pytest.mark.parametrize(("changes", "arguments", "says"), [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import shutil
 import sys
@@ -15,6 +16,8 @@ import pytest
 
 from jwks_rotator.adapters.lean.sts_identity import LOCAL_MARKER, refuse_endpoint_overrides
 from jwks_rotator.core.errors import ConfigurationError
+from jwks_rotator.core.lifecycle.operations import RotateCommand
+from jwks_rotator.core.lifecycle.operator_gate import Admission, OperationRecord
 
 ROTATE_APP = Path(__file__).resolve().parents[3] / "functions" / "rotate" / "app.py"
 
@@ -51,6 +54,34 @@ def test_a_deployed_rotate_function_refuses_an_aws_endpoint_from_its_environment
 def test_the_local_stack_may_name_its_own_endpoints() -> None:
     refuse_endpoint_overrides({"AWS_ENDPOINT_URL": "http://127.0.0.1:4566"}, local=True)
     refuse_endpoint_overrides({"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL_S3": ""}, local=False)  # empty: not set
+
+
+SECONDARY_ENVIRONMENT = {
+    "AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "eu-west-1", "KEYRING_SECRET_ID": "keyring", "JWKS_BUCKET": "stack-bucket",
+    "ISSUER": "https://issuer.example.com", "ALGORITHM": "ES256", "PRIMARY_REGION": "us-east-1", "REGIONS": "us-east-1,eu-west-1",
+    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+}
+
+
+@pytest.mark.parametrize("operation", ["rotate-now", "publish", "tick"])
+def test_outside_the_primary_region_an_operators_operation_is_refused_as_an_answer_and_audited(
+    operation: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in SECONDARY_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    app = deployed_rotate_app(tmp_path)
+    asked = OperationRecord("performed", None, None, "arn:aws:sts::123456789012:assumed-role/ops/alice",
+                            "arn:aws:iam::123456789012:role/ops", operation)
+    admitted = Admission(RotateCommand(operation), None, object(), asked)  # type: ignore[arg-type]  # a proven operator
+    monkeypatch.setattr(app, "admit", lambda *_: admitted)
+    context = SimpleNamespace(function_name="rotate", memory_limit_in_mb=256, aws_request_id="r", function_version="$LATEST",
+                              invoked_function_arn="arn:aws:lambda:eu-west-1:123456789012:function:rotate")
+    answer = app.handler({"operation": operation}, context)
+    assert answer["error"] == "not_primary_region" and "us-east-1" in answer["message"]
+    out = capsys.readouterr().out
+    audit = [json.loads(line) for line in out.splitlines() if '"jwks-rotator.audit"' in line]
+    assert [(a["decision"], a["error"], a["operation"]) for a in audit] == [("refused", "not_primary_region", operation)]
+    assert "OperationRefusals_not_primary_region" in out and "RotationFailures" not in out
 
 
 @pytest.mark.parametrize("event", [{"source": "aws.events", "detail-type": "Scheduled Event"}, {"operation": "tick"}])

@@ -33,6 +33,7 @@ from jwks_rotator.core.lifecycle.kms_custody import KmsCustodian
 from jwks_rotator.core.lifecycle.operator_gate import OperatorGate
 from jwks_rotator.core.lifecycle.origins import EveryOrigin, Origin
 from jwks_rotator.core.lifecycle.replicas import EveryRegionRevocations
+from jwks_rotator.core.lifecycle.replication_lag import PATIENCE
 from jwks_rotator.core.lifecycle.rotation import Clock, RotationService, utc_now
 from jwks_rotator.core.ports import Publisher, RevocationList
 from jwks_rotator.core.settings import Settings
@@ -46,15 +47,16 @@ def build_rotation_service(
 ) -> RotationService:
     """The rotation service wired to Secrets Manager, S3, the revocation record (S3) and its mirror (SSM), KMS and CloudFront.
 
-    ``sleep`` is how the KMS hand-over waits for a disable to take effect before it enables the next key (``time.sleep``);
+    ``sleep`` is how the KMS hand-over waits for a disable to take effect before it enables the next key, and how the
+    writer waits between re-reads of a replica behind its write (``time.sleep``);
     ``on_revocation_repair`` is told each repair of the revocation mirror (erased, junk, malformed, mirror_unwritable);
     ``on_foreign_key`` the ARN of each KMS key carrying the stack's tag that the stack did not make (left alone).
 
     ``region`` is the function's own (its ``AWS_REGION``), required with ``primary-region``: outside the primary the
-    service writes nothing. In the primary, with ``regions`` naming others, the service also writes the second origin,
-    reads every region's keyring replica and signing view back, and keeps every region's revocation list
-    (docs/design/regions.md); ``regional_clients`` makes their clients (default: boto3's, ``region_name`` set;
-    required when ``clients`` is handed in).
+    service writes nothing. With ``regions`` naming others, the service also writes the second origin, reads every
+    other region's keyring replica and every signing view back, and keeps every region's revocation list, all
+    relative to its own region (docs/design/regions.md); ``regional_clients`` makes their clients (default: boto3's,
+    ``region_name`` set; required when ``clients`` is handed in).
     """
     settings.require("keyring_secret_id", "jwks_bucket", "issuer")
     if settings.primary_region and not region:
@@ -65,10 +67,12 @@ def build_rotation_service(
         regional_clients = regional_clients or regional_client_factory(ROTATION)
     rotation_clients = clients
     others = tuple(r for r in settings.regions if r != own)
-    regional = bool(others) and own == settings.primary_region  # a secondary (fenced: it writes nothing) is built as one region
+    # Every region's service is wired relative to its own region (a secondary's writes nothing while the fence holds,
+    # and makes no call: its clients are only built), so a region promoted to writer is wired as a writer.
+    regional = bool(others)
     if regional and regional_clients is None:
         raise ConfigurationError("regions name other regions: the wiring needs a client factory per region (regional_clients)")
-    if regional:
+    if regional and own == settings.primary_region:
         settings.require("signing_secret_id")  # deletion waits for every region's signing view
     in_region = {r: regional_clients(r) for r in others} if regional and regional_clients is not None else {}
     # Always there (its client is made on first use): keys made under kms custody finish their life under it
@@ -95,7 +99,7 @@ def build_rotation_service(
         return RotationService(store, publisher, settings, clock=clock or utc_now, logger=logger, revocations=revocations,
                                custodian=custodian, signing_store=signing_store, ticks=S3TickLedger(clients("s3"), settings.jwks_bucket),
                                region=own, monotonic=monotonic or time.monotonic)
-    if settings.second_origin_bucket:
+    if settings.second_origin_bucket and settings.second_origin_region != own:  # in its own region, it is this bucket
         second = S3Publisher(in_region[settings.second_origin_region]("s3"), settings.second_origin_bucket, settings)
         # The origin that invalidates the distribution is written last.
         publisher = EveryOrigin([Origin(settings.second_origin_region, second), Origin(own, own_origin)])
@@ -110,8 +114,10 @@ def build_rotation_service(
         store, publisher, settings, clock=clock or utc_now, logger=logger, revocations=EveryRegionRevocations(lists, logger=logger),
         custodian=custodian, signing_store=signing_store, ticks=S3TickLedger(clients("s3"), settings.jwks_bucket),
         replicas=SecretsManagerKeyringReplicas(secrets, settings.keyring_secret_id, logger=logger),
-        signing_views=SecretsManagerSigningViewReplicas({own: clients("secretsmanager"), **secrets}, settings.signing_secret_id, logger=logger),
+        signing_views=SecretsManagerSigningViewReplicas({own: clients("secretsmanager"), **secrets}, settings.signing_secret_id, logger=logger)
+        if settings.signing_secret_id else None,
         region=own, replication_ledger=S3ReplicationLedger(clients("s3"), settings.jwks_bucket), monotonic=monotonic or time.monotonic,
+        sleep=sleep or time.sleep, replica_patience=PATIENCE,
     )
 
 

@@ -138,3 +138,34 @@ def test_the_writer_measures_each_regions_lag_and_names_a_region_behind_or_unrea
     clock.advance(timedelta(seconds=30))
     fourth = rotator.tick()
     assert fourth.replication_lag == {} and replicas.reads == reads  # every region holds the last write: nothing read back
+
+
+def test_a_replica_behind_the_runs_write_is_read_again_within_the_run_and_measured_to_the_second() -> None:
+    clock, store = FakeClock(START), CountingStore()
+    replicas = Replicas(store, EU, AP)
+    replicas.follow = {AP}
+    reads_until_caught_up = [2]
+
+    def sleep(seconds: float) -> None:
+        clock.advance(timedelta(seconds=seconds))
+        reads_until_caught_up[0] -= 1
+        if reads_until_caught_up[0] == 0:
+            replicas.follow.add(EU)  # eu-west-1 catches up during the second pause
+
+    rotator = service(PRIMARY, store, clock=clock, replicas=replicas, sleep=sleep, replica_patience=(1.0, 2.0, 4.0))
+    report = rotator.tick()
+    assert report.replication_lag == {EU: 3.0, AP: 0.0}
+    assert report.lagging_replicas == (EU,) and report.keyring.active is None  # it held this run's activation back
+    clock.advance(timedelta(seconds=30))
+    assert rotator.tick().keyring.active is not None
+
+
+def test_no_patience_for_an_unreadable_replica() -> None:
+    clock, store = FakeClock(START), CountingStore()
+    replicas = Replicas(store, EU)
+    replicas.follow = set()
+    replicas.held[EU] = None
+    pauses: list[float] = []
+    rotator = service(PRIMARY, store, clock=clock, replicas=replicas, sleep=pauses.append, replica_patience=(1.0, 2.0))
+    report = rotator.tick()
+    assert pauses == [] and report.lagging_replicas == (EU,) and report.replication_lag == {}

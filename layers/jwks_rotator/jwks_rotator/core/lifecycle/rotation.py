@@ -130,11 +130,14 @@ class RotationService:
         region: str = "",
         replication_ledger: ReplicationLedger | None = None,
         monotonic: Monotonic = time.monotonic,
+        sleep: Callable[[float], None] | None = None,
+        replica_patience: tuple[float, ...] = (),
     ) -> None:
         """``region`` is this service's own (the function's ``AWS_REGION``); empty: one region, it writes.
 
         ``replication_ledger`` keeps the writer's last write between runs, so a replica read back behind it is
-        measured on a later tick; ``monotonic`` times a read-back within the run that wrote.
+        measured on a later tick; ``monotonic`` times a read-back within the run that wrote; after such a run, a
+        replica still behind is read again after each pause of ``replica_patience`` (``sleep``), while one is behind.
         """
         settings.require("issuer")
         require_kms_settings(settings)
@@ -162,6 +165,8 @@ class RotationService:
         self._views = signing_views
         self._region = region
         self._lag = LagMeter(replication_ledger, clock, monotonic, logger=self._log)
+        self._sleep = sleep
+        self._patience = replica_patience if sleep is not None else ()
 
     @property
     def settings(self) -> Settings:
@@ -271,6 +276,13 @@ class RotationService:
         if self._lag.pending(tuple(self._replicas.regions)):
             readings = self._replicas.read_back()
             self._lag.observe(readings)
+            for pause in self._patience if self._lag.wrote() else ():
+                if not self._lag.figures(readings).behind:  # none behind that can be read: waiting measures nothing
+                    break
+                assert self._sleep is not None
+                self._sleep(pause)
+                readings = self._replicas.read_back()
+                self._lag.observe(readings)
         figures = self._lag.figures(readings)
         self._lag.finish()
         report.replication_lag = figures.merged()
