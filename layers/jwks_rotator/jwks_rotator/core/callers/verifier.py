@@ -174,7 +174,9 @@ class CallerVerifier:
                     self._verified.move_to_end(raw_key)
             if hit:
                 assert seen is not None
-                self._emit("cache_hit")
+                on_event = self._on_event  # not through _emit: one call fewer on every warm token
+                if on_event is not None:
+                    on_event("cache_hit")
                 return seen.identity
         identity = self._verify_parsed(raw_proof, accepted_signers, raw_key)
         return identity
