@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeGuard
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard, TypeVar
 
 from jwks_rotator.core.errors import (
     AudienceNotAllowedError,
@@ -40,6 +40,16 @@ MAX_NBF_BACKDATE = 60
 REQUEST_FIELDS = frozenset({"sub", "aud", "ttl", "claims"})
 SIGNER_CLAIMS = ("iss", "iat", "nbf", "exp", "jti")
 RESERVED_CLAIMS = frozenset({*SIGNER_CLAIMS, "sub", "aud", "azp"})
+
+_T = TypeVar("_T", bound=tuple[Any, ...])
+
+if TYPE_CHECKING:
+    def from_fields(cls: type[_T], fields: tuple[Any, ...], /) -> _T:
+        """A NamedTuple of ``cls`` from a tuple of every one of its fields, in order."""
+else:
+    # tuple.__new__ itself: a NamedTuple's generated __new__ is a Python call of its own, ~0.1 µs per object, and the
+    # warm sign path makes six per token. Every field is given (defaults do not apply).
+    from_fields = tuple.__new__
 
 MAX_TTL_SHAPE = 10 * 365 * 86400
 """The ttl bound of a shape-only check (the profile's ``max_ttl`` is the real one)."""
@@ -149,7 +159,7 @@ def parse_request(payload: Any, policy: TokenPolicy) -> TokenRequest:
                 f"'claims' may not set {', '.join(sorted(reserved))}: iss, iat, nbf, exp, jti and azp are set by the signer, "
                 "sub and aud by the top-level fields"
             )
-    return TokenRequest(sub, aud, ttl, claims)  # positional: keywords cost a NamedTuple ~0.3 µs per token
+    return from_fields(TokenRequest, (sub, aud, ttl, claims))
 
 
 def _parse_audience(payload: dict[Any, Any], policy: TokenPolicy) -> tuple[str | list[str], int]:
