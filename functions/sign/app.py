@@ -157,7 +157,7 @@ def _forget_process_state() -> None:
 
     Keys, verified proofs and refusals, the replay budget, every monotonic deadline (the key cache's, the proofs',
     the metrics interval), kept connections and the ``random`` module's state. Tokens' jti come from
-    ``secrets`` (the operating system's generator), never from state kept in the process.
+    ``os.urandom`` (the operating system's generator, as ``secrets``), never from state kept in the process.
     """
     global _last_flush
     service = _service

@@ -78,7 +78,9 @@ def _exact_contents(raw: object) -> tuple[object, ...] | None:
     headers, body = raw.get("headers"), raw.get("body")
     if type(headers) is not dict or type(body) is not str:
         return None
-    return (body, *headers.items())  # hashable unless a header value is not: the caller's lookup catches that
+    # The body, the n header names in order, then their n values: one flat tuple (its length gives n), so no pair is
+    # made and hashed per header. Hashable unless a header value is not: the caller's lookup catches that.
+    return (body, *headers, *headers.values())
 
 
 class CallerVerifier:

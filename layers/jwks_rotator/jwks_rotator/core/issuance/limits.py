@@ -225,6 +225,8 @@ def _claims_size(container: dict[Any, Any] | list[Any], depth: int, budget: int)
                 size += len(key) + 6 + len(item)
             elif kind is bool:
                 size += len(key) + 9
+            elif kind is list or kind is dict:  # as _value_size would, one call fewer
+                size += len(key) + 4 + _claims_size(item, depth + 1, budget - size)
             else:
                 size += len(key) + 4 + _value_size(item, depth, budget - size)
             if size > budget:

@@ -24,7 +24,7 @@ import contextlib
 import contextvars
 import json
 import math
-import secrets
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -466,7 +466,7 @@ class TokenSigner:
             # yet. The key's retention follows its record, so a longer token could outlive the key in the JWKS.
             raise TtlTooLongError(f"'ttl' may be at most {int(key.max_ttl)} seconds until the rotator records the raised max-token-ttl")
         iat = int(now)
-        jti = secrets.token_urlsafe(16)
+        jti = b64url(os.urandom(16)).decode("ascii")  # secrets.token_urlsafe(16) without its four Python calls
         claims = build_claims(request, self.policy, iat, jti, azp)
         try:
             try:
