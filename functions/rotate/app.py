@@ -33,7 +33,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from jwks_rotator.adapters.lean.audit_log import AuditLog
 from jwks_rotator.adapters.lean.sts_identity import is_local, refuse_endpoint_overrides
 from jwks_rotator.adapters.sdk.observability import make_logger, make_metrics
-from jwks_rotator.adapters.sdk.rotation_metrics import add_failure_metrics, add_keyring_metrics, add_replication_metrics
+from jwks_rotator.adapters.sdk.rotation_metrics import add_failure_metrics, add_keyring_metrics, add_origin_metrics, add_replication_metrics
 from jwks_rotator.bootstrap.rotate import build_operator_gate, build_rotation_service
 from jwks_rotator.core.callers.proof import accepted_signer_names
 from jwks_rotator.core.errors import InvalidEventError, JwksRotatorError, NotPrimaryRegionError, UnknownKeyError
@@ -131,4 +131,5 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     metrics.add_metric(name="Publications", unit=MetricUnit.Count, value=len(report.publications))
     add_keyring_metrics(metrics, report.keyring, service.settings, utc_now())
     add_replication_metrics(metrics, report.replication_lag, service.settings)
+    add_origin_metrics(metrics, report.origins_ahead)
     return report_summary(command, report)

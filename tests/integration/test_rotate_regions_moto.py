@@ -320,3 +320,30 @@ def test_a_kms_key_without_its_replica_in_a_region_does_not_count_as_published_u
     third = rotator.tick()
     assert third.keyring.active is not None and third.keyring.active.kid == key.kid
     assert world.state(SECONDARY, key.kms_key_arn) == "Enabled"
+
+
+def test_a_second_origin_holding_documents_of_a_higher_generation_stops_no_region_signing(regions: Deployment) -> None:
+    """Any principal that may write the second origin (a typo naming another deployment's bucket, a leftover bucket, the
+    secondary's own rotate role) can mark it with any generation: that holds publication back, never signing."""
+    first = regions.rotator().tick()
+    known = {k.kid for k in first.keyring.keys}  # published at both origins before the stray write
+    stray = b'{"keys":[]}'
+    regions.client(SECONDARY, "s3").put_object(Bucket=regions.second_bucket, Key=JWKS_PATH, Body=stray,
+                                               Metadata={"keyring-generation": "999999"})
+    regions.clock.advance(timedelta(minutes=11))  # past the rotation period: the pending key would activate
+    report = regions.rotator().tick()
+    assert report.missing_origins == (SECONDARY,) and report.origins_ahead == (SECONDARY,)
+    active = report.keyring.active
+    assert active is not None and active.kid in known  # the key published before hands over; a new one is not recorded
+    (new,) = [k for k in report.keyring.keys if k.kid not in known]
+    assert new.published_at is None
+    assert not regions.keyring(PRIMARY).restore_hold
+    assert regions.jwks(SECONDARY) == stray  # not overwritten without an accepted restore
+    for region, bucket in ((PRIMARY, regions.bucket), (SECONDARY, regions.second_bucket)):
+        settings = regions.settings.replace(signing_secret_id=regions.signing_arn.replace(PRIMARY, region), jwks_bucket=bucket)
+        token = build_token_signer(settings, regions.clients_in(region)).issue({"sub": "u", "aud": "orders-api", "ttl": 60}).token
+        assert jwt.get_unverified_header(token)["kid"] == active.kid
+
+    accepted = regions.rotator().publish(accept_restore=True)
+    assert accepted.missing_origins == () and regions.jwks(SECONDARY) == regions.jwks(PRIMARY)
+    assert {k.kid: k for k in accepted.keyring.keys}[new.kid].published_at is not None  # recorded once every origin holds it

@@ -102,7 +102,7 @@ def build_rotation_service(
     if settings.second_origin_bucket and settings.second_origin_region != own:  # in its own region, it is this bucket
         second = S3Publisher(in_region[settings.second_origin_region]("s3"), settings.second_origin_bucket, settings)
         # The origin that invalidates the distribution is written last.
-        publisher = EveryOrigin([Origin(settings.second_origin_region, second), Origin(own, own_origin)])
+        publisher = EveryOrigin([Origin(settings.second_origin_region, second), Origin(own, own_origin)], own=own)
     lists: dict[str, RevocationList] = {own: revocations}
     for other in others:
         lists[other] = GuardedRevocationList(

@@ -47,6 +47,7 @@ class PublishResult:
     invalidation_id: str | None
     refreshed: tuple[str, ...] = ()  # unchanged documents marked with the newer keyring generation (not invalidated)
     missing: tuple[str, ...] = ()  # origins that did not take the documents: the publication does not count yet
+    ahead: tuple[str, ...] = ()  # of ``missing``: origins holding documents of a newer keyring, left as they are
 
 
 class Publisher(Protocol):

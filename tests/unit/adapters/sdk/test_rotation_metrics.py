@@ -14,6 +14,7 @@ from jwks_rotator.adapters.sdk.rotation_metrics import (
     active_key_overdue,
     add_failure_metrics,
     add_keyring_metrics,
+    add_origin_metrics,
     add_replication_metrics,
     replacement_due,
 )
@@ -129,3 +130,12 @@ def test_replication_lag_and_revocation_reach_are_emitted_per_region(capsys: pyt
 def test_no_figures_no_replication_metrics(capsys: pytest.CaptureFixture[str]) -> None:
     add_replication_metrics(make_metrics(), {}, SETTINGS)
     assert capsys.readouterr().out == ""
+
+
+def test_origins_holding_newer_documents_are_counted_for_the_operator_alarm() -> None:
+    metrics = RecordingMetrics()
+    add_origin_metrics(metrics, ("eu-west-1",))
+    assert metrics.values == {"OriginAhead": 1}
+    quiet = RecordingMetrics()
+    add_origin_metrics(quiet, ())
+    assert quiet.values == {"OriginAhead": 0}  # a figure every run: the alarm's period is never empty while it runs

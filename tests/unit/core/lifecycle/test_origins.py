@@ -62,14 +62,36 @@ def test_a_publication_writes_every_origin_and_reads_each_back() -> None:
     assert {o["Metadata"][GENERATION_METADATA] for b in (secondary, primary) for o in b.s3.objects.values()} == {"3"}
 
 
-def test_an_origin_holding_a_newer_keyring_stops_the_publication_before_any_write() -> None:
+OLDER = PublicDocuments(files={"jwks.json": b'{"keys":[1]}', ".well-known/openid-configuration": b'{"issuer":"x"}'}, kids=(), digest="d0")
+
+
+def test_the_writers_own_origin_holding_a_newer_keyring_stops_the_publication_before_any_write() -> None:
     secondary, primary = buckets()
-    EveryOrigin([primary.origin]).publish(DOCUMENTS, already_announced=False, generation=9)  # a promoted writer's
+    EveryOrigin([primary.origin]).publish(DOCUMENTS, already_announced=False, generation=9)  # a newer writer's
     newer_there = dict(primary.s3.objects)
-    older = PublicDocuments(files={"jwks.json": b'{"keys":[1]}', ".well-known/openid-configuration": b'{"issuer":"x"}'}, kids=(), digest="d0")
     with pytest.raises(PublicationSupersededError):
-        EveryOrigin([secondary.origin, primary.origin]).publish(older, already_announced=False, generation=5)
+        EveryOrigin([secondary.origin, primary.origin], own="us-east-1").publish(OLDER, already_announced=False, generation=5)
     assert secondary.s3.objects == {} and primary.s3.objects == newer_there
+
+
+def test_a_second_origin_holding_a_newer_keyring_is_missing_and_not_overwritten_but_the_own_origin_is_written() -> None:
+    secondary, primary = buckets()
+    EveryOrigin([secondary.origin]).publish(DOCUMENTS, already_announced=False, generation=999999)  # a foreign or stray writer's
+    foreign = dict(secondary.s3.objects)
+    every = EveryOrigin([secondary.origin, primary.origin], own="us-east-1")
+    result = every.publish(OLDER, already_announced=False, generation=5)
+    assert result.missing == ("eu-west-1",) and result.ahead == ("eu-west-1",)
+    assert secondary.s3.objects == foreign and primary.holds(OLDER)  # never overwritten without force
+    forced = every.publish(OLDER, already_announced=False, generation=5, force=True)  # an accepted restore
+    assert forced.missing == () and forced.ahead == () and secondary.holds(OLDER)
+
+
+def test_the_own_origin_defaults_to_the_last_and_must_be_one_of_them() -> None:
+    secondary, primary = buckets()
+    EveryOrigin([secondary.origin]).publish(DOCUMENTS, already_announced=False, generation=9)
+    assert EveryOrigin([secondary.origin, primary.origin]).publish(OLDER, already_announced=False, generation=5).ahead == ("eu-west-1",)
+    with pytest.raises(ConfigurationError):
+        EveryOrigin([secondary.origin, primary.origin], own="ap-south-1")
 
 
 def test_an_origin_that_is_down_misses_the_publication_which_does_not_count_and_is_repaired_later() -> None:
@@ -152,3 +174,30 @@ def test_no_key_activates_while_an_origin_misses_its_publication_and_a_revocatio
     keyring = store.load().keyring
     assert all(k.published_at is not None for k in keyring.keys)
     assert secondary.s3.objects[JWKS_PATH]["Body"] == primary.s3.objects[JWKS_PATH]["Body"]
+
+
+def test_a_second_origin_ahead_of_the_keyring_puts_no_restore_hold_activates_nothing_and_is_overwritten_only_on_accept() -> None:
+    secondary, primary = buckets()
+    clock = FakeClock(START)
+    store, signing = InMemoryKeyringStore(), InMemoryKeyringStore()
+    rotator = RotationService(store, EveryOrigin([secondary.origin, primary.origin], own="us-east-1"), SETTINGS, clock=clock.now,
+                              key_factory=new_key, signing_store=signing)
+    rotator.tick()
+    known = {k.kid for k in store.load().keyring.keys}  # published at both origins before the stray write
+    EveryOrigin([secondary.origin]).publish(DOCUMENTS, already_announced=False, generation=999999, force=True)  # a stray writer
+    foreign = dict(secondary.s3.objects)
+    for _ in range(15):  # past the rotation period: the pending key is never recorded as published there
+        clock.advance(timedelta(minutes=1))
+        report = rotator.tick()
+        assert report.missing_origins == ("eu-west-1",) and report.origins_ahead == ("eu-west-1",)
+        keyring = store.load().keyring
+        assert not keyring.restore_hold and keyring.active is not None and keyring.active.kid in known
+        view = signing.load().keyring
+        assert not view.signs_nothing and view.active is not None and view.active.kid == keyring.active.kid  # still signs
+        assert secondary.s3.objects == foreign
+    created = [k for k in store.load().keyring.keys if k.kid not in known]
+    assert created and all(k.published_at is None and k.state is KeyState.PENDING for k in created)  # none counts as published
+    accepted = rotator.publish(accept_restore=True)
+    assert accepted.missing_origins == () and accepted.origins_ahead == ()
+    assert secondary.s3.objects[JWKS_PATH]["Body"] == primary.s3.objects[JWKS_PATH]["Body"]
+    assert not store.load().keyring.restore_hold

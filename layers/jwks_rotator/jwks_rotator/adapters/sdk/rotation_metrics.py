@@ -11,13 +11,16 @@ the clock reads before an activation.
 Failures the rotator raises on purpose are also counted under their own
 names (:data:`FAILURE_METRICS`), besides ``RotationFailures``.
 
+``OriginAhead`` counts the origins left as they are because they hold documents of a newer keyring than the writer's
+(``RunReport.origins_ahead``): the operator alarm watches it beside ``KeyringBehindPublication``.
+
 With replicas in other regions, ``ReplicationLag`` and ``RevocationReach`` (``signer-cache-ttl`` + the lag), in
 seconds, one of each per region with a figure (dimension ``Region``): what the reach alarm watches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from aws_lambda_powertools import Metrics
@@ -85,6 +88,11 @@ def add_failure_metrics(metrics: Metrics, error: JwksRotatorError) -> None:
     for kind, name in FAILURE_METRICS.items():
         if isinstance(error, kind):
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
+def add_origin_metrics(metrics: Metrics, ahead: Sequence[str]) -> None:
+    """``OriginAhead``: how many origins hold documents of a newer keyring (left as they are; an operator decides)."""
+    metrics.add_metric(name="OriginAhead", unit=MetricUnit.Count, value=len(ahead))
 
 
 def add_replication_metrics(metrics: Metrics, lag: Mapping[str, float], settings: Settings) -> None:

@@ -94,6 +94,7 @@ def report_summary(command: RotateCommand, report: RunReport) -> dict[str, Any]:
         "active_kid": active.kid if active else None,
         "keys": [{"kid": k.kid, "alg": k.alg, "state": k.state.value} for k in report.keyring.publication_order()],
         **({"missing_origins": list(report.missing_origins)} if report.missing_origins else {}),
+        **({"origins_ahead": list(report.origins_ahead)} if report.origins_ahead else {}),
         **({"lagging_replicas": list(report.lagging_replicas)} if report.lagging_replicas else {}),
         **({"replication_lag": {r: round(s, 3) for r, s in sorted(report.replication_lag.items())}} if report.replication_lag else {}),
     }

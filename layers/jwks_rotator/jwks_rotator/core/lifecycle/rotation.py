@@ -86,6 +86,9 @@ class RunReport:
     """A coalesced tick: another completed within half the schedule, so this one did nothing."""
     missing_origins: tuple[str, ...] = ()
     """Origins the last publication did not reach: nothing was recorded as published (see ``core.lifecycle.origins``)."""
+    origins_ahead: tuple[str, ...] = ()
+    """Of ``missing_origins``: origins holding documents of a newer keyring, left as they are (``OriginAhead``) until
+    ``publish`` with ``accept_restore`` overwrites them; never a restore hold (that is the writer's own bucket's)."""
     lagging_replicas: tuple[str, ...] = ()
     """Regions whose keyring replica did not yet hold a newly published key, or the writer's last generation, or could not be read."""
     replication_lag: Mapping[str, float] = field(default_factory=dict)
@@ -412,7 +415,10 @@ class RotationService:
                 extra={"paths": list(result.uploaded), "invalidation_id": result.invalidation_id, "kids": list(documents.kids)},
             )
             progressed = True
-        report.missing_origins = result.missing
+        report.missing_origins, report.origins_ahead = result.missing, result.ahead
+        if result.ahead:  # not this writer's bucket: anyone who may write it could have marked it, so no hold
+            self._log.error("an origin holds documents of a newer keyring: left as they are, publication not recorded",
+                            extra={"reason": "origin_ahead", "origins": list(result.ahead), "generation": keyring.generation})
         if result.missing:  # served by some origins only: no key counts as published, so none activates on it
             self._log.warning("documents not published at every origin: publication not recorded",
                               extra={"reason": "origins_missing", "origins": list(result.missing), "kids": list(documents.kids)})
@@ -518,7 +524,12 @@ class RotationService:
         announced = keyring.published_digest == documents.digest
         generation = keyring.generation if generation is None else generation
         try:
-            return _Publication(self._publisher.publish(documents, already_announced=announced, generation=generation))
+            result = self._publisher.publish(documents, already_announced=announced, generation=generation)
+            if result.ahead and accept_restore:  # another origin's newer documents: overwritten only when accepted
+                self._log.warning("overwriting an origin's documents of a newer keyring generation: accepted by the operator",
+                                  extra={"reason": "accept_restore", "origins": list(result.ahead)})
+                result = self._publisher.publish(documents, already_announced=False, generation=generation, force=True)
+            return _Publication(result)
         except PublicationSupersededError:
             if self._store.load().version_id != version:
                 raise  # a newer keyring exists: re-read it and publish that
