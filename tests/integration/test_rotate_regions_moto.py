@@ -347,3 +347,26 @@ def test_a_second_origin_holding_documents_of_a_higher_generation_stops_no_regio
     accepted = regions.rotator().publish(accept_restore=True)
     assert accepted.missing_origins == () and regions.jwks(SECONDARY) == regions.jwks(PRIMARY)
     assert {k.kid: k for k in accepted.keyring.keys}[new.kid].published_at is not None  # recorded once every origin holds it
+
+
+def test_under_kms_custody_a_region_whose_signing_view_lags_keeps_signing_with_the_previous_key(kms_regions: KmsRegions) -> None:
+    world = kms_regions
+    first = world.rotator().tick()
+    previous, (successor,) = first.keyring.active, first.keyring.in_state(KeyState.PENDING)
+    assert previous is not None and previous.kms_key_arn is not None and successor.kms_key_arn is not None
+    eu_settings = world.settings.replace(signing_secret_id=world.signing_arn.replace(PRIMARY, SECONDARY), jwks_bucket=world.second_bucket)
+    world.held.hold(world.signing_arn.replace(PRIMARY, SECONDARY))  # eu-west-1's view replica stays at the previous key's
+    world.clock.advance(timedelta(minutes=11))
+    report = world.rotator().tick()
+    assert report.keyring.active is not None and report.keyring.active.kid == successor.kid
+    assert world.state(PRIMARY, previous.kms_key_arn) == "Disabled"  # the primary's own view left it: at once
+    assert world.state(SECONDARY, previous.kms_key_arn) == "Enabled"  # eu-west-1's view still names it
+    token = build_token_signer(eu_settings, world.clients_in(SECONDARY)).issue({"sub": "u", "aud": "orders-api", "ttl": 60}).token
+    assert jwt.get_unverified_header(token)["kid"] == previous.kid  # AwsDisabledKeyRefusal would refuse a disabled key
+
+    world.held.release()  # the replica catches up: the next run reads it back without the previous key
+    world.clock.advance(timedelta(minutes=1))
+    world.rotator().tick()
+    assert world.state(SECONDARY, previous.kms_key_arn) == "Disabled"
+    token = build_token_signer(eu_settings, world.clients_in(SECONDARY)).issue({"sub": "u", "aud": "orders-api", "ttl": 60}).token
+    assert jwt.get_unverified_header(token)["kid"] == successor.kid

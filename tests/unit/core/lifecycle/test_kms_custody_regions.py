@@ -257,3 +257,48 @@ def test_a_replicas_policy_names_the_other_regions_sign_roles_when_the_stack_giv
     assert signer["Principal"] == {"AWS": [eu_role, ap_role]} and "ArnLike" not in signer["Condition"]  # type: ignore[operator]
     (own,) = signers(key_policy(named, "ES256", signer=True))
     assert own["Principal"] == {"AWS": SIGN_ROLE}  # the primary's key names its own region's signer, as in one region
+
+
+def test_a_retired_keys_replica_stays_enabled_in_a_region_until_that_regions_signing_view_is_read_back_without_it() -> None:
+    kms = Kms()
+    custody = custodian(kms)
+    first, second = custody.new_key("ES256", START), custody.new_key("ES384", START)
+    assert first.kms_key_arn is not None and second.kms_key_arn is not None
+    now = START + timedelta(hours=1)
+    active = first.with_changes(state=KeyState.ACTIVE, published_at=START, activated_at=START)
+    custody.settle(lambda: keyring_with(active, second))
+    assert states(kms, first.kms_key_arn) == {PRIMARY: "Enabled", EU: "Enabled", AP: "Enabled"}
+    retired = active.with_changes(state=KeyState.RETIRED, retired_at=now)
+    successor = second.with_changes(state=KeyState.ACTIVE, published_at=START, activated_at=now)
+    handed_over = keyring_with(retired, successor)
+    views: dict[str, frozenset[str] | None] = {PRIMARY: frozenset({second.kid}), EU: frozenset({first.kid}), AP: None}
+    custody.settle(lambda: handed_over, views=lambda: views)  # EU's view lags; AP's cannot be read
+    assert states(kms, first.kms_key_arn) == {PRIMARY: "Disabled", EU: "Enabled", AP: "Enabled"}
+    assert signers(kms.keys[first.kms_key_arn.rsplit("/", 1)[-1]][EU].policy)  # EU's signer may still use it
+    assert states(kms, second.kms_key_arn) == {PRIMARY: "Enabled", EU: "Enabled", AP: "Enabled"}
+    views[EU] = frozenset({second.kid})
+    custody.settle(lambda: handed_over, views=lambda: views)  # EU caught up: its replica is disabled now
+    assert states(kms, first.kms_key_arn) == {PRIMARY: "Disabled", EU: "Disabled", AP: "Enabled"}
+    assert signers(kms.keys[first.kms_key_arn.rsplit("/", 1)[-1]][EU].policy) == []
+    views[AP] = frozenset({second.kid})
+    custody.settle(lambda: handed_over, views=lambda: views)
+    assert states(kms, first.kms_key_arn) == {PRIMARY: "Disabled", EU: "Disabled", AP: "Disabled"}
+
+
+def test_a_revoked_key_is_disabled_in_every_region_at_once_whatever_the_views_say() -> None:
+    kms = Kms()
+    custody = custodian(kms)
+    record = custody.new_key("ES256", START)
+    assert record.kms_key_arn is not None
+    for region in (PRIMARY, EU, AP):
+        kms.vault(region).enable(record.kms_key_arn)
+    lagging = {PRIMARY: frozenset[str](), EU: frozenset({record.kid}), AP: None}
+    tombstone = Keyring(revoked=(Revocation(record.kid, START, record.kms_key_arn),))
+    custody.settle(lambda: tombstone, views=lambda: lagging)
+    assert all(state == "Disabled" for state in states(kms, record.kms_key_arn).values())
+    again = custody.new_key("ES384", START)
+    assert again.kms_key_arn is not None
+    for region in (PRIMARY, EU, AP):
+        kms.vault(region).enable(again.kms_key_arn)
+    custody.settle(lambda: Keyring(), [again], views=lambda: {EU: frozenset({again.kid}), AP: None})  # removed in this run
+    assert states(kms, again.kms_key_arn) == {PRIMARY: "PendingDeletion", EU: "PendingDeletion", AP: "PendingDeletion"}

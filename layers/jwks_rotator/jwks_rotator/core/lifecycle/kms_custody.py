@@ -315,7 +315,7 @@ class KmsCustodian:
         self._in_regions(arn, kid, remove)
 
     # --- keeping KMS in line --------------------------------------------
-    def settle(self, stored: Callable[[], Keyring], removed: Iterable[KeyRecord] = ()) -> None:
+    def settle(self, stored: Callable[[], Keyring], removed: Iterable[KeyRecord] = (), *, views: ViewsByRegion | None = None) -> None:
         """Bring KMS in line with the keyring as stored: only its active key enabled and signable by the sign role.
 
         ``stored`` reads the store's current keyring; it is called at the
@@ -328,8 +328,13 @@ class KmsCustodian:
         next one). ``removed``: records that left the keyring in this run
         (deleted or revoked): disabled and scheduled for deletion unless the
         stored keyring records them again. Under a restore hold nothing is
-        enabled (the signer signs nothing then).
+        enabled (the signer signs nothing then). ``views`` (several regions)
+        reads each region's signing view: a retired key's replica in another
+        region is disabled only once that region's view is read back without
+        it (a region whose view lags keeps signing with the previous key);
+        revoked and removed keys are disabled in every region at once.
         """
+        signing = _RegionViews(views) if views is not None else None
         keyring = stored()
         recorded = {k.kms_key_arn for k in keyring.keys if k.kms_key_arn is not None}
         for record in removed:
@@ -347,7 +352,7 @@ class KmsCustodian:
                 self.vault.schedule_deletion(record.kms_key_arn, self.deletion_days)
                 self._log.info("scheduled a KMS key's deletion", extra={"kid": record.kid, "reason": "left the keyring"})
         for _ in range(SETTLE_ATTEMPTS):
-            active = self._converge(keyring)
+            active = self._converge(keyring, signing)
             if active is None:
                 return
             wait = self.propagation if self.propagation is not None else self.settings.kms_handover_wait.total_seconds()
@@ -363,7 +368,8 @@ class KmsCustodian:
             if _is_active(keyring, active):
                 self._log.info("enabled a KMS key", extra={"kid": active.kid, "reason": "active"})
                 return
-            self._retire(active.kms_key_arn, active.kid, "superseded while it was being enabled")  # the store moved on
+            self._retire(active.kms_key_arn, active.kid, "superseded while it was being enabled",  # the store moved on
+                         signing if _is_retired(keyring, active) else None)
         self._log.warning("KMS not yet in line with the keyring", extra={"reason": "the keyring kept changing; the next run settles"})
 
     def _enable_in_regions(self, active: KeyRecord) -> None:
@@ -377,8 +383,10 @@ class KmsCustodian:
 
         self._in_regions(arn, active.kid, enable)
 
-    def _converge(self, keyring: Keyring) -> KeyRecord | None:
+    def _converge(self, keyring: Keyring, signing: _RegionViews | None = None) -> KeyRecord | None:
         """Disable every enabled key ``keyring`` records but its active one; the active record if it is not enabled.
+
+        In another region, a retired key's replica waits for that region's view (``signing``) to leave it.
 
         The keys come from the stack's own records (one DescribeKey each), never from a listing of the account's
         keys: an unrecorded key was never activated, so its policy never named the sign role (the sweep deals
@@ -390,6 +398,7 @@ class KmsCustodian:
         recorded = [(k.kid, k.kms_key_arn) for k in keyring.keys if k.kms_key_arn is not None]
         recorded += [(r.kid, r.kms_key_arn) for r in keyring.revoked if r.kms_key_arn is not None]
         arns = [arn for _, arn in recorded]
+        retired = {k.kid for k in keyring.keys if k.state is KeyState.RETIRED}
         enabled = False
         for kid, arn in recorded:
             assert arn is not None
@@ -404,12 +413,13 @@ class KmsCustodian:
                 continue
             if not self.owns(key, arns):
                 continue
+            views = signing if kid in retired else None  # a tombstone's key: every region at once
             if key.arn == active_arn:
                 enabled = key.state in USABLE_STATES and self._enabled_in_regions(arn, kid)
             elif key.state in USABLE_STATES:
-                self._retire(key.arn, kid, "only the active key signs")  # in every region
+                self._retire(key.arn, kid, "only the active key signs", views)  # in every region
             else:
-                self._retire_in_regions(arn, kid)
+                self._retire_in_regions(arn, kid, views)
         if active is None or active_arn is None or enabled:
             return None
         return active
@@ -425,10 +435,17 @@ class KmsCustodian:
         self._in_regions(arn, kid, check)
         return not disabled
 
-    def _retire_in_regions(self, arn: str, kid: str) -> None:
-        """Every other region's replica of a key that may not sign: disabled, its policy without the signer."""
+    def _retire_in_regions(self, arn: str, kid: str, signing: _RegionViews | None = None) -> None:
+        """Every other region's replica of a key that may not sign: disabled, its policy without the signer.
+
+        With ``signing``, not in a region whose signing view may still name the key (read back with it, or unreadable).
+        """
 
         def retire(vault: KeyVault, described: VaultKey, region: str) -> None:
+            if described.state in USABLE_STATES and signing is not None and signing.may_sign(region, kid):
+                self._log.info("KMS replica left enabled: the region's signing view still names it",
+                               extra={"kid": kid, "region": region, "reason": "view_lagging"})
+                return
             if described.state in USABLE_STATES:
                 vault.disable(arn)
                 vault.put_policy(arn, key_policy(self.settings, None, signer=False, region=region))
@@ -436,12 +453,15 @@ class KmsCustodian:
 
         self._in_regions(arn, kid, retire)
 
-    def _retire(self, arn: str, kid: str, reason: str) -> None:
-        """Disable a key, then rewrite its policy without the sign role: two fences, either of which stops it signing."""
+    def _retire(self, arn: str, kid: str, reason: str, signing: _RegionViews | None = None) -> None:
+        """Disable a key, then rewrite its policy without the sign role: two fences, either of which stops it signing.
+
+        The own region's key at once (the writer wrote its view first); other regions' replicas as ``signing`` allows.
+        """
         self.vault.disable(arn)
         self.vault.put_policy(arn, key_policy(self.settings, None, signer=False))
         self._log.info("disabled a KMS key", extra={"kid": kid, "reason": reason})
-        self._retire_in_regions(arn, kid)
+        self._retire_in_regions(arn, kid, signing)
 
     def owns(self, key: VaultKey, recorded: Iterable[str] = ()) -> bool:
         """Whether ``key`` (as DescribeKey says) is this stack's: never on its tag alone.
@@ -523,6 +543,29 @@ def _policy_is_ours(text: str, settings: Settings) -> bool:
         and manager.get("Effect") == "Allow"
         and manager.get("Principal") == {"AWS": settings.kms_rotate_role_arn}
     )
+
+
+ViewsByRegion = Callable[[], Mapping[str, "frozenset[str] | None"]]
+"""Each region's signing view as read back: the kids it lets sign, None when it cannot be read."""
+
+
+class _RegionViews:
+    """Every region's signing view, read once, on first need, in one settle."""
+
+    def __init__(self, read: ViewsByRegion) -> None:
+        self._read = read
+        self._held: Mapping[str, frozenset[str] | None] | None = None
+
+    def may_sign(self, region: str, kid: str) -> bool:
+        """Whether ``region``'s view may still sign with ``kid``: it names it, or it was not read (safe side: yes)."""
+        if self._held is None:
+            self._held = dict(self._read())
+        view = self._held.get(region)
+        return view is None or kid in view
+
+
+def _is_retired(keyring: Keyring, record: KeyRecord) -> bool:
+    return any(k.kid == record.kid and k.state is KeyState.RETIRED for k in keyring.keys)
 
 
 def _is_active(keyring: Keyring, record: KeyRecord) -> bool:

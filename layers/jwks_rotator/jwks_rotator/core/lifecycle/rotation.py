@@ -317,7 +317,9 @@ class RotationService:
         if self._custodian is None or (self._settings.key_custody != "kms" and not self._seen):
             return
         # Every record this run saw: those the stored keyring no longer holds left it (deleted or revoked).
-        self._custodian.settle(lambda: self._store.load().keyring, list(self._seen.values()))
+        # Across regions, a retired key's replica stays enabled where that region's signing view still names it.
+        views = self._views.signing_kids_by_region if self._views is not None else None
+        self._custodian.settle(lambda: self._store.load().keyring, list(self._seen.values()), views=views)
 
     def _sweep(self) -> None:
         """After a run that created or removed a KMS key: disable and (after the grace) delete the stack's unrecorded keys."""
