@@ -370,3 +370,23 @@ def test_under_kms_custody_a_region_whose_signing_view_lags_keeps_signing_with_t
     assert world.state(SECONDARY, previous.kms_key_arn) == "Disabled"
     token = build_token_signer(eu_settings, world.clients_in(SECONDARY)).issue({"sub": "u", "aud": "orders-api", "ttl": 60}).token
     assert jwt.get_unverified_header(token)["kid"] == successor.kid
+
+
+def test_a_region_the_writer_cannot_read_gets_a_growing_reach_figure_so_the_alarm_fires(regions: Deployment) -> None:
+    first = regions.rotator().tick()
+    active = first.keyring.active
+    assert active is not None
+
+    def denied(**kwargs: Any) -> Any:
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetSecretValue")
+
+    regions.held.get_secret_value = denied  # type: ignore[method-assign]
+    regions.clock.advance(timedelta(minutes=1))
+    revoked = regions.rotator().revoke(active.kid)
+    assert revoked.lagging_replicas == (SECONDARY,) and revoked.unreadable_replicas == (SECONDARY,)
+    assert SECONDARY in revoked.replication_lag  # in the run that wrote: a figure from the start
+    regions.clock.advance(timedelta(minutes=30))
+    later = regions.rotator().tick()
+    assert later.unreadable_replicas == (SECONDARY,) and later.replication_lag[SECONDARY] >= 30 * 60  # a lower bound
+    threshold = 300  # RevocationReachAlarmThreshold's default
+    assert regions.settings.signer_cache_ttl.total_seconds() + later.replication_lag[SECONDARY] > threshold

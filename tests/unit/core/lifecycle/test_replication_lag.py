@@ -61,11 +61,20 @@ def test_a_replica_behind_is_measured_on_a_later_run_from_the_ledgers_write_time
     assert meter.figures({EU: at(9), AP: at(9)}).merged() == {}
 
 
-def test_an_unreadable_replica_gets_no_figure_and_a_wall_clock_behind_the_write_gives_zero_not_a_negative_lag() -> None:
+def test_a_wall_clock_behind_the_write_gives_zero_not_a_negative_lag() -> None:
     clock, ledger = FakeClock(T0 - timedelta(minutes=5)), Ledger(ReplicationRecord(3, T0, {}))
     meter = LagMeter(ledger, clock.now, clock.monotonic)
     meter.observe({EU: None, AP: at(3)})
-    assert meter.figures({EU: None, AP: at(3)}).merged() == {AP: 0.0}
+    assert meter.figures({EU: None, AP: at(3)}).merged() == {EU: 0.0, AP: 0.0}
+
+
+def test_an_unreadable_replica_not_seen_holding_the_write_counts_the_time_since_it_a_lower_bound_apart_from_behind() -> None:
+    clock, ledger = FakeClock(T0 + timedelta(minutes=30)), Ledger(ReplicationRecord(3, T0, {AP: 3}))
+    meter = LagMeter(ledger, clock.now, clock.monotonic)
+    meter.observe({EU: None, AP: None})
+    figures = meter.figures({EU: None, AP: None})
+    assert figures.unreadable == {EU: 30 * 60.0} and figures.behind == {}  # AP held the write before it became unreadable
+    assert figures.merged() == {EU: 30 * 60.0}
 
 
 def test_several_writes_in_one_run_keep_each_regions_worst_figure() -> None:

@@ -126,9 +126,9 @@ def test_the_writer_measures_each_regions_lag_and_names_a_region_behind_or_unrea
     assert ledger.record is not None and set(ledger.record.caught_up) == {EU}
 
     clock.advance(timedelta(seconds=90))
-    replicas.held[AP] = None  # now unreadable: no figure, still named
+    replicas.held[AP] = None  # now unreadable: the time since the write it was not seen to hold, a lower bound
     second = rotator.tick()
-    assert second.lagging_replicas == (AP,) and AP not in second.replication_lag
+    assert second.lagging_replicas == (AP,) and second.replication_lag[AP] == 90.0 and second.unreadable_replicas == (AP,)
 
     clock.advance(timedelta(seconds=30))
     replicas.follow = {EU, AP}
@@ -168,4 +168,5 @@ def test_no_patience_for_an_unreadable_replica() -> None:
     pauses: list[float] = []
     rotator = service(PRIMARY, store, clock=clock, replicas=replicas, sleep=pauses.append, replica_patience=(1.0, 2.0))
     report = rotator.tick()
-    assert pauses == [] and report.lagging_replicas == (EU,) and report.replication_lag == {}
+    assert pauses == [] and report.lagging_replicas == (EU,) and report.replication_lag == {EU: 0.0}  # so far, in this run
+    assert report.unreadable_replicas == (EU,)

@@ -97,4 +97,5 @@ def report_summary(command: RotateCommand, report: RunReport) -> dict[str, Any]:
         **({"origins_ahead": list(report.origins_ahead)} if report.origins_ahead else {}),
         **({"lagging_replicas": list(report.lagging_replicas)} if report.lagging_replicas else {}),
         **({"replication_lag": {r: round(s, 3) for r, s in sorted(report.replication_lag.items())}} if report.replication_lag else {}),
+        **({"unreadable_replicas": list(report.unreadable_replicas)} if report.unreadable_replicas else {}),
     }

@@ -10,8 +10,10 @@ whose replica holds generation >= N for the first time gets its figure:
   :class:`~jwks_rotator.core.ports.ReplicationLedger`) to the read, never below zero.
 
 A region still behind at the end of a run gets the time so far, a lower bound that grows each tick, so a replica
-that stalls raises the reach alarm instead of going quiet. An unreadable replica gets no figure (it is named in
-``RunReport.lagging_replicas``). The reach of a revocation in a region is ``signer-cache-ttl`` + its lag.
+that stalls raises the reach alarm instead of going quiet. So does a replica that cannot be read and was not seen
+holding the write: nothing shows it holds a revocation written since, so its figure is the time since that write (a
+lower bound too, kept apart as ``unreadable``; ``RunReport.unreadable_replicas``). The reach of a revocation in a
+region is ``signer-cache-ttl`` + its lag.
 
 Design: docs/design/regions.md.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -36,13 +38,15 @@ catches up within seconds is measured to the second, not to the next tick's ``sc
 
 @dataclass(frozen=True)
 class LagFigures:
-    """Per region, seconds of lag: ``caught_up`` were read back at the writer's generation, ``behind`` not yet (so far)."""
+    """Per region, seconds of lag: ``caught_up`` were read back at the writer's generation, ``behind`` not yet (so far),
+    ``unreadable`` could not be read and were not seen holding it (the time since the write: a lower bound)."""
 
     caught_up: Mapping[str, float]
     behind: Mapping[str, float]
+    unreadable: Mapping[str, float] = field(default_factory=dict)
 
     def merged(self) -> dict[str, float]:
-        return {**self.caught_up, **self.behind}
+        return {**self.caught_up, **self.behind, **self.unreadable}
 
 
 class LagMeter:
@@ -112,14 +116,16 @@ class LagMeter:
         return self._written_at_tick is not None
 
     def figures(self, readings: Mapping[str, ReplicaReading | None]) -> LagFigures:
-        """This run's figures: each region that caught up in it (its worst), and the time so far of each readable one still behind."""
+        """This run's figures: each region that caught up in it (its worst), and the time so far of each one still
+        behind, readable or not (an unreadable one not seen holding the write is as far behind as anyone can tell)."""
         record = self._current()
         behind: dict[str, float] = {}
+        unreadable: dict[str, float] = {}
         if record is not None:
             for region, reading in sorted(readings.items()):
-                if reading is not None and region not in record.caught_up:
-                    behind[region] = self._elapsed(record)
-        return LagFigures(dict(self._caught_up), behind)
+                if region not in record.caught_up:
+                    (behind if reading is not None else unreadable)[region] = self._elapsed(record)
+        return LagFigures(dict(self._caught_up), behind, unreadable)
 
     def finish(self) -> None:
         """Keep the record for the next run when it changed; a ledger that cannot be written costs figures only."""

@@ -93,7 +93,10 @@ class RunReport:
     """Regions whose keyring replica did not yet hold a newly published key, or the writer's last generation, or could not be read."""
     replication_lag: Mapping[str, float] = field(default_factory=dict)
     """Seconds per region from the writer's keyring write to the first read-back holding it (see ``.replication_lag``);
-    for a region still behind (also in ``lagging_replicas``), the time so far. An unreadable replica has none."""
+    for a region still behind (also in ``lagging_replicas``), the time so far; for one unreadable and not seen holding
+    the write (also in ``unreadable_replicas``), the time since that write: a lower bound, so the reach alarm sees it."""
+    unreadable_replicas: tuple[str, ...] = ()
+    """Regions whose replica could not be read back and was not seen holding the writer's last write."""
     not_primary: bool = False
     """A tick in a region that is not ``primary-region``: nothing was read or written (``skipped`` too)."""
     keyring: Keyring = field(default_factory=Keyring)
@@ -289,12 +292,14 @@ class RotationService:
         figures = self._lag.figures(readings)
         self._lag.finish()
         report.replication_lag = figures.merged()
+        report.unreadable_replicas = tuple(sorted(figures.unreadable))
         late = {region for region, reading in readings.items() if reading is None} | set(figures.behind)
         if late:
             report.lagging_replicas = tuple(sorted(set(report.lagging_replicas) | late))
             self._log.warning("replicas behind the writer's last keyring write", extra={
                 "reason": "replica_lagging", "regions": sorted(late),
-                "seconds_so_far": {region: round(seconds, 3) for region, seconds in figures.behind.items()}})
+                "seconds_so_far": {region: round(seconds, 3) for region, seconds in {**figures.behind, **figures.unreadable}.items()},
+                "unreadable": sorted(figures.unreadable)})
         for region, seconds in sorted(figures.caught_up.items()):
             self._log.info("replica caught up with the writer", extra={"region": region, "replication_lag_seconds": round(seconds, 3)})
 
