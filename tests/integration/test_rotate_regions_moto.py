@@ -248,8 +248,10 @@ class KmsRegions(Deployment):
 
     def __init__(self, endpoint: str) -> None:
         super().__init__(endpoint)
-        self.settings = self.settings.replace(key_custody="kms", kms_stack_tag=f"stack-{uuid.uuid4().hex[:8]}",
-                                              kms_sign_role_arn=SIGN_ROLE, kms_rotate_role_arn=ROTATE_ROLE)
+        stack = f"stack-{uuid.uuid4().hex[:8]}"
+        self.eu_sign_role = f"arn:aws:iam::123456789012:role/{stack}-SignFunctionRole-EU"  # the primary's SecondarySignRoleArns
+        self.settings = self.settings.replace(key_custody="kms", kms_stack_tag=stack, kms_sign_role_arn=SIGN_ROLE,
+                                              kms_rotate_role_arn=ROTATE_ROLE, kms_replica_sign_role_arns=self.eu_sign_role)
         self.primary_kms = ReplicationOutage(self.regional(PRIMARY)("kms"))
         self.eu_kms = AwsDisabledKeyRefusal(self.regional(SECONDARY)("kms"))
 
@@ -286,8 +288,7 @@ def test_kms_keys_are_multi_region_replicated_signed_with_in_the_secondary_and_r
     assert tags == {STACK_TAG: world.settings.kms_stack_tag, KID_TAG: active.kid}
     policy = json.loads(eu.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
     (sign,) = [s for s in policy["Statement"] if s["Action"] == "kms:Sign"]
-    assert sign["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}  # eu-west-1's sign role is its stack's, named by pattern
-    assert sign["Condition"]["ArnLike"] == {"aws:PrincipalArn": f"arn:aws:iam::123456789012:role/{world.settings.kms_stack_tag}-*"}
+    assert sign["Principal"] == {"AWS": world.eu_sign_role} and "ArnLike" not in sign["Condition"]  # eu-west-1's own sign role
 
     signer_settings = world.settings.replace(signing_secret_id=world.signing_arn.replace(PRIMARY, SECONDARY),
                                              jwks_bucket=world.second_bucket)
@@ -390,3 +391,16 @@ def test_a_region_the_writer_cannot_read_gets_a_growing_reach_figure_so_the_alar
     assert later.unreadable_replicas == (SECONDARY,) and later.replication_lag[SECONDARY] >= 30 * 60  # a lower bound
     threshold = 300  # RevocationReachAlarmThreshold's default
     assert regions.settings.signer_cache_ttl.total_seconds() + later.replication_lag[SECONDARY] > threshold
+
+
+def test_without_the_secondarys_sign_role_named_its_replica_names_no_signer(kms_regions: KmsRegions) -> None:
+    """moto signs whatever the key policy says; AWS checks it, so the policy read back is what is asserted."""
+    world = kms_regions
+    world.settings = world.settings.replace(kms_replica_sign_role_arns=())
+    active = world.rotator().tick().keyring.active
+    assert active is not None and active.kms_key_arn is not None
+    assert world.state(SECONDARY, active.kms_key_arn) == "Enabled"
+    policy = json.loads(world.client(SECONDARY, "kms").get_key_policy(KeyId=active.kms_key_arn.rsplit("/", 1)[-1],
+                                                                     PolicyName="default")["Policy"])
+    assert [s for s in policy["Statement"] if s["Action"] in ("kms:Sign", "kms:GetPublicKey")] == []
+    assert "role/" + world.settings.kms_stack_tag + "-*" not in json.dumps(policy)

@@ -11,8 +11,8 @@ matrix (:mod:`tests.privilege.matrix`).
 
 KMS custody across regions needs each key's own policy to allow what the roles' IAM policies allow. The rows give each
 key the policy the writer gives it (``kms_custody.key_policy``; in the secondary region the replica's, whose signing
-statements name the secondary's sign role from ``SecondarySignRoleArns``, or without it the account narrowed to
-``role/<stack>-*``). ``kms:ReplicateKey`` is decided against the primary key's
+statements name the secondary's sign role from ``SecondarySignRoleArns``, or without it no signer at all).
+``kms:ReplicateKey`` is decided against the primary key's
 policy, which lets the rotate role replicate it into the regions of ``regions`` only (a key policy naming the role
 allows by itself: its own ``kms:ReplicaRegion`` condition, not only IAM's, keeps other regions out).
 """
@@ -100,7 +100,7 @@ def region_rows(pair: RegionPair) -> list[tuple[str, Row]]:
         "kms_sign_role_arn": sign, "primary_region": p.region, "regions": f"{p.region},{s.region}", "signing_secret_id": "view",
         "kms_replica_sign_role_arns": s_sign})  # the primary's SecondarySignRoleArns, as the template passes it
     replica_policy = json.loads(key_policy(kms_settings, "ES256", signer=True, region=s.region))
-    # Without SecondarySignRoleArns the writer cannot name the secondary's sign role: the account, narrowed by name.
+    # Without SecondarySignRoleArns the writer cannot name the secondary's sign role: the replica names no signer.
     pattern_policy = json.loads(key_policy(kms_settings.replace(kms_replica_sign_role_arns=()), "ES256", signer=True, region=s.region))
     primary_policy = json.loads(key_policy(kms_settings, "ES256", signer=True))
     named_like_the_stack = f"arn:aws:iam::{p.account}:role/{p.stack}-not-a-stack-role"
@@ -231,12 +231,13 @@ def region_rows(pair: RegionPair) -> list[tuple[str, Row]]:
             "a role named <stack>-* with kms:Sign in its IAM policy signing with a replica (its policy names the secondary's "
             "sign role, from SecondarySignRoleArns)", "some-admin"),
         Row(c("stack-named-admin-signs-with-replica-unnamed", named_like_the_stack, "kms:Sign", custody_there,
-              at(s.region, {**tag, **signs}), identity=ADMINISTRATOR, resource_policy=pattern_policy), "allow",
-            "KNOWN EXPOSURE without SecondarySignRoleArns: a role named <stack>-* with kms:Sign in its IAM policy signing with a "
-            "replica (the replica's policy then names the account narrowed to role/<stack>-*)", "some-admin"),
+              at(s.region, {**tag, **signs}), identity=ADMINISTRATOR, resource_policy=pattern_policy), "deny",
+            "without SecondarySignRoleArns: a role named <stack>-* with kms:Sign in its IAM policy signing with a replica "
+            "(the replica's policy then names no signer)", "some-admin"),
         Row(c("secondary-signer-signs-with-replica-unnamed", s_sign, "kms:Sign", custody_there, at(s.region, {**tag, **signs}),
-              resource_policy=pattern_policy), "allow",
-            "the secondary's signer signing with a replica whose policy names the account narrowed to role/<stack>-*", "sign@2"),
+              resource_policy=pattern_policy), "deny",
+            "without SecondarySignRoleArns: the secondary's signer signing with a replica (fails closed until the primary's "
+            "stack names it)", "sign@2"),
         Row(c("admin-reads-signing-replica", OTHER_ROLE, "secretsmanager:GetSecretValue", signing_there, at(s.region, current),
               identity=ADMINISTRATOR), "deny", "another principal (AdministratorAccess) reading the signing view replica", "some-admin"),
         Row(c("admin-decrypts-with-secondary-key", OTHER_ROLE, "kms:Decrypt", key_there, via(s.region, signing_there), identity=ADMINISTRATOR),

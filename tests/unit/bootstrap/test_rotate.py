@@ -82,3 +82,21 @@ def test_what_the_wiring_refuses(changes: dict[str, str], arguments: dict[str, A
     with pytest.raises(ConfigurationError) as refused:
         build_rotation_service(Settings.from_mapping({**REGIONS, **changes}), made.own, **arguments)
     assert says in refused.value.message
+
+
+KMS = {"key_custody": "kms", "kms_stack_tag": "stack", "kms_sign_role_arn": "arn:aws:iam::123456789012:role/stack-SignFunctionRole-A",
+       "kms_rotate_role_arn": "arn:aws:iam::123456789012:role/stack-RotateFunctionRole-A"}
+
+
+def test_the_writer_under_kms_custody_warns_that_other_regions_cannot_sign_until_their_sign_roles_are_named(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    made = Made()
+    build_rotation_service(Settings.from_mapping({**REGIONS, **KMS}), made.own, region="us-east-1", regional_clients=made.regional)
+    (warning,) = [r for r in caplog.records if getattr(r, "reason", "") == "replica_sign_roles_missing"]
+    assert warning.levelname == "WARNING" and warning.regions == ["ap-south-1", "eu-west-1"]  # type: ignore[attr-defined]
+    caplog.clear()
+    named = {**REGIONS, **KMS, "kms_replica_sign_role_arns": "arn:aws:iam::123456789012:role/stack-SignFunctionRole-B"}
+    build_rotation_service(Settings.from_mapping(named), made.own, region="us-east-1", regional_clients=made.regional)
+    build_rotation_service(Settings.from_mapping({**REGIONS, **KMS}), made.own, region="eu-west-1", regional_clients=made.regional)
+    assert not [r for r in caplog.records if getattr(r, "reason", "") == "replica_sign_roles_missing"]  # named, or not the writer

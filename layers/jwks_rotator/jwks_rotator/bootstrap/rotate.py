@@ -74,6 +74,10 @@ def build_rotation_service(
         raise ConfigurationError("regions name other regions: the wiring needs a client factory per region (regional_clients)")
     if regional and own == settings.primary_region:
         settings.require("signing_secret_id")  # deletion waits for every region's signing view
+        if settings.key_custody == "kms" and not settings.kms_replica_sign_role_arns:  # replicas then name no signer
+            (logger or logging.getLogger("jwks_rotator")).warning(
+                "no sign role named for the other regions (kms-replica-sign-role-arns, the stack's SecondarySignRoleArns): "
+                "they cannot sign under KMS custody until it is set", extra={"reason": "replica_sign_roles_missing", "regions": sorted(others)})
     in_region = {r: regional_clients(r) for r in others} if regional and regional_clients is not None else {}
     # Always there (its client is made on first use): keys made under kms custody finish their life under it
     # even after the setting changes back. Across regions, its keys are multi-Region keys replicated to every other.

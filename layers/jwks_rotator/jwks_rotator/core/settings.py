@@ -373,7 +373,7 @@ class Settings:
         stack=StackValue("!GetAtt RotateFunctionRole.Arn"),
     )
     kms_replica_sign_role_arns: tuple[str, ...] = setting(
-        "", "With kms custody and other regions: every other region's sign role, named in each replica key's policy as the principals allowed kms:Sign there (empty: the account, narrowed to roles named role/<stack>-*).", _role_arns,
+        "", "With kms custody and other regions: every other region's sign role, named in each replica key's policy as the principals allowed kms:Sign there (empty: the replicas name no signer, so those regions cannot sign under kms custody until it is set).", _role_arns,
         stack=StackValue(
             "!Ref SecondarySignRoleArns",
             why="The primary's stack names every secondary stack's sign role (their SignFunctionRoleArn outputs); a secondary's stack leaves it empty.",

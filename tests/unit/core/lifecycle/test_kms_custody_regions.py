@@ -21,6 +21,7 @@ from jwks_rotator.core.keys.keyring import Keyring, Revocation
 from jwks_rotator.core.keys.records import KeyRecord, KeyState
 from jwks_rotator.core.lifecycle.kms_custody import KID_TAG, STACK_TAG, KmsCustodian, key_policy
 from jwks_rotator.core.ports import VaultKey
+from jwks_rotator.core.settings import Settings
 from tests.kms_doubles import ACCOUNT, SIGN_ROLE
 from tests.kms_world import kms_settings
 from tests.simulation import START
@@ -123,8 +124,8 @@ class RegionalKms:
         raise AssertionError("the rotator never signs")
 
 
-def custodian(kms: Kms) -> KmsCustodian:
-    return KmsCustodian(kms.vault(PRIMARY), SETTINGS, lambda _: None, propagation=0.0,
+def custodian(kms: Kms, settings: Settings = SETTINGS) -> KmsCustodian:
+    return KmsCustodian(kms.vault(PRIMARY), settings, lambda _: None, propagation=0.0,
                         regions={EU: kms.vault(EU), AP: kms.vault(AP)})
 
 
@@ -186,10 +187,8 @@ def test_the_hand_over_enables_the_active_key_in_every_region_with_that_regions_
     assert states(kms, second.kms_key_arn) == {PRIMARY: "Disabled", EU: "Disabled", AP: "Disabled"}
     replicas = kms.keys[first.kms_key_arn.rsplit("/", 1)[-1]]
     assert [s["Principal"] for s in signers(replicas[PRIMARY].policy)] == [{"AWS": SIGN_ROLE}]
-    (eu_signer,) = signers(replicas[EU].policy)
-    assert eu_signer["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
-    assert eu_signer["Condition"] == {"StringEquals": {"kms:SigningAlgorithm": "ECDSA_SHA_256", "kms:MessageType": "RAW"},
-                                      "ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:role/stack-*"}}
+    assert signers(replicas[EU].policy) == []  # no kms-replica-sign-role-arns: the replica names no signer (fail closed)
+    assert [s for s in json.loads(replicas[EU].policy)["Statement"] if s["Action"] == "kms:GetPublicKey"] == []
 
 
 def test_a_key_that_leaves_the_keyring_is_disabled_and_deleted_in_every_region_and_a_region_down_fails_no_run(
@@ -261,7 +260,7 @@ def test_a_replicas_policy_names_the_other_regions_sign_roles_when_the_stack_giv
 
 def test_a_retired_keys_replica_stays_enabled_in_a_region_until_that_regions_signing_view_is_read_back_without_it() -> None:
     kms = Kms()
-    custody = custodian(kms)
+    custody = custodian(kms, SETTINGS.replace(kms_replica_sign_role_arns=f"arn:aws:iam::{ACCOUNT}:role/stack-SignFunctionRole-EU"))
     first, second = custody.new_key("ES256", START), custody.new_key("ES384", START)
     assert first.kms_key_arn is not None and second.kms_key_arn is not None
     now = START + timedelta(hours=1)
@@ -302,3 +301,12 @@ def test_a_revoked_key_is_disabled_in_every_region_at_once_whatever_the_views_sa
         kms.vault(region).enable(again.kms_key_arn)
     custody.settle(lambda: Keyring(), [again], views=lambda: {EU: frozenset({again.kid}), AP: None})  # removed in this run
     assert states(kms, again.kms_key_arn) == {PRIMARY: "PendingDeletion", EU: "PendingDeletion", AP: "PendingDeletion"}
+
+
+def test_without_the_other_regions_sign_roles_a_replicas_policy_names_no_signer_and_delegates_nothing_to_the_account() -> None:
+    unnamed = SETTINGS.replace(kms_replica_sign_role_arns=())
+    policy = json.loads(key_policy(unnamed, "ES256", signer=True, region=EU))
+    assert signers(json.dumps(policy)) == []
+    assert "role/stack-*" not in json.dumps(policy) and all("kms:Sign" not in json.dumps(s["Action"]) for s in policy["Statement"])
+    (own,) = signers(key_policy(unnamed, "ES256", signer=True))
+    assert own["Principal"] == {"AWS": SIGN_ROLE}  # the primary's own key signs as before

@@ -87,9 +87,9 @@ def key_policy(settings: Settings, alg: str | None, *, signer: bool, region: str
 
     ``region``: a replica's region other than ``primary-region``. Its signing statements name the other regions' sign
     roles (``kms-replica-sign-role-arns``: each role's IAM policy reaches its own region's keys only). Without them
-    the writer does not know that region's sign role (its stack made it), so they name the account, narrowed to roles
-    named for the stack (``role/<stack>-*``, as CloudFormation names a stack's roles): a principal signs only when its
-    own IAM policy allows it too, which the stack's sign role's does for keys carrying the stack tag (and only those).
+    the writer does not know that region's sign role (its stack made it), so the replica names no signer at all (fail
+    closed: that region cannot sign under KMS custody until the setting names its role; the wiring warns). Naming the
+    account instead would let any role its IAM allows sign there.
     """
     settings.require("kms_sign_role_arn", "kms_rotate_role_arn")
     replicas_to = [other for other in settings.regions if other != settings.primary_region]  # where the primary key is replicated
@@ -133,18 +133,15 @@ def key_policy(settings: Settings, alg: str | None, *, signer: bool, region: str
             "Resource": "*",
             "Condition": {"StringEquals": {"kms:ReplicaRegion": list(replicas_to)}},
         })
-    if signer:
-        if alg is None:
-            raise ConfigurationError("a key policy naming the sign role needs the key's algorithm")
+    if signer and alg is None:
+        raise ConfigurationError("a key policy naming the sign role needs the key's algorithm")
+    if signer and not (replica and not settings.kms_replica_sign_role_arns):  # no known signer there: none named
+        assert alg is not None
         algorithm = kms_algorithm(alg).signing_algorithm
         principal: str | list[str] = settings.kms_sign_role_arn
-        narrowed: dict[str, Any] = {}
-        if replica and settings.kms_replica_sign_role_arns:
+        if replica:
             roles = list(settings.kms_replica_sign_role_arns)
             principal = roles[0] if len(roles) == 1 else roles
-        elif replica:
-            principal = f"arn:{partition}:iam::{account}:root"
-            narrowed = {"ArnLike": {"aws:PrincipalArn": f"arn:{partition}:iam::{account}:role/{settings.kms_stack_tag}-*"}}
         statements += [
         {
             "Sid": "SignerSignsWithTheStackAlgorithm",
@@ -152,7 +149,7 @@ def key_policy(settings: Settings, alg: str | None, *, signer: bool, region: str
             "Principal": {"AWS": principal},
             "Action": "kms:Sign",
             "Resource": "*",
-            "Condition": {"StringEquals": {"kms:SigningAlgorithm": algorithm, "kms:MessageType": "RAW"}, **narrowed},
+            "Condition": {"StringEquals": {"kms:SigningAlgorithm": algorithm, "kms:MessageType": "RAW"}},
         },
         {
             "Sid": "SignerReadsThePublicKey",
@@ -160,7 +157,6 @@ def key_policy(settings: Settings, alg: str | None, *, signer: bool, region: str
             "Principal": {"AWS": principal},
             "Action": "kms:GetPublicKey",
             "Resource": "*",
-            **({"Condition": narrowed} if narrowed else {}),
         },
         ]
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, separators=(",", ":"))
