@@ -142,6 +142,8 @@ def test_refusals_do_not_echo_long_values_or_credentials(name, value):
         ({"primary_region": "us-east-1", "regions": "us-east-1,eu-west-1", "second_origin_bucket": "b"}, "set both or neither"),
         ({"primary_region": "us-east-1", "regions": "us-east-1,eu-west-1", "second_origin_bucket": "b", "second_origin_region": "ap-south-1"}, "second-origin-region in regions"),
         ({"primary_region": "us-east-1", "regions": "us-east-1,eu-west-1", "second_origin_bucket": "b", "second_origin_region": "us-east-1"}, "another region"),
+        ({"primary_region": "us-east-1", "regions": "us-east-1,eu-west-1", "second_origin_bucket": "docs", "second_origin_region": "eu-west-1",
+          "jwks_bucket": "docs"}, "rule second-origin-bucket != jwks-bucket"),
     ],
 )
 def test_region_settings_refuse_what_no_deployment_could_mean(values: dict[str, str], message: str) -> None:
@@ -155,3 +157,27 @@ def test_region_settings_accept_a_primary_with_a_second_origin() -> None:
     )
     assert settings.regions == ("us-east-1", "eu-west-1")
     assert Settings().regions == () and Settings().primary_region == ""
+
+
+ROTATE = "arn:aws:iam::111111111111:role/stack-RotateFunctionRole-A"
+
+
+@pytest.mark.parametrize(
+    ("values", "setting"),
+    [
+        ({"kms_sign_role_arn": "arn:aws:iam::222222222222:role/stack-SignFunctionRole-A"}, "kms-sign-role-arn"),
+        ({"kms_replica_sign_role_arns": "arn:aws:iam::111111111111:role/stack-SignFunctionRole-B,arn:aws:iam::222222222222:role/x"},
+         "kms-replica-sign-role-arns"),
+        ({"kms_replica_sign_role_arns": "arn:aws-cn:iam::111111111111:role/stack-SignFunctionRole-B"}, "kms-replica-sign-role-arns"),
+    ],
+)
+def test_role_settings_name_roles_of_the_rotate_roles_account_only(values: dict[str, str], setting: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"rule {setting} in the rotate role's account") as refused:
+        Settings.from_mapping({"kms_rotate_role_arn": ROTATE, **values})
+    assert "role/" not in str(refused.value)  # names accounts, never echoes the ARN
+
+
+def test_role_settings_of_the_rotate_roles_account_are_accepted() -> None:
+    settings = Settings.from_mapping({"kms_rotate_role_arn": ROTATE, "kms_sign_role_arn": "arn:aws:iam::111111111111:role/stack-Sign-A",
+                                      "kms_replica_sign_role_arns": "arn:aws:iam::111111111111:role/stack-Sign-B"})
+    assert settings.kms_replica_sign_role_arns == ("arn:aws:iam::111111111111:role/stack-Sign-B",)

@@ -116,6 +116,12 @@ def _role_arn(raw: Any, name: str) -> str:
     return text
 
 
+def _role_account(arn: str) -> tuple[str, str]:
+    """A role ARN's partition and account (the ARN is already checked to be one)."""
+    parts = arn.split(":")
+    return parts[1], parts[4]
+
+
 def _role_arns(raw: Any, name: str) -> tuple[str, ...]:
     """Comma-separated IAM role ARNs (no wildcard), each once."""
     arns = tuple(_role_arn(item, name) for item in _audiences(raw, name))
@@ -365,7 +371,7 @@ class Settings:
         stack=StackValue("!Ref AWS::StackName", why="Both roles' KMS statements require the tag, and each key's own policy names the two roles."),
     )
     kms_sign_role_arn: str = setting(
-        "", "With kms custody: the sign function's role, named in each new KMS key's policy as the one principal allowed kms:Sign.", _role_arn,
+        "", "With kms custody: the sign function's role, named in each new KMS key's policy as the one principal allowed kms:Sign (of kms-rotate-role-arn's account).", _role_arn,
         stack=StackValue("!GetAtt SignFunctionRole.Arn"),
     )
     kms_rotate_role_arn: str = setting(
@@ -373,7 +379,7 @@ class Settings:
         stack=StackValue("!GetAtt RotateFunctionRole.Arn"),
     )
     kms_replica_sign_role_arns: tuple[str, ...] = setting(
-        "", "With kms custody and other regions: every other region's sign role, named in each replica key's policy as the principals allowed kms:Sign there (empty: the replicas name no signer, so those regions cannot sign under kms custody until it is set).", _role_arns,
+        "", "With kms custody and other regions: every other region's sign role, named in each replica key's policy as the principals allowed kms:Sign there (each of kms-rotate-role-arn's account; empty: the replicas name no signer, so those regions cannot sign under kms custody until it is set).", _role_arns,
         stack=StackValue(
             "!Ref SecondarySignRoleArns",
             why="The primary's stack names every secondary stack's sign role (their SignFunctionRoleArn outputs); a secondary's stack leaves it empty.",
@@ -396,7 +402,7 @@ class Settings:
         readers=("RotateFunction",),
     )
     second_origin_bucket: str = setting(
-        "", "A second origin bucket for the documents, in another region, behind the distribution's origin group; the publisher writes both and a publication counts only when both hold the documents (empty: one origin).", _text,
+        "", "A second origin bucket for the documents, in another region, behind the distribution's origin group; the publisher writes both and a publication counts only when both hold the documents (never jwks-bucket; empty: one origin).", _text,
         stack=Parameter("Regions", pattern=r"^([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?$", constraint="empty, or an S3 bucket name"),
         readers=("RotateFunction",),
     )
@@ -497,6 +503,9 @@ class Settings:
             )
         if self.second_origin_region and self.second_origin_region == self.primary_region:
             raise ConfigurationError("rule second-origin-region != primary-region: the second origin is in another region")
+        if self.second_origin_bucket and self.second_origin_bucket == self.jwks_bucket:
+            raise ConfigurationError("rule second-origin-bucket != jwks-bucket: the second origin is another region's bucket")
+        self._validate_role_accounts()
         if self.issuer:
             parsed = urlparse(self.issuer)
             if parsed.username is not None or parsed.password is not None:
@@ -505,6 +514,22 @@ class Settings:
             if not (parsed.scheme == "https" or loopback) or not parsed.hostname or parsed.query or parsed.fragment:
                 raise ConfigurationError(
                     f"issuer: {quoted(self.issuer)} must be an https URL without query or fragment (http only on loopback)"
+                )
+
+    def _validate_role_accounts(self) -> None:
+        """Every role a key policy names is of the rotate role's account and partition: a key policy naming a role of
+        another account lets whoever controls that account sign (each region's stack is in the same account)."""
+        if not self.kms_rotate_role_arn:
+            return
+        own = _role_account(self.kms_rotate_role_arn)
+        named = {"kms_sign_role_arn": (self.kms_sign_role_arn,) if self.kms_sign_role_arn else (),
+                 "kms_replica_sign_role_arns": self.kms_replica_sign_role_arns}
+        for attribute, arns in named.items():
+            foreign = sorted({":".join(_role_account(arn)) for arn in arns if _role_account(arn) != own})
+            if foreign:
+                raise ConfigurationError(
+                    f"rule {attribute.replace('_', '-')} in the rotate role's account: {', '.join(foreign)} is not "
+                    f"{':'.join(own)} (partition:account)"
                 )
 
     def require(self, *attributes: str) -> None:
