@@ -16,6 +16,7 @@ from tests.privilege.matrix import decide, decide_recorded, decide_regions, fail
 from tests.privilege.policies import extract, load_template, merged, with_replicas
 from tests.privilege.recorded import RecordedRun
 from tests.privilege.regions import PRIMARY, SECONDARY, region_pair, region_rows, totals
+from tests.privilege.rows import ADMINISTRATOR
 from tests.privilege.scenario import Recording
 
 
@@ -63,3 +64,24 @@ def test_recorded_calls_of_a_stack_in_two_regions_are_judged_against_both_stacks
     together = decide_recorded([primary, secondary])
     assert [d.decision for _, _, d in together.recorded] == ["Allowed"]
     assert not together.written_failures()  # the primary's written list, against both stacks' policies
+
+
+def test_a_role_of_another_account_named_as_a_secondarys_role_reads_no_replica(template: dict[str, Any]) -> None:
+    """SecondarySignRoleArns and SecondaryRotateRoleArns take any role ARN (a template pattern cannot know the account):
+    the replicated policies allow only principals of the stack's own account, so a typo'd or hostile foreign role reads nothing."""
+    pair = region_pair(template)
+    foreign_account = "210987654321"
+    foreign_sign, foreign_rotate = (f"arn:aws:iam::{foreign_account}:role/{name}" for name in ("stack-SignFunctionRole-X", "stack-Rotate-X"))
+    named = dataclasses.replace(pair.primary, parameters={**pair.primary.parameters, "SecondarySignRoleArns": foreign_sign,
+                                                             "SecondaryRotateRoleArns": foreign_rotate})
+    policies = merged(with_replicas(extract(template, named), [SECONDARY]), extract(template, pair.secondary))
+    rows = {row.case.id: row for _, row in region_rows(dataclasses.replace(pair, primary=named, policies=policies))}
+    cases = []
+    for id_, role in (("secondary-signer-reads-its-view", foreign_sign), ("secondary-rotate-reads-keyring-replica", foreign_rotate)):
+        row = rows[id_]
+        principal = f"arn:aws:sts::{foreign_account}:assumed-role/{role.rsplit('/', 1)[1]}/session"
+        context = {**row.case.context, "aws:PrincipalArn": role, "aws:PrincipalAccount": foreign_account}
+        case = dataclasses.replace(row.case, principal=principal, context=context, identity_policies=ADMINISTRATOR)
+        cases.append(dataclasses.replace(row, case=case, expected="deny"))
+    results = decide(cases)
+    assert not failures(results), render("decided otherwise:", failures(results))

@@ -224,7 +224,10 @@ def test_the_replicated_policies_name_every_regions_roles_and_no_one_else(templa
     readers = signing["SignRoleReadsTheCurrentSigningView"]["Principal"]["AWS"]
     assert readers == {"Fn::Split": [",", {"Fn::Sub": "${SignFunctionRole.Arn},${SecondarySignRoleArns}"}]}
     assert signing["SignRoleReadsNoOtherVersion"]["Principal"]["AWS"] == readers
-    assert signing["SecondaryRotateRolesReadTheirReplica"]["Condition"] == {"StringNotEquals": {"aws:RequestedRegion": {"Ref": "AWS::Region"}}}
+    own_account = {"StringEquals": {"aws:PrincipalAccount": {"Ref": "AWS::AccountId"}}}  # a foreign role named there reads nothing
+    assert signing["SecondaryRotateRolesReadTheirReplica"]["Condition"] == {
+        "StringNotEquals": {"aws:RequestedRegion": {"Ref": "AWS::Region"}}, **own_account}
+    assert signing["SignRoleReadsTheCurrentSigningView"]["Condition"]["StringEquals"] == own_account["StringEquals"]
     keyring = {s["Sid"]: s for s in stack.resources["KeyringSecretPolicy"]["Properties"]["ResourcePolicy"]["Statement"]}
     assert "SecondarySignRoleArns" not in json.dumps(keyring)  # no signer of any region reads the keyring
     assert keyring["NoSecondaryRoleWrites"]["Effect"] == "Deny"

@@ -255,7 +255,8 @@ def test_sign_function_can_only_read_the_current_signing_view_and_the_revocation
     read = by_sid["SignRoleReadsTheCurrentSigningView"]
     assert read["Principal"] == {"AWS": sign_role} and read["Action"] == "secretsmanager:GetSecretValue"
     # A version's labels are a set (the current one may also carry JWKSROTATOR_STAGED): match any.
-    assert read["Condition"] == {"ForAnyValue:StringEquals": {"secretsmanager:VersionStage": "AWSCURRENT"}}
+    assert read["Condition"] == {"ForAnyValue:StringEquals": {"secretsmanager:VersionStage": "AWSCURRENT"},
+                                 "StringEquals": {"aws:PrincipalAccount": {"Ref": "AWS::AccountId"}}}
     keyring_policy = resources["KeyringSecretPolicy"]["Properties"]["ResourcePolicy"]["Statement"]
     assert "SignFunctionRole" not in json.dumps(keyring_policy)
     key_statements = resources["KeyringKey"]["Properties"]["KeyPolicy"]["Statement"]
