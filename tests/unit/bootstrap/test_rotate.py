@@ -75,6 +75,7 @@ def test_a_secondary_is_wired_relative_to_its_own_region_and_writes_nothing() ->
     ({}, {"regional_clients": None, "region": None}, "own region (AWS_REGION) is required"),
     ({}, {"regional_clients": None, "region": "us-east-1"}, "client factory per region"),
     ({"signing_secret_id": ""}, {"region": "us-east-1"}, "signing-secret-id"),
+    ({"second_origin_bucket": "bucket"}, {"region": "us-east-1"}, "rule second-origin-bucket != jwks-bucket"),
 ])
 def test_what_the_wiring_refuses(changes: dict[str, str], arguments: dict[str, Any], says: str) -> None:
     made = Made()
@@ -100,3 +101,10 @@ def test_the_writer_under_kms_custody_warns_that_other_regions_cannot_sign_until
     build_rotation_service(Settings.from_mapping(named), made.own, region="us-east-1", regional_clients=made.regional)
     build_rotation_service(Settings.from_mapping({**REGIONS, **KMS}), made.own, region="eu-west-1", regional_clients=made.regional)
     assert not [r for r in caplog.records if getattr(r, "reason", "") == "replica_sign_roles_missing"]  # named, or not the writer
+
+
+def test_in_the_second_origins_own_region_the_second_origin_is_its_own_bucket() -> None:
+    made = Made()
+    same = Settings.from_mapping({**REGIONS, "jwks_bucket": "bucket-eu"})  # eu-west-1's stack: its bucket is the second origin
+    service = build_rotation_service(same, made.own, region="eu-west-1", regional_clients=made.regional)
+    assert not isinstance(service._publisher, EveryOrigin)

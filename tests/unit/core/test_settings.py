@@ -142,8 +142,6 @@ def test_refusals_do_not_echo_long_values_or_credentials(name, value):
         ({"primary_region": "us-east-1", "regions": "us-east-1,eu-west-1", "second_origin_bucket": "b"}, "set both or neither"),
         ({"primary_region": "us-east-1", "regions": "us-east-1,eu-west-1", "second_origin_bucket": "b", "second_origin_region": "ap-south-1"}, "second-origin-region in regions"),
         ({"primary_region": "us-east-1", "regions": "us-east-1,eu-west-1", "second_origin_bucket": "b", "second_origin_region": "us-east-1"}, "another region"),
-        ({"primary_region": "us-east-1", "regions": "us-east-1,eu-west-1", "second_origin_bucket": "docs", "second_origin_region": "eu-west-1",
-          "jwks_bucket": "docs"}, "rule second-origin-bucket != jwks-bucket"),
     ],
 )
 def test_region_settings_refuse_what_no_deployment_could_mean(values: dict[str, str], message: str) -> None:

@@ -103,6 +103,8 @@ def build_rotation_service(
         return RotationService(store, publisher, settings, clock=clock or utc_now, logger=logger, revocations=revocations,
                                custodian=custodian, signing_store=signing_store, ticks=S3TickLedger(clients("s3"), settings.jwks_bucket),
                                region=own, monotonic=monotonic or time.monotonic)
+    if settings.second_origin_bucket == settings.jwks_bucket and settings.second_origin_region != own:  # names are global
+        raise ConfigurationError("rule second-origin-bucket != jwks-bucket: the second origin is another region's bucket")
     if settings.second_origin_bucket and settings.second_origin_region != own:  # in its own region, it is this bucket
         second = S3Publisher(in_region[settings.second_origin_region]("s3"), settings.second_origin_bucket, settings)
         # The origin that invalidates the distribution is written last.

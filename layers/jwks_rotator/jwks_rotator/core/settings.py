@@ -402,7 +402,7 @@ class Settings:
         readers=("RotateFunction",),
     )
     second_origin_bucket: str = setting(
-        "", "A second origin bucket for the documents, in another region, behind the distribution's origin group; the publisher writes both and a publication counts only when both hold the documents (never jwks-bucket; empty: one origin).", _text,
+        "", "A second origin bucket for the documents, in another region, behind the distribution's origin group; the publisher writes both and a publication counts only when both hold the documents (jwks-bucket only in second-origin-region's own stack; empty: one origin).", _text,
         stack=Parameter("Regions", pattern=r"^([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?$", constraint="empty, or an S3 bucket name"),
         readers=("RotateFunction",),
     )
@@ -503,8 +503,6 @@ class Settings:
             )
         if self.second_origin_region and self.second_origin_region == self.primary_region:
             raise ConfigurationError("rule second-origin-region != primary-region: the second origin is in another region")
-        if self.second_origin_bucket and self.second_origin_bucket == self.jwks_bucket:
-            raise ConfigurationError("rule second-origin-bucket != jwks-bucket: the second origin is another region's bucket")
         self._validate_role_accounts()
         if self.issuer:
             parsed = urlparse(self.issuer)
