@@ -404,3 +404,23 @@ def test_without_the_secondarys_sign_role_named_its_replica_names_no_signer(kms_
                                                                      PolicyName="default")["Policy"])
     assert [s for s in policy["Statement"] if s["Action"] in ("kms:Sign", "kms:GetPublicKey")] == []
     assert "role/" + world.settings.kms_stack_tag + "-*" not in json.dumps(policy)
+
+
+def test_a_key_published_before_the_regions_were_configured_waits_for_them_and_a_full_lead(regions: Deployment) -> None:
+    regions.held.hold(regions.keyring_arn.replace(PRIMARY, SECONDARY))  # eu-west-1's replica, configured later, lags
+    alone = regions.settings.replace(primary_region="", regions=(), second_origin_bucket="", second_origin_region="")
+    first = build_rotation_service(alone, regions.clients_in(PRIMARY), clock=regions.clock.now, region=PRIMARY).tick()
+    active, (pending,) = first.keyring.active, first.keyring.in_state(KeyState.PENDING)
+    assert active is not None and pending.published_at is not None  # one region: published at once
+    regions.clock.advance(timedelta(minutes=5))
+    for _ in range(7):  # past the rotation period of the first key
+        report = regions.rotator().tick()
+        assert report.keyring.active is not None and report.keyring.active.kid == active.kid
+        assert {k.kid: k for k in report.keyring.keys}[pending.kid].published_at is None  # asked again, not held everywhere
+        regions.clock.advance(timedelta(minutes=1))
+    regions.held.release()
+    caught = regions.rotator().tick()
+    assert {k.kid: k for k in caught.keyring.keys}[pending.kid].published_at == regions.clock.now()
+    assert caught.keyring.active is not None and caught.keyring.active.kid == active.kid  # the lead counts from now
+    regions.clock.advance(timedelta(minutes=4))
+    assert regions.rotator().tick().keyring.active.kid == pending.kid  # type: ignore[union-attr]

@@ -8,7 +8,7 @@ from jwcrypto.jws import JWS
 from jwks_rotator.core.errors import KeyringError
 from jwks_rotator.core.keys.algorithms import get_algorithm
 from jwks_rotator.core.keys.keyring import Keyring
-from jwks_rotator.core.keys.records import PRIVATE_MEMBERS, load_private_key
+from jwks_rotator.core.keys.records import PRIVATE_MEMBERS, KeyRecord, load_private_key
 
 
 def test_kid_is_the_rfc7638_thumbprint(key):
@@ -44,3 +44,11 @@ def test_malformed_private_key_is_a_keyring_error_without_material():
     with pytest.raises(KeyringError) as info:
         load_private_key({"kty": "EC", "crv": "P-256", "d": "AAAA", "x": "AA", "y": "AA"})
     assert "AAAA" not in str(info.value)
+
+
+def test_where_a_key_was_published_is_kept_and_checked(key):
+    placed = key.with_changes(published_in=("eu-west-1", "us-east-1"))
+    assert KeyRecord.from_dict(placed.to_dict()).published_in == ("eu-west-1", "us-east-1")
+    assert "published_in" not in key.to_dict() and KeyRecord.from_dict(key.to_dict()).published_in is None
+    with pytest.raises(KeyringError, match="published_in"):
+        KeyRecord.from_dict({**placed.to_dict(), "published_in": "us-east-1"})

@@ -16,7 +16,7 @@ from jwks_rotator.core.keys.revocation import MemoryRevocationList
 from jwks_rotator.core.lifecycle.bounds import deletion_time, retirement_bound
 from jwks_rotator.core.lifecycle.documents import JWKS_PATH
 from jwks_rotator.core.lifecycle.keygen import generate_key
-from jwks_rotator.core.lifecycle.replicas import EveryRegionRevocations, ReplicaCheck, record_views_left, replicated_everywhere
+from jwks_rotator.core.lifecycle.replicas import EveryRegionRevocations, ReplicaCheck, record_views_left, replicated_everywhere, rescope
 from jwks_rotator.core.lifecycle.rotation import RotationService
 from jwks_rotator.core.ports import ReplicaReading
 from jwks_rotator.core.settings import Settings
@@ -244,3 +244,17 @@ def test_a_revocation_lands_while_a_regions_list_is_down_and_reaches_it_when_it_
     eu.down = False
     rotator.tick()
     assert eu.load() == {active}
+
+
+def test_a_pending_key_published_where_fewer_places_held_it_is_asked_again_and_no_other_key_is_touched() -> None:
+    old = generate_key("ES256", START).with_changes(state=KeyState.PENDING, published_at=START, ready_at=START + timedelta(minutes=4))
+    placed = generate_key("ES256", START).with_changes(state=KeyState.PENDING, published_at=START, published_in=("eu-west-1", "us-east-1"))
+    active = generate_key("ES256", START).with_changes(state=KeyState.ACTIVE, published_at=START, activated_at=START)
+    keyring = Keyring(keys=(old, placed, active))
+    plan = rescope(keyring, ("eu-west-1", "us-east-1"))
+    assert [(c.kind, c.kid) for c in plan.changes] == [("unpublished", old.kid)]
+    by_kid = {k.kid: k for k in plan.keyring.keys}
+    assert by_kid[old.kid].published_at is None and by_kid[old.kid].ready_at is None
+    assert by_kid[placed.kid] == placed and by_kid[placed.kid].published_at == START and by_kid[active.kid].published_at == START
+    assert not rescope(keyring, ("us-east-1",)).changed and not rescope(keyring, ()).changed  # one region: nothing to ask
+    assert not rescope(plan.keyring, ("eu-west-1",)).changed  # fewer places: what was held stays recorded

@@ -11,7 +11,7 @@ import pytest
 
 from jwks_rotator.adapters.sdk.s3_publisher import S3Publisher
 from jwks_rotator.core.errors import ConfigurationError, NotPrimaryRegionError
-from jwks_rotator.core.keys.records import KeyRecord
+from jwks_rotator.core.keys.records import KeyRecord, KeyState
 from jwks_rotator.core.lifecycle.keygen import generate_key
 from jwks_rotator.core.lifecycle.operations import RotateCommand, report_summary
 from jwks_rotator.core.lifecycle.rotation import RotationService
@@ -170,3 +170,38 @@ def test_no_patience_for_an_unreadable_replica() -> None:
     report = rotator.tick()
     assert pauses == [] and report.lagging_replicas == (EU,) and report.replication_lag == {EU: 0.0}  # so far, in this run
     assert report.unreadable_replicas == (EU,)
+
+
+def test_a_key_published_before_regions_were_added_is_asked_again_and_waits_a_full_lead_from_when_every_region_holds_it() -> None:
+    clock, store = FakeClock(START), CountingStore()
+    first = service(PRIMARY, store, clock=clock).tick()  # one region: recorded as published at once
+    (pending,) = first.keyring.in_state(KeyState.PENDING)
+    active = first.keyring.active
+    assert active is not None and pending.published_at == START and pending.published_in is None
+    clock.advance(timedelta(minutes=5))  # past the lead: in one region it would activate at the rotation period
+    replicas = Replicas(store, EU)
+    replicas.follow = set()  # eu-west-1, added now, lags: its replica holds nothing yet
+    regional = service(PRIMARY, store, clock=clock, replicas=replicas)
+    for _ in range(8):  # past the rotation period
+        report = regional.tick()
+        (held,) = [k for k in report.keyring.keys if k.kid == pending.kid]
+        assert held.published_at is None and report.keyring.active is not None and report.keyring.active.kid == active.kid
+        clock.advance(timedelta(minutes=1))
+    replicas.follow = {EU}
+    caught = regional.tick()
+    (recorded,) = [k for k in caught.keyring.keys if k.kid == pending.kid]
+    assert recorded.published_at == clock.now() and recorded.published_in == (EU, PRIMARY)  # the lead counts from now
+    assert caught.keyring.active is not None and caught.keyring.active.kid == active.kid
+    clock.advance(timedelta(minutes=4))
+    handed_over = regional.tick()
+    assert handed_over.keyring.active is not None and handed_over.keyring.active.kid == pending.kid
+
+
+def test_a_key_recorded_in_every_region_stays_recorded_when_the_set_shrinks_or_stays() -> None:
+    clock, store = FakeClock(START), CountingStore()
+    replicas = Replicas(store, EU, AP)
+    first = service(PRIMARY, store, clock=clock, replicas=replicas).tick()
+    published = {k.kid: k.published_at for k in first.keyring.keys}
+    clock.advance(timedelta(minutes=1))
+    again = service(PRIMARY, store, clock=clock, replicas=Replicas(store, EU)).tick()  # ap-south-1 removed
+    assert {k.kid: k.published_at for k in again.keyring.keys if k.kid in published} == published

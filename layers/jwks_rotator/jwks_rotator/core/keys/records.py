@@ -65,6 +65,9 @@ class KeyRecord:
     kms_key_arn: str | None = None  # kms custody: the KMS key holding the private half; private_jwk is then public only
     views_left_at: datetime | None = None
     """Several regions: when the writer first read back every region's signing view without this (retired) key."""
+    published_in: tuple[str, ...] | None = None
+    """Several regions: where the key was held (origins, keyring replicas, the writer's region) when its publication was
+    recorded; None in one region, or recorded before this was kept. A larger set later asks again (``replicas.rescope``)."""
 
     @property
     def custody(self) -> str:
@@ -132,6 +135,8 @@ class KeyRecord:
             record["retain_until"] = _iso(self.retain_until)
         if self.views_left_at is not None:
             record["views_left_at"] = _iso(self.views_left_at)
+        if self.published_in is not None:
+            record["published_in"] = list(self.published_in)
         return record
 
     @classmethod
@@ -195,7 +200,17 @@ class KeyRecord:
             retain_until=_time(data, "retain_until"),
             kms_key_arn=kms_key_arn,
             views_left_at=_time(data, "views_left_at"),
+            published_in=_names(data, "published_in"),
         )
+
+
+def _names(data: Mapping[str, Any], name: str) -> tuple[str, ...] | None:
+    raw = data.get(name)
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not all(isinstance(item, str) and item for item in raw):
+        raise KeyringError(f"'{name}' must be a list of names")
+    return tuple(raw)
 
 
 def _iso(value: datetime | None) -> str | None:

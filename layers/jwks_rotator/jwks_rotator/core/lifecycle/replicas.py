@@ -74,6 +74,25 @@ def record_views_left(keyring: Keyring, views: Mapping[str, frozenset[str] | Non
     return Plan(keyring.replace_keys(keys), (), bookkeeping=True)
 
 
+def rescope(keyring: Keyring, scope: tuple[str, ...]) -> Plan:
+    """Pending keys recorded as published where ``scope`` was not all held (regions or an origin added since) lose
+    that record: they are asked again, and their lead counts from when every place in ``scope`` holds them.
+
+    A key recorded before ``published_in`` was kept counts as recorded in none of several places.
+    """
+    wanted = set(scope)
+    changes: list[LifecycleChange] = []
+    keys = []
+    for key in keyring.keys:
+        if key.state is KeyState.PENDING and key.published_at is not None and len(wanted) > 1 and not wanted <= set(key.published_in or ()):
+            key = key.with_changes(published_at=None, ready_at=None, published_in=None)
+            changes.append(LifecycleChange("unpublished", key.kid, "origins or regions added since its publication: asked again"))
+        keys.append(key)
+    if not changes:
+        return Plan(keyring, ())
+    return Plan(keyring.replace_keys(tuple(keys)), tuple(changes), bookkeeping=True)
+
+
 def hold_deletions(plan: Plan, before: Keyring) -> Plan:
     """``plan`` without the deletion of any retired key whose ``views_left_at`` is not recorded yet."""
     held = {

@@ -38,7 +38,8 @@ from jwks_rotator.core.lifecycle.bounds import check_clock
 from jwks_rotator.core.lifecycle.documents import PublicDocuments, build_documents
 from jwks_rotator.core.lifecycle.keygen import generate_key
 from jwks_rotator.core.lifecycle.kms_custody import KmsCustodian, require_kms_settings
-from jwks_rotator.core.lifecycle.replicas import hold_deletions, record_views_left, replicated_everywhere
+from jwks_rotator.core.lifecycle.origins import EveryOrigin
+from jwks_rotator.core.lifecycle.replicas import hold_deletions, record_views_left, replicated_everywhere, rescope
 from jwks_rotator.core.lifecycle.replication_lag import LagMeter, Monotonic
 from jwks_rotator.core.lifecycle.rules import KeyFactory, LifecycleChange, Plan, reconcile, record_publication, revoke, rotate_now
 from jwks_rotator.core.ports import (
@@ -402,6 +403,11 @@ class RotationService:
             if left.changed:
                 version = self._save(left, version)
                 keyring = left.keyring
+        asked = rescope(keyring, self._scope)  # a key published before regions or an origin were added: asked again
+        if asked.changed:
+            version = self._save(asked, version)
+            keyring = asked.keyring
+            self._record(report, asked)
         plan = reconcile(keyring, self._settings, self._clock(), self._new_key)
         if self._views is not None:
             plan = hold_deletions(plan, keyring)
@@ -431,7 +437,7 @@ class RotationService:
                               extra={"reason": "origins_missing", "origins": list(result.missing), "kids": list(documents.kids)})
         else:
             plan = record_publication(keyring, self._replicated(report, keyring, documents.kids), documents.digest, self._clock(),
-                                      settings=self._settings)
+                                      settings=self._settings, scope=self._scope)
             if plan.changed:
                 self._write(plan.keyring, version)
                 keyring = plan.keyring
@@ -471,6 +477,15 @@ class RotationService:
                               extra={"reason": "replica_lagging", "regions": sorted(lagging),
                                      "kids": [kid for kid in new if kid not in everywhere]})
         return tuple(kid for kid in kids if kid in recorded or kid in everywhere)
+
+    @property
+    def _scope(self) -> tuple[str, ...]:
+        """Where a key must be held to count as published: every origin, replica region and KMS region, and this one;
+        () in one region (nothing to ask again)."""
+        places = set(self._publisher.names) if isinstance(self._publisher, EveryOrigin) else set()
+        places |= set(self._replicas.regions) if self._replicas is not None else set()
+        places |= set(self._custodian.regions) if self._custodian is not None else set()
+        return tuple(sorted(places | {self._region})) if places and self._region else tuple(sorted(places))
 
     def _save(self, plan: Plan, version: str) -> str:
         """Write the planned keyring; any kid it revokes goes on the revocation list first."""

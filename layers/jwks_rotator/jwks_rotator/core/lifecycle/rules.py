@@ -45,7 +45,7 @@ KeyFactory = Callable[[str, datetime], KeyRecord]
 class LifecycleChange:
     """One state change, for logs and metrics."""
 
-    kind: str  # created | activated | retired | deleted | published | revoked
+    kind: str  # created | activated | retired | deleted | published | unpublished | revoked
     kid: str
     reason: str
 
@@ -162,13 +162,15 @@ def reconcile(keyring: Keyring, settings: Settings, now: datetime, new_key: KeyF
 
 
 def record_publication(
-    keyring: Keyring, published_kids: Iterable[str], digest: str, now: datetime, *, settings: Settings | None = None
+    keyring: Keyring, published_kids: Iterable[str], digest: str, now: datetime, *, settings: Settings | None = None,
+    scope: tuple[str, ...] = (),
 ) -> Plan:
     """Note that a JWKS with ``digest`` holding ``published_kids`` is now served; the first time gates activation.
 
     With ``settings``, the key's ``ready_at`` is recorded from the publish-lead
     and jwks-max-age in force now, so a later, shorter lead cannot cut it.
-    ``published_at`` is never dated before the key was created.
+    ``published_at`` is never dated before the key was created. ``scope`` (several regions) names where the key was
+    held, kept as its ``published_in``.
     """
     kids = set(published_kids)
     changes: list[LifecycleChange] = []
@@ -177,7 +179,7 @@ def record_publication(
         if key.kid in kids and key.published_at is None:
             published_at = not_before(key, now)
             ready_at = published_at + max(settings.publish_lead, settings.jwks_max_age) if settings is not None else None
-            key = key.with_changes(published_at=published_at, ready_at=ready_at)
+            key = key.with_changes(published_at=published_at, ready_at=ready_at, published_in=scope or None)
             changes.append(LifecycleChange("published", key.kid, "first seen in a published JWKS"))
         keys.append(key)
     if not changes and keyring.published_digest == digest:
