@@ -1,0 +1,325 @@
+"""The two-region soak's summary, its checks and its report (terminal text, ``benchmarks/SOAK-REGIONS.md``).
+
+Figures: tokens per region, verifier refusals, signing availability per region and of the regional client during each
+episode, how long the revocation took to reach each region, how long origins and replicas took to agree after each
+episode. Tokens of the revoked key are set aside once it is revoked (refusing them is the revocation working).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from jwks_rotator.core.settings import Settings
+
+from .config import CacheSettings
+from .records import Sample, TokenRecord
+from .region_episodes import PRIMARY_OUTAGE, REPLICA_LAG, REVOCATION, ROTATE_NOW, SECONDARY_OUTAGE, Episode
+from .region_traffic import PLAIN, REGIONAL, Call, RegionsObservations
+from .report import environment
+from .summary import lost_keys
+
+MIN_AVAILABILITY = 0.95
+"""A surviving region's plain callers, and the regional client, get a token for at least this share of calls in an outage."""
+OUTAGES = (SECONDARY_OUTAGE, PRIMARY_OUTAGE)
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _share(calls: list[Call]) -> dict[str, Any]:
+    ok = sum(1 for c in calls if c.ok)
+    return {"calls": len(calls), "tokens": ok, "availability": round(ok / len(calls), 4) if calls else None}
+
+
+def revoked_windows(episodes: Sequence[Episode]) -> dict[str, float]:
+    """kid -> when it was revoked."""
+    return {e.detail["kid"]: e.detail["revoked_at"] for e in episodes if e.kind == REVOCATION and "revoked_at" in e.detail}
+
+
+def served_before_issue(tokens: list[TokenRecord], samples: list[Sample]) -> list[dict[str, Any]]:
+    """Tokens whose kid no JWKS served by the edge held before the token was issued (a key signing before it was published)."""
+    first_served: dict[str, float] = {}
+    for sample in samples:
+        for kid in sample.kids:
+            first_served[kid] = min(first_served.get(kid, sample.end), sample.end)
+    early: Counter[str] = Counter()
+    for token in tokens:
+        if first_served.get(token.kid, float("inf")) > token.issued_start:
+            early[token.kid[:12]] += 1
+    return [{"kid": kid, "tokens": n} for kid, n in early.items()]
+
+
+def episode_figures(episode: Episode, seen: RegionsObservations, regions: Sequence[str], samples: list[Sample]) -> dict[str, Any]:
+    """One episode's availability (plain callers per region, regional callers overall) and convergence after it."""
+    window = [c for c in seen.calls if episode.start <= c.start <= episode.end]
+    plain = {region: _share([c for c in window if c.client == PLAIN and c.home == region]) for region in regions}
+    regional = [c for c in window if c.client == REGIONAL]
+    figures: dict[str, Any] = {
+        "kind": episode.kind,
+        "region": episode.region,
+        "seconds": round(episode.end - episode.start, 2),
+        "signclient_by_region": plain,
+        "regional": _share(regional) | {"answered_by": dict(Counter(c.region for c in regional if c.ok)),
+                                        "failed_over": sum(1 for c in regional if c.ok and c.failovers)},
+        "origins_converged_s": _round(None if episode.origins_converged is None else episode.origins_converged - episode.end),
+        "replicas_converged_s": _round(None if episode.replicas_converged is None else episode.replicas_converged - episode.end),
+        "diverged_during": episode.diverged,
+        "error": episode.error,
+    }
+    if episode.kind in OUTAGES:
+        figures["surviving_regions"] = [r for r in regions if r != episode.region]
+    if episode.kind == ROTATE_NOW and episode.detail.get("active_kid"):
+        kid = str(episode.detail["active_kid"])
+        figures["new_kid"] = kid[:12]
+        first = {
+            region: min((c.end for c in seen.calls if c.region == region and c.kid == kid and c.start >= episode.start), default=None)
+            for region in regions
+        }
+        figures["new_kid_signed_after_s"] = {r: _round(None if t is None else t - episode.start) for r, t in first.items()}
+    if episode.kind == REVOCATION and "kid" in episode.detail:
+        kid, at = str(episode.detail["kid"]), float(episode.detail["revoked_at"])
+        figures["kid"] = kid[:12]
+        figures["revoke_call_s"] = episode.detail.get("revoke_call_s")
+        figures["reach_by_region"] = episode.detail.get("regions", {})
+        gone = next((s.end for s in samples if s.start >= at and kid not in s.kids), None)
+        figures["edge_jwks_dropped_kid_s"] = _round(None if gone is None else gone - at)
+        figures["caller_tokens_with_revoked_kid_after_revoke"] = {
+            region: sum(1 for c in seen.calls if c.region == region and c.kid == kid and c.start >= at) for region in regions
+        }
+    if episode.kind == REPLICA_LAG:
+        figures["lag_s"] = episode.detail.get("lag_s")
+        figures["generation_gap"] = episode.detail.get("generation_gap")
+        figures["kids_signed_by_region"] = {
+            region: dict(Counter(c.kid[:12] for c in window if c.ok and c.region == region)) for region in regions
+        }
+    return figures
+
+
+def summarise_regions(
+    *,
+    regions: Sequence[str],
+    algorithm: str,
+    traffic_seconds: float,
+    libraries: Sequence[str],
+    settings: Settings,
+    caches: dict[str, CacheSettings],
+    seen: RegionsObservations,
+    episodes: Sequence[Episode],
+    configured_episodes: Sequence[str],
+    final_convergence: tuple[float | None, float | None, float],
+    edge_stats: dict[str, Any],
+    state_samples: int,
+    wall: float,
+) -> dict[str, Any]:
+    """The run's figures with ``checks``: each named check and whether it passed."""
+    revoked = revoked_windows(episodes)
+    samples = sorted(seen.samples, key=lambda s: s.start)
+    starts = [s.start for s in samples]
+
+    def after_revocation(kid: str, moment: float) -> bool:
+        return kid in revoked and moment >= revoked[kid]
+
+    kept = [t for t in seen.tokens if not after_revocation(t.kid, t.exp)]  # tokens alive at or issued after their key's revocation aside
+    by_library: dict[str, Any] = {}
+    for library in libraries:
+        results = [v for v in seen.verifications if v.library == library]
+        counted = [v for v in results if not after_revocation(v.kid, v.start)]
+        refusals = Counter(v.reason for v in counted if v.unexpired_refusal)
+        by_library[library] = {
+            "verified": sum(1 for v in results if v.ok),
+            "refused_after_expiry": sum(1 for v in results if not v.ok and not v.unexpired_refusal),
+            "refused_revoked": sum(1 for v in results if not v.ok and v.unexpired_refusal and after_revocation(v.kid, v.start)),
+            "unexpired_refusals": sum(refusals.values()),
+            "unexpired_refusal_reasons": dict(refusals),
+        }
+    regions_tokens = Counter(seen.token_regions.values())
+    calls_by_region = {
+        region: {
+            kind: {
+                "calls": sum(1 for c in seen.calls if c.client == kind and c.home == region),
+                "tokens": sum(1 for c in seen.calls if c.client == kind and c.home == region and c.ok),
+                "not_tokens": dict(Counter(c.outcome for c in seen.calls if c.client == kind and c.home == region and not c.ok)),
+            }
+            for kind in (PLAIN, REGIONAL)
+        }
+        for region in regions
+    }
+    origins_at, replicas_at, final_moment = final_convergence
+    summary: dict[str, Any] = {
+        "regions": list(regions),
+        "primary": regions[0],
+        "algorithm": algorithm,
+        "traffic_seconds": traffic_seconds,
+        "wall_seconds": round(wall, 1),
+        "settings": settings.describe() | {"issuer": "(local edge)"},
+        "verifier_caches": {name: asdict(c) for name, c in caches.items()},
+        "tokens_issued": len(seen.tokens),
+        "tokens_by_region": {region: regions_tokens.get(region, 0) for region in regions},
+        "calls_by_region": calls_by_region,
+        "failovers": dict(seen.failover_reasons),
+        "verifications": by_library,
+        "unexpired_refusals": sum(v["unexpired_refusals"] for v in by_library.values()),
+        "lost_keys": lost_keys(kept, samples, starts),
+        "signed_before_served": served_before_issue(seen.tokens, samples),
+        "jwks_samples": len(samples),
+        "jwks_sample_errors": dict(seen.sample_errors),
+        "region_state_samples": state_samples,
+        "episodes": [episode_figures(e, seen, regions, samples) for e in episodes],
+        "configured_episodes": list(configured_episodes),
+        "final_convergence": {
+            "origins_s": _round(None if origins_at is None else origins_at - final_moment),
+            "replicas_s": _round(None if replicas_at is None else replicas_at - final_moment),
+        },
+        "edge": edge_stats,
+        "revocation_bound_s": settings.signer_cache_ttl.total_seconds(),
+    }
+    summary["checks"] = checks(summary)
+    return summary
+
+
+def checks(s: Mapping[str, Any]) -> dict[str, bool]:
+    """Each check by name and whether the summary passes it (figures such as times are reported, not checked)."""
+    episodes = s["episodes"]
+    outages = [e for e in episodes if e["kind"] in OUTAGES]
+    operations = [e for e in episodes if e["kind"] in (ROTATE_NOW, REVOCATION)]
+    revocations = [e for e in episodes if e["kind"] == REVOCATION]
+    result = {
+        "zero unexpired tokens refused (a revoked key's tokens aside once revoked)": s["unexpired_refusals"] == 0,
+        "no lost key": not s["lost_keys"],
+        "no token signed with a kid the edge had not served before": not s["signed_before_served"],
+        "tokens issued in every region and verified by every library": all(n > 0 for n in s["tokens_by_region"].values())
+        and all(v["verified"] > 0 for v in s["verifications"].values()),
+        "every configured episode ran": set(s["configured_episodes"]) <= {e["kind"] for e in episodes},
+        f"surviving regions' SignClient calls got a token (>= {MIN_AVAILABILITY:.0%}) during each outage": bool(outages) and all(
+            (e["signclient_by_region"][r]["availability"] or 0) >= MIN_AVAILABILITY for e in outages for r in e["surviving_regions"]
+        ),
+        f"RegionalSignClient calls got a token (>= {MIN_AVAILABILITY:.0%}) during each outage": bool(outages)
+        and all((e["regional"]["availability"] or 0) >= MIN_AVAILABILITY for e in outages),
+        "rotate-now and revoke answered without error": all(not e["error"] for e in operations),
+        "the revocation reached every region (its signer stopped signing with the kid)": bool(revocations) and all(
+            "reach_by_region" in e and all(r["reach_s"] is not None for r in e["reach_by_region"].values()) for e in revocations
+        ),
+        "origins converged (same JWKS digest in every bucket) after each episode": all(
+            e["origins_converged_s"] is not None for e in episodes
+        ) and s["final_convergence"]["origins_s"] is not None,
+        "replicas converged (same keyring generation in every region) after each episode": all(
+            e["replicas_converged_s"] is not None for e in episodes
+        ) and s["final_convergence"]["replicas_s"] is not None,
+    }
+    return result
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, list):
+        return "; ".join(_fmt(v) for v in value) or "none"
+    return str(value)
+
+
+def _availability(share: Mapping[str, Any]) -> str:
+    if not share["calls"]:
+        return "no calls"
+    return f"{share['availability']:.1%} ({share['tokens']}/{share['calls']})"
+
+
+def rows(s: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(metric, value) pairs of one run."""
+    out = [
+        ("traffic / wall time (s)", f"{s['traffic_seconds']:.0f} / {s['wall_seconds']:.0f}"),
+        ("tokens issued, by the region that signed", f"{s['tokens_issued']}: " + _fmt(s["tokens_by_region"])),
+    ]
+    for region, kinds in s["calls_by_region"].items():
+        for kind, c in kinds.items():
+            out.append((f"{region} callers, {kind}: calls / tokens / other answers", f"{c['calls']} / {c['tokens']} / {_fmt(c['not_tokens'])}"))
+    out.append(("RegionalSignClient failovers (region: kind code)", _fmt(s["failovers"])))
+    for library, v in s["verifications"].items():
+        out.append((
+            f"{library}: verified / refused after expiry / refused after revocation / unexpired refused",
+            f"{v['verified']} / {v['refused_after_expiry']} / {v['refused_revoked']} / {v['unexpired_refusals']}"
+            + (f" ({_fmt(v['unexpired_refusal_reasons'])})" if v["unexpired_refusals"] else ""),
+        ))
+    out += [
+        ("unexpired tokens refused (all verifiers)", str(s["unexpired_refusals"])),
+        ("lost keys / tokens signed before their kid was served", f"{_fmt(s['lost_keys'])} / {_fmt(s['signed_before_served'])}"),
+        ("JWKS samples through the edge (errors); region state samples", f"{s['jwks_samples']} ({_fmt(s['jwks_sample_errors'])}); {s['region_state_samples']}"),
+    ]
+    for e in s["episodes"]:
+        name = f"{e['kind']}{' of ' + e['region'] if e['kind'] in OUTAGES or e['kind'] == REPLICA_LAG else ''} ({e['seconds']} s)"
+        out.append((f"{name}: SignClient availability by region", ", ".join(f"{r}: {_availability(v)}" for r, v in e["signclient_by_region"].items())))
+        regional = e["regional"]
+        answered = f"{_availability(regional)}, answered by {_fmt(regional['answered_by'])}, after a failover {regional['failed_over']}"
+        out.append((f"{name}: RegionalSignClient", answered))
+        converged = f"{e['origins_converged_s']} / {e['replicas_converged_s']} (diverged during: {_fmt(e['diverged_during'])})"
+        out.append((f"{name}: origins / replicas agree again after (s)", converged))
+        if e["error"]:
+            out.append((f"{name}: error", e["error"]))
+        if "new_kid_signed_after_s" in e:
+            out.append((f"{name}: new kid first signed after (s), by region", _fmt(e["new_kid_signed_after_s"])))
+        if "reach_by_region" in e:
+            out.append((f"{name}: reach (s from the revoke until the region's signer stopped signing with the kid)",
+                        ", ".join(f"{r}: {v['reach_s']}" for r, v in e["reach_by_region"].items())
+                        + f"; bound signer-cache-ttl + lag = {s['revocation_bound_s']:g} s + lag; revoke call {e['revoke_call_s']} s"))
+            out.append((f"{name}: what each signer answered once stopped", "; ".join(f"{r}: {_fmt(v['outcomes_after_stop'])}" for r, v in e["reach_by_region"].items())))
+            out.append((f"{name}: edge JWKS dropped the kid after (s); callers' tokens with it after the revoke",
+                        f"{e['edge_jwks_dropped_kid_s']}; {_fmt(e['caller_tokens_with_revoked_kid_after_revoke'])}"))
+        if e["kind"] == REPLICA_LAG:
+            out.append((f"{name}: kids signed by region (largest generation gap)", f"{_fmt(e['kids_signed_by_region'])} ({e['generation_gap']})"))
+    final = s["final_convergence"]
+    out += [
+        ("after the drain: origins / replicas agree (s)", f"{final['origins_s']} / {final['replicas_s']}"),
+        ("edge", _fmt(s["edge"])),
+    ]
+    return out
+
+
+def as_text(summaries: Sequence[Mapping[str, Any]]) -> str:
+    lines: list[str] = []
+    for s in summaries:
+        lines.append(f"== soak in {len(s['regions'])} regions ({', '.join(s['regions'])}; primary {s['primary']}) {s['algorithm']}")
+        table = rows(s)
+        width = max(len(name) for name, _ in table)
+        lines += [f"  {name.ljust(width)}  {value}" for name, value in table]
+        lines += [f"  {'PASS' if ok else 'FAIL'}  {name}" for name, ok in s["checks"].items()]
+    return "\n".join(lines)
+
+
+def passed(summaries: Sequence[Mapping[str, Any]]) -> bool:
+    return all(all(s["checks"].values()) for s in summaries)
+
+
+def as_markdown(summaries: Sequence[Mapping[str, Any]], command: str, load: str) -> str:
+    """The committed result of a long run (one table per algorithm: the episodes make the rows differ)."""
+    env = environment()
+    first = summaries[0]
+    settings = {k: v for k, v in first["settings"].items() if k not in ("algorithm", "keyring-secret-id", "jwks-bucket", "distribution-id")}
+    out = [
+        "# Soak in two regions: signing through outages, rotate-now, a revocation and replica lag",
+        "",
+        (f"Last long run: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, `{command}`. "
+         f"Result: **{'PASS' if passed(summaries) else 'FAIL'}**. Load average before / after: {load}."),
+        "",
+        f"- Machine: {env['machine']}",
+        f"- Python {env['python']}, node {env['node']}; {env['versions']}",
+        f"- Regions: {', '.join(first['regions'])} (primary {first['primary']}), one local cloud (`LocalRegions`).",
+        "- Settings: " + ", ".join(f"`{k}={v}`" for k, v in settings.items()),
+        ("- Callers in each region: `SignClient` of that region's signer, and `RegionalSignClient` (that region first). "
+         "Every token is verified through the edge's JWKS URL by caching verifiers (" + ", ".join(first["verifications"]) + "), "
+         "caches as in the one-region soak (benchmarks/SOAK.md)."),
+        ("- Episodes in turn: an outage of the secondary, then of the primary (every AWS call and invoke of the region fails; "
+         "longer than a rotation period), `rotate-now` and `revoke` of the active kid (the rotate function's operator operations), "
+         "and replica lag in the secondary. Availability counts calls begun during the episode. Convergence is read from moto "
+         "directly (the outage is at the AWS endpoint, so moto's replication goes on during it; real lag is only measured in AWS)."),
+        "",
+    ]
+    for s in summaries:
+        out += [f"## {s['algorithm']}", "", "| metric | value |", "|---|---|"]
+        out += [f"| {name} | {value.replace('|', '/')} |" for name, value in rows(s)]
+        out += ["", "Checks: " + "; ".join(f"{'PASS' if ok else 'FAIL'} {name}" for name, ok in s["checks"].items()), ""]
+    return "\n".join(out)
+
