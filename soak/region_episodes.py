@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jwks_rotator.core.settings import Settings
+from jwks_rotator_cli.local_state import OPERATOR_ROLE, ROTATE_FUNCTION
 from jwks_rotator_client import OperatorClient, SignClient
-from jwks_rotator_local.caller_roles import operator_client
 from jwks_rotator_local.regions import LocalRegions
 
 from .config import AUDIENCE, Log
@@ -155,6 +155,14 @@ class EpisodeTimes:
     revocation_timeout: float
 
 
+def primary_operator(cloud: LocalRegions) -> OperatorClient:
+    """The primary's rotate function's operator client, as a session of the local operator role (as ``jwks-rotator revoke`` calls it)."""
+    stack = cloud.stack(cloud.primary)
+    session = stack.caller_session(OPERATOR_ROLE, session_name="soak-operator")
+    lambda_client = session.client("lambda", endpoint_url=cloud.aws_endpoint, region_name=stack.region)
+    return OperatorClient(stack.function_name(ROTATE_FUNCTION), lambda_client, session, sts_endpoint_url=cloud.sts_endpoint)
+
+
 class RegionConductor:
     """Runs every episode once in the configured order, then cycles them while a whole one still fits before the traffic ends."""
 
@@ -176,7 +184,7 @@ class RegionConductor:
         self.stop = stop
         self.log = log
         self.episodes: list[Episode] = []
-        self.operator: OperatorClient = operator_client(cloud.stack(cloud.primary), session_name="soak-operator")
+        self.operator = primary_operator(cloud)
         self.secondary = cloud.secondaries[0]
 
     def sleep(self, seconds: float) -> None:
@@ -246,9 +254,9 @@ class RegionConductor:
         except Exception as exc:  # the operation failed: reported, the run goes on
             episode.error = f"{type(exc).__name__}: {exc}"
         else:
-            episode.error = str(answer.get("error", ""))
+            if "error" in answer:
+                episode.error = f"{answer['error']}: {answer.get('message', '')}"
             episode.detail["active_kid"] = answer.get("active_kid")
-            episode.detail["before_kid"] = next((c["kid"] for c in answer.get("changes", []) if c.get("change") == "retired"), None)
         episode.end = time.time()
         return episode
 
@@ -270,10 +278,13 @@ class RegionConductor:
                 episode.error = f"{type(exc).__name__}: {exc}"
                 episode.end = time.time()
                 return episode
-            episode.error = str(answer.get("error", ""))
-            episode.detail.update(kid=kid, revoked_at=revoked_at, revoke_call_s=round(time.time() - revoked_at, 3))
             episode.end = time.time()
+            if "error" in answer:
+                episode.error = f"{answer['error']}: {answer.get('message', '')}"
+                return episode
+            episode.detail.update(kid=kid, revoked_at=revoked_at, revoke_call_s=round(episode.end - revoked_at, 3))
             self._until_stopped(probe, kid, revoked_at)
+            episode.end = time.time()  # the episode lasts until every region's signer stopped signing with the kid
         finally:
             probe.stop()
         episode.detail["regions"] = probe.figures(kid, revoked_at)
