@@ -110,37 +110,37 @@ class RevocationProbe:
             return {region: answers[-1].kid if answers else "" for region, answers in self.answers.items()}
 
     def stopped_since(self, region: str, kid: str, moment: float) -> float | None:
-        """When ``region`` began answering without ``kid`` for good (as far as seen), counting answers begun at ``moment`` or later."""
         with self._lock:
-            after = [a for a in self.answers[region] if a.start >= moment]
-        last = max((i for i, a in enumerate(after) if a.kid == kid), default=-1)
-        return after[last + 1].end if last + 1 < len(after) else None
+            return stopped_at(list(self.answers[region]), kid, moment)
 
     def figures(self, kid: str, revoked_at: float) -> dict[str, dict[str, Any]]:
-        """Per region: reach (s from the revoke to the answer after which none carried the kid), tokens with it after the revoke."""
-        result: dict[str, dict[str, Any]] = {}
-        for region in self.clients:
-            stopped = self.stopped_since(region, kid, revoked_at)
-            with self._lock:
-                after = [a for a in self.answers[region] if a.start >= revoked_at]
-            result[region] = {
-                "reach_s": None if stopped is None else round(stopped - revoked_at, 3),
-                "signed_with_revoked_kid_after_revoke": sum(1 for a in after if a.kid == kid),
-                "answers_after_revoke": len(after),
-                "outcomes_after_stop": _outcomes(after, kid, stopped),
-            }
-        return result
+        with self._lock:
+            return {region: reach_figures(list(answers), kid, revoked_at) for region, answers in self.answers.items()}
 
 
-def _outcomes(after: list[ProbeAnswer], kid: str, stopped: float | None) -> dict[str, int]:
-    """What the signer answered once it had stopped signing with ``kid``: another kid's token, or an error code."""
-    counts: dict[str, int] = {}
+def stopped_at(answers: list[ProbeAnswer], kid: str, moment: float) -> float | None:
+    """When a signer began answering without ``kid`` for good (as far as seen), counting answers begun at ``moment`` or later."""
+    after = [a for a in answers if a.start >= moment]
+    last = max((i for i, a in enumerate(after) if a.kid == kid), default=-1)
+    return after[last + 1].end if last + 1 < len(after) else None
+
+
+def reach_figures(answers: list[ProbeAnswer], kid: str, revoked_at: float) -> dict[str, Any]:
+    """One region's reach (s from the revoke to the answer after which none carried the kid), its tokens with the kid after
+    the revoke, and what it answered once stopped (another kid's token, or an error code)."""
+    stopped = stopped_at(answers, kid, revoked_at)
+    after = [a for a in answers if a.start >= revoked_at]
+    outcomes: dict[str, int] = {}
     for answer in after:
-        if stopped is None or answer.end < stopped:
-            continue
-        name = "token (another kid)" if answer.kid and answer.kid != kid else answer.outcome
-        counts[name] = counts.get(name, 0) + 1
-    return counts
+        if stopped is not None and answer.end >= stopped:
+            name = "token (another kid)" if answer.kid else answer.outcome
+            outcomes[name] = outcomes.get(name, 0) + 1
+    return {
+        "reach_s": None if stopped is None else round(stopped - revoked_at, 3),
+        "signed_with_revoked_kid_after_revoke": sum(1 for a in after if a.kid == kid),
+        "answers_after_revoke": len(after),
+        "outcomes_after_stop": outcomes,
+    }
 
 
 @dataclass(frozen=True)

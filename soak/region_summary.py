@@ -41,6 +41,11 @@ def revoked_windows(episodes: Sequence[Episode]) -> dict[str, float]:
     return {e.detail["kid"]: e.detail["revoked_at"] for e in episodes if e.kind == REVOCATION and "revoked_at" in e.detail}
 
 
+def set_aside(kid: str, moment: float, revoked: Mapping[str, float]) -> bool:
+    """Whether a token of ``kid`` checked (or alive) at ``moment`` is the revocation's to refuse: its key was revoked by then."""
+    return kid in revoked and moment >= revoked[kid]
+
+
 def served_before_issue(tokens: list[TokenRecord], samples: list[Sample]) -> list[dict[str, Any]]:
     """Tokens whose kid no JWKS served by the edge held before the token was issued (a key signing before it was published)."""
     first_served: dict[str, float] = {}
@@ -122,7 +127,7 @@ def summarise_regions(
     starts = [s.start for s in samples]
 
     def after_revocation(kid: str, moment: float) -> bool:
-        return kid in revoked and moment >= revoked[kid]
+        return set_aside(kid, moment, revoked)
 
     kept = [t for t in seen.tokens if not after_revocation(t.kid, t.exp)]  # tokens alive at or issued after their key's revocation aside
     by_library: dict[str, Any] = {}
