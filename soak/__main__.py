@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from jwks_rotator.core.errors import ConfigurationError
 from jwks_rotator_local.regions import parse_regions
 
 from . import region_summary
@@ -55,7 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     load_before = load_average()
     summaries: list[dict[str, Any]] = []
     if args.regions:
-        regions = parse_regions(args.regions)
+        try:
+            regions = parse_regions(args.regions)
+        except ConfigurationError as exc:
+            parser.error(str(exc))
+        if len(regions) < 2:
+            parser.error("--regions: the soak in several regions needs two or more (the first is the primary)")
         for index, algorithm in enumerate(algorithms):
             soak = replace(regions_soak_defaults(), algorithm=algorithm, duration=args.duration, seed=args.seed + index)
             config = RegionsConfig(

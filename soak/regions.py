@@ -63,6 +63,10 @@ class RegionsConfig:
     regional_attempt_timeout: float = 2.0
     regional_demote_seconds: float = 3.0
 
+    def __post_init__(self) -> None:
+        if len(self.regions) < 2:
+            raise ValueError("the soak in several regions needs two or more regions (the first is the primary)")
+
     def times(self) -> EpisodeTimes:
         return EpisodeTimes(
             self.outage_seconds, self.lag_seconds, self.lag_episode_seconds, self.quiet_seconds, self.converge_timeout,
