@@ -38,6 +38,10 @@ TEMPLATE_ONLY_PARAMETERS = {
         "SignCodeRevision",
     ),
     "Audit": ("AuditLogRetentionInDays", "AuditLogKmsKeyArn"),
+    "Regions": (
+        "PrimaryKeyringSecretArn", "PrimaryDistributionId", "PrimaryRotateRoleArn", "SecondarySignRoleArns",
+        "SecondaryRotateRoleArns", "RevocationReachAlarmThreshold",
+    ),
 }
 """Hand-written template parameters that are not settings (no function reads them as one), by console group."""
 

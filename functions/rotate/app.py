@@ -15,8 +15,12 @@ Metrics (EMF): ``Rotations``, ``Publications``, keys per state, ``ActiveKeyAgeSe
 ``RotationFailures`` and, for the failures an operator must act on, ``KeyringBehindPublication`` and
 ``ClockSkewDetected`` (see jwks_rotator.adapters.sdk.rotation_metrics), and ``RevocationListRepaired`` when the revocation
 parameter had to be rewritten from the stack's record (erased, junk, malformed), ``ForeignKeysLeftAlone`` for a KMS key
-carrying the stack's tag that the stack did not make. A failed run raises, so the error alarm and the
+carrying the stack's tag that the stack did not make; with replicas in other regions, ``ReplicationLag`` and
+``RevocationReach`` per region (dimension ``Region``). A failed run raises, so the error alarm and the
 dead-letter queue see it.
+
+Outside ``primary-region`` (its ``AWS_REGION`` is another) the function writes nothing: an operation is refused
+with ``not_primary_region`` (an answer, audited), an unproven tick does nothing and logs why.
 """
 
 from __future__ import annotations
@@ -29,10 +33,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from jwks_rotator.adapters.lean.audit_log import AuditLog
 from jwks_rotator.adapters.lean.sts_identity import is_local, refuse_endpoint_overrides
 from jwks_rotator.adapters.sdk.observability import make_logger, make_metrics
-from jwks_rotator.adapters.sdk.rotation_metrics import add_failure_metrics, add_keyring_metrics
+from jwks_rotator.adapters.sdk.rotation_metrics import add_failure_metrics, add_keyring_metrics, add_replication_metrics
 from jwks_rotator.bootstrap.rotate import build_operator_gate, build_rotation_service
 from jwks_rotator.core.callers.proof import accepted_signer_names
-from jwks_rotator.core.errors import InvalidEventError, JwksRotatorError, UnknownKeyError
+from jwks_rotator.core.errors import InvalidEventError, JwksRotatorError, NotPrimaryRegionError, UnknownKeyError
 from jwks_rotator.core.lifecycle.operations import report_summary, run_command
 from jwks_rotator.core.lifecycle.operator_gate import Admission, OperatorGate, admit
 from jwks_rotator.core.lifecycle.rotation import RotationService, utc_now
@@ -52,7 +56,8 @@ def _get_service() -> RotationService:
     if _service is None:
         refuse_endpoint_overrides(os.environ, local=is_local(CODE_DIR))  # a fake keyring must never be published
         _service = build_rotation_service(
-            Settings.from_env(os.environ), logger=logger, on_revocation_repair=_on_revocation_repair, on_foreign_key=_on_foreign_key
+            Settings.from_env(os.environ), logger=logger, on_revocation_repair=_on_revocation_repair, on_foreign_key=_on_foreign_key,
+            region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
         )
     return _service
 
@@ -109,7 +114,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     try:
         service = _get_service()
         report = run_command(service, command, coalesce_ticks=admission.identity is None)
-    except UnknownKeyError as exc:  # the caller's mistake, not a failed rotation: no alarm
+    except (UnknownKeyError, NotPrimaryRegionError) as exc:  # the caller's mistake or the wrong region: no alarm
         return _refuse(admission, exc)
     except JwksRotatorError as exc:
         audit.write_operation(admission.outcome("failed", exc))
@@ -120,7 +125,10 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         audit.write_operation(admission.outcome("failed", JwksRotatorError("internal error")))
         raise
     audit.write_operation(admission.outcome("performed"))
+    if report.not_primary:  # nothing was read: no keyring figures to report
+        return report_summary(command, report)
     metrics.add_metric(name="Rotations", unit=MetricUnit.Count, value=report.activations)
     metrics.add_metric(name="Publications", unit=MetricUnit.Count, value=len(report.publications))
     add_keyring_metrics(metrics, report.keyring, service.settings, utc_now())
+    add_replication_metrics(metrics, report.replication_lag, service.settings)
     return report_summary(command, report)

@@ -129,6 +129,8 @@ class SecretsManagerSecret(_Emulated, CloudFormationModel):
         if "GenerateSecretString" in props:
             raise ValueError("AWS::SecretsManager::Secret: GenerateSecretString is not emulated locally; give SecretString")
         backend = secretsmanager_backends[account_id][region_name]
+        replicas = [dict(r) for r in without_no_value(props.get("ReplicaRegions") or [])]
+        _check_replica_keys(account_id, replicas)
         answer = json.loads(
             backend.create_secret(
                 name=props.get("Name") or resource_name,
@@ -143,6 +145,13 @@ class SecretsManagerSecret(_Emulated, CloudFormationModel):
             )
         )
         arn = str(answer["ARN"])
+        if replicas:  # as ReplicateSecretToRegions would (moto replicates at once: no lag)
+            backend.replicate_secret_to_regions(arn, [{"Region": r["Region"]} for r in replicas], force_overwrite=False)
+            created: Any = backend.describe_secret(arn)  # the primary (a FakeSecret): only it has replicas
+            for replica, given in zip(created.replicas, replicas, strict=True):
+                if replica.status != "InSync":
+                    raise _refused(f"AWS::SecretsManager::Secret: replica in {replica.region}: {replica.message}")
+                replica.config["KmsKeyId"] = given.get("KmsKeyId") or replica.config["KmsKeyId"]
         return cls(arn, {"Id": arn})
 
     @classmethod
@@ -153,7 +162,35 @@ class SecretsManagerSecret(_Emulated, CloudFormationModel):
 
         backend = secretsmanager_backends[account_id][region_name]
         with contextlib.suppress(JsonRESTError):  # gone already (a reset): nothing to delete
+            remove_replicas(backend, resource_name)
             backend.delete_secret(resource_name, recovery_window_in_days=None, force_delete_without_recovery=True)
+
+
+def _refused(message: str) -> Exception:
+    """An error moto's CloudFormation answers as a ValidationError (HTTP 400), so create_stack fails naming it."""
+    from moto.cloudformation.exceptions import ValidationError
+
+    return ValidationError(message=message)
+
+
+def _check_replica_keys(account_id: str, replicas: list[dict[str, Any]]) -> None:
+    """Each replica's KMS key (an alias, as the template names it) must exist in the replica's region, as AWS needs to
+    encrypt the replica there: the secondary regions' stacks are deployed before the primary's (docs/regions.md)."""
+    for replica in replicas:
+        key, region = str(replica.get("KmsKeyId") or ""), str(replica["Region"])
+        if not key.startswith("alias/"):
+            continue
+        if not kms_models.kms_backends[account_id][region].alias_exists(key):
+            raise _refused(f"AWS::SecretsManager::Secret: replica in {region}: KMS key {key} not found there "
+                             "(deploy that region's stack first: it creates the alias)")
+
+
+def remove_replicas(backend: Any, secret_id: str) -> None:
+    """Take a secret's replicas out of replication (AWS refuses to delete a secret that still has replicas)."""
+    secret: Any = backend.describe_secret(secret_id)
+    regions = [replica.region for replica in getattr(secret, "replicas", [])]
+    if regions:
+        backend.remove_regions_from_replication(secret_id, regions)
 
 
 class S3BucketPolicy(_Emulated, CloudFormationModel):
@@ -262,6 +299,8 @@ def distribution_config(config: dict[str, Any], caller_reference: str) -> dict[s
     if config.get("Aliases"):
         api["Aliases"] = _quantity(config["Aliases"])
     api["Origins"] = _quantity([dict(origin) for origin in config.get("Origins", [])])
+    if config.get("OriginGroups"):  # CloudFormation takes them in the API's shape already (Quantity/Items)
+        api["OriginGroups"] = json.loads(json.dumps(config["OriginGroups"]))
     behaviour = dict(config["DefaultCacheBehavior"])
     allowed = behaviour.pop("AllowedMethods", ["GET", "HEAD"])
     cached = behaviour.pop("CachedMethods", ["GET", "HEAD"])
@@ -283,8 +322,20 @@ class CloudFrontDistribution(_Emulated, CloudFormationModel):
     ) -> CloudFrontDistribution:
         from moto.cloudfront.models import cloudfront_backends
 
-        config = distribution_config(_props(cloudformation_json)["DistributionConfig"], caller_reference=resource_name)
+        config = distribution_config(without_no_value(_props(cloudformation_json)["DistributionConfig"]), caller_reference=resource_name)
+        # moto checks the default behaviour's target against the origins only: an origin group's id (CloudFront takes
+        # it) is given after creation; until then the behaviour names the group's first member.
+        target = config["DefaultCacheBehavior"]["TargetOriginId"]
+        groups = {g["Id"]: g for g in (config.get("OriginGroups") or {}).get("Items", [])}
+        if target in groups:
+            members = [m["OriginId"] for m in groups[target]["Members"]["Items"]]
+            unknown = set(members) - {o["Id"] for o in config["Origins"].get("Items", [])}
+            if unknown:
+                raise _refused(f"AWS::CloudFront::Distribution: origin group {target} names origins it lacks: {sorted(unknown)}")
+            config["DefaultCacheBehavior"]["TargetOriginId"] = members[0]
         distribution, _, _ = cloudfront_backends[account_id]["global"].create_distribution(config, [])
+        stored: Any = distribution.distribution_config  # moto sets its fields from the config's keys
+        stored.DefaultCacheBehavior.target_origin_id = target
         return cls(distribution.distribution_id, {"Id": distribution.distribution_id, "DomainName": distribution.domain_name})
 
     @classmethod

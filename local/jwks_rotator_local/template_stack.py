@@ -124,9 +124,9 @@ def code_archive(directory: Path) -> bytes:
 def upload_code(s3: Any, template: Mapping[str, Any], bucket: str = ARTIFACT_BUCKET) -> None:
     """Put every ``Code``/``Content`` S3 object the template names into ``bucket`` (created if missing; same content kept)."""
     region = s3.meta.region_name
-    located = {"CreateBucketConfiguration": {"LocationConstraint": region}} if region != "us-east-1" else {}
+    located = {} if region in (None, "us-east-1") else {"CreateBucketConfiguration": {"LocationConstraint": region}}
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
-        s3.create_bucket(Bucket=bucket, **located)
+        s3.create_bucket(Bucket=bucket, **located)  # one bucket for every region's stack (S3 names are global)
     for resource in template["Resources"].values():
         props = resource.get("Properties", {})
         code = props.get("Code") or props.get("Content")
@@ -281,7 +281,11 @@ def teardown(client: ClientFactory, stack_name: str, *, region: str, account_id:
 
 def _delete_retained(client: ClientFactory, resource: DeployedResource) -> None:
     if resource.type == "AWS::SecretsManager::Secret":
-        client("secretsmanager").delete_secret(SecretId=resource.physical_id, ForceDeleteWithoutRecovery=True)
+        secrets = client("secretsmanager")
+        replicas = [r["Region"] for r in secrets.describe_secret(SecretId=resource.physical_id).get("ReplicationStatus", [])]
+        if replicas:  # a secret with replicas cannot be deleted (the primary's stack, with Regions)
+            secrets.remove_regions_from_replication(SecretId=resource.physical_id, RemoveReplicaRegions=replicas)
+        secrets.delete_secret(SecretId=resource.physical_id, ForceDeleteWithoutRecovery=True)
     elif resource.type == "AWS::Logs::LogGroup":
         client("logs").delete_log_group(logGroupName=resource.physical_id)
     elif resource.type == "AWS::KMS::Key":

@@ -18,6 +18,7 @@ REGION = "us-east-1"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 ClientFactory = Callable[[str], Any]
+RegionalClientFactory = Callable[[str], ClientFactory]
 
 
 @contextmanager
@@ -65,3 +66,12 @@ def client_factory(endpoint: str, *, region: str = REGION, config: Config | None
         return aws_client(service, endpoint, region=region, config=config, session=session)
 
     return make
+
+
+def regional_client_factory(endpoint: str, *, config: Config | None = None, fresh_sessions: bool = False) -> RegionalClientFactory:
+    """``region -> ClientFactory`` for ``endpoint``: one moto server serves every region, by the request's signature."""
+
+    def in_region(region: str) -> ClientFactory:
+        return client_factory(endpoint, region=region, config=config, fresh_sessions=fresh_sessions)
+
+    return in_region

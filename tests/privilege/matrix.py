@@ -22,53 +22,21 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jwks_rotator.core.lifecycle.kms_custody import key_policy
 from jwks_rotator.core.settings import Settings
 from jwks_rotator_local.call_record import RecordedCall
-from tests.privilege.evaluator import Case, Decision, evaluate
-from tests.privilege.policies import Deployment, Physical, Policies, extract, load_template
+from tests.privilege.evaluator import Decision, evaluate
+from tests.privilege.policies import Deployment, Physical, Policies, Resolver, extract, load_template, merged, with_replicas
 from tests.privilege.recorded import RecordedRun, describe_sources, load_directory
-from tests.privilege.scenario import ACCOUNT, Recording, record_lifecycle
+from tests.privilege.regions import region_pair, region_rows, totals
+from tests.privilege.rows import _BASE_KEYS, ADMINISTRATOR, BREAK_GLASS_ROLE, NO_POLICY, OTHER_ROLE, Row, _case, _role_name
+from tests.privilege.scenario import Recording, record_lifecycle
 
-BREAK_GLASS_ROLE = f"arn:aws:iam::{ACCOUNT}:role/jwks-rotator-break-glass"
-OTHER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/some-admin"
-ADMINISTRATOR = [{"name": "AdministratorAccess", "policy": {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Action": "*", "Resource": "*"}]}}]
-_BASE_KEYS = {"aws:SecureTransport", "aws:PrincipalArn", "aws:PrincipalAccount"}  # _case puts them back
-NO_POLICY: Mapping[str, Any] = {}  # a resource without a resource policy (another application's secret)
 NO_CALL_NEEDS_PERMISSION = {"sts:GetCallerIdentity"}  # AWS answers it for any valid credentials
-
-
-@dataclass(frozen=True)
-class Row:
-    case: Case
-    expected: str  # "allow" | "deny"
-    why: str
-    role: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-
-def _role_name(principal: str) -> str:
-    return principal.rsplit("/", 2)[-2] if ":assumed-role/" in principal else principal.rsplit("/", 1)[-1]
-
-
-def _case(policies: Policies, deployment: Deployment, id_: str, role_arn: str | None, action: str, resource: str,
-          context: Mapping[str, Any] | None = None, *, identity: Sequence[Mapping[str, Any]] | None = None,
-          principal: str | None = None, resource_policy: Mapping[str, Any] | None = None) -> Case:
-    base: dict[str, Any] = {"aws:SecureTransport": "true"}
-    if action.startswith("kms:") and resource != "*":
-        base["kms:CallerAccount"] = deployment.account  # KMS sets it on every request on a key
-    if role_arn is not None:
-        base |= {"aws:PrincipalArn": role_arn, "aws:PrincipalAccount": deployment.account}
-        principal = principal or f"arn:aws:sts::{deployment.account}:assumed-role/{role_arn.rsplit('/', 1)[1]}/session"
-    assert principal is not None
-    return Case(id_, principal, action, resource, deployment.account, {**base, **(context or {})},
-                identity if identity is not None else policies.identity.get(role_arn or "", []),
-                None if resource_policy is NO_POLICY else resource_policy if resource_policy is not None else policies.resource_policy(resource))
 
 
 def recorded_rows(recording: Recording, policies: Policies) -> list[Row]:
@@ -261,6 +229,28 @@ def written_rows(deployment: Deployment, policies: Policies, *, break_glass: boo
     return rows
 
 
+def decide_regions(template: Mapping[str, Any]) -> list[tuple[str, Row, Decision]]:
+    """Each region's roles of a two-region issuer (:mod:`tests.privilege.regions`), decided: (region, row, decision).
+
+    The primary's stack with Regions also keeps every one-region guarantee: the written list is decided against it too.
+    """
+    pair = region_pair(template)
+    one_region = [(pair.primary.region, _renamed(row, f"primary-{row.case.id}"))
+                  for row in written_rows(pair.primary, pair.policies, break_glass=False)]
+    tagged = one_region + region_rows(pair)
+    decisions = evaluate([row.case for _, row in tagged])
+    return [(region, row, decisions[row.case.id]) for region, row in tagged]
+
+
+def render_regions(results: Sequence[tuple[str, Row, Decision]]) -> str:
+    """The per-region matrix, then each region's totals (the primary's first)."""
+    lines = [render(f"Region {region}:", [(row, decision) for r, row, decision in results if r == region])
+             for region in dict.fromkeys(region for region, _, _ in results)]
+    for region, (count, good) in totals(results).items():
+        lines.append(f"region {region}: {count} decisions, {good} as expected")
+    return "\n".join(lines)
+
+
 def decide(rows: Sequence[Row]) -> list[tuple[Row, Decision]]:
     decisions = evaluate([row.case for row in rows])
     return [(row, decisions[row.case.id]) for row in rows]
@@ -318,14 +308,42 @@ def _renamed(row: Row, case_id: str) -> Row:
     return dataclasses.replace(row, case=dataclasses.replace(row.case, id=case_id))
 
 
+def is_secondary(template: Mapping[str, Any], deployment: Deployment) -> bool:
+    """A secondary region's stack: no keyring secret, no distribution of its own (the template's IsPrimary is false)."""
+    return "IsPrimary" in template.get("Conditions", {}) and not Resolver(template, deployment).condition("IsPrimary")
+
+
+def account_policies(runs: Sequence[RecordedRun]) -> list[Policies]:
+    """Each run's policies as its account holds them: a stack recorded in several regions (a stack per region, same name
+    and account) is judged against every region's stack together, the primary's secret policies on the replicas too
+    (Secrets Manager replicates them); a stack recorded in one region against its own policies alone, as before."""
+    own = [extract(run.template, run.recording.deployment) for run in runs]
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for index, run in enumerate(runs):
+        d = run.recording.deployment
+        groups.setdefault((d.partition, d.account, d.stack), []).append(index)
+    result = list(own)
+    for members in groups.values():
+        regions = {runs[i].recording.deployment.region for i in members}
+        if len(regions) < 2:
+            continue
+        together = merged(*(with_replicas(own[i], regions - {runs[i].recording.deployment.region}) for i in members))
+        for i in members:
+            result[i] = together
+    return result
+
+
 def decide_recorded(runs: Sequence[RecordedRun]) -> RecordedResults:
     """Every distinct recorded call of each run (expected allowed) and the written list, against the run's own
-    deployment; all in one evaluator process."""
+    deployment (with the other regions' stacks of the same name: :func:`account_policies`); all in one evaluator
+    process. A secondary region's stack (no keyring secret of its own) gets no written list here: the per-region list
+    (:mod:`tests.privilege.regions`) covers it."""
     tagged: list[tuple[RecordedRun, Row, bool]] = []
-    for index, run in enumerate(runs):
+    for index, (run, policies) in enumerate(zip(runs, account_policies(runs), strict=True)):
         deployment = run.recording.deployment
-        policies = extract(run.template, deployment)
         tagged.extend((run, _renamed(row, f"run{index}-{row.case.id}"), True) for row in recorded_rows(run.recording, policies))
+        if is_secondary(run.template, deployment):
+            continue
         glass = bool(deployment.parameters.get("BreakGlassRoleArn"))
         tagged.extend((run, _renamed(row, f"run{index}-written-{row.case.id}"), False)
                       for row in written_rows(deployment, policies, break_glass=glass))
@@ -387,8 +405,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(render(f"Written calls (BreakGlassRoleArn = {BREAK_GLASS_ROLE}):", written_glass))
     if recording.unparsed:
         print("requests the recorder could not read: " + ", ".join(recording.unparsed))
-    bad = failures(recorded) + failures(written) + failures(written_glass)
-    total = len(recorded) + len(written) + len(written_glass)
+    regional = decide_regions(template)
+    print(render_regions(regional))
+    bad = failures(recorded) + failures(written) + failures(written_glass) + failures([(row, d) for _, row, d in regional])
+    total = len(recorded) + len(written) + len(written_glass) + len(regional)
     runs = [run for directory in args.recorded for run in load_directory(directory)]
     recorded_unparsed = any(run.recording.unparsed for run in runs)
     if args.recorded:

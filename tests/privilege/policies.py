@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,12 +60,15 @@ class Deployment:
     @classmethod
     def synthetic(cls, template: Mapping[str, Any], *, stack: str = "jwks-rotator", account: str = "123456789012",
                   region: str = "us-east-1", parameters: Mapping[str, str] | None = None,
-                  overrides: Mapping[str, Physical] | None = None) -> Deployment:
-        """Physical ids made up as CloudFormation makes them (``STACK-Logical-SUFFIX``), for a template not deployed."""
+                  overrides: Mapping[str, Physical] | None = None, suffix: str = "1A2B3C4D5E6F") -> Deployment:
+        """Physical ids made up as CloudFormation makes them (``STACK-Logical-SUFFIX``), for a template not deployed.
+
+        Stacks of the same name in several regions each get their own ``suffix`` (IAM roles and bucket names are global).
+        """
         resources: dict[str, Physical] = {}
         for logical, resource in template["Resources"].items():
             kind, props = resource["Type"], resource.get("Properties", {})
-            name = f"{stack}-{logical}-1A2B3C4D5E6F"
+            name = f"{stack}-{logical}-{suffix}"
             if kind == "AWS::IAM::Role":
                 resources[logical] = Physical(name, {"Arn": f"arn:aws:iam::{account}:role/{name}"})
             elif kind == "AWS::SecretsManager::Secret":
@@ -212,6 +215,32 @@ class Policies:
             bucket = resource[len("arn:aws:s3:::"):].split("/", 1)[0]
             return self.buckets.get(bucket)
         return None
+
+
+def merged(*each: Policies) -> Policies:
+    """The policies of several stacks of one account (a stack per region) as the account holds them together."""
+    identity: dict[str, list[dict[str, Any]]] = {}
+    secrets: dict[str, dict[str, Any]] = {}
+    keys: dict[str, dict[str, Any]] = {}
+    buckets: dict[str, dict[str, Any]] = {}
+    for policies in each:
+        identity.update(policies.identity)
+        secrets.update(policies.secrets)
+        keys.update(policies.keys)
+        buckets.update(policies.buckets)
+    return Policies(identity, secrets, keys, buckets)
+
+
+def with_replicas(policies: Policies, regions: Iterable[str]) -> Policies:
+    """``policies`` plus each secret's replicas in ``regions``: Secrets Manager replicates a secret's resource policy with
+    it (AWS Secrets Manager user guide, "Replicate secrets across Regions"), and a replica's ARN is its primary's with
+    the region changed."""
+    secrets = dict(policies.secrets)
+    for arn, document in policies.secrets.items():
+        parts = arn.split(":")
+        for region in regions:
+            secrets.setdefault(":".join([*parts[:3], region, *parts[4:]]), document)
+    return Policies(policies.identity, secrets, policies.keys, policies.buckets)
 
 
 def load_template(path: Path = TRANSLATED) -> dict[str, Any]:

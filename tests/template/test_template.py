@@ -27,11 +27,14 @@ from tests.template.cfn import ROOT, as_list, cfn_value, function_environment, p
 # Settings that name what the stack creates (resources, its name, its roles): their values are wired in, not parameters.
 # Written out here, not read from the declarations that generate the template: a wrong wiring (the rotate role as the
 # KMS keys' one Sign principal, the keyring secret as the signing view) must fail this test, not regenerate into it.
+# A secondary region's stack (not IsPrimary) reads the replicas of the primary's secrets and has no distribution.
 RESOURCE_SETTINGS = {
-    "keyring_secret_id": {"Ref": "KeyringSecret"},
-    "signing_secret_id": {"Ref": "SigningKeySecret"},
+    "keyring_secret_id": {"Fn::If": ["IsPrimary", {"Ref": "KeyringSecret"}, {"Fn::Sub": [
+        "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${Name}",
+        {"Name": {"Fn::Select": [6, {"Fn::Split": [":", {"Fn::Sub": "${PrimaryKeyringSecretArn}::::::"}]}]}}]}]},
+    "signing_secret_id": {"Fn::If": ["IsPrimary", {"Ref": "SigningKeySecret"}, {"Fn::Sub": "${AWS::StackName}-signing-key"}]},
     "jwks_bucket": {"Ref": "JwksBucket"},
-    "distribution_id": {"Ref": "Distribution"},
+    "distribution_id": {"Fn::If": ["IsPrimary", {"Ref": "Distribution"}, ""]},
     "revocation_parameter": {"Fn::Sub": "/jwks-rotator/${AWS::StackName}/revoked-kids"},
     "kms_stack_tag": {"Ref": "AWS::StackName"},
     "kms_sign_role_arn": {"Fn::GetAtt": ["SignFunctionRole", "Arn"]},
@@ -239,8 +242,9 @@ WRITE_VERBS = ("Put", "Update", "Delete", "Create", "Restore", "Rotate", "Tag", 
                "Encrypt", "ReEncrypt", "GenerateDataKey", "Sign", "Schedule", "Enable", "Disable", "Remove")
 
 
-def test_sign_function_can_only_read_the_current_signing_view_and_the_revocation_list(resources: dict[str, Any]) -> None:
-    """The identity policy holds the revocation list only; the secret and its key grant the rest, by name."""
+def test_sign_function_can_only_read_the_current_signing_view_and_the_revocation_list(single_resources: dict[str, Any]) -> None:
+    """The identity policy holds the revocation list only; the secret and its key grant the rest, by name (one region)."""
+    resources = single_resources
     statements = [s for name, s in policy_statements(resources) if name == "SignFunction" and s["Sid"] not in KMS_SIGN_SIDS]
     assert {a for s in statements for a in as_list(s["Action"])} == {"ssm:GetParameter", "s3:GetObject"}
     [record] = [s for s in statements if s["Action"] == "s3:GetObject"]
@@ -311,9 +315,10 @@ def test_the_sign_role_signs_only_with_stack_tagged_keys_jws_algorithms_and_raw_
     assert as_list(public["Action"]) == ["kms:GetPublicKey"] and public["Condition"]["StringEquals"] == STACK_TAG_CONDITION
 
 
-def test_the_rotate_role_creates_only_stack_tagged_keys_and_manages_only_those(resources: dict[str, Any]) -> None:
+def test_the_rotate_role_creates_only_stack_tagged_keys_and_manages_only_those(single_resources: dict[str, Any]) -> None:
     from jwks_rotator.core.keys.kms import KMS_ALGORITHMS, kms_key_spec
 
+    resources = single_resources  # several regions add ReplicateKey: tests/template/test_regions.py
     statements = _kms_statements(resources, "RotateFunction")
     create = statements["CreateOnlyStackTaggedSigningKeys"]
     specs = sorted({kms_key_spec(alg, size) for alg in KMS_ALGORITHMS for size in (2048, 3072, 4096)})
@@ -357,18 +362,20 @@ def test_only_the_rotate_function_writes(resources: dict[str, Any]) -> None:
             assert not writes & set(as_list(statement["Action"])), f"{name} may write: {statement['Action']}"
 
 
-def test_rotate_writes_only_the_two_documents_the_revocation_record_and_the_tick_ledger(resources: dict[str, Any]) -> None:
+def test_rotate_writes_only_the_two_documents_the_revocation_record_and_its_two_ledgers(single_resources: dict[str, Any]) -> None:
     targets = [
         r["Fn::Sub"]
-        for name, statement in policy_statements(resources)
+        for name, statement in policy_statements(single_resources)
         if name == "RotateFunction" and "s3:PutObject" in as_list(statement["Action"])
         for r in as_list(statement["Resource"])
     ]
     assert sorted(targets) == ["${JwksBucket.Arn}/.well-known/jwks.json", "${JwksBucket.Arn}/.well-known/openid-configuration",
-                               "${JwksBucket.Arn}/revocations/revoked-kids.json", "${JwksBucket.Arn}/state/last-tick.json"]
+                               "${JwksBucket.Arn}/revocations/revoked-kids.json", "${JwksBucket.Arn}/state/last-tick.json",
+                               "${JwksBucket.Arn}/state/replication.json"]
 
 
-def test_bucket_is_private_tls_only_and_readable_only_by_the_distribution(resources: dict[str, Any]) -> None:
+def test_bucket_is_private_tls_only_and_readable_only_by_the_distribution(single_resources: dict[str, Any]) -> None:
+    resources = single_resources
     bucket = resources["JwksBucket"]["Properties"]
     assert all(bucket["PublicAccessBlockConfiguration"].values())
     assert bucket["VersioningConfiguration"]["Status"] == "Enabled"
@@ -401,10 +408,11 @@ def test_checkov_skips_are_justified(resources: dict[str, Any]) -> None:
             assert len(skip.get("comment", "")) > 30, f"{name}: checkov skip {skip['id']} needs a reason"
 
 
-def test_outputs(template: dict[str, Any]) -> None:
-    assert set(template["Outputs"]) >= REQUIRED_OUTPUTS
-    assert template["Outputs"]["SignFunctionArn"]["Value"] == {"Fn::GetAtt": ["SignFunction", "Arn"]}
-    assert template["Outputs"]["KeyringSecretArn"]["Value"] == {"Ref": "KeyringSecret"}
+def test_outputs(single_region: Any) -> None:
+    outputs = single_region.outputs
+    assert set(outputs) >= REQUIRED_OUTPUTS
+    assert outputs["SignFunctionArn"]["Value"] == {"Fn::GetAtt": ["SignFunction", "Arn"]}
+    assert outputs["KeyringSecretArn"]["Value"] == {"Ref": "KeyringSecret"}
 
 
 def test_earlier_document_versions_are_kept_a_year_by_default(resources: dict[str, Any], params: dict[str, Any]) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import shutil
 import sys
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -49,3 +51,27 @@ def test_a_deployed_rotate_function_refuses_an_aws_endpoint_from_its_environment
 def test_the_local_stack_may_name_its_own_endpoints() -> None:
     refuse_endpoint_overrides({"AWS_ENDPOINT_URL": "http://127.0.0.1:4566"}, local=True)
     refuse_endpoint_overrides({"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL_S3": ""}, local=False)  # empty: not set
+
+
+@pytest.mark.parametrize("event", [{"source": "aws.events", "detail-type": "Scheduled Event"}, {"operation": "tick"}])
+def test_outside_the_primary_region_a_tick_is_a_quiet_no_op_that_calls_no_aws(
+    event: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for name, value in {"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "eu-west-1", "KEYRING_SECRET_ID": "keyring",
+                        "JWKS_BUCKET": "stack-bucket", "ISSUER": "https://issuer.example.com", "ALGORITHM": "ES256",
+                        "PRIMARY_REGION": "us-east-1", "REGIONS": "us-east-1,eu-west-1",
+                        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "")  # any call would go to AWS itself and fail this test
+    app = deployed_rotate_app(tmp_path)
+    caplog.set_level(logging.INFO)
+    context = SimpleNamespace(function_name="rotate", memory_limit_in_mb=256, aws_request_id="r", function_version="$LATEST",
+                              invoked_function_arn="arn:aws:lambda:eu-west-1:123456789012:function:rotate")
+    answer = app.handler(event, context)
+    assert answer["skipped"] is True and answer["reason"] == "not_primary_region" and answer["changes"] == []
+    out = capsys.readouterr().out
+    assert "RotationFailures" not in out and "KeysActive" not in out  # no alarm, no keyring figures from a keyring never read
+    assert [r.message for r in caplog.records if getattr(r, "reason", None) == "not_primary_region"] == [
+        "tick skipped: this region is not the primary region"
+    ]

@@ -6,61 +6,130 @@ unless the caller hands in its own factory (the tests and the local cloud do).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jwks_rotator.adapters.sdk.clients import ROTATION, ClientFactory, client_factory
+from jwks_rotator.adapters.sdk.clients import (
+    ROTATION,
+    ClientFactory,
+    RegionalClientFactory,
+    client_factory,
+    regional_client_factory,
+)
+from jwks_rotator.adapters.sdk.keyring_replicas import SecretsManagerKeyringReplicas, SecretsManagerSigningViewReplicas
 from jwks_rotator.adapters.sdk.kms_vault import KmsKeyVault
+from jwks_rotator.adapters.sdk.replication_ledger import S3ReplicationLedger
 from jwks_rotator.adapters.sdk.revocation_object import S3RevocationRecord
 from jwks_rotator.adapters.sdk.revocation_parameter import SsmRevocationMirror
 from jwks_rotator.adapters.sdk.s3_publisher import S3Publisher
 from jwks_rotator.adapters.sdk.secrets_store import SecretsManagerKeyringStore
 from jwks_rotator.adapters.sdk.tick_ledger import S3TickLedger
 from jwks_rotator.bootstrap.callers import build_caller_verifier
+from jwks_rotator.core.errors import ConfigurationError
 from jwks_rotator.core.keys.revocation_guard import GuardedRevocationList
 from jwks_rotator.core.lifecycle.kms_custody import KmsCustodian
 from jwks_rotator.core.lifecycle.operator_gate import OperatorGate
+from jwks_rotator.core.lifecycle.origins import EveryOrigin, Origin
+from jwks_rotator.core.lifecycle.replicas import EveryRegionRevocations
 from jwks_rotator.core.lifecycle.rotation import Clock, RotationService, utc_now
+from jwks_rotator.core.ports import Publisher, RevocationList
 from jwks_rotator.core.settings import Settings
 
 
 def build_rotation_service(
     settings: Settings, clients: ClientFactory | None = None, *, clock: Clock | None = None, logger: Any = None,
     sleep: Callable[[float], None] | None = None, on_revocation_repair: Callable[[str], None] | None = None,
-    on_foreign_key: Callable[[str], None] | None = None,
+    on_foreign_key: Callable[[str], None] | None = None, region: str | None = None,
+    regional_clients: RegionalClientFactory | None = None, monotonic: Callable[[], float] | None = None,
 ) -> RotationService:
     """The rotation service wired to Secrets Manager, S3, the revocation record (S3) and its mirror (SSM), KMS and CloudFront.
 
     ``sleep`` is how the KMS hand-over waits for a disable to take effect before it enables the next key (``time.sleep``);
     ``on_revocation_repair`` is told each repair of the revocation mirror (erased, junk, malformed, mirror_unwritable);
     ``on_foreign_key`` the ARN of each KMS key carrying the stack's tag that the stack did not make (left alone).
+
+    ``region`` is the function's own (its ``AWS_REGION``), required with ``primary-region``: outside the primary the
+    service writes nothing. In the primary, with ``regions`` naming others, the service also writes the second origin,
+    reads every region's keyring replica and signing view back, and keeps every region's revocation list
+    (docs/design/regions.md); ``regional_clients`` makes their clients (default: boto3's, ``region_name`` set;
+    required when ``clients`` is handed in).
     """
     settings.require("keyring_secret_id", "jwks_bucket", "issuer")
+    if settings.primary_region and not region:
+        raise ConfigurationError("primary-region is set: the rotate function's own region (AWS_REGION) is required")
+    own = region or ""
     if clients is None:
         clients = client_factory(ROTATION)
+        regional_clients = regional_clients or regional_client_factory(ROTATION)
     rotation_clients = clients
+    others = tuple(r for r in settings.regions if r != own)
+    regional = bool(others) and own == settings.primary_region  # a secondary (fenced: it writes nothing) is built as one region
+    if regional and regional_clients is None:
+        raise ConfigurationError("regions name other regions: the wiring needs a client factory per region (regional_clients)")
+    if regional:
+        settings.require("signing_secret_id")  # deletion waits for every region's signing view
+    in_region = {r: regional_clients(r) for r in others} if regional and regional_clients is not None else {}
     # Always there (its client is made on first use): keys made under kms custody finish their life under it
-    # even after the setting changes back.
-    custodian = KmsCustodian(KmsKeyVault(lambda: rotation_clients("kms")), settings, sleep or time.sleep, logger, on_foreign=on_foreign_key)
+    # even after the setting changes back. Across regions, its keys are multi-Region keys replicated to every other.
+    custodian = KmsCustodian(KmsKeyVault(lambda: rotation_clients("kms")), settings, sleep or time.sleep, logger, on_foreign=on_foreign_key,
+                             regions={r: KmsKeyVault(_kms_client(factory)) for r, factory in in_region.items()})
     store = SecretsManagerKeyringStore(clients("secretsmanager"), settings.keyring_secret_id)
-    publisher = S3Publisher(
+    own_origin = S3Publisher(
         clients("s3"),
         settings.jwks_bucket,
         settings,
         cloudfront_client=clients("cloudfront") if settings.distribution_id else None,
         distribution_id=settings.distribution_id,
     )
-    revocations = GuardedRevocationList(
-        S3RevocationRecord(clients("s3"), settings.jwks_bucket),
-        SsmRevocationMirror(clients("ssm"), settings.revocation_parameter),
-        on_repair=on_revocation_repair,
+    publisher: Publisher = own_origin
+    record = S3RevocationRecord(clients("s3"), settings.jwks_bucket)
+    revocations: RevocationList = GuardedRevocationList(
+        record, SsmRevocationMirror(clients("ssm"), settings.revocation_parameter), on_repair=on_revocation_repair
     )
     signing_store = (
         SecretsManagerKeyringStore(clients("secretsmanager"), settings.signing_secret_id) if settings.signing_secret_id else None
     )
-    return RotationService(store, publisher, settings, clock=clock or utc_now, logger=logger, revocations=revocations,
-                           custodian=custodian, signing_store=signing_store, ticks=S3TickLedger(clients("s3"), settings.jwks_bucket))
+    if not regional:
+        return RotationService(store, publisher, settings, clock=clock or utc_now, logger=logger, revocations=revocations,
+                               custodian=custodian, signing_store=signing_store, ticks=S3TickLedger(clients("s3"), settings.jwks_bucket),
+                               region=own, monotonic=monotonic or time.monotonic)
+    if settings.second_origin_bucket:
+        second = S3Publisher(in_region[settings.second_origin_region]("s3"), settings.second_origin_bucket, settings)
+        # The origin that invalidates the distribution is written last.
+        publisher = EveryOrigin([Origin(settings.second_origin_region, second), Origin(own, own_origin)])
+    lists: dict[str, RevocationList] = {own: revocations}
+    for other in others:
+        lists[other] = GuardedRevocationList(
+            record, SsmRevocationMirror(in_region[other]("ssm"), settings.revocation_parameter),
+            on_repair=_in_region(other, on_revocation_repair, logger), adopt=False,
+        )
+    secrets = {r: in_region[r]("secretsmanager") for r in others}
+    return RotationService(
+        store, publisher, settings, clock=clock or utc_now, logger=logger, revocations=EveryRegionRevocations(lists, logger=logger),
+        custodian=custodian, signing_store=signing_store, ticks=S3TickLedger(clients("s3"), settings.jwks_bucket),
+        replicas=SecretsManagerKeyringReplicas(secrets, settings.keyring_secret_id, logger=logger),
+        signing_views=SecretsManagerSigningViewReplicas({own: clients("secretsmanager"), **secrets}, settings.signing_secret_id, logger=logger),
+        region=own, replication_ledger=S3ReplicationLedger(clients("s3"), settings.jwks_bucket), monotonic=monotonic or time.monotonic,
+    )
+
+
+def _kms_client(factory: ClientFactory) -> Callable[[], Any]:
+    """The region's KMS client, made on first use (as the vault of the function's own region)."""
+    return lambda: factory("kms")
+
+
+def _in_region(region: str, on_repair: Callable[[str], None] | None, logger: Any) -> Callable[[str], None]:
+    """``on_repair`` for another region's mirror: the region logged with the reason, then told as the primary's is."""
+    log = logger or logging.getLogger("jwks_rotator")
+
+    def repaired(reason: str) -> None:
+        log.warning("revocation list repaired in a region", extra={"region": region, "reason": reason})
+        if on_repair is not None:
+            on_repair(reason)
+
+    return repaired
 
 
 def build_operator_gate(

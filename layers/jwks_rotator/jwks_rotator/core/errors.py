@@ -43,6 +43,12 @@ class ConfigurationError(JwksRotatorError):
     code = "invalid_configuration"
 
 
+class NotPrimaryRegionError(ConfigurationError):
+    """This rotate function runs in a region other than ``primary-region``: it writes nothing (one writer, in the primary)."""
+
+    code = "not_primary_region"
+
+
 class KeyringError(JwksRotatorError):
     """The keyring document is malformed or violates an invariant."""
 

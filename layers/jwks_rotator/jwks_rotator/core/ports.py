@@ -65,15 +65,52 @@ class OriginPublisher(Publisher, Protocol):
     def stale_paths(self, documents: PublicDocuments, generation: int | None = None) -> tuple[str, ...]: ...
 
 
+@dataclass(frozen=True)
+class ReplicaReading:
+    """One region's keyring replica as read back: its generation and the kids it holds (nothing else of it)."""
+
+    generation: int
+    kids: frozenset[str]
+
+
 class KeyringReplicas(Protocol):
     """The keyring's replicas in other regions, read back by the writer (Secrets Manager replica secrets).
 
-    ``kids_by_region`` maps each replica's region to the kids its replica holds now, or to None when it
-    cannot be read (the region is down, the replica is missing): never an error, since a lagging replica
-    only holds up activation. Never a stored value beyond the kids.
+    ``read_back`` maps each replica's region to what its replica holds now, or to None when it cannot be read
+    (the region is down, the replica is missing): never an error, since a lagging replica only holds up
+    activation. Never a stored value beyond the generation and the kids. ``regions`` are the regions it reads.
     """
 
-    def kids_by_region(self) -> Mapping[str, frozenset[str] | None]: ...
+    @property
+    def regions(self) -> tuple[str, ...]: ...
+
+    def read_back(self) -> Mapping[str, ReplicaReading | None]: ...
+
+
+@dataclass(frozen=True)
+class ReplicationRecord:
+    """The writer's last keyring write and, per region, the generation first read back at or above it.
+
+    ``generation`` and ``written_at`` (the writer's clock) are of the writer's latest keyring write;
+    ``caught_up`` maps each region whose replica was read back holding it to the generation read.
+    """
+
+    generation: int
+    written_at: datetime
+    caught_up: Mapping[str, int]
+
+
+class ReplicationLedger(Protocol):
+    """Where the writer keeps its :class:`ReplicationRecord` between runs (an object in the stack's bucket).
+
+    ``load`` is None when nothing was recorded, or the record is unreadable (the measurement starts again at
+    the next write); ``save`` raises :class:`~.errors.StoreError` when it cannot write: a ledger only ever
+    costs a lag figure, never a rotation.
+    """
+
+    def load(self) -> ReplicationRecord | None: ...
+
+    def save(self, record: ReplicationRecord) -> None: ...
 
 
 class SigningViewReplicas(Protocol):
@@ -204,10 +241,17 @@ class KeyVault(KeySigner, Protocol):
     Failures raise :class:`~.errors.KeyVaultError` whose ``reason`` is the AWS
     error code. ``create_key`` tags the key at creation (so a key is found by
     its tags even if it is never recorded) and gives it ``policy`` as its key
-    policy.
+    policy; with ``multi_region`` the key is a multi-Region primary key, whose
+    replicas keep its key id (the ARN differs in the region only). A vault is
+    bound to one region: another region's replica of a key is reached through
+    that region's vault, by the same ARN (management calls name the key id).
     """
 
-    def create_key(self, *, key_spec: str, tags: Mapping[str, str], policy: str, description: str) -> str: ...
+    def create_key(self, *, key_spec: str, tags: Mapping[str, str], policy: str, description: str, multi_region: bool = False) -> str: ...
+
+    def replicate(self, key_arn: str, region: str, *, tags: Mapping[str, str], policy: str, description: str) -> str:
+        """A replica of the multi-Region key ``key_arn`` in ``region`` (ReplicateKey), tagged and with ``policy``; its ARN."""
+        ...
 
     def public_key_der(self, key_arn: str) -> bytes: ...
 

@@ -275,7 +275,7 @@ class Settings:
             "Tokens", pattern=r"^(https://[^/?#\s]+(/[^?#\s]*[^/?#\s])?)?$",
             constraint="empty, or an https URL without query, fragment or trailing slash",
             note="Empty: the template derives https://<DomainName>, else https://<the distribution's domain>.",
-            value='!If [HasIssuer, !Ref Issuer, !If [HasCustomDomain, !Sub "https://${DomainName}", !Sub "https://${Distribution.DomainName}"]]',
+            value='!If [HasIssuer, !Ref Issuer, !If [HasCustomDomain, !Sub "https://${DomainName}", !If [IsPrimary, !Sub "https://${Distribution.DomainName}", ""]]]',
         ),
     )
     allowed_audiences: tuple[str, ...] = setting(
@@ -300,11 +300,19 @@ class Settings:
     )
     keyring_secret_id: str = setting(
         "", "Name or ARN of the Secrets Manager secret that holds the keyring.", _text,
-        stack=StackValue("!Ref KeyringSecret"),
+        stack=StackValue(
+            '!If [IsPrimary, !Ref KeyringSecret, !Sub ["arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${Name}", '
+            '{Name: !Select [6, !Split [":", !Sub "${PrimaryKeyringSecretArn}::::::"]]}]]',
+            why="A secondary region's stack reads the primary's keyring through its replica in this region: the same name and "
+            "suffix (PrimaryKeyringSecretArn), this region (padded so that Select never runs past an empty value's end).",
+        ),
     )
     signing_secret_id: str = setting(
         "", "Name or ARN of the Secrets Manager secret holding the signing view of the keyring (the active key, the restore hold and the revoked kids; nothing the signer must not use). The rotator writes it beside the keyring, the signer reads only it. Empty: the rotator writes none and the signer reads the keyring secret itself (deployments made before the signing view existed).", _text,
-        stack=StackValue("!Ref SigningKeySecret"),
+        stack=StackValue(
+            '!If [IsPrimary, !Ref SigningKeySecret, !Sub "${AWS::StackName}-signing-key"]',
+            why="A secondary region's stack reads the signing view's replica in this region, by its fixed name.",
+        ),
     )
     jwks_bucket: str = setting(
         "", "S3 bucket the JWKS and discovery documents are written to.", _text,
@@ -312,7 +320,7 @@ class Settings:
     )
     distribution_id: str = setting(
         "", "CloudFront distribution to invalidate when the documents change; empty skips invalidation.", _text,
-        stack=StackValue("!Ref Distribution"),
+        stack=StackValue('!If [IsPrimary, !Ref Distribution, ""]', why="Only the primary's stack has a distribution."),
     )
     revocation_parameter: str = setting(
         "/jwks-rotator/revoked-kids", "SSM parameter (String, a JSON list of kids) holding every revoked kid, kept apart from the keyring secret so that restoring the secret cannot undo a revocation; the rotator creates it, the signer refuses to sign while it cannot read it.", _parameter_name,
@@ -365,8 +373,9 @@ class Settings:
     regions: tuple[str, ...] = setting(
         "", "Comma-separated regions that run a signer, the primary included (empty: this stack's region only). Activation waits for every region's replica, deletion for every region's signing view; a revocation is written to every region's list.", _regions,
         stack=Parameter(
-            "Regions", pattern=r"^([a-z]{2}(-[a-z]+)+-[0-9]{1,2}(,[a-z]{2}(-[a-z]+)+-[0-9]{1,2})*)?$",
-            constraint="empty, or comma-separated AWS region names without spaces",
+            "Regions", pattern=r"^([a-z]{2}(-[a-z]+)+-[0-9]{1,2}(,[a-z]{2}(-[a-z]+)+-[0-9]{1,2}){0,4})?$",
+            constraint="empty, or up to 5 comma-separated AWS region names without spaces",
+            note="At most 5: the template replicates the secrets to each of them but the primary by position.",
         ),
         readers=("RotateFunction",),
     )

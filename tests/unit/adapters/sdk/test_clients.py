@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from jwks_rotator.adapters.sdk.clients import ROTATION, SIGNING, ClientPolicy, client_factory, error_code, make_client
+from jwks_rotator.adapters.sdk.clients import (
+    ROTATION,
+    SIGNING,
+    ClientPolicy,
+    client_factory,
+    error_code,
+    make_client,
+    regional_client_factory,
+)
 from tests.sign_support import THROTTLED
 
 
@@ -44,3 +52,13 @@ def test_a_factory_passes_its_policy_and_options_to_every_client() -> None:
         assert client.meta.endpoint_url == "http://127.0.0.1:4598"
         assert client.meta.config.read_timeout == 7 and client.meta.config.retries["total_max_attempts"] == 3
     assert ROTATION.read_timeout > SIGNING.read_timeout  # the rotate function has a 60 s budget, the sign function 5 s
+
+
+def test_a_regional_factory_makes_each_regions_clients_with_the_same_policy_and_endpoint() -> None:
+    policy = ClientPolicy(connect_timeout=1, read_timeout=7, attempts=3)
+    regional = regional_client_factory(policy, endpoint_url="http://127.0.0.1:4598", region_name="us-east-1",
+                                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    for region in ("eu-west-1", "ap-south-1"):
+        client = regional(region)("secretsmanager")
+        assert client.meta.region_name == region and client.meta.endpoint_url == "http://127.0.0.1:4598"
+        assert client.meta.config.read_timeout == 7 and client.meta.config.retries["total_max_attempts"] == 3

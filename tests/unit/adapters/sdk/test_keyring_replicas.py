@@ -8,10 +8,15 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from jwks_rotator.adapters.sdk.keyring_replicas import SecretsManagerKeyringReplicas, SecretsManagerSigningViewReplicas
+from jwks_rotator.adapters.sdk.keyring_replicas import (
+    SecretsManagerKeyringReplicas,
+    SecretsManagerSigningViewReplicas,
+    secret_in_region,
+)
 from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.keys.records import KeyState
 from jwks_rotator.core.lifecycle.keygen import generate_key
+from jwks_rotator.core.ports import ReplicaReading
 
 
 class Replica:
@@ -49,3 +54,31 @@ def test_each_regions_signing_view_reports_the_kids_it_may_sign_with() -> None:
     regions = {"eu-west-1": Replica(view), "ap-south-1": Replica(ClientError({"Error": {"Code": "Throttling", "Message": "x"}}, "GetSecretValue"))}
     held = SecretsManagerSigningViewReplicas(regions, "signing-secret").signing_kids_by_region()
     assert held == {"eu-west-1": frozenset({active.kid}), "ap-south-1": None}
+
+
+def test_each_replica_is_read_back_with_its_generation_by_its_own_regions_arn() -> None:
+    key = generate_key("ES256", datetime.now(UTC))
+    secret = Keyring(keys=(key,), generation=9).to_json()
+    regions = {"eu-west-1": Replica(secret), "ap-south-1": Replica(ClientError({"Error": {"Code": "Throttling", "Message": "x"}}, "Get"))}
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:stack-keyring-AbC123"
+    replicas = SecretsManagerKeyringReplicas(regions, arn)
+    assert replicas.regions == ("eu-west-1", "ap-south-1")
+    assert replicas.read_back() == {"eu-west-1": ReplicaReading(9, frozenset({key.kid})), "ap-south-1": None}
+    assert regions["eu-west-1"].calls[0]["SecretId"] == "arn:aws:secretsmanager:eu-west-1:123456789012:secret:stack-keyring-AbC123"
+
+
+@pytest.mark.parametrize(("secret_id", "expected"), [
+    ("stack-keyring", "stack-keyring"),  # a name is the replica's name too
+    ("arn:aws:secretsmanager:us-east-1:123456789012:secret:a:b-AbC123", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:a:b-AbC123"),
+    ("arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:k-AbC123", "arn:aws-cn:secretsmanager:eu-west-1:123456789012:secret:k-AbC123"),
+])
+def test_a_secret_in_another_region_is_its_arn_with_the_region_replaced(secret_id: str, expected: str) -> None:
+    assert secret_in_region(secret_id, "eu-west-1") == expected
+
+
+def test_an_answer_without_a_secret_string_is_no_keyring() -> None:
+    class Odd:
+        def get_secret_value(self, **_: Any) -> dict[str, Any]:
+            return {"SecretBinary": b"x"}
+
+    assert SecretsManagerKeyringReplicas({"eu-west-1": Odd()}, "k").read_back() == {"eu-west-1": None}

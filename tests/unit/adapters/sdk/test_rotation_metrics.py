@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from jwks_rotator.adapters.sdk.observability import make_metrics
 from jwks_rotator.adapters.sdk.rotation_metrics import (
     OVERDUE_GRACE_TICKS,
     active_key_overdue,
     add_failure_metrics,
     add_keyring_metrics,
+    add_replication_metrics,
     replacement_due,
 )
 from jwks_rotator.core.errors import ClockSkewError, KeyringBehindPublicationError, StoreError
@@ -106,3 +109,23 @@ def test_failures_an_operator_must_act_on_have_their_own_metric(error: Any, own:
     metrics = RecordingMetrics()
     add_failure_metrics(metrics, error)
     assert metrics.values == ({"RotationFailures": 1, own: 1} if own else {"RotationFailures": 1})
+
+
+def test_replication_lag_and_revocation_reach_are_emitted_per_region(capsys: pytest.CaptureFixture[str]) -> None:
+    settings = Settings(algorithm="ES256", signer_cache_ttl=timedelta(seconds=60))
+    add_replication_metrics(make_metrics(), {"eu-west-1": 2.5, "ap-south-1": 900.0}, settings)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    figures = {(d["Region"], name): d[name] for d in lines for name in ("ReplicationLag", "RevocationReach") if name in d}
+    assert figures == {
+        ("ap-south-1", "ReplicationLag"): [900.0], ("ap-south-1", "RevocationReach"): [960.0],
+        ("eu-west-1", "ReplicationLag"): [2.5], ("eu-west-1", "RevocationReach"): [62.5],
+    }
+    for document in lines:
+        (directive,) = document["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == "JwksRotator" and directive["Dimensions"] == [["service", "Region"]]
+        assert document["service"] == "jwks-rotator" and directive["Metrics"][0]["Unit"] == "Seconds"
+
+
+def test_no_figures_no_replication_metrics(capsys: pytest.CaptureFixture[str]) -> None:
+    add_replication_metrics(make_metrics(), {}, SETTINGS)
+    assert capsys.readouterr().out == ""

@@ -135,3 +135,15 @@ def test_the_record_round_trips_and_refuses_anything_else() -> None:
         with pytest.raises(StoreError):
             decode_record(bad)
     assert mirror_of(["a", "b"], 8) == ("b",)
+
+
+def test_another_regions_mirror_never_becomes_the_record_and_is_guarded_by_the_primarys() -> None:
+    record, mirror = Record(None), Mirror(("junk-from-that-regions-ssm-writer",))
+    secondary = GuardedRevocationList(record, mirror, adopt=False)
+    with pytest.raises(StoreError) as missing:
+        secondary.load()
+    assert missing.value.reason == "record_missing" and record.kids is None and mirror.value == ("junk-from-that-regions-ssm-writer",)
+    record.kids = ("kid-a",)  # the primary's guard wrote the record
+    repairs: list[str] = []
+    secondary = GuardedRevocationList(record, mirror, on_repair=repairs.append, adopt=False)
+    assert secondary.load() == {"kid-a"} and mirror.value == ("kid-a",) and repairs == ["junk"]

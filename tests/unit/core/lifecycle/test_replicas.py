@@ -18,6 +18,7 @@ from jwks_rotator.core.lifecycle.documents import JWKS_PATH
 from jwks_rotator.core.lifecycle.keygen import generate_key
 from jwks_rotator.core.lifecycle.replicas import EveryRegionRevocations, ReplicaCheck, record_views_left, replicated_everywhere
 from jwks_rotator.core.lifecycle.rotation import RotationService
+from jwks_rotator.core.ports import ReplicaReading
 from jwks_rotator.core.settings import Settings
 from jwks_rotator_testkit.clock import FakeClock
 from tests.simulation import START, FakeS3, Faults, InMemoryKeyringStore
@@ -42,12 +43,17 @@ class Replicas:
 
     def __init__(self, store: InMemoryKeyringStore, *regions: str) -> None:
         self.store = store
-        self.held: dict[str, frozenset[str] | None] = dict.fromkeys(regions, frozenset())
+        self.held: dict[str, ReplicaReading | None] = dict.fromkeys(regions, ReplicaReading(0, frozenset()))
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        return tuple(self.held)
 
     def catch_up(self, region: str) -> None:
-        self.held[region] = frozenset(k.kid for k in self.store.load().keyring.keys)
+        keyring = self.store.load().keyring
+        self.held[region] = ReplicaReading(keyring.generation, frozenset(k.kid for k in keyring.keys))
 
-    def kids_by_region(self) -> Mapping[str, frozenset[str] | None]:
+    def read_back(self) -> Mapping[str, ReplicaReading | None]:
         return dict(self.held)
 
 

@@ -50,6 +50,9 @@ ROTATION = ClientPolicy(connect_timeout=3, read_timeout=10, attempts=4)
 ClientFactory = Callable[[str], Any]
 """``service name -> boto3 client``; what the wiring takes, so tests can hand in their own."""
 
+RegionalClientFactory = Callable[[str], ClientFactory]
+"""``region name -> that region's ClientFactory``: the writer's clients for the other regions (replicas, origins, lists)."""
+
 
 def make_client(service: str, policy: ClientPolicy = ROTATION, **options: Any) -> Any:
     """A boto3 client for ``service`` with ``policy``'s timeouts and standard retries.
@@ -72,6 +75,19 @@ def client_factory(policy: ClientPolicy = ROTATION, **options: Any) -> ClientFac
         return make_client(service, policy, **options)
 
     return build
+
+
+def regional_client_factory(policy: ClientPolicy = ROTATION, **options: Any) -> RegionalClientFactory:
+    """A :data:`RegionalClientFactory`: each region's clients share ``policy`` and ``options`` (its ``region_name`` set).
+
+    The endpoint stays boto3's (``AWS_ENDPOINT_URL`` included): one endpoint serving every region by the request's
+    signature (the local cloud) is reached in region R by a client whose ``region_name`` is R.
+    """
+
+    def in_region(region: str) -> ClientFactory:
+        return client_factory(policy, **{**options, "region_name": region})
+
+    return in_region
 
 
 def error_code(exc: BaseException) -> str:

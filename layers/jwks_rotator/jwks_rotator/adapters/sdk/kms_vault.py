@@ -81,15 +81,22 @@ class KmsKeyVault:
 
     # --- the signer -------------------------------------------------------
     def sign(self, key_arn: str, message: bytes, signing_algorithm: str) -> VaultSignature:
+        """Sign with ``key_arn``; a multi-Region key recorded in another region signs through this region's replica.
+
+        The replica's ARN is the recorded one with this client's region; its answer is reported for ``key_arn``.
+        """
         client = self.client
+        target = replica_arn(key_arn, getattr(getattr(client, "meta", None), "region_name", None))
         try:
-            answer = client.sign(KeyId=key_arn, Message=message, MessageType="RAW", SigningAlgorithm=signing_algorithm)
+            answer = client.sign(KeyId=target, Message=message, MessageType="RAW", SigningAlgorithm=signing_algorithm)
         except _aws_errors() as exc:
             code = _code(exc)
             if code in DISABLED_CODES:
                 raise SigningKeyDisabledError(f"the key vault refused to sign ({code})") from None
             raise SigningUnavailableError(f"the key vault could not sign ({code})") from None
         key_id, signature = answer.get("KeyId"), answer.get("Signature")
+        if key_id == target:
+            key_id = key_arn  # the replica of the recorded key signed
         if type(key_id) is not str or type(signature) is not bytes:
             raise SigningUnavailableError(f"the key vault could not sign ({MALFORMED})")
         signed: VaultSignature = _ports().VaultSignature(key_id, signature)
@@ -125,14 +132,25 @@ class KmsKeyVault:
         """KMS's clock: the ``Date`` header of its latest answer to this vault (None before any, or without one)."""
         return self._server_time
 
-    def create_key(self, *, key_spec: str, tags: Mapping[str, str], policy: str, description: str) -> str:
+    def create_key(self, *, key_spec: str, tags: Mapping[str, str], policy: str, description: str, multi_region: bool = False) -> str:
         answer = self._call(
             "create_key", KeySpec=key_spec, KeyUsage="SIGN_VERIFY", Policy=policy, Description=description,
-            Tags=[{"TagKey": k, "TagValue": v} for k, v in tags.items()],
+            Tags=[{"TagKey": k, "TagValue": v} for k, v in tags.items()], **({"MultiRegion": True} if multi_region else {}),
         )
         arn = answer.get("KeyMetadata", {}).get("Arn")
         if not isinstance(arn, str):
             raise KeyVaultError(f"KMS create_key failed ({MALFORMED})", reason=MALFORMED)
+        return arn
+
+    def replicate(self, key_arn: str, region: str, *, tags: Mapping[str, str], policy: str, description: str) -> str:
+        """ReplicateKey from this vault's region (the primary key's) to ``region``; the replica's ARN."""
+        answer = self._call(
+            "replicate_key", KeyId=_key_id(key_arn), ReplicaRegion=region, Policy=policy, Description=description,
+            Tags=[{"TagKey": k, "TagValue": v} for k, v in tags.items()],
+        )
+        arn = answer.get("ReplicaKeyMetadata", {}).get("Arn")
+        if not isinstance(arn, str):
+            raise KeyVaultError(f"KMS replicate_key failed ({MALFORMED})", reason=MALFORMED)
         return arn
 
     def public_key_der(self, key_arn: str) -> bytes:
@@ -209,6 +227,15 @@ class KmsKeyVault:
     def _tags(self, key_arn: str) -> dict[str, str]:
         answer = self._call("list_resource_tags", KeyId=_key_id(key_arn))
         return {t["TagKey"]: t["TagValue"] for t in answer.get("Tags", []) if isinstance(t, Mapping)}
+
+
+def replica_arn(key_arn: str, region: str | None) -> str:
+    """``key_arn`` in ``region`` when it names a multi-Region key (``mrk-``) of another region, else as it is."""
+    parts = key_arn.split(":")
+    if not region or len(parts) != 6 or parts[0] != "arn" or parts[2] != "kms" or not parts[5].startswith("key/mrk-"):
+        return key_arn
+    parts[3] = region
+    return ":".join(parts)
 
 
 def _key_id(key_arn: str) -> str:

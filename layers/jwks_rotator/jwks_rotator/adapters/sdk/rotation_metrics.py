@@ -10,14 +10,18 @@ the clock reads before an activation.
 
 Failures the rotator raises on purpose are also counted under their own
 names (:data:`FAILURE_METRICS`), besides ``RotationFailures``.
+
+With replicas in other regions, ``ReplicationLag`` and ``RevocationReach`` (``signer-cache-ttl`` + the lag), in
+seconds, one of each per region with a figure (dimension ``Region``): what the reach alarm watches.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from jwks_rotator.core.errors import ClockSkewError, JwksRotatorError, KeyringBehindPublicationError
 from jwks_rotator.core.keys.keyring import Keyring
@@ -81,3 +85,20 @@ def add_failure_metrics(metrics: Metrics, error: JwksRotatorError) -> None:
     for kind, name in FAILURE_METRICS.items():
         if isinstance(error, kind):
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
+def add_replication_metrics(metrics: Metrics, lag: Mapping[str, float], settings: Settings) -> None:
+    """``ReplicationLag`` and ``RevocationReach`` per region (dimension ``Region``, beside the sink's own dimensions).
+
+    Each region's figures are a metric set of their own (EMF takes one value of a dimension per set), written at once.
+    """
+    ttl = settings.signer_cache_ttl.total_seconds()
+    dimensions = {str(k): str(v) for k, v in metrics.default_dimensions.items()}
+    if metrics.service:
+        dimensions.setdefault("service", str(metrics.service))  # as the sink's own metrics carry it (the alarms name it)
+    namespace = metrics.namespace
+    for region, seconds in sorted(lag.items()):
+        for name, value in (("ReplicationLag", seconds), ("RevocationReach", ttl + seconds)):
+            with single_metric(name=name, unit=MetricUnit.Seconds, value=value, namespace=namespace,
+                               default_dimensions=dimensions) as metric:
+                metric.add_dimension(name="Region", value=region)

@@ -80,11 +80,18 @@ class GuardedRevocationList:
         *,
         on_repair: Callable[[str], None] | None = None,
         mirror_max_bytes: int = MIRROR_MAX_BYTES,
+        adopt: bool = True,
     ) -> None:
+        """``adopt``: a record never written takes the mirror's kids once (the upgrade from the parameter alone).
+
+        Off for another region's mirror guarded by the primary's record: a mirror only some region's SSM writers
+        reach must never become the authority; ``load`` then fails (``record_missing``) until the record exists.
+        """
         self._record = record
         self._mirror = mirror
         self._on_repair = on_repair
         self._max = mirror_max_bytes
+        self._adopt = adopt
 
     def load(self) -> frozenset[str]:
         """The record's kids, after making the mirror hold :func:`mirror_of` them."""
@@ -102,6 +109,8 @@ class GuardedRevocationList:
             else:
                 raise
         kids = self._record.load()
+        if kids is None and not self._adopt:
+            raise StoreError("the revocation record is not written yet", reason="record_missing")
         if kids is None:  # never written: adopt what the mirror holds, once
             kids = mirrored or ()
             self._record.save(kids)

@@ -12,8 +12,14 @@ they were made in, so switching the setting changes new keys only.
 * A key whose record leaves the keyring is disabled and scheduled for deletion; the orphan sweep deletes unrecorded
   keys of the stack older than :data:`ORPHAN_GRACE` (on KMS's clock).
 
+Across regions (``regions`` naming others than the writer's): each key is a multi-Region primary key, replicated to
+every other region (same key material, so the same kid), with a policy per region; the key counts as published only
+once its replica exists in every region; enable, disable and deletion are applied in every region (DisableKey is
+regional: a revoked key is disabled everywhere). Another region that cannot be reached is logged and retried by the
+next run, never a failed run.
+
 Why this order, the two-fence argument, the no-two-signers window and the orphan model (SPIRE's aws_kms
-KeyManager): Design: docs/design/kms-custody.md.
+KeyManager): Design: docs/design/kms-custody.md; across regions: docs/design/regions.md.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,6 +50,10 @@ ORPHAN_GRACE = timedelta(minutes=15)
 USABLE_STATES = frozenset({"Enabled"})
 SIGNING_SPECS = frozenset({"RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "ECC_NIST_EDWARDS25519"})
 """What DescribeKey must say of a key this stack made (with usage SIGN_VERIFY, origin AWS_KMS, a customer-managed key)."""
+MULTI_REGION_PREFIX = "mrk-"
+"""How a multi-Region key's id begins (its replicas share it)."""
+REPLICA_READY_STATES = frozenset({"Enabled", "Disabled"})
+"""A replica in one of these states exists and can be enabled at the hand-over (not Creating, pending deletion, ...)."""
 SETTLE_ATTEMPTS = 3
 """Rounds of a settle when the stored keyring changes under it (a concurrent hand-over); the next run finishes the rest."""
 
@@ -55,7 +65,7 @@ def ownership_sid(stack_tag: str) -> str:
     return "JwksRotatorStack" + hashlib.sha256(stack_tag.encode("utf-8")).hexdigest()[:24]
 
 
-def key_policy(settings: Settings, alg: str | None, *, signer: bool) -> str:
+def key_policy(settings: Settings, alg: str | None, *, signer: bool, region: str = "") -> str:
     """A key's policy: the account administers it (no use), the rotate role manages it and, with ``signer``, the sign role signs.
 
     The account statement lets the account's administrators describe,
@@ -72,6 +82,11 @@ def key_policy(settings: Settings, alg: str | None, *, signer: bool) -> str:
     gets the signing statements only at activation. ``alg`` (the key's) is
     needed only with ``signer``: a policy without the sign role names no
     algorithm.
+
+    ``region``: a replica's region other than ``primary-region``. The writer does not know that region's sign
+    role (its stack made it), so the signing statements there name the account, narrowed to roles named for the
+    stack (``role/<stack>-*``, as CloudFormation names a stack's roles): a principal signs only when its own IAM
+    policy allows it too, which the stack's sign role's does for keys carrying the stack tag (and only those).
     """
     settings.require("kms_sign_role_arn", "kms_rotate_role_arn")
     account = settings.kms_rotate_role_arn.split(":")[4]
@@ -107,21 +122,27 @@ def key_policy(settings: Settings, alg: str | None, *, signer: bool) -> str:
         if alg is None:
             raise ConfigurationError("a key policy naming the sign role needs the key's algorithm")
         algorithm = kms_algorithm(alg).signing_algorithm
+        principal: str = settings.kms_sign_role_arn
+        narrowed: dict[str, Any] = {}
+        if region and settings.primary_region and region != settings.primary_region:
+            principal = f"arn:{partition}:iam::{account}:root"
+            narrowed = {"ArnLike": {"aws:PrincipalArn": f"arn:{partition}:iam::{account}:role/{settings.kms_stack_tag}-*"}}
         statements += [
         {
             "Sid": "SignerSignsWithTheStackAlgorithm",
             "Effect": "Allow",
-            "Principal": {"AWS": settings.kms_sign_role_arn},
+            "Principal": {"AWS": principal},
             "Action": "kms:Sign",
             "Resource": "*",
-            "Condition": {"StringEquals": {"kms:SigningAlgorithm": algorithm, "kms:MessageType": "RAW"}},
+            "Condition": {"StringEquals": {"kms:SigningAlgorithm": algorithm, "kms:MessageType": "RAW"}, **narrowed},
         },
         {
             "Sid": "SignerReadsThePublicKey",
             "Effect": "Allow",
-            "Principal": {"AWS": settings.kms_sign_role_arn},
+            "Principal": {"AWS": principal},
             "Action": "kms:GetPublicKey",
             "Resource": "*",
+            **({"Condition": narrowed} if narrowed else {}),
         },
         ]
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, separators=(",", ":"))
@@ -138,6 +159,7 @@ class KmsCustodian:
     propagation: float | None = None  # seconds; None: the settings' kms-handover-wait
     grace: timedelta = ORPHAN_GRACE
     on_foreign: Callable[[str], None] | None = None  # told the ARN of a key carrying the stack's tag that it did not make
+    regions: Mapping[str, KeyVault] = field(default_factory=dict)  # every other region's vault: keys are replicated there
     _unrecorded: dict[str, KeyRecord] = field(default_factory=dict)
     touched: bool = False  # a key was created, removed or revoked in this service's life: sweep after the run
 
@@ -157,6 +179,7 @@ class KmsCustodian:
             tags={STACK_TAG: self.settings.kms_stack_tag},
             policy=policy,
             description=f"jwks-rotator ({self.settings.kms_stack_tag}): {alg} signing key",
+            **({"multi_region": True} if self.regions else {}),
         )
         self.touched = True
         jwk = public_jwk_from_der(self.vault.public_key_der(arn), alg)  # before DisableKey: GetPublicKey refuses disabled keys
@@ -164,6 +187,8 @@ class KmsCustodian:
         kid = thumbprint(jwk)
         self.vault.tag(arn, {KID_TAG: kid})
         self._log.info("created a KMS key", extra={"kid": kid, "reason": "kms custody"})
+        for region in self.regions:
+            self._replicate(arn, alg, kid, region)
         record = KeyRecord(kid=kid, alg=alg, state=KeyState.PENDING, created_at=now, private_jwk=jwk, kms_key_arn=arn)
         self._unrecorded[alg] = record
         return record
@@ -172,6 +197,101 @@ class KmsCustodian:
         """A keyring was written: keys it records are no longer waiting to be recorded."""
         arns = {k.kms_key_arn for k in keyring.keys}
         self._unrecorded = {alg: k for alg, k in self._unrecorded.items() if k.kms_key_arn not in arns}
+
+    # --- other regions ----------------------------------------------------
+    def _replicate(self, arn: str, alg: str, kid: str, region: str) -> bool:
+        """Replicate ``arn`` to ``region``, tagged, with the region's policy (no signer), disabled; False when it could not.
+
+        The tags and the policy are put again on the replica (ReplicateKey gives them; moto 5 ignores both), and a
+        replica that came out enabled is disabled. A failure is logged: the replica is made by a later run
+        (:meth:`replicas_ready`), and the key does not count as published before.
+        """
+        vault = self.regions[region]
+        tags = {STACK_TAG: self.settings.kms_stack_tag, KID_TAG: kid}
+        policy = key_policy(self.settings, None, signer=False, region=region)
+        try:
+            self.vault.replicate(arn, region, tags=tags, policy=policy,
+                                 description=f"jwks-rotator ({self.settings.kms_stack_tag}): {alg} signing key")
+            vault.tag(arn, tags)
+            vault.put_policy(arn, policy)
+            if vault.describe(arn).state in USABLE_STATES:
+                vault.disable(arn)
+        except KeyVaultError as exc:
+            self._log.warning("KMS key not replicated to a region yet", extra={"kid": kid, "region": region, "reason": exc.reason})
+            return False
+        self._log.info("replicated a KMS key", extra={"kid": kid, "region": region, "reason": "kms custody"})
+        return True
+
+    def replicas_ready(self, keyring: Keyring, kids: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Of ``kids``, those whose KMS key has a replica in every other region (a kid without one: as it is); and the regions lacking one.
+
+        A missing replica (its region was down when the key was made) is made now; it counts from the next run.
+        A region that cannot be asked holds the key back, on the safe side.
+        """
+        asked = tuple(kids)
+        if not self.regions:
+            return asked, ()
+        by_kid = {key.kid: key for key in keyring.keys}
+        ready: list[str] = []
+        lacking: set[str] = set()
+        for kid in asked:
+            record = by_kid.get(kid)
+            if record is None or record.kms_key_arn is None:
+                ready.append(kid)
+                continue
+            missing = [region for region in self.regions if not self._replica_present(record, region)]
+            if missing:
+                lacking.update(missing)
+            else:
+                ready.append(kid)
+        return tuple(ready), tuple(sorted(lacking))
+
+    def _replica_present(self, record: KeyRecord, region: str) -> bool:
+        assert record.kms_key_arn is not None
+        try:
+            state = self.regions[region].describe(record.kms_key_arn).state
+        except KeyVaultError as exc:
+            if exc.reason == "NotFoundException" and not _key_id(record.kms_key_arn).startswith(MULTI_REGION_PREFIX):
+                self._log.warning("a single-Region KMS key cannot be replicated: it never counts as published in every "
+                                  "region (rotate-now replaces it with a multi-Region key)",
+                                  extra={"kid": record.kid, "region": region, "reason": "single_region_key"})
+            elif exc.reason == "NotFoundException":
+                self._replicate(record.kms_key_arn, record.alg, record.kid, region)
+            else:
+                self._log.warning("KMS replica unreadable in a region", extra={"kid": record.kid, "region": region, "reason": exc.reason})
+            return False
+        return state in REPLICA_READY_STATES
+
+    def _in_regions(self, arn: str, kid: str, action: Callable[[KeyVault, VaultKey, str], None]) -> bool:
+        """``action(vault, described, region)`` on ``arn``'s replica in every other region that has one; False when one could not be reached.
+
+        A replica pending deletion is left alone; a failure is logged (the next run repeats it).
+        """
+        reached = True
+        for region, vault in self.regions.items():
+            try:
+                described = vault.describe(arn)
+                if described.state == "PendingDeletion":
+                    continue
+                action(vault, described, region)
+            except KeyVaultError as exc:
+                if exc.reason == "NotFoundException":
+                    continue
+                reached = False
+                self._log.warning("KMS not yet in line in a region; the next run retries",
+                                  extra={"kid": kid, "region": region, "reason": exc.reason})
+        return reached
+
+    def _remove_everywhere(self, arn: str, kid: str) -> None:
+        """Disable and schedule the deletion of ``arn``'s replicas (a multi-Region primary is deleted after its replicas)."""
+
+        def remove(vault: KeyVault, described: VaultKey, region: str) -> None:
+            if described.state in USABLE_STATES:
+                vault.disable(arn)
+            vault.schedule_deletion(arn, self.deletion_days)
+            self._log.info("scheduled a KMS replica's deletion", extra={"kid": kid, "region": region, "reason": "left the keyring"})
+
+        self._in_regions(arn, kid, remove)
 
     # --- keeping KMS in line --------------------------------------------
     def settle(self, stored: Callable[[], Keyring], removed: Iterable[KeyRecord] = ()) -> None:
@@ -198,6 +318,7 @@ class KmsCustodian:
             described = self.vault.describe(record.kms_key_arn)
             if not self.owns(described, [record.kms_key_arn]):  # recorded by this run: its DescribeKey must still fit
                 continue
+            self._remove_everywhere(record.kms_key_arn, record.kid)
             state = described.state
             if state in USABLE_STATES:
                 self.vault.disable(record.kms_key_arn)
@@ -216,12 +337,24 @@ class KmsCustodian:
             assert active.kms_key_arn is not None
             self.vault.put_policy(active.kms_key_arn, key_policy(self.settings, active.alg, signer=True))
             self.vault.enable(active.kms_key_arn)
+            self._enable_in_regions(active)
             keyring = stored()
             if _is_active(keyring, active):
                 self._log.info("enabled a KMS key", extra={"kid": active.kid, "reason": "active"})
                 return
             self._retire(active.kms_key_arn, active.kid, "superseded while it was being enabled")  # the store moved on
         self._log.warning("KMS not yet in line with the keyring", extra={"reason": "the keyring kept changing; the next run settles"})
+
+    def _enable_in_regions(self, active: KeyRecord) -> None:
+        """The active key's replicas: the region's signing policy, then enabled (a region that cannot be reached: next run)."""
+        assert active.kms_key_arn is not None
+        arn = active.kms_key_arn
+
+        def enable(vault: KeyVault, described: VaultKey, region: str) -> None:
+            vault.put_policy(arn, key_policy(self.settings, active.alg, signer=True, region=region))
+            vault.enable(arn)
+
+        self._in_regions(arn, active.kid, enable)
 
     def _converge(self, keyring: Keyring) -> KeyRecord | None:
         """Disable every enabled key ``keyring`` records but its active one; the active record if it is not enabled.
@@ -248,18 +381,43 @@ class KmsCustodian:
             if key.state == "PendingDeletion" or not self.owns(key, arns):
                 continue
             if key.arn == active_arn:
-                enabled = key.state in USABLE_STATES
+                enabled = key.state in USABLE_STATES and self._enabled_in_regions(arn, kid)
             elif key.state in USABLE_STATES:
-                self._retire(key.arn, kid, "only the active key signs")
+                self._retire(key.arn, kid, "only the active key signs")  # in every region
+            else:
+                self._retire_in_regions(arn, kid)
         if active is None or active_arn is None or enabled:
             return None
         return active
+
+    def _enabled_in_regions(self, arn: str, kid: str) -> bool:
+        """Whether every other region's replica that can be asked is enabled (one that cannot: not held against it)."""
+        disabled: list[str] = []
+
+        def check(vault: KeyVault, described: VaultKey, region: str) -> None:
+            if described.state not in USABLE_STATES:
+                disabled.append(region)
+
+        self._in_regions(arn, kid, check)
+        return not disabled
+
+    def _retire_in_regions(self, arn: str, kid: str) -> None:
+        """Every other region's replica of a key that may not sign: disabled, its policy without the signer."""
+
+        def retire(vault: KeyVault, described: VaultKey, region: str) -> None:
+            if described.state in USABLE_STATES:
+                vault.disable(arn)
+                vault.put_policy(arn, key_policy(self.settings, None, signer=False, region=region))
+                self._log.info("disabled a KMS replica", extra={"kid": kid, "region": region, "reason": "only the active key signs"})
+
+        self._in_regions(arn, kid, retire)
 
     def _retire(self, arn: str, kid: str, reason: str) -> None:
         """Disable a key, then rewrite its policy without the sign role: two fences, either of which stops it signing."""
         self.vault.disable(arn)
         self.vault.put_policy(arn, key_policy(self.settings, None, signer=False))
         self._log.info("disabled a KMS key", extra={"kid": kid, "reason": reason})
+        self._retire_in_regions(arn, kid)
 
     def owns(self, key: VaultKey, recorded: Iterable[str] = ()) -> bool:
         """Whether ``key`` (as DescribeKey says) is this stack's: never on its tag alone.
@@ -318,6 +476,7 @@ class KmsCustodian:
                 self.vault.disable(key.arn)
                 self._log.warning("disabled an unrecorded KMS key", extra={"kid": kid, "reason": "orphan"})
             self.vault.schedule_deletion(key.arn, self.deletion_days)
+            self._remove_everywhere(key.arn, kid)
             scheduled.append(key.arn)
             self._log.warning("scheduled an unrecorded KMS key's deletion", extra={"kid": kid, "reason": "orphan"})
         return scheduled
@@ -356,3 +515,7 @@ def require_kms_settings(settings: Settings) -> None:
         raise ConfigurationError(
             f"key-custody kms needs {', '.join(n.replace('_', '-') for n in missing)} (the template passes them in)"
         )
+
+
+def _key_id(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]

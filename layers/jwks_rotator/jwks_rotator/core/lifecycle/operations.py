@@ -67,6 +67,8 @@ def run_command(service: RotationService, command: RotateCommand, *, coalesce_ti
     """Carry out one command; ``publish`` is the idempotent ``tick``, optionally accepting a restored keyring.
 
     ``coalesce_ticks``: the command came without a proof, so a tick right after a completed one is skipped.
+    Outside ``primary-region`` the service refuses each of these (``not_primary_region``; an unproven tick does
+    nothing): an operation meant to run there (``promote``) must not go through the service's write methods.
     """
     if command.operation == "rotate-now":
         return service.rotate_now()
@@ -83,6 +85,7 @@ def report_summary(command: RotateCommand, report: RunReport) -> dict[str, Any]:
     active = report.keyring.active
     return {
         **({"skipped": True} if report.skipped else {}),
+        **({"reason": "not_primary_region"} if report.not_primary else {}),
         "operation": command.operation,
         "converged": report.converged,
         "conflicts": report.conflicts,
@@ -90,4 +93,7 @@ def report_summary(command: RotateCommand, report: RunReport) -> dict[str, Any]:
         "published": [list(p.uploaded) for p in report.publications],
         "active_kid": active.kid if active else None,
         "keys": [{"kid": k.kid, "alg": k.alg, "state": k.state.value} for k in report.keyring.publication_order()],
+        **({"missing_origins": list(report.missing_origins)} if report.missing_origins else {}),
+        **({"lagging_replicas": list(report.lagging_replicas)} if report.lagging_replicas else {}),
+        **({"replication_lag": {r: round(s, 3) for r, s in sorted(report.replication_lag.items())}} if report.replication_lag else {}),
     }

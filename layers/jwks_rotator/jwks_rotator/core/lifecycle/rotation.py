@@ -7,13 +7,18 @@ and the external :class:`~jwks_rotator.core.ports.RevocationList`); a bucket hol
 never overwritten silently. With a :class:`~.kms_custody.KmsCustodian`, KMS is brought in line with the keyring
 as stored after every run.
 
+One writer: a service whose ``region`` is not ``primary-region`` writes nothing (:class:`NotPrimaryRegionError`;
+its unproven tick does nothing and says so). With replicas in other regions, the writer reads them back after its
+writes and measures each region's replication lag (:mod:`.replication_lag`).
+
 Design: docs/design/key-lifecycle.md; KMS custody: docs/design/kms-custody.md.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +28,7 @@ from jwks_rotator.core.errors import (
     JwksRotatorError,
     KeyringBehindPublicationError,
     KeyringConflictError,
+    NotPrimaryRegionError,
     PublicationSupersededError,
     UnsafeDocumentError,
 )
@@ -33,12 +39,15 @@ from jwks_rotator.core.lifecycle.documents import PublicDocuments, build_documen
 from jwks_rotator.core.lifecycle.keygen import generate_key
 from jwks_rotator.core.lifecycle.kms_custody import KmsCustodian, require_kms_settings
 from jwks_rotator.core.lifecycle.replicas import hold_deletions, record_views_left, replicated_everywhere
+from jwks_rotator.core.lifecycle.replication_lag import LagMeter, Monotonic
 from jwks_rotator.core.lifecycle.rules import KeyFactory, LifecycleChange, Plan, reconcile, record_publication, revoke, rotate_now
 from jwks_rotator.core.ports import (
     KeyringReplicas,
     KeyringStore,
     Publisher,
     PublishResult,
+    ReplicaReading,
+    ReplicationLedger,
     RevocationList,
     SigningViewReplicas,
     TickLedger,
@@ -78,7 +87,12 @@ class RunReport:
     missing_origins: tuple[str, ...] = ()
     """Origins the last publication did not reach: nothing was recorded as published (see ``core.lifecycle.origins``)."""
     lagging_replicas: tuple[str, ...] = ()
-    """Regions whose keyring replica did not yet hold a newly published key (or could not be read)."""
+    """Regions whose keyring replica did not yet hold a newly published key, or the writer's last generation, or could not be read."""
+    replication_lag: Mapping[str, float] = field(default_factory=dict)
+    """Seconds per region from the writer's keyring write to the first read-back holding it (see ``.replication_lag``);
+    for a region still behind (also in ``lagging_replicas``), the time so far. An unreadable replica has none."""
+    not_primary: bool = False
+    """A tick in a region that is not ``primary-region``: nothing was read or written (``skipped`` too)."""
     keyring: Keyring = field(default_factory=Keyring)
 
     @property
@@ -113,7 +127,15 @@ class RotationService:
         ticks: TickLedger | None = None,
         replicas: KeyringReplicas | None = None,
         signing_views: SigningViewReplicas | None = None,
+        region: str = "",
+        replication_ledger: ReplicationLedger | None = None,
+        monotonic: Monotonic = time.monotonic,
     ) -> None:
+        """``region`` is this service's own (the function's ``AWS_REGION``); empty: one region, it writes.
+
+        ``replication_ledger`` keeps the writer's last write between runs, so a replica read back behind it is
+        measured on a later tick; ``monotonic`` times a read-back within the run that wrote.
+        """
         settings.require("issuer")
         require_kms_settings(settings)
         if settings.key_custody == "kms" and custodian is None:
@@ -138,10 +160,30 @@ class RotationService:
         self._ticks = ticks
         self._replicas = replicas
         self._views = signing_views
+        self._region = region
+        self._lag = LagMeter(replication_ledger, clock, monotonic, logger=self._log)
 
     @property
     def settings(self) -> Settings:
         return self._settings
+
+    @property
+    def writes_here(self) -> bool:
+        """Whether this service may write: no ``primary-region`` (one region), no region of its own given, or it is the primary.
+
+        The fence of every write operation (:meth:`tick`, :meth:`rotate_now`, :meth:`revoke`, :meth:`publish`). An
+        operation that must run in a secondary (``promote``) does not go through them and checks what it needs itself.
+        """
+        primary = self._settings.primary_region
+        return not primary or not self._region or self._region == primary
+
+    def require_primary(self) -> None:
+        """Raise :class:`NotPrimaryRegionError` unless :attr:`writes_here`."""
+        if not self.writes_here:
+            raise NotPrimaryRegionError(
+                f"this rotate function runs in {self._region}, and only the primary region {self._settings.primary_region} "
+                "writes the keyring, the documents and the revocation lists (promote moves the primary)"
+            )
 
     def tick(self, *, coalesce: bool = False) -> RunReport:
         """The scheduled step: apply due transitions, publish, record the publication.
@@ -149,7 +191,15 @@ class RotationService:
         With ``coalesce`` (a tick nobody proved they may ask for: a scheduled event, or any invoker's
         ``{"operation": "tick"}``) a tick that comes within half the schedule of a completed one does nothing
         and says so in one log line: a burst of invocations costs two reads each (the ledger, the keyring), not a run each.
+        Outside the primary region such a tick does nothing at all (logged with reason ``not_primary_region``: the
+        schedule of a secondary's stack is off, and an unproven tick is no operator's); a proven one is refused.
         """
+        if coalesce and not self.writes_here:
+            self._log.info("tick skipped: this region is not the primary region",
+                           extra={"reason": NotPrimaryRegionError.code, "region": self._region,
+                                  "primary_region": self._settings.primary_region})
+            return RunReport(converged=True, skipped=True, not_primary=True)
+        self.require_primary()
         if coalesce and self._ticks is not None:
             now = self._clock()
             last = self._ticks.last_completed()
@@ -165,6 +215,7 @@ class RotationService:
 
     def rotate_now(self) -> RunReport:
         """Emergency rotation: a fresh key active as soon as it is published (lead skipped)."""
+        self.require_primary()
         self._log.warning(
             "rotate-now: the new key skips the publish lead; verifiers holding a cached JWKS "
             "reject its tokens until they refetch",
@@ -174,6 +225,7 @@ class RotationService:
 
     def revoke(self, kid: str) -> RunReport:
         """Remove ``kid`` from the keyring and the JWKS at once, then publish."""
+        self.require_primary()
         return self._run(lambda keyring, now: revoke(keyring, kid, self._settings, now, self._new_key))
 
     def publish(self, *, accept_restore: bool = False) -> RunReport:
@@ -183,11 +235,13 @@ class RotationService:
         keys only the newer keyring held leave the JWKS, and tokens they signed
         stop verifying. Only an operator can decide that.
         """
+        self.require_primary()
         return self._run(None, accept_restore=accept_restore)
 
     def _run(self, operation: Callable[[Keyring, datetime], Plan] | None, *, accept_restore: bool = False) -> RunReport:
         report = RunReport()
         self._seen = {}
+        self._lag.begin()
         if self._custodian is not None:
             self._custodian.touched = False
         pending: list[Callable[[Keyring, datetime], Plan]] = [operation] if operation is not None else []
@@ -206,7 +260,28 @@ class RotationService:
             failed = False
         finally:
             self._finish(failed=failed)
+        self._measure_replication(report)
         return report
+
+    def _measure_replication(self, report: RunReport) -> None:
+        """Read back the replicas still behind the writer's last generation: per region lag (see ``.replication_lag``)."""
+        if self._replicas is None:
+            return
+        readings: Mapping[str, ReplicaReading | None] = {}
+        if self._lag.pending(tuple(self._replicas.regions)):
+            readings = self._replicas.read_back()
+            self._lag.observe(readings)
+        figures = self._lag.figures(readings)
+        self._lag.finish()
+        report.replication_lag = figures.merged()
+        late = {region for region, reading in readings.items() if reading is None} | set(figures.behind)
+        if late:
+            report.lagging_replicas = tuple(sorted(set(report.lagging_replicas) | late))
+            self._log.warning("replicas behind the writer's last keyring write", extra={
+                "reason": "replica_lagging", "regions": sorted(late),
+                "seconds_so_far": {region: round(seconds, 3) for region, seconds in figures.behind.items()}})
+        for region, seconds in sorted(figures.caught_up.items()):
+            self._log.info("replica caught up with the writer", extra={"region": region, "replication_lag_seconds": round(seconds, 3)})
 
     def _finish(self, *, failed: bool) -> None:
         """Bring KMS in line with the stored keyring, whatever happened before (the run may have failed after a write).
@@ -342,24 +417,35 @@ class RotationService:
         return progressed
 
     def _replicated(self, report: RunReport, keyring: Keyring, kids: tuple[str, ...]) -> tuple[str, ...]:
-        """The published kids that may be recorded as published: with replicas, only those every replica holds.
+        """The published kids that may be recorded as published: with replicas, only those every replica holds
+        (and under KMS custody across regions, whose key has a replica in every region).
 
         Only kids not yet recorded are asked about (a recorded key stays recorded); ``report.lagging_replicas``
         names the regions that hold them up.
         """
-        if self._replicas is None:
+        kms_regions = self._custodian is not None and bool(self._custodian.regions)
+        if self._replicas is None and not kms_regions:
             return kids
         recorded = {key.kid for key in keyring.keys if key.published_at is not None}
         new = [kid for kid in kids if kid not in recorded]
         if not new:
             return kids
-        check = replicated_everywhere(new, self._replicas.kids_by_region())
-        report.lagging_replicas = tuple(check.lagging)
-        if check.lagging:
+        everywhere: tuple[str, ...] = tuple(new)
+        lagging: set[str] = set()
+        if self._replicas is not None:
+            readings = self._replicas.read_back()
+            self._lag.observe(readings)
+            check = replicated_everywhere(new, {region: None if reading is None else reading.kids for region, reading in readings.items()})
+            everywhere, lagging = check.everywhere, set(check.lagging)
+        if self._custodian is not None and kms_regions:  # and, under KMS custody, its key's replica in every region
+            everywhere, lacking = self._custodian.replicas_ready(keyring, everywhere)
+            lagging |= set(lacking)
+        report.lagging_replicas = tuple(sorted(lagging))
+        if lagging:
             self._log.warning("keys not yet in every region's replica: their publication is not recorded yet",
-                              extra={"reason": "replica_lagging", "regions": list(check.lagging),
-                                     "kids": [kid for kid in new if kid not in check.everywhere]})
-        return tuple(kid for kid in kids if kid in recorded or kid in check.everywhere)
+                              extra={"reason": "replica_lagging", "regions": sorted(lagging),
+                                     "kids": [kid for kid in new if kid not in everywhere]})
+        return tuple(kid for kid in kids if kid in recorded or kid in everywhere)
 
     def _save(self, plan: Plan, version: str) -> str:
         """Write the planned keyring; any kid it revokes goes on the revocation list first."""
@@ -379,6 +465,7 @@ class RotationService:
         """
         self._sync_signing_view(keyring, committed=False)
         written = self._store.save(keyring, version)
+        self._lag.written(keyring.generation)
         self._note_written(keyring)
         return written
 

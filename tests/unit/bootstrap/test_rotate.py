@@ -1,0 +1,81 @@
+"""The rotate function's composition root across regions: which clients it makes in which region, and its refusals (no AWS)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from jwks_rotator.adapters.sdk.clients import ClientFactory
+from jwks_rotator.bootstrap.rotate import build_rotation_service
+from jwks_rotator.core.errors import ConfigurationError
+from jwks_rotator.core.lifecycle.origins import EveryOrigin
+from jwks_rotator.core.lifecycle.replicas import EveryRegionRevocations
+from jwks_rotator.core.settings import Settings
+
+BASE = {"issuer": "https://issuer.example.com", "keyring_secret_id": "arn:aws:secretsmanager:us-east-1:123456789012:secret:k-AbC123",
+        "signing_secret_id": "arn:aws:secretsmanager:us-east-1:123456789012:secret:s-AbC123", "jwks_bucket": "bucket"}
+REGIONS = {**BASE, "primary_region": "us-east-1", "regions": "us-east-1,eu-west-1,ap-south-1",
+           "second_origin_bucket": "bucket-eu", "second_origin_region": "eu-west-1"}
+
+
+class Made:
+    """Client factories that make no client, only note which service was asked for in which region."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str]] = []
+
+    def own(self, service: str) -> Any:
+        self.asked.append(("own", service))
+        return object()
+
+    def regional(self, region: str) -> ClientFactory:
+        def make(service: str) -> Any:
+            self.asked.append((region, service))
+            return object()
+
+        return make
+
+
+def test_one_region_is_wired_as_before_and_asks_for_no_other_regions_client() -> None:
+    made = Made()
+    service = build_rotation_service(Settings.from_mapping(BASE), made.own, regional_clients=made.regional)
+    assert {region for region, _ in made.asked} == {"own"} and service.writes_here
+    assert not isinstance(service._publisher, EveryOrigin) and service._replicas is None and service._views is None
+
+
+def test_the_primary_writes_both_origins_reads_every_replica_and_keeps_every_regions_list() -> None:
+    made = Made()
+    service = build_rotation_service(Settings.from_mapping(REGIONS), made.own, region="us-east-1", regional_clients=made.regional)
+    other = {(region, service) for region, service in made.asked if region != "own"}
+    assert other == {("eu-west-1", "s3"), ("eu-west-1", "ssm"), ("eu-west-1", "secretsmanager"),
+                     ("ap-south-1", "ssm"), ("ap-south-1", "secretsmanager")}  # the second origin's bucket in eu-west-1 only
+    assert isinstance(service._publisher, EveryOrigin) and service._publisher.names == ("eu-west-1", "us-east-1")  # invalidating origin last
+    assert isinstance(service._revocations, EveryRegionRevocations)
+    assert service._replicas is not None and service._replicas.regions == ("eu-west-1", "ap-south-1")
+
+
+def test_without_a_second_origin_one_bucket_is_written() -> None:
+    made = Made()
+    settings = Settings.from_mapping({**REGIONS, "second_origin_bucket": "", "second_origin_region": ""})
+    service = build_rotation_service(settings, made.own, region="us-east-1", regional_clients=made.regional)
+    assert not isinstance(service._publisher, EveryOrigin) and ("eu-west-1", "s3") not in made.asked
+
+
+def test_a_secondary_is_built_as_one_region_and_writes_nothing() -> None:
+    made = Made()
+    service = build_rotation_service(Settings.from_mapping(REGIONS), made.own, region="eu-west-1", regional_clients=made.regional)
+    assert not service.writes_here and {region for region, _ in made.asked} == {"own"}
+
+
+@pytest.mark.parametrize(("changes", "arguments", "says"), [
+    ({}, {"regional_clients": None, "region": None}, "own region (AWS_REGION) is required"),
+    ({}, {"regional_clients": None, "region": "us-east-1"}, "client factory per region"),
+    ({"signing_secret_id": ""}, {"region": "us-east-1"}, "signing-secret-id"),
+])
+def test_what_the_wiring_refuses(changes: dict[str, str], arguments: dict[str, Any], says: str) -> None:
+    made = Made()
+    arguments.setdefault("regional_clients", made.regional)
+    with pytest.raises(ConfigurationError) as refused:
+        build_rotation_service(Settings.from_mapping({**REGIONS, **changes}), made.own, **arguments)
+    assert says in refused.value.message

@@ -1,0 +1,140 @@
+"""The rotation service across regions: one writer fenced by its region, and each replica's lag measured by the writer."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping
+from datetime import timedelta
+
+import pytest
+
+from jwks_rotator.adapters.sdk.s3_publisher import S3Publisher
+from jwks_rotator.core.errors import ConfigurationError, NotPrimaryRegionError
+from jwks_rotator.core.keys.records import KeyRecord
+from jwks_rotator.core.lifecycle.keygen import generate_key
+from jwks_rotator.core.lifecycle.operations import RotateCommand, report_summary
+from jwks_rotator.core.lifecycle.rotation import RotationService
+from jwks_rotator.core.ports import ReplicaReading, ReplicationRecord, VersionedKeyring
+from jwks_rotator.core.settings import Settings
+from jwks_rotator_testkit.clock import FakeClock
+from tests.simulation import START, FakeS3, Faults, InMemoryKeyringStore
+
+PRIMARY, EU, AP = "us-east-1", "eu-west-1", "ap-south-1"
+SETTINGS = Settings.from_mapping({
+    "issuer": "https://issuer.example.com", "algorithm": "ES256", "rotation_period": "10m", "publish_lead": "4m",
+    "jwks_max_age": "1m", "schedule": "1m", "max_token_ttl": "2m", "default_token_ttl": "1m", "signer_cache_ttl": "10s",
+    "clock_skew_leeway": "5s", "keyring_secret_id": "keyring", "primary_region": PRIMARY, "regions": f"{PRIMARY},{EU},{AP}",
+})
+
+
+def new_key(alg: str, now: object) -> KeyRecord:
+    return generate_key(alg, now)  # type: ignore[arg-type]
+
+
+class CountingStore(InMemoryKeyringStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads = 0
+        self.saves = 0
+
+    def load(self) -> VersionedKeyring:
+        self.loads += 1
+        return super().load()
+
+    def save(self, keyring: object, expected_version_id: str) -> str:
+        self.saves += 1
+        return super().save(keyring, expected_version_id)  # type: ignore[arg-type]
+
+
+class Replicas:
+    """Each region's replica holds what the store held when it last caught up; None while unreadable."""
+
+    def __init__(self, store: InMemoryKeyringStore, *regions: str) -> None:
+        self.store = store
+        self.held: dict[str, ReplicaReading | None] = dict.fromkeys(regions, ReplicaReading(0, frozenset()))
+        self.follow: set[str] = set(regions)  # regions that catch up at once on every read
+        self.reads = 0
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        return tuple(self.held)
+
+    def read_back(self) -> Mapping[str, ReplicaReading | None]:
+        self.reads += 1
+        keyring = self.store.load().keyring
+        for region in self.follow:
+            self.held[region] = ReplicaReading(keyring.generation, frozenset(k.kid for k in keyring.keys))
+        return dict(self.held)
+
+
+class Ledger:
+    def __init__(self) -> None:
+        self.record: ReplicationRecord | None = None
+
+    def load(self) -> ReplicationRecord | None:
+        return self.record
+
+    def save(self, record: ReplicationRecord) -> None:
+        self.record = record
+
+
+def service(region: str, store: InMemoryKeyringStore | None = None, **parts: object) -> RotationService:
+    clock = parts.pop("clock", None) or FakeClock(START)
+    publisher = S3Publisher(FakeS3(Faults(random.Random(0), {})), "bucket", SETTINGS)
+    return RotationService(store or CountingStore(), publisher, SETTINGS, clock=clock.now, key_factory=new_key,  # type: ignore[attr-defined]
+                           region=region, monotonic=clock.monotonic, **parts)  # type: ignore[attr-defined, arg-type]
+
+
+def test_outside_the_primary_region_an_unproven_tick_reads_and_writes_nothing_and_every_operation_is_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="jwks_rotator")
+    store = CountingStore()
+    secondary = service(EU, store)
+    quiet = secondary.tick(coalesce=True)
+    assert quiet.skipped and quiet.not_primary and quiet.converged and store.loads == 0 and store.saves == 0
+    assert [r.reason for r in caplog.records if hasattr(r, "reason")] == ["not_primary_region"]  # type: ignore[attr-defined]
+    assert report_summary(RotateCommand("tick"), quiet)["reason"] == "not_primary_region"
+    for operation in (secondary.tick, secondary.rotate_now, lambda: secondary.revoke("kid"), secondary.publish):
+        with pytest.raises(NotPrimaryRegionError) as refused:
+            operation()
+        assert refused.value.code == "not_primary_region" and isinstance(refused.value, ConfigurationError)
+    assert store.loads == 0 and store.saves == 0 and not secondary.writes_here
+
+
+@pytest.mark.parametrize("region", [PRIMARY, ""])
+def test_the_primary_and_a_service_given_no_region_write(region: str) -> None:
+    primary = service(region)
+    assert primary.writes_here and primary.tick().keyring.keys
+
+
+def test_one_region_settings_never_fence() -> None:
+    one = Settings.from_mapping({"issuer": "https://issuer.example.com", "algorithm": "ES256"})
+    publisher = S3Publisher(FakeS3(Faults(random.Random(0), {})), "bucket", one)
+    rotator = RotationService(InMemoryKeyringStore(), publisher, one, key_factory=new_key, region="ap-south-1")
+    assert rotator.writes_here and rotator.tick().keyring.active is not None
+
+
+def test_the_writer_measures_each_regions_lag_and_names_a_region_behind_or_unreadable() -> None:
+    clock, store, ledger = FakeClock(START), CountingStore(), Ledger()
+    replicas = Replicas(store, EU, AP)
+    replicas.follow = {EU}  # ap-south-1 stays at the empty keyring
+    rotator = service(PRIMARY, store, clock=clock, replicas=replicas, replication_ledger=ledger)
+    first = rotator.tick()
+    assert first.lagging_replicas == (AP,) and first.replication_lag == {EU: 0.0, AP: 0.0}  # ap-south-1: 0 s so far
+    assert ledger.record is not None and set(ledger.record.caught_up) == {EU}
+
+    clock.advance(timedelta(seconds=90))
+    replicas.held[AP] = None  # now unreadable: no figure, still named
+    second = rotator.tick()
+    assert second.lagging_replicas == (AP,) and AP not in second.replication_lag
+
+    clock.advance(timedelta(seconds=30))
+    replicas.follow = {EU, AP}
+    third = rotator.tick()
+    assert third.lagging_replicas == () and third.replication_lag[AP] == 120.0  # from the write a run ago, on the wall clock
+    reads = replicas.reads
+    clock.advance(timedelta(seconds=30))
+    fourth = rotator.tick()
+    assert fourth.replication_lag == {} and replicas.reads == reads  # every region holds the last write: nothing read back
