@@ -16,10 +16,11 @@ from typing import Any
 from jwks_rotator.core.settings import Settings
 
 from .config import CacheSettings
-from .records import Sample, TokenRecord
+from .records import Sample, TokenRecord, Verification
 from .region_episodes import PRIMARY_OUTAGE, REPLICA_LAG, REVOCATION, ROTATE_NOW, SECONDARY_OUTAGE, Episode
 from .region_traffic import PLAIN, REGIONAL, Call, RegionsObservations
 from .report import environment
+from .revocation import FETCH_MARGIN
 from .summary import lost_keys
 
 MIN_AVAILABILITY = 0.95
@@ -44,6 +45,42 @@ def revoked_windows(episodes: Sequence[Episode]) -> dict[str, float]:
 def set_aside(kid: str, moment: float, revoked: Mapping[str, float]) -> bool:
     """Whether a token of ``kid`` checked (or alive) at ``moment`` is the revocation's to refuse: its key was revoked by then."""
     return kid in revoked and moment >= revoked[kid]
+
+
+def rotate_now_windows(episodes: Sequence[Episode], caches: Mapping[str, CacheSettings], max_age: float) -> dict[str, dict[str, Any]]:
+    """kid -> (when its rotate-now answered, each library's rotate-now window after it).
+
+    docs/verifiers.md: ``rotate --now`` skips the lead, so for cooldown + ``jwks-max-age`` (a verifier that refetches for
+    an unknown kid) or cache + ``jwks-max-age`` (Envoy, which does not) a verifier may refuse the new key's tokens
+    with "kid not in JWKS"; one fetch (:data:`~soak.revocation.FETCH_MARGIN`) more.
+    """
+    windows = {
+        library: (cache.lifespan if library == "envoy" else cache.cooldown) + max_age + FETCH_MARGIN for library, cache in caches.items()
+    }
+    return {
+        str(e.detail["active_kid"]): {"answered": e.end, "windows": windows}
+        for e in episodes if e.kind == ROTATE_NOW and not e.error and e.detail.get("active_kid")
+    }
+
+
+def in_rotate_now_window(v: Verification, rotated: Mapping[str, Mapping[str, Any]]) -> bool:
+    """A refusal of a rotate-now key's token for an unknown kid, checked within that verifier's rotate-now window."""
+    entry = rotated.get(v.kid)
+    if entry is None or v.ok or v.reason != "kid not in JWKS":
+        return False
+    return bool(v.start <= entry["answered"] + entry["windows"].get(v.library, 0.0))
+
+
+def refusal_details(refused: list[Verification], episodes: Sequence[Episode], limit: int = 10) -> list[dict[str, Any]]:
+    """The first unexpired refusals: library, kid, reason, how long before exp, the episode last begun when it was checked."""
+    details = []
+    for v in sorted(refused, key=lambda v: v.start)[:limit]:
+        last = max((e for e in episodes if e.start <= v.start), key=lambda e: e.start, default=None)
+        details.append({
+            "library": v.library, "kid": v.kid[:12], "reason": v.reason, "before_exp_s": round(v.exp - v.start, 2),
+            "episode": "none" if last is None else f"{last.kind} +{v.start - last.start:.1f} s",
+        })  # fmt: skip
+    return details
 
 
 def served_before_issue(tokens: list[TokenRecord], samples: list[Sample]) -> list[dict[str, Any]]:
@@ -130,15 +167,21 @@ def summarise_regions(
         return set_aside(kid, moment, revoked)
 
     kept = [t for t in seen.tokens if not after_revocation(t.kid, t.exp)]  # tokens alive at or issued after their key's revocation aside
+    rotated = rotate_now_windows(episodes, caches, settings.jwks_max_age.total_seconds())
     by_library: dict[str, Any] = {}
+    refused: list[Verification] = []
     for library in libraries:
         results = [v for v in seen.verifications if v.library == library]
-        counted = [v for v in results if not after_revocation(v.kid, v.start)]
-        refusals = Counter(v.reason for v in counted if v.unexpired_refusal)
+        revoked_refusals = [v for v in results if v.unexpired_refusal and after_revocation(v.kid, v.start)]
+        window_refusals = [v for v in results if v.unexpired_refusal and in_rotate_now_window(v, rotated)]
+        faults = [v for v in results if v.unexpired_refusal and v not in revoked_refusals and v not in window_refusals]
+        refused += faults
+        refusals = Counter(v.reason for v in faults)
         by_library[library] = {
             "verified": sum(1 for v in results if v.ok),
             "refused_after_expiry": sum(1 for v in results if not v.ok and not v.unexpired_refusal),
-            "refused_revoked": sum(1 for v in results if not v.ok and v.unexpired_refusal and after_revocation(v.kid, v.start)),
+            "refused_revoked": len(revoked_refusals),
+            "refused_in_rotate_now_window": len(window_refusals),
             "unexpired_refusals": sum(refusals.values()),
             "unexpired_refusal_reasons": dict(refusals),
         }
@@ -169,6 +212,8 @@ def summarise_regions(
         "failovers": dict(seen.failover_reasons),
         "verifications": by_library,
         "unexpired_refusals": sum(v["unexpired_refusals"] for v in by_library.values()),
+        "unexpired_refusal_details": refusal_details(refused, episodes),
+        "rotate_now_windows_s": {lib: round(w, 2) for lib, w in next(iter(rotated.values()), {"windows": {}})["windows"].items()},
         "lost_keys": lost_keys(kept, samples, starts),
         "signed_before_served": served_before_issue(seen.tokens, samples),
         "jwks_samples": len(samples),
@@ -194,7 +239,9 @@ def checks(s: Mapping[str, Any]) -> dict[str, bool]:
     operations = [e for e in episodes if e["kind"] in (ROTATE_NOW, REVOCATION)]
     revocations = [e for e in episodes if e["kind"] == REVOCATION]
     result = {
-        "zero unexpired tokens refused (a revoked key's tokens aside once revoked)": s["unexpired_refusals"] == 0,
+        "zero unexpired tokens refused (a revoked key's tokens once revoked, and a rotate-now key's within its window, aside)": (
+            s["unexpired_refusals"] == 0
+        ),
         "no lost key": not s["lost_keys"],
         "no token signed with a kid the edge had not served before": not s["signed_before_served"],
         "tokens issued in every region and verified by every library": all(n > 0 for n in s["tokens_by_region"].values())
@@ -245,12 +292,14 @@ def rows(s: Mapping[str, Any]) -> list[tuple[str, str]]:
     out.append(("RegionalSignClient failovers (region: kind code)", _fmt(s["failovers"])))
     for library, v in s["verifications"].items():
         out.append((
-            f"{library}: verified / refused after expiry / refused after revocation / unexpired refused",
-            f"{v['verified']} / {v['refused_after_expiry']} / {v['refused_revoked']} / {v['unexpired_refusals']}"
-            + (f" ({_fmt(v['unexpired_refusal_reasons'])})" if v["unexpired_refusals"] else ""),
+            f"{library}: verified / refused after expiry / after revocation / in a rotate-now window / unexpired refused",
+            f"{v['verified']} / {v['refused_after_expiry']} / {v['refused_revoked']} / {v['refused_in_rotate_now_window']} / "
+            f"{v['unexpired_refusals']}" + (f" ({_fmt(v['unexpired_refusal_reasons'])})" if v["unexpired_refusals"] else ""),
         ))
     out += [
-        ("unexpired tokens refused (all verifiers)", str(s["unexpired_refusals"])),
+        ("unexpired tokens refused (all verifiers)", str(s["unexpired_refusals"])
+         + (f": {_fmt(s['unexpired_refusal_details'])}" if s["unexpired_refusals"] else "")),
+        ("rotate-now window by verifier (s, docs/verifiers.md, + one fetch)", _fmt(s["rotate_now_windows_s"])),
         ("lost keys / tokens signed before their kid was served", f"{_fmt(s['lost_keys'])} / {_fmt(s['signed_before_served'])}"),
         ("JWKS samples through the edge (errors); region state samples", f"{s['jwks_samples']} ({_fmt(s['jwks_sample_errors'])}); {s['region_state_samples']}"),
     ]

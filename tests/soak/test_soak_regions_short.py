@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 
 from soak.config import NODE_DIR
-from soak.records import Sample, TokenRecord
+from soak.records import Sample, TokenRecord, Verification
 from soak.region_episodes import (
     PRIMARY_OUTAGE,
     REGION_EPISODES,
@@ -26,7 +26,7 @@ from soak.region_episodes import (
     stopped_at,
 )
 from soak.region_state import RegionState
-from soak.region_summary import as_text, served_before_issue, set_aside
+from soak.region_summary import as_text, in_rotate_now_window, served_before_issue, set_aside
 from soak.regions import RegionsConfig, regions_soak_defaults, run_regions_soak
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
@@ -109,3 +109,17 @@ def test_origins_and_replicas_agree_only_when_every_region_is_read_and_equal() -
     assert not state({"a": "d1", "b": "d2"}, {"a": 4, "b": 3}).replicas_agree
     assert not state({"a": None, "b": None}, {"a": None, "b": None}).origins_agree
     assert not state({"a": None, "b": None}, {"a": None, "b": None}).replicas_agree
+
+
+def test_a_rotate_now_key_s_token_refused_for_an_unknown_kid_is_set_aside_only_within_the_verifier_s_window() -> None:
+    rotated = {"new": {"answered": 100.0, "windows": {"envoy": 3.0, "pyjwt": 2.5}}}
+
+    def refused(library: str, start: float, kid: str = "new", reason: str = "kid not in JWKS") -> bool:
+        return in_rotate_now_window(Verification(library, "random", start, start, start + 0.01, 110, False, reason, kid), rotated)
+
+    assert refused("envoy", 102.9) and refused("pyjwt", 102.4)
+    assert not refused("envoy", 103.1)  # past the window: a fault
+    assert not refused("pyjwt", 102.6)
+    assert not refused("envoy", 101.0, kid="old")  # not the rotate-now key
+    assert not refused("envoy", 101.0, reason="InvalidSignatureError")  # refused for another reason
+    assert not in_rotate_now_window(Verification("envoy", "random", 101.0, 101.0, 101.01, 110, True, "", "new"), rotated)
