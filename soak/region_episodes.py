@@ -283,6 +283,7 @@ class RegionConductor:
                 episode.error = f"{answer['error']}: {answer.get('message', '')}"
                 return episode
             episode.detail.update(kid=kid, revoked_at=revoked_at, revoke_call_s=round(episode.end - revoked_at, 3))
+            episode.detail["replication_lag"] = dict(answer.get("replication_lag") or {})  # the writer's read-back, per region
             self._until_stopped(probe, kid, revoked_at)
             episode.end = time.time()  # the episode lasts until every region's signer stopped signing with the kid
         finally:

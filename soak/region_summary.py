@@ -96,7 +96,9 @@ def served_before_issue(tokens: list[TokenRecord], samples: list[Sample]) -> lis
     return [{"kid": kid, "tokens": n} for kid, n in early.items()]
 
 
-def episode_figures(episode: Episode, seen: RegionsObservations, regions: Sequence[str], samples: list[Sample]) -> dict[str, Any]:
+def episode_figures(
+    episode: Episode, seen: RegionsObservations, regions: Sequence[str], samples: list[Sample], settings: Settings
+) -> dict[str, Any]:
     """One episode's availability (plain callers per region, regional callers overall) and convergence after it."""
     window = [c for c in seen.calls if episode.start <= c.start <= episode.end]
     plain = {region: _share([c for c in window if c.client == PLAIN and c.home == region]) for region in regions}
@@ -128,6 +130,10 @@ def episode_figures(episode: Episode, seen: RegionsObservations, regions: Sequen
         figures["kid"] = kid[:12]
         figures["revoke_call_s"] = episode.detail.get("revoke_call_s")
         figures["reach_by_region"] = episode.detail.get("regions", {})
+        lags = episode.detail.get("replication_lag", {})
+        cache = settings.signer_cache_ttl.total_seconds()
+        figures["reach_bound_s"] = {r: round(cache + float(lags.get(r, 0.0)), 3) for r in regions}  # the primary's own list: no lag
+        figures["measured_lag_s"] = lags
         gone = next((s.end for s in samples if s.start >= at and kid not in s.kids), None)
         figures["edge_jwks_dropped_kid_s"] = _round(None if gone is None else gone - at)
         figures["caller_tokens_with_revoked_kid_after_revoke"] = {
@@ -219,14 +225,13 @@ def summarise_regions(
         "jwks_samples": len(samples),
         "jwks_sample_errors": dict(seen.sample_errors),
         "region_state_samples": state_samples,
-        "episodes": [episode_figures(e, seen, regions, samples) for e in episodes],
+        "episodes": [episode_figures(e, seen, regions, samples, settings) for e in episodes],
         "configured_episodes": list(configured_episodes),
         "final_convergence": {
             "origins_s": _round(None if origins_at is None else origins_at - final_moment),
             "replicas_s": _round(None if replicas_at is None else replicas_at - final_moment),
         },
         "edge": edge_stats,
-        "revocation_bound_s": settings.signer_cache_ttl.total_seconds(),
     }
     summary["checks"] = checks(summary)
     return summary
@@ -316,9 +321,9 @@ def rows(s: Mapping[str, Any]) -> list[tuple[str, str]]:
         if "new_kid_signed_after_s" in e:
             out.append((f"{name}: new kid first signed after (s), by region", _fmt(e["new_kid_signed_after_s"])))
         if "reach_by_region" in e:
-            out.append((f"{name}: reach (s from the revoke until the region's signer stopped signing with the kid)",
-                        ", ".join(f"{r}: {v['reach_s']}" for r, v in e["reach_by_region"].items())
-                        + f"; bound signer-cache-ttl + lag = {s['revocation_bound_s']:g} s + lag; revoke call {e['revoke_call_s']} s"))
+            reach = ", ".join(f"{r}: {v['reach_s']} (bound {e['reach_bound_s'].get(r)})" for r, v in e["reach_by_region"].items())
+            label = f"{name}: reach (s from the revoke call's start until the region's signer stopped signing with the kid; bound: signer-cache-ttl + the writer's measured lag)"
+            out.append((label, f"{reach}; revoke call {e['revoke_call_s']} s"))
             out.append((f"{name}: what each signer answered once stopped", "; ".join(f"{r}: {_fmt(v['outcomes_after_stop'])}" for r, v in e["reach_by_region"].items())))
             out.append((f"{name}: edge JWKS dropped the kid after (s); callers' tokens with it after the revoke",
                         f"{e['edge_jwks_dropped_kid_s']}; {_fmt(e['caller_tokens_with_revoked_kid_after_revoke'])}"))
