@@ -18,6 +18,7 @@ from jwks_rotator.core.settings import Settings
 from .config import CacheSettings
 from .records import Sample, TokenRecord, Verification
 from .region_episodes import PRIMARY_OUTAGE, REPLICA_LAG, REVOCATION, ROTATE_NOW, SECONDARY_OUTAGE, Episode
+from .region_state import RegionState
 from .region_traffic import PLAIN, REGIONAL, Call, RegionsObservations
 from .report import environment
 from .revocation import FETCH_MARGIN
@@ -97,7 +98,12 @@ def served_before_issue(tokens: list[TokenRecord], samples: list[Sample]) -> lis
 
 
 def episode_figures(
-    episode: Episode, seen: RegionsObservations, regions: Sequence[str], samples: list[Sample], settings: Settings
+    episode: Episode,
+    seen: RegionsObservations,
+    regions: Sequence[str],
+    samples: list[Sample],
+    settings: Settings,
+    states: Sequence[RegionState] = (),
 ) -> dict[str, Any]:
     """One episode's availability (plain callers per region, regional callers overall) and convergence after it."""
     window = [c for c in seen.calls if episode.start <= c.start <= episode.end]
@@ -134,6 +140,7 @@ def episode_figures(
         cache = settings.signer_cache_ttl.total_seconds()
         figures["reach_bound_s"] = {r: round(cache + float(lags.get(r, 0.0)), 3) for r in regions}  # the primary's own list: no lag
         figures["measured_lag_s"] = lags
+        figures["view_dropped_kid_s"] = view_dropped(states, regions, kid, at)
         gone = next((s.end for s in samples if s.start >= at and kid not in s.kids), None)
         figures["edge_jwks_dropped_kid_s"] = _round(None if gone is None else gone - at)
         figures["caller_tokens_with_revoked_kid_after_revoke"] = {
@@ -146,6 +153,20 @@ def episode_figures(
             region: dict(Counter(c.kid[:12] for c in window if c.ok and c.region == region)) for region in regions
         }
     return figures
+
+
+def _lacks(view: tuple[str, ...] | None, kid: str) -> bool:
+    """A view read (None: unreadable, which tells nothing) that does not hold ``kid`` (an empty view holds nothing)."""
+    return view is not None and kid not in view
+
+
+def view_dropped(states: Sequence[RegionState], regions: Sequence[str], kid: str, moment: float) -> dict[str, float | None]:
+    """Per region, seconds from ``moment`` to the first sampled signing view without ``kid`` (what its signer reads, cached)."""
+    dropped: dict[str, float | None] = {}
+    for region in regions:
+        at = next((st.at for st in states if st.at >= moment and _lacks(st.signing_kids.get(region), kid)), None)
+        dropped[region] = _round(None if at is None else at - moment)
+    return dropped
 
 
 def summarise_regions(
@@ -161,7 +182,7 @@ def summarise_regions(
     configured_episodes: Sequence[str],
     final_convergence: tuple[float | None, float | None, float],
     edge_stats: dict[str, Any],
-    state_samples: int,
+    states: Sequence[RegionState],
     wall: float,
 ) -> dict[str, Any]:
     """The run's figures with ``checks``: each named check and whether it passed."""
@@ -224,8 +245,8 @@ def summarise_regions(
         "signed_before_served": served_before_issue(seen.tokens, samples),
         "jwks_samples": len(samples),
         "jwks_sample_errors": dict(seen.sample_errors),
-        "region_state_samples": state_samples,
-        "episodes": [episode_figures(e, seen, regions, samples, settings) for e in episodes],
+        "region_state_samples": len(states),
+        "episodes": [episode_figures(e, seen, regions, samples, settings, states) for e in episodes],
         "configured_episodes": list(configured_episodes),
         "final_convergence": {
             "origins_s": _round(None if origins_at is None else origins_at - final_moment),
@@ -324,6 +345,7 @@ def rows(s: Mapping[str, Any]) -> list[tuple[str, str]]:
             reach = ", ".join(f"{r}: {v['reach_s']} (bound {e['reach_bound_s'].get(r)})" for r, v in e["reach_by_region"].items())
             label = f"{name}: reach (s from the revoke call's start until the region's signer stopped signing with the kid; bound: signer-cache-ttl + the writer's measured lag)"
             out.append((label, f"{reach}; revoke call {e['revoke_call_s']} s"))
+            out.append((f"{name}: the region's signing view dropped the kid after (s, sampled every few hundred ms)", _fmt(e["view_dropped_kid_s"])))
             out.append((f"{name}: what each signer answered once stopped", "; ".join(f"{r}: {_fmt(v['outcomes_after_stop'])}" for r, v in e["reach_by_region"].items())))
             out.append((f"{name}: edge JWKS dropped the kid after (s); callers' tokens with it after the revoke",
                         f"{e['edge_jwks_dropped_kid_s']}; {_fmt(e['caller_tokens_with_revoked_kid_after_revoke'])}"))

@@ -163,7 +163,7 @@ class RegionsSoakRun:
             regions=cfg.regions, algorithm=soak.algorithm, traffic_seconds=soak.duration, libraries=soak.libraries,
             settings=settings, caches=caches, seen=self.seen, episodes=conductor.episodes if conductor else [],
             configured_episodes=cfg.episodes, final_convergence=final, edge_stats=edge_stats,
-            state_samples=len(states.samples) if states else 0, wall=time.time() - wall_start,
+            states=states.snapshot() if states else [], wall=time.time() - wall_start,
         )  # fmt: skip
 
 

@@ -26,7 +26,7 @@ from soak.region_episodes import (
     stopped_at,
 )
 from soak.region_state import RegionState
-from soak.region_summary import as_text, in_rotate_now_window, served_before_issue, set_aside
+from soak.region_summary import as_text, in_rotate_now_window, served_before_issue, set_aside, view_dropped
 from soak.regions import RegionsConfig, regions_soak_defaults, run_regions_soak
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
@@ -123,3 +123,12 @@ def test_a_rotate_now_key_s_token_refused_for_an_unknown_kid_is_set_aside_only_w
     assert not refused("envoy", 101.0, kid="old")  # not the rotate-now key
     assert not refused("envoy", 101.0, reason="InvalidSignatureError")  # refused for another reason
     assert not in_rotate_now_window(Verification("envoy", "random", 101.0, 101.0, 101.01, 110, True, "", "new"), rotated)
+
+
+def test_a_region_s_view_drops_the_kid_at_the_first_readable_sample_without_it() -> None:
+    def state(at: float, a: tuple[str, ...] | None, b: tuple[str, ...] | None) -> RegionState:
+        return RegionState(at, {}, {}, {"a": a, "b": b})
+
+    states = [state(99.9, (), ()), state(100.2, (), ("k",)), state(100.4, None, ("k",)), state(100.6, ("n",), ())]
+    assert view_dropped(states, ["a", "b"], "k", 100.0) == {"a": pytest.approx(0.2), "b": pytest.approx(0.6)}
+    assert view_dropped([state(100.2, None, None)], ["a"], "k", 100.0) == {"a": None}  # unreadable is not dropped
