@@ -9,10 +9,10 @@ secret's resource policy with it). :func:`region_rows` lists, per region, the ca
 replication and failover paths) and those that must be denied, each decided by the IAM evaluator like the one-region
 matrix (:mod:`tests.privilege.matrix`).
 
-KMS custody across regions needs each replica key's own policy to allow what the roles' IAM policies allow. The rows
-that reach a replica key give it the policy the rotator writes (``kms_custody.key_policy``) naming that region's sign
-role: what the writer must give ReplicateKey. ``kms:ReplicateKey`` itself is decided against a key policy that leaves
-the decision to IAM: only the template's side (the rotator's key policy does not allow ReplicateKey yet).
+KMS custody across regions needs each key's own policy to allow what the roles' IAM policies allow. The rows give each
+key the policy the writer gives it (``kms_custody.key_policy``; in the secondary region the replica's, whose signing
+statements name the account narrowed to ``role/<stack>-*``). ``kms:ReplicateKey`` is decided against a key policy that
+leaves the decision to IAM: the template's side only (the writer's key policy does not allow ReplicateKey).
 """
 
 from __future__ import annotations
@@ -93,9 +93,12 @@ def region_rows(pair: RegionPair) -> list[tuple[str, Row]]:
     tag = {"aws:ResourceTag/jwks-rotator:stack": p.stack}
     custody_here = f"arn:aws:kms:{p.region}:{p.account}:key/mrk-00000000aaaabbbbcccc000000000001"
     custody_there = _replica(custody_here, s.region)
-    kms_settings = {"issuer": ISSUER, "algorithm": "ES256", "key_custody": "kms", "kms_stack_tag": p.stack, "kms_rotate_role_arn": rotate}
-    replica_policy = json.loads(key_policy(Settings.from_mapping({**kms_settings, "kms_sign_role_arn": s_sign}), "ES256", signer=True))
-    primary_policy = json.loads(key_policy(Settings.from_mapping({**kms_settings, "kms_sign_role_arn": sign}), "ES256", signer=True))
+    kms_settings = Settings.from_mapping({
+        "issuer": ISSUER, "algorithm": "ES256", "key_custody": "kms", "kms_stack_tag": p.stack, "kms_rotate_role_arn": rotate,
+        "kms_sign_role_arn": sign, "primary_region": p.region, "regions": f"{p.region},{s.region}", "signing_secret_id": "view"})
+    replica_policy = json.loads(key_policy(kms_settings, "ES256", signer=True, region=s.region))
+    primary_policy = json.loads(key_policy(kms_settings, "ES256", signer=True))
+    named_like_the_stack = f"arn:aws:iam::{p.account}:role/{p.stack}-not-a-stack-role"
     delegating = {"Version": "2012-10-17", "Statement": [{"Sid": "Enable IAM User Permissions", "Effect": "Allow",
                   "Principal": {"AWS": f"arn:aws:iam::{p.account}:root"}, "Action": "kms:*", "Resource": "*"}]}
     foreign_there = f"arn:aws:kms:{s.region}:{p.account}:key/00000000-dddd-eeee-ffff-000000000009"
@@ -114,7 +117,7 @@ def region_rows(pair: RegionPair) -> list[tuple[str, Row]]:
         Row(c("writer-lists-second-origin", rotate, "s3:ListBucket", f"arn:aws:s3:::{second}", at(s.region)), "allow",
             "the writer seeing a document missing at the second origin (404, not 403)", "rotate"),
         Row(c("writer-puts-second-origin-record", rotate, "s3:PutObject", f"arn:aws:s3:::{second}/revocations/revoked-kids.json",
-              at(s.region)), "allow", "the writer keeping the revocation record the secondary's signer reads", "rotate"),
+              at(s.region)), "deny", "the writer writing a revocation record at the second origin (the primary's is the one)", "rotate"),
         Row(c("writer-puts-second-origin-other", rotate, "s3:PutObject", f"arn:aws:s3:::{second}/state/last-tick.json", at(s.region)),
             "deny", "the writer writing anything else in the second origin", "rotate"),
         Row(c("writer-deletes-second-origin-jwks", rotate, "s3:DeleteObject", f"arn:aws:s3:::{second}/.well-known/jwks.json",
@@ -156,6 +159,8 @@ def region_rows(pair: RegionPair) -> list[tuple[str, Row]]:
             "deny", "the writer signing with a replica key", "rotate"),
         Row(c("signer-signs-with-primary-key", sign, "kms:Sign", custody_here, at(p.region, {**tag, **signs}), resource_policy=primary_policy),
             "allow", "the primary's signer signing with the active key in its region", "sign"),
+        Row(c("signer-signs-with-replica", sign, "kms:Sign", custody_there, at(s.region, {**tag, **signs}), resource_policy=replica_policy),
+            "deny", "the primary's signer signing with the secondary region's replica", "sign"),
         # nobody else reads a replica
         Row(c("admin-reads-keyring-replica", OTHER_ROLE, "secretsmanager:GetSecretValue", keyring_there, at(s.region, current),
               identity=ADMINISTRATOR), "deny", "another principal (AdministratorAccess) reading the keyring replica", "some-admin"),
@@ -214,6 +219,12 @@ def region_rows(pair: RegionPair) -> list[tuple[str, Row]]:
         Row(_case(policies, p, "other-distribution-reads-second-origin", None, "s3:GetObject", f"arn:aws:s3:::{second}/.well-known/jwks.json",
                   {"aws:SourceArn": f"arn:aws:cloudfront::{p.account}:distribution/EOTHERDIST1234"}, principal="cloudfront.amazonaws.com",
                   identity=[]), "deny", "another distribution reading the second origin", "cloudfront"),
+        Row(c("admin-signs-with-replica", OTHER_ROLE, "kms:Sign", custody_there, at(s.region, {**tag, **signs}), identity=ADMINISTRATOR,
+              resource_policy=replica_policy), "deny", "another principal (AdministratorAccess) signing with a replica key", "some-admin"),
+        Row(c("stack-named-admin-signs-with-replica", named_like_the_stack, "kms:Sign", custody_there, at(s.region, {**tag, **signs}),
+              identity=ADMINISTRATOR, resource_policy=replica_policy), "allow",
+            "KNOWN EXPOSURE: a role named <stack>-* with kms:Sign in its IAM policy signing with a replica (the replica's "
+            "policy names the account narrowed to role/<stack>-*: the writer does not know the secondary's sign role)", "some-admin"),
         Row(c("admin-reads-signing-replica", OTHER_ROLE, "secretsmanager:GetSecretValue", signing_there, at(s.region, current),
               identity=ADMINISTRATOR), "deny", "another principal (AdministratorAccess) reading the signing view replica", "some-admin"),
         Row(c("admin-decrypts-with-secondary-key", OTHER_ROLE, "kms:Decrypt", key_there, via(s.region, signing_there), identity=ADMINISTRATOR),

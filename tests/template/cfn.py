@@ -119,10 +119,10 @@ class Rendering:
 
     def condition(self, name: str) -> bool:
         if name not in self._conditions:
-            self._conditions[name] = bool(self._value(self.template["Conditions"][name]))
+            self._conditions[name] = bool(self.evaluate(self.template["Conditions"][name]))
         return self._conditions[name]
 
-    def _value(self, node: Any) -> Any:
+    def evaluate(self, node: Any) -> Any:
         """A condition's operand, fully evaluated (parameters and pseudo parameters only)."""
         if not isinstance(node, dict):
             return node
@@ -132,21 +132,21 @@ class Rendering:
         if key == "Condition":
             return self.condition(arg)
         if key == "Fn::Equals":
-            return str(self._value(arg[0])) == str(self._value(arg[1]))
+            return str(self.evaluate(arg[0])) == str(self.evaluate(arg[1]))
         if key == "Fn::Not":
-            return not self._value(arg[0])
+            return not self.evaluate(arg[0])
         if key == "Fn::And":
-            return all(self._value(a) for a in arg)
+            return all(self.evaluate(a) for a in arg)
         if key == "Fn::Or":
-            return any(self._value(a) for a in arg)
+            return any(self.evaluate(a) for a in arg)
         if key == "Fn::Select":
-            return self._value(arg[1])[int(arg[0])]
+            return self.evaluate(arg[1])[int(arg[0])]
         if key == "Fn::Split":
-            return str(self._value(arg[1])).split(arg[0])
+            return str(self.evaluate(arg[1])).split(arg[0])
         if key == "Fn::Join":
-            return arg[0].join(str(self._value(a)) for a in arg[1])
+            return arg[0].join(str(self.evaluate(a)) for a in arg[1])
         if key == "Fn::Sub" and isinstance(arg, str):
-            return re.sub(r"\$\{([^}]+)\}", lambda m: str(self._value({"Ref": m.group(1)})), arg)
+            return re.sub(r"\$\{([^}]+)\}", lambda m: str(self.evaluate({"Ref": m.group(1)})), arg)
         raise ValueError(f"not evaluable in a condition: {node}")
 
     def render(self, node: Any) -> Any:

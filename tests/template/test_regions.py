@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from jwks_rotator.adapters.sdk.observability import NAMESPACE
 from tests.template.cfn import Rendering, as_list, policy_statements
 
 ACCOUNT = "123456789012"
@@ -57,7 +58,7 @@ def resolved_sub(rendering: Rendering, value: Any) -> str:
     """A ``Sub`` whose variables are evaluable (parameters, Select/Split of them) as its text, pseudo parameters kept."""
     text, variables = value["Fn::Sub"] if isinstance(value["Fn::Sub"], list) else (value["Fn::Sub"], {})
     for name, variable in variables.items():
-        text = text.replace("${" + name + "}", str(rendering._value(variable)))
+        text = text.replace("${" + name + "}", str(rendering.evaluate(variable)))
     return str(text)
 
 
@@ -173,7 +174,7 @@ def test_the_primary_replicates_both_secrets_to_every_region_but_itself(template
     resources = stack.resources
     for secret in ("KeyringSecret", "SigningKeySecret"):
         replicas = resources[secret]["Properties"]["ReplicaRegions"]
-        assert [stack._value(r["Region"]) for r in replicas] == [r for r in regions.split(",") if r != "us-east-1"]
+        assert [stack.evaluate(r["Region"]) for r in replicas] == [r for r in regions.split(",") if r != "us-east-1"]
         assert all(r["KmsKeyId"] == {"Fn::Sub": "alias/${AWS::StackName}-keyring"} for r in replicas)
     assert resources["RotateFunction"]["Properties"]["Events"]["Tick"]["Properties"]["State"] == "ENABLED"
 
@@ -204,8 +205,7 @@ def test_the_primary_writer_may_reach_every_region_and_the_second_origin_by_name
     rotate = statements_by_sid(stack.resources, "RotateFunction")
     assert [r["Fn::Sub"] for r in rotate["WriteTheSecondOrigin"]["Resource"]] == [
         "arn:${AWS::Partition}:s3:::${SecondOriginBucket}/.well-known/jwks.json",
-        "arn:${AWS::Partition}:s3:::${SecondOriginBucket}/.well-known/openid-configuration",
-        "arn:${AWS::Partition}:s3:::${SecondOriginBucket}/revocations/revoked-kids.json"]
+        "arn:${AWS::Partition}:s3:::${SecondOriginBucket}/.well-known/openid-configuration"]
     assert "ReadEveryRegionsReplicas" not in rotate  # the replicas are granted on themselves: their policies are replicated
     assert rotate["KeepTheRevocationList"]["Resource"] == {
         "Fn::Sub": "arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:parameter/jwks-rotator/${AWS::StackName}/revoked-kids"}
@@ -237,6 +237,7 @@ def test_the_revocation_reach_alarm_watches_every_region_in_the_rotation_namespa
     for stack in (primary(template), secondary(template), Rendering(template)):
         alarm = stack.resources["RevocationReachAlarm"]["Properties"]
         namespace = stack.resources["StaleActiveKeyAlarm"]["Properties"]["Namespace"]
+        assert namespace == NAMESPACE  # where the writer's Metrics put RevocationReach (adapters/sdk/rotation_metrics.py)
         (query,) = alarm["Metrics"]
         assert query["Expression"] == f"SELECT MAX(RevocationReach) FROM {namespace}" and query["ReturnData"] is True
         assert alarm["Threshold"] == {"Ref": "RevocationReachAlarmThreshold"}
