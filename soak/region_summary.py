@@ -28,6 +28,11 @@ from .summary import lost_keys
 MIN_AVAILABILITY = 0.95
 """A surviving region's plain callers, and the regional client, get a token for at least this share of calls in an outage."""
 OUTAGES = (SECONDARY_OUTAGE, PRIMARY_OUTAGE)
+DEPLOYMENT_NAMES = frozenset({
+    "algorithm", "keyring-secret-id", "signing-secret-id", "jwks-bucket", "distribution-id", "revocation-parameter",
+    "issuance-policy-file", "kms-stack-tag", "kms-sign-role-arn", "kms-rotate-role-arn", "second-origin-bucket", "operator-roles",
+})  # fmt: skip
+"""Settings that name one deployment's resources (left out of the result file: they change with every run)."""
 
 
 def _round(value: float | None, digits: int = 2) -> float | None:
@@ -318,8 +323,62 @@ def _availability(share: Mapping[str, Any]) -> str:
     return f"{share['availability']:.1%} ({share['tokens']}/{share['calls']})"
 
 
+def _spread(values: Sequence[float | None]) -> str:
+    """min / median / max of the known values (and how many are unknown)."""
+    known = sorted(v for v in values if v is not None)
+    missing = len(values) - len(known)
+    if not known:
+        return "none" if not values else f"not reached ({missing})"
+    text = f"{known[0]:g} / {known[len(known) // 2]:g} / {known[-1]:g}"
+    return text + (f" ({missing} not reached)" if missing else "")
+
+
+def total_rows(s: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Per kind of episode, over every one of that kind: availability at its worst, times as min / median / max."""
+    out: list[tuple[str, str]] = []
+    regions = s["regions"]
+    for kind in dict.fromkeys(e["kind"] for e in s["episodes"]):
+        group = [e for e in s["episodes"] if e["kind"] == kind]
+        label = f"{kind}{' of ' + group[0]['region'] if group[0]['region'] else ''} (x{len(group)})"
+        worst = {r: min((e["signclient_by_region"][r]["availability"] for e in group if e["signclient_by_region"][r]["calls"]), default=None)
+                 for r in regions}
+        out.append((f"{label}: SignClient availability by region, lowest", _fmt({r: "no calls" if v is None else f"{v:.1%}" for r, v in worst.items()})))
+        regional = min((e["regional"]["availability"] for e in group if e["regional"]["calls"]), default=None)
+        out.append((f"{label}: RegionalSignClient availability, lowest", "no calls" if regional is None else f"{regional:.1%}"))
+        out.append((f"{label}: origins agree again after (s, min / median / max)", _spread([e["origins_converged_s"] for e in group])))
+        out.append((f"{label}: replicas agree again after (s, min / median / max)", _spread([e["replicas_converged_s"] for e in group])))
+        if kind == REVOCATION:
+            for r in regions:
+                reach = [e.get("reach_by_region", {}).get(r, {}).get("reach_s") for e in group]
+                bound = [e.get("reach_bound_s", {}).get(r) for e in group]
+                view = [e.get("view_dropped_kid_s", {}).get(r) for e in group]
+                out.append((f"{label}: reach in {r} (s from the revoke call's start, min / median / max)",
+                            f"{_spread(reach)}; bound signer-cache-ttl + lag: {_spread(bound)}"))
+                out.append((f"{label}: {r}'s view dropped the kid after (s); its signer stopped after that (s)",
+                            f"{_spread(view)}; {_spread([_minus(a, b) for a, b in zip(reach, view, strict=True)])}"))
+            out.append((f"{label}: revoke call (s)", _spread([e.get("revoke_call_s") for e in group])))
+        if kind == ROTATE_NOW:
+            out += [
+                (f"{label}: new kid first signed in {r} after (s)", _spread([e.get("new_kid_signed_after_s", {}).get(r) for e in group]))
+                for r in regions
+            ]
+        if kind == REPLICA_LAG:
+            out.append((f"{label}: largest keyring generation gap", _spread([e.get("generation_gap") for e in group])))
+    return out
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 3)
+
+
 def rows(s: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(metric, value) pairs of one run."""
+    """(metric, value) pairs of one run: the run, each kind of episode in total, then each episode."""
+    return run_rows(s) + total_rows(s) + episode_rows(s)
+
+
+def run_rows(s: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(metric, value) pairs of the run as a whole."""
+    final = s["final_convergence"]
     out = [
         ("traffic / wall time (s)", f"{s['traffic_seconds']:.0f} / {s['wall_seconds']:.0f}"),
         ("tokens issued, by the region that signed", f"{s['tokens_issued']}: " + _fmt(s["tokens_by_region"])),
@@ -341,7 +400,15 @@ def rows(s: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("lost keys / tokens signed before their kid was served", f"{_fmt(s['lost_keys'])} / {_fmt(s['signed_before_served'])}"),
         ("a rotate-now key's tokens signed before the edge served it (its window)", _fmt(s["rotate_now_signed_before_served"])),
         ("JWKS samples through the edge (errors); region state samples", f"{s['jwks_samples']} ({_fmt(s['jwks_sample_errors'])}); {s['region_state_samples']}"),
+        ("after the drain: origins / replicas agree (s)", f"{final['origins_s']} / {final['replicas_s']}"),
+        ("edge", _fmt(s["edge"])),
     ]
+    return out
+
+
+def episode_rows(s: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(metric, value) pairs of each episode in turn."""
+    out: list[tuple[str, str]] = []
     for e in s["episodes"]:
         name = f"{e['kind']}{' of ' + e['region'] if e['kind'] in OUTAGES or e['kind'] == REPLICA_LAG else ''} ({e['seconds']} s)"
         out.append((f"{name}: SignClient availability by region", ", ".join(f"{r}: {_availability(v)}" for r, v in e["signclient_by_region"].items())))
@@ -364,11 +431,6 @@ def rows(s: Mapping[str, Any]) -> list[tuple[str, str]]:
                         f"{e['edge_jwks_dropped_kid_s']}; {_fmt(e['caller_tokens_with_revoked_kid_after_revoke'])}"))
         if e["kind"] == REPLICA_LAG:
             out.append((f"{name}: kids signed by region (largest generation gap)", f"{_fmt(e['kids_signed_by_region'])} ({e['generation_gap']})"))
-    final = s["final_convergence"]
-    out += [
-        ("after the drain: origins / replicas agree (s)", f"{final['origins_s']} / {final['replicas_s']}"),
-        ("edge", _fmt(s["edge"])),
-    ]
     return out
 
 
@@ -391,7 +453,7 @@ def as_markdown(summaries: Sequence[Mapping[str, Any]], command: str, load: str)
     """The committed result of a long run (one table per algorithm: the episodes make the rows differ)."""
     env = environment()
     first = summaries[0]
-    settings = {k: v for k, v in first["settings"].items() if k not in ("algorithm", "keyring-secret-id", "jwks-bucket", "distribution-id")}
+    settings = {k: v for k, v in first["settings"].items() if k not in DEPLOYMENT_NAMES}
     out = [
         "# Soak in two regions: signing through outages, rotate-now, a revocation and replica lag",
         "",
@@ -413,7 +475,10 @@ def as_markdown(summaries: Sequence[Mapping[str, Any]], command: str, load: str)
     ]
     for s in summaries:
         out += [f"## {s['algorithm']}", "", "| metric | value |", "|---|---|"]
-        out += [f"| {name} | {value.replace('|', '/')} |" for name, value in rows(s)]
+        out += [f"| {name} | {value.replace('|', '/')} |" for name, value in run_rows(s) + total_rows(s)]
         out += ["", "Checks: " + "; ".join(f"{'PASS' if ok else 'FAIL'} {name}" for name, ok in s["checks"].items()), ""]
+        out += [f"### {s['algorithm']}: each episode", "", "| episode | value |", "|---|---|"]
+        out += [f"| {name} | {value.replace('|', '/')} |" for name, value in episode_rows(s)]
+        out.append("")
     return "\n".join(out)
 
