@@ -26,7 +26,7 @@ from soak.region_episodes import (
     stopped_at,
 )
 from soak.region_state import RegionState
-from soak.region_summary import as_text, in_rotate_now_window, served_before_issue, set_aside, view_dropped
+from soak.region_summary import as_markdown, as_text, in_rotate_now_window, served_before_issue, set_aside, view_dropped
 from soak.regions import RegionsConfig, regions_soak_defaults, run_regions_soak
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
@@ -63,6 +63,8 @@ def test_two_regions_sign_through_outages_and_converge_after_each(node_ready: No
     for episode in summary["episodes"]:
         assert episode["origins_converged_s"] is not None and episode["replicas_converged_s"] is not None, report
     assert all(summary["checks"].values()), report
+    markdown = as_markdown([summary], "python -m soak --regions us-east-1,eu-west-1", "?")
+    assert "Result: **PASS**" in markdown and "revocation (x1): reach in eu-west-1" in markdown, markdown
 
 
 # --- the analysis itself ---------------------------------------------------------------------------
