@@ -47,6 +47,7 @@ class Episode:
     region: str
     start: float
     end: float = 0.0
+    fault_end: float = 0.0  # when the fault began to be lifted (0: at ``end``); a call counts in the episode if it ended before
     origins_converged: float | None = None
     replicas_converged: float | None = None
     diverged: dict[str, bool] = field(default_factory=dict)
@@ -226,22 +227,24 @@ class RegionConductor:
         episode.diverged = self.states.diverged_between(episode.start, episode.end)
 
     def outage(self, kind: str, region: str) -> Episode:
-        episode = Episode(kind, region, time.time())
         self.cloud.region_outage(region)
+        episode = Episode(kind, region, time.time())  # from here every call and invoke there fails
         try:
             self.sleep(self.times.outage_seconds)
         finally:
+            episode.fault_end = time.time()
             self.cloud.clear_outage(region)
             episode.end = time.time()
         return episode
 
     def replica_lag(self) -> Episode:
         region = self.secondary
-        episode = Episode(REPLICA_LAG, region, time.time(), detail={"lag_s": self.times.lag_seconds})
         self.cloud.set_replica_lag(region, self.times.lag_seconds)
+        episode = Episode(REPLICA_LAG, region, time.time(), detail={"lag_s": self.times.lag_seconds})
         try:
             self.sleep(self.times.lag_episode_seconds)
         finally:
+            episode.fault_end = time.time()
             self.cloud.set_replica_lag(region, 0)
             episode.end = time.time()
         episode.detail["generation_gap"] = self.states.generation_gap(episode.start, episode.end)

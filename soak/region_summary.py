@@ -122,7 +122,8 @@ def episode_figures(
     states: Sequence[RegionState] = (),
 ) -> dict[str, Any]:
     """One episode's availability (plain callers per region, regional callers overall) and convergence after it."""
-    window = [c for c in seen.calls if episode.start <= c.start <= episode.end]
+    last = episode.fault_end or episode.end  # a call counts if it began and ended within the fault (a call across its end does not)
+    window = [c for c in seen.calls if c.start >= episode.start and c.end <= last]
     plain = {region: _share([c for c in window if c.client == PLAIN and c.home == region]) for region in regions}
     regional = [c for c in window if c.client == REGIONAL]
     figures: dict[str, Any] = {
@@ -469,7 +470,7 @@ def as_markdown(summaries: Sequence[Mapping[str, Any]], command: str, load: str)
          "caches as in the one-region soak (benchmarks/SOAK.md)."),
         ("- Episodes in turn: an outage of the secondary, then of the primary (every AWS call and invoke of the region fails; "
          "longer than a rotation period), `rotate-now` and `revoke` of the active kid (the rotate function's operator operations), "
-         "and replica lag in the secondary. Availability counts calls begun during the episode. Convergence is read from moto "
+         "and replica lag in the secondary. Availability counts the calls begun and ended within the episode (within the fault, for an outage or lag). Convergence is read from moto "
          "directly (the outage is at the AWS endpoint, so moto's replication goes on during it; real lag is only measured in AWS)."),
         "",
     ]
