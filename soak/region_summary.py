@@ -470,8 +470,9 @@ def as_markdown(summaries: Sequence[Mapping[str, Any]], command: str, load: str)
          "caches as in the one-region soak (benchmarks/SOAK.md)."),
         ("- Episodes in turn: an outage of the secondary, then of the primary (every AWS call and invoke of the region fails; "
          "longer than a rotation period), `rotate-now` and `revoke` of the active kid (the rotate function's operator operations), "
-         "and replica lag in the secondary. Availability counts the calls begun and ended within the episode (within the fault, for an outage or lag). Convergence is read from moto "
-         "directly (the outage is at the AWS endpoint, so moto's replication goes on during it; real lag is only measured in AWS)."),
+         "and replica lag in the secondary. Availability counts the calls begun and ended within the episode (within the fault, "
+         "for an outage or lag). Convergence is read from moto directly (the outage is at the AWS endpoint, so moto's replication "
+         "goes on during it; real lag is only measured in AWS)."),
         "",
     ]
     for s in summaries:
