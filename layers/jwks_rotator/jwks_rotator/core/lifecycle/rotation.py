@@ -25,6 +25,7 @@ from jwks_rotator.core.errors import (
     KeyringConflictError,
     PublicationSupersededError,
     UnsafeDocumentError,
+    WriterSupersededError,
 )
 from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.keys.records import KeyRecord
@@ -34,6 +35,7 @@ from jwks_rotator.core.lifecycle.keygen import generate_key
 from jwks_rotator.core.lifecycle.kms_custody import KmsCustodian, require_kms_settings
 from jwks_rotator.core.lifecycle.replicas import hold_deletions, record_views_left, replicated_everywhere
 from jwks_rotator.core.lifecycle.rules import KeyFactory, LifecycleChange, Plan, reconcile, record_publication, revoke, rotate_now
+from jwks_rotator.core.lifecycle.writer import check_not_superseded
 from jwks_rotator.core.ports import (
     KeyringReplicas,
     KeyringStore,
@@ -42,6 +44,7 @@ from jwks_rotator.core.ports import (
     RevocationList,
     SigningViewReplicas,
     TickLedger,
+    WriterMarks,
 )
 from jwks_rotator.core.settings import Settings
 
@@ -113,6 +116,8 @@ class RotationService:
         ticks: TickLedger | None = None,
         replicas: KeyringReplicas | None = None,
         signing_views: SigningViewReplicas | None = None,
+        region: str = "",
+        writer_marks: WriterMarks | None = None,
     ) -> None:
         settings.require("issuer")
         require_kms_settings(settings)
@@ -138,10 +143,34 @@ class RotationService:
         self._ticks = ticks
         self._replicas = replicas
         self._views = signing_views
+        self._region = region
+        self._writer_marks = writer_marks
+        self._superseded = False
 
     @property
     def settings(self) -> Settings:
         return self._settings
+
+    @property
+    def region(self) -> str:
+        """The region this writer runs in ("" when not told: one region)."""
+        return self._region
+
+    def fence(self, keyring: Keyring) -> None:
+        """Raise :class:`WriterSupersededError` (and log it for the alarm) when another region took over as the writer.
+
+        Read-only: the keyring's own marker, then the marks of the other regions' keyring secrets and of the origins.
+        """
+        if self._writer_marks is None and not keyring.primary_region:
+            return
+        marks = self._writer_marks.marks() if self._writer_marks is not None else {}
+        try:
+            check_not_superseded(self._region, keyring.generation, keyring.primary_region, marks)
+        except WriterSupersededError as error:
+            self._superseded = True
+            self._log.error("writer superseded: this region writes nothing", extra={"reason": error.code, "region": self._region,
+                                                                                  "generation": keyring.generation})
+            raise
 
     def tick(self, *, coalesce: bool = False) -> RunReport:
         """The scheduled step: apply due transitions, publish, record the publication.
@@ -188,6 +217,7 @@ class RotationService:
     def _run(self, operation: Callable[[Keyring, datetime], Plan] | None, *, accept_restore: bool = False) -> RunReport:
         report = RunReport()
         self._seen = {}
+        self._superseded = False
         if self._custodian is not None:
             self._custodian.touched = False
         pending: list[Callable[[Keyring, datetime], Plan]] = [operation] if operation is not None else []
@@ -212,7 +242,10 @@ class RotationService:
         """Bring KMS in line with the stored keyring, whatever happened before (the run may have failed after a write).
 
         A run that failed keeps its own exception: a failure here is then only logged (the next run settles again).
+        A superseded writer touches nothing, KMS included.
         """
+        if self._superseded:
+            return
         try:
             self._settle()
             self._sweep()
@@ -244,6 +277,7 @@ class RotationService:
         a conflict later in the round must not apply it twice (a second revoke would find no kid)."""
         loaded = self._store.load()
         keyring, version = loaded.keyring, loaded.version_id
+        self.fence(keyring)  # before any write: a superseded writer writes nothing
         self._seen.update((k.kms_key_arn, k) for k in keyring.keys if k.kms_key_arn is not None)
         check_clock(keyring, self._settings, self._clock())  # before any write
         progressed = False
