@@ -152,9 +152,10 @@ class Promotion:
             self._log.warning("old primary unreachable: promoting", extra={"reason": answer.reason or "unreachable", "region": old})
             return "unreachable"
         if answer.keyring_marker != self._region:
+            answered = f" (its keyring secret answered {answer.reason})" if answer.reason else ""
             raise OldPrimaryActiveError(
-                f"the old primary {old} answers and has not stepped down in favour of {self._region}: run step-down there "
-                f"first (the CLI's promote does), or wait until it is unreachable"
+                f"the old primary {old} answers{answered} and has not stepped down in favour of {self._region}: run step-down "
+                "there first (the CLI's promote does), or wait until it is unreachable"
             )
         if answer.generation is not None and replica < answer.generation:
             raise ReplicaBehindPrimaryError(

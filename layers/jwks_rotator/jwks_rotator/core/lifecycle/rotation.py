@@ -33,6 +33,7 @@ from jwks_rotator.core.lifecycle.bounds import check_clock
 from jwks_rotator.core.lifecycle.documents import PublicDocuments, build_documents
 from jwks_rotator.core.lifecycle.keygen import generate_key
 from jwks_rotator.core.lifecycle.kms_custody import KmsCustodian, require_kms_settings
+from jwks_rotator.core.lifecycle.promote import StepDownReport, step_down
 from jwks_rotator.core.lifecycle.replicas import hold_deletions, record_views_left, replicated_everywhere
 from jwks_rotator.core.lifecycle.rules import KeyFactory, LifecycleChange, Plan, reconcile, record_publication, revoke, rotate_now
 from jwks_rotator.core.lifecycle.writer import check_not_superseded
@@ -213,6 +214,12 @@ class RotationService:
         stop verifying. Only an operator can decide that.
         """
         return self._run(None, accept_restore=accept_restore)
+
+    def step_down(self, target: str) -> StepDownReport:
+        """Name ``target`` as the writer in this keyring: from then on this region writes nothing (see core.lifecycle.promote)."""
+        marks = self._writer_marks.marks() if self._writer_marks is not None else {}
+        return step_down(self._store, own_region=self._region, settings_primary=self._settings.primary_region, target=target,
+                         regions=self._settings.regions, marks=marks, logger=self._log)
 
     def _run(self, operation: Callable[[Keyring, datetime], Plan] | None, *, accept_restore: bool = False) -> RunReport:
         report = RunReport()
