@@ -265,7 +265,7 @@ def promote(obj: CliContext, /, region: str, yes: bool, no_step_down: bool, **op
         return
     state = {"unreachable": "unreachable", "stepped_down": "stepped down"}.get(str(summary.get("old_primary_state")), "?")
     out.print(f"promoted {region}: the writer now, in place of {summary.get('old_primary')} ({state}); keyring generation {generation}")
-    if summary.get("published"):
+    if not summary.get("publish_error"):
         print_summary(summary, nothing="documents already up to date")
     else:
         out.print(f"[yellow]the first publication failed ({summary.get('publish_error')}): run "

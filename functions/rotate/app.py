@@ -86,8 +86,7 @@ def _handover(admission: Admission, command: RotateCommand) -> dict[str, Any]:
             answer: dict[str, Any] = {**done.summary, "operation": "promote", "region": done.region, "old_primary": done.old_primary,
                                       "old_primary_state": done.old_primary_state, "already_primary": done.already_primary,
                                       "generation": done.generation, "replica_generation": done.replica_generation,
-                                      "origin_generation": done.origin_generation, "published": done.published,
-                                      "publish_error": done.publish_error}
+                                      "origin_generation": done.origin_generation, "publish_error": done.publish_error}
         else:
             stepped = _get_service().step_down(command.region)
             old, new, generation = stepped.region, stepped.new_primary, stepped.generation
