@@ -22,6 +22,7 @@ BASE = {
     "primary_region": A, "regions": f"{A},{B}",
 }
 SETTINGS = Settings.from_mapping(BASE)
+DOWN = PrimaryAnswer(False, reason="ServiceUnavailable")
 
 
 class Replica:
@@ -59,7 +60,7 @@ class Probe:
 class Target:
     """eu-west-1: its keyring replica (generation 40), signing view replica, two origins, the old primary's probe."""
 
-    def __init__(self, *, answer: PrimaryAnswer = PrimaryAnswer(False, reason="ServiceUnavailable"), origin_generation: int = 38,
+    def __init__(self, *, answer: PrimaryAnswer = DOWN, origin_generation: int = 38,
                  settings: Settings = SETTINGS, region: str = B) -> None:
         self.clock = FakeClock(START)
         self.store = InMemoryKeyringStore()
