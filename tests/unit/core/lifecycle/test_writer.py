@@ -155,3 +155,39 @@ def test_step_down_is_refused_by_a_region_that_is_not_the_writer() -> None:
         old.step_down(A)
     assert itself.value.code == "promote_wrong_region"
     assert store.load().keyring.generation == 7
+
+
+def test_step_down_needs_several_regions() -> None:
+    one = Settings.from_mapping({"issuer": "https://issuer.example.com", "algorithm": "ES256", "keyring_secret_id": "keyring"})
+    store = InMemoryKeyringStore()
+    with pytest.raises(PromoteRefusedError) as refused:
+        RotationService(store, S3Publisher(FakeS3(Faults(random.Random(0), {})), "bucket", one), one, region=A).step_down(B)
+    assert refused.value.code == "promote_unsupported" and store.load().keyring.primary_region is None
+
+
+def test_documents_of_a_writer_promoted_during_the_round_put_no_restore_hold() -> None:
+    """The fence passed at the round's start; the new writer published before this round's publication: no hold."""
+    world = World()
+    world.rotator.tick()
+    world.clock.advance(timedelta(minutes=5))
+    generation = world.store.load().keyring.generation
+
+    class PromotedMeanwhile(Marks):
+        def __init__(self, s3: FakeS3) -> None:
+            super().__init__()
+            self.s3, self.calls = s3, 0
+
+        def marks(self) -> Mapping[str, WriterMark | None]:
+            self.calls += 1
+            if self.calls == 1:  # the round's first fence: nothing yet; then the new writer publishes
+                for stored in self.s3.objects.values():
+                    stored["Metadata"] = {**stored["Metadata"], "keyring-generation": str(generation + 1000), "writer-region": B}
+                return {}
+            return {"s3://bucket": WriterMark(generation + 1000, B)}
+
+    world.marks = PromotedMeanwhile(world.s3)
+    world.rotator._writer_marks = world.marks  # the same service, told of the new writer's documents
+    before = world.state()
+    with pytest.raises(WriterSupersededError):
+        world.rotator.publish()
+    assert world.state()[:2] == before[:2] and not world.store.load().keyring.restore_hold

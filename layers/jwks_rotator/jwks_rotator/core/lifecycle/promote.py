@@ -194,7 +194,9 @@ def step_down(
     Allowed only where this region is the writer now, towards another region the stack lists. Idempotent.
     """
     log = logger or logging.getLogger("jwks_rotator")
-    if not own_region or target == own_region or (regions and target not in regions):
+    if not regions:
+        raise PromoteUnsupportedError("this stack runs in one region (regions is empty): there is no other writer to hand over to")
+    if not own_region or target == own_region or target not in regions:
         raise PromoteWrongRegionError(f"step-down names the region to hand over to: one of the stack's other regions, not {target}")
     for _ in range(MAX_ATTEMPTS):
         loaded = store.load()

@@ -312,6 +312,7 @@ class RotationService:
                                   generation=keyring.generation, accepted_generation=accepted_generation)
             forced = check.forced
         except KeyringBehindPublicationError:
+            self.fence(keyring)  # newer documents may be a writer promoted since this round began: then no hold either
             # Revoked keys leave the store even while publication waits; the hold keeps later rounds refusing.
             held = Plan(first.with_restore_hold(True), tuple(c for d in drops for c in d.changes), bookkeeping=True)
             self._sync_signing_view(held.keyring, committed=True)  # signs nothing: always written, first
