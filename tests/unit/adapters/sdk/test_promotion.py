@@ -103,5 +103,6 @@ def test_writer_marks_of_keyring_secrets_and_origins() -> None:
         ("b", S3({"Metadata": {"keyring-generation": "7"}}), "bucket-b"),
         ("c", S3(client_error("404", 404, "HeadObject")), "bucket-c"),
         ("d", S3(client_error("503", 503, "HeadObject")), "bucket-d"),
+        ("e", S3({"Metadata": {"keyring-generation": "9", "writer-region": "}{\n forged"}}), "bucket-e"),
     ]).marks()
-    assert origins == {"a": WriterMark(12, "eu-west-1"), "b": WriterMark(7), "c": WriterMark(0), "d": None}
+    assert origins == {"a": WriterMark(12, "eu-west-1"), "b": WriterMark(7), "c": WriterMark(0), "d": None, "e": WriterMark(9)}

@@ -15,6 +15,7 @@ Errors and logs name AWS error codes only, never a stored value.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -26,6 +27,8 @@ from jwks_rotator.core.errors import JwksRotatorError, StoreError
 from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.lifecycle.documents import JWKS_PATH
 from jwks_rotator.core.ports import PrimaryAnswer, WriterMark
+
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
 
 
 def secret_in_region(secret_id: str, region: str) -> str:
@@ -146,5 +149,6 @@ class S3OriginMarks:
             metadata = head.get("Metadata") or {}
             generation = str(metadata.get(GENERATION_METADATA, ""))
             writer = str(metadata.get(WRITER_METADATA, ""))
-            marks[name] = WriterMark(int(generation) if generation.isdigit() else 0, writer)
+            known = writer if _REGION.fullmatch(writer) else ""  # anything else is no region (and never reaches a message)
+            marks[name] = WriterMark(int(generation) if generation.isdigit() and len(generation) <= 20 else 0, known)
         return marks
