@@ -90,7 +90,7 @@ def _handover(admission: Admission, command: RotateCommand) -> dict[str, Any]:
         else:
             stepped = _get_service().step_down(command.region)
             old, new, generation = stepped.region, stepped.new_primary, stepped.generation
-            answer = {"operation": "step-down", "region": stepped.region, "new_primary": stepped.new_primary,
+            answer = {"operation": "step-down", "old_primary": stepped.region, "new_primary": stepped.new_primary,
                       "generation": stepped.generation, "already": stepped.already}
     except PromoteRefusedError as exc:
         return _refuse(admission, exc)

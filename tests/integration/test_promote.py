@@ -281,7 +281,7 @@ def test_promote_after_the_old_primary_stepped_down(stacks: Stacks, operator: Ca
     refused = stacks.secondary.invoke({"operation": "promote", "region": B}, operator)
     assert refused["error"] == "old_primary_not_stepped_down"  # it answers and still writes
     stepped = stacks.primary.invoke({"operation": "step-down", "region": B}, operator)
-    assert stepped["new_primary"] == B and not stepped["already"]
+    assert (stepped["old_primary"], stepped["new_primary"], stepped["already"]) == (A, B, False)
     assert stacks.keyring(A).primary_region == B == stacks.keyring(B).primary_region  # replicated to the target
     answer = stacks.secondary.invoke({"operation": "promote", "region": B}, operator)
     assert answer.get("error") is None and answer["old_primary_state"] == "stepped_down" and answer["generation"] > stepped["generation"]

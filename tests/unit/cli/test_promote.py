@@ -24,7 +24,7 @@ class Calls:
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
-    recorded = Calls({"promote": PROMOTED, "step-down": {"operation": "step-down", "region": A, "new_primary": B,
+    recorded = Calls({"promote": PROMOTED, "step-down": {"operation": "step-down", "old_primary": A, "new_primary": B,
                                                          "generation": 7, "already": False}})
 
     class FakeClient:

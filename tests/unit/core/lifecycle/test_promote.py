@@ -138,6 +138,7 @@ def test_promote_with_the_primary_unreachable_then_again_is_a_no_op() -> None:
     assert target.published == [report.generation] and report.published and report.summary["active_kid"] == "k"
     again = target.promotion.promote(B)
     assert again.already_primary and again.old_primary_state == "already_primary" and again.generation == report.generation
+    assert again.old_primary == A  # the stack as deployed still names it: the answer says which region to update
     assert target.published == [report.generation] and target.keyring_secret.stops == 1
 
 

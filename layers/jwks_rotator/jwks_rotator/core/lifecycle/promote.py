@@ -122,7 +122,8 @@ class Promotion:
         marker = loaded.keyring.primary_region
         if source is None and is_writer(self._region, self._settings.primary_region, marker):
             self._log.info("promote: this region already is the writer; nothing to do", extra={"reason": "already_primary"})
-            return PromoteReport(target, marker or self._settings.primary_region or None, "already_primary",
+            deployed = self._settings.primary_region
+            return PromoteReport(target, deployed if deployed and deployed != target else None, "already_primary",
                                  loaded.keyring.generation, already_primary=True, replica_generation=loaded.keyring.generation)
         old = source or marker or self._settings.primary_region
         if not old or old == self._region:
