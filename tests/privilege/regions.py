@@ -238,7 +238,11 @@ def region_rows(pair: RegionPair) -> list[tuple[str, Row]]:
               f"arn:aws:cloudfront::{p.account}:distribution/{distribution}", at(s.region)), "deny",
             "the secondary's rotate role invalidating the primary's distribution", "rotate@2"),
         Row(c("secondary-rotate-puts-primary-revocations", s_rotate, "ssm:PutParameter", f"arn:aws:ssm:{p.region}:{p.account}:{revocation}",
-              at(p.region)), "deny", "the secondary's rotate role writing the primary region's revocation list", "rotate@2"),
+              at(p.region)), "allow", "the secondary's rotate role writing the primary region's revocation list (the writer's, once "
+            "promoted; the primary's record guards every list)", "rotate@2"),
+        Row(c("secondary-rotate-puts-other-parameter-there", s_rotate, "ssm:PutParameter",
+              f"arn:aws:ssm:{p.region}:{p.account}:parameter/other-app/x", at(p.region)), "deny",
+            "the secondary's rotate role writing another parameter in the primary region", "rotate@2"),
         Row(c("secondary-rotate-replicates-key", s_rotate, "kms:ReplicateKey", custody_there,
               at(s.region, {**tag, "kms:ReplicaRegion": p.region}), resource_policy=delegating), "deny",
             "the secondary's rotate role replicating keys (only the primary's writer does)", "rotate@2"),
