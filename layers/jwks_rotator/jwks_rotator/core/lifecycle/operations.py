@@ -83,8 +83,8 @@ def run_command(service: RotationService, command: RotateCommand, *, coalesce_ti
     ``promote`` and ``step-down`` are not the rotation service's: the handler runs them (core.lifecycle.promote).
 
     ``coalesce_ticks``: the command came without a proof, so a tick right after a completed one is skipped.
-    Outside ``primary-region`` the service refuses each of these (``not_primary_region``; an unproven tick does
-    nothing): an operation meant to run there (``promote``) must not go through the service's write methods.
+    Outside the writer's region (``is_writer``) the service refuses each of these (``not_primary_region``; an unproven
+    tick does nothing): an operation meant to run there (``promote``) must not go through the service's write methods.
     """
     if command.operation == "rotate-now":
         return service.rotate_now()
