@@ -446,6 +446,9 @@ def render(results: dict[tuple[str, str], Samples], variants: list[Variant], ver
               "in the same rounds: min − min and median − median. CPU is the process's own (`time.process_time`, every "
               "thread: the background key read's client side included; the stand-ins run in another process); the network "
               "wait is the first invocation's wall time minus its CPU. Other columns are medians."), "",
+             ("A deployed function honours `STS_ENDPOINT_URL`, `STS_CA_BUNDLE` and a policy file outside its directory only "
+              "with the local stack's marker file, which `make build` leaves out; the benchmark therefore measures a copy of "
+              "the built artifact with that one file added (the code and its .pyc are the artifact's)."), "",
               "### Estimated first token and warm token on Lambda (estimate, not measured on Lambda)", "",
               ("From the medians above: INIT at a full core (Lambda is reported to give INIT more CPU than the invoke phase: "
                "not checked here), the invoke phase's CPU stretched by 1,769 MB / memory (Lambda's CPU share; at most one "

@@ -47,6 +47,8 @@ audit = AuditLog()
 
 _accepted: dict[tuple[str, str, str], frozenset[str]] = {}
 _counts: Counter[str] = Counter()
+# Issued tokens by (algorithm, profile): their two metric names are built when the counts are flushed, not per token.
+_issued: Counter[tuple[str, str | None]] = Counter()
 _counts_lock = threading.Lock()  # counts from invocations running at once on threads are neither lost nor flushed twice
 # A fork waits for a count or flush under way, and the copy starts with the lock free (no thread of the copy holds it).
 os.register_at_fork(before=_counts_lock.acquire, after_in_parent=_counts_lock.release, after_in_child=_counts_lock.release)
@@ -77,10 +79,10 @@ def _on_proof_event(event: str) -> None:
 
 def _on_decision(record: AuditRecord) -> None:
     audit.write(record)
+    issued = record.issued
     with _counts_lock:
-        if record.issued is not None:
-            _counts[f"TokensIssued_{record.issued.alg}"] += 1
-            _counts[f"IssuedByProfile_{record.profile}"] += 1
+        if issued is not None:
+            _issued[issued.alg, record.profile] += 1
             return
         _counts[f"Refusals_{record.error}"] += 1
         if record.profile is not None:
@@ -155,7 +157,7 @@ def _forget_process_state() -> None:
 
     Keys, verified proofs and refusals, the replay budget, every monotonic deadline (the key cache's, the proofs',
     the metrics interval), kept connections and the ``random`` module's state. Tokens' jti come from
-    ``secrets`` (the operating system's generator), never from state kept in the process.
+    ``os.urandom`` (the operating system's generator, as ``secrets``), never from state kept in the process.
     """
     global _last_flush
     service = _service
@@ -195,11 +197,15 @@ def _flush_metrics() -> None:
         return  # flushed within the interval (checked again under the lock): most tokens take no lock here
     with _counts_lock:
         now = time.monotonic()
-        if not _counts or 0 <= now - _last_flush < METRICS_FLUSH_SECONDS:
+        if not (_counts or _issued) or 0 <= now - _last_flush < METRICS_FLUSH_SECONDS:
             return
         _last_flush = now
+        for (alg, profile), value in _issued.items():
+            metrics.add_count(f"TokensIssued_{alg}", value)
+            metrics.add_count(f"IssuedByProfile_{profile}", value)
         for name, value in _counts.items():
             metrics.add_count(name, value)
+        _issued.clear()
         _counts.clear()
         metrics.flush_metrics()
 

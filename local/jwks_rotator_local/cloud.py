@@ -10,24 +10,31 @@ regions' deployments, then :meth:`LocalCloud.serve`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
+from jwks_rotator.core.errors import JwksRotatorError
 from jwks_rotator_cli.local_state import DEFAULT_REGION
 
 from .caller_roles import create_roles
 from .edge import EdgeOrigin, LocalEdge
 from .faults import RegionFaults
-from .front import AwsFront
+from .front import AwsFront, RequestHook
 from .replica_lag import ReplicaLag
 from .stack_env import DUMMY_CREDENTIALS
 from .sts_verifier import LocalStsVerifier
 
 EDGE_ORIGIN_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 1})
 """The edge's reads of a bucket: one attempt, short timeouts; a failed origin is CloudFront's cue to try the next one."""
+
+
+class LocalStackError(JwksRotatorError):
+    """The local stack could not start or a step of it failed."""
+
+    code = "local_stack_failed"
 
 
 class LocalCloud:
@@ -59,6 +66,7 @@ class LocalCloud:
         self._sts: LocalStsVerifier | None = None
         self._front: AwsFront | None = None
         self._edge: LocalEdge | None = None
+        self._recorders: list[RequestHook] = []
 
     # --- parts ---------------------------------------------------------------
     @property
@@ -93,8 +101,6 @@ class LocalCloud:
     # --- lifecycle -----------------------------------------------------------
     def bind(self, roles: list[str]) -> None:
         """Start moto and the STS, create the callers' ``roles``, open the front's and the edge's sockets."""
-        from .local_stack import start_moto  # the one place that starts moto and names a port it cannot bind
-
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request lines are noise here
         self._moto = start_moto(self._host, self._moto_port)
         host, port = self._moto.get_host_and_port()
@@ -111,6 +117,16 @@ class LocalCloud:
         )
         self._edge.bind()
 
+    def add_recorder(self, recorder: RequestHook) -> None:
+        """Tell ``recorder`` of every request at the one AWS endpoint (each region's stack keeps its own functions' calls)."""
+        if recorder not in self._recorders:
+            self._recorders.append(recorder)
+        self.front.recorder = self._record
+
+    def _record(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> None:
+        for recorder in list(self._recorders):
+            recorder(method, path, headers, body)
+
     def edge_origin(self, bucket: str, region: str) -> EdgeOrigin:
         """An origin of the edge: ``bucket`` read through the one AWS endpoint as ``region``, so that region's outage reaches it."""
         return EdgeOrigin(self.client("s3", region, endpoint=self.front.url, config=EDGE_ORIGIN_CONFIG), bucket, region)
@@ -119,7 +135,7 @@ class LocalCloud:
         """Route the region's Lambda API calls at the one AWS endpoint to ``url``."""
         front = self.front
         front.lambda_urls[region] = url
-        if not front.lambda_url:
+        if region == self.regions[0] or not front.lambda_url:  # the first region's, for a request no region routes
             front.lambda_url = url
 
     def serve(self) -> None:
@@ -142,3 +158,30 @@ class LocalCloud:
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
+
+
+def start_moto(host: str, port: int) -> Any:
+    """A started ``ThreadedMotoServer``; a port it cannot bind raises :class:`LocalStackError` naming it.
+
+    moto's own ``start()`` waits forever when werkzeug cannot bind (it exits the server thread instead of raising).
+    """
+    from moto.server import ThreadedMotoServer
+
+    from .moto_gaps import add_missing_calls
+
+    add_missing_calls()  # StopReplicationToReplica, for promote
+    failure: list[str] = []
+
+    class _Server(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            try:
+                super()._server_entry()
+            except (SystemExit, OSError) as exc:
+                failure.append(f"moto cannot listen on {host}:{port} ({type(exc).__name__}); pass --moto-port 0 for any free port")
+                self._server_ready_event.set()
+
+    server = _Server(ip_address=host, port=port, verbose=False)
+    server.start()
+    if failure:
+        raise LocalStackError(failure[0])
+    return server

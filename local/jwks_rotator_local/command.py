@@ -28,6 +28,7 @@ import click
 from rich.console import Console
 
 from jwks_rotator.core.durations import format_duration
+from jwks_rotator.core.errors import ConfigurationError
 from jwks_rotator.core.settings import SETTINGS
 from jwks_rotator_cli.context import CliContext, given_settings, settings_options
 from jwks_rotator_cli.local_state import DEMO_CALLER_ROLE, SIGN_FUNCTION, read_state_file
@@ -36,14 +37,17 @@ from jwks_rotator_cli.output import change_line, console
 from .caller_roles import DEMO_POLICY_FILE, profiles_of
 from .local_stack import LocalStack
 from .ports import LocalStartError, check_can_start, claim_state_file, port_problems, release_state_file
+from .regions import LocalRegions, parse_regions
 from .service_env import service_env_command
 from .stack_env import MANAGED_SETTINGS, POLICY_SETTING
 from .stack_outputs import DEFAULT_STACK_NAME
 
 PORT = click.IntRange(0, 65535)
 """A TCP port, 0 meaning any free one: out of range is a usage error naming the option, not a failed bind."""
-LOCAL_SETTINGS = tuple(spec for spec in SETTINGS if spec.attribute not in (*MANAGED_SETTINGS, POLICY_SETTING))
-"""The deployment settings ``local`` takes as options (the stack's own resources and policy file aside)."""
+REGION_SETTINGS = ("primary_region", "regions", "second_origin_bucket", "second_origin_region")
+"""Settings ``local --regions`` sets for each region's stack (the first region is the primary; the second holds the second origin)."""
+LOCAL_SETTINGS = tuple(spec for spec in SETTINGS if spec.attribute not in (*MANAGED_SETTINGS, POLICY_SETTING, *REGION_SETTINGS))
+"""The deployment settings ``local`` takes as options (the stack's own resources, policy file and regions aside)."""
 SETTING_GROUPS = (
     ("keys", ("algorithm", "rsa_key_size", "key_custody", "key_deletion_window", "kms_handover_wait", "kms_stack_tag",
               "kms_sign_role_arn", "kms_rotate_role_arn")),
@@ -94,13 +98,17 @@ def cli_path() -> str:
 
 
 @click.group("local", cls=LocalGroup, invoke_without_command=True)
-@settings_options(exclude=(*MANAGED_SETTINGS, POLICY_SETTING))
+@settings_options(exclude=(*MANAGED_SETTINGS, POLICY_SETTING, *REGION_SETTINGS))
 @click.option("--port", type=PORT, default=8080, show_default=True, help="Port of the edge serving the JWKS and discovery documents (0: any).")
 @click.option("--moto-port", type=PORT, default=5000, show_default=True, help="Port of the moto server standing in for AWS (0: any).")
 @click.option("--lambda-port", type=PORT, default=3001, show_default=True, help="Port of the Lambda Invoke API (0: any).")
 @click.option("--aws-port", type=PORT, default=4566, show_default=True, help="Port of the one AWS endpoint: the functions' Lambda API and moto (0: any).")
 @click.option("--sts-port", type=PORT, default=0, show_default=True, help="Port of the STS endpoint that checks caller proofs (0: any).")
 @click.option("--stack-name", default=DEFAULT_STACK_NAME, show_default=True, help="Name of the CloudFormation stack on the local moto.")
+@click.option(
+    "--regions", default=None, metavar="R1,R2",
+    help="Deploy into each of these regions of the one local cloud, the first the primary (docs/regions.md) [default: us-east-1 alone].",
+)
 @click.option(
     "--policy",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -119,6 +127,7 @@ def command(
     lambda_port: int,
     aws_port: int,
     stack_name: str,
+    regions: str | None,
     sts_port: int,
     policy: Path | None,
     duration: float | None,
@@ -130,6 +139,10 @@ def command(
     if ctx.invoked_subcommand is not None:
         return
     obj: CliContext = ctx.obj
+    try:
+        region_list = parse_regions(regions) if regions is not None else ()
+    except ConfigurationError as exc:
+        raise click.BadParameter(exc.message, param_hint="--regions") from None
     out = console()
     err = console(stderr=True)
     ports = {"--port": port, "--moto-port": moto_port, "--lambda-port": lambda_port, "--aws-port": aws_port, "--sts-port": sts_port}
@@ -138,34 +151,31 @@ def command(
     try:
 
         def on_report(summary: dict[str, Any]) -> None:
+            where = f"  in {summary['region']}" if summary.get("region") else ""  # several regions: whose rotate function ran
             for change in summary.get("changes", []):
-                out.print(change_line(change["change"], change["kid"], change["reason"]))
+                out.print(change_line(change["change"], change["kid"], change["reason"]) + where)
             for paths in summary.get("published", []):
                 if paths:
-                    out.print(f"[dim]{datetime.now():%H:%M:%S}  published {', '.join(paths)}[/dim]")
+                    out.print(f"[dim]{datetime.now():%H:%M:%S}  published {', '.join(paths)}{where}[/dim]")
 
         def on_error(message: str) -> None:
             err.print(f"[red]{datetime.now():%H:%M:%S}  {message}[/red]")
 
-        stack = LocalStack(
-            given_settings(values),
-            port=port,
-            moto_port=moto_port,
-            lambda_port=lambda_port,
-            sts_port=sts_port,
-            aws_port=aws_port,
-            stack_name=stack_name,
-            state_file=obj.state_file,
-            policy=policy,
-            edge_cache=edge_cache,
-            function_log_level="INFO" if verbose else "WARNING",
-            on_report=on_report,
-            on_error=on_error,
-        )
+        options: dict[str, Any] = {
+            "port": port, "moto_port": moto_port, "lambda_port": lambda_port, "sts_port": sts_port, "aws_port": aws_port,
+            "stack_name": stack_name, "state_file": obj.state_file, "policy": policy, "edge_cache": edge_cache,
+            "function_log_level": "INFO" if verbose else "WARNING", "on_report": on_report, "on_error": on_error,
+        }
+        stack: LocalStack | LocalRegions
+        if regions is None:
+            stack = LocalStack(given_settings(values), **options)
+        else:
+            stack = LocalRegions(region_list, given_settings(values), **options)
         stopping = threading.Event()
         previous = signal.signal(signal.SIGTERM, lambda *_: stopping.set())
         try:
-            err.print("[dim]starting moto, deploying template.yaml into it and running the first rotation (a few seconds)...[/dim]")
+            into = "into each region" if regions is not None else "into it"
+            err.print(f"[dim]starting moto, deploying template.yaml {into} and running the first rotation (a few seconds)...[/dim]")
             try:
                 stack.start()
             except OSError as exc:  # a port taken between the check and the bind: name it again
@@ -192,18 +202,28 @@ def command(
 command.add_command(service_env_command)
 
 
-def print_banner(out: Console, stack: LocalStack, state_file: str) -> None:
-    """Where everything serves, the settings, and how to sign a token from Python."""
+def print_banner(out: Console, stack: LocalStack | LocalRegions, state_file: str) -> None:
+    """Where everything serves, the settings, and how to sign a token from Python (several regions: each one's functions)."""
+    several = stack if isinstance(stack, LocalRegions) else None
+    stack = several.stack(several.primary) if several is not None else stack
+    assert isinstance(stack, LocalStack)
     s = stack.settings
-    out.print("[bold]jwks-rotator local stack[/bold] is serving")
+    out.print("[bold]jwks-rotator local stack[/bold] is serving" + (" in every region: each one signed a token" if several else ""))
+    if several is not None:
+        others = "".join(f", {region}" for region in several.secondaries)
+        out.print(f"  regions         {several.primary} (primary: the one writer){others}  (a stack in each, same name; one endpoint each below)")
     out.print(f"  JWKS URL        {stack.jwks_url}")
     out.print(f"  discovery       {stack.discovery_url}")
     out.print(f"  issuer          {stack.issuer}")
-    functions = ", ".join(f"{logical} = {stack.function_name(logical)}" for logical in stack.functions)
-    out.print(f"  Lambda endpoint {stack.lambda_endpoint}  (functions: {functions}; each answers to both names)")
-    out.print(f"  AWS endpoint    {stack.endpoint}  (every service, the functions' Lambda API included; moto at {stack.moto_endpoint}; state in {state_file})")
-    out.print(f"  stack           {stack.stack_name}")
-    out.print(f"  STS endpoint    {stack.sts_endpoint}  (checks caller proofs; moto's own STS does not)")
+    for region_stack in [several.stack(region) for region in several.regions] if several is not None else [stack]:
+        functions = ", ".join(f"{logical} = {region_stack.function_name(logical)}" for logical in region_stack.functions)
+        where = f"{region_stack.region}: " if several is not None else ""
+        out.print(f"  Lambda endpoint {region_stack.lambda_endpoint}  ({where}functions: {functions}; each answers to both names)")
+    every = "every region's services by the request's signature" if several is not None else "every service"
+    out.print(f"  AWS endpoint    {stack.endpoint}  ({every}, the functions' Lambda API included; moto at {stack.moto_endpoint}; state in {state_file})")
+    out.print(f"  stack           {stack.stack_name}" + ("  (in each region)" if several is not None else ""))
+    sts_note = "; a proof's scope picks the region, each region's signer takes only its own" if several is not None else ""
+    out.print(f"  STS endpoint    {stack.sts_endpoint}  (checks caller proofs; moto's own STS does not{sts_note})")
     profiles = ", ".join(profile.name for profile in stack.policy.profiles) or "none"
     policy_name = "demo policy" if stack.policy_file == DEMO_POLICY_FILE else "policy"
     out.print(f"  issuance policy {stack.policy_file}  ({policy_name}; profiles: {profiles})")
@@ -219,6 +239,9 @@ def print_banner(out: Console, stack: LocalStack, state_file: str) -> None:
     out.print(f"  operator        {operator} status")
     out.print(f"  sign            {operator} sign --sub alice --aud demo")
     out.print(f"  check           {operator} doctor")
+    if several is not None:
+        out.print(f"  other regions   add --region REGION to the commands above (e.g. {operator} --region {several.regions[-1]} status)")
+        out.print(f"  faults          {cli_path()} --endpoint-url {stack.endpoint} fault region-outage|clear REGION, fault replica-lag REGION SECONDS")
     out.print(f"  your service    eval \"$({cli_path()} local env)\"  (run in {os.getcwd()}: endpoints, sign function, demo caller credentials)")
     out.print("[yellow]  local state lives only in this process: keys, documents and the state file are gone when it stops[/yellow]")
     out.print("[dim]# sign a token from Python as the demo caller (jwks_rotator_client proves the caller's role):[/dim]")

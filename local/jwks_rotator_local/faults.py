@@ -87,11 +87,10 @@ class RegionFaults:
         rest = urlsplit(path).path[len(CONTROL_PREFIX) :].strip("/")
         if method == "GET" and rest == "":
             return _json(200, self.state())
-        kind, _, argument = rest.partition("/")
-        region, _, seconds = argument.partition("/")
-        if kind == "replica-lag" and self.replica_lag is not None and method == "PUT" and seconds:
-            return self._set_lag(region, seconds)
-        if kind != "region-outage" or method not in ("PUT", "DELETE") or seconds:
+        kind, _, region = rest.partition("/")
+        if kind == "replica-lag" and self.replica_lag is not None and method == "PUT" and "/" in region:
+            return self._set_lag(*region.split("/", 1))
+        if kind != "region-outage" or method not in ("PUT", "DELETE"):
             usage = "PUT or DELETE /_jwks-rotator/faults/region-outage/REGION; PUT /_jwks-rotator/faults/replica-lag/REGION/SECONDS"
             return _json(404, {"error": "unknown_fault", "message": usage})
         if not REGION_PATTERN.fullmatch(region):

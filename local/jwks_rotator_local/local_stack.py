@@ -11,7 +11,9 @@ Usable as a library (tests, the soak) and by ``jwks-rotator local`` (:mod:`.comm
 It deploys **template.yaml itself** into moto (:mod:`.template_stack`), runs each function in this process with its
 deployed environment and credentials of its own template role (:mod:`.function_env`), and puts every AWS call behind
 one front (:class:`~.front.AwsFront`), optionally recorded for the least-privilege check (``record_calls``).
-One LocalStack per process at a time; stopping it deletes everything, ``Retain`` resources included.
+One LocalStack per process at a time; stopping it deletes everything, ``Retain`` resources included. The parts a
+cloud has once (moto, the STS, the front, the edge, the faults) are its :class:`~.cloud.LocalCloud`; a stack given one
+(``cloud=``) is one region of several (:mod:`.regions`).
 
 The start order and why it matters, the local-only additions, call recording: Design: docs/design/local-cloud.md.
 """
@@ -29,7 +31,6 @@ from typing import Any
 
 import boto3
 
-from jwks_rotator.core.errors import JwksRotatorError
 from jwks_rotator.core.settings import SETTINGS, Settings
 from jwks_rotator_cli.context import session_for_role
 from jwks_rotator_cli.local_state import (
@@ -49,6 +50,8 @@ from .call_record import MotoFacts
 from .call_recording import FunctionCallRecording, recording_directory
 from .caller_roles import DEMO_POLICY_FILE, caller_roles, load_local_policy
 from .cloud import LocalCloud
+from .cloud import LocalStackError as LocalStackError
+from .cloud import start_moto as start_moto
 from .edge import LocalEdge
 from .faults import RegionFaults
 from .function_env import FunctionEnvironment
@@ -72,12 +75,6 @@ _running: list[object] = []
 
 ReportCallback = Callable[[dict[str, Any]], None]
 ErrorCallback = Callable[[str], None]
-
-
-class LocalStackError(JwksRotatorError):
-    """The local stack could not start or a step of it failed."""
-
-    code = "local_stack_failed"
 
 
 class RegionOutageError(LocalStackError):
@@ -140,12 +137,10 @@ class LocalStack:
         # Validate now (with a placeholder issuer if none is given) so bad settings or policies fail before anything starts.
         validated = self._validate({**self._settings_env, "ISSUER": self._settings_env.get("ISSUER") or "http://127.0.0.1:1"})
         self.policy_file, self.policy = load_local_policy(policy if policy is not None else DEMO_POLICY_FILE, validated)
-        self._port, self._moto_port, self._lambda_port, self._sts_port, self._host = port, moto_port, lambda_port, sts_port, host
-        self._aws_port = aws_port
+        self._lambda_port, self._host = lambda_port, host  # the other ports are the cloud's
         self.stack_name = stack_name
         self._aws_endpoint_override = aws_endpoint
         self._tick_enabled = tick
-        self._edge_cache = edge_cache
         self.region = region
         self._extra_parameters = dict(extra_parameters or {})
         self._extra_env = dict(extra_env or {})
@@ -350,7 +345,7 @@ class LocalStack:
             self._extra_parameters.update(parameters)
         if self._record_dir is not None and self._recording is None:  # the functions' calls only: their keys are added as they get them
             self._recording = FunctionCallRecording(self._record_dir, MotoFacts(account=LOCAL_ACCOUNT, region=self.region))
-            self._cloud.front.recorder = self._recording
+            self._cloud.add_recorder(self._recording)
         edge_url = self.edge.url
         # The Parameters and Secrets extension's stand-in, on a free port: it calls AWS through the front with the sign
         # function's role, and takes only that function's session token (both known once the function is created).
@@ -615,30 +610,6 @@ class LocalStack:
             },
             "settings": {k: v for k, v in self._function_envs[ROTATE_FUNCTION].items() if k in {s.env for s in SETTINGS}},
         }
-
-
-def start_moto(host: str, port: int) -> Any:
-    """A started ``ThreadedMotoServer``; a port it cannot bind raises :class:`LocalStackError` naming it.
-
-    moto's own ``start()`` waits forever when werkzeug cannot bind (it exits the server thread instead of raising).
-    """
-    from moto.server import ThreadedMotoServer
-
-    failure: list[str] = []
-
-    class _Server(ThreadedMotoServer):
-        def _server_entry(self) -> None:
-            try:
-                super()._server_entry()
-            except (SystemExit, OSError) as exc:
-                failure.append(f"moto cannot listen on {host}:{port} ({type(exc).__name__}); pass --moto-port 0 for any free port")
-                self._server_ready_event.set()
-
-    server = _Server(ip_address=host, port=port, verbose=False)
-    server.start()
-    if failure:
-        raise LocalStackError(failure[0])
-    return server
 
 
 def _with_function(deployed: DeployedTemplate, function: FunctionIdentity) -> DeployedTemplate:

@@ -19,18 +19,20 @@ returns once every region's signer issued a token that verifies with the JWKS th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from moto.cloudformation import parsing as cfn_parsing
 
 from jwks_rotator.core.errors import ConfigurationError
 from jwks_rotator.core.settings import Settings
@@ -41,7 +43,7 @@ from jwks_rotator_client import SignClient, SignInvokeError
 
 from .caller_roles import caller_roles
 from .cloud import LocalCloud
-from .local_stack import LocalStack, LocalStackError, claim_process, release_process
+from .local_stack import ErrorCallback, LocalStack, LocalStackError, ReportCallback, claim_process, release_process
 from .sam_template import translated_template
 from .stack_env import normalise_overrides
 from .stack_outputs import DEFAULT_STACK_NAME
@@ -53,6 +55,57 @@ _MANAGED = {"PRIMARY_REGION": "primary-region", "REGIONS": "regions", "SECOND_OR
             "SECOND_ORIGIN_REGION": "second-origin-region"}
 """Settings ``--regions`` sets for each region's stack (given ones are refused)."""
 _READY_CONFIG = Config(connect_timeout=2, read_timeout=20, retries={"mode": "standard", "total_max_attempts": 1})
+
+
+GeneratedNames = dict[tuple[str, str], str]
+"""(resource type, logical id) -> the physical name CloudFormation generated for it in a stack."""
+KEPT_TYPES = ("AWS::S3::Bucket", "AWS::IAM::Role")
+"""What the primary's stack names of a secondary's (its bucket, its roles): kept by the secondary's second deployment."""
+
+
+@contextlib.contextmanager
+def generated_names(names: GeneratedNames, *, again: bool = False) -> Iterator[None]:
+    """Record the names a deployment generates into ``names``; ``again``: give a deployment of the same stack those names
+    for the types in :data:`KEPT_TYPES`.
+
+    The local deployer creates stacks only (moto's ``update_stack`` fails on this template's layers), so a secondary
+    deployed again with the primary's names is a new stack. As an update keeps what it does not replace, the new stack
+    keeps the old one's names: its bucket (the primary's second origin) and its roles (named in the primary's replicated
+    resource policies) are the ones the primary's stack already names.
+    """
+    original = cfn_parsing.generate_resource_name
+
+    def generated(resource_type: str, stack_name: str, logical_id: str) -> str:
+        key = (resource_type, logical_id)
+        if again and key in names and resource_type in KEPT_TYPES:
+            return names[key]
+        names[key] = original(resource_type, stack_name, logical_id)
+        return names[key]
+
+    cfn_parsing.generate_resource_name = generated
+    try:
+        yield
+    finally:
+        cfn_parsing.generate_resource_name = original
+
+
+def _declared(parameters: Mapping[str, str], declared: set[str]) -> dict[str, str]:
+    """The non-empty ``parameters`` the template declares (a template without them deploys every region alike)."""
+    return {key: value for key, value in parameters.items() if key in declared and value}
+
+
+def _report_of(region: str, on_report: ReportCallback | None) -> ReportCallback | None:
+    """``on_report`` told which region's rotate function ran (``"region"`` in the summary)."""
+    if on_report is None:
+        return None
+    return lambda summary: on_report({**summary, "region": region})
+
+
+def _error_of(region: str, on_error: ErrorCallback | None) -> ErrorCallback | None:
+    """``on_error`` with the region's name before the message."""
+    if on_error is None:
+        return None
+    return lambda message: on_error(f"{region}: {message}")
 
 
 def parse_regions(value: str | Sequence[str]) -> tuple[str, ...]:
@@ -89,10 +142,12 @@ class LocalRegions:
         **options: Any,
     ) -> None:
         """``options``: as :class:`~.local_stack.LocalStack` takes them (``policy``, ``aws_endpoint``, ``on_report``, ...),
-        applied to each region's stack; ``record_calls`` records the primary's functions. ``lambda_port`` is the
+        applied to each region's stack (``record_calls``: each region's functions, a file per region). ``lambda_port`` is the
         primary's Lambda API (the others take free ports); every region is also reached through the one AWS endpoint.
-        ``wait_for_signing=False``: :meth:`start` returns once every region is deployed and served, without waiting
-        for each to sign (:meth:`wait_until_every_region_signs` and :meth:`can_sign` are then the caller's)."""
+        ``wait_for_signing=False`` (or ``tick=False``): :meth:`start` returns once every region is deployed and served,
+        without waiting for each to sign (:meth:`wait_until_every_region_signs` and :meth:`can_sign` are the caller's)."""
+        if "region" in options:
+            raise ConfigurationError("region: give every region in regions (the first is the primary)")
         self.regions = parse_regions(regions)
         self.primary = self.regions[0]
         given = normalise_overrides(settings_overrides or {})
@@ -107,14 +162,14 @@ class LocalRegions:
         self.cloud = LocalCloud(self.regions, host=host, moto_port=moto_port, sts_port=sts_port, aws_port=aws_port, edge_port=port,
                                 edge_cache=edge_cache)
         overrides = {**dict(settings_overrides or {}), "primary-region": self.primary, "regions": ",".join(self.regions)}
-        record_calls = options.pop("record_calls", None)
+        on_report, on_error = options.pop("on_report", None), options.pop("on_error", None)
         self._stacks: dict[str, LocalStack] = {}
         for region in self.regions:  # the primary's second origin is a parameter of its deployment (a bucket made then)
             primary = region == self.primary
             self._stacks[region] = LocalStack(
                 overrides, region=region, stack_name=stack_name, host=host, tick=tick, edge_cache=edge_cache,
                 lambda_port=lambda_port if primary else 0, cloud=self.cloud,
-                record_calls=record_calls if primary else None, **options,
+                on_report=_report_of(region, on_report), on_error=_error_of(region, on_error), **options,
             )
         self._started = False
 
@@ -215,21 +270,29 @@ class LocalRegions:
         primary = self.stack(self.primary)
         self.cloud.bind(caller_roles(primary.policy))
         declared = set(translated_template()["Parameters"])
-        for region in self.secondaries:
-            self.stack(region).deploy()
+        names: dict[str, GeneratedNames] = {region: {} for region in self.secondaries}
+        for region in self.secondaries:  # first: the primary replicates into them and names their bucket and roles
+            with generated_names(names[region]):
+                self.stack(region).deploy()
         second = self.stack(self.regions[1]) if len(self.regions) > 1 else None
-        if second is not None:
-            primary.deploy({"SecondOriginBucket": second.resources_or_fail().bucket, "SecondOriginRegion": second.region})
-        else:
-            primary.deploy()
+        secondaries = [self.stack(region).stack_outputs() for region in self.secondaries]
+        for_primary = {
+            "SecondOriginBucket": second.resources_or_fail().bucket if second is not None else "",
+            "SecondOriginRegion": second.region if second is not None else "",
+            "SecondarySignRoleArns": ",".join(out.get("SignFunctionRoleArn", "") for out in secondaries),
+            "SecondaryRotateRoleArns": ",".join(out.get("RotateFunctionRoleArn", "") for out in secondaries),
+        }
+        primary.deploy(_declared({k: v for k, v in for_primary.items() if v}, declared))
         outputs = primary.stack_outputs()
-        from_primary = {"PrimaryKeyringSecretArn": outputs.get("KeyringSecretArn", ""), "PrimaryDistributionId": outputs.get("DistributionId", "")}
-        from_primary = {k: v for k, v in from_primary.items() if k in declared and v}
-        if from_primary:  # the template takes the primary's names: the secondaries again, with them
-            for region in self.secondaries:
-                self.stack(region).deploy(from_primary)
-                if second is not None and region == second.region:
-                    self._second_bucket_unchanged(primary, second)
+        for_secondaries = _declared({
+            "PrimaryKeyringSecretArn": outputs.get("KeyringSecretArn", ""), "PrimaryRotateRoleArn": outputs.get("RotateFunctionRoleArn", ""),
+            "PrimaryDistributionId": outputs.get("DistributionId", ""),
+        }, declared)
+        if for_secondaries:  # the template takes the primary's names: the secondaries again, with them
+            for region, before in zip(self.secondaries, secondaries, strict=True):
+                with generated_names(names[region], again=True):
+                    self.stack(region).deploy(for_secondaries)
+                self._kept_what_the_primary_names(region, before)
         bucket = primary.resources_or_fail()
         origins = [self.cloud.edge_origin(bucket.bucket, self.primary)]
         if second is not None:
@@ -238,18 +301,19 @@ class LocalRegions:
         self.cloud.serve()
         for region in self.regions:  # the primary first: it writes what the others read
             self.stack(region).begin_schedule()
-        if self._wait_for_signing:
+        if self._wait_for_signing and self._tick:  # without the schedule no key exists until the caller ticks
             self.wait_until_every_region_signs()
         if self._state_file is not None:
             write_state_file(self._state_file, self.state())
 
-    def _second_bucket_unchanged(self, primary: LocalStack, second: LocalStack) -> None:
-        """The primary's second origin is still the second region's bucket (its second deployment kept it)."""
-        named = primary.function_env.get("SECOND_ORIGIN_BUCKET", "")
-        if named and named != second.resources_or_fail().bucket:
+    def _kept_what_the_primary_names(self, region: str, before: Mapping[str, str]) -> None:
+        """The secondary's second deployment kept the bucket and roles the primary's stack names (its second origin, its
+        replicated resource policies)."""
+        after = self.stack(region).stack_outputs()
+        changed = [key for key in ("JwksBucketName", "SignFunctionRoleArn", "RotateFunctionRoleArn") if before.get(key) != after.get(key)]
+        if changed:
             raise LocalStackError(
-                f"{second.region}'s second deployment replaced its bucket ({named} -> {second.resources_or_fail().bucket}): "
-                "the primary's second origin would name a bucket that no longer exists"
+                f"{region}'s second deployment changed {', '.join(changed)}: the primary's stack would name what no longer exists"
             )
 
     def wait_until_every_region_signs(self, timeout: float | None = None) -> None:
@@ -329,8 +393,10 @@ class LocalRegions:
         self.stop()
 
     def state(self) -> dict[str, Any]:
-        """The primary's state (endpoints, names; what operator commands read) with the regions and each one's functions."""
+        """The primary's state (endpoints, names; what operator commands read) with the regions and each one's functions;
+        its Lambda endpoint is the one AWS endpoint, which routes each call to its region's functions."""
         state = self.stack(self.primary).state()
+        state["lambda_endpoint"] = self.aws_endpoint  # routed by the request's region: `--region R` reaches R's functions
         state["primary_region"] = self.primary
         state["regions"] = {
             region: {"sign_function": stack.function_name(SIGN_FUNCTION), "rotate_function": stack.state()["rotate_function"],

@@ -5,8 +5,9 @@ asynchronously and AWS bounds no lag, so the rules across regions wait for a rea
 show that locally, :class:`ReplicaLag` records every state of each replicated primary secret (its versions, their
 stage labels and values) as it changes, and a replica in a region with a lag of SECONDS answers every read
 (``GetSecretValue``, ``DescribeSecret``, ``ListSecretVersionIds``, ``ListSecrets``, ``BatchGetSecretValue``, by any
-caller, through any endpoint) from the state its primary held SECONDS ago. A lag of 0 ends it: the replica is live
-again, caught up at once.
+caller, through any endpoint) from the state its primary held SECONDS ago. As a real replica, it never goes back: a
+lag set (or raised) at time T holds the replica at what it showed at T until the lag has passed, so the writes made
+from T on reach it SECONDS late. A lag of 0 ends it: the replica is live again, caught up at once.
 
 How it hooks in (moto in this process): the Secrets Manager backends of the cloud's regions get their writing
 methods wrapped, so a state is recorded right after the write that made it; each replica object is given a subclass
@@ -41,20 +42,29 @@ _WRAPPED = "_jwks_rotator_replica_lag"
 
 @dataclass(frozen=True)
 class SecretState:
-    """A primary secret as it stood: its versions (values and stage labels), the current version, when it last changed."""
+    """A primary secret as it stood: the versions that existed (values and stage labels), the current one, its last change."""
 
     versions: dict[str, dict[str, Any]]
     default_version_id: str | None
     last_changed_date: Any
 
-    @classmethod
-    def of(cls, secret: Any) -> SecretState:
-        for _ in range(5):  # another thread may be changing it: copy again
-            try:
-                return cls(copy.deepcopy(dict(secret.versions)), secret.default_version_id, secret.last_changed_date)
-            except RuntimeError:
-                continue
-        return cls(copy.deepcopy(dict(secret.versions)), secret.default_version_id, secret.last_changed_date)
+
+@dataclass(frozen=True)
+class _Labels:
+    """What changes between two states of a secret: its labelled versions (a version's value never changes, and a
+    version, once made, stays), its current version and when it last changed. Small, so a state per write costs little."""
+
+    labelled: tuple[tuple[str, tuple[str, ...]], ...]
+    default_version_id: str | None
+    last_changed_date: Any
+
+
+@dataclass
+class _Record:
+    """One replicated secret's record: each version's value (copied once, when first seen) and its labels over time."""
+
+    versions: dict[str, tuple[float, dict[str, Any]]]  # version id -> (first seen at, the version without its labels)
+    history: list[tuple[float, _Labels]]  # oldest first
 
 
 class ReplicaLag:
@@ -63,7 +73,8 @@ class ReplicaLag:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lags: dict[str, float] = {}
-        self._history: dict[int, list[tuple[float, SecretState]]] = {}  # id(primary secret) -> [(recorded at, state)], oldest first
+        self._floors: dict[str, float] = {}  # region -> the moment whose state its replicas showed when the lag last changed
+        self._records: dict[int, _Record] = {}  # id(primary secret) -> its record
         self._lock = threading.RLock()
         self._regions: tuple[str, ...] = ()
 
@@ -73,10 +84,14 @@ class ReplicaLag:
         if not 0 <= seconds <= MAX_LAG_SECONDS:
             raise ValueError(f"replica lag: from 0 to {MAX_LAG_SECONDS:g} seconds")
         with self._lock:
+            now = self._clock()
+            shown = max(now - self._lags.get(region, 0.0), self._floors.get(region, float("-inf")))
             if seconds == 0:
                 self._lags.pop(region, None)
+                self._floors.pop(region, None)
             else:
                 self._lags[region] = float(seconds)
+                self._floors[region] = shown  # never back to an older state than the replica showed
 
     def lags(self) -> dict[str, float]:
         with self._lock:
@@ -112,7 +127,8 @@ class ReplicaLag:
             _installed = None
         with self._lock:
             self._lags.clear()
-            self._history.clear()
+            self._floors.clear()
+            self._records.clear()
 
     def _recording(self, method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)
@@ -138,16 +154,31 @@ class ReplicaLag:
                         self._record(secret.source, now)
 
     def _record(self, secret: Any, now: float) -> None:
-        state = SecretState.of(secret)
-        history = self._history.setdefault(id(secret), [])
-        if history and history[-1][1] == state:
+        record = self._records.setdefault(id(secret), _Record({}, []))
+        for _ in range(5):  # another thread may be changing it: read again
+            try:
+                versions = dict(secret.versions)
+                labelled = tuple(sorted((vid, tuple(v["version_stages"])) for vid, v in versions.items() if v["version_stages"]))
+                break
+            except RuntimeError:
+                continue
+        else:
+            return  # a later write or read records it
+        for version_id, version in versions.items():
+            if version_id not in record.versions:
+                unlabelled = {key: copy.deepcopy(value) for key, value in version.items() if key != "version_stages"}
+                record.versions[version_id] = (now, unlabelled)
+        labels = _Labels(labelled, secret.default_version_id, secret.last_changed_date)
+        history = record.history
+        if history and history[-1][1] == labels:
             return
-        history.append((now, state))
+        history.append((now, labels))
         while len(history) > 1 and history[1][0] <= now - MAX_LAG_SECONDS:
             history.pop(0)  # older than any lag can reach, and a newer state stands for that moment
 
     def state_for(self, replica: Any) -> SecretState | None:
-        """What ``replica`` shows now: its primary's state of ``lag`` seconds ago (None: no lag, the live primary).
+        """What ``replica`` shows now: its primary's state of ``lag`` seconds ago, or of the moment the lag was set if that
+        is later (a replica never goes back); None: no lag, the live primary.
 
         The oldest recorded state when the record does not reach that far back (the secret is younger than the lag,
         or was first seen later): the replica is then at most ``lag`` behind, never more.
@@ -156,17 +187,22 @@ class ReplicaLag:
         if lag <= 0:
             return None
         self.observe()  # a write this cloud did not see (not through a wrapped method) counts from now
-        cutoff = self._clock() - lag
         with self._lock:
-            history = self._history.get(id(replica.source), [])
-            if not history:
+            cutoff = max(self._clock() - lag, self._floors.get(replica.region, float("-inf")))
+            record = self._records.get(id(replica.source))
+            if record is None or not record.history:
                 return None
-            shown = history[0][1]
-            for recorded_at, state in history:
+            at, shown = record.history[0]
+            for recorded_at, labels in record.history:
                 if recorded_at > cutoff:
                     break
-                shown = state
-            return shown
+                at, shown = recorded_at, labels
+            stages, until = dict(shown.labelled), max(at, cutoff)  # an unlabelled version adds no state, and exists all the same
+            versions = {
+                version_id: {**value, "version_stages": list(stages.get(version_id, ()))}  # reads never change a value
+                for version_id, (first_seen, value) in record.versions.items() if first_seen <= until
+            }
+            return SecretState(versions, shown.default_version_id, shown.last_changed_date)
 
 
 _installed: ReplicaLag | None = None
@@ -182,7 +218,7 @@ class LaggedReplicaSecret(ReplicaSecret):
     @property
     def versions(self) -> dict[str, dict[str, Any]]:
         state = self._lagged()
-        return self.source.versions if state is None else copy.deepcopy(state.versions)
+        return self.source.versions if state is None else state.versions
 
     @property
     def default_version_id(self) -> str | None:

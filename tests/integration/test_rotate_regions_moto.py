@@ -108,6 +108,7 @@ class Deployment:
             "second_origin_bucket": self.second_bucket, "second_origin_region": SECONDARY,
         })
         self.clock = FakeClock()
+        self.pauses: list[float] = []  # the writer's waits for a replica behind its write (no real sleep in a test)
 
     def client(self, region: str, service: str) -> Any:
         return aws_client(service, self.endpoint, region=region)
@@ -119,7 +120,7 @@ class Deployment:
 
     def rotator(self, region: str = PRIMARY) -> RotationService:
         return build_rotation_service(self.settings, self.clients_in(region), clock=self.clock.now, region=region,
-                                      regional_clients=self.clients_in, monotonic=self.clock.monotonic)
+                                      regional_clients=self.clients_in, monotonic=self.clock.monotonic, sleep=self.pauses.append)
 
     def keyring(self, region: str = PRIMARY, secret: str | None = None) -> Keyring:
         secret_id = (secret or self.keyring_arn).replace(PRIMARY, region)
@@ -169,10 +170,13 @@ def test_a_lagging_replica_holds_activation_and_its_lag_is_measured_when_it_catc
     (key,) = first.keyring.keys
     assert key.published_at is None and first.keyring.active is None and first.lagging_replicas == (SECONDARY,)
     assert json.loads(regions.jwks(SECONDARY))["keys"]  # at both origins, but not recorded: eu-west-1 could not sign with it
+    assert regions.pauses == [1.0, 2.0, 4.0]  # re-read within the run that wrote, then left to the next tick
+    regions.pauses.clear()
     regions.clock.advance(timedelta(minutes=5))
     held = rotator.tick()
     assert held.keyring.active is None and held.lagging_replicas == (SECONDARY,)
     assert held.replication_lag[SECONDARY] == 5 * 60  # still behind: the time so far, a lower bound the alarm sees
+    assert regions.pauses == []  # a run that wrote nothing reads the replica once
 
     regions.held.release()
     regions.clock.advance(timedelta(minutes=1))
@@ -180,6 +184,17 @@ def test_a_lagging_replica_holds_activation_and_its_lag_is_measured_when_it_catc
     assert caught.lagging_replicas == ()
     assert caught.keyring.active is not None and caught.keyring.active.kid == key.kid  # the first key: active once published everywhere
     assert caught.replication_lag[SECONDARY] == 6 * 60  # its write was a run ago: measured from the ledger's write time
+
+
+def test_a_kid_written_to_a_secondarys_list_by_another_ssm_writer_is_junk_there_and_revokes_nothing(regions: Deployment) -> None:
+    rotator = regions.rotator()
+    active = rotator.tick().keyring.active
+    assert active is not None
+    regions.client(SECONDARY, "ssm").put_parameter(Name=regions.parameter, Value=json.dumps([active.kid]), Type="String", Overwrite=True)
+    regions.clock.advance(timedelta(minutes=1))
+    report = rotator.tick()
+    assert report.keyring.active is not None and report.keyring.active.kid == active.kid  # not revoked anywhere
+    assert regions.revoked(SECONDARY) == [] and regions.revoked(PRIMARY) == []  # rewritten from the primary's record
 
 
 def test_a_second_origin_in_outage_holds_publication_back_and_is_written_when_its_region_returns(regions: Deployment) -> None:
@@ -199,7 +214,12 @@ def test_a_second_origin_in_outage_holds_publication_back_and_is_written_when_it
 def test_a_rotate_function_outside_the_primary_region_writes_nothing(regions: Deployment) -> None:
     regions.rotator().tick()
     before = regions.client(PRIMARY, "secretsmanager").describe_secret(SecretId=regions.keyring_arn)["VersionIdsToStages"]
-    secondary = regions.rotator(SECONDARY)
+    # The secondary's own settings: its replicas and its bucket (its quiet tick reads its keyring replica once).
+    own = regions.settings.replace(keyring_secret_id=regions.keyring_arn.replace(PRIMARY, SECONDARY),
+                                   signing_secret_id=regions.signing_arn.replace(PRIMARY, SECONDARY), jwks_bucket=regions.second_bucket,
+                                   second_origin_bucket="", second_origin_region="")
+    secondary = build_rotation_service(own, regions.clients_in(SECONDARY), clock=regions.clock.now, region=SECONDARY,
+                                       regional_clients=regions.clients_in, monotonic=regions.clock.monotonic, sleep=regions.pauses.append)
     quiet = secondary.tick(coalesce=True)  # the schedule's tick, or an unproven one
     assert quiet.skipped and quiet.not_primary and quiet.changes == []
     for operation in (secondary.tick, secondary.rotate_now, lambda: secondary.revoke("any-kid"), secondary.publish):

@@ -11,8 +11,10 @@ matrix (:mod:`tests.privilege.matrix`).
 
 KMS custody across regions needs each key's own policy to allow what the roles' IAM policies allow. The rows give each
 key the policy the writer gives it (``kms_custody.key_policy``; in the secondary region the replica's, whose signing
-statements name the account narrowed to ``role/<stack>-*``). ``kms:ReplicateKey`` is decided against a key policy that
-leaves the decision to IAM: the template's side only (the writer's key policy does not allow ReplicateKey).
+statements name the secondary's sign role from ``SecondarySignRoleArns``, or without it the account narrowed to
+``role/<stack>-*``). ``kms:ReplicateKey`` is decided against the primary key's
+policy, which lets the rotate role replicate it into the regions of ``regions`` only (a key policy naming the role
+allows by itself: its own ``kms:ReplicaRegion`` condition, not only IAM's, keeps other regions out).
 """
 
 from __future__ import annotations
@@ -95,8 +97,11 @@ def region_rows(pair: RegionPair) -> list[tuple[str, Row]]:
     custody_there = _replica(custody_here, s.region)
     kms_settings = Settings.from_mapping({
         "issuer": ISSUER, "algorithm": "ES256", "key_custody": "kms", "kms_stack_tag": p.stack, "kms_rotate_role_arn": rotate,
-        "kms_sign_role_arn": sign, "primary_region": p.region, "regions": f"{p.region},{s.region}", "signing_secret_id": "view"})
+        "kms_sign_role_arn": sign, "primary_region": p.region, "regions": f"{p.region},{s.region}", "signing_secret_id": "view",
+        "kms_replica_sign_role_arns": s_sign})  # the primary's SecondarySignRoleArns, as the template passes it
     replica_policy = json.loads(key_policy(kms_settings, "ES256", signer=True, region=s.region))
+    # Without SecondarySignRoleArns the writer cannot name the secondary's sign role: the account, narrowed by name.
+    pattern_policy = json.loads(key_policy(kms_settings.replace(kms_replica_sign_role_arns=()), "ES256", signer=True, region=s.region))
     primary_policy = json.loads(key_policy(kms_settings, "ES256", signer=True))
     named_like_the_stack = f"arn:aws:iam::{p.account}:role/{p.stack}-not-a-stack-role"
     delegating = {"Version": "2012-10-17", "Statement": [{"Sid": "Enable IAM User Permissions", "Effect": "Allow",
@@ -142,9 +147,9 @@ def region_rows(pair: RegionPair) -> list[tuple[str, Row]]:
               at(s.region)), "deny", "the writer writing another parameter in the secondary region", "rotate"),
         # multi-Region KMS keys
         Row(c("writer-replicates-stack-key", rotate, "kms:ReplicateKey", custody_here, at(p.region, {**tag, "kms:ReplicaRegion": s.region}),
-              resource_policy=delegating), "allow", "the writer replicating a stack key into a region of Regions (IAM side)", "rotate"),
+              resource_policy=primary_policy), "allow", "the writer replicating a stack key into a region of Regions", "rotate"),
         Row(c("writer-replicates-stack-key-elsewhere", rotate, "kms:ReplicateKey", custody_here,
-              at(p.region, {**tag, "kms:ReplicaRegion": ELSEWHERE}), resource_policy=delegating), "deny",
+              at(p.region, {**tag, "kms:ReplicaRegion": ELSEWHERE}), resource_policy=primary_policy), "deny",
             "the writer replicating a stack key into a region not in Regions", "rotate"),
         Row(c("writer-replicates-foreign-key", rotate, "kms:ReplicateKey", f"arn:aws:kms:{p.region}:{p.account}:key/mrk-99",
               at(p.region, {"kms:ReplicaRegion": s.region}), resource_policy=delegating), "deny",
@@ -191,10 +196,37 @@ def region_rows(pair: RegionPair) -> list[tuple[str, Row]]:
             "allow", "the secondary's rotate role reading its keyring replica (promote checks its generation)", "rotate@2"),
         Row(c("secondary-rotate-decrypts-keyring-replica", s_rotate, "kms:Decrypt", key_there, via(s.region, keyring_there)), "allow",
             "the secondary's rotate role decrypting its keyring replica", "rotate@2"),
-        Row(c("secondary-rotate-reads-primary-keyring", s_rotate, "secretsmanager:GetSecretValue", keyring, at(p.region, current)), "deny",
-            "the secondary's rotate role reading the primary's keyring in the primary region", "rotate@2"),
-        Row(c("secondary-rotate-writes-replica", s_rotate, "secretsmanager:PutSecretValue", keyring_there, at(s.region)), "deny",
-            "the secondary's rotate role writing the keyring", "rotate@2"),
+        Row(c("secondary-rotate-reads-primary-keyring", s_rotate, "secretsmanager:GetSecretValue", keyring, at(p.region, current)), "allow",
+            "the secondary's rotate role reading the primary's current keyring (promote's probe, a promoted writer's fence)", "rotate@2"),
+        Row(c("secondary-rotate-decrypts-primary-keyring", s_rotate, "kms:Decrypt", p.resources["KeyringKey"].attributes["Arn"],
+              via(p.region, keyring)), "allow", "the secondary's rotate role decrypting the primary's keyring through Secrets Manager",
+            "rotate@2"),
+        Row(c("secondary-rotate-decrypts-primary-key-directly", s_rotate, "kms:Decrypt", p.resources["KeyringKey"].attributes["Arn"],
+              at(p.region)), "deny", "the secondary's rotate role using the primary's keyring key outside Secrets Manager", "rotate@2"),
+        Row(c("secondary-rotate-reads-primary-keyring-previous", s_rotate, "secretsmanager:GetSecretValue", keyring,
+              at(p.region, {"secretsmanager:VersionStage": ["AWSPREVIOUS"]})), "deny",
+            "the secondary's rotate role reading a non-current version of the primary's keyring", "rotate@2"),
+        Row(c("secondary-rotate-reads-primary-view", s_rotate, "secretsmanager:GetSecretValue", signing, at(p.region, current)), "deny",
+            "the secondary's rotate role reading the primary region's signing view", "rotate@2"),
+        Row(c("secondary-rotate-describes-its-replica", s_rotate, "secretsmanager:DescribeSecret", keyring_there, at(s.region)), "allow",
+            "the secondary's rotate role asking whether its keyring is a replica (promote)", "rotate@2"),
+        Row(c("secondary-rotate-stops-keyring-replication", s_rotate, "secretsmanager:StopReplicationToReplica", keyring_there,
+              at(s.region)), "allow", "the secondary's rotate role making its keyring replica standalone (promote)", "rotate@2"),
+        Row(c("secondary-rotate-stops-view-replication", s_rotate, "secretsmanager:StopReplicationToReplica", signing_there,
+              at(s.region)), "allow", "the secondary's rotate role making its signing view replica standalone (promote)", "rotate@2"),
+        Row(c("secondary-rotate-stops-primary-replication", s_rotate, "secretsmanager:StopReplicationToReplica", keyring, at(p.region)),
+            "deny", "the secondary's rotate role calling StopReplicationToReplica on the primary's keyring", "rotate@2"),
+        Row(c("secondary-rotate-removes-replica-regions", s_rotate, "secretsmanager:RemoveRegionsFromReplication", keyring, at(p.region)),
+            "deny", "the secondary's rotate role changing the primary keyring's replication", "rotate@2"),
+        Row(c("secondary-rotate-writes-replica", s_rotate, "secretsmanager:PutSecretValue", keyring_there, at(s.region)), "allow",
+            "the secondary's rotate role writing its region's keyring (refused by Secrets Manager while it is a replica; "
+            "the writer's once promote made it standalone)", "rotate@2"),
+        Row(c("secondary-rotate-writes-its-view", s_rotate, "secretsmanager:PutSecretValue", signing_there, at(s.region)), "allow",
+            "the secondary's rotate role writing its region's signing view (once promoted, as for the keyring)", "rotate@2"),
+        Row(c("secondary-rotate-writes-primary-view", s_rotate, "secretsmanager:PutSecretValue", signing, at(p.region)), "deny",
+            "the secondary's rotate role writing the primary's signing view", "rotate@2"),
+        Row(c("secondary-rotate-repoints-its-replica", s_rotate, "secretsmanager:UpdateSecret", keyring_there, at(s.region)), "deny",
+            "the secondary's rotate role re-encrypting or replacing its keyring (UpdateSecret)", "rotate@2"),
         Row(c("secondary-rotate-writes-primary-keyring", s_rotate, "secretsmanager:PutSecretValue", keyring, at(p.region)), "deny",
             "the secondary's rotate role writing the primary's keyring", "rotate@2"),
         Row(c("secondary-rotate-writes-its-bucket", s_rotate, "s3:PutObject", f"arn:aws:s3:::{second}/.well-known/jwks.json", at(s.region)),
@@ -206,7 +238,11 @@ def region_rows(pair: RegionPair) -> list[tuple[str, Row]]:
               f"arn:aws:cloudfront::{p.account}:distribution/{distribution}", at(s.region)), "deny",
             "the secondary's rotate role invalidating the primary's distribution", "rotate@2"),
         Row(c("secondary-rotate-puts-primary-revocations", s_rotate, "ssm:PutParameter", f"arn:aws:ssm:{p.region}:{p.account}:{revocation}",
-              at(p.region)), "deny", "the secondary's rotate role writing the primary region's revocation list", "rotate@2"),
+              at(p.region)), "allow", "the secondary's rotate role writing the primary region's revocation list (the writer's, once "
+            "promoted; the primary's record guards every list)", "rotate@2"),
+        Row(c("secondary-rotate-puts-other-parameter-there", s_rotate, "ssm:PutParameter",
+              f"arn:aws:ssm:{p.region}:{p.account}:parameter/other-app/x", at(p.region)), "deny",
+            "the secondary's rotate role writing another parameter in the primary region", "rotate@2"),
         Row(c("secondary-rotate-replicates-key", s_rotate, "kms:ReplicateKey", custody_there,
               at(s.region, {**tag, "kms:ReplicaRegion": p.region}), resource_policy=delegating), "deny",
             "the secondary's rotate role replicating keys (only the primary's writer does)", "rotate@2"),
@@ -222,9 +258,25 @@ def region_rows(pair: RegionPair) -> list[tuple[str, Row]]:
         Row(c("admin-signs-with-replica", OTHER_ROLE, "kms:Sign", custody_there, at(s.region, {**tag, **signs}), identity=ADMINISTRATOR,
               resource_policy=replica_policy), "deny", "another principal (AdministratorAccess) signing with a replica key", "some-admin"),
         Row(c("stack-named-admin-signs-with-replica", named_like_the_stack, "kms:Sign", custody_there, at(s.region, {**tag, **signs}),
-              identity=ADMINISTRATOR, resource_policy=replica_policy), "allow",
-            "KNOWN EXPOSURE: a role named <stack>-* with kms:Sign in its IAM policy signing with a replica (the replica's "
-            "policy names the account narrowed to role/<stack>-*: the writer does not know the secondary's sign role)", "some-admin"),
+              identity=ADMINISTRATOR, resource_policy=replica_policy), "deny",
+            "a role named <stack>-* with kms:Sign in its IAM policy signing with a replica (its policy names the secondary's "
+            "sign role, from SecondarySignRoleArns)", "some-admin"),
+        Row(c("stack-named-admin-signs-with-replica-unnamed", named_like_the_stack, "kms:Sign", custody_there,
+              at(s.region, {**tag, **signs}), identity=ADMINISTRATOR, resource_policy=pattern_policy), "allow",
+            "KNOWN EXPOSURE without SecondarySignRoleArns: a role named <stack>-* with kms:Sign in its IAM policy signing with a "
+            "replica (the replica's policy then names the account narrowed to role/<stack>-*)", "some-admin"),
+        Row(c("secondary-signer-signs-with-replica-unnamed", s_sign, "kms:Sign", custody_there, at(s.region, {**tag, **signs}),
+              resource_policy=pattern_policy), "allow",
+            "the secondary's signer signing with a replica whose policy names the account narrowed to role/<stack>-*", "sign@2"),
+        Row(c("secondary-signer-stops-view-replication", s_sign, "secretsmanager:StopReplicationToReplica", signing_there, at(s.region)),
+            "deny", "the secondary's signer making its signing view standalone", "sign@2"),
+        Row(c("secondary-signer-writes-its-view", s_sign, "secretsmanager:PutSecretValue", signing_there, at(s.region)), "deny",
+            "the secondary's signer writing its signing view", "sign@2"),
+        Row(c("admin-stops-keyring-replication", OTHER_ROLE, "secretsmanager:StopReplicationToReplica", keyring_there, at(s.region),
+              identity=ADMINISTRATOR), "deny", "another principal (AdministratorAccess) making the keyring replica standalone", "some-admin"),
+        Row(c("admin-writes-keyring-replica", OTHER_ROLE, "secretsmanager:PutSecretValue", keyring_there, at(s.region),
+              identity=ADMINISTRATOR), "deny", "another principal (AdministratorAccess) writing the keyring in the secondary region",
+            "some-admin"),
         Row(c("admin-reads-signing-replica", OTHER_ROLE, "secretsmanager:GetSecretValue", signing_there, at(s.region, current),
               identity=ADMINISTRATOR), "deny", "another principal (AdministratorAccess) reading the signing view replica", "some-admin"),
         Row(c("admin-decrypts-with-secondary-key", OTHER_ROLE, "kms:Decrypt", key_there, via(s.region, signing_there), identity=ADMINISTRATOR),

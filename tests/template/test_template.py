@@ -39,6 +39,7 @@ RESOURCE_SETTINGS = {
     "kms_stack_tag": {"Ref": "AWS::StackName"},
     "kms_sign_role_arn": {"Fn::GetAtt": ["SignFunctionRole", "Arn"]},
     "kms_rotate_role_arn": {"Fn::GetAtt": ["RotateFunctionRole", "Arn"]},
+    "kms_replica_sign_role_arns": {"Ref": "SecondarySignRoleArns"},
 }
 # Settings parsed as durations that the template takes as parameters.
 DURATION_SETTINGS = {

@@ -11,6 +11,7 @@ from botocore.awsrequest import AWSRequest, HTTPHeaders
 from botocore.credentials import Credentials
 
 from jwks_rotator_local.faults import CONTROL_PREFIX, RegionFaults, outage_response, scope_of
+from jwks_rotator_local.replica_lag import ReplicaLag
 
 CREDENTIALS = Credentials("AKIDEXAMPLE", "secret")
 
@@ -55,9 +56,31 @@ def test_an_outage_applies_to_its_region_only_until_cleared() -> None:
 def test_the_control_path_switches_and_lists_outages() -> None:
     faults = RegionFaults()
     status, _, body = faults.control("PUT", f"{CONTROL_PREFIX}/region-outage/eu-west-1")
-    assert status == 200 and json.loads(body) == {"region-outage": ["eu-west-1"]}
-    assert json.loads(faults.control("GET", CONTROL_PREFIX)[2]) == {"region-outage": ["eu-west-1"]}
-    assert json.loads(faults.control("DELETE", f"{CONTROL_PREFIX}/region-outage/eu-west-1")[2]) == {"region-outage": []}
+    assert status == 200 and json.loads(body) == {"region-outage": ["eu-west-1"], "replica-lag": {}}
+    assert json.loads(faults.control("GET", CONTROL_PREFIX)[2]) == {"region-outage": ["eu-west-1"], "replica-lag": {}}
+    assert json.loads(faults.control("DELETE", f"{CONTROL_PREFIX}/region-outage/eu-west-1")[2]) == {"region-outage": [], "replica-lag": {}}
+
+
+def test_the_control_path_sets_and_ends_a_replica_lag() -> None:
+    faults = RegionFaults()
+    faults.replica_lag = ReplicaLag()
+    status, _, body = faults.control("PUT", f"{CONTROL_PREFIX}/replica-lag/eu-west-1/2.5")
+    assert status == 200 and json.loads(body) == {"region-outage": [], "replica-lag": {"eu-west-1": 2.5}}
+    assert json.loads(faults.control("PUT", f"{CONTROL_PREFIX}/replica-lag/eu-west-1/0")[2])["replica-lag"] == {}
+
+
+@pytest.mark.parametrize("seconds", ["-1", "nan", "inf", "3601", "soon"])
+def test_a_replica_lag_out_of_range_is_refused_and_changes_nothing(seconds: str) -> None:
+    faults = RegionFaults()
+    faults.replica_lag = ReplicaLag()
+    faults.replica_lag.set_lag("eu-west-1", 5)
+    status, _, body = faults.control("PUT", f"{CONTROL_PREFIX}/replica-lag/eu-west-1/{seconds}")
+    assert status == 400 and json.loads(body)["error"] == "invalid_lag"
+    assert faults.replica_lag.lags() == {"eu-west-1": 5.0}
+
+
+def test_a_replica_lag_needs_a_cloud_that_has_replicas() -> None:
+    assert RegionFaults().control("PUT", f"{CONTROL_PREFIX}/replica-lag/eu-west-1/5")[0] == 404
 
 
 @pytest.mark.parametrize(

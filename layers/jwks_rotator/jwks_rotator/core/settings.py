@@ -116,6 +116,14 @@ def _role_arn(raw: Any, name: str) -> str:
     return text
 
 
+def _role_arns(raw: Any, name: str) -> tuple[str, ...]:
+    """Comma-separated IAM role ARNs (no wildcard), each once."""
+    arns = tuple(_role_arn(item, name) for item in _audiences(raw, name))
+    if len(set(arns)) != len(arns):
+        raise ConfigurationError(f"{name}: a role is listed twice")
+    return arns
+
+
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
 
 
@@ -363,6 +371,14 @@ class Settings:
     kms_rotate_role_arn: str = setting(
         "", "With kms custody: the rotate function's role, named in each new KMS key's policy as the principal that manages it.", _role_arn,
         stack=StackValue("!GetAtt RotateFunctionRole.Arn"),
+    )
+    kms_replica_sign_role_arns: tuple[str, ...] = setting(
+        "", "With kms custody and other regions: every other region's sign role, named in each replica key's policy as the principals allowed kms:Sign there (empty: the account, narrowed to roles named role/<stack>-*).", _role_arns,
+        stack=StackValue(
+            "!Ref SecondarySignRoleArns",
+            why="The primary's stack names every secondary stack's sign role (their SignFunctionRoleArn outputs); a secondary's stack leaves it empty.",
+        ),
+        readers=("RotateFunction",),
     )
     primary_region: str = setting(
         "", "The one region whose rotate function writes the keyring, the documents and the revocation lists (empty: this stack's region, one region only). A rotate function in another region refuses to write.", _region,

@@ -50,3 +50,23 @@ def test_reused_parts_follow_the_record_and_the_function_version() -> None:
     assert (second["decision"], second["error"], second["reason"]) == ("refused", "caller_not_allowed", "no_profile")
     assert "sub" not in second and "jti" not in second
     assert (third["sub"], third["function_version"]) == ("u-2", "7")
+
+
+def test_a_long_subject_is_bounded_on_every_line_not_only_the_first() -> None:
+    log = AuditLog(clock=lambda: 1_790_000_000.0)
+    long_sub, at_bound = "s" * (MAX_AUDIT_SUB_CHARS + 50), "b" * MAX_AUDIT_SUB_CHARS
+    subs = [line["sub"] for line in lines(log, issued("u-1"), issued(long_sub), issued(at_bound), issued(long_sub))]
+    bounded = long_sub[: MAX_AUDIT_SUB_CHARS - 1] + "…"
+    assert subs == ["u-1", bounded, at_bound, bounded]
+
+
+def test_a_version_set_again_keeps_its_lines_and_a_new_one_changes_them() -> None:
+    log = AuditLog(clock=lambda: 1_790_000_000.0)
+    log.function_version = "3"
+    log.function_version = "3"
+    first = lines(log, issued("u-1"))[0]
+    log.function_version = "4"
+    log.function_version = "3"
+    second, third = lines(log, issued("u-1"), issued("u-2"))
+    assert first["function_version"] == second["function_version"] == third["function_version"] == "3"
+    assert log.function_version == "3"

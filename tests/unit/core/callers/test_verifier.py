@@ -231,6 +231,20 @@ def test_a_presented_proof_changed_in_place_is_checked_again_not_answered_from_m
     assert len(replayer.calls) == 1
 
 
+def test_header_values_moved_between_names_are_checked_again_and_reordered_headers_cost_no_replay() -> None:
+    clocks, replayer = FakeClock(SIGNED_AT + 1), FakeReplayer(ReplayAnswer(200, arn=ROLE_SESSION))
+    subject = verifier(replayer, clocks)
+    presented = proof()
+    subject.verify(presented, {SIGNER})
+    headers = presented["headers"]
+    swapped = {**headers, "Host": headers["X-Jwks-Rotator-Signer"], "X-Jwks-Rotator-Signer": headers["Host"]}
+    with pytest.raises(UnauthenticatedError):  # the same names and values, paired otherwise: parsed in full, and refused
+        subject.verify({"headers": swapped, "body": presented["body"]}, {SIGNER})
+    reordered = dict(reversed(list(headers.items())))
+    assert subject.verify({"headers": reordered, "body": presented["body"]}, {SIGNER}).sts_arn == ROLE_SESSION
+    assert len(replayer.calls) == 1
+
+
 def credential_proof(index: int, *, key: str, token: str) -> dict[str, Any]:
     """A distinct proof naming access key ``key`` and carrying session token ``token``."""
     return proof(Authorization=authorization(signature=f"{index:064x}").replace("ASIAEXAMPLEKEY123456", key), X_Amz_Security_Token=token)

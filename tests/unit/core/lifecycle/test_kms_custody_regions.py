@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from jwks_rotator.adapters.sdk.kms_vault import KmsKeyVault, replica_arn
 from jwks_rotator.core.errors import KeyVaultError
-from jwks_rotator.core.keys.keyring import Keyring
+from jwks_rotator.core.keys.keyring import Keyring, Revocation
 from jwks_rotator.core.keys.records import KeyRecord, KeyState
 from jwks_rotator.core.lifecycle.kms_custody import KID_TAG, STACK_TAG, KmsCustodian, key_policy
 from jwks_rotator.core.ports import VaultKey
@@ -45,6 +45,7 @@ class Kms:
         self.public: dict[str, bytes] = {}
         self.down: set[str] = set()
         self.created: list[dict[str, object]] = []
+        self.replicated_with: list[dict[str, str]] = []  # the tags each ReplicateKey was given
 
     def vault(self, region: str) -> RegionalKms:
         return RegionalKms(self, region)
@@ -78,6 +79,7 @@ class RegionalKms:
         if region in self.kms.down:
             raise KeyVaultError("KMS replicate_key failed (KMSInternalException)", reason="KMSInternalException")
         key_id = key_arn.rsplit("/", 1)[-1]
+        self.kms.replicated_with.append(dict(tags))
         if not key_id.startswith("mrk-"):
             raise KeyVaultError("KMS replicate_key failed (UnsupportedOperationException)", reason="UnsupportedOperationException")
         self.kms.keys[key_id][region] = _Replica("Enabled", policy, dict(tags))  # a new replica is enabled when made
@@ -146,6 +148,7 @@ def test_a_new_key_is_a_multi_region_key_replicated_to_every_region_tagged_disab
     for region in (EU, AP):
         replica = kms.keys[record.kms_key_arn.rsplit("/", 1)[-1]][region]
         assert replica.tags == {STACK_TAG: "stack", KID_TAG: record.kid} and signers(replica.policy) == []
+    assert kms.replicated_with == [{STACK_TAG: "stack"}] * 2  # the stack's tag only, as CreateKey may give; the kid after
 
 
 def test_a_replica_missing_in_a_region_holds_the_key_back_until_a_later_run_makes_it() -> None:
@@ -203,8 +206,10 @@ def test_a_key_that_leaves_the_keyring_is_disabled_and_deleted_in_every_region_a
     assert states(kms, record.kms_key_arn) == {PRIMARY: "PendingDeletion", EU: "PendingDeletion", AP: "Enabled"}
     assert "KMS not yet in line in a region" in caplog.text
     kms.down.clear()
-    custody.settle(lambda: keyring_with(), [record])  # the next run (the tombstone's key, say) reaches it
-    assert states(kms, record.kms_key_arn)[AP] == "PendingDeletion"
+    kms.keys[record.kms_key_arn.rsplit("/", 1)[-1]][PRIMARY].state = "PendingReplicaDeletion"  # as AWS holds such a primary
+    tombstone = Keyring(revoked=(Revocation(record.kid, START, record.kms_key_arn),))
+    custody.settle(lambda: tombstone)  # the next run, through the revoked key's tombstone, reaches the region
+    assert states(kms, record.kms_key_arn) == {PRIMARY: "PendingReplicaDeletion", EU: "PendingDeletion", AP: "PendingDeletion"}
 
 
 def test_one_region_policies_are_as_before() -> None:
@@ -232,3 +237,23 @@ def test_a_secondary_signs_a_multi_region_key_through_its_own_replica() -> None:
     assert client.asked == [f"arn:aws:kms:{EU}:{ACCOUNT}:key/mrk-0123"] and answer.key_id == primary_arn
     single = f"arn:aws:kms:{PRIMARY}:{ACCOUNT}:key/0123"
     assert replica_arn(single, EU) == single and replica_arn(primary_arn, None) == primary_arn
+
+
+def test_only_the_primary_keys_policy_lets_the_rotator_replicate_it_and_only_into_the_regions() -> None:
+    def replicating(policy: str) -> list[dict[str, object]]:
+        return [s for s in json.loads(policy)["Statement"] if "kms:ReplicateKey" in json.dumps(s["Action"])]
+
+    (statement,) = replicating(key_policy(SETTINGS, None, signer=False))
+    assert statement["Principal"] == {"AWS": SETTINGS.kms_rotate_role_arn}
+    assert statement["Condition"] == {"StringEquals": {"kms:ReplicaRegion": [EU, AP]}}
+    assert replicating(key_policy(SETTINGS, None, signer=False, region=EU)) == []
+    assert replicating(key_policy(kms_settings(), None, signer=False)) == []
+
+
+def test_a_replicas_policy_names_the_other_regions_sign_roles_when_the_stack_gives_them() -> None:
+    eu_role, ap_role = f"arn:aws:iam::{ACCOUNT}:role/stack-SignFunctionRole-EU", f"arn:aws:iam::{ACCOUNT}:role/stack-SignFunctionRole-AP"
+    named = SETTINGS.replace(kms_replica_sign_role_arns=f"{eu_role},{ap_role}")
+    (signer,) = signers(key_policy(named, "ES256", signer=True, region=EU))
+    assert signer["Principal"] == {"AWS": [eu_role, ap_role]} and "ArnLike" not in signer["Condition"]  # type: ignore[operator]
+    (own,) = signers(key_policy(named, "ES256", signer=True))
+    assert own["Principal"] == {"AWS": SIGN_ROLE}  # the primary's key names its own region's signer, as in one region

@@ -37,20 +37,6 @@ _quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 _MAX_PREFIXES = 256
 
 
-_BOUNDED_SUB: list[Callable[[str | None], str | None]] = []
-
-
-def _bounded(sub: str | None) -> str | None:
-    """The issuance core's ``bounded_sub``, looked up once (an import statement costs ~1.7 µs per token)."""
-    if not _BOUNDED_SUB:
-        # Measured reason: the issuance service module pulls in the issuance core (~70 ms, python -X importtime),
-        # which the rotate function (whose lines never hold a token) need not load; the sign handler loads it at INIT.
-        from jwks_rotator.core.issuance.service import bounded_sub
-
-        _BOUNDED_SUB.append(bounded_sub)
-    return _BOUNDED_SUB[0](sub)
-
-
 class AuditLog:
     """Writes :class:`AuditRecord` s as JSON lines to a stream (stdout in Lambda).
 
@@ -63,9 +49,22 @@ class AuditLog:
     def __init__(self, *, stream: TextIO | None = None, clock: Callable[[], float] = time.time) -> None:
         self._stream = stream
         self._clock = clock
-        self.function_version = ""  # set by the handler from its first invocation's context
-        self._prefixes: dict[tuple[str | None, ...], str] = {}
+        # (function version, its lines' fixed parts by the record's first seven fields), replaced as one: a line never
+        # pairs one version with parts encoded under another.
+        self._fixed: tuple[str, dict[tuple[str | None, ...], str]] = ("", {})
         self._stamp = (-1, "")  # (second, its text), replaced as one: threads never pair a second with another's text
+        self._max_sub = -1  # the issuance core's bound on ``sub`` and its function, looked up at the first issued line
+        self._bound_sub: Callable[[str], str | None] = self._load_bounded_sub
+
+    @property
+    def function_version(self) -> str:
+        """The function version every line names (the handler sets it from its first invocation's context)."""
+        return self._fixed[0]
+
+    @function_version.setter
+    def function_version(self, version: str) -> None:
+        if version != self._fixed[0]:
+            self._fixed = (version, {})
 
     def write(self, record: AuditRecord) -> None:
         """One line for one decision; flushed so a crash right after it loses nothing."""
@@ -74,19 +73,37 @@ class AuditLog:
         stamp = self._stamp
         if stamp[0] != second:
             stamp = self._stamp = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
-        line = f'{self._prefix(record)},"time":"{stamp[1]}.{int((now - second) * 1000):03d}Z"'
+        version, prefixes = self._fixed
+        prefix = prefixes.get(record[:7])  # decision, error, reason, caller, role, profile, policy
+        if prefix is None:
+            prefix = self._prefix(version, prefixes, record)
         issued = record.issued
-        if issued is not None:
-            aud = _quote(issued.aud) if type(issued.aud) is str else _encode(issued.aud)
-            sub = _bounded(record.sub)
-            line += (
-                f',"jti":{_quote(issued.jti)},"sub":{_quote(sub) if sub is not None else "null"},"aud":{aud}'
-                f',"kid":{_quote(issued.kid)},"exp":{int(issued.expires_at)}'
+        if issued is None:
+            line = f'{prefix},"time":"{stamp[1]}.{int((now - second) * 1000):03d}Z"}}\n'
+        else:
+            aud = issued.aud
+            sub = record.sub
+            if sub is not None and len(sub) > self._max_sub:
+                sub = self._bound_sub(sub)
+            line = (
+                f'{prefix},"time":"{stamp[1]}.{int((now - second) * 1000):03d}Z","jti":{_quote(issued.jti)}'
+                f',"sub":{_quote(sub) if sub is not None else "null"},"aud":{_quote(aud) if type(aud) is str else _encode(aud)}'
+                f',"kid":{_quote(issued.kid)},"exp":{int(issued.expires_at)}}}\n'
             )
         stream = self._stream or sys.stdout
         with OUTPUT_LOCK:
-            stream.write(line + "}\n")
+            stream.write(line)
             stream.flush()
+
+    def _load_bounded_sub(self, sub: str) -> str | None:
+        """The issuance core's ``bounded_sub`` and its bound, looked up once (an import statement costs ~1.7 µs per token)."""
+        # Measured reason: the issuance service module pulls in the issuance core (~70 ms, python -X importtime),
+        # which the rotate function (whose lines never hold a token) need not load; the sign handler loads it at INIT.
+        from jwks_rotator.core.issuance.service import MAX_AUDIT_SUB_CHARS, bounded_sub
+
+        self._bound_sub = bounded_sub
+        self._max_sub = MAX_AUDIT_SUB_CHARS
+        return bounded_sub(sub)
 
     def write_operation(self, record: OperationRecord) -> None:
         """One line for one rotate operation decision (rare: encoded whole each time)."""
@@ -102,22 +119,21 @@ class AuditLog:
         second = int(now)
         return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{int((now - second) * 1000):03d}Z"
 
-    def _prefix(self, record: AuditRecord) -> str:
-        key = (self.function_version, record.decision, record.error, record.reason, record.caller, record.role, record.profile, record.policy)
-        prefix = self._prefixes.get(key)
-        if prefix is None:
-            if len(self._prefixes) >= _MAX_PREFIXES:
-                self._prefixes.clear()
-            fixed = {
-                "type": AUDIT_TYPE,
-                "function_version": self.function_version,
-                "decision": record.decision,
-                "error": record.error,
-                "reason": record.reason,
-                "caller": record.caller,
-                "role": record.role,
-                "profile": record.profile,
-                "policy": record.policy,
-            }
-            prefix = self._prefixes[key] = _encode(fixed)[:-1]
+    @staticmethod
+    def _prefix(version: str, prefixes: dict[tuple[str | None, ...], str], record: AuditRecord) -> str:
+        """The line's fixed part, up to the time, encoded once per version and record fields (at most 256 kept)."""
+        if len(prefixes) >= _MAX_PREFIXES:
+            prefixes.clear()
+        fixed = {
+            "type": AUDIT_TYPE,
+            "function_version": version,
+            "decision": record.decision,
+            "error": record.error,
+            "reason": record.reason,
+            "caller": record.caller,
+            "role": record.role,
+            "profile": record.profile,
+            "policy": record.policy,
+        }
+        prefix = prefixes[record[:7]] = _encode(fixed)[:-1]
         return prefix

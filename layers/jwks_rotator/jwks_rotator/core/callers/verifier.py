@@ -78,7 +78,9 @@ def _exact_contents(raw: object) -> tuple[object, ...] | None:
     headers, body = raw.get("headers"), raw.get("body")
     if type(headers) is not dict or type(body) is not str:
         return None
-    return (body, *headers.items())  # hashable unless a header value is not: the caller's lookup catches that
+    # The body, the n header names in order, then their n values: one flat tuple (its length gives n), so no pair is
+    # made and hashed per header. Hashable unless a header value is not: the caller's lookup catches that.
+    return (body, *headers, *headers.values())
 
 
 class CallerVerifier:
@@ -174,7 +176,9 @@ class CallerVerifier:
                     self._verified.move_to_end(raw_key)
             if hit:
                 assert seen is not None
-                self._emit("cache_hit")
+                on_event = self._on_event  # not through _emit: one call fewer on every warm token
+                if on_event is not None:
+                    on_event("cache_hit")
                 return seen.identity
         identity = self._verify_parsed(raw_proof, accepted_signers, raw_key)
         return identity

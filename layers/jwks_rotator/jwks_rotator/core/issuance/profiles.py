@@ -32,7 +32,7 @@ from jwks_rotator.core.errors import (
     SubjectNotAllowedError,
     TtlTooLongError,
 )
-from jwks_rotator.core.issuance.limits import TokenRequest
+from jwks_rotator.core.issuance.limits import TokenRequest, from_fields
 
 with warnings.catch_warnings():  # the parser behind re; the deprecated alias is the typed one
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -154,7 +154,7 @@ def split_sign_payload(payload: Any) -> SignPayload:
     profile = payload.get(PROFILE_FIELD)
     if profile is None and PROFILE_FIELD in payload:
         profile = NULL_PROFILE  # "profile": null is a wrong type, not an absent field
-    return SignPayload(request, payload.get("proof"), profile, "ttl" in payload)
+    return from_fields(SignPayload, (request, payload.get("proof"), profile, "ttl" in payload))
 
 
 @dataclass(frozen=True)
@@ -257,7 +257,7 @@ class IssuancePolicy:
         if ttl_given:
             if request.ttl > chosen.max_ttl:
                 raise TtlTooLongError(f"'ttl' may be at most {chosen.max_ttl} seconds for this profile")
-            return Decision(chosen, request.ttl)
+            return from_fields(Decision, (chosen, request.ttl))
         return Decision(chosen, min(self.default_ttl, chosen.max_ttl))
 
     def authorize(self, identity: CallerIdentity, request: TokenRequest, *, profile: Any = None, ttl_given: bool = True) -> Decision:

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 from jwks_rotator.core.callers.principals import CallerIdentity
 from jwks_rotator.core.callers.verifier import CallerVerifier
 from jwks_rotator.core.errors import CallerRefusedError, JwksRotatorError, UnauthenticatedError
-from jwks_rotator.core.issuance.limits import TokenRequest, parse_request
+from jwks_rotator.core.issuance.limits import TokenRequest, from_fields, parse_request
 from jwks_rotator.core.issuance.profiles import IssuancePolicy, split_sign_payload
 from jwks_rotator.core.issuance.signer import IssuedToken, TokenSigner
 
@@ -120,10 +120,8 @@ class IssuanceService:
             error = JwksRotatorError("the token could not be issued because of an internal error")
             answer = self._refused(error, identity, chosen)
             return answer._replace(cause=type(exc).__name__)
-        record = AuditRecord(
-            "issued", None, None, identity.sts_arn, identity.role_arn, chosen, self.policy.digest, issued, request.sub
-        )
-        return self._decided(Answer(issued.response(), record))
+        record = from_fields(AuditRecord, ("issued", None, None, identity.sts_arn, identity.role_arn, chosen, self.policy.digest, issued, request.sub))
+        return self._decided(from_fields(Answer, (issued.response(), record, "")))
 
     def _refused(self, error: JwksRotatorError, identity: CallerIdentity | None, profile: str | None) -> Answer:
         reason = error.reason if isinstance(error, CallerRefusedError) else None

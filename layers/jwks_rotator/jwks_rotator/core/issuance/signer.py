@@ -19,12 +19,12 @@ Design (early reads, prefetch, refresh interval, KMS signatures): docs/design/ke
 
 from __future__ import annotations
 
-import base64
+import binascii
 import contextlib
 import contextvars
 import json
 import math
-import secrets
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -42,7 +42,7 @@ from jwks_rotator.core.errors import (
     TtlTooLongError,
     UnsupportedAlgorithmError,
 )
-from jwks_rotator.core.issuance.limits import MAX_TOKEN_BYTES, TokenPolicy, TokenRequest, build_claims, parse_request
+from jwks_rotator.core.issuance.limits import MAX_TOKEN_BYTES, TokenPolicy, TokenRequest, build_claims, from_fields, parse_request
 from jwks_rotator.core.keys.algorithms import get_algorithm, signature_verifies
 from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.keys.records import KeyRecord, KeyState, load_private_key
@@ -70,9 +70,12 @@ RefreshListener = Callable[[str, str, "SigningKey | None", str], None]
 reason: why there is no key, empty when there is one)."""
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def b64url(data: bytes) -> bytes:
-    """Base64url without padding (RFC 7515 section 2)."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
+    """Base64url without padding (RFC 7515 section 2); binascii directly: two calls per token fewer than base64's."""
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
 
 
 @dataclass(frozen=True)
@@ -463,7 +466,7 @@ class TokenSigner:
             # yet. The key's retention follows its record, so a longer token could outlive the key in the JWKS.
             raise TtlTooLongError(f"'ttl' may be at most {int(key.max_ttl)} seconds until the rotator records the raised max-token-ttl")
         iat = int(now)
-        jti = secrets.token_urlsafe(16)
+        jti = b64url(os.urandom(16)).decode("ascii")  # secrets.token_urlsafe(16) without its four Python calls
         claims = build_claims(request, self.policy, iat, jti, azp)
         try:
             try:
@@ -479,7 +482,7 @@ class TokenSigner:
         except (ValueError, UnicodeError):
             # UnicodeEncodeError is a ValueError; sub and aud were checked, so it is in the claims.
             raise InvalidClaimsError(_UNENCODABLE) from None
-        return IssuedToken(token, key.kid, key.alg, jti, request.aud, request.ttl, iat + request.ttl)
+        return from_fields(IssuedToken, (token, key.kid, key.alg, jti, request.aud, request.ttl, iat + request.ttl))
 
     def handle(self, payload: Any) -> Outcome:
         """Answer one request; never raises, never returns a partial token."""

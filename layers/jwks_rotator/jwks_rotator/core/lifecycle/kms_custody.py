@@ -52,6 +52,8 @@ SIGNING_SPECS = frozenset({"RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", 
 """What DescribeKey must say of a key this stack made (with usage SIGN_VERIFY, origin AWS_KMS, a customer-managed key)."""
 MULTI_REGION_PREFIX = "mrk-"
 """How a multi-Region key's id begins (its replicas share it)."""
+PENDING_DELETION = frozenset({"PendingDeletion", "PendingReplicaDeletion"})
+"""Deletion scheduled (a multi-Region primary waits in PendingReplicaDeletion for its replicas' deletion)."""
 REPLICA_READY_STATES = frozenset({"Enabled", "Disabled"})
 """A replica in one of these states exists and can be enabled at the hand-over (not Creating, pending deletion, ...)."""
 SETTLE_ATTEMPTS = 3
@@ -83,12 +85,15 @@ def key_policy(settings: Settings, alg: str | None, *, signer: bool, region: str
     needed only with ``signer``: a policy without the sign role names no
     algorithm.
 
-    ``region``: a replica's region other than ``primary-region``. The writer does not know that region's sign
-    role (its stack made it), so the signing statements there name the account, narrowed to roles named for the
-    stack (``role/<stack>-*``, as CloudFormation names a stack's roles): a principal signs only when its own IAM
-    policy allows it too, which the stack's sign role's does for keys carrying the stack tag (and only those).
+    ``region``: a replica's region other than ``primary-region``. Its signing statements name the other regions' sign
+    roles (``kms-replica-sign-role-arns``: each role's IAM policy reaches its own region's keys only). Without them
+    the writer does not know that region's sign role (its stack made it), so they name the account, narrowed to roles
+    named for the stack (``role/<stack>-*``, as CloudFormation names a stack's roles): a principal signs only when its
+    own IAM policy allows it too, which the stack's sign role's does for keys carrying the stack tag (and only those).
     """
     settings.require("kms_sign_role_arn", "kms_rotate_role_arn")
+    replicas_to = [other for other in settings.regions if other != settings.primary_region]  # where the primary key is replicated
+    replica = bool(region) and bool(settings.primary_region) and region != settings.primary_region
     account = settings.kms_rotate_role_arn.split(":")[4]
     partition = settings.kms_rotate_role_arn.split(":")[1]
     statements: list[dict[str, Any]] = [
@@ -118,13 +123,26 @@ def key_policy(settings: Settings, alg: str | None, *, signer: bool, region: str
             "Resource": "*",
         },
     ]
+    if replicas_to and not replica:
+        # A key policy naming the role allows by itself (same account): the regions are narrowed here, not only in IAM.
+        statements.append({
+            "Sid": "RotatorReplicatesToTheRegions",
+            "Effect": "Allow",
+            "Principal": {"AWS": settings.kms_rotate_role_arn},
+            "Action": "kms:ReplicateKey",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"kms:ReplicaRegion": list(replicas_to)}},
+        })
     if signer:
         if alg is None:
             raise ConfigurationError("a key policy naming the sign role needs the key's algorithm")
         algorithm = kms_algorithm(alg).signing_algorithm
-        principal: str = settings.kms_sign_role_arn
+        principal: str | list[str] = settings.kms_sign_role_arn
         narrowed: dict[str, Any] = {}
-        if region and settings.primary_region and region != settings.primary_region:
+        if replica and settings.kms_replica_sign_role_arns:
+            roles = list(settings.kms_replica_sign_role_arns)
+            principal = roles[0] if len(roles) == 1 else roles
+        elif replica:
             principal = f"arn:{partition}:iam::{account}:root"
             narrowed = {"ArnLike": {"aws:PrincipalArn": f"arn:{partition}:iam::{account}:role/{settings.kms_stack_tag}-*"}}
         statements += [
@@ -202,17 +220,20 @@ class KmsCustodian:
     def _replicate(self, arn: str, alg: str, kid: str, region: str) -> bool:
         """Replicate ``arn`` to ``region``, tagged, with the region's policy (no signer), disabled; False when it could not.
 
-        The tags and the policy are put again on the replica (ReplicateKey gives them; moto 5 ignores both), and a
-        replica that came out enabled is disabled. A failure is logged: the replica is made by a later run
-        (:meth:`replicas_ready`), and the key does not count as published before.
+        ReplicateKey gives the stack's tag and the policy; both are put again on the replica (moto 5 ignores them),
+        then the kid's tag (as on the primary key: a tag call of its own); a replica that came out enabled is disabled.
+        A failure is logged: the replica is made by a later run (:meth:`replicas_ready`), and the key does not count as
+        published before.
         """
         vault = self.regions[region]
-        tags = {STACK_TAG: self.settings.kms_stack_tag, KID_TAG: kid}
+        stack = {STACK_TAG: self.settings.kms_stack_tag}
         policy = key_policy(self.settings, None, signer=False, region=region)
         try:
-            self.vault.replicate(arn, region, tags=tags, policy=policy,
+            # The stack's tag only, as at CreateKey (the replica's CreateKey is authorized like one); the kid after.
+            self.vault.replicate(arn, region, tags=stack, policy=policy,
                                  description=f"jwks-rotator ({self.settings.kms_stack_tag}): {alg} signing key")
-            vault.tag(arn, tags)
+            vault.tag(arn, stack)
+            vault.tag(arn, {KID_TAG: kid})
             vault.put_policy(arn, policy)
             if vault.describe(arn).state in USABLE_STATES:
                 vault.disable(arn)
@@ -271,7 +292,7 @@ class KmsCustodian:
         for region, vault in self.regions.items():
             try:
                 described = vault.describe(arn)
-                if described.state == "PendingDeletion":
+                if described.state in PENDING_DELETION:
                     continue
                 action(vault, described, region)
             except KeyVaultError as exc:
@@ -322,7 +343,7 @@ class KmsCustodian:
             state = described.state
             if state in USABLE_STATES:
                 self.vault.disable(record.kms_key_arn)
-            if state != "PendingDeletion":
+            if state not in PENDING_DELETION:
                 self.vault.schedule_deletion(record.kms_key_arn, self.deletion_days)
                 self._log.info("scheduled a KMS key's deletion", extra={"kid": record.kid, "reason": "left the keyring"})
         for _ in range(SETTLE_ATTEMPTS):
@@ -378,7 +399,10 @@ class KmsCustodian:
                 if exc.reason == "NotFoundException":
                     continue  # a tombstone's key KMS already deleted
                 raise
-            if key.state == "PendingDeletion" or not self.owns(key, arns):
+            if key.state in PENDING_DELETION:
+                self._remove_everywhere(arn, kid)  # a replica whose region was down at the removal (idempotent)
+                continue
+            if not self.owns(key, arns):
                 continue
             if key.arn == active_arn:
                 enabled = key.state in USABLE_STATES and self._enabled_in_regions(arn, kid)
@@ -465,7 +489,7 @@ class KmsCustodian:
         tagged = self.vault.list_tagged(STACK_TAG, self.settings.kms_stack_tag)
         now = self.vault.server_time() or now  # ages on KMS's clock, which set CreationDate: not on a skewed local one
         for key in tagged:
-            if key.arn in recorded or key.arn in waiting or key.state == "PendingDeletion":
+            if key.arn in recorded or key.arn in waiting or key.state in PENDING_DELETION:
                 continue
             if key.created_at + self.grace > now:
                 continue  # a concurrent rotator may be recording (and activating) it right now

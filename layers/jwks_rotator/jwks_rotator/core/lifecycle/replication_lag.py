@@ -29,6 +29,10 @@ from jwks_rotator.core.ports import ReplicaReading, ReplicationLedger, Replicati
 
 Monotonic = Callable[[], float]
 
+PATIENCE: tuple[float, ...] = (1.0, 2.0, 4.0)
+"""Seconds between re-reads of a replica still behind the run's own write (at most 7 s of a 60 s run): a replica that
+catches up within seconds is measured to the second, not to the next tick's ``schedule``."""
+
 
 @dataclass(frozen=True)
 class LagFigures:
@@ -102,6 +106,10 @@ class LagMeter:
         if len(caught) != len(record.caught_up):
             self._record = ReplicationRecord(record.generation, record.written_at, caught)
             self._changed = True
+
+    def wrote(self) -> bool:
+        """Whether this run wrote the generation being measured (its figures are then on the monotonic clock)."""
+        return self._written_at_tick is not None
 
     def figures(self, readings: Mapping[str, ReplicaReading | None]) -> LagFigures:
         """This run's figures: each region that caught up in it (its worst), and the time so far of each readable one still behind."""
