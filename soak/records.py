@@ -62,6 +62,7 @@ class Verification:
     exp: int
     ok: bool
     reason: str = ""
+    kid: str = ""
 
     @property
     def unexpired_refusal(self) -> bool:

@@ -123,7 +123,7 @@ class Traffic:
                 continue
             end = time.time()
             if "token" in body:
-                self._issued(body, start, end, rng)
+                self.issued(body, start, end, rng)
             else:
                 with seen.lock:
                     seen.sign_refusals[str(body.get("error", "unknown"))] += 1
@@ -131,7 +131,8 @@ class Traffic:
                         seen.unavailable_reasons[str(body.get("message", ""))] += 1
             self.stop.wait(self.config.caller_pause)
 
-    def _issued(self, body: dict[str, Any], start: float, end: float, rng: random.Random) -> None:
+    def issued(self, body: dict[str, Any], start: float, end: float, rng: random.Random) -> TokenRecord:
+        """Record a token and queue it once per library, each at a random moment of its life."""
         with self.seen.lock:
             record = TokenRecord(len(self.seen.tokens), str(body["kid"]), start, end, int(body["expires_at"]), str(body["token"]))
             self.seen.tokens.append(record)
@@ -145,6 +146,7 @@ class Traffic:
             else:
                 due = max(end, last - rng.uniform(0.0, 0.25))
             queue.put(due, record, moment)
+        return record
 
     # --- verifier workers -----------------------------------------------------------
     def pyjwt_worker(self, index: int) -> None:
@@ -205,6 +207,6 @@ class Traffic:
                 self._record("envoy", moment, due, start, token, False, ENVOY_REASONS.get(answer.reason, f"{answer.status} {answer.reason}"))
 
     def _record(self, library: str, moment: str, due: float, start: float, token: TokenRecord, ok: bool, reason: str = "") -> None:
-        result = Verification(library, moment, due, start, time.time(), token.exp, ok, reason)
+        result = Verification(library, moment, due, start, time.time(), token.exp, ok, reason, token.kid)
         with self.seen.lock:
             self.seen.verifications.append(result)

@@ -23,7 +23,7 @@ AUDIT_SUB_BOUND = 128
 """Longer subjects are cut to this many characters in an audit line, the last one ``…``."""
 DECISIONS = ("issued", "refused", "performed", "failed")
 """The sign function decides issued or refused; the rotate function performed, refused or failed."""
-OPERATIONS = ("tick", "rotate-now", "revoke", "publish")
+OPERATIONS = ("tick", "rotate-now", "revoke", "publish", "promote", "step-down")
 """The rotate function's operations an audit line may name."""
 MAX_PATTERN_CHARS = 1024  # CloudWatch Logs' limit on a filter pattern
 

@@ -161,11 +161,16 @@ class CliContext:
     json_written: bool = False
 
     def local_state(self) -> dict[str, Any] | None:
-        """The running local stack's state when ``--endpoint-url`` points at it."""
+        """The running local stack's state when ``--endpoint-url`` points at it; in several regions, with ``--region``'s
+        own function names (each region's stack names its functions itself)."""
         if not self.endpoint_url:
             return None
         state = read_state_file(self.state_file)
         if state and any(same_endpoint(self.endpoint_url, str(state.get(k, ""))) for k in ("endpoint", "moto_endpoint", "aws_endpoint")):
+            regions = state.get("regions")
+            here = regions.get(self.region) if isinstance(regions, dict) and self.region else None
+            if isinstance(here, dict):
+                return {**state, **{k: here[k] for k in ("rotate_function", "sign_function") if isinstance(here.get(k), str)}}
             return state
         return None
 

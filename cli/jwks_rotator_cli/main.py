@@ -14,7 +14,7 @@ credentials and reach its Lambda API, STS endpoint and JWKS URL; ``sign`` there 
 
 Failures print one line on stderr: exit 2 for invalid settings, 1 otherwise; under ``--json`` stdout holds
 exactly one JSON document. Modules: :mod:`.app` (the group, failures, finding ``local``), :mod:`.context`,
-:mod:`.output`, :mod:`.status`, :mod:`.operate` (rotate, revoke, publish), :mod:`.tokens` (sign, verify),
+:mod:`.output`, :mod:`.status`, :mod:`.operate` (rotate, revoke, publish, promote), :mod:`.tokens` (sign, verify),
 :mod:`.policy`, :mod:`.doctor` (with :mod:`.doctor_checks`), :mod:`.audit`.
 """
 
@@ -24,13 +24,13 @@ from .app import cli
 from .audit import audit
 from .doctor import doctor
 from .fault import fault
-from .operate import publish, revoke, rotate
+from .operate import promote, publish, revoke, rotate
 from .policy import policy
 from .status import status
 from .tokens import sign, verify
 from .verifiers import verifiers
 
-for _command in (status, rotate, revoke, publish, sign, verify, audit, policy, doctor, verifiers, fault):
+for _command in (status, rotate, revoke, publish, promote, sign, verify, audit, policy, doctor, verifiers, fault):
     cli.add_command(_command)
 
 __all__ = ["cli", "main"]

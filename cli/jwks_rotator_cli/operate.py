@@ -1,4 +1,5 @@
-"""``jwks-rotator rotate [--now]``, ``revoke KID`` and ``publish [--accept-restore]``: the stack's rotate function does them.
+"""``jwks-rotator rotate [--now]``, ``revoke KID``, ``publish [--accept-restore]`` and ``promote REGION``: the stack's rotate
+function does them (``promote``: the rotate function in REGION, after asking the old primary's to step down).
 
 Each command invokes the rotate function (Lambda, RequestResponse) with the
 operation and a proof of the operator's identity, so the operation runs with
@@ -9,6 +10,7 @@ summary; a refusal or a failed run is one line on stderr and exit status 1.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
@@ -176,3 +178,96 @@ def publish(obj: CliContext, /, accept_restore: bool, **options: Any) -> None:
     print_summary(summary, nothing="documents already up to date")
     if accept_restore:
         console().print(f"keyring accepted as it is: the documents follow it; active kid {summary.get('active_kid') or 'none'}")
+
+
+def _old_primary(obj: CliContext, options: dict[str, Any]) -> str | None:
+    """The primary region the target's rotate function is deployed with (its PRIMARY_REGION), None when it names none."""
+    function_name = _function_name(obj, options["function_name"])
+    lambda_client = obj.client("lambda", endpoint_url=options["lambda_endpoint_url"] or obj.lambda_endpoint())
+    return function_environment(lambda_client, function_name).get("PRIMARY_REGION") or None
+
+
+def _step_down(obj: CliContext, options: dict[str, Any], old: str, target: str) -> str:
+    """Ask the old primary's rotate function (same stack name, region ``old``) to step down in favour of ``target``.
+
+    Never fails the command: one line saying what happened. The promote itself checks the old primary again.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from jwks_rotator_client import InvokeError, OperatorClient
+
+    there = dataclasses.replace(obj, region=old)
+    try:
+        if options["function_name"] or there.local_state() is not None:
+            name = str(options["function_name"] or (there.local_state() or {}).get("rotate_function") or ROTATE_FUNCTION)
+            function_name = _in_region(name, old)
+        else:
+            function_name = there.require_stack().rotate_function_name
+        role_arn, sts_endpoint_url = _stack_defaults(there, {**options, "function_name": function_name}, function_name)
+        client = proving_client(
+            there, OperatorClient, function_name, role_arn=role_arn, sts_endpoint_url=sts_endpoint_url,
+            lambda_endpoint_url=options["lambda_endpoint_url"],
+            local_role=str((there.local_state() or {}).get("operator_role") or OPERATOR_ROLE),
+        )
+        answer = client.step_down(target)
+    except (InvokeError, BotoCoreError, ClientError, errors.JwksRotatorError) as exc:
+        return f"old primary {old}: no step-down ({type(exc).__name__}: {_first_line(exc)}); promote checks whether it is unreachable"
+    if "error" in answer:
+        return f"old primary {old}: step-down refused ({answer['error']}: {answer.get('message', '')})"
+    done = "had already stepped down" if answer.get("already") else "stepped down"
+    return f"old primary {old}: {done}: its keyring names {target} the writer (generation {answer.get('generation')})"
+
+
+def _in_region(function_name: str, region: str) -> str:
+    """A function ARN moved to ``region`` (a name is the same in every region's stack)."""
+    parts = function_name.split(":")
+    if function_name.startswith("arn:") and len(parts) >= 7:
+        parts[3] = region
+        return ":".join(parts)
+    return function_name
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).splitlines() or [""])[0][:200]
+
+
+@click.command()
+@click.argument("region")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--no-step-down", is_flag=True,
+              help="Do not ask the old primary's rotate function to step down first (promote then needs it unreachable).")
+@operator_options
+@click.pass_obj
+def promote(obj: CliContext, /, region: str, yes: bool, no_step_down: bool, **options: Any) -> None:
+    """Make REGION the writer when the primary is down: its keyring replica becomes the keyring of record.
+
+    Runs in REGION's own rotate function (pass --region REGION). First asks the old primary's rotate function to step
+    down (it then writes nothing); the promote then refuses unless the old primary is unreachable or stepped down, and
+    unless REGION's replica holds the newest keyring generation the published documents carry. Audited in REGION.
+    """
+    here = obj.region_name()
+    if region != here:
+        fail(f"promote {region} runs in {region}'s own rotate function: pass --region {region} (this command's region is {here})", 2)
+    old = _old_primary(obj, options)
+    if not yes:
+        click.confirm(
+            f"Make {region} the writer in place of {old or 'the primary'}? Its replica becomes the keyring of record, "
+            f"and {old or 'the old primary'} must then be updated to a secondary",
+            abort=True, err=True,
+        )
+    out = console()
+    if old and old != region and not no_step_down:
+        out.print(_step_down(obj, options, old, region))
+    summary = invoke_operation(obj, options, {"operation": "promote", "region": region})
+    generation = summary.get("generation")
+    if summary.get("already_primary"):
+        out.print(f"{region} already is the writer: nothing to do (keyring generation {generation})")
+        return
+    state = {"unreachable": "unreachable", "stepped_down": "stepped down"}.get(str(summary.get("old_primary_state")), "?")
+    out.print(f"promoted {region}: the writer now, in place of {summary.get('old_primary')} ({state}); keyring generation {generation}")
+    if not summary.get("publish_error"):
+        print_summary(summary, nothing="documents already up to date")
+    else:
+        out.print(f"[yellow]the first publication failed ({summary.get('publish_error')}): run "
+                  f"jwks-rotator --region {region} publish[/yellow]")
+    out.print(f"next: update the stacks with PrimaryRegion={region} (docs/regions.md, Promote)")

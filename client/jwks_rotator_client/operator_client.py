@@ -66,3 +66,11 @@ class OperatorClient(ProofInvoker):
     def publish(self, *, accept_restore: bool = False) -> dict[str, Any]:
         """Write the documents if they differ from the keyring; ``accept_restore`` publishes a restored keyring over newer ones."""
         return self.operate("publish", accept_restore=True) if accept_restore else self.operate("publish")
+
+    def promote(self, region: str) -> dict[str, Any]:
+        """Make ``region`` (this function's own) the writer: its keyring replica becomes the keyring of record."""
+        return self.operate("promote", region=region)
+
+    def step_down(self, region: str) -> dict[str, Any]:
+        """Hand the writer's role from this function's region to ``region``: this region writes nothing afterwards."""
+        return self.operate("step-down", region=region)

@@ -1,6 +1,6 @@
-"""Rotate function: scheduled tick, rotate-now, revoke and publish (see events/).
+"""Rotate function: scheduled tick, rotate-now, revoke, publish, promote and step-down (see events/).
 
-``rotate-now``, ``revoke`` and ``publish`` need a ``proof`` of an operator's
+Every operation but a tick needs a ``proof`` of an operator's
 identity, bound to this function (see jwks_rotator.core.lifecycle.operator_gate);
 a scheduled event and ``{"operation": "tick"}`` need none. A refusal is an
 answer (``{"error", "message"}``), never a failure.
@@ -8,19 +8,22 @@ answer (``{"error", "message"}``), never a failure.
 Audit: one JSON line per operation decision (type ``jwks-rotator.audit``,
 ``"function": "rotate"``) on stdout: decision (performed, refused or failed),
 error, reason, the caller's STS ARN and role, the operation, the revoked kid
-and ``accept_restore``. Never the proof.
+and ``accept_restore``; for promote and step-down also the region named, the old and new primary and the keyring
+generation written. Never the proof. ``promote R`` runs only in R's own rotate function (AWS_REGION);
+a refused safety check is an answer (``replica_behind_publication``, ...), not a failure.
 
 Metrics (EMF): ``Rotations``, ``Publications``, keys per state, ``ActiveKeyAgeSeconds`` and
 ``ActiveKeyOverdueSeconds`` (what the stale-key alarm watches), ``InvalidEvents``, ``OperationRefusals_<code>``,
 ``RotationFailures`` and, for the failures an operator must act on, ``KeyringBehindPublication`` and
-``ClockSkewDetected`` (see jwks_rotator.adapters.sdk.rotation_metrics), and ``RevocationListRepaired`` when the revocation
+``ClockSkewDetected``, ``WriterSuperseded`` (see jwks_rotator.adapters.sdk.rotation_metrics), and ``RevocationListRepaired`` when the revocation
 parameter had to be rewritten from the stack's record (erased, junk, malformed), ``ForeignKeysLeftAlone`` for a KMS key
 carrying the stack's tag that the stack did not make; with replicas in other regions, ``ReplicationLag`` and
 ``RevocationReach`` per region (dimension ``Region``). A failed run raises, so the error alarm and the
 dead-letter queue see it.
 
-Outside ``primary-region`` (its ``AWS_REGION`` is another) the function writes nothing: an operation is refused
-with ``not_primary_region`` (an answer, audited), an unproven tick does nothing and logs why.
+Outside the writer's region (``primary-region``, or the region the keyring names once ``promote`` or ``step-down``
+moved the writer) the function writes nothing: an operation is refused with ``not_primary_region`` (an answer,
+audited), an unproven tick does nothing and logs why. ``promote`` is the operation that runs there.
 """
 
 from __future__ import annotations
@@ -34,11 +37,12 @@ from jwks_rotator.adapters.lean.audit_log import AuditLog
 from jwks_rotator.adapters.lean.sts_identity import is_local, refuse_endpoint_overrides
 from jwks_rotator.adapters.sdk.observability import make_logger, make_metrics
 from jwks_rotator.adapters.sdk.rotation_metrics import add_failure_metrics, add_keyring_metrics, add_origin_metrics, add_replication_metrics
-from jwks_rotator.bootstrap.rotate import build_operator_gate, build_rotation_service
+from jwks_rotator.bootstrap.rotate import build_operator_gate, build_promotion, build_rotation_service
 from jwks_rotator.core.callers.proof import accepted_signer_names
-from jwks_rotator.core.errors import InvalidEventError, JwksRotatorError, NotPrimaryRegionError, UnknownKeyError
-from jwks_rotator.core.lifecycle.operations import report_summary, run_command
+from jwks_rotator.core.errors import InvalidEventError, JwksRotatorError, NotPrimaryRegionError, PromoteRefusedError, UnknownKeyError
+from jwks_rotator.core.lifecycle.operations import RotateCommand, report_summary, run_command
 from jwks_rotator.core.lifecycle.operator_gate import Admission, OperatorGate, admit
+from jwks_rotator.core.lifecycle.promote import Promotion
 from jwks_rotator.core.lifecycle.rotation import RotationService, utc_now
 from jwks_rotator.core.settings import Settings
 
@@ -48,6 +52,12 @@ metrics = make_metrics()
 audit = AuditLog()
 _service: RotationService | None = None
 _gate: OperatorGate | None = None
+_promotion: Promotion | None = None
+
+
+def _own_region() -> str:
+    """The region this function runs in (Lambda sets AWS_REGION; AWS_DEFAULT_REGION where only that is set)."""
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "")
 
 
 def _get_service() -> RotationService:
@@ -57,9 +67,48 @@ def _get_service() -> RotationService:
         refuse_endpoint_overrides(os.environ, local=is_local(CODE_DIR))  # a fake keyring must never be published
         _service = build_rotation_service(
             Settings.from_env(os.environ), logger=logger, on_revocation_repair=_on_revocation_repair, on_foreign_key=_on_foreign_key,
-            region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+            region=_own_region(),
         )
     return _service
+
+
+def _get_promotion() -> Promotion:
+    """The promote operation of this region, over this region's rotation service (built once per container)."""
+    global _promotion
+    if _promotion is None:
+        service = _get_service()
+        _promotion = build_promotion(service.settings, _own_region(), service, logger=logger)
+    return _promotion
+
+
+def _handover(admission: Admission, command: RotateCommand) -> dict[str, Any]:
+    """promote or step-down: audited with the old and new primary and the generation; a refused check is an answer."""
+    assert command.region is not None
+    try:
+        if command.operation == "promote":
+            done = _get_promotion().promote(command.region)
+            old, new, generation = done.old_primary, done.region, done.generation
+            answer: dict[str, Any] = {**done.summary, "operation": "promote", "region": done.region, "old_primary": done.old_primary,
+                                      "old_primary_state": done.old_primary_state, "already_primary": done.already_primary,
+                                      "generation": done.generation, "replica_generation": done.replica_generation,
+                                      "origin_generation": done.origin_generation, "publish_error": done.publish_error}
+        else:
+            stepped = _get_service().step_down(command.region)
+            old, new, generation = stepped.region, stepped.new_primary, stepped.generation
+            answer = {"operation": "step-down", "old_primary": stepped.region, "new_primary": stepped.new_primary,
+                      "generation": stepped.generation, "already": stepped.already}
+    except PromoteRefusedError as exc:
+        return _refuse(admission, exc)
+    except JwksRotatorError as exc:
+        audit.write_operation(admission.outcome("failed", exc))
+        logger.error("operation failed", extra={"operation": command.operation, "error": exc.code, "reason": exc.message})
+        add_failure_metrics(metrics, exc)
+        raise
+    except Exception:
+        audit.write_operation(admission.outcome("failed", JwksRotatorError("internal error")))
+        raise
+    audit.write_operation(admission.outcome("performed", old_primary=old, new_primary=new, generation=generation))
+    return answer
 
 
 def _on_foreign_key(arn: str) -> None:
@@ -111,6 +160,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         return _refuse(admission, admission.error)
     command = admission.command
     assert command is not None  # admitted
+    if command.region is not None:
+        return _handover(admission, command)
     try:
         service = _get_service()
         report = run_command(service, command, coalesce_ticks=admission.identity is None)
@@ -125,7 +176,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         audit.write_operation(admission.outcome("failed", JwksRotatorError("internal error")))
         raise
     audit.write_operation(admission.outcome("performed"))
-    if report.not_primary:  # nothing was read: no keyring figures to report
+    if report.not_primary:  # nothing was written: no keyring figures to report
         return report_summary(command, report)
     metrics.add_metric(name="Rotations", unit=MetricUnit.Count, value=report.activations)
     metrics.add_metric(name="Publications", unit=MetricUnit.Count, value=len(report.publications))

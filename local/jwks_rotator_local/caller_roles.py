@@ -18,9 +18,8 @@ from typing import Any
 from jwks_rotator.core.callers.principals import identity_from_arn
 from jwks_rotator.core.issuance.profiles import IssuancePolicy
 from jwks_rotator.core.settings import Settings
-from jwks_rotator_cli.local_state import DEMO_CALLER_ROLE, LOCAL_ACCOUNT, OPERATOR_ROLE, ROTATE_FUNCTION
+from jwks_rotator_cli.local_state import DEMO_CALLER_ROLE, LOCAL_ACCOUNT, OPERATOR_ROLE
 from jwks_rotator_cli.policy import caller_sts_arn, load_policy_for, read_policy_file
-from jwks_rotator_client import OperatorClient
 
 DEMO_POLICY_FILE = Path(__file__).resolve().parent / "demo-policy.yaml"
 """The policy a local stack runs with unless given another: profile ``demo`` for :data:`DEMO_CALLER_ROLE`."""
@@ -60,10 +59,3 @@ def create_roles(iam: Any, role_arns: list[str]) -> None:
 def profiles_of(policy: IssuancePolicy, role_arn: str) -> list[str]:
     """The enabled profiles a session of ``role_arn`` may sign under."""
     return [profile.name for profile in policy.profiles_for(identity_from_arn(caller_sts_arn(role_arn)))]
-
-
-def operator_client(stack: Any, role_arn: str = OPERATOR_ROLE, *, session_name: str = "local-operator") -> OperatorClient:
-    """An :class:`~jwks_rotator_client.OperatorClient` for a started local stack's RotateFunction, as a session of ``role_arn``."""
-    session = stack.caller_session(role_arn, session_name=session_name)
-    lambda_client = session.client("lambda", endpoint_url=stack.lambda_endpoint, region_name=stack.region)
-    return OperatorClient(ROTATE_FUNCTION, lambda_client, session, sts_endpoint_url=stack.sts_endpoint)

@@ -167,6 +167,9 @@ def start_moto(host: str, port: int) -> Any:
     """
     from moto.server import ThreadedMotoServer
 
+    from .moto_gaps import add_missing_calls
+
+    add_missing_calls()  # StopReplicationToReplica, for promote
     failure: list[str] = []
 
     class _Server(ThreadedMotoServer):

@@ -14,6 +14,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from jwks_rotator_local.moto_gaps import add_missing_calls
+
 REGION = "us-east-1"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
@@ -23,8 +25,11 @@ RegionalClientFactory = Callable[[str], ClientFactory]
 
 @contextmanager
 def moto_server(host: str = "127.0.0.1") -> Iterator[str]:
-    """Start ``ThreadedMotoServer`` on ``host`` and a free port; yields its endpoint URL; stops it on exit."""
+    """Start ``ThreadedMotoServer`` on ``host`` and a free port, with the calls moto lacks added
+    (:mod:`jwks_rotator_local.moto_gaps`); yields its endpoint URL; stops it on exit."""
     from moto.server import ThreadedMotoServer
+
+    add_missing_calls()
 
     server = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
     server.start()

@@ -23,12 +23,14 @@ from botocore.exceptions import ClientError
 from click.testing import CliRunner
 from rich.console import Console
 
+from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.lifecycle.documents import JWKS_PATH
+from jwks_rotator_cli.doctor_checks import token_against_jwks
 from jwks_rotator_cli.local_state import SIGN_FUNCTION
 from jwks_rotator_cli.main import cli
 from jwks_rotator_client import SignClient, build_caller_proof
 from jwks_rotator_local.command import print_banner
-from jwks_rotator_local.local_stack import RegionOutageError
+from jwks_rotator_local.local_stack import LocalStackError, RegionOutageError
 from jwks_rotator_local.regions import LocalRegions
 from jwks_rotator_testkit.fast import fast_settings
 
@@ -252,3 +254,47 @@ def test_local_regions_refuses_bad_regions_and_settings_it_sets_itself() -> None
         LocalRegions([PRIMARY, SECOND], {"primary-region": SECOND})
     result = CliRunner().invoke(cli, ["local", "--regions", "us-east-1,nowhere"])
     assert result.exit_code == 2 and "--regions" in result.output, result.output
+
+
+# Last in this module: it promotes eu-west-1 for good (the module's stacks end here).
+def test_with_the_primary_out_an_operator_promotes_eu_west_1_which_then_writes_and_the_old_primary_is_fenced(
+    healthy: LocalRegions,
+) -> None:
+    cloud = healthy
+    state = cloud.state_file  # type: ignore[attr-defined]
+    buckets = {region: cloud.stack(region).resources_or_fail().bucket for region in cloud.regions}
+
+    def cli_in(region: str, *args: str) -> Any:
+        return CliRunner().invoke(cli, ["--state-file", str(state), "--endpoint-url", cloud.aws_endpoint, "--region", region,
+                                        "--stack", cloud.stack_name, *args])
+
+    def documents(region: str) -> tuple[dict[str, Any], dict[str, str]]:
+        s3 = cloud.client("s3", region)
+        body = json.loads(s3.get_object(Bucket=buckets[region], Key=JWKS_PATH)["Body"].read())
+        return body, dict(s3.head_object(Bucket=buckets[region], Key=JWKS_PATH)["Metadata"])
+
+    old_primary_jwks = documents(PRIMARY)
+    cloud.region_outage(PRIMARY)
+    promoted = cli_in(SECOND, "promote", SECOND, "--yes")
+    assert promoted.exit_code == 0, promoted.output
+    assert f"old primary {PRIMARY}: no step-down" in promoted.output  # its rotate function does not answer
+    assert f"promoted {SECOND}: the writer now, in place of {PRIMARY} (unreachable)" in promoted.output
+    rotated = cli_in(SECOND, "rotate", "--now")
+    assert rotated.exit_code == 0, rotated.output
+    arn = cloud.stack(SECOND).function_environment("RotateFunction")["KEYRING_SECRET_ID"]
+    keyring = Keyring.from_json(
+        cloud.client("secretsmanager", SECOND).get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"])
+    assert keyring.primary_region == SECOND and keyring.active is not None, rotated.output
+    active = keyring.active.kid
+    jwks, metadata = documents(SECOND)  # the origin it reaches: its own bucket, marked as its writing
+    assert active in {key["kid"] for key in jwks["keys"]} and metadata["writer-region"] == SECOND
+    assert cloud.can_sign(SECOND) == ""  # with the new key, verified by the JWKS the edge serves (from eu-west-1's bucket)
+
+    cloud.clear_outage(PRIMARY)
+    token = cloud.sign_client(PRIMARY).sign(REQUEST)["token"]  # the old primary signs with the key its view holds,
+    assert token_against_jwks(token, jwks) == ""  # which the new writer's documents still publish
+    with pytest.raises(LocalStackError, match="WriterSupersededError"):
+        cloud.stack(PRIMARY).tick()  # it reads eu-west-1's keyring and documents: a newer writer, so it writes nothing
+    refused = cli_in(PRIMARY, "rotate", "--now")
+    assert refused.exit_code == 1 and "writer_superseded" in refused.output, refused.output
+    assert documents(SECOND) == (jwks, metadata) and documents(PRIMARY) == old_primary_jwks

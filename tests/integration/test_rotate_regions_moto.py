@@ -214,7 +214,12 @@ def test_a_second_origin_in_outage_holds_publication_back_and_is_written_when_it
 def test_a_rotate_function_outside_the_primary_region_writes_nothing(regions: Deployment) -> None:
     regions.rotator().tick()
     before = regions.client(PRIMARY, "secretsmanager").describe_secret(SecretId=regions.keyring_arn)["VersionIdsToStages"]
-    secondary = regions.rotator(SECONDARY)
+    # The secondary's own settings: its replicas and its bucket (its quiet tick reads its keyring replica once).
+    own = regions.settings.replace(keyring_secret_id=regions.keyring_arn.replace(PRIMARY, SECONDARY),
+                                   signing_secret_id=regions.signing_arn.replace(PRIMARY, SECONDARY), jwks_bucket=regions.second_bucket,
+                                   second_origin_bucket="", second_origin_region="")
+    secondary = build_rotation_service(own, regions.clients_in(SECONDARY), clock=regions.clock.now, region=SECONDARY,
+                                       regional_clients=regions.clients_in, monotonic=regions.clock.monotonic, sleep=regions.pauses.append)
     quiet = secondary.tick(coalesce=True)  # the schedule's tick, or an unproven one
     assert quiet.skipped and quiet.not_primary and quiet.changes == []
     for operation in (secondary.tick, secondary.rotate_now, lambda: secondary.revoke("any-kid"), secondary.publish):

@@ -97,7 +97,13 @@ def test_the_deployed_writer_reaches_every_region_and_the_secondarys_signer_sign
 
 def test_the_deployed_secondarys_rotate_function_writes_nothing(pair: Pair) -> None:
     clock = FakeClock()
-    secondary = rotator(pair, SECONDARY, clock)
+    # Deployed before the primary existed, its stack could not name the primary's keyring (PrimaryKeyringSecretArn):
+    # its replica's ARN, as a stack update would give it (its quiet tick reads it once).
+    replica = pair.primary.outputs["KeyringSecretArn"].replace(f":{PRIMARY}:", f":{SECONDARY}:")
+    secondary = build_rotation_service(pair.settings(SECONDARY).replace(keyring_secret_id=replica),
+                                       client_factory(pair.endpoint, region=SECONDARY), clock=clock.now, region=SECONDARY,
+                                       regional_clients=regional_client_factory(pair.endpoint), monotonic=clock.monotonic,
+                                       sleep=lambda _: None)
     assert secondary.tick(coalesce=True).not_primary
     with pytest.raises(NotPrimaryRegionError):
         secondary.publish()

@@ -32,6 +32,8 @@ ROTATE_EVENTS = {
     "rotate-now.json": ("rotate-now", None),
     "revoke.json": ("revoke", "REPLACE-WITH-A-KID-FROM-THE-JWKS"),
     "publish.json": ("publish", None),
+    "promote.json": ("promote", None),
+    "step-down.json": ("step-down", None),
 }
 SIGN_REFUSALS = {
     "sign-without-proof.json": "unauthenticated",

@@ -152,12 +152,21 @@ def test_a_secondary_key_lets_the_primary_writer_use_it_through_secrets_manager_
     assert "PrimaryRotateRoleUsesTheKeyThroughSecretsManager" not in json.dumps(primary(template).resources["KeyringKey"])
 
 
-def test_a_secondary_roles_identity_policies_grant_no_secret_the_replicated_policies_do(template: dict[str, Any]) -> None:
-    """As in one region, the secrets are granted on the secrets (tests/privilege decides the calls per region)."""
+def test_a_secondary_roles_identity_policies_grant_only_promote_its_own_regions_replicas(template: dict[str, Any]) -> None:
+    """Reads are granted on the secrets (the replicated policies); the rotate role's own stack grants it promote's calls
+    on its own region's two replicas, by name (no cycle here: the name comes from PrimaryKeyringSecretArn). A replica
+    refuses writes until promote makes it standalone. tests/privilege decides the calls per region."""
     resources = secondary(template).resources
-    for function in ("SignFunction", "RotateFunction"):
-        actions = {a for name, s in policy_statements(resources) if name == function for a in as_list(s["Action"])}
-        assert not {a for a in actions if a.startswith("secretsmanager:")}, function
+    sign = {a for name, s in policy_statements(resources) if name == "SignFunction" for a in as_list(s["Action"])}
+    assert not {a for a in sign if a.startswith("secretsmanager:")}
+    rotate = [s for name, s in policy_statements(resources) if name == "RotateFunction"
+              if any(a.startswith("secretsmanager:") for a in as_list(s["Action"]))]
+    (promote,) = rotate
+    assert promote["Sid"] == "PromoteTheReplicasHere" and promote["Effect"] == "Allow"
+    assert set(as_list(promote["Action"])) == {"secretsmanager:DescribeSecret", "secretsmanager:StopReplicationToReplica",
+                                               "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue",
+                                               "secretsmanager:UpdateSecretVersionStage"}
+    assert all("${AWS::Region}" in json.dumps(resource) for resource in as_list(promote["Resource"]))  # its own region only
     assert "InvalidateTheDistribution" not in statements_by_sid(resources, "RotateFunction")
     sign_key = {s["Sid"]: s for s in resources["KeyringKey"]["Properties"]["KeyPolicy"]["Statement"]}["SignRoleDecryptsTheSigningViewOnly"]
     assert sign_key["Condition"]["StringLike"]["kms:EncryptionContext:SecretARN"] == {"Fn::Sub": (

@@ -7,10 +7,13 @@ from typing import Any
 import pytest
 
 from jwks_rotator.adapters.sdk.clients import ClientFactory
+from jwks_rotator.adapters.sdk.promotion import S3OriginMarks, SecretsManagerWriterMarks
+from jwks_rotator.adapters.sdk.s3_publisher import WRITER_METADATA
 from jwks_rotator.bootstrap.rotate import build_rotation_service
 from jwks_rotator.core.errors import ConfigurationError
-from jwks_rotator.core.lifecycle.origins import EveryOrigin
+from jwks_rotator.core.lifecycle.origins import EveryOrigin, Origin
 from jwks_rotator.core.lifecycle.replicas import EveryRegionRevocations
+from jwks_rotator.core.lifecycle.writer import MergedMarks
 from jwks_rotator.core.settings import Settings
 
 BASE = {"issuer": "https://issuer.example.com", "keyring_secret_id": "arn:aws:secretsmanager:us-east-1:123456789012:secret:k-AbC123",
@@ -83,6 +86,21 @@ def test_what_the_wiring_refuses(changes: dict[str, str], arguments: dict[str, A
     with pytest.raises(ConfigurationError) as refused:
         build_rotation_service(Settings.from_mapping({**REGIONS, **changes}), made.own, **arguments)
     assert says in refused.value.message
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1"])
+def test_every_regions_writer_marks_its_documents_and_its_fence_reads_the_other_regions_keyrings_and_every_origin(region: str) -> None:
+    made = Made()
+    service = build_rotation_service(Settings.from_mapping(REGIONS), made.own, region=region, regional_clients=made.regional)
+    origins = service._publisher._origins if isinstance(service._publisher, EveryOrigin) else (Origin(region, service._publisher),)
+    assert {o.publisher._writer.get(WRITER_METADATA) for o in origins} == {region}  # type: ignore[attr-defined]
+    marks = service._writer_marks
+    assert isinstance(marks, MergedMarks)
+    keyrings, documents = marks._sources
+    assert isinstance(keyrings, SecretsManagerWriterMarks) and isinstance(documents, S3OriginMarks)
+    assert sorted(keyrings._clients) == sorted(r for r in ("us-east-1", "eu-west-1", "ap-south-1") if r != region)
+    # The primary reads both origins; the secondary its own bucket (its stack names no second origin but itself here).
+    assert [bucket for _, _, bucket in documents._origins] == (["bucket", "bucket-eu"] if region == "us-east-1" else ["bucket"])
 
 
 KMS = {"key_custody": "kms", "kms_stack_tag": "stack", "kms_sign_role_arn": "arn:aws:iam::123456789012:role/stack-SignFunctionRole-A",

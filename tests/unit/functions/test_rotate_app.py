@@ -15,9 +15,13 @@ from typing import Any
 import pytest
 
 from jwks_rotator.adapters.lean.sts_identity import LOCAL_MARKER, refuse_endpoint_overrides
+from jwks_rotator.adapters.sdk.secrets_store import SecretsManagerKeyringStore
+from jwks_rotator.adapters.sdk.tick_ledger import S3TickLedger
 from jwks_rotator.core.errors import ConfigurationError
+from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.lifecycle.operations import RotateCommand
 from jwks_rotator.core.lifecycle.operator_gate import Admission, OperationRecord
+from jwks_rotator.core.ports import VersionedKeyring
 
 ROTATE_APP = Path(__file__).resolve().parents[3] / "functions" / "rotate" / "app.py"
 
@@ -63,12 +67,26 @@ SECONDARY_ENVIRONMENT = {
 }
 
 
+def keyring_reads(monkeypatch: pytest.MonkeyPatch, keyring: Keyring | None = None) -> list[str]:
+    """Every keyring secret read answers ``keyring`` (this region's replica); nothing else of AWS is reachable."""
+    reads: list[str] = []
+
+    def load(store: SecretsManagerKeyringStore) -> VersionedKeyring:
+        reads.append(store._secret_id)
+        return VersionedKeyring(keyring or Keyring(), "v1")
+
+    monkeypatch.setattr(SecretsManagerKeyringStore, "load", load)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "")  # any other call would go to AWS itself and fail the test
+    return reads
+
+
 @pytest.mark.parametrize("operation", ["rotate-now", "publish", "tick"])
 def test_outside_the_primary_region_an_operators_operation_is_refused_as_an_answer_and_audited(
     operation: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for name, value in SECONDARY_ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
+    reads = keyring_reads(monkeypatch)
     app = deployed_rotate_app(tmp_path)
     asked = OperationRecord("performed", None, None, "arn:aws:sts::123456789012:assumed-role/ops/alice",
                             "arn:aws:iam::123456789012:role/ops", operation)
@@ -82,10 +100,11 @@ def test_outside_the_primary_region_an_operators_operation_is_refused_as_an_answ
     audit = [json.loads(line) for line in out.splitlines() if '"jwks-rotator.audit"' in line]
     assert [(a["decision"], a["error"], a["operation"]) for a in audit] == [("refused", "not_primary_region", operation)]
     assert "OperationRefusals_not_primary_region" in out and "RotationFailures" not in out
+    assert reads == ["keyring"]  # its replica, which names no writer: the setting decides
 
 
 @pytest.mark.parametrize("event", [{"source": "aws.events", "detail-type": "Scheduled Event"}, {"operation": "tick"}])
-def test_outside_the_primary_region_a_tick_is_a_quiet_no_op_that_calls_no_aws(
+def test_outside_the_primary_region_a_tick_is_a_quiet_no_op_that_reads_only_its_keyring(
     event: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -94,7 +113,7 @@ def test_outside_the_primary_region_a_tick_is_a_quiet_no_op_that_calls_no_aws(
                         "PRIMARY_REGION": "us-east-1", "REGIONS": "us-east-1,eu-west-1",
                         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "")  # any call would go to AWS itself and fail this test
+    reads = keyring_reads(monkeypatch)
     app = deployed_rotate_app(tmp_path)
     caplog.set_level(logging.INFO)
     context = SimpleNamespace(function_name="rotate", memory_limit_in_mb=256, aws_request_id="r", function_version="$LATEST",
@@ -102,7 +121,23 @@ def test_outside_the_primary_region_a_tick_is_a_quiet_no_op_that_calls_no_aws(
     answer = app.handler(event, context)
     assert answer["skipped"] is True and answer["reason"] == "not_primary_region" and answer["changes"] == []
     out = capsys.readouterr().out
-    assert "RotationFailures" not in out and "KeysActive" not in out  # no alarm, no keyring figures from a keyring never read
+    assert "RotationFailures" not in out and "KeysActive" not in out  # no alarm, no keyring figures from a region that writes nothing
     assert [r.message for r in caplog.records if getattr(r, "reason", None) == "not_primary_region"] == [
-        "tick skipped: this region is not the primary region"
+        "tick skipped: this region is not the writer"
     ]
+    assert reads == ["keyring"]
+
+
+def test_a_stepped_down_primarys_scheduled_tick_is_the_same_quiet_no_op(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in {**SECONDARY_ENVIRONMENT, "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "SIGNING_SECRET_ID": "view"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(S3TickLedger, "last_completed", lambda _: None)
+    reads = keyring_reads(monkeypatch, Keyring().with_primary("eu-west-1", generation=4))
+    app = deployed_rotate_app(tmp_path)
+    context = SimpleNamespace(function_name="rotate", memory_limit_in_mb=256, aws_request_id="r", function_version="$LATEST",
+                              invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:rotate")
+    answer = app.handler({"source": "aws.events", "detail-type": "Scheduled Event"}, context)
+    assert answer["skipped"] is True and answer["reason"] == "not_primary_region" and answer["changes"] == []
+    assert "RotationFailures" not in capsys.readouterr().out and reads == ["keyring"]

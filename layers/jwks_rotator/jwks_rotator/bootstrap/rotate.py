@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from jwks_rotator.adapters.sdk.clients import (
+    PROBE,
     ROTATION,
     ClientFactory,
     RegionalClientFactory,
@@ -20,6 +21,12 @@ from jwks_rotator.adapters.sdk.clients import (
 )
 from jwks_rotator.adapters.sdk.keyring_replicas import SecretsManagerKeyringReplicas, SecretsManagerSigningViewReplicas
 from jwks_rotator.adapters.sdk.kms_vault import KmsKeyVault
+from jwks_rotator.adapters.sdk.promotion import (
+    S3OriginMarks,
+    SecretsManagerPrimaryProbe,
+    SecretsManagerReplicaSecret,
+    SecretsManagerWriterMarks,
+)
 from jwks_rotator.adapters.sdk.replication_ledger import S3ReplicationLedger
 from jwks_rotator.adapters.sdk.revocation_object import S3RevocationRecord
 from jwks_rotator.adapters.sdk.revocation_parameter import SsmRevocationMirror
@@ -30,12 +37,15 @@ from jwks_rotator.bootstrap.callers import build_caller_verifier
 from jwks_rotator.core.errors import ConfigurationError
 from jwks_rotator.core.keys.revocation_guard import GuardedRevocationList
 from jwks_rotator.core.lifecycle.kms_custody import KmsCustodian
+from jwks_rotator.core.lifecycle.operations import RotateCommand, report_summary
 from jwks_rotator.core.lifecycle.operator_gate import OperatorGate
 from jwks_rotator.core.lifecycle.origins import EveryOrigin, Origin
+from jwks_rotator.core.lifecycle.promote import Promotion
 from jwks_rotator.core.lifecycle.replicas import EveryRegionRevocations
 from jwks_rotator.core.lifecycle.replication_lag import PATIENCE
 from jwks_rotator.core.lifecycle.rotation import Clock, RotationService, utc_now
-from jwks_rotator.core.ports import Publisher, RevocationList
+from jwks_rotator.core.lifecycle.writer import MergedMarks
+from jwks_rotator.core.ports import Publisher, RevocationList, WriterMarks
 from jwks_rotator.core.settings import Settings
 
 
@@ -57,6 +67,8 @@ def build_rotation_service(
     other region's keyring replica and every signing view back, and keeps every region's revocation list, all
     relative to its own region (docs/design/regions.md); ``regional_clients`` makes their clients (default: boto3's,
     ``region_name`` set; required when ``clients`` is handed in).
+    With several regions every origin's documents are marked with ``region`` (the writer mark), and before any write
+    the writer fence reads the other regions' keyring secrets and every origin (:func:`build_writer_marks`).
     """
     settings.require("keyring_secret_id", "jwks_bucket", "issuer")
     if settings.primary_region and not region:
@@ -90,6 +102,7 @@ def build_rotation_service(
         settings,
         cloudfront_client=clients("cloudfront") if settings.distribution_id else None,
         distribution_id=settings.distribution_id,
+        writer_region=own if settings.regions else "",
     )
     publisher: Publisher = own_origin
     record = S3RevocationRecord(clients("s3"), settings.jwks_bucket)
@@ -106,7 +119,7 @@ def build_rotation_service(
     if settings.second_origin_bucket == settings.jwks_bucket and settings.second_origin_region != own:  # names are global
         raise ConfigurationError("rule second-origin-bucket != jwks-bucket: the second origin is another region's bucket")
     if settings.second_origin_bucket and settings.second_origin_region != own:  # in its own region, it is this bucket
-        second = S3Publisher(in_region[settings.second_origin_region]("s3"), settings.second_origin_bucket, settings)
+        second = S3Publisher(in_region[settings.second_origin_region]("s3"), settings.second_origin_bucket, settings, writer_region=own)
         # The origin that invalidates the distribution is written last.
         publisher = EveryOrigin([Origin(settings.second_origin_region, second), Origin(own, own_origin)], own=own)
     lists: dict[str, RevocationList] = {own: revocations}
@@ -124,6 +137,7 @@ def build_rotation_service(
         if settings.signing_secret_id else None,
         region=own, replication_ledger=S3ReplicationLedger(clients("s3"), settings.jwks_bucket), monotonic=monotonic or time.monotonic,
         sleep=sleep or time.sleep, replica_patience=PATIENCE,
+        writer_marks=build_writer_marks(settings, own, clients, in_region, logger),
     )
 
 
@@ -142,6 +156,53 @@ def _in_region(region: str, on_repair: Callable[[str], None] | None, logger: Any
             on_repair(reason)
 
     return repaired
+
+
+def _origins(settings: Settings, own: str, clients: ClientFactory, in_region: Mapping[str, ClientFactory]) -> list[tuple[str, Any, str]]:
+    """Every origin bucket the settings name, with a client of its region: ``(name, s3 client, bucket)``."""
+    origins = [(f"s3://{settings.jwks_bucket}", clients("s3"), settings.jwks_bucket)]
+    second, where = settings.second_origin_bucket, settings.second_origin_region
+    if second and second != settings.jwks_bucket and where != own and where in in_region:
+        origins.append((f"s3://{second}", in_region[where]("s3"), second))
+    return origins
+
+
+def build_writer_marks(
+    settings: Settings, own: str, clients: ClientFactory, in_region: Mapping[str, ClientFactory], logger: Any = None
+) -> WriterMarks:
+    """What the fence reads: every other region's keyring secret (by the secret's id there) and every origin."""
+    others = {other: factory("secretsmanager") for other, factory in in_region.items()}
+    return MergedMarks(SecretsManagerWriterMarks(others, settings.keyring_secret_id, logger=logger),
+                       S3OriginMarks(_origins(settings, own, clients, in_region), logger=logger))
+
+
+def build_promotion(
+    settings: Settings, region: str, service: RotationService, clients: ClientFactory | None = None, *,
+    regional_clients: RegionalClientFactory | None = None, probe_clients: RegionalClientFactory | None = None,
+    clock: Clock | None = None, logger: Any = None,
+) -> Promotion:
+    """``promote`` in ``region``: its keyring and signing view replicas, the origins, a short probe of the old primary
+    (one attempt, short timeouts: :data:`PROBE`), and ``service`` (this region's rotation) to publish as the new writer."""
+    settings.require("keyring_secret_id", "jwks_bucket", "issuer")
+    if clients is None:
+        clients = client_factory(ROTATION)
+        regional_clients = regional_clients or regional_client_factory(ROTATION)
+    probes = probe_clients or regional_client_factory(PROBE)
+    in_region = {r: regional_clients(r) for r in settings.regions if r != region} if regional_clients is not None else {}
+    secrets = clients("secretsmanager")
+
+    def publish() -> Mapping[str, Any]:
+        return report_summary(RotateCommand("publish"), service.publish())
+
+    return Promotion(
+        region, settings, SecretsManagerKeyringStore(secrets, settings.keyring_secret_id),
+        SecretsManagerReplicaSecret(secrets, settings.keyring_secret_id),
+        S3OriginMarks(_origins(settings, region, clients, in_region), logger=logger),
+        SecretsManagerPrimaryProbe(lambda old: probes(old)("secretsmanager"), settings.keyring_secret_id, logger=logger),
+        publish,
+        signing_secret=SecretsManagerReplicaSecret(secrets, settings.signing_secret_id) if settings.signing_secret_id else None,
+        clock=clock or utc_now, logger=logger,
+    )
 
 
 def build_operator_gate(

@@ -238,3 +238,52 @@ class KeyVaultError(JwksRotatorError):
     def __init__(self, message: str, *, reason: str = "") -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class PromoteRefusedError(JwksRotatorError):
+    """``promote`` (or ``step-down``) refused by one of its safety checks; nothing was changed. ``code`` names the check."""
+
+    code = "promote_refused"
+
+
+class PromoteWrongRegionError(PromoteRefusedError):
+    """``promote R`` reached a rotate function outside R: only R's own rotate function can promote R's replica."""
+
+    code = "promote_wrong_region"
+
+
+class ReplicaBehindPublicationError(PromoteRefusedError):
+    """The target's keyring replica is older than documents an origin serves: promoting it would publish an older key set."""
+
+    code = "replica_behind_publication"
+
+
+class OldPrimaryActiveError(PromoteRefusedError):
+    """The old primary answers and has not stepped down in favour of the target: two writers would run."""
+
+    code = "old_primary_not_stepped_down"
+
+
+class OriginsUnreadableError(PromoteRefusedError):
+    """No origin of the documents could be read: the replica cannot be checked against what verifiers hold."""
+
+    code = "origins_unreadable"
+
+
+class PromoteUnsupportedError(PromoteRefusedError):
+    """The stack's shape does not allow a promote (one region only, or key custody in KMS)."""
+
+    code = "promote_unsupported"
+
+
+class WriterSupersededError(JwksRotatorError):
+    """This rotate function is no longer the writer: another region was promoted (its keyring or the documents carry a
+    newer generation written there), or this region stepped down. It writes nothing; an operator updates its stack."""
+
+    code = "writer_superseded"
+
+
+class ReplicaBehindPrimaryError(PromoteRefusedError):
+    """The old primary answers and its keyring is newer than the target's replica: replication has not caught up yet."""
+
+    code = "replica_behind_primary"

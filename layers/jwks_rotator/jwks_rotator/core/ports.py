@@ -275,3 +275,55 @@ class KeyVault(KeySigner, Protocol):
     def server_time(self) -> datetime | None:
         """The vault's own clock: when its latest answer was sent (the HTTP ``Date``, to the second), None before any."""
         ...
+
+
+@dataclass(frozen=True)
+class WriterMark:
+    """What a keyring secret or an origin's documents say about their writer: the keyring generation and its region.
+
+    ``region`` is "" when the source does not say (documents published before writers marked them, a keyring no
+    promote touched): such a mark never supersedes a writer (a newer generation without a region is a restored
+    keyring's business: ``keyring_behind_publication``).
+    """
+
+    generation: int
+    region: str = ""
+
+
+class WriterMarks(Protocol):
+    """Read-only: the writer marks of the places a superseding writer would have written (other regions' keyring
+    secrets, the origins' documents), by a name for messages; None for a place that could not be read."""
+
+    def marks(self) -> Mapping[str, WriterMark | None]: ...
+
+
+class ReplicaSecret(Protocol):
+    """A secret in this region that may be a replica of another region's (Secrets Manager replication).
+
+    ``replicated_from`` is the primary's region, or None when the secret is standalone; ``stop_replication`` makes
+    it standalone (``StopReplicationToReplica``, called in the replica's region: it works while the primary is down).
+    Failures raise :class:`~.errors.StoreError` naming the AWS error code.
+    """
+
+    def replicated_from(self) -> str | None: ...
+
+    def stop_replication(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class PrimaryAnswer:
+    """The old primary's keyring secret, as a short probe found it: unreachable, or its marker and generation.
+
+    ``reason`` names why it was unreachable or unreadable (an AWS error code, a transport failure's type name).
+    """
+
+    reachable: bool
+    keyring_marker: str | None = None
+    generation: int | None = None
+    reason: str = ""
+
+
+class OldPrimaryProbe(Protocol):
+    """One short, bounded read of the keyring secret in ``region`` (the primary's original): never hangs, never raises."""
+
+    def probe(self, region: str) -> PrimaryAnswer: ...

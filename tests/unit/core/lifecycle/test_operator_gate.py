@@ -158,3 +158,33 @@ def test_the_clients_digest_is_the_gates() -> None:
 
     for event in ({"operation": "tick"}, {"operation": "revoke", "kid": "ké\u2028y"}, {"operation": "publish", "accept_restore": True}):
         assert gate_digest(event) == client_digest(event) == gate_digest({**event, "proof": {"x": 1}})
+
+
+@pytest.mark.parametrize("body", [{"operation": "promote", "region": "eu-west-1"}, {"operation": "step-down", "region": "eu-west-1"}])
+def test_promote_and_step_down_need_an_operator_and_name_their_region(body: dict[str, Any]) -> None:
+    assert refused(body) == ("unauthenticated", "no_proof")
+    assert refused(signed(body, STRANGER)) == ("operator_not_allowed", "role_not_listed")
+    answer = admit(signed(body), gate, {ROTATE})
+    assert answer.command is not None and (answer.command.operation, answer.command.region) == (body["operation"], "eu-west-1")
+    record = answer.outcome("performed", old_primary="us-east-1", new_primary="eu-west-1", generation=1_800_000_000)
+    assert {k: record.fields()[k] for k in ("operation", "region", "old_primary", "new_primary", "generation", "caller")} == {
+        "operation": body["operation"], "region": "eu-west-1", "old_primary": "us-east-1", "new_primary": "eu-west-1",
+        "generation": 1_800_000_000, "caller": OPERATOR.sts_arn,
+    }
+    other = {**body, "region": "ap-south-1", "proof": signed(body)["proof"]}
+    assert refused(other) == ("unauthenticated", "proof_not_for_this_operation")  # a proof names its region too
+
+
+@pytest.mark.parametrize("body", [
+    {"operation": "promote"}, {"operation": "promote", "region": "EU-WEST-1"}, {"operation": "promote", "region": 1},
+    {"operation": "promote", "region": "eu-west-1", "kid": "k"}, {"operation": "promote", "region": "eu-west-1", "accept_restore": True},
+    {"operation": "step-down", "region": ""}, {"operation": "publish", "region": "eu-west-1"},
+])
+def test_malformed_promote_events_are_invalid_events(body: dict[str, Any]) -> None:
+    assert refused(signed(body))[0] == "invalid_event"
+
+
+def test_other_operations_audit_lines_keep_their_shape() -> None:
+    assert "region" not in OperationRecord("performed", None, None, None, None, "revoke", "k").fields()
+    assert asked_for({"operation": "promote", "region": "x" * 500}).region == "x" * 32
+    assert admit({"operation": "promote", "region": "eu-west-1"}, never, {ROTATE}).asked.region is None  # unauthenticated

@@ -11,6 +11,7 @@ import pytest
 
 from jwks_rotator.adapters.sdk.s3_publisher import S3Publisher
 from jwks_rotator.core.errors import ConfigurationError, NotPrimaryRegionError
+from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.keys.records import KeyRecord, KeyState
 from jwks_rotator.core.lifecycle.keygen import generate_key
 from jwks_rotator.core.lifecycle.operations import RotateCommand, report_summary
@@ -86,21 +87,48 @@ def service(region: str, store: InMemoryKeyringStore | None = None, **parts: obj
                            region=region, monotonic=clock.monotonic, **parts)  # type: ignore[attr-defined, arg-type]
 
 
-def test_outside_the_primary_region_an_unproven_tick_reads_and_writes_nothing_and_every_operation_is_refused(
+def test_outside_the_primary_region_an_unproven_tick_reads_its_keyring_once_writes_nothing_and_every_operation_is_refused(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="jwks_rotator")
     store = CountingStore()
     secondary = service(EU, store)
     quiet = secondary.tick(coalesce=True)
-    assert quiet.skipped and quiet.not_primary and quiet.converged and store.loads == 0 and store.saves == 0
+    # One read: its keyring (the replica) may name it the writer (promote); it does not.
+    assert quiet.skipped and quiet.not_primary and quiet.converged and store.loads == 1 and store.saves == 0
     assert [r.reason for r in caplog.records if hasattr(r, "reason")] == ["not_primary_region"]  # type: ignore[attr-defined]
     assert report_summary(RotateCommand("tick"), quiet)["reason"] == "not_primary_region"
     for operation in (secondary.tick, secondary.rotate_now, lambda: secondary.revoke("kid"), secondary.publish):
         with pytest.raises(NotPrimaryRegionError) as refused:
             operation()
         assert refused.value.code == "not_primary_region" and isinstance(refused.value, ConfigurationError)
-    assert store.loads == 0 and store.saves == 0 and not secondary.writes_here
+    assert store.loads == 5 and store.saves == 0 and not secondary.writes_here
+
+
+def test_a_region_the_keyring_names_writes_although_its_setting_names_another() -> None:
+    store = CountingStore()
+    store.save(Keyring().with_primary(EU, generation=7), store.load().version_id)
+    old_primary = Replicas(store, PRIMARY)
+    old_primary.follow, old_primary.held[PRIMARY] = set(), None  # the old primary's keyring: down, and no replica of this one
+    promoted = service(EU, store, replicas=old_primary)
+    report = promoted.rotate_now()
+    assert not promoted.writes_here and report.keyring.active is not None and report.keyring.primary_region == EU
+    # A promoted keyring is standalone: no region holds a replica of it to wait for, so the new key activates.
+    assert report.lagging_replicas == () and old_primary.reads == 0
+
+
+def test_a_stepped_down_primary_writes_nothing_and_its_unproven_tick_is_a_no_op(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="jwks_rotator")
+    store = CountingStore()
+    store.save(Keyring().with_primary(EU, generation=3), store.load().version_id)
+    saves = store.saves
+    stepped = service(PRIMARY, store)
+    quiet = stepped.tick(coalesce=True)
+    assert quiet.skipped and quiet.not_primary and stepped.writes_here
+    for operation in (stepped.tick, stepped.rotate_now, stepped.publish):
+        with pytest.raises(NotPrimaryRegionError, match=f"names {EU} as the writer"):
+            operation()
+    assert store.saves == saves and store.load().keyring.keys == ()
 
 
 @pytest.mark.parametrize("region", [PRIMARY, ""])

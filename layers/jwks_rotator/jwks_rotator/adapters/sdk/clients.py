@@ -47,6 +47,9 @@ SIGNING = ClientPolicy(connect_timeout=2, read_timeout=3, attempts=3)
 ROTATION = ClientPolicy(connect_timeout=3, read_timeout=10, attempts=4)
 """The rotate function and the CLI (60 s Lambda timeout, a handful of calls per tick)."""
 
+PROBE = ClientPolicy(connect_timeout=2, read_timeout=3, attempts=1)
+"""One look at another region that may be down (promote's probe of the old primary): no retry, a few seconds at most."""
+
 ClientFactory = Callable[[str], Any]
 """``service name -> boto3 client``; what the wiring takes, so tests can hand in their own."""
 

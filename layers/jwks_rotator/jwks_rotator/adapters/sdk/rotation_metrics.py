@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from jwks_rotator.core.errors import ClockSkewError, JwksRotatorError, KeyringBehindPublicationError
+from jwks_rotator.core.errors import ClockSkewError, JwksRotatorError, KeyringBehindPublicationError, WriterSupersededError
 from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.keys.records import KeyState
 from jwks_rotator.core.lifecycle.bounds import active_key_age, ready_time
@@ -38,6 +38,7 @@ OVERDUE_GRACE_TICKS = 3
 FAILURE_METRICS: dict[type[JwksRotatorError], str] = {
     KeyringBehindPublicationError: "KeyringBehindPublication",
     ClockSkewError: "ClockSkewDetected",
+    WriterSupersededError: "WriterSuperseded",
 }
 """Failures with a metric of their own (each is also a ``RotationFailures``)."""
 

@@ -15,13 +15,19 @@ from jwks_rotator.core.settings import Settings
 CONTENT_TYPE = "application/json"
 DIGEST_METADATA = "sha256"
 GENERATION_METADATA = "keyring-generation"
+WRITER_METADATA = "writer-region"
+"""The region of the rotate function that wrote the object (several regions): what a returning old primary's fence reads."""
 
 
 class S3Publisher:
     """Writes documents to a bucket with Content-Type and Cache-Control; invalidates a distribution."""
 
-    def __init__(self, s3_client: Any, bucket: str, settings: Settings, cloudfront_client: Any = None, distribution_id: str = "") -> None:
+    def __init__(
+        self, s3_client: Any, bucket: str, settings: Settings, cloudfront_client: Any = None, distribution_id: str = "", *,
+        writer_region: str = "",
+    ) -> None:
         self._s3 = s3_client
+        self._writer = {WRITER_METADATA: writer_region} if writer_region else {}
         self._cloudfront = cloudfront_client
         self._bucket = bucket
         self._distribution_id = distribution_id
@@ -85,7 +91,7 @@ class S3Publisher:
                     Body=body,
                     ContentType=CONTENT_TYPE,
                     CacheControl=self._cache_control,
-                    Metadata={DIGEST_METADATA: hashlib.sha256(body).hexdigest(), GENERATION_METADATA: str(generation)},
+                    Metadata={DIGEST_METADATA: hashlib.sha256(body).hexdigest(), GENERATION_METADATA: str(generation), **self._writer},
                 )
             except AWS_ERRORS as exc:
                 raise PublishError(f"cannot write s3://{self._bucket}/{path}: {error_code(exc)}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,6 +14,7 @@ from jwks_rotator.core.keys.records import KeyRecord, KeyState
 
 KEYRING_FORMAT = "jwks-rotator/keyring/v1"
 _STATE_ORDER = {KeyState.ACTIVE: 0, KeyState.PENDING: 1, KeyState.RETIRED: 2}
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
 MAX_TOMBSTONES = 50
 """Revoked kids kept in the keyring, newest last; older ones live on in the external revocation list."""
 
@@ -47,6 +49,9 @@ class Keyring:
     generation: int = 0
     revoked: tuple[Revocation, ...] = ()
     restore_hold: bool = False  # publication waits for an operator to accept a restored keyring
+    primary_region: str | None = None
+    """The writer's region, set by ``promote`` (and ``step-down``): it outranks the stack's primary-region (see
+    :func:`jwks_rotator.core.lifecycle.writer.is_writer`). None in every keyring no promote has touched."""
 
     def __post_init__(self) -> None:
         kids = [k.kid for k in self.keys]
@@ -99,10 +104,10 @@ class Keyring:
 
     # --- changes ---------------------------------------------------------
     def replace_keys(self, keys: Iterable[KeyRecord]) -> Keyring:
-        return Keyring(tuple(keys), self.published_digest, self.generation + 1, self.revoked, self.restore_hold)
+        return Keyring(tuple(keys), self.published_digest, self.generation + 1, self.revoked, self.restore_hold, self.primary_region)
 
     def with_digest(self, digest: str | None) -> Keyring:
-        return Keyring(self.keys, digest, self.generation + 1, self.revoked, self.restore_hold)
+        return Keyring(self.keys, digest, self.generation + 1, self.revoked, self.restore_hold, self.primary_region)
 
     def with_restore_hold(self, hold: bool, *, generation: int = 0) -> Keyring:
         """Mark (or clear) that this keyring is behind the published documents and waits for an operator.
@@ -112,14 +117,18 @@ class Keyring:
         """
         if hold == self.restore_hold and generation <= self.generation:
             return self
-        return Keyring(self.keys, self.published_digest, max(self.generation + 1, generation), self.revoked, hold)
+        return Keyring(self.keys, self.published_digest, max(self.generation + 1, generation), self.revoked, hold, self.primary_region)
+
+    def with_primary(self, region: str, *, generation: int) -> Keyring:
+        """The keyring of record with ``region`` as its writer, at ``generation`` (at least one above this one's)."""
+        return Keyring(self.keys, self.published_digest, max(self.generation + 1, generation), self.revoked, self.restore_hold, region)
 
     def with_revocation(self, kid: str, revoked_at: datetime, kms_key_arn: str | None = None) -> Keyring:
         """Add a tombstone for ``kid`` (kept once; only the newest :data:`MAX_TOMBSTONES` stay)."""
         if kid in self.revoked_kids():
             return self
         revoked = (*self.revoked, Revocation(kid, revoked_at, kms_key_arn))[-MAX_TOMBSTONES:]
-        return Keyring(self.keys, self.published_digest, self.generation + 1, revoked, self.restore_hold)
+        return Keyring(self.keys, self.published_digest, self.generation + 1, revoked, self.restore_hold, self.primary_region)
 
     # --- storage ---------------------------------------------------------
     def to_json(self) -> str:
@@ -132,6 +141,8 @@ class Keyring:
         }
         if self.restore_hold:
             document["restore_hold"] = True
+        if self.primary_region is not None:
+            document["primary_region"] = self.primary_region
         if self.revoked:
             document["revoked"] = [
                 {"kid": r.kid, "revoked_at": r.revoked_at.isoformat(), **({"kms_key_arn": r.kms_key_arn} if r.kms_key_arn else {})}
@@ -164,7 +175,11 @@ class Keyring:
         hold = document.get("restore_hold", False)
         if not isinstance(hold, bool):
             raise KeyringError("keyring secret: 'restore_hold' must be a JSON boolean")
+        primary = document.get("primary_region")
+        if primary is not None and not (isinstance(primary, str) and _REGION.fullmatch(primary)):
+            raise KeyringError("keyring secret: 'primary_region' must be an AWS region name")
         return cls(
+            primary_region=primary,
             restore_hold=hold,
             keys=tuple(records),
             published_digest=digest if isinstance(digest, str) else None,

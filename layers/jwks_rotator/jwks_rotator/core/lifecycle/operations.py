@@ -7,6 +7,7 @@ Parsing is pure; running calls the rotation service.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,10 @@ from typing import Any
 from jwks_rotator.core.errors import InvalidEventError
 from jwks_rotator.core.lifecycle.rotation import RotationService, RunReport
 
-OPERATIONS = ("tick", "rotate-now", "revoke", "publish")
+OPERATIONS = ("tick", "rotate-now", "revoke", "publish", "promote", "step-down")
+REGION_OPERATIONS = frozenset({"promote", "step-down"})
+"""Operations that name a region: ``promote`` the region this function runs in, ``step-down`` the one to hand over to."""
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,7 @@ class RotateCommand:
     operation: str
     kid: str | None = None
     accept_restore: bool = False  # publish only: overwrite documents of a newer keyring (a restored secret)
+    region: str | None = None  # promote: the region to promote (this function's); step-down: the region taking over
 
 
 def is_scheduled_event(event: Mapping[str, Any]) -> bool:
@@ -44,7 +49,7 @@ def parse_rotate_event(event: Any) -> RotateCommand:
     operation = event.get("operation")
     if operation not in OPERATIONS:
         raise InvalidEventError(f"rotate event: 'operation' must be one of {', '.join(OPERATIONS)}")
-    extra = set(event) - {"operation", "kid", "accept_restore"}
+    extra = set(event) - {"operation", "kid", "accept_restore", "region"}
     if extra:
         raise InvalidEventError(f"rotate event: unexpected field(s) {', '.join(sorted(map(str, extra)))}")
     if operation == "revoke":
@@ -54,6 +59,15 @@ def parse_rotate_event(event: Any) -> RotateCommand:
         return RotateCommand("revoke", kid)
     if "kid" in event:
         raise InvalidEventError(f"{operation} takes no 'kid'")
+    if operation in REGION_OPERATIONS:
+        region = event.get("region")
+        if not isinstance(region, str) or not _REGION.fullmatch(region):
+            raise InvalidEventError(f"{operation} needs 'region': an AWS region name such as eu-west-1")
+        if "accept_restore" in event:
+            raise InvalidEventError(f"{operation} takes no 'accept_restore' (only publish does)")
+        return RotateCommand(str(operation), region=region)
+    if "region" in event:
+        raise InvalidEventError(f"{operation} takes no 'region' (only promote and step-down do)")
     if "accept_restore" in event:
         if operation != "publish":
             raise InvalidEventError(f"{operation} takes no 'accept_restore' (only publish does)")
@@ -66,9 +80,11 @@ def parse_rotate_event(event: Any) -> RotateCommand:
 def run_command(service: RotationService, command: RotateCommand, *, coalesce_ticks: bool = False) -> RunReport:
     """Carry out one command; ``publish`` is the idempotent ``tick``, optionally accepting a restored keyring.
 
+    ``promote`` and ``step-down`` are not the rotation service's: the handler runs them (core.lifecycle.promote).
+
     ``coalesce_ticks``: the command came without a proof, so a tick right after a completed one is skipped.
-    Outside ``primary-region`` the service refuses each of these (``not_primary_region``; an unproven tick does
-    nothing): an operation meant to run there (``promote``) must not go through the service's write methods.
+    Outside the writer's region (``is_writer``) the service refuses each of these (``not_primary_region``; an unproven
+    tick does nothing): an operation meant to run there (``promote``) must not go through the service's write methods.
     """
     if command.operation == "rotate-now":
         return service.rotate_now()
@@ -77,6 +93,8 @@ def run_command(service: RotationService, command: RotateCommand, *, coalesce_ti
         return service.revoke(command.kid)
     if command.operation == "publish":
         return service.publish(accept_restore=command.accept_restore)
+    if command.operation in REGION_OPERATIONS:
+        raise InvalidEventError(f"{command.operation} is run by the handler, not by the rotation service")
     return service.tick(coalesce=coalesce_ticks)
 
 

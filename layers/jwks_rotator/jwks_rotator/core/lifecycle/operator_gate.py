@@ -1,6 +1,7 @@
 """Who may run the rotate function's operations: an authenticated session of an operator role, deny by default.
 
-``rotate-now``, ``revoke`` and ``publish`` change which keys sign and verify, so their event carries a ``proof`` (the
+``rotate-now``, ``revoke``, ``publish``, ``promote`` and ``step-down`` change which keys sign and verify, or which
+region writes, so their event carries a ``proof`` (the
 sign function's proof format, bound to the rotate function's own name or ARN). A scheduled event and
 ``{"operation": "tick"}`` need none (a tick only applies what is due); a proof that is present is always checked, and
 it must sign (header ``X-Jwks-Rotator-Request``) the :func:`operation_digest` of the very event it came with: an
@@ -25,13 +26,20 @@ from jwks_rotator.core.callers.principals import CallerIdentity, compile_caller_
 from jwks_rotator.core.callers.proof import REQUEST_HEADER
 from jwks_rotator.core.callers.verifier import CallerVerifier
 from jwks_rotator.core.errors import CallerRefusedError, JwksRotatorError, OperatorNotAllowedError, UnauthenticatedError
-from jwks_rotator.core.lifecycle.operations import OPERATIONS, RotateCommand, is_scheduled_event, parse_rotate_event
+from jwks_rotator.core.lifecycle.operations import (
+    OPERATIONS,
+    REGION_OPERATIONS,
+    RotateCommand,
+    is_scheduled_event,
+    parse_rotate_event,
+)
 
 PROOF_FIELD = "proof"
 """The operation event's field holding the caller's proof of identity."""
 UNAUTHENTICATED_OPERATIONS = frozenset({"tick"})
 """Operations an event may ask for without a proof (a scheduled event is a tick too)."""
 MAX_AUDIT_KID_CHARS = 256
+MAX_AUDIT_REGION_CHARS = 32
 
 
 def operation_digest(event: Mapping[str, Any]) -> str:
@@ -60,8 +68,16 @@ class OperationRecord(NamedTuple):
     operation: str | None  # what the event asked for, when it named a known operation
     kid: str | None = None  # revoke only
     accept_restore: bool | None = None  # publish only, when the event said
+    region: str | None = None  # promote and step-down: the region the event named
+    old_primary: str | None = None  # promote and step-down, once performed: the writer before
+    new_primary: str | None = None  # ... and after
+    generation: int | None = None  # ... and the keyring generation written (or found, when already done)
 
     def fields(self) -> dict[str, Any]:
+        handover = (
+            {"region": self.region, "old_primary": self.old_primary, "new_primary": self.new_primary, "generation": self.generation}
+            if self.operation in REGION_OPERATIONS else {}
+        )
         return {
             "decision": self.decision,
             "error": self.error,
@@ -71,6 +87,7 @@ class OperationRecord(NamedTuple):
             "operation": self.operation,
             "kid": self.kid,
             "accept_restore": self.accept_restore,
+            **handover,
         }
 
 
@@ -82,9 +99,12 @@ class Admission(NamedTuple):
     identity: CallerIdentity | None
     asked: OperationRecord  # the refused record, or the template of the outcome's
 
-    def outcome(self, decision: str, error: JwksRotatorError | None = None) -> OperationRecord:
-        """The audit record of the admitted command's outcome (``performed``, ``refused`` or ``failed``)."""
-        return _decided(self.asked, decision, error)
+    def outcome(self, decision: str, error: JwksRotatorError | None = None, **handover: Any) -> OperationRecord:
+        """The audit record of the admitted command's outcome (``performed``, ``refused`` or ``failed``).
+
+        ``handover``: promote's and step-down's ``old_primary``, ``new_primary`` and ``generation``.
+        """
+        return _decided(self.asked, decision, error)._replace(**handover)
 
 
 def _decided(asked: OperationRecord, decision: str, error: JwksRotatorError | None) -> OperationRecord:
@@ -134,7 +154,9 @@ def asked_for(event: Any) -> OperationRecord:
     kid = event.get("kid")
     kid = kid[:MAX_AUDIT_KID_CHARS] if operation == "revoke" and isinstance(kid, str) else None
     accept = event.get("accept_restore")
-    return OperationRecord("refused", None, None, None, None, str(operation), kid, accept if type(accept) is bool else None)
+    region = event.get("region")
+    region = region[:MAX_AUDIT_REGION_CHARS] if operation in REGION_OPERATIONS and isinstance(region, str) else None
+    return OperationRecord("refused", None, None, None, None, str(operation), kid, accept if type(accept) is bool else None, region)
 
 
 def admit(event: Any, gate: Callable[[], OperatorGate], accepted_signers: Iterable[str]) -> Admission:
@@ -154,7 +176,7 @@ def admit(event: Any, gate: Callable[[], OperatorGate], accepted_signers: Iterab
             rest = {key: value for key, value in event.items() if key != PROOF_FIELD}
         if proof is not None or proof_required(rest):
             if proof is None:
-                raise UnauthenticatedError("rotate-now, revoke and publish need a proof of the operator's identity", reason="no_proof")
+                raise UnauthenticatedError("every operation but tick needs a proof of the operator's identity", reason="no_proof")
             checker = gate()
             identity = checker.authenticate(proof, accepted_signers)
             asked = asked._replace(caller=identity.sts_arn, role=identity.role_arn)
@@ -166,6 +188,6 @@ def admit(event: Any, gate: Callable[[], OperatorGate], accepted_signers: Iterab
         command = parse_rotate_event(rest)
     except JwksRotatorError as exc:
         if identity is None:
-            asked = asked._replace(kid=None)  # an unauthenticated invoker's text never reaches the audit log
+            asked = asked._replace(kid=None, region=None)  # an unauthenticated invoker's text never reaches the audit log
         return Admission(None, exc, identity, _decided(asked, "refused", exc))
     return Admission(command, None, identity, asked)

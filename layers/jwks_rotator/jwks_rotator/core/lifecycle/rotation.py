@@ -7,8 +7,9 @@ and the external :class:`~jwks_rotator.core.ports.RevocationList`); a bucket hol
 never overwritten silently. With a :class:`~.kms_custody.KmsCustodian`, KMS is brought in line with the keyring
 as stored after every run.
 
-One writer: a service whose ``region`` is not ``primary-region`` writes nothing (:class:`NotPrimaryRegionError`;
-its unproven tick does nothing and says so). With replicas in other regions, the writer reads them back after its
+One writer, decided by :func:`.writer.is_writer` (the keyring's writer, recorded by ``promote`` or ``step-down``,
+outranks ``primary-region``): any other region's service writes nothing (:class:`NotPrimaryRegionError`; its
+unproven tick does nothing and says so), and a writer another region superseded is fenced (:meth:`RotationService.fence`). With replicas in other regions, the writer reads them back after its
 writes and measures each region's replication lag (:mod:`.replication_lag`).
 
 Design: docs/design/key-lifecycle.md; KMS custody: docs/design/kms-custody.md.
@@ -31,6 +32,7 @@ from jwks_rotator.core.errors import (
     NotPrimaryRegionError,
     PublicationSupersededError,
     UnsafeDocumentError,
+    WriterSupersededError,
 )
 from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.keys.records import KeyRecord
@@ -39,9 +41,11 @@ from jwks_rotator.core.lifecycle.documents import PublicDocuments, build_documen
 from jwks_rotator.core.lifecycle.keygen import generate_key
 from jwks_rotator.core.lifecycle.kms_custody import KmsCustodian, require_kms_settings
 from jwks_rotator.core.lifecycle.origins import EveryOrigin
+from jwks_rotator.core.lifecycle.promote import StepDownReport, step_down
 from jwks_rotator.core.lifecycle.replicas import hold_deletions, record_views_left, replicated_everywhere, rescope
 from jwks_rotator.core.lifecycle.replication_lag import LagMeter, Monotonic
 from jwks_rotator.core.lifecycle.rules import KeyFactory, LifecycleChange, Plan, reconcile, record_publication, revoke, rotate_now
+from jwks_rotator.core.lifecycle.writer import check_not_superseded, is_writer
 from jwks_rotator.core.ports import (
     KeyringReplicas,
     KeyringStore,
@@ -52,6 +56,7 @@ from jwks_rotator.core.ports import (
     RevocationList,
     SigningViewReplicas,
     TickLedger,
+    WriterMarks,
 )
 from jwks_rotator.core.settings import Settings
 
@@ -99,7 +104,7 @@ class RunReport:
     unreadable_replicas: tuple[str, ...] = ()
     """Regions whose replica could not be read back and was not seen holding the writer's last write."""
     not_primary: bool = False
-    """A tick in a region that is not ``primary-region``: nothing was read or written (``skipped`` too)."""
+    """A tick in a region that is not the writer's: nothing was written, at most this region's keyring read (``skipped`` too)."""
     keyring: Keyring = field(default_factory=Keyring)
 
     @property
@@ -139,6 +144,7 @@ class RotationService:
         monotonic: Monotonic = time.monotonic,
         sleep: Callable[[float], None] | None = None,
         replica_patience: tuple[float, ...] = (),
+        writer_marks: WriterMarks | None = None,
     ) -> None:
         """``region`` is this service's own (the function's ``AWS_REGION``); empty: one region, it writes.
 
@@ -174,28 +180,72 @@ class RotationService:
         self._lag = LagMeter(replication_ledger, clock, monotonic, logger=self._log)
         self._sleep = sleep
         self._patience = replica_patience if sleep is not None else ()
+        self._writer_marks = writer_marks
+        self._hands_off = False  # this run found another writer: it touches nothing, KMS included
 
     @property
     def settings(self) -> Settings:
         return self._settings
 
     @property
-    def writes_here(self) -> bool:
-        """Whether this service may write: no ``primary-region`` (one region), no region of its own given, or it is the primary.
+    def region(self) -> str:
+        """The region this writer runs in ("" when not told: one region)."""
+        return self._region
 
-        The fence of every write operation (:meth:`tick`, :meth:`rotate_now`, :meth:`revoke`, :meth:`publish`). An
-        operation that must run in a secondary (``promote``) does not go through them and checks what it needs itself.
-        """
+    @property
+    def writes_here(self) -> bool:
+        """Whether the stack's setting names this region the writer: no ``primary-region`` (one region), no region of its
+        own given, or it is the primary. Read nothing; the keyring's writer, when recorded, outranks it (:meth:`require_primary`)."""
         primary = self._settings.primary_region
         return not primary or not self._region or self._region == primary
 
     def require_primary(self) -> None:
-        """Raise :class:`NotPrimaryRegionError` unless :attr:`writes_here`."""
-        if not self.writes_here:
+        """Raise :class:`NotPrimaryRegionError` unless this region is the writer (:func:`.writer.is_writer`).
+
+        The fence of every write operation (:meth:`tick`, :meth:`rotate_now`, :meth:`revoke`, :meth:`publish`). Where the
+        setting names another region, this region's keyring (its replica, or the keyring promote made standalone) is read
+        once: a promoted region's keyring names it and it writes. Where the setting names this region, the round checks
+        the keyring it reads anyway (a stepped-down primary's names another). ``promote`` does not come through here.
+        """
+        if self.writes_here:
+            return
+        self._refuse_unless_writer(self._store.load().keyring)
+
+    def _refuse_unless_writer(self, keyring: Keyring) -> None:
+        if not self._region or is_writer(self._region, self._settings.primary_region, keyring.primary_region):
+            return
+        self._hands_off = True
+        if keyring.primary_region:
             raise NotPrimaryRegionError(
-                f"this rotate function runs in {self._region}, and only the primary region {self._settings.primary_region} "
-                "writes the keyring, the documents and the revocation lists (promote moves the primary)"
+                f"this rotate function runs in {self._region}, and the keyring names {keyring.primary_region} as the writer "
+                "(promote or step-down moved it): only the writer writes the keyring, the documents and the revocation lists"
             )
+        raise NotPrimaryRegionError(
+            f"this rotate function runs in {self._region}, and only the primary region {self._settings.primary_region} "
+            "writes the keyring, the documents and the revocation lists (promote moves the primary)"
+        )
+
+    def _promoted_here(self, keyring: Keyring) -> bool:
+        """This region was made the writer by promote and its stack still names another: its keyring is standalone
+        (promote stopped its replication and nothing replicates it until the stacks are updated), so no region holds a
+        replica of it to wait for."""
+        return bool(self._region) and keyring.primary_region == self._region and self._settings.primary_region not in ("", self._region)
+
+    def fence(self, keyring: Keyring) -> None:
+        """Raise :class:`WriterSupersededError` (and log it for the alarm) when another region took over as the writer.
+
+        Read-only: the keyring's own marker, then the marks of the other regions' keyring secrets and of the origins.
+        """
+        if self._writer_marks is None and not keyring.primary_region:
+            return
+        marks = self._writer_marks.marks() if self._writer_marks is not None else {}
+        try:
+            check_not_superseded(self._region, keyring.generation, keyring.primary_region, marks)
+        except WriterSupersededError as error:
+            self._hands_off = True
+            self._log.error("writer superseded: this region writes nothing", extra={"reason": error.code, "region": self._region,
+                                                                                  "generation": keyring.generation})
+            raise
 
     def tick(self, *, coalesce: bool = False) -> RunReport:
         """The scheduled step: apply due transitions, publish, record the publication.
@@ -203,24 +253,28 @@ class RotationService:
         With ``coalesce`` (a tick nobody proved they may ask for: a scheduled event, or any invoker's
         ``{"operation": "tick"}``) a tick that comes within half the schedule of a completed one does nothing
         and says so in one log line: a burst of invocations costs two reads each (the ledger, the keyring), not a run each.
-        Outside the primary region such a tick does nothing at all (logged with reason ``not_primary_region``: the
-        schedule of a secondary's stack is off, and an unproven tick is no operator's); a proven one is refused.
+        Outside the writer's region such a tick does nothing but read this region's keyring (logged with reason
+        ``not_primary_region``: the schedule of a secondary's stack is off, and an unproven tick is no operator's); a
+        stepped-down primary's tick is the same no-op. A proven one is refused.
         """
-        if coalesce and not self.writes_here:
-            self._log.info("tick skipped: this region is not the primary region",
+        try:
+            self.require_primary()
+            if coalesce and self._ticks is not None:
+                now = self._clock()
+                last = self._ticks.last_completed()
+                if last is not None and timedelta(0) <= now - last < self._settings.schedule / 2:
+                    self._log.info("tick skipped: another completed within half the schedule",
+                                   extra={"reason": "recent tick", "completed_at": last.isoformat()})
+                    # The keyring is read (one secret read, no write, no KMS) so the answer still names the keys.
+                    return RunReport(converged=True, skipped=True, keyring=self._store.load().keyring)
+            report = self._run(None)
+        except NotPrimaryRegionError:
+            if not coalesce:
+                raise
+            self._log.info("tick skipped: this region is not the writer",
                            extra={"reason": NotPrimaryRegionError.code, "region": self._region,
                                   "primary_region": self._settings.primary_region})
             return RunReport(converged=True, skipped=True, not_primary=True)
-        self.require_primary()
-        if coalesce and self._ticks is not None:
-            now = self._clock()
-            last = self._ticks.last_completed()
-            if last is not None and timedelta(0) <= now - last < self._settings.schedule / 2:
-                self._log.info("tick skipped: another completed within half the schedule",
-                               extra={"reason": "recent tick", "completed_at": last.isoformat()})
-                # The keyring is read (one secret read, no write, no KMS) so the answer still names the keys.
-                return RunReport(converged=True, skipped=True, keyring=self._store.load().keyring)
-        report = self._run(None)
         if self._ticks is not None:
             self._ticks.record(self._clock())
         return report
@@ -250,10 +304,17 @@ class RotationService:
         self.require_primary()
         return self._run(None, accept_restore=accept_restore)
 
+    def step_down(self, target: str) -> StepDownReport:
+        """Name ``target`` as the writer in this keyring: from then on this region writes nothing (see core.lifecycle.promote)."""
+        marks = self._writer_marks.marks() if self._writer_marks is not None else {}
+        return step_down(self._store, own_region=self._region, settings_primary=self._settings.primary_region, target=target,
+                         regions=self._settings.regions, marks=marks, logger=self._log)
+
     def _run(self, operation: Callable[[Keyring, datetime], Plan] | None, *, accept_restore: bool = False) -> RunReport:
         report = RunReport()
         self._seen = {}
         self._lag.begin()
+        self._hands_off = False
         if self._custodian is not None:
             self._custodian.touched = False
         pending: list[Callable[[Keyring, datetime], Plan]] = [operation] if operation is not None else []
@@ -277,7 +338,7 @@ class RotationService:
 
     def _measure_replication(self, report: RunReport) -> None:
         """Read back the replicas still behind the writer's last generation: per region lag (see ``.replication_lag``)."""
-        if self._replicas is None:
+        if self._replicas is None or self._promoted_here(report.keyring):
             return
         readings: Mapping[str, ReplicaReading | None] = {}
         if self._lag.pending(tuple(self._replicas.regions)):
@@ -308,7 +369,10 @@ class RotationService:
         """Bring KMS in line with the stored keyring, whatever happened before (the run may have failed after a write).
 
         A run that failed keeps its own exception: a failure here is then only logged (the next run settles again).
+        A superseded writer touches nothing, KMS included.
         """
+        if self._hands_off:
+            return
         try:
             self._settle()
             self._sweep()
@@ -342,6 +406,8 @@ class RotationService:
         a conflict later in the round must not apply it twice (a second revoke would find no kid)."""
         loaded = self._store.load()
         keyring, version = loaded.keyring, loaded.version_id
+        self._refuse_unless_writer(keyring)  # a stepped-down primary's keyring names another region
+        self.fence(keyring)  # before any write: a superseded writer writes nothing
         self._seen.update((k.kms_key_arn, k) for k in keyring.keys if k.kms_key_arn is not None)
         check_clock(keyring, self._settings, self._clock())  # before any write
         progressed = False
@@ -369,6 +435,7 @@ class RotationService:
                                   generation=keyring.generation, accepted_generation=accepted_generation)
             forced = check.forced
         except KeyringBehindPublicationError:
+            self.fence(keyring)  # newer documents may be a writer promoted since this round began: then no hold either
             # Revoked keys leave the store even while publication waits; the hold keeps later rounds refusing.
             held = Plan(first.with_restore_hold(True), tuple(c for d in drops for c in d.changes), bookkeeping=True)
             self._sync_signing_view(held.keyring, committed=True)  # signs nothing: always written, first
@@ -452,10 +519,12 @@ class RotationService:
         (and under KMS custody across regions, whose key has a replica in every region).
 
         Only kids not yet recorded are asked about (a recorded key stays recorded); ``report.lagging_replicas``
-        names the regions that hold them up.
+        names the regions that hold them up. A promoted writer's keyring has no replica (:meth:`_promoted_here`): the
+        other regions keep the keys of their own last view, which stay published until every view is read back without them.
         """
         kms_regions = self._custodian is not None and bool(self._custodian.regions)
-        if self._replicas is None and not kms_regions:
+        replicas = None if self._promoted_here(keyring) else self._replicas
+        if replicas is None and not kms_regions:
             return kids
         recorded = {key.kid for key in keyring.keys if key.published_at is not None}
         new = [kid for kid in kids if kid not in recorded]
@@ -463,8 +532,8 @@ class RotationService:
             return kids
         everywhere: tuple[str, ...] = tuple(new)
         lagging: set[str] = set()
-        if self._replicas is not None:
-            readings = self._replicas.read_back()
+        if replicas is not None:
+            readings = replicas.read_back()
             self._lag.observe(readings)
             check = replicated_everywhere(new, {region: None if reading is None else reading.kids for region, reading in readings.items()})
             everywhere, lagging = check.everywhere, set(check.lagging)

@@ -1,0 +1,218 @@
+"""``promote``: a secondary region's keyring replica becomes the keyring of record and its rotate function the writer.
+
+Run by the target region's own rotate function (an operator's proven operation). The checks come first and change
+nothing; each refusal is a :class:`~jwks_rotator.core.errors.PromoteRefusedError` with its own code:
+
+1. ``promote_wrong_region``: the target is not this function's region (a replica is promoted in its own region);
+   ``promote_unsupported``: one region only, or key custody in KMS (its multi-Region keys are not handed over yet).
+2. ``origins_unreadable`` / ``replica_behind_publication``: the replica must hold a keyring generation at least as
+   new as the newest any readable origin's documents carry, else it would publish a key set verifiers have outgrown.
+3. ``old_primary_not_stepped_down`` / ``replica_behind_primary``: the old primary's keyring secret, read once with a
+   short timeout, must be unreachable (no answer, or HTTP 5xx) or name this region as the writer (``step-down``);
+   when it answers, the replica must also have caught up with it.
+
+Then the signing view's and the keyring's replicas are made standalone, the keyring is written with this region as
+its writer (``primary_region``) and a generation above every one seen (the replica's, the origins', the old
+primary's, and the clock's seconds, as an accepted restore does), and the documents are published. Running it again
+in a region that already is the writer answers ``already_primary`` and changes nothing. ``step-down`` is the old
+primary's half: it names the target as the writer in its own keyring, which the fence then refuses to write past.
+
+Design: docs/design/regions.md ("Failures").
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from jwks_rotator.core.errors import (
+    JwksRotatorError,
+    KeyringConflictError,
+    OldPrimaryActiveError,
+    OriginsUnreadableError,
+    PromoteRefusedError,
+    PromoteUnsupportedError,
+    PromoteWrongRegionError,
+    ReplicaBehindPrimaryError,
+    ReplicaBehindPublicationError,
+)
+from jwks_rotator.core.lifecycle.writer import check_not_superseded, is_writer
+from jwks_rotator.core.ports import KeyringStore, OldPrimaryProbe, PrimaryAnswer, ReplicaSecret, WriterMark, WriterMarks
+from jwks_rotator.core.settings import Settings
+
+MAX_ATTEMPTS = 4
+"""Compare-and-swap attempts of the keyring write before a conflict is reported."""
+
+
+@dataclass(frozen=True)
+class PromoteReport:
+    """What a promote did (or found already done): for the answer and the audit line."""
+
+    region: str
+    old_primary: str | None
+    old_primary_state: str  # unreachable | stepped_down | already_primary
+    generation: int
+    already_primary: bool = False
+    replica_generation: int | None = None
+    origin_generation: int | None = None
+    published: bool = False
+    publish_error: str | None = None
+    summary: Mapping[str, Any] = field(default_factory=dict)  # the publication's run summary, when it ran
+
+
+@dataclass(frozen=True)
+class StepDownReport:
+    """What a step-down did: the writer it named and the generation written (``already``: it had been done)."""
+
+    region: str
+    new_primary: str
+    generation: int
+    already: bool = False
+
+
+def _newest(marks: Mapping[str, WriterMark | None]) -> int:
+    readable = [mark.generation for mark in marks.values() if mark is not None]
+    if not readable:
+        names = ", ".join(sorted(marks)) or "none configured"
+        raise OriginsUnreadableError(f"no origin of the documents could be read ({names}): the replica cannot be checked against them")
+    return max(readable)
+
+
+class Promotion:
+    """The promote operation of the rotate function in ``own_region`` (see the module)."""
+
+    def __init__(
+        self,
+        own_region: str,
+        settings: Settings,
+        store: KeyringStore,
+        keyring_secret: ReplicaSecret,
+        origins: WriterMarks,
+        old_primary: OldPrimaryProbe,
+        publish: Callable[[], Mapping[str, Any]],
+        *,
+        signing_secret: ReplicaSecret | None = None,
+        clock: Callable[[], datetime],
+        logger: Any = None,
+    ) -> None:
+        self._region = own_region
+        self._settings = settings
+        self._store = store
+        self._keyring_secret = keyring_secret
+        self._signing_secret = signing_secret
+        self._origins = origins
+        self._old_primary = old_primary
+        self._publish = publish
+        self._clock = clock
+        self._log = logger or logging.getLogger("jwks_rotator")
+
+    def promote(self, target: str) -> PromoteReport:
+        """Check, then make this region's replica the keyring of record and publish (idempotent)."""
+        if not self._region or target != self._region:
+            raise PromoteWrongRegionError(
+                f"promote {target} must run in {target}'s own rotate function; this one runs in {self._region or 'an unknown region'}"
+            )
+        if self._settings.key_custody == "kms":
+            raise PromoteUnsupportedError("promote does not hand over KMS multi-Region keys yet: key-custody kms cannot be promoted")
+        loaded = self._store.load()
+        source = self._keyring_secret.replicated_from()
+        marker = loaded.keyring.primary_region
+        if source is None and is_writer(self._region, self._settings.primary_region, marker):
+            self._log.info("promote: this region already is the writer; nothing to do", extra={"reason": "already_primary"})
+            deployed = self._settings.primary_region
+            return PromoteReport(target, deployed if deployed and deployed != target else None, "already_primary",
+                                 loaded.keyring.generation, already_primary=True, replica_generation=loaded.keyring.generation)
+        old = source or marker or self._settings.primary_region
+        if not old or old == self._region:
+            raise PromoteUnsupportedError("this stack names no other primary region and its keyring is no replica: nothing to promote")
+        newest = _newest(self._origins.marks())
+        replica = loaded.keyring.generation
+        if replica < newest:
+            raise ReplicaBehindPublicationError(
+                f"the keyring replica in {target} is at generation {replica}, behind the documents an origin serves "
+                f"(generation {newest}): wait for replication to catch up, or promote another region"
+            )
+        answer = self._old_primary.probe(old)
+        state = self._judge(old, answer, replica)
+        for secret in (self._signing_secret, self._keyring_secret):  # the view first: the writer must own it before it writes
+            if secret is not None and secret.replicated_from() is not None:
+                secret.stop_replication()
+        written = self._write(target, [replica + 1, newest + 1, (answer.generation or 0) + 1, int(self._clock().timestamp())])
+        self._log.warning("promoted: this region is the writer now", extra={
+            "reason": "promote", "old_primary": old, "new_primary": target, "generation": written, "old_primary_state": state})
+        published, error, summary = self._publish_after()
+        return PromoteReport(target, old, state, written, replica_generation=replica, origin_generation=newest,
+                             published=published, publish_error=error, summary=summary)
+
+    def _judge(self, old: str, answer: PrimaryAnswer, replica: int) -> str:
+        """``unreachable`` or ``stepped_down``; a refusal when the old primary answers and still writes, or is ahead."""
+        if not answer.reachable:
+            self._log.warning("old primary unreachable: promoting", extra={"reason": answer.reason or "unreachable", "region": old})
+            return "unreachable"
+        if answer.keyring_marker != self._region:
+            answered = f" (its keyring secret answered {answer.reason})" if answer.reason else ""
+            raise OldPrimaryActiveError(
+                f"the old primary {old} answers{answered} and has not stepped down in favour of {self._region}: run step-down "
+                "there first (the CLI's promote does), or wait until it is unreachable"
+            )
+        if answer.generation is not None and replica < answer.generation:
+            raise ReplicaBehindPrimaryError(
+                f"the keyring replica in {self._region} is at generation {replica}, behind the old primary's {answer.generation}: "
+                "wait for replication to catch up, then promote again"
+            )
+        return "stepped_down"
+
+    def _write(self, target: str, floors: list[int]) -> int:
+        """The standalone keyring written with ``target`` as its writer, above every generation in ``floors``."""
+        for _ in range(MAX_ATTEMPTS):
+            loaded = self._store.load()
+            promoted = loaded.keyring.with_primary(target, generation=max(floors))
+            try:
+                self._store.save(promoted, loaded.version_id)
+            except KeyringConflictError:
+                continue
+            return promoted.generation
+        raise KeyringConflictError(f"the keyring in {target} kept changing during promote; run it again")
+
+    def _publish_after(self) -> tuple[bool, str | None, Mapping[str, Any]]:
+        """Publish as the new writer; a failure leaves the promote done (the next tick or ``publish`` repeats it)."""
+        try:
+            return True, None, self._publish()
+        except JwksRotatorError as error:
+            self._log.warning("promoted, but the first publication failed: run publish", extra={"reason": error.code})
+            return False, error.code, {}
+
+
+def step_down(
+    store: KeyringStore, *, own_region: str, settings_primary: str, target: str, regions: tuple[str, ...],
+    marks: Mapping[str, WriterMark | None], logger: Any = None,
+) -> StepDownReport:
+    """The old primary names ``target`` as the writer in its own keyring; from then on it writes nothing (the fence).
+
+    Allowed only where this region is the writer now, towards another region the stack lists. Idempotent.
+    """
+    log = logger or logging.getLogger("jwks_rotator")
+    if not regions:
+        raise PromoteUnsupportedError("this stack runs in one region (regions is empty): there is no other writer to hand over to")
+    if not own_region or target == own_region or target not in regions:
+        raise PromoteWrongRegionError(f"step-down names the region to hand over to: one of the stack's other regions, not {target}")
+    for _ in range(MAX_ATTEMPTS):
+        loaded = store.load()
+        keyring = loaded.keyring
+        if keyring.primary_region == target:
+            return StepDownReport(own_region, target, keyring.generation, already=True)
+        if not is_writer(own_region, settings_primary, keyring.primary_region):
+            raise PromoteRefusedError(f"{own_region} is not the writer: only the writer steps down", code="not_the_writer")
+        check_not_superseded(own_region, keyring.generation, keyring.primary_region, marks)
+        stepped = keyring.with_primary(target, generation=keyring.generation + 1)
+        try:
+            store.save(stepped, loaded.version_id)
+        except KeyringConflictError:
+            continue
+        log.warning("stepped down: this region writes nothing from now on", extra={"reason": "step-down", "new_primary": target,
+                                                                                 "generation": stepped.generation})
+        return StepDownReport(own_region, target, stepped.generation)
+    raise KeyringConflictError("the keyring kept changing during step-down; run it again")
