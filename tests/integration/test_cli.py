@@ -264,7 +264,7 @@ def test_local_is_a_command_when_the_local_package_is_installed():
     result = CliRunner().invoke(cli, ["--help"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert command_names(result.stdout) == [
-        "audit", "doctor", "fault", "local", "policy", "publish", "revoke", "rotate", "sign", "status", "verifiers", "verify",
+        "audit", "doctor", "fault", "local", "policy", "promote", "publish", "revoke", "rotate", "sign", "status", "verifiers", "verify",
     ]
     local_help = CliRunner().invoke(cli, ["local", "--help"], catch_exceptions=False)
     assert local_help.exit_code == 0

@@ -174,4 +174,4 @@ def test_local_without_the_local_package_says_what_to_install(tmp_path: Path):
     listing = subprocess.run([sys.executable, "-c", WITHOUT_LOCAL, "--help"], env=clean_env(), capture_output=True, text=True, timeout=60)
     assert listing.returncode == 0, listing.stderr
     commands = [line.split()[0] for line in listing.stdout.split("Commands:")[1].splitlines() if line.strip()]
-    assert commands == ["audit", "doctor", "fault", "policy", "publish", "revoke", "rotate", "sign", "status", "verifiers", "verify"]
+    assert commands == ["audit", "doctor", "fault", "policy", "promote", "publish", "revoke", "rotate", "sign", "status", "verifiers", "verify"]
