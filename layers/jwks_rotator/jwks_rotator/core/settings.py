@@ -328,7 +328,10 @@ class Settings:
     )
     distribution_id: str = setting(
         "", "CloudFront distribution to invalidate when the documents change; empty skips invalidation.", _text,
-        stack=StackValue('!If [IsPrimary, !Ref Distribution, ""]', why="Only the primary's stack has a distribution."),
+        stack=StackValue(
+            "!If [IsPrimary, !Ref Distribution, !Ref PrimaryDistributionId]",
+            why="Only the primary's stack has a distribution; a secondary's names it (PrimaryDistributionId), which it invalidates once promoted.",
+        ),
     )
     revocation_parameter: str = setting(
         "/jwks-rotator/revoked-kids", "SSM parameter (String, a JSON list of kids) holding every revoked kid, kept apart from the keyring secret so that restoring the secret cannot undo a revocation; the rotator creates it, the signer refuses to sign while it cannot read it.", _parameter_name,
