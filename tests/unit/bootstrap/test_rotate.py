@@ -89,7 +89,7 @@ def test_a_promoted_writer_publishes_to_both_origins_and_invalidates_the_primary
     assert (primary_origin._bucket, primary_origin._distribution_id) == ("bucket", "")  # type: ignore[attr-defined]
     assert (own_origin._bucket, own_origin._distribution_id) == ("bucket-eu", "E2DIST")  # type: ignore[attr-defined]
     assert own_origin._cloudfront is not None  # type: ignore[attr-defined]
-    keyrings, documents = service._writer_marks._sources  # type: ignore[union-attr]
+    _keyrings, documents = service._writer_marks._sources  # type: ignore[union-attr]
     assert [bucket for _, _, bucket in documents._origins] == ["bucket-eu", "bucket"]  # its fence reads both origins
 
 
