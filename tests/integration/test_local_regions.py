@@ -308,12 +308,16 @@ def test_with_the_primary_out_an_operator_promotes_eu_west_1_which_then_writes_b
     assert documents(PRIMARY) == old_primary_jwks
 
     # The new writer's first tick after the return repairs the old primary's bucket; the fresh key activates only then.
+    invalidations = cloud.edge.stats.invalidations_seen
     repaired = cli_in(SECOND, "rotate")
     assert repaired.exit_code == 0, repaired.output
     after = keyring()
     assert after.active is not None and after.active.kid == fresh.kid
     (primary_jwks, primary_marks), (second_jwks, _) = documents(PRIMARY), documents(SECOND)
     assert primary_jwks == second_jwks and primary_marks["writer-region"] == SECOND  # the same JWKS at both origins
+    cloud.edge.check_invalidations()
+    assert cloud.edge.stats.invalidations_seen > invalidations  # eu-west-1 invalidated the primary's distribution
+    cloud.edge.purge()  # what the edge serves next comes from an origin, the primary's first
     failovers = cloud.edge.stats.failovers
     deadline = time.monotonic() + 10  # the signer's cached view (signer-cache-ttl) may still name the previous key
     answer = cloud.sign_client(SECOND).sign(REQUEST)
