@@ -12,7 +12,8 @@ Usable as a library (tests, the soak) and by ``jwks-rotator local --regions`` (:
 One moto, one AWS endpoint, one STS endpoint and one edge serve every region (:class:`~.cloud.LocalCloud`); each
 region has its own stack, functions, Lambda API and Parameters and Secrets extension stand-in. Deploy order:
 the secondaries, then the primary (its second origin is the second region's bucket), then the secondaries again with
-the primary's keyring secret and distribution (when the template takes them). The edge serves the primary's bucket
+the primary's keyring secret and distribution (when the template takes them), the second region's with the primary's
+bucket as its other origin (so that, promoted, it writes both origins). The edge serves the primary's bucket
 and fails over to the second region's, as the primary's distribution's origin group does. :meth:`LocalRegions.start`
 returns once every region's signer issued a token that verifies with the JWKS the edge serves.
 """
@@ -288,10 +289,12 @@ class LocalRegions:
             "PrimaryKeyringSecretArn": outputs.get("KeyringSecretArn", ""), "PrimaryRotateRoleArn": outputs.get("RotateFunctionRoleArn", ""),
             "PrimaryDistributionId": outputs.get("DistributionId", ""),
         }, declared)
+        # The second origin's region names the other origin, the primary's bucket: once promoted it writes both origins.
+        other_origin = _declared({"SecondOriginBucket": primary.resources_or_fail().bucket, "SecondOriginRegion": self.primary}, declared)
         if for_secondaries:  # the template takes the primary's names: the secondaries again, with them
             for region, before in zip(self.secondaries, secondaries, strict=True):
                 with generated_names(names[region], again=True):
-                    self.stack(region).deploy(for_secondaries)
+                    self.stack(region).deploy({**for_secondaries, **(other_origin if second is not None and region == second.region else {})})
                 self._kept_what_the_primary_names(region, before)
         bucket = primary.resources_or_fail()
         origins = [self.cloud.edge_origin(bucket.bucket, self.primary)]

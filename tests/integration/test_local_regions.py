@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from jwks_rotator.core.keys.keyring import Keyring
+from jwks_rotator.core.keys.records import KeyState
 from jwks_rotator.core.lifecycle.documents import JWKS_PATH
 from jwks_rotator_cli.doctor_checks import token_against_jwks
 from jwks_rotator_cli.local_state import SIGN_FUNCTION
@@ -257,12 +258,13 @@ def test_local_regions_refuses_bad_regions_and_settings_it_sets_itself() -> None
 
 
 # Last in this module: it promotes eu-west-1 for good (the module's stacks end here).
-def test_with_the_primary_out_an_operator_promotes_eu_west_1_which_then_writes_and_the_old_primary_is_fenced(
+def test_with_the_primary_out_an_operator_promotes_eu_west_1_which_then_writes_both_origins_and_the_old_primary_is_fenced(
     healthy: LocalRegions,
 ) -> None:
     cloud = healthy
     state = cloud.state_file  # type: ignore[attr-defined]
     buckets = {region: cloud.stack(region).resources_or_fail().bucket for region in cloud.regions}
+    assert cloud.stack(SECOND).function_environment("RotateFunction")["SECOND_ORIGIN_BUCKET"] == buckets[PRIMARY]  # its other origin
 
     def cli_in(region: str, *args: str) -> Any:
         return CliRunner().invoke(cli, ["--state-file", str(state), "--endpoint-url", cloud.aws_endpoint, "--region", region,
@@ -273,6 +275,11 @@ def test_with_the_primary_out_an_operator_promotes_eu_west_1_which_then_writes_a
         body = json.loads(s3.get_object(Bucket=buckets[region], Key=JWKS_PATH)["Body"].read())
         return body, dict(s3.head_object(Bucket=buckets[region], Key=JWKS_PATH)["Metadata"])
 
+    def keyring() -> Keyring:
+        arn = cloud.stack(SECOND).function_environment("RotateFunction")["KEYRING_SECRET_ID"]
+        return Keyring.from_json(
+            cloud.client("secretsmanager", SECOND).get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"])
+
     old_primary_jwks = documents(PRIMARY)
     cloud.region_outage(PRIMARY)
     promoted = cli_in(SECOND, "promote", SECOND, "--yes")
@@ -281,14 +288,15 @@ def test_with_the_primary_out_an_operator_promotes_eu_west_1_which_then_writes_a
     assert f"promoted {SECOND}: the writer now, in place of {PRIMARY} (unreachable)" in promoted.output
     rotated = cli_in(SECOND, "rotate", "--now")
     assert rotated.exit_code == 0, rotated.output
-    arn = cloud.stack(SECOND).function_environment("RotateFunction")["KEYRING_SECRET_ID"]
-    keyring = Keyring.from_json(
-        cloud.client("secretsmanager", SECOND).get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"])
-    assert keyring.primary_region == SECOND and keyring.active is not None, rotated.output
-    active = keyring.active.kid
+    during = keyring()
+    (fresh,) = [key for key in during.keys if key.lead_waived and key.state is KeyState.PENDING]  # rotate-now's
+    # Published at eu-west-1's bucket only (us-east-1's is out): not every origin, so the fresh key waits; a key published
+    # at both origins before the outage signs meanwhile.
+    assert during.primary_region == SECOND and during.active is not None and during.active.published_at is not None
+    assert fresh.published_at is None and during.active.kid != fresh.kid
     jwks, metadata = documents(SECOND)  # the origin it reaches: its own bucket, marked as its writing
-    assert active in {key["kid"] for key in jwks["keys"]} and metadata["writer-region"] == SECOND
-    assert cloud.can_sign(SECOND) == ""  # with the new key, verified by the JWKS the edge serves (from eu-west-1's bucket)
+    assert fresh.kid in {key["kid"] for key in jwks["keys"]} and metadata["writer-region"] == SECOND
+    assert cloud.can_sign(SECOND) == ""  # verified by the JWKS the edge serves (from eu-west-1's bucket)
 
     cloud.clear_outage(PRIMARY)
     token = cloud.sign_client(PRIMARY).sign(REQUEST)["token"]  # the old primary signs with the key its view holds,
@@ -297,4 +305,25 @@ def test_with_the_primary_out_an_operator_promotes_eu_west_1_which_then_writes_a
         cloud.stack(PRIMARY).tick()  # it reads eu-west-1's keyring and documents: a newer writer, so it writes nothing
     refused = cli_in(PRIMARY, "rotate", "--now")
     assert refused.exit_code == 1 and "writer_superseded" in refused.output, refused.output
-    assert documents(SECOND) == (jwks, metadata) and documents(PRIMARY) == old_primary_jwks
+    assert documents(PRIMARY) == old_primary_jwks
+
+    # The new writer's first tick after the return repairs the old primary's bucket; the fresh key activates only then.
+    invalidations = cloud.edge.stats.invalidations_seen
+    repaired = cli_in(SECOND, "rotate")
+    assert repaired.exit_code == 0, repaired.output
+    after = keyring()
+    assert after.active is not None and after.active.kid == fresh.kid
+    (primary_jwks, primary_marks), (second_jwks, _) = documents(PRIMARY), documents(SECOND)
+    assert primary_jwks == second_jwks and primary_marks["writer-region"] == SECOND  # the same JWKS at both origins
+    cloud.edge.check_invalidations()
+    assert cloud.edge.stats.invalidations_seen > invalidations  # eu-west-1 invalidated the primary's distribution
+    cloud.edge.purge()  # what the edge serves next comes from an origin, the primary's first
+    failovers = cloud.edge.stats.failovers
+    deadline = time.monotonic() + 10  # the signer's cached view (signer-cache-ttl) may still name the previous key
+    answer = cloud.sign_client(SECOND).sign(REQUEST)
+    while jwt.get_unverified_header(answer["token"])["kid"] != fresh.kid:
+        assert time.monotonic() < deadline, answer
+        time.sleep(0.25)
+        answer = cloud.sign_client(SECOND).sign(REQUEST)
+    assert token_against_jwks(answer["token"], fetch_jwks(cloud)) == ""  # through the edge, from the primary origin
+    assert cloud.edge.stats.failovers == failovers

@@ -92,7 +92,8 @@ def test_the_secondarys_environment_and_outputs_name_the_replicas(moto_endpoint:
         function = aws_client("lambda", moto_endpoint, region="ap-southeast-2").get_function_configuration(
             FunctionName=again.physical_id("RotateFunction"))
         environment = function["Environment"]["Variables"]
-        assert environment["KEYRING_SECRET_ID"] == replica and environment["DISTRIBUTION_ID"] == ""
+        assert environment["KEYRING_SECRET_ID"] == replica
+        assert environment["DISTRIBUTION_ID"] == pair.primary.outputs["DistributionId"]  # what it invalidates once promoted
         assert environment["SIGNING_SECRET_ID"] == f"{name}-signing-key" and environment["ISSUER"] == ISSUER
         policy = again.resource_policies[("AWS::S3::Bucket", again.physical_id("JwksBucket"))]
         read = next(s for s in policy["Statement"] if s.get("Sid") == "CloudFrontReadsWellKnownOnly")

@@ -2,7 +2,7 @@
 
 A stack per region (docs/design/regions.md): :func:`region_pair` makes up the two deployments of the translated
 template a two-region issuer has (the primary in us-east-1 with ``Regions``, the second origin and the secondary's
-roles; the secondary in eu-west-1 with the primary's keyring, writer and distribution), each with its own role and
+roles; the secondary in eu-west-1 with the primary's keyring, writer, distribution and bucket as its other origin), each with its own role and
 bucket names (IAM and S3 names are global), and the policies the account then holds together: both stacks' identity
 policies, key and bucket policies, and the primary's secret policies on the replicas too (Secrets Manager replicates a
 secret's resource policy with it). :func:`region_rows` lists, per region, the calls that must be allowed (the
@@ -59,6 +59,8 @@ def region_pair(template: Mapping[str, Any], *, stack: str = STACK, account: str
     secondary = dataclasses.replace(secondary, parameters={
         **common, "PrimaryKeyringSecretArn": primary.resources["KeyringSecret"].ref, "PrimaryRotateRoleArn": primary.role_arn("RotateFunctionRole"),
         "PrimaryDistributionId": primary.resources["Distribution"].ref,
+        # its other origin: the primary's bucket, which it writes (and the distribution it invalidates) once promoted
+        "SecondOriginBucket": primary.resources["JwksBucket"].ref, "SecondOriginRegion": PRIMARY,
     })
     policies = merged(with_replicas(extract(template, primary), [SECONDARY]), extract(template, secondary))
     return RegionPair(primary, secondary, policies)
@@ -77,7 +79,7 @@ def region_rows(pair: RegionPair) -> list[tuple[str, Row]]:
     keyring, signing = p.resources["KeyringSecret"].ref, p.resources["SigningKeySecret"].ref
     keyring_there, signing_there = _replica(keyring, s.region), _replica(signing, s.region)
     key_there = s.resources["KeyringKey"].attributes["Arn"]
-    second = s.resources["JwksBucket"].ref
+    first, second = p.resources["JwksBucket"].ref, s.resources["JwksBucket"].ref
     distribution = p.resources["Distribution"].ref
     current = {"secretsmanager:VersionStage": ["AWSCURRENT"]}
 
@@ -231,12 +233,31 @@ def region_rows(pair: RegionPair) -> list[tuple[str, Row]]:
             "the secondary's rotate role writing the primary's keyring", "rotate@2"),
         Row(c("secondary-rotate-writes-its-bucket", s_rotate, "s3:PutObject", f"arn:aws:s3:::{second}/.well-known/jwks.json", at(s.region)),
             "allow", "the secondary's rotate role writing its own bucket (after promote)", "rotate@2"),
-        Row(c("secondary-rotate-writes-primary-bucket", s_rotate, "s3:PutObject",
-              f"arn:aws:s3:::{p.resources['JwksBucket'].ref}/.well-known/jwks.json", at(p.region)), "deny",
-            "the secondary's rotate role writing the primary's bucket", "rotate@2"),
+        # its other origin, the primary's bucket: a promoted writer keeps both origins of the origin group current
+        Row(c("secondary-rotate-writes-primary-jwks", s_rotate, "s3:PutObject", f"arn:aws:s3:::{first}/.well-known/jwks.json",
+              at(p.region)), "allow", "the secondary's rotate role publishing the JWKS at the primary's bucket (once promoted)", "rotate@2"),
+        Row(c("secondary-rotate-writes-primary-discovery", s_rotate, "s3:PutObject", f"arn:aws:s3:::{first}/.well-known/openid-configuration",
+              at(p.region)), "allow", "the secondary's rotate role publishing the discovery document at the primary's bucket", "rotate@2"),
+        Row(c("secondary-rotate-reads-primary-jwks", s_rotate, "s3:GetObject", f"arn:aws:s3:::{first}/.well-known/jwks.json", at(p.region)),
+            "allow", "the secondary's rotate role reading the primary's bucket back (digest check, writer fence)", "rotate@2"),
+        Row(c("secondary-rotate-lists-primary-bucket", s_rotate, "s3:ListBucket", f"arn:aws:s3:::{first}", at(p.region)), "allow",
+            "the secondary's rotate role seeing a document missing at the primary's bucket (404, not 403)", "rotate@2"),
+        Row(c("secondary-rotate-puts-primary-record", s_rotate, "s3:PutObject", f"arn:aws:s3:::{first}/revocations/revoked-kids.json",
+              at(p.region)), "deny", "the secondary's rotate role writing the primary's revocation record", "rotate@2"),
+        Row(c("secondary-rotate-deletes-primary-jwks", s_rotate, "s3:DeleteObject", f"arn:aws:s3:::{first}/.well-known/jwks.json",
+              at(p.region)), "deny", "the secondary's rotate role deleting a document at the primary's bucket", "rotate@2"),
+        Row(c("secondary-rotate-as-admin-puts-primary-state", s_rotate, "s3:PutObject", f"arn:aws:s3:::{first}/state/replication.json",
+              at(p.region), identity=ADMINISTRATOR), "deny", "the secondary's rotate role, even given AdministratorAccess, writing "
+            "anything but the two documents in the primary's bucket (its bucket policy)", "rotate@2"),
+        Row(c("secondary-rotate-as-admin-puts-primary-record", s_rotate, "s3:PutObject",
+              f"arn:aws:s3:::{first}/revocations/revoked-kids.json", at(p.region), identity=ADMINISTRATOR), "deny",
+            "the secondary's rotate role, even given AdministratorAccess, writing the primary's revocation record", "rotate@2"),
         Row(c("secondary-rotate-invalidates", s_rotate, "cloudfront:CreateInvalidation",
-              f"arn:aws:cloudfront::{p.account}:distribution/{distribution}", at(s.region)), "deny",
-            "the secondary's rotate role invalidating the primary's distribution", "rotate@2"),
+              f"arn:aws:cloudfront::{p.account}:distribution/{distribution}", at(s.region)), "allow",
+            "the secondary's rotate role invalidating the primary's distribution (once promoted)", "rotate@2"),
+        Row(c("secondary-rotate-invalidates-other", s_rotate, "cloudfront:CreateInvalidation",
+              f"arn:aws:cloudfront::{p.account}:distribution/EOTHERDIST1234", at(s.region)), "deny",
+            "the secondary's rotate role invalidating another distribution", "rotate@2"),
         Row(c("secondary-rotate-puts-primary-revocations", s_rotate, "ssm:PutParameter", f"arn:aws:ssm:{p.region}:{p.account}:{revocation}",
               at(p.region)), "allow", "the secondary's rotate role writing the primary region's revocation list (the writer's, once "
             "promoted; the primary's record guards every list)", "rotate@2"),

@@ -112,7 +112,8 @@ def test_a_secondary_stack_has_no_secrets_no_distribution_and_reads_the_replicas
     assert resolved_sub(stack, environment["KEYRING_SECRET_ID"]) == (
         "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:KeyringSecret-AbC123dEf456-Xy9Zq1")
     assert environment["SIGNING_SECRET_ID"] == {"Fn::Sub": "${AWS::StackName}-signing-key"}
-    assert environment["DISTRIBUTION_ID"] == "" and environment["ISSUER"] == {"Ref": "Issuer"}
+    assert environment["DISTRIBUTION_ID"] == {"Ref": "PrimaryDistributionId"}  # what it invalidates once promoted
+    assert environment["ISSUER"] == {"Ref": "Issuer"}
     assert environment["PRIMARY_REGION"] == {"Ref": "PrimaryRegion"} and environment["JWKS_BUCKET"] == {"Ref": "JwksBucket"}
     assert stack.environment("SignFunction")["SIGNING_SECRET_ID"] == {"Fn::Sub": "${AWS::StackName}-signing-key"}
     everything = json.dumps([resources, stack.outputs, stack.environment("SignFunction"), environment])
@@ -167,10 +168,39 @@ def test_a_secondary_roles_identity_policies_grant_only_promote_its_own_regions_
                                                "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue",
                                                "secretsmanager:UpdateSecretVersionStage"}
     assert all("${AWS::Region}" in json.dumps(resource) for resource in as_list(promote["Resource"]))  # its own region only
-    assert "InvalidateTheDistribution" not in statements_by_sid(resources, "RotateFunction")
+    assert "InvalidateTheDistribution" not in statements_by_sid(resources, "RotateFunction")  # no PrimaryDistributionId yet
     sign_key = {s["Sid"]: s for s in resources["KeyringKey"]["Properties"]["KeyPolicy"]["Statement"]}["SignRoleDecryptsTheSigningViewOnly"]
     assert sign_key["Condition"]["StringLike"]["kms:EncryptionContext:SecretARN"] == {"Fn::Sub": (
         "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${AWS::StackName}-signing-key-??????")}
+
+
+def test_a_promoted_secondary_may_write_the_primarys_two_documents_and_invalidate_its_distribution(template: dict[str, Any]) -> None:
+    """Its second origin is the other one, the primary's bucket: once promoted it writes both origins (docs/regions.md)."""
+    stack = secondary(template, PrimaryDistributionId="E1A2B3C4D5E6F7", SecondOriginBucket="jwks-us", SecondOriginRegion="us-east-1")
+    rotate = statements_by_sid(stack.resources, "RotateFunction")
+    assert [r["Fn::Sub"] for r in rotate["WriteTheSecondOrigin"]["Resource"]] == [
+        "arn:${AWS::Partition}:s3:::${SecondOriginBucket}/.well-known/jwks.json",
+        "arn:${AWS::Partition}:s3:::${SecondOriginBucket}/.well-known/openid-configuration"]
+    assert set(as_list(rotate["WriteTheSecondOrigin"]["Action"])) == {"s3:GetObject", "s3:PutObject"}
+    assert rotate["SeeMissingDocumentsAtTheSecondOrigin"]["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${SecondOriginBucket}"}
+    assert rotate["InvalidateTheDistribution"]["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${PrimaryDistributionId}"}
+    assert "Distribution" not in stack.resources  # the origin group lives in the primary's stack, with the distribution
+
+
+def test_the_primarys_bucket_lets_the_secondaries_rotate_roles_write_the_two_documents_and_nothing_else(template: dict[str, Any]) -> None:
+    stack = primary(template, SecondaryRotateRoleArns=SECONDARY_ROTATE_ROLE)
+    statements = {s["Sid"]: s for s in stack.resources["JwksBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]}
+    assert statements["OnlyTheRotateRoleWrites"]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == {
+        "Fn::Split": [",", {"Fn::Sub": "${RotateFunctionRole.Arn},${SecondaryRotateRoleArns}"}]}
+    only = statements["SecondariesWriteTheTwoDocumentsOnly"]
+    assert only["Effect"] == "Deny" and set(as_list(only["Action"])) == set(as_list(statements["OnlyTheRotateRoleWrites"]["Action"]))
+    assert only["NotResource"] == [{"Fn::Sub": "${JwksBucket.Arn}/.well-known/jwks.json"},
+                                   {"Fn::Sub": "${JwksBucket.Arn}/.well-known/openid-configuration"}]
+    assert only["Condition"] == {"ArnEquals": {"aws:PrincipalArn": {"Fn::Split": [",", {"Ref": "SecondaryRotateRoleArns"}]}}}
+    alone = {s["Sid"]: s for s in primary(template).resources["JwksBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]}
+    assert "SecondariesWriteTheTwoDocumentsOnly" not in alone
+    assert alone["OnlyTheRotateRoleWrites"]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == {"Fn::GetAtt": ["RotateFunctionRole", "Arn"]}
 
 
 # --------------------------------------------------------------------------- the primary

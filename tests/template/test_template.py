@@ -34,7 +34,7 @@ RESOURCE_SETTINGS = {
         {"Name": {"Fn::Select": [6, {"Fn::Split": [":", {"Fn::Sub": "${PrimaryKeyringSecretArn}::::::"}]}]}}]}]},
     "signing_secret_id": {"Fn::If": ["IsPrimary", {"Ref": "SigningKeySecret"}, {"Fn::Sub": "${AWS::StackName}-signing-key"}]},
     "jwks_bucket": {"Ref": "JwksBucket"},
-    "distribution_id": {"Fn::If": ["IsPrimary", {"Ref": "Distribution"}, ""]},
+    "distribution_id": {"Fn::If": ["IsPrimary", {"Ref": "Distribution"}, {"Ref": "PrimaryDistributionId"}]},
     "revocation_parameter": {"Fn::Sub": "/jwks-rotator/${AWS::StackName}/revoked-kids"},
     "kms_stack_tag": {"Ref": "AWS::StackName"},
     "kms_sign_role_arn": {"Fn::GetAtt": ["SignFunctionRole", "Arn"]},

@@ -74,6 +74,7 @@ def build_rotation_service(
     if settings.primary_region and not region:
         raise ConfigurationError("primary-region is set: the rotate function's own region (AWS_REGION) is required")
     own = region or ""
+    _require_other_origin(settings, own)
     if clients is None:
         clients = client_factory(ROTATION)
         regional_clients = regional_clients or regional_client_factory(ROTATION)
@@ -116,9 +117,9 @@ def build_rotation_service(
         return RotationService(store, publisher, settings, clock=clock or utc_now, logger=logger, revocations=revocations,
                                custodian=custodian, signing_store=signing_store, ticks=S3TickLedger(clients("s3"), settings.jwks_bucket),
                                region=own, monotonic=monotonic or time.monotonic)
-    if settings.second_origin_bucket == settings.jwks_bucket and settings.second_origin_region != own:  # names are global
+    if settings.second_origin_bucket and settings.second_origin_bucket == settings.jwks_bucket:  # names are global: never its own
         raise ConfigurationError("rule second-origin-bucket != jwks-bucket: the second origin is another region's bucket")
-    if settings.second_origin_bucket and settings.second_origin_region != own:  # in its own region, it is this bucket
+    if settings.second_origin_bucket:  # the other origin (the primary's bucket, in a secondary's stack)
         second = S3Publisher(in_region[settings.second_origin_region]("s3"), settings.second_origin_bucket, settings, writer_region=own)
         # The origin that invalidates the distribution is written last.
         publisher = EveryOrigin([Origin(settings.second_origin_region, second), Origin(own, own_origin)], own=own)
@@ -139,6 +140,15 @@ def build_rotation_service(
         sleep=sleep or time.sleep, replica_patience=PATIENCE,
         writer_marks=build_writer_marks(settings, own, clients, in_region, logger),
     )
+
+
+def _require_other_origin(settings: Settings, own: str) -> None:
+    """The second origin is the other one, in another region than the function's own (known here only: AWS_REGION)."""
+    if settings.second_origin_region and settings.second_origin_region == own:
+        raise ConfigurationError(
+            f"rule second-origin-region != this region: {own} is this function's own region; the second origin is the other "
+            "origin of the distribution's origin group (in a secondary's stack, the primary's bucket and region)"
+        )
 
 
 def _kms_client(factory: ClientFactory) -> Callable[[], Any]:
@@ -184,6 +194,7 @@ def build_promotion(
     """``promote`` in ``region``: its keyring and signing view replicas, the origins, a short probe of the old primary
     (one attempt, short timeouts: :data:`PROBE`), and ``service`` (this region's rotation) to publish as the new writer."""
     settings.require("keyring_secret_id", "jwks_bucket", "issuer")
+    _require_other_origin(settings, region)
     if clients is None:
         clients = client_factory(ROTATION)
         regional_clients = regional_clients or regional_client_factory(ROTATION)

@@ -334,7 +334,10 @@ class Settings:
     )
     distribution_id: str = setting(
         "", "CloudFront distribution to invalidate when the documents change; empty skips invalidation.", _text,
-        stack=StackValue('!If [IsPrimary, !Ref Distribution, ""]', why="Only the primary's stack has a distribution."),
+        stack=StackValue(
+            "!If [IsPrimary, !Ref Distribution, !Ref PrimaryDistributionId]",
+            why="Only the primary's stack has a distribution; a secondary's names it (PrimaryDistributionId), which it invalidates once promoted.",
+        ),
     )
     revocation_parameter: str = setting(
         "/jwks-rotator/revoked-kids", "SSM parameter (String, a JSON list of kids) holding every revoked kid, kept apart from the keyring secret so that restoring the secret cannot undo a revocation; the rotator creates it, the signer refuses to sign while it cannot read it.", _parameter_name,
@@ -402,12 +405,12 @@ class Settings:
         readers=("RotateFunction",),
     )
     second_origin_bucket: str = setting(
-        "", "A second origin bucket for the documents, in another region, behind the distribution's origin group; the publisher writes both and a publication counts only when both hold the documents (jwks-bucket only in second-origin-region's own stack; empty: one origin).", _text,
+        "", "The other origin bucket of the documents behind the distribution's origin group, in another region than this stack's: in the primary's stack the origin group's second bucket, in a secondary's the primary's bucket (so a promoted writer writes both). The writer writes both and a publication counts only when both hold the documents (empty: one origin).", _text,
         stack=Parameter("Regions", pattern=r"^([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?$", constraint="empty, or an S3 bucket name"),
         readers=("RotateFunction",),
     )
     second_origin_region: str = setting(
-        "", "The region of second-origin-bucket (one of regions).", _region,
+        "", "The region of second-origin-bucket (one of regions, never the stack's own: the rotate function refuses that).", _region,
         stack=Parameter("Regions", pattern=r"^([a-z]{2}(-[a-z]+)+-[0-9]{1,2})?$", constraint="empty, or an AWS region name such as eu-west-1"),
         readers=("RotateFunction",),
     )
@@ -501,8 +504,6 @@ class Settings:
             raise ConfigurationError(
                 f"rule second-origin-region in regions: {quoted(self.second_origin_region)} is not one of the regions"
             )
-        if self.second_origin_region and self.second_origin_region == self.primary_region:
-            raise ConfigurationError("rule second-origin-region != primary-region: the second origin is in another region")
         self._validate_role_accounts()
         if self.issuer:
             parsed = urlparse(self.issuer)
