@@ -117,6 +117,7 @@ def test_outside_the_primary_region_a_tick_is_a_quiet_no_op_that_reads_only_its_
     reads = keyring_reads(monkeypatch)
     app = deployed_rotate_app(tmp_path)
     caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger=SERVICE)  # powertools may have left the function's logger at another level
     # The function's logger does not propagate once powertools has set it up (as an earlier test in the process may
     # have): its records are taken from it directly.
     monkeypatch.setattr(logging.getLogger(SERVICE), "handlers", [*logging.getLogger(SERVICE).handlers, caplog.handler])
