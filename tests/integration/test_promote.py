@@ -184,7 +184,7 @@ def stacks(cloud: Cloud) -> Stacks:
         return made
 
     primary = region(A, SECOND_ORIGIN_BUCKET=buckets[B], SECOND_ORIGIN_REGION=B)
-    secondary = region(B, SECOND_ORIGIN_BUCKET="", SECOND_ORIGIN_REGION="")
+    secondary = region(B, SECOND_ORIGIN_BUCKET=buckets[A], SECOND_ORIGIN_REGION=A)  # the origin group's other origin
     return Stacks(cloud, primary, secondary, keyring_arn, signing_arn, buckets)
 
 
@@ -255,9 +255,10 @@ def test_promote_with_the_primary_down_then_the_old_primary_writes_nothing(
         assert {k: line[k] for k in ("decision", "operation", "region", "old_primary", "new_primary", "generation", "caller")} == {
             "decision": "performed", "operation": "promote", "region": B, "old_primary": A, "new_primary": B,
             "generation": generation, "caller": operator.sts_arn}
-        # The new writer rotates: its own signing view is writable now.
+        # The new writer rotates (its own signing view is writable now); the fresh key waits for every origin (A is out).
         rotated = stacks.secondary.invoke({"operation": "rotate-now"}, operator)
-        assert rotated["active_kid"] not in (None, before.active.kid if before.active else None)
+        assert rotated.get("error") is None, rotated
+        assert len(stacks.keyring(B).keys) > len(before.keys) and stacks.keyring(B).primary_region == B
         again = stacks.secondary.invoke({"operation": "promote", "region": B}, operator)
         assert again["already_primary"] and again["old_primary_state"] == "already_primary" and again.get("error") is None
     # The old primary is back: it reads the other region's keyring and the origins, and writes nothing.

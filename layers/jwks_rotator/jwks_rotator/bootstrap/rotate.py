@@ -191,8 +191,9 @@ def build_promotion(
     regional_clients: RegionalClientFactory | None = None, probe_clients: RegionalClientFactory | None = None,
     clock: Clock | None = None, logger: Any = None,
 ) -> Promotion:
-    """``promote`` in ``region``: its keyring and signing view replicas, the origins, a short probe of the old primary
-    (one attempt, short timeouts: :data:`PROBE`), and ``service`` (this region's rotation) to publish as the new writer."""
+    """``promote`` in ``region``: its keyring and signing view replicas, the origins, every other region's keyring secret
+    (whose writer marks must name no third writer), a short probe of the old primary (one attempt, short timeouts:
+    :data:`PROBE`), and ``service`` (this region's rotation) to publish as the new writer."""
     settings.require("keyring_secret_id", "jwks_bucket", "issuer")
     _require_other_origin(settings, region)
     if clients is None:
@@ -212,6 +213,8 @@ def build_promotion(
         SecretsManagerPrimaryProbe(lambda old: probes(old)("secretsmanager"), settings.keyring_secret_id, logger=logger),
         publish,
         signing_secret=SecretsManagerReplicaSecret(secrets, settings.signing_secret_id) if settings.signing_secret_id else None,
+        writers=SecretsManagerWriterMarks({r: factory("secretsmanager") for r, factory in in_region.items()},
+                                          settings.keyring_secret_id, logger=logger),
         clock=clock or utc_now, logger=logger,
     )
 

@@ -16,10 +16,10 @@ from jwks_rotator.core.settings import Settings
 from jwks_rotator_testkit.clock import FakeClock
 from tests.simulation import START, InMemoryKeyringStore
 
-A, B = "us-east-1", "eu-west-1"
+A, B, C = "us-east-1", "eu-west-1", "ap-south-1"
 BASE = {
     "issuer": "https://issuer.example.com", "algorithm": "ES256", "keyring_secret_id": "keyring", "signing_secret_id": "signing",
-    "primary_region": A, "regions": f"{A},{B}",
+    "primary_region": A, "regions": f"{A},{B},{C}", "second_origin_bucket": "bucket-a", "second_origin_region": A,
 }
 SETTINGS = Settings.from_mapping(BASE)
 DOWN = PrimaryAnswer(False, reason="ServiceUnavailable")
@@ -70,10 +70,11 @@ class Target:
         self.keyring_secret, self.signing_secret = Replica(A), Replica(A)
         self.origins = Origins(**{"s3://a": None, "s3://b": WriterMark(origin_generation, A)})
         self.probe = Probe(answer)
+        self.writers = Origins(**{f"the keyring secret in {A}": WriterMark(40, ""), f"the keyring secret in {C}": WriterMark(40, "")})
         self.published: list[int] = []
         self.fail_publish = False
         self.promotion = Promotion(region, settings, self.store, self.keyring_secret, self.origins, self.probe, self.publish,
-                                   signing_secret=self.signing_secret, clock=self.clock.now)
+                                   signing_secret=self.signing_secret, writers=self.writers, clock=self.clock.now)
 
     def publish(self) -> Mapping[str, Any]:
         if self.fail_publish:
@@ -101,6 +102,22 @@ def test_promote_runs_only_in_the_target_region_s_own_function() -> None:
 def test_kms_custody_is_not_promoted() -> None:
     kms = Settings.from_mapping({**BASE, "key_custody": "kms", "kms_rotate_role_arn": "arn:aws:iam::123456789012:role/r"})
     assert refusal(Target(settings=kms)) == "promote_unsupported"
+
+
+def test_a_stack_naming_no_second_origin_is_not_promoted() -> None:
+    third = Settings.from_mapping({k: v for k, v in BASE.items() if not k.startswith("second_origin")})
+    assert refusal(Target(settings=third)) == "promote_unsupported"  # a third region: nobody serves its bucket
+
+
+def test_a_keyring_secret_naming_another_writer_refuses_the_promote() -> None:
+    for marker in (C, B + "x"):
+        target = Target()
+        target.writers.held[f"the keyring secret in {C}"] = WriterMark(41, marker)  # C was promoted
+        assert refusal(target) == "promote_other_writer"
+    target = Target()
+    target.writers.held[f"the keyring secret in {C}"] = None  # unreadable: no evidence either way
+    target.writers.held[f"the keyring secret in {A}"] = WriterMark(41, B)  # the old primary stepped down towards B
+    assert target.promotion.promote(B).region == B
 
 
 def test_a_replica_behind_what_an_origin_serves_is_refused() -> None:

@@ -33,6 +33,7 @@ from jwks_rotator.core.errors import (
     KeyringConflictError,
     OldPrimaryActiveError,
     OriginsUnreadableError,
+    PromoteOtherWriterError,
     PromoteRefusedError,
     PromoteUnsupportedError,
     PromoteWrongRegionError,
@@ -95,6 +96,7 @@ class Promotion:
         publish: Callable[[], Mapping[str, Any]],
         *,
         signing_secret: ReplicaSecret | None = None,
+        writers: WriterMarks | None = None,
         clock: Callable[[], datetime],
         logger: Any = None,
     ) -> None:
@@ -104,6 +106,7 @@ class Promotion:
         self._keyring_secret = keyring_secret
         self._signing_secret = signing_secret
         self._origins = origins
+        self._writers = writers
         self._old_primary = old_primary
         self._publish = publish
         self._clock = clock
@@ -128,7 +131,15 @@ class Promotion:
         old = source or marker or self._settings.primary_region
         if not old or old == self._region:
             raise PromoteUnsupportedError("this stack names no other primary region and its keyring is no replica: nothing to promote")
-        newest = _newest(self._origins.marks())
+        if not self._settings.second_origin_bucket:
+            raise PromoteUnsupportedError(
+                f"this stack in {target} names no second origin (second-origin-bucket): only the region whose stack names the "
+                "primary's bucket as its second origin (the origin group's other origin) can be promoted; a promoted writer "
+                "must publish every origin, and no other region's bucket is served"
+            )
+        origins = self._origins.marks()
+        self._refuse_other_writers(old, origins)
+        newest = _newest(origins)
         replica = loaded.keyring.generation
         if replica < newest:
             raise ReplicaBehindPublicationError(
@@ -146,6 +157,20 @@ class Promotion:
         published, error, summary = self._publish_after()
         return PromoteReport(target, old, state, written, replica_generation=replica, origin_generation=newest,
                              published=published, publish_error=error, summary=summary)
+
+    def _refuse_other_writers(self, old: str, origins: Mapping[str, WriterMark | None]) -> None:
+        """Refuse when a readable keyring secret (any region's) or origin names a writer other than ``old`` and this region.
+
+        A second promote elsewhere made that region's keyring name it; two writers would never fence each other.
+        An unreadable secret is no evidence either way (a lost region).
+        """
+        marks = {**(self._writers.marks() if self._writers is not None else {}), **origins}
+        for where, mark in sorted(marks.items()):
+            if mark is not None and mark.region and mark.region not in (old, self._region):
+                raise PromoteOtherWriterError(
+                    f"{where} names {mark.region} as the writer (generation {mark.generation}), neither the old primary {old} "
+                    f"nor {self._region}: another promote ran there; make that region's stack the primary, or step it down first"
+                )
 
     def _judge(self, old: str, answer: PrimaryAnswer, replica: int) -> str:
         """``unreachable`` or ``stepped_down``; a refusal when the old primary answers and still writes, or is ahead."""
