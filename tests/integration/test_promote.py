@@ -293,3 +293,27 @@ def test_promote_after_the_old_primary_stepped_down(stacks: Stacks, operator: Ca
     assert quiet["skipped"] and quiet["reason"] == "not_primary_region" and stacks.state_of_primary() == untouched
     (line,) = [line for line in stacks.primary.audit_lines() if line["operation"] == "step-down"]
     assert (line["decision"], line["old_primary"], line["new_primary"]) == ("performed", A, B)
+
+
+def test_a_kid_the_old_primary_revoked_during_a_partition_stays_revoked_under_the_new_writer(stacks: Stacks, operator: Caller) -> None:
+    before = running_primary(stacks, operator)
+    assert before.active is not None
+    with outage(stacks.cloud, A):  # B cannot reach A: it promotes while A still runs (a split brain)
+        assert stacks.secondary.invoke({"operation": "promote", "region": B}, operator).get("error") is None
+    with outage(stacks.cloud, B):  # A cannot reach B either: its fence reads nothing newer, and it revokes
+        revoked = stacks.primary.invoke({"operation": "revoke", "kid": before.active.kid}, operator)
+        assert revoked.get("error") is None, revoked
+    ssm_a = stacks.cloud.client("ssm", A)
+    parameter = stacks.primary.env["REVOCATION_PARAMETER"]
+    assert before.active.kid in json.loads(ssm_a.get_parameter(Name=parameter)["Parameter"]["Value"])
+    assert before.active.kid in {key.kid for key in stacks.keyring(B).keys}  # B's standalone keyring still holds it
+    ticked = stacks.secondary.invoke({"operation": "publish"}, operator)  # the new writer, both regions reachable
+    assert ticked.get("error") is None, ticked
+    assert before.active.kid not in {key.kid for key in stacks.keyring(B).keys}
+    assert before.active.kid in stacks.keyring(B).revoked_kids()
+    for region in (A, B):  # every list keeps it: the old primary's record was unioned into the writer's
+        listed = json.loads(stacks.cloud.client("ssm", region).get_parameter(Name=parameter)["Parameter"]["Value"])
+        assert before.active.kid in listed, (region, listed)
+    for region in (A, B):
+        jwks = json.loads(stacks.cloud.client("s3", region).get_object(Bucket=stacks.buckets[region], Key=JWKS_PATH)["Body"].read())
+        assert before.active.kid not in {key["kid"] for key in jwks["keys"]}, region
