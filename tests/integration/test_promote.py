@@ -317,3 +317,29 @@ def test_a_kid_the_old_primary_revoked_during_a_partition_stays_revoked_under_th
     for region in (A, B):
         jwks = json.loads(stacks.cloud.client("s3", region).get_object(Bucket=stacks.buckets[region], Key=JWKS_PATH)["Body"].read())
         assert before.active.kid not in {key["kid"] for key in jwks["keys"]}, region
+
+
+def test_a_check_changes_nothing_and_a_step_down_is_undone_while_the_target_is_a_replica(stacks: Stacks, operator: Caller) -> None:
+    running_primary(stacks, operator)
+    untouched = stacks.state_of_primary()
+    checked = stacks.secondary.invoke({"operation": "promote", "region": B, "check": True}, operator)
+    assert checked.get("error") is None and checked["check"] and checked["old_primary_state"] == "answers", checked
+    assert stacks.secret(B)["PrimaryRegion"] == A and stacks.state_of_primary() == untouched
+    (line,) = stacks.secondary.audit_lines()
+    assert (line["decision"], line["check"], line["known"]["probe"]["reachable"]) == ("performed", True, True)
+    stepped = stacks.primary.invoke({"operation": "step-down", "region": B}, operator)
+    assert stepped.get("error") is None and stacks.keyring(B).primary_region == B
+    #TICK#
+    undone = stacks.primary.invoke({"operation": "step-down", "region": A}, operator)  # B is still a replica: undo
+    assert undone.get("error") is None and (undone["new_primary"], undone["already"]) == (A, False), undone
+    assert stacks.keyring(A).primary_region == A
+    assert stacks.primary.invoke({"operation": "rotate-now"}, operator).get("error") is None  # the writer again
+
+
+def test_a_refused_promote_says_what_it_knew(stacks: Stacks, operator: Caller) -> None:
+    running_primary(stacks, operator)
+    answer = stacks.secondary.invoke({"operation": "promote", "region": B}, operator)
+    assert answer["error"] == "old_primary_not_stepped_down"
+    (line,) = stacks.secondary.audit_lines()
+    assert line["decision"] == "refused" and line["known"]["old_primary"] == A and line["known"]["probe"]["reachable"] is True
+    assert line["known"]["replica_generation"] == stacks.keyring(A).generation

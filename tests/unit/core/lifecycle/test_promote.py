@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from jwks_rotator.core.errors import PromoteRefusedError, PublishError
+from jwks_rotator.core.errors import PromoteRefusedError, PublishError, WriterSupersededError
 from jwks_rotator.core.lifecycle.keygen import generate_key
 from jwks_rotator.core.lifecycle.promote import Promotion
 from jwks_rotator.core.ports import PrimaryAnswer, WriterMark
@@ -181,3 +181,43 @@ def test_a_promote_interrupted_after_replication_stopped_finishes_when_run_again
     target.signing_secret.source = None
     report = target.promotion.promote(B)
     assert report.old_primary == A and not report.already_primary and target.store.load().keyring.primary_region == B
+
+
+def test_a_check_changes_nothing_and_says_what_a_promote_would_do() -> None:
+    answering = Target(answer=PrimaryAnswer(True, None, 40))  # the old primary answers and still writes: step it down
+    checked = answering.promotion.promote(B, check=True)
+    assert checked.checked and checked.old_primary_state == "answers" and checked.old_primary == A and answering.unchanged()
+    assert answering.promotion.known["probe"]["reachable"] is True and answering.promotion.known["origin_generation"] == 38
+    down = Target()
+    checked = down.promotion.promote(B, check=True)
+    assert checked.checked and checked.old_primary_state == "unreachable" and checked.generation > 40 and down.unchanged()
+    assert refusal(Target(origin_generation=41)) == "replica_behind_publication"  # a check refuses as the promote does
+    with pytest.raises(PromoteRefusedError) as refused:
+        Target(origin_generation=41).promotion.promote(B, check=True)
+    assert refused.value.code == "replica_behind_publication"
+
+
+def test_replication_is_stopped_last_logged_and_reported() -> None:
+    target = Target()
+    report = target.promotion.promote(B)
+    assert report.stopped_replication == ("signing view", "keyring")
+    assert target.promotion.known["stopped_replication"] == ["signing view", "keyring"]
+
+
+def test_an_interrupted_promote_overtaken_by_the_documents_is_refused_with_its_recovery() -> None:
+    target = Target(origin_generation=45)
+    target.keyring_secret.source = None  # stopped by a promote that died before the write; the old primary published since
+    with pytest.raises(PromoteRefusedError) as refused:
+        target.promotion.promote(B)
+    assert refused.value.code == "promote_interrupted" and "ReplicateSecretToRegions" in refused.value.message
+    assert target.store.load().keyring.primary_region is None
+
+
+def test_a_fenced_old_primary_is_not_answered_already_primary() -> None:
+    old = Target(region=A)
+    old.keyring_secret.source = old.signing_secret.source = None  # the primary's own secrets
+    old.writers.held = {f"the keyring secret in {B}": WriterMark(1_000_000, B)}  # eu-west-1 was promoted
+    with pytest.raises(WriterSupersededError):
+        old.promotion.promote(A)
+    old.writers.held = {f"the keyring secret in {B}": WriterMark(40, "")}
+    assert old.promotion.promote(A).already_primary

@@ -308,7 +308,7 @@ class RotationService:
         """Name ``target`` as the writer in this keyring: from then on this region writes nothing (see core.lifecycle.promote)."""
         marks = self._writer_marks.marks() if self._writer_marks is not None else {}
         return step_down(self._store, own_region=self._region, settings_primary=self._settings.primary_region, target=target,
-                         regions=self._settings.regions, marks=marks, logger=self._log)
+                         regions=self._settings.regions, marks=marks, key_custody=self._settings.key_custody, logger=self._log)
 
     def _run(self, operation: Callable[[Keyring, datetime], Plan] | None, *, accept_restore: bool = False) -> RunReport:
         report = RunReport()
