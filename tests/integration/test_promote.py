@@ -329,7 +329,10 @@ def test_a_check_changes_nothing_and_a_step_down_is_undone_while_the_target_is_a
     assert (line["decision"], line["check"], line["known"]["probe"]["reachable"]) == ("performed", True, True)
     stepped = stacks.primary.invoke({"operation": "step-down", "region": B}, operator)
     assert stepped.get("error") is None and stacks.keyring(B).primary_region == B
-    #TICK#
+    tick = stacks.secondary.invoke({"operation": "tick"})  # a replica naming B is no writer: an unproven tick does nothing
+    assert tick.get("skipped") and tick.get("reason") == "not_primary_region", tick
+    refused = stacks.secondary.invoke({"operation": "rotate-now"}, operator)
+    assert refused.get("error") == "not_primary_region", refused
     undone = stacks.primary.invoke({"operation": "step-down", "region": A}, operator)  # B is still a replica: undo
     assert undone.get("error") is None and (undone["new_primary"], undone["already"]) == (A, False), undone
     assert stacks.keyring(A).primary_region == A

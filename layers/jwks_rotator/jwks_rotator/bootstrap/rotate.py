@@ -144,6 +144,7 @@ def build_rotation_service(
         region=own, replication_ledger=S3ReplicationLedger(clients("s3"), settings.jwks_bucket), monotonic=monotonic or time.monotonic,
         sleep=sleep or time.sleep, replica_patience=PATIENCE,
         writer_marks=build_writer_marks(settings, own, clients, in_region, logger),
+        keyring_secret=SecretsManagerReplicaSecret(clients("secretsmanager"), settings.keyring_secret_id),
     )
 
 

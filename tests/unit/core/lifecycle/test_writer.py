@@ -223,3 +223,29 @@ def test_a_step_down_is_undone_while_the_target_still_holds_a_replica_of_it() ->
     assert world.store.load().keyring.primary_region == A
     assert world.rotator.step_down(A).already
     world.rotator.tick()  # the writer again
+
+
+class ReplicaOf:
+    def __init__(self, source: str | None) -> None:
+        self.source = source
+
+    def replicated_from(self) -> str | None:
+        return self.source
+
+    def stop_replication(self) -> None:
+        self.source = None
+
+
+def test_a_keyring_marker_counts_only_once_the_keyring_is_no_replica() -> None:
+    store = InMemoryKeyringStore()
+    stored = store.load()
+    store.save(stored.keyring.with_primary(B, generation=7), stored.version_id)  # the old primary's step-down, replicated
+    secret = ReplicaOf(A)
+    secondary = RotationService(store, S3Publisher(FakeS3(Faults(random.Random(0), {})), "bucket", SETTINGS), SETTINGS,
+                                key_factory=lambda alg, now: generate_key(alg, now), region=B, keyring_secret=secret)
+    with pytest.raises(NotPrimaryRegionError, match="still a replica"):
+        secondary.rotate_now()
+    quiet = secondary.tick(coalesce=True)  # anyone's {"operation": "tick"}: no round
+    assert quiet.skipped and quiet.not_primary and store.load().keyring.generation == 7
+    secret.source = None  # promoted: standalone
+    secondary.require_primary()
