@@ -346,3 +346,17 @@ def test_a_refused_promote_says_what_it_knew(stacks: Stacks, operator: Caller) -
     (line,) = stacks.secondary.audit_lines()
     assert line["decision"] == "refused" and line["known"]["old_primary"] == A and line["known"]["probe"]["reachable"] is True
     assert line["known"]["replica_generation"] == stacks.keyring(A).generation
+
+
+def test_a_promote_interrupted_after_its_stops_completes_when_run_again(stacks: Stacks, operator: Caller) -> None:
+    before = running_primary(stacks, operator)
+    with outage(stacks.cloud, A):
+        sm = stacks.cloud.client("secretsmanager", B)
+        for arn in (stacks.signing_arn, stacks.keyring_arn):  # what a promote that died before its keyring write left
+            sm.stop_replication_to_replica(SecretId=arn.replace(f":{A}:", f":{B}:"))
+        assert stacks.keyring(B).primary_region is None and stacks.secret(B).get("PrimaryRegion") in (None, B)
+        answer = stacks.secondary.invoke({"operation": "promote", "region": B}, operator)
+    assert answer.get("error") is None and answer["stopped_replication"] == [], answer
+    assert stacks.keyring(B).primary_region == B and answer["generation"] > before.generation
+    (line,) = stacks.secondary.audit_lines()
+    assert line["decision"] == "performed" and line["known"]["replicated_from"] is None

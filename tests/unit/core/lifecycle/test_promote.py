@@ -211,6 +211,11 @@ def test_an_interrupted_promote_overtaken_by_the_documents_is_refused_with_its_r
         target.promotion.promote(B)
     assert refused.value.code == "promote_interrupted" and "ReplicateSecretToRegions" in refused.value.message
     assert target.store.load().keyring.primary_region is None
+    ahead = Target(answer=PrimaryAnswer(True, B, 44))  # the old primary (reachable) wrote past the standalone copy
+    ahead.keyring_secret.source = None
+    with pytest.raises(PromoteRefusedError) as behind:
+        ahead.promotion.promote(B)
+    assert behind.value.code == "promote_interrupted"
 
 
 def test_a_fenced_old_primary_is_not_answered_already_primary() -> None:

@@ -157,14 +157,10 @@ class Promotion:
         self._refuse_other_writers(old, origins)
         newest = _newest(origins)
         self.known["origin_generation"] = newest
+        interrupted = source is None and not marker
         if replica < newest:
-            if source is None and not marker:
-                raise PromoteInterruptedError(
-                    f"the keyring in {target} was made standalone by an interrupted promote (generation {replica}) and the "
-                    f"documents moved on since (generation {newest}): it can no longer catch up by replication. While {old} "
-                    f"writes, it stays the writer: replicate {old}'s keyring secret to {target} again (delete {target}'s "
-                    f"standalone copy, then ReplicateSecretToRegions in {old}) and promote again (docs/regions.md, Promote)"
-                )
+            if interrupted:
+                raise _interrupted(target, old, replica, newest, "the documents")
             raise ReplicaBehindPublicationError(
                 f"the keyring replica in {target} is at generation {replica}, behind the documents an origin serves "
                 f"(generation {newest}): wait for replication to catch up, or promote another region"
@@ -172,6 +168,8 @@ class Promotion:
         answer = self._old_primary.probe(old)
         self.known["probe"] = {"reachable": answer.reachable, "reason": answer.reason, "keyring_marker": answer.keyring_marker,
                                "generation": answer.generation}
+        if interrupted and answer.generation is not None and replica < answer.generation:
+            raise _interrupted(target, old, replica, answer.generation, f"{old}'s keyring")
         state = self._judge(old, answer, replica, check=check)
         floors = [replica + 1, newest + 1, (answer.generation or 0) + 1, int(self._clock().timestamp())]
         if check:
@@ -254,6 +252,16 @@ class Promotion:
         except JwksRotatorError as error:
             self._log.warning("promoted, but the first publication failed: run publish", extra={"reason": error.code})
             return False, error.code, {}
+
+
+def _interrupted(target: str, old: str, replica: int, newer: int, what: str) -> PromoteInterruptedError:
+    """The refusal of a promote that an earlier one left half done and that can no longer complete (its recovery named)."""
+    return PromoteInterruptedError(
+        f"the keyring in {target} was made standalone by an interrupted promote (generation {replica}) and {what} moved on "
+        f"since (generation {newer}): it can no longer catch up by replication. While {old} writes, it stays the writer: "
+        f"replicate {old}'s keyring secret to {target} again (delete {target}'s standalone copy, then ReplicateSecretToRegions "
+        f"in {old}) and promote again (docs/regions.md, Promote)"
+    )
 
 
 def step_down(
