@@ -243,6 +243,8 @@ def test_promote_with_the_primary_down_then_the_old_primary_writes_nothing(
         assert answer.get("error") is None, answer
         assert (answer["old_primary"], answer["old_primary_state"], answer["already_primary"], answer["publish_error"]) == (
             A, "unreachable", False, None)
+        assert f"jwks-rotator --region {B} rotate" in answer["next_step"] and "enable" in answer["next_step"]  # not done for you
+        assert answer["stopped_replication"] == ["signing view", "keyring"]
         generation = answer["generation"]
         assert generation > before.generation and answer["replica_generation"] == before.generation
         promoted = stacks.keyring(B)
