@@ -241,21 +241,30 @@ def _first_line(exc: Exception) -> str:
 def promote(obj: CliContext, /, region: str, yes: bool, no_step_down: bool, **options: Any) -> None:
     """Make REGION the writer when the primary is down: its keyring replica becomes the keyring of record.
 
-    Runs in REGION's own rotate function (pass --region REGION). First asks the old primary's rotate function to step
-    down (it then writes nothing); the promote then refuses unless the old primary is unreachable or stepped down, and
-    unless REGION's replica holds the newest keyring generation the published documents carry. Audited in REGION.
+    Runs in REGION's own rotate function (pass --region REGION). First runs the promote's checks there (a check changes
+    nothing: a refusal stops here, before the old primary is asked anything), then asks the old primary's rotate
+    function to step down (it then writes nothing); the promote then refuses unless the old primary is unreachable or
+    stepped down, and unless REGION's replica holds the newest keyring generation the published documents carry.
+    It does not enable REGION's schedule: the output says the next step. Audited in REGION.
     """
     here = obj.region_name()
     if region != here:
         fail(f"promote {region} runs in {region}'s own rotate function: pass --region {region} (this command's region is {here})", 2)
-    old = _old_primary(obj, options)
+    out = console()
+    # Every check that changes nothing runs first: a promote that would be refused must not leave the stack without a
+    # writer by stepping the old primary down (a refusal here is one line, exit 1, and nothing asked of the old primary).
+    checked = invoke_operation(obj, options, {"operation": "promote", "region": region, "check": True})
+    if checked.get("already_primary"):
+        out.print(f"{region} already is the writer: nothing to do (keyring generation {checked.get('generation')})")
+        return
+    old = str(checked.get("old_primary") or "") or _old_primary(obj, options)
+    out.print(f"checked: {checked.get('would') or 'promote'}")
     if not yes:
         click.confirm(
             f"Make {region} the writer in place of {old or 'the primary'}? Its replica becomes the keyring of record, "
             f"and {old or 'the old primary'} must then be updated to a secondary",
             abort=True, err=True,
         )
-    out = console()
     if old and old != region and not no_step_down:
         out.print(_step_down(obj, options, old, region))
     summary = invoke_operation(obj, options, {"operation": "promote", "region": region})
@@ -270,4 +279,5 @@ def promote(obj: CliContext, /, region: str, yes: bool, no_step_down: bool, **op
     else:
         out.print(f"[yellow]the first publication failed ({summary.get('publish_error')}): run "
                   f"jwks-rotator --region {region} publish[/yellow]")
-    out.print(f"next: update the stacks with PrimaryRegion={region} (docs/regions.md, Promote)")
+    out.print(f"next: {region}'s schedule stays as deployed (a secondary's is disabled): enable it, or run "
+              f"jwks-rotator --region {region} rotate as needed; update the stacks with PrimaryRegion={region} (docs/regions.md, Promote)")

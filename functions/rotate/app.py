@@ -39,7 +39,14 @@ from jwks_rotator.adapters.sdk.observability import make_logger, make_metrics
 from jwks_rotator.adapters.sdk.rotation_metrics import add_failure_metrics, add_keyring_metrics, add_origin_metrics, add_replication_metrics
 from jwks_rotator.bootstrap.rotate import build_operator_gate, build_promotion, build_rotation_service
 from jwks_rotator.core.callers.proof import accepted_signer_names
-from jwks_rotator.core.errors import InvalidEventError, JwksRotatorError, NotPrimaryRegionError, PromoteRefusedError, UnknownKeyError
+from jwks_rotator.core.errors import (
+    InvalidEventError,
+    JwksRotatorError,
+    NotPrimaryRegionError,
+    PromoteRefusedError,
+    UnknownKeyError,
+    WriterSupersededError,
+)
 from jwks_rotator.core.lifecycle.operations import RotateCommand, report_summary, run_command
 from jwks_rotator.core.lifecycle.operator_gate import Admission, OperatorGate, admit
 from jwks_rotator.core.lifecycle.promote import Promotion
@@ -82,33 +89,58 @@ def _get_promotion() -> Promotion:
 
 
 def _handover(admission: Admission, command: RotateCommand) -> dict[str, Any]:
-    """promote or step-down: audited with the old and new primary and the generation; a refused check is an answer."""
+    """promote or step-down: audited with the old and new primary, the generation and what promote learnt (``known``);
+    a refused check is an answer. ``check`` runs promote's checks only and answers what it would do."""
     assert command.region is not None
+    known: dict[str, Any] = {}
     try:
         if command.operation == "promote":
-            done = _get_promotion().promote(command.region)
-            old, new, generation = done.old_primary, done.region, done.generation
+            promotion = _get_promotion()
+            try:
+                done = promotion.promote(command.region, check=command.check)
+            finally:
+                known = dict(promotion.known)
+            old, new, generation = done.old_primary, None if done.checked else done.region, done.generation
             answer: dict[str, Any] = {**done.summary, "operation": "promote", "region": done.region, "old_primary": done.old_primary,
                                       "old_primary_state": done.old_primary_state, "already_primary": done.already_primary,
                                       "generation": done.generation, "replica_generation": done.replica_generation,
                                       "origin_generation": done.origin_generation, "publish_error": done.publish_error}
+            if done.checked:
+                answer.update(check=True, would=_would(done.already_primary, done.old_primary_state))
+            else:
+                answer.update(stopped_replication=list(done.stopped_replication), next_step=_next_step(done.region))
         else:
             stepped = _get_service().step_down(command.region)
             old, new, generation = stepped.region, stepped.new_primary, stepped.generation
             answer = {"operation": "step-down", "old_primary": stepped.region, "new_primary": stepped.new_primary,
                       "generation": stepped.generation, "already": stepped.already}
-    except PromoteRefusedError as exc:
-        return _refuse(admission, exc)
+    except (PromoteRefusedError, WriterSupersededError) as exc:
+        return _refuse(admission._replace(asked=admission.asked._replace(known=known or None)), exc)
     except JwksRotatorError as exc:
-        audit.write_operation(admission.outcome("failed", exc))
+        audit.write_operation(admission.outcome("failed", exc, known=known or None))
         logger.error("operation failed", extra={"operation": command.operation, "error": exc.code, "reason": exc.message})
         add_failure_metrics(metrics, exc)
         raise
     except Exception:
-        audit.write_operation(admission.outcome("failed", JwksRotatorError("internal error")))
+        audit.write_operation(admission.outcome("failed", JwksRotatorError("internal error"), known=known or None))
         raise
-    audit.write_operation(admission.outcome("performed", old_primary=old, new_primary=new, generation=generation))
+    audit.write_operation(admission.outcome("performed", old_primary=old, new_primary=new, generation=generation, known=known or None))
     return answer
+
+
+def _would(already: bool, state: str) -> str:
+    """A check's answer in words: what the promote would do next."""
+    if already:
+        return "nothing: this region already is the writer"
+    if state == "answers":
+        return "promote once the old primary has stepped down (it answers and still writes)"
+    return f"promote (the old primary is {state.replace('_', ' ')})"
+
+
+def _next_step(region: str) -> str:
+    """What the operator does after a promote: this function does not enable its own stack's schedule."""
+    return (f"the schedule of {region}'s stack stays as deployed (a secondary's is disabled): enable it, or run "
+            f"jwks-rotator --region {region} rotate as needed; then update every stack with PrimaryRegion={region}, the old primary's last")
 
 
 def _on_foreign_key(arn: str) -> None:

@@ -184,7 +184,7 @@ def stacks(cloud: Cloud) -> Stacks:
         return made
 
     primary = region(A, SECOND_ORIGIN_BUCKET=buckets[B], SECOND_ORIGIN_REGION=B)
-    secondary = region(B, SECOND_ORIGIN_BUCKET="", SECOND_ORIGIN_REGION="")
+    secondary = region(B, SECOND_ORIGIN_BUCKET=buckets[A], SECOND_ORIGIN_REGION=A)  # the origin group's other origin
     return Stacks(cloud, primary, secondary, keyring_arn, signing_arn, buckets)
 
 
@@ -243,6 +243,8 @@ def test_promote_with_the_primary_down_then_the_old_primary_writes_nothing(
         assert answer.get("error") is None, answer
         assert (answer["old_primary"], answer["old_primary_state"], answer["already_primary"], answer["publish_error"]) == (
             A, "unreachable", False, None)
+        assert f"jwks-rotator --region {B} rotate" in answer["next_step"] and "enable" in answer["next_step"]  # not done for you
+        assert answer["stopped_replication"] == ["signing view", "keyring"]
         generation = answer["generation"]
         assert generation > before.generation and answer["replica_generation"] == before.generation
         promoted = stacks.keyring(B)
@@ -255,9 +257,10 @@ def test_promote_with_the_primary_down_then_the_old_primary_writes_nothing(
         assert {k: line[k] for k in ("decision", "operation", "region", "old_primary", "new_primary", "generation", "caller")} == {
             "decision": "performed", "operation": "promote", "region": B, "old_primary": A, "new_primary": B,
             "generation": generation, "caller": operator.sts_arn}
-        # The new writer rotates: its own signing view is writable now.
+        # The new writer rotates (its own signing view is writable now); the fresh key waits for every origin (A is out).
         rotated = stacks.secondary.invoke({"operation": "rotate-now"}, operator)
-        assert rotated["active_kid"] not in (None, before.active.kid if before.active else None)
+        assert rotated.get("error") is None, rotated
+        assert len(stacks.keyring(B).keys) > len(before.keys) and stacks.keyring(B).primary_region == B
         again = stacks.secondary.invoke({"operation": "promote", "region": B}, operator)
         assert again["already_primary"] and again["old_primary_state"] == "already_primary" and again.get("error") is None
     # The old primary is back: it reads the other region's keyring and the origins, and writes nothing.
@@ -292,3 +295,70 @@ def test_promote_after_the_old_primary_stepped_down(stacks: Stacks, operator: Ca
     assert quiet["skipped"] and quiet["reason"] == "not_primary_region" and stacks.state_of_primary() == untouched
     (line,) = [line for line in stacks.primary.audit_lines() if line["operation"] == "step-down"]
     assert (line["decision"], line["old_primary"], line["new_primary"]) == ("performed", A, B)
+
+
+def test_a_kid_the_old_primary_revoked_during_a_partition_stays_revoked_under_the_new_writer(stacks: Stacks, operator: Caller) -> None:
+    before = running_primary(stacks, operator)
+    assert before.active is not None
+    with outage(stacks.cloud, A):  # B cannot reach A: it promotes while A still runs (a split brain)
+        assert stacks.secondary.invoke({"operation": "promote", "region": B}, operator).get("error") is None
+    with outage(stacks.cloud, B):  # A cannot reach B either: its fence reads nothing newer, and it revokes
+        revoked = stacks.primary.invoke({"operation": "revoke", "kid": before.active.kid}, operator)
+        assert revoked.get("error") is None, revoked
+    ssm_a = stacks.cloud.client("ssm", A)
+    parameter = stacks.primary.env["REVOCATION_PARAMETER"]
+    assert before.active.kid in json.loads(ssm_a.get_parameter(Name=parameter)["Parameter"]["Value"])
+    assert before.active.kid in {key.kid for key in stacks.keyring(B).keys}  # B's standalone keyring still holds it
+    ticked = stacks.secondary.invoke({"operation": "publish"}, operator)  # the new writer, both regions reachable
+    assert ticked.get("error") is None, ticked
+    assert before.active.kid not in {key.kid for key in stacks.keyring(B).keys}
+    assert before.active.kid in stacks.keyring(B).revoked_kids()
+    for region in (A, B):  # every list keeps it: the old primary's record was unioned into the writer's
+        listed = json.loads(stacks.cloud.client("ssm", region).get_parameter(Name=parameter)["Parameter"]["Value"])
+        assert before.active.kid in listed, (region, listed)
+    for region in (A, B):
+        jwks = json.loads(stacks.cloud.client("s3", region).get_object(Bucket=stacks.buckets[region], Key=JWKS_PATH)["Body"].read())
+        assert before.active.kid not in {key["kid"] for key in jwks["keys"]}, region
+
+
+def test_a_check_changes_nothing_and_a_step_down_is_undone_while_the_target_is_a_replica(stacks: Stacks, operator: Caller) -> None:
+    running_primary(stacks, operator)
+    untouched = stacks.state_of_primary()
+    checked = stacks.secondary.invoke({"operation": "promote", "region": B, "check": True}, operator)
+    assert checked.get("error") is None and checked["check"] and checked["old_primary_state"] == "answers", checked
+    assert stacks.secret(B)["PrimaryRegion"] == A and stacks.state_of_primary() == untouched
+    (line,) = stacks.secondary.audit_lines()
+    assert (line["decision"], line["check"], line["known"]["probe"]["reachable"]) == ("performed", True, True)
+    stepped = stacks.primary.invoke({"operation": "step-down", "region": B}, operator)
+    assert stepped.get("error") is None and stacks.keyring(B).primary_region == B
+    tick = stacks.secondary.invoke({"operation": "tick"})  # a replica naming B is no writer: an unproven tick does nothing
+    assert tick.get("skipped") and tick.get("reason") == "not_primary_region", tick
+    refused = stacks.secondary.invoke({"operation": "rotate-now"}, operator)
+    assert refused.get("error") == "not_primary_region", refused
+    undone = stacks.primary.invoke({"operation": "step-down", "region": A}, operator)  # B is still a replica: undo
+    assert undone.get("error") is None and (undone["new_primary"], undone["already"]) == (A, False), undone
+    assert stacks.keyring(A).primary_region == A
+    assert stacks.primary.invoke({"operation": "rotate-now"}, operator).get("error") is None  # the writer again
+
+
+def test_a_refused_promote_says_what_it_knew(stacks: Stacks, operator: Caller) -> None:
+    running_primary(stacks, operator)
+    answer = stacks.secondary.invoke({"operation": "promote", "region": B}, operator)
+    assert answer["error"] == "old_primary_not_stepped_down"
+    (line,) = stacks.secondary.audit_lines()
+    assert line["decision"] == "refused" and line["known"]["old_primary"] == A and line["known"]["probe"]["reachable"] is True
+    assert line["known"]["replica_generation"] == stacks.keyring(A).generation
+
+
+def test_a_promote_interrupted_after_its_stops_completes_when_run_again(stacks: Stacks, operator: Caller) -> None:
+    before = running_primary(stacks, operator)
+    with outage(stacks.cloud, A):
+        sm = stacks.cloud.client("secretsmanager", B)
+        for arn in (stacks.signing_arn, stacks.keyring_arn):  # what a promote that died before its keyring write left
+            sm.stop_replication_to_replica(SecretId=arn.replace(f":{A}:", f":{B}:"))
+        assert stacks.keyring(B).primary_region is None and stacks.secret(B).get("PrimaryRegion") in (None, B)
+        answer = stacks.secondary.invoke({"operation": "promote", "region": B}, operator)
+    assert answer.get("error") is None and answer["stopped_replication"] == [], answer
+    assert stacks.keyring(B).primary_region == B and answer["generation"] > before.generation
+    (line,) = stacks.secondary.audit_lines()
+    assert line["decision"] == "performed" and line["known"]["replicated_from"] is None

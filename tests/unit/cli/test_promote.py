@@ -15,6 +15,10 @@ A, B = "us-east-1", "eu-west-1"
 PROMOTED = {"operation": "promote", "region": B, "old_primary": A, "old_primary_state": "unreachable", "already_primary": False,
             "generation": 1_800_000_000, "publish_error": None, "changes": [], "published": [["jwks.json"]], "active_kid": "kid-1"}
 
+CHECKED = {"operation": "promote", "region": B, "old_primary": A, "old_primary_state": "answers", "already_primary": False,
+           "check": True, "would": "promote once the old primary has stepped down (it answers and still writes)"}
+CHECK = (B, "rotate-fn", {"operation": "promote", "region": B, "check": True})
+
 
 class Calls:
     def __init__(self, answers: dict[str, dict[str, Any]]) -> None:
@@ -24,7 +28,7 @@ class Calls:
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
-    recorded = Calls({"promote": PROMOTED, "step-down": {"operation": "step-down", "old_primary": A, "new_primary": B,
+    recorded = Calls({"promote": PROMOTED, "promote-check": CHECKED, "step-down": {"operation": "step-down", "old_primary": A, "new_primary": B,
                                                          "generation": 7, "already": False}})
 
     class FakeClient:
@@ -33,7 +37,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
 
         def operate(self, operation: str, **fields: Any) -> dict[str, Any]:
             recorded.made.append((self.region, self.function_name, {"operation": operation, **fields}))
-            return recorded.answers[operation]
+            return recorded.answers[operation + ("-check" if fields.get("check") else "")]
 
         def step_down(self, region: str) -> dict[str, Any]:
             return self.operate("step-down", region=region)
@@ -53,16 +57,17 @@ def run(*args: str, input: str | None = None) -> Any:
 def test_promote_asks_the_old_primary_to_step_down_then_promotes_in_its_own_region(calls: Calls) -> None:
     result = run("promote", B, "--yes", "--function-name", "rotate-fn")
     assert result.exit_code == 0, result.output
-    assert calls.made == [(A, "rotate-fn", {"operation": "step-down", "region": B}), (B, "rotate-fn", {"operation": "promote", "region": B})]
+    assert calls.made == [CHECK, (A, "rotate-fn", {"operation": "step-down", "region": B}), (B, "rotate-fn", {"operation": "promote", "region": B})]
     assert f"old primary {A}: stepped down: its keyring names {B} the writer (generation 7)" in result.output
     assert f"promoted {B}: the writer now, in place of {A} (unreachable); keyring generation 1800000000" in result.output
     assert "active kid: kid-1" in result.output and f"PrimaryRegion={B}" in result.output
+    assert f"enable it, or run jwks-rotator --region {B} rotate" in result.output  # the schedule is not enabled for you
 
 
 def test_an_arn_names_the_old_primary_s_function_in_its_region(calls: Calls) -> None:
     arn = f"arn:aws:lambda:{B}:123456789012:function:rotate-fn"
     assert run("promote", B, "-y", "--function-name", arn).exit_code == 0
-    assert [(region, name) for region, name, _ in calls.made] == [(A, arn.replace(B, A)), (B, arn)]
+    assert [(region, name) for region, name, _ in calls.made] == [(B, arn), (A, arn.replace(B, A)), (B, arn)]
 
 
 def test_promote_of_another_region_than_the_command_s_is_refused_before_any_call(calls: Calls) -> None:
@@ -72,14 +77,15 @@ def test_promote_of_another_region_than_the_command_s_is_refused_before_any_call
 
 def test_promote_asks_for_confirmation_and_does_nothing_when_declined(calls: Calls) -> None:
     result = run("promote", B, "--function-name", "rotate-fn", input="n\n")
-    assert result.exit_code == 1 and "Make eu-west-1 the writer in place of us-east-1?" in result.output and calls.made == []
+    assert result.exit_code == 1 and "Make eu-west-1 the writer in place of us-east-1?" in result.output
+    assert calls.made == [CHECK]  # only the check, which changes nothing
     confirmed = run("promote", B, "--function-name", "rotate-fn", input="y\n")
-    assert confirmed.exit_code == 0 and len(calls.made) == 2
+    assert confirmed.exit_code == 0 and len(calls.made) == 4
 
 
 def test_no_step_down_goes_straight_to_the_promote(calls: Calls) -> None:
     assert run("promote", B, "--yes", "--no-step-down", "--function-name", "rotate-fn").exit_code == 0
-    assert [event["operation"] for _, _, event in calls.made] == ["promote"]
+    assert [event for _, _, event in calls.made] == [CHECK[2], {"operation": "promote", "region": B}]
 
 
 def test_a_refused_step_down_is_reported_and_the_promote_decides(calls: Calls) -> None:
@@ -108,7 +114,7 @@ def test_an_unreachable_old_primary_is_one_line_then_the_promote(calls: Calls, m
 
 
 def test_already_primary_is_a_clear_no_op(calls: Calls) -> None:
-    calls.answers["promote"] = {**PROMOTED, "already_primary": True, "old_primary_state": "already_primary"}
+    calls.answers["promote-check"] = {**CHECKED, "already_primary": True, "old_primary_state": "already_primary", "generation": 1_800_000_000}
     result = run("promote", B, "--yes", "--no-step-down", "--function-name", "rotate-fn")
     assert result.exit_code == 0 and f"{B} already is the writer: nothing to do (keyring generation 1800000000)" in result.output
 
@@ -117,3 +123,11 @@ def test_a_failed_first_publication_says_what_to_run(calls: Calls) -> None:
     calls.answers["promote"] = {**PROMOTED, "publish_error": "publish_failed", "published": []}
     result = run("promote", B, "--yes", "--no-step-down", "--function-name", "rotate-fn")
     assert result.exit_code == 0 and f"jwks-rotator --region {B} publish" in result.output
+
+
+@pytest.mark.parametrize("code", ["promote_unsupported", "promote_other_writer", "replica_behind_publication"])
+def test_a_refused_check_stops_before_the_old_primary_is_stepped_down(calls: Calls, code: str) -> None:
+    calls.answers["promote-check"] = {"error": code, "message": "refused"}
+    result = run("promote", B, "--yes", "--function-name", "rotate-fn")
+    assert result.exit_code == 1 and f"error: {code}: refused" in result.output
+    assert calls.made == [CHECK]  # no step-down: the old primary stays the writer

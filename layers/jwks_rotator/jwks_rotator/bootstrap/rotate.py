@@ -35,7 +35,7 @@ from jwks_rotator.adapters.sdk.secrets_store import SecretsManagerKeyringStore
 from jwks_rotator.adapters.sdk.tick_ledger import S3TickLedger
 from jwks_rotator.bootstrap.callers import build_caller_verifier
 from jwks_rotator.core.errors import ConfigurationError
-from jwks_rotator.core.keys.revocation_guard import GuardedRevocationList
+from jwks_rotator.core.keys.revocation_guard import GuardedRevocationList, InheritingRevocationRecord
 from jwks_rotator.core.lifecycle.kms_custody import KmsCustodian
 from jwks_rotator.core.lifecycle.operations import RotateCommand, report_summary
 from jwks_rotator.core.lifecycle.operator_gate import OperatorGate
@@ -45,7 +45,7 @@ from jwks_rotator.core.lifecycle.replicas import EveryRegionRevocations
 from jwks_rotator.core.lifecycle.replication_lag import PATIENCE
 from jwks_rotator.core.lifecycle.rotation import Clock, RotationService, utc_now
 from jwks_rotator.core.lifecycle.writer import MergedMarks
-from jwks_rotator.core.ports import Publisher, RevocationList, WriterMarks
+from jwks_rotator.core.ports import Publisher, RevocationList, RevocationRecord, WriterMarks
 from jwks_rotator.core.settings import Settings
 
 
@@ -106,7 +106,12 @@ def build_rotation_service(
         writer_region=own if settings.regions else "",
     )
     publisher: Publisher = own_origin
-    record = S3RevocationRecord(clients("s3"), settings.jwks_bucket)
+    record: RevocationRecord = S3RevocationRecord(clients("s3"), settings.jwks_bucket)
+    if regional and settings.second_origin_bucket and settings.second_origin_region in in_region:
+        # The other origin's bucket holds the record of the writer before this one (the old primary, in a secondary's
+        # stack): a kid either record holds is revoked, so a partition's revocations survive a promote.
+        inherited = S3RevocationRecord(in_region[settings.second_origin_region]("s3"), settings.second_origin_bucket)
+        record = InheritingRevocationRecord(record, {settings.second_origin_region: inherited}, logger=logger)
     revocations: RevocationList = GuardedRevocationList(
         record, SsmRevocationMirror(clients("ssm"), settings.revocation_parameter), on_repair=on_revocation_repair
     )
@@ -139,6 +144,7 @@ def build_rotation_service(
         region=own, replication_ledger=S3ReplicationLedger(clients("s3"), settings.jwks_bucket), monotonic=monotonic or time.monotonic,
         sleep=sleep or time.sleep, replica_patience=PATIENCE,
         writer_marks=build_writer_marks(settings, own, clients, in_region, logger),
+        keyring_secret=SecretsManagerReplicaSecret(clients("secretsmanager"), settings.keyring_secret_id),
     )
 
 
@@ -191,8 +197,9 @@ def build_promotion(
     regional_clients: RegionalClientFactory | None = None, probe_clients: RegionalClientFactory | None = None,
     clock: Clock | None = None, logger: Any = None,
 ) -> Promotion:
-    """``promote`` in ``region``: its keyring and signing view replicas, the origins, a short probe of the old primary
-    (one attempt, short timeouts: :data:`PROBE`), and ``service`` (this region's rotation) to publish as the new writer."""
+    """``promote`` in ``region``: its keyring and signing view replicas, the origins, every other region's keyring secret
+    (whose writer marks must name no third writer), a short probe of the old primary (one attempt, short timeouts:
+    :data:`PROBE`), and ``service`` (this region's rotation) to publish as the new writer."""
     settings.require("keyring_secret_id", "jwks_bucket", "issuer")
     _require_other_origin(settings, region)
     if clients is None:
@@ -212,6 +219,8 @@ def build_promotion(
         SecretsManagerPrimaryProbe(lambda old: probes(old)("secretsmanager"), settings.keyring_secret_id, logger=logger),
         publish,
         signing_secret=SecretsManagerReplicaSecret(secrets, settings.signing_secret_id) if settings.signing_secret_id else None,
+        writers=SecretsManagerWriterMarks({r: factory("secretsmanager") for r, factory in in_region.items()},
+                                          settings.keyring_secret_id, logger=logger),
         clock=clock or utc_now, logger=logger,
     )
 

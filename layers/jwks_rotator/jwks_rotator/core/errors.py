@@ -276,6 +276,20 @@ class PromoteUnsupportedError(PromoteRefusedError):
     code = "promote_unsupported"
 
 
+class PromoteOtherWriterError(PromoteRefusedError):
+    """A region's keyring secret names a writer other than the old primary and the target: another promote ran
+    elsewhere, and two writers would never fence each other."""
+
+    code = "promote_other_writer"
+
+
+class PromoteInterruptedError(PromoteRefusedError):
+    """An earlier promote made the target's keyring standalone and stopped before writing it, and the documents moved
+    on since (the old primary still writes): the keyring cannot catch up; the message names the recovery."""
+
+    code = "promote_interrupted"
+
+
 class WriterSupersededError(JwksRotatorError):
     """This rotate function is no longer the writer: another region was promoted (its keyring or the documents carry a
     newer generation written there), or this region stepped down. It writes nothing; an operator updates its stack."""

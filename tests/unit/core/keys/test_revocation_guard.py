@@ -11,6 +11,7 @@ from jwks_rotator.core.keys.revocation import MALFORMED_LIST
 from jwks_rotator.core.keys.revocation_guard import (
     MIRROR_MAX_BYTES,
     GuardedRevocationList,
+    InheritingRevocationRecord,
     RecordRevocationReader,
     UnionRevocationReader,
     decode_record,
@@ -147,3 +148,38 @@ def test_another_regions_mirror_never_becomes_the_record_and_is_guarded_by_the_p
     repairs: list[str] = []
     secondary = GuardedRevocationList(record, mirror, on_repair=repairs.append, adopt=False)
     assert secondary.load() == {"kid-a"} and mirror.value == ("kid-a",) and repairs == ["junk"]
+
+
+class Unreadable:
+    def load(self) -> tuple[str, ...] | None:
+        raise StoreError("cannot read the revocation record: ServiceUnavailable", reason="ServiceUnavailable")
+
+    def save(self, kids: tuple[str, ...]) -> None:
+        raise AssertionError("an inherited record is never written")
+
+
+def test_a_kid_in_the_old_writer_s_record_joins_the_own_record_for_ever() -> None:
+    own, old = Record(("k1",)), Record(("k1", "k2"))
+    record = InheritingRevocationRecord(own, {"us-east-1": old})
+    assert record.load() == ("k1", "k2") and own.kids == ("k1", "k2") and own.saves == 1
+    old.kids = ()  # the old writer's record emptied (or restored): the kid stays revoked
+    assert record.load() == ("k1", "k2") and own.saves == 1
+    record.save(("k1", "k2", "k3"))
+    assert own.kids == ("k1", "k2", "k3") and old.kids == ()
+
+
+def test_an_inherited_record_that_cannot_be_read_is_skipped_and_another_region_s_ssm_list_never_revokes() -> None:
+    own = Record(None)
+    record = InheritingRevocationRecord(own, {"us-east-1": Unreadable()})
+    assert record.load() is None and own.saves == 0  # an outage of the old writer's region must not stop the writer
+    mirror = Mirror(("k9",))  # an SSM writer's kid, in another region's list guarded by the writer's record
+    own.kids = ()
+    guarded = GuardedRevocationList(record, mirror, adopt=False)
+    assert guarded.load() == frozenset() and mirror.value == ()  # junk: neither revoked nor kept
+
+
+def test_the_old_writer_s_list_keeps_what_its_record_revoked() -> None:
+    own, old = Record(("k1",)), Record(("k1", "k2"))
+    mirror = Mirror(("k1", "k2"))  # the old primary's SSM list: k2 revoked there during a partition
+    guarded = GuardedRevocationList(InheritingRevocationRecord(own, {"us-east-1": old}), mirror, adopt=False)
+    assert guarded.load() == frozenset({"k1", "k2"}) and mirror.value == ("k1", "k2")

@@ -179,9 +179,21 @@ def test_promote_and_step_down_need_an_operator_and_name_their_region(body: dict
     {"operation": "promote"}, {"operation": "promote", "region": "EU-WEST-1"}, {"operation": "promote", "region": 1},
     {"operation": "promote", "region": "eu-west-1", "kid": "k"}, {"operation": "promote", "region": "eu-west-1", "accept_restore": True},
     {"operation": "step-down", "region": ""}, {"operation": "publish", "region": "eu-west-1"},
+    {"operation": "promote", "region": "eu-west-1", "check": "yes"}, {"operation": "step-down", "region": "eu-west-1", "check": True},
+    {"operation": "tick", "check": True},
 ])
 def test_malformed_promote_events_are_invalid_events(body: dict[str, Any]) -> None:
     assert refused(signed(body))[0] == "invalid_event"
+
+
+def test_a_promote_check_is_admitted_and_audited_as_a_check() -> None:
+    body = {"operation": "promote", "region": "eu-west-1", "check": True}
+    answer = admit(signed(body), gate, {ROTATE})
+    assert answer.command is not None and answer.command.check and answer.command.region == "eu-west-1"
+    record = answer.outcome("performed", old_primary="us-east-1", known={"probe": {"reachable": False, "reason": "ServiceUnavailable"}})
+    assert record.fields()["check"] is True and record.fields()["known"]["probe"]["reason"] == "ServiceUnavailable"
+    plain = admit(signed({"operation": "promote", "region": "eu-west-1"}), gate, {ROTATE})
+    assert plain.command is not None and not plain.command.check and "check" not in plain.outcome("performed").fields()
 
 
 def test_other_operations_audit_lines_keep_their_shape() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from jwks_rotator.core.errors import PromoteRefusedError, PublishError
+from jwks_rotator.core.errors import PromoteRefusedError, PublishError, WriterSupersededError
 from jwks_rotator.core.lifecycle.keygen import generate_key
 from jwks_rotator.core.lifecycle.promote import Promotion
 from jwks_rotator.core.ports import PrimaryAnswer, WriterMark
@@ -16,10 +16,10 @@ from jwks_rotator.core.settings import Settings
 from jwks_rotator_testkit.clock import FakeClock
 from tests.simulation import START, InMemoryKeyringStore
 
-A, B = "us-east-1", "eu-west-1"
+A, B, C = "us-east-1", "eu-west-1", "ap-south-1"
 BASE = {
     "issuer": "https://issuer.example.com", "algorithm": "ES256", "keyring_secret_id": "keyring", "signing_secret_id": "signing",
-    "primary_region": A, "regions": f"{A},{B}",
+    "primary_region": A, "regions": f"{A},{B},{C}", "second_origin_bucket": "bucket-a", "second_origin_region": A,
 }
 SETTINGS = Settings.from_mapping(BASE)
 DOWN = PrimaryAnswer(False, reason="ServiceUnavailable")
@@ -70,10 +70,11 @@ class Target:
         self.keyring_secret, self.signing_secret = Replica(A), Replica(A)
         self.origins = Origins(**{"s3://a": None, "s3://b": WriterMark(origin_generation, A)})
         self.probe = Probe(answer)
+        self.writers = Origins(**{f"the keyring secret in {A}": WriterMark(40, ""), f"the keyring secret in {C}": WriterMark(40, "")})
         self.published: list[int] = []
         self.fail_publish = False
         self.promotion = Promotion(region, settings, self.store, self.keyring_secret, self.origins, self.probe, self.publish,
-                                   signing_secret=self.signing_secret, clock=self.clock.now)
+                                   signing_secret=self.signing_secret, writers=self.writers, clock=self.clock.now)
 
     def publish(self) -> Mapping[str, Any]:
         if self.fail_publish:
@@ -101,6 +102,22 @@ def test_promote_runs_only_in_the_target_region_s_own_function() -> None:
 def test_kms_custody_is_not_promoted() -> None:
     kms = Settings.from_mapping({**BASE, "key_custody": "kms", "kms_rotate_role_arn": "arn:aws:iam::123456789012:role/r"})
     assert refusal(Target(settings=kms)) == "promote_unsupported"
+
+
+def test_a_stack_naming_no_second_origin_is_not_promoted() -> None:
+    third = Settings.from_mapping({k: v for k, v in BASE.items() if not k.startswith("second_origin")})
+    assert refusal(Target(settings=third)) == "promote_unsupported"  # a third region: nobody serves its bucket
+
+
+def test_a_keyring_secret_naming_another_writer_refuses_the_promote() -> None:
+    for marker in (C, B + "x"):
+        target = Target()
+        target.writers.held[f"the keyring secret in {C}"] = WriterMark(41, marker)  # C was promoted
+        assert refusal(target) == "promote_other_writer"
+    target = Target()
+    target.writers.held[f"the keyring secret in {C}"] = None  # unreadable: no evidence either way
+    target.writers.held[f"the keyring secret in {A}"] = WriterMark(41, B)  # the old primary stepped down towards B
+    assert target.promotion.promote(B).region == B
 
 
 def test_a_replica_behind_what_an_origin_serves_is_refused() -> None:
@@ -164,3 +181,48 @@ def test_a_promote_interrupted_after_replication_stopped_finishes_when_run_again
     target.signing_secret.source = None
     report = target.promotion.promote(B)
     assert report.old_primary == A and not report.already_primary and target.store.load().keyring.primary_region == B
+
+
+def test_a_check_changes_nothing_and_says_what_a_promote_would_do() -> None:
+    answering = Target(answer=PrimaryAnswer(True, None, 40))  # the old primary answers and still writes: step it down
+    checked = answering.promotion.promote(B, check=True)
+    assert checked.checked and checked.old_primary_state == "answers" and checked.old_primary == A and answering.unchanged()
+    assert answering.promotion.known["probe"]["reachable"] is True and answering.promotion.known["origin_generation"] == 38
+    down = Target()
+    checked = down.promotion.promote(B, check=True)
+    assert checked.checked and checked.old_primary_state == "unreachable" and checked.generation > 40 and down.unchanged()
+    assert refusal(Target(origin_generation=41)) == "replica_behind_publication"  # a check refuses as the promote does
+    with pytest.raises(PromoteRefusedError) as refused:
+        Target(origin_generation=41).promotion.promote(B, check=True)
+    assert refused.value.code == "replica_behind_publication"
+
+
+def test_replication_is_stopped_last_logged_and_reported() -> None:
+    target = Target()
+    report = target.promotion.promote(B)
+    assert report.stopped_replication == ("signing view", "keyring")
+    assert target.promotion.known["stopped_replication"] == ["signing view", "keyring"]
+
+
+def test_an_interrupted_promote_overtaken_by_the_documents_is_refused_with_its_recovery() -> None:
+    target = Target(origin_generation=45)
+    target.keyring_secret.source = None  # stopped by a promote that died before the write; the old primary published since
+    with pytest.raises(PromoteRefusedError) as refused:
+        target.promotion.promote(B)
+    assert refused.value.code == "promote_interrupted" and "ReplicateSecretToRegions" in refused.value.message
+    assert target.store.load().keyring.primary_region is None
+    ahead = Target(answer=PrimaryAnswer(True, B, 44))  # the old primary (reachable) wrote past the standalone copy
+    ahead.keyring_secret.source = None
+    with pytest.raises(PromoteRefusedError) as behind:
+        ahead.promotion.promote(B)
+    assert behind.value.code == "promote_interrupted"
+
+
+def test_a_fenced_old_primary_is_not_answered_already_primary() -> None:
+    old = Target(region=A)
+    old.keyring_secret.source = old.signing_secret.source = None  # the primary's own secrets
+    old.writers.held = {f"the keyring secret in {B}": WriterMark(1_000_000, B)}  # eu-west-1 was promoted
+    with pytest.raises(WriterSupersededError):
+        old.promotion.promote(A)
+    old.writers.held = {f"the keyring secret in {B}": WriterMark(40, "")}
+    assert old.promotion.promote(A).already_primary

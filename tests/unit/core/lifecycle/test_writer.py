@@ -13,6 +13,7 @@ from jwks_rotator.core.errors import KeyringError, NotPrimaryRegionError, Promot
 from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.keys.revocation import MemoryRevocationList
 from jwks_rotator.core.lifecycle.keygen import generate_key
+from jwks_rotator.core.lifecycle.promote import step_down
 from jwks_rotator.core.lifecycle.rotation import RotationService
 from jwks_rotator.core.lifecycle.writer import MergedMarks, check_not_superseded, is_writer
 from jwks_rotator.core.ports import WriterMark
@@ -20,12 +21,13 @@ from jwks_rotator.core.settings import Settings
 from jwks_rotator_testkit.clock import FakeClock
 from tests.simulation import START, FakeS3, Faults, InMemoryKeyringStore
 
-SETTINGS = Settings.from_mapping({
+SETTINGS_MAP = {
     "issuer": "https://issuer.example.com", "algorithm": "ES256", "rotation_period": "10m", "publish_lead": "4m",
     "jwks_max_age": "1m", "schedule": "1m", "max_token_ttl": "2m", "default_token_ttl": "1m", "signer_cache_ttl": "10s",
     "clock_skew_leeway": "5s", "keyring_secret_id": "keyring", "signing_secret_id": "signing",
     "primary_region": "us-east-1", "regions": "us-east-1,eu-west-1",
-})
+}
+SETTINGS = Settings.from_mapping(SETTINGS_MAP)
 A, B = "us-east-1", "eu-west-1"
 
 
@@ -155,8 +157,8 @@ def test_step_down_is_refused_by_a_region_that_is_not_the_writer() -> None:
         old.step_down("ap-south-1")
     assert refused.value.code == "not_the_writer"
     with pytest.raises(PromoteRefusedError) as itself:
-        old.step_down(A)
-    assert itself.value.code == "promote_wrong_region"
+        old.step_down(A)  # an undo: refused, nothing shows eu-west-1 still holds a replica of this keyring
+    assert itself.value.code == "step_down_not_undone"
     assert store.load().keyring.generation == 7
 
 
@@ -194,3 +196,56 @@ def test_documents_of_a_writer_promoted_during_the_round_put_no_restore_hold() -
     with pytest.raises(WriterSupersededError):
         world.rotator.publish()
     assert world.state()[:2] == before[:2] and not world.store.load().keyring.restore_hold
+
+
+def test_step_down_is_refused_under_kms_custody_and_leaves_the_writer() -> None:
+    world = World()
+    world.rotator.tick()
+    with pytest.raises(PromoteRefusedError) as refused:  # no promote could follow: the stack would have no writer
+        step_down(world.store, own_region=A, settings_primary=A, target=B, regions=(A, B), marks={}, key_custody="kms")
+    assert refused.value.code == "promote_unsupported" and world.store.load().keyring.primary_region is None
+
+
+def test_a_step_down_is_undone_while_the_target_still_holds_a_replica_of_it() -> None:
+    world = World()
+    world.rotator.tick()
+    stepped = world.rotator.step_down(B)
+    world.marks.held = {"the keyring secret in eu-west-1": None}  # unreadable: no evidence it is still a replica
+    with pytest.raises(PromoteRefusedError) as refused:
+        world.rotator.step_down(A)
+    assert refused.value.code == "step_down_not_undone" and world.store.load().keyring.primary_region == B
+    world.marks.held = {"the keyring secret in eu-west-1": WriterMark(stepped.generation + 5, B)}  # promoted there since
+    with pytest.raises(WriterSupersededError):
+        world.rotator.step_down(A)
+    world.marks.held = {"the keyring secret in eu-west-1": WriterMark(stepped.generation, B)}  # the step-down, replicated
+    undone = world.rotator.step_down(A)
+    assert (undone.new_primary, undone.generation, undone.already) == (A, stepped.generation + 1, False)
+    assert world.store.load().keyring.primary_region == A
+    assert world.rotator.step_down(A).already
+    world.rotator.tick()  # the writer again
+
+
+class ReplicaOf:
+    def __init__(self, source: str | None) -> None:
+        self.source = source
+
+    def replicated_from(self) -> str | None:
+        return self.source
+
+    def stop_replication(self) -> None:
+        self.source = None
+
+
+def test_a_keyring_marker_counts_only_once_the_keyring_is_no_replica() -> None:
+    store = InMemoryKeyringStore()
+    stored = store.load()
+    store.save(stored.keyring.with_primary(B, generation=7), stored.version_id)  # the old primary's step-down, replicated
+    secret = ReplicaOf(A)
+    secondary = RotationService(store, S3Publisher(FakeS3(Faults(random.Random(0), {})), "bucket", SETTINGS), SETTINGS,
+                                key_factory=lambda alg, now: generate_key(alg, now), region=B, keyring_secret=secret)
+    with pytest.raises(NotPrimaryRegionError, match="still a replica"):
+        secondary.rotate_now()
+    quiet = secondary.tick(coalesce=True)  # anyone's {"operation": "tick"}: no round
+    assert quiet.skipped and quiet.not_primary and store.load().keyring.generation == 7
+    secret.source = None  # promoted: standalone
+    secondary.require_primary()

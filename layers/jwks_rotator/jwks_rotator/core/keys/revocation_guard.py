@@ -21,8 +21,9 @@ signs.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from jwks_rotator.core.errors import StoreError
 from jwks_rotator.core.keys.revocation import MALFORMED_LIST
@@ -134,6 +135,48 @@ class GuardedRevocationList:
         except StoreError:
             if self._on_repair is not None:
                 self._on_repair("mirror_unwritable")  # the record holds it; the next run writes the mirror again
+
+
+class InheritingRevocationRecord:
+    """The writer's record, holding every kid any earlier writer's record holds (a :class:`~.ports.RevocationRecord`).
+
+    A promoted writer's own record lacks what the old primary revoked while they were apart (a partition: both wrote).
+    ``load`` reads each record in ``inherited`` (the old primary's, in its bucket; never written here) and saves the
+    kids the own record lacks into it, so a kid any writer revoked stays revoked for ever and the other regions' SSM
+    lists, guarded by this record, keep it (an SSM list itself still revokes nothing). An inherited record that cannot
+    be read is skipped with a warning (its region may be lost; the next run reads it again).
+    """
+
+    def __init__(self, own: RevocationRecord, inherited: Mapping[str, RevocationRecord], *, logger: Any = None) -> None:
+        self._own = own
+        self._inherited = dict(inherited)
+        self._log = logger or logging.getLogger("jwks_rotator")
+
+    def load(self) -> tuple[str, ...] | None:
+        kids = self._own.load()
+        held = set(kids or ())
+        extra: list[str] = []
+        for region, record in sorted(self._inherited.items()):
+            try:
+                theirs = record.load() or ()
+            except StoreError as exc:
+                self._log.warning("another writer's revocation record unreadable; read again next run",
+                                  extra={"region": region, "reason": exc.reason})
+                continue
+            for kid in theirs:
+                if kid not in held:
+                    held.add(kid)
+                    extra.append(kid)
+                    self._log.warning("revocation inherited from another writer's record", extra={"region": region, "kid": kid,
+                                                                                                 "reason": "inherited_revocation"})
+        if not extra:
+            return kids
+        merged = (*(kids or ()), *extra)
+        self._own.save(merged)
+        return merged
+
+    def save(self, kids: tuple[str, ...]) -> None:
+        self._own.save(kids)
 
 
 class RecordRevocationReader:

@@ -29,6 +29,7 @@ class RotateCommand:
     kid: str | None = None
     accept_restore: bool = False  # publish only: overwrite documents of a newer keyring (a restored secret)
     region: str | None = None  # promote: the region to promote (this function's); step-down: the region taking over
+    check: bool = False  # promote only: run the checks that change nothing and answer what a promote would do
 
 
 def is_scheduled_event(event: Mapping[str, Any]) -> bool:
@@ -49,7 +50,7 @@ def parse_rotate_event(event: Any) -> RotateCommand:
     operation = event.get("operation")
     if operation not in OPERATIONS:
         raise InvalidEventError(f"rotate event: 'operation' must be one of {', '.join(OPERATIONS)}")
-    extra = set(event) - {"operation", "kid", "accept_restore", "region"}
+    extra = set(event) - {"operation", "kid", "accept_restore", "region", "check"}
     if extra:
         raise InvalidEventError(f"rotate event: unexpected field(s) {', '.join(sorted(map(str, extra)))}")
     if operation == "revoke":
@@ -65,7 +66,12 @@ def parse_rotate_event(event: Any) -> RotateCommand:
             raise InvalidEventError(f"{operation} needs 'region': an AWS region name such as eu-west-1")
         if "accept_restore" in event:
             raise InvalidEventError(f"{operation} takes no 'accept_restore' (only publish does)")
-        return RotateCommand(str(operation), region=region)
+        check = event.get("check", False)
+        if "check" in event and (operation != "promote" or not isinstance(check, bool)):
+            raise InvalidEventError("'check' is promote's only, a JSON boolean (true: run its checks, change nothing)")
+        return RotateCommand(str(operation), region=region, check=check)
+    if "check" in event:
+        raise InvalidEventError(f"{operation} takes no 'check' (only promote does)")
     if "region" in event:
         raise InvalidEventError(f"{operation} takes no 'region' (only promote and step-down do)")
     if "accept_restore" in event:

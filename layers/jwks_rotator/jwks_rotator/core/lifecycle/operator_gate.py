@@ -72,10 +72,13 @@ class OperationRecord(NamedTuple):
     old_primary: str | None = None  # promote and step-down, once performed: the writer before
     new_primary: str | None = None  # ... and after
     generation: int | None = None  # ... and the keyring generation written (or found, when already done)
+    check: bool | None = None  # promote only: a check, which changes nothing
+    known: Mapping[str, Any] | None = None  # promote: what it learnt (probe answer, generations, replication stopped)
 
     def fields(self) -> dict[str, Any]:
         handover = (
-            {"region": self.region, "old_primary": self.old_primary, "new_primary": self.new_primary, "generation": self.generation}
+            {"region": self.region, "old_primary": self.old_primary, "new_primary": self.new_primary, "generation": self.generation,
+             **({"check": self.check} if self.check is not None else {}), **({"known": dict(self.known)} if self.known else {})}
             if self.operation in REGION_OPERATIONS else {}
         )
         return {
@@ -156,7 +159,9 @@ def asked_for(event: Any) -> OperationRecord:
     accept = event.get("accept_restore")
     region = event.get("region")
     region = region[:MAX_AUDIT_REGION_CHARS] if operation in REGION_OPERATIONS and isinstance(region, str) else None
-    return OperationRecord("refused", None, None, None, None, str(operation), kid, accept if type(accept) is bool else None, region)
+    check = event.get("check") if operation == "promote" and type(event.get("check")) is bool else None
+    return OperationRecord("refused", None, None, None, None, str(operation), kid, accept if type(accept) is bool else None, region,
+                           check=check)
 
 
 def admit(event: Any, gate: Callable[[], OperatorGate], accepted_signers: Iterable[str]) -> Admission:

@@ -4,18 +4,24 @@ Run by the target region's own rotate function (an operator's proven operation).
 nothing; each refusal is a :class:`~jwks_rotator.core.errors.PromoteRefusedError` with its own code:
 
 1. ``promote_wrong_region``: the target is not this function's region (a replica is promoted in its own region);
-   ``promote_unsupported``: one region only, or key custody in KMS (its multi-Region keys are not handed over yet).
+   ``promote_unsupported``: one region only, key custody in KMS (its multi-Region keys are not handed over yet), or
+   a stack naming no second origin (only the origin group's second origin's region keeps the served documents);
+   ``promote_other_writer``: a readable keyring secret or origin names a writer other than the old primary and the
+   target (another promote ran elsewhere; the two would never fence each other).
 2. ``origins_unreadable`` / ``replica_behind_publication``: the replica must hold a keyring generation at least as
-   new as the newest any readable origin's documents carry, else it would publish a key set verifiers have outgrown.
+   new as the newest any readable origin's documents carry, else it would publish a key set verifiers have outgrown;
+   ``promote_interrupted`` when an earlier promote left the keyring standalone and unmarked and it fell behind.
 3. ``old_primary_not_stepped_down`` / ``replica_behind_primary``: the old primary's keyring secret, read once with a
    short timeout, must be unreachable (no answer, or HTTP 5xx) or name this region as the writer (``step-down``);
    when it answers, the replica must also have caught up with it.
 
-Then the signing view's and the keyring's replicas are made standalone, the keyring is written with this region as
-its writer (``primary_region``) and a generation above every one seen (the replica's, the origins', the old
-primary's, and the clock's seconds, as an accepted restore does), and the documents are published. Running it again
-in a region that already is the writer answers ``already_primary`` and changes nothing. ``step-down`` is the old
-primary's half: it names the target as the writer in its own keyring, which the fence then refuses to write past.
+``check`` stops there and answers what a promote would do (the CLI runs it before asking for a step-down). Then the
+signing view's and, immediately before its write, the keyring's replicas are made standalone (irreversible: last), the
+keyring is written with this region as its writer (``primary_region``) and a generation above every one seen (the
+replica's, the origins', the old primary's, and the clock's seconds, as an accepted restore does), and the documents
+are published. Running it again in a region that already is the writer answers ``already_primary`` (after the fence: a
+superseded region is refused) and changes nothing. ``step-down`` is the old primary's half: it names the target as the
+writer in its own keyring, which the fence then refuses to write past.
 
 Design: docs/design/regions.md ("Failures").
 """
@@ -33,12 +39,15 @@ from jwks_rotator.core.errors import (
     KeyringConflictError,
     OldPrimaryActiveError,
     OriginsUnreadableError,
+    PromoteInterruptedError,
+    PromoteOtherWriterError,
     PromoteRefusedError,
     PromoteUnsupportedError,
     PromoteWrongRegionError,
     ReplicaBehindPrimaryError,
     ReplicaBehindPublicationError,
 )
+from jwks_rotator.core.keys.keyring import Keyring
 from jwks_rotator.core.lifecycle.writer import check_not_superseded, is_writer
 from jwks_rotator.core.ports import KeyringStore, OldPrimaryProbe, PrimaryAnswer, ReplicaSecret, WriterMark, WriterMarks
 from jwks_rotator.core.settings import Settings
@@ -61,6 +70,8 @@ class PromoteReport:
     published: bool = False
     publish_error: str | None = None
     summary: Mapping[str, Any] = field(default_factory=dict)  # the publication's run summary, when it ran
+    checked: bool = False  # a check only: nothing was changed, ``generation`` is the one a promote would write
+    stopped_replication: tuple[str, ...] = ()  # the secrets made standalone in this run ("signing view", "keyring")
 
 
 @dataclass(frozen=True)
@@ -95,6 +106,7 @@ class Promotion:
         publish: Callable[[], Mapping[str, Any]],
         *,
         signing_secret: ReplicaSecret | None = None,
+        writers: WriterMarks | None = None,
         clock: Callable[[], datetime],
         logger: Any = None,
     ) -> None:
@@ -104,13 +116,21 @@ class Promotion:
         self._keyring_secret = keyring_secret
         self._signing_secret = signing_secret
         self._origins = origins
+        self._writers = writers
         self._old_primary = old_primary
         self._publish = publish
         self._clock = clock
         self._log = logger or logging.getLogger("jwks_rotator")
+        self.known: dict[str, Any] = {}
 
-    def promote(self, target: str) -> PromoteReport:
-        """Check, then make this region's replica the keyring of record and publish (idempotent)."""
+    def promote(self, target: str, *, check: bool = False) -> PromoteReport:
+        """Check, then make this region's replica the keyring of record and publish (idempotent).
+
+        ``check``: run every check that changes nothing and answer what a promote would do (``checked``); an old
+        primary that answers and has not stepped down is then no refusal but the state ``answers`` (step it down).
+        What is learnt on the way (old primary, probe answer, generations, replication stopped) is in :attr:`known`.
+        """
+        self.known = {}
         if not self._region or target != self._region:
             raise PromoteWrongRegionError(
                 f"promote {target} must run in {target}'s own rotate function; this one runs in {self._region or 'an unknown region'}"
@@ -120,38 +140,92 @@ class Promotion:
         loaded = self._store.load()
         source = self._keyring_secret.replicated_from()
         marker = loaded.keyring.primary_region
+        replica = loaded.keyring.generation
+        self.known.update(replica_generation=replica, keyring_marker=marker, replicated_from=source)
         if source is None and is_writer(self._region, self._settings.primary_region, marker):
+            # The fence first: a region that stepped down, or was superseded, is no writer to answer already_primary for.
+            check_not_superseded(self._region, replica, marker, self._marks())
             self._log.info("promote: this region already is the writer; nothing to do", extra={"reason": "already_primary"})
             deployed = self._settings.primary_region
             return PromoteReport(target, deployed if deployed and deployed != target else None, "already_primary",
-                                 loaded.keyring.generation, already_primary=True, replica_generation=loaded.keyring.generation)
+                                 replica, already_primary=True, replica_generation=replica, checked=check)
         old = source or marker or self._settings.primary_region
         if not old or old == self._region:
             raise PromoteUnsupportedError("this stack names no other primary region and its keyring is no replica: nothing to promote")
-        newest = _newest(self._origins.marks())
-        replica = loaded.keyring.generation
+        self.known["old_primary"] = old
+        if not self._settings.second_origin_bucket:
+            raise PromoteUnsupportedError(
+                f"this stack in {target} names no second origin (second-origin-bucket): only the region whose stack names the "
+                "primary's bucket as its second origin (the origin group's other origin) can be promoted; a promoted writer "
+                "must publish every origin, and no other region's bucket is served"
+            )
+        origins = self._origins.marks()
+        self._refuse_other_writers(old, origins)
+        newest = _newest(origins)
+        self.known["origin_generation"] = newest
+        interrupted = source is None and not marker
         if replica < newest:
+            if interrupted:
+                raise _interrupted(target, old, replica, newest, "the documents")
             raise ReplicaBehindPublicationError(
                 f"the keyring replica in {target} is at generation {replica}, behind the documents an origin serves "
                 f"(generation {newest}): wait for replication to catch up, or promote another region"
             )
         answer = self._old_primary.probe(old)
-        state = self._judge(old, answer, replica)
-        for secret in (self._signing_secret, self._keyring_secret):  # the view first: the writer must own it before it writes
+        self.known["probe"] = {"reachable": answer.reachable, "reason": answer.reason, "keyring_marker": answer.keyring_marker,
+                               "generation": answer.generation}
+        if interrupted and answer.generation is not None and replica < answer.generation:
+            raise _interrupted(target, old, replica, answer.generation, f"{old}'s keyring")
+        state = self._judge(old, answer, replica, check=check)
+        floors = [replica + 1, newest + 1, (answer.generation or 0) + 1, int(self._clock().timestamp())]
+        if check:
+            return PromoteReport(target, old, state, max(floors), replica_generation=replica, origin_generation=newest, checked=True)
+        stopped: list[str] = []
+        # Irreversible, so last: the view first (the writer must own it before it writes), the keyring immediately before
+        # its write. A re-run after a failure here finds a standalone unmarked keyring and completes the promote.
+        for name, secret in (("signing view", self._signing_secret), ("keyring", self._keyring_secret)):
             if secret is not None and secret.replicated_from() is not None:
+                self._log.warning("promote: StopReplicationToReplica (irreversible)", extra={"reason": "stop_replication", "secret": name,
+                                                                                             "region": target, "old_primary": old})
                 secret.stop_replication()
-        written = self._write(target, [replica + 1, newest + 1, (answer.generation or 0) + 1, int(self._clock().timestamp())])
+                stopped.append(name)
+                self.known["stopped_replication"] = list(stopped)
+        written = self._write(target, floors)
         self._log.warning("promoted: this region is the writer now", extra={
             "reason": "promote", "old_primary": old, "new_primary": target, "generation": written, "old_primary_state": state})
         published, error, summary = self._publish_after()
         return PromoteReport(target, old, state, written, replica_generation=replica, origin_generation=newest,
-                             published=published, publish_error=error, summary=summary)
+                             published=published, publish_error=error, summary=summary, stopped_replication=tuple(stopped))
 
-    def _judge(self, old: str, answer: PrimaryAnswer, replica: int) -> str:
-        """``unreachable`` or ``stepped_down``; a refusal when the old primary answers and still writes, or is ahead."""
+    def _marks(self) -> Mapping[str, WriterMark | None]:
+        """Every other region's keyring secret's mark and every origin's (None: unreadable)."""
+        return {**(self._writers.marks() if self._writers is not None else {}), **self._origins.marks()}
+
+    def _refuse_other_writers(self, old: str, origins: Mapping[str, WriterMark | None]) -> None:
+        """Refuse when a readable keyring secret (any region's) or origin names a writer other than ``old`` and this region.
+
+        A second promote elsewhere made that region's keyring name it; two writers would never fence each other.
+        An unreadable secret is no evidence either way (a lost region).
+        """
+        marks = {**(self._writers.marks() if self._writers is not None else {}), **origins}
+        for where, mark in sorted(marks.items()):
+            if mark is not None and mark.region and mark.region not in (old, self._region):
+                raise PromoteOtherWriterError(
+                    f"{where} names {mark.region} as the writer (generation {mark.generation}), neither the old primary {old} "
+                    f"nor {self._region}: another promote ran there; make that region's stack the primary, or step it down first"
+                )
+
+    def _judge(self, old: str, answer: PrimaryAnswer, replica: int, *, check: bool = False) -> str:
+        """``unreachable`` or ``stepped_down``; a refusal when the old primary answers and still writes, or is ahead.
+
+        ``check``: an old primary that answers and still writes is ``answers`` (what step-down is for), not a refusal.
+        """
         if not answer.reachable:
-            self._log.warning("old primary unreachable: promoting", extra={"reason": answer.reason or "unreachable", "region": old})
+            if not check:
+                self._log.warning("old primary unreachable: promoting", extra={"reason": answer.reason or "unreachable", "region": old})
             return "unreachable"
+        if answer.keyring_marker != self._region and check:
+            return "answers"
         if answer.keyring_marker != self._region:
             answered = f" (its keyring secret answered {answer.reason})" if answer.reason else ""
             raise OldPrimaryActiveError(
@@ -186,33 +260,73 @@ class Promotion:
             return False, error.code, {}
 
 
+def _interrupted(target: str, old: str, replica: int, newer: int, what: str) -> PromoteInterruptedError:
+    """The refusal of a promote that an earlier one left half done and that can no longer complete (its recovery named)."""
+    return PromoteInterruptedError(
+        f"the keyring in {target} was made standalone by an interrupted promote (generation {replica}) and {what} moved on "
+        f"since (generation {newer}): it can no longer catch up by replication. While {old} writes, it stays the writer: "
+        f"replicate {old}'s keyring secret to {target} again (delete {target}'s standalone copy, then ReplicateSecretToRegions "
+        f"in {old}) and promote again (docs/regions.md, Promote)"
+    )
+
+
 def step_down(
     store: KeyringStore, *, own_region: str, settings_primary: str, target: str, regions: tuple[str, ...],
-    marks: Mapping[str, WriterMark | None], logger: Any = None,
+    marks: Mapping[str, WriterMark | None], key_custody: str = "secrets", logger: Any = None,
 ) -> StepDownReport:
     """The old primary names ``target`` as the writer in its own keyring; from then on it writes nothing (the fence).
 
-    Allowed only where this region is the writer now, towards another region the stack lists. Idempotent.
+    Allowed only where this region is the writer now, towards another region the stack lists, and never under KMS
+    custody (no promote could follow: the stack would be left with no writer). ``target`` = this region undoes a
+    step-down while no region wrote past it (the region it named still holds a replica of it). Idempotent.
     """
     log = logger or logging.getLogger("jwks_rotator")
     if not regions:
         raise PromoteUnsupportedError("this stack runs in one region (regions is empty): there is no other writer to hand over to")
-    if not own_region or target == own_region or target not in regions:
+    if key_custody == "kms":
+        raise PromoteUnsupportedError("key-custody kms cannot be promoted, so this region does not step down: it stays the writer")
+    if not own_region or target not in regions:
         raise PromoteWrongRegionError(f"step-down names the region to hand over to: one of the stack's other regions, not {target}")
     for _ in range(MAX_ATTEMPTS):
         loaded = store.load()
         keyring = loaded.keyring
-        if keyring.primary_region == target:
+        if target == own_region and settings_primary not in ("", own_region):
+            raise PromoteWrongRegionError(f"step-down {target} undoes a step-down only in the stack's primary region {settings_primary}")
+        if keyring.primary_region == target or (target == own_region and not keyring.primary_region):
             return StepDownReport(own_region, target, keyring.generation, already=True)
-        if not is_writer(own_region, settings_primary, keyring.primary_region):
-            raise PromoteRefusedError(f"{own_region} is not the writer: only the writer steps down", code="not_the_writer")
-        check_not_superseded(own_region, keyring.generation, keyring.primary_region, marks)
-        stepped = keyring.with_primary(target, generation=keyring.generation + 1)
+        if target == own_region:
+            stepped = _undo(keyring, own_region, marks)
+        else:
+            if not is_writer(own_region, settings_primary, keyring.primary_region):
+                raise PromoteRefusedError(f"{own_region} is not the writer: only the writer steps down", code="not_the_writer")
+            check_not_superseded(own_region, keyring.generation, keyring.primary_region, marks)
+            stepped = keyring.with_primary(target, generation=keyring.generation + 1)
         try:
             store.save(stepped, loaded.version_id)
         except KeyringConflictError:
             continue
-        log.warning("stepped down: this region writes nothing from now on", extra={"reason": "step-down", "new_primary": target,
-                                                                                 "generation": stepped.generation})
+        if target == own_region:
+            log.warning("step-down undone: this region is the writer again", extra={"reason": "step-down-undone", "new_primary": target,
+                                                                                  "generation": stepped.generation})
+        else:
+            log.warning("stepped down: this region writes nothing from now on", extra={"reason": "step-down", "new_primary": target,
+                                                                                     "generation": stepped.generation})
         return StepDownReport(own_region, target, stepped.generation)
     raise KeyringConflictError("the keyring kept changing during step-down; run it again")
+
+
+def _undo(keyring: Keyring, own_region: str, marks: Mapping[str, WriterMark | None]) -> Keyring:
+    """This region's keyring named back as the writer: only while the region it stepped down for still holds a replica.
+
+    Evidence required: a readable mark of that region at no newer generation (its keyring secret, replicated from
+    here), and no readable mark of a newer generation written elsewhere (a promote there wrote above this one).
+    """
+    named = keyring.primary_region or ""
+    check_not_superseded(own_region, keyring.generation, None, marks)
+    if not any(mark is not None and mark.region == named and mark.generation <= keyring.generation for mark in marks.values()):
+        raise PromoteRefusedError(
+            f"{own_region} stepped down in favour of {named}, whose keyring secret could not be read as a replica of this one: "
+            f"the step-down is undone only while {named} has not been promoted (run it again once {named} answers)",
+            code="step_down_not_undone",
+        )
+    return keyring.with_primary(own_region, generation=keyring.generation + 1)

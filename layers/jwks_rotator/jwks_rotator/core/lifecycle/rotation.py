@@ -52,6 +52,7 @@ from jwks_rotator.core.ports import (
     Publisher,
     PublishResult,
     ReplicaReading,
+    ReplicaSecret,
     ReplicationLedger,
     RevocationList,
     SigningViewReplicas,
@@ -145,8 +146,13 @@ class RotationService:
         sleep: Callable[[float], None] | None = None,
         replica_patience: tuple[float, ...] = (),
         writer_marks: WriterMarks | None = None,
+        keyring_secret: ReplicaSecret | None = None,
     ) -> None:
         """``region`` is this service's own (the function's ``AWS_REGION``); empty: one region, it writes.
+
+        ``keyring_secret``: whether this region's keyring secret is a replica. A keyring marker naming this region
+        makes it the writer only once the secret is standalone (promote made it so): a replica of a stepped-down
+        primary's keyring names this region too, and must not make anyone's tick a full round here.
 
         ``replication_ledger`` keeps the writer's last write between runs, so a replica read back behind it is
         measured on a later tick; ``monotonic`` times a read-back within the run that wrote; after such a run, a
@@ -181,6 +187,7 @@ class RotationService:
         self._sleep = sleep
         self._patience = replica_patience if sleep is not None else ()
         self._writer_marks = writer_marks
+        self._keyring_secret = keyring_secret
         self._hands_off = False  # this run found another writer: it touches nothing, KMS included
 
     @property
@@ -212,8 +219,19 @@ class RotationService:
         self._refuse_unless_writer(self._store.load().keyring)
 
     def _refuse_unless_writer(self, keyring: Keyring) -> None:
-        if not self._region or is_writer(self._region, self._settings.primary_region, keyring.primary_region):
+        if not self._region:
             return
+        if is_writer(self._region, self._settings.primary_region, keyring.primary_region):
+            if self.writes_here or self._keyring_secret is None:
+                return
+            source = self._keyring_secret.replicated_from()  # the marker names this region; the stack names another
+            if source is None:
+                return
+            self._hands_off = True
+            raise NotPrimaryRegionError(
+                f"this rotate function runs in {self._region}, whose keyring is still a replica of {source}'s: the keyring names "
+                f"{self._region} the writer only after promote made it standalone (run promote {self._region})"
+            )
         self._hands_off = True
         if keyring.primary_region:
             raise NotPrimaryRegionError(
@@ -308,7 +326,7 @@ class RotationService:
         """Name ``target`` as the writer in this keyring: from then on this region writes nothing (see core.lifecycle.promote)."""
         marks = self._writer_marks.marks() if self._writer_marks is not None else {}
         return step_down(self._store, own_region=self._region, settings_primary=self._settings.primary_region, target=target,
-                         regions=self._settings.regions, marks=marks, logger=self._log)
+                         regions=self._settings.regions, marks=marks, key_custody=self._settings.key_custody, logger=self._log)
 
     def _run(self, operation: Callable[[Keyring, datetime], Plan] | None, *, accept_restore: bool = False) -> RunReport:
         report = RunReport()
