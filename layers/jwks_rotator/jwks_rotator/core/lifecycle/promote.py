@@ -1,27 +1,14 @@
 """``promote``: a secondary region's keyring replica becomes the keyring of record and its rotate function the writer.
 
 Run by the target region's own rotate function (an operator's proven operation). The checks come first and change
-nothing; each refusal is a :class:`~jwks_rotator.core.errors.PromoteRefusedError` with its own code:
-
-1. ``promote_wrong_region``: the target is not this function's region (a replica is promoted in its own region);
-   ``promote_unsupported``: one region only, key custody in KMS (its multi-Region keys are not handed over yet), or
-   a stack naming no second origin (only the origin group's second origin's region keeps the served documents);
-   ``promote_other_writer``: a readable keyring secret or origin names a writer other than the old primary and the
-   target (another promote ran elsewhere; the two would never fence each other).
-2. ``origins_unreadable`` / ``replica_behind_publication``: the replica must hold a keyring generation at least as
-   new as the newest any readable origin's documents carry, else it would publish a key set verifiers have outgrown;
-   ``promote_interrupted`` when an earlier promote left the keyring standalone and unmarked and it fell behind.
-3. ``old_primary_not_stepped_down`` / ``replica_behind_primary``: the old primary's keyring secret, read once with a
-   short timeout, must be unreachable (no answer, or HTTP 5xx) or name this region as the writer (``step-down``);
-   when it answers, the replica must also have caught up with it.
-
-``check`` stops there and answers what a promote would do (the CLI runs it before asking for a step-down). Then the
-signing view's and, immediately before its write, the keyring's replicas are made standalone (irreversible: last), the
-keyring is written with this region as its writer (``primary_region``) and a generation above every one seen (the
-replica's, the origins', the old primary's, and the clock's seconds, as an accepted restore does), and the documents
-are published. Running it again in a region that already is the writer answers ``already_primary`` (after the fence: a
-superseded region is refused) and changes nothing. ``step-down`` is the old primary's half: it names the target as the
-writer in its own keyring, which the fence then refuses to write past.
+nothing, each refusal a :class:`~jwks_rotator.core.errors.PromoteRefusedError` with its own code (the table of codes
+and what each means: docs/regions.md, "Promote"): the right region, a stack with a second origin, no third writer, a
+replica at least as new as every readable origin, and an old primary that is unreachable or stepped down.
+``check`` stops there and answers what a promote would do. Then the signing view's and, immediately before its write,
+the keyring's replicas are made standalone (irreversible, so last), the keyring is written naming this region as the
+writer with a generation above every one seen, and the documents are published. Run again, it answers
+``already_primary`` (after the fence). ``step-down`` is the old primary's half: it names the target as the writer in
+its own keyring, which the fence then refuses to write past.
 
 Design: docs/design/regions.md ("Failures").
 """
