@@ -201,3 +201,33 @@ def test_a_second_origin_ahead_of_the_keyring_puts_no_restore_hold_activates_not
     assert accepted.missing_origins == () and accepted.origins_ahead == ()
     assert secondary.s3.objects[JWKS_PATH]["Body"] == primary.s3.objects[JWKS_PATH]["Body"]
     assert not store.load().keyring.restore_hold
+
+
+class RacedPublisher:
+    """An origin whose publish is followed, before the read-back, by a newer run's publication (a concurrent rotate-now)."""
+
+    def __init__(self, bucket: Bucket, newer: PublicDocuments, generation: int) -> None:
+        self._bucket, self._newer, self._generation = bucket, newer, generation
+        self._inner = bucket.origin.publisher
+
+    def publish(self, documents: PublicDocuments, **kwargs: Any) -> Any:
+        result = self._inner.publish(documents, **kwargs)
+        self._inner.publish(self._newer, already_announced=False, generation=self._generation)
+        return result
+
+    def stale_paths(self, documents: PublicDocuments, generation: int | None = None) -> tuple[str, ...]:
+        return self._inner.stale_paths(documents, generation)
+
+
+def test_a_newer_run_publishing_between_the_write_and_the_read_back_supersedes_this_one_instead_of_failing_it() -> None:
+    """The read-back of documents a newer keyring replaced is that run's publication, not a broken origin: the own
+    origin raises the conflict (the round re-reads the keyring and plans again), another is missing (not ahead: it
+    was not at the fence, and the next run's fence tells a stray writer apart)."""
+    secondary, primary = buckets()
+    raced = Origin("us-east-1", RacedPublisher(primary, DOCUMENTS, 8))  # type: ignore[arg-type]
+    with pytest.raises(PublicationSupersededError):
+        EveryOrigin([secondary.origin, raced], own="us-east-1").publish(OLDER, already_announced=False, generation=7)
+    secondary, primary = buckets()
+    raced = Origin("eu-west-1", RacedPublisher(secondary, DOCUMENTS, 8))  # type: ignore[arg-type]
+    result = EveryOrigin([raced, primary.origin], own="us-east-1").publish(OLDER, already_announced=False, generation=7)
+    assert result.missing == ("eu-west-1",) and result.ahead == () and primary.holds(OLDER)

@@ -96,7 +96,14 @@ class EveryOrigin:
             written.append(origin)
         for origin in written:  # read back: the stored digests must be these documents'
             try:
-                left = origin.publisher.stale_paths(documents)
+                # With the generation: a newer run's documents written since (a racing tick or rotate-now) supersede
+                # this publication rather than fail the origin.
+                left = origin.publisher.stale_paths(documents, None if force else generation)
+            except PublicationSupersededError as exc:
+                if origin.name == self._own:
+                    raise  # the round reads the newer keyring and plans again
+                missing[origin.name] = exc.message  # not counted ahead: it was not at the fence, so a racing run's
+                continue  # (the next run's fence tells a stray writer apart)
             except PublishError as exc:
                 missing[origin.name] = exc.message
                 continue
