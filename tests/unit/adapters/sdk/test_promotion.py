@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ParamValidationError,
+    ReadTimeoutError,
+)
 
 from jwks_rotator.adapters.sdk.promotion import (
     S3OriginMarks,
@@ -53,6 +60,9 @@ def test_a_secret_id_moves_to_another_region_only_when_it_is_an_arn() -> None:
     (client_error("InternalServiceError", 500), False),
     (EndpointConnectionError(endpoint_url="https://secretsmanager.us-east-1.amazonaws.com"), False),
     (ConnectTimeoutError(endpoint_url="https://secretsmanager.us-east-1.amazonaws.com"), False),
+    (ReadTimeoutError(endpoint_url="https://secretsmanager.us-east-1.amazonaws.com"), False),
+    (NoCredentialsError(), True),  # the caller's own fault, not the region's: no evidence of an outage
+    (ParamValidationError(report="bad SecretId"), True),
     (client_error("AccessDeniedException", 400), True),  # an answer: the primary may still be writing
     (client_error("ResourceNotFoundException", 400), True),
 ])

@@ -19,7 +19,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as AwsConnectionError
 
 from jwks_rotator.adapters.sdk.clients import AWS_ERRORS, error_code
 from jwks_rotator.adapters.sdk.s3_publisher import GENERATION_METADATA, WRITER_METADATA
@@ -70,11 +71,15 @@ def _region_of(arn: object) -> str | None:
 
 
 def _unreachable(exc: BaseException) -> bool:
-    """No answer from the region: a transport failure or timeout, or an HTTP 5xx (AWS's own failure, an outage)."""
+    """No answer from the region: a transport failure or timeout, or an HTTP 5xx (AWS's own failure, an outage).
+
+    A client-side error (no credentials, a malformed request) is no evidence the region is down: it counts as an
+    answer, so promote refuses rather than take over from a primary that may still be writing.
+    """
     if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         return isinstance(status, int) and status >= 500
-    return isinstance(exc, BotoCoreError)
+    return isinstance(exc, (AwsConnectionError, HTTPClientError))
 
 
 class SecretsManagerPrimaryProbe:
