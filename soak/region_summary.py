@@ -21,7 +21,7 @@ from .records import Sample, TokenRecord, Verification
 from .region_episodes import PRIMARY_OUTAGE, REPLICA_LAG, REVOCATION, ROTATE_NOW, SECONDARY_OUTAGE, Episode
 from .region_state import RegionState
 from .region_traffic import PLAIN, REGIONAL, Call, RegionsObservations
-from .report import environment
+from .report import environment, format_value
 from .revocation import FETCH_MARGIN
 from .summary import lost_keys
 
@@ -310,14 +310,6 @@ def checks(s: Mapping[str, Any]) -> dict[str, bool]:
     return result
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items()) or "none"
-    if isinstance(value, list):
-        return "; ".join(_fmt(v) for v in value) or "none"
-    return str(value)
-
-
 def _availability(share: Mapping[str, Any]) -> str:
     if not share["calls"]:
         return "no calls"
@@ -343,7 +335,7 @@ def total_rows(s: Mapping[str, Any]) -> list[tuple[str, str]]:
         label = f"{kind}{' of ' + group[0]['region'] if group[0]['region'] else ''} (x{len(group)})"
         worst = {r: min((e["signclient_by_region"][r]["availability"] for e in group if e["signclient_by_region"][r]["calls"]), default=None)
                  for r in regions}
-        out.append((f"{label}: SignClient availability by region, lowest", _fmt({r: "no calls" if v is None else f"{v:.1%}" for r, v in worst.items()})))
+        out.append((f"{label}: SignClient availability by region, lowest", format_value({r: "no calls" if v is None else f"{v:.1%}" for r, v in worst.items()})))
         regional = min((e["regional"]["availability"] for e in group if e["regional"]["calls"]), default=None)
         out.append((f"{label}: RegionalSignClient availability, lowest", "no calls" if regional is None else f"{regional:.1%}"))
         out.append((f"{label}: origins agree again after (s, min / median / max)", _spread([e["origins_converged_s"] for e in group])))
@@ -382,27 +374,27 @@ def run_rows(s: Mapping[str, Any]) -> list[tuple[str, str]]:
     final = s["final_convergence"]
     out = [
         ("traffic / wall time (s)", f"{s['traffic_seconds']:.0f} / {s['wall_seconds']:.0f}"),
-        ("tokens issued, by the region that signed", f"{s['tokens_issued']}: " + _fmt(s["tokens_by_region"])),
+        ("tokens issued, by the region that signed", f"{s['tokens_issued']}: " + format_value(s["tokens_by_region"])),
     ]
     for region, kinds in s["calls_by_region"].items():
         for kind, c in kinds.items():
-            out.append((f"{region} callers, {kind}: calls / tokens / other answers", f"{c['calls']} / {c['tokens']} / {_fmt(c['not_tokens'])}"))
-    out.append(("RegionalSignClient failovers (region: kind code)", _fmt(s["failovers"])))
+            out.append((f"{region} callers, {kind}: calls / tokens / other answers", f"{c['calls']} / {c['tokens']} / {format_value(c['not_tokens'])}"))
+    out.append(("RegionalSignClient failovers (region: kind code)", format_value(s["failovers"])))
     for library, v in s["verifications"].items():
         out.append((
             f"{library}: verified / refused after expiry / after revocation / in a rotate-now window / unexpired refused",
             f"{v['verified']} / {v['refused_after_expiry']} / {v['refused_revoked']} / {v['refused_in_rotate_now_window']} / "
-            f"{v['unexpired_refusals']}" + (f" ({_fmt(v['unexpired_refusal_reasons'])})" if v["unexpired_refusals"] else ""),
+            f"{v['unexpired_refusals']}" + (f" ({format_value(v['unexpired_refusal_reasons'])})" if v["unexpired_refusals"] else ""),
         ))
     out += [
         ("unexpired tokens refused (all verifiers)", str(s["unexpired_refusals"])
-         + (f": {_fmt(s['unexpired_refusal_details'])}" if s["unexpired_refusals"] else "")),
-        ("rotate-now window by verifier (s, docs/verifiers.md, + one fetch)", _fmt(s["rotate_now_windows_s"])),
-        ("lost keys / tokens signed before their kid was served", f"{_fmt(s['lost_keys'])} / {_fmt(s['signed_before_served'])}"),
-        ("a rotate-now key's tokens signed before the edge served it (its window)", _fmt(s["rotate_now_signed_before_served"])),
-        ("JWKS samples through the edge (errors); region state samples", f"{s['jwks_samples']} ({_fmt(s['jwks_sample_errors'])}); {s['region_state_samples']}"),
+         + (f": {format_value(s['unexpired_refusal_details'])}" if s["unexpired_refusals"] else "")),
+        ("rotate-now window by verifier (s, docs/verifiers.md, + one fetch)", format_value(s["rotate_now_windows_s"])),
+        ("lost keys / tokens signed before their kid was served", f"{format_value(s['lost_keys'])} / {format_value(s['signed_before_served'])}"),
+        ("a rotate-now key's tokens signed before the edge served it (its window)", format_value(s["rotate_now_signed_before_served"])),
+        ("JWKS samples through the edge (errors); region state samples", f"{s['jwks_samples']} ({format_value(s['jwks_sample_errors'])}); {s['region_state_samples']}"),
         ("after the drain: origins / replicas agree (s)", f"{final['origins_s']} / {final['replicas_s']}"),
-        ("edge", _fmt(s["edge"])),
+        ("edge", format_value(s["edge"])),
     ]
     return out
 
@@ -414,24 +406,24 @@ def episode_rows(s: Mapping[str, Any]) -> list[tuple[str, str]]:
         name = f"{e['kind']}{' of ' + e['region'] if e['kind'] in OUTAGES or e['kind'] == REPLICA_LAG else ''} ({e['seconds']} s)"
         out.append((f"{name}: SignClient availability by region", ", ".join(f"{r}: {_availability(v)}" for r, v in e["signclient_by_region"].items())))
         regional = e["regional"]
-        answered = f"{_availability(regional)}, answered by {_fmt(regional['answered_by'])}, after a failover {regional['failed_over']}"
+        answered = f"{_availability(regional)}, answered by {format_value(regional['answered_by'])}, after a failover {regional['failed_over']}"
         out.append((f"{name}: RegionalSignClient", answered))
-        converged = f"{e['origins_converged_s']} / {e['replicas_converged_s']} (diverged during: {_fmt(e['diverged_during'])})"
+        converged = f"{e['origins_converged_s']} / {e['replicas_converged_s']} (diverged during: {format_value(e['diverged_during'])})"
         out.append((f"{name}: origins / replicas agree again after (s)", converged))
         if e["error"]:
             out.append((f"{name}: error", e["error"]))
         if "new_kid_signed_after_s" in e:
-            out.append((f"{name}: new kid first signed after (s), by region", _fmt(e["new_kid_signed_after_s"])))
+            out.append((f"{name}: new kid first signed after (s), by region", format_value(e["new_kid_signed_after_s"])))
         if "reach_by_region" in e:
             reach = ", ".join(f"{r}: {v['reach_s']} (bound {e['reach_bound_s'].get(r)})" for r, v in e["reach_by_region"].items())
             label = f"{name}: reach (s from the revoke call's start until the region's signer stopped signing with the kid; bound: signer-cache-ttl + the writer's measured lag)"
             out.append((label, f"{reach}; revoke call {e['revoke_call_s']} s"))
-            out.append((f"{name}: the region's signing view dropped the kid after (s, sampled every few hundred ms)", _fmt(e["view_dropped_kid_s"])))
-            out.append((f"{name}: what each signer answered once stopped", "; ".join(f"{r}: {_fmt(v['outcomes_after_stop'])}" for r, v in e["reach_by_region"].items())))
+            out.append((f"{name}: the region's signing view dropped the kid after (s, sampled every few hundred ms)", format_value(e["view_dropped_kid_s"])))
+            out.append((f"{name}: what each signer answered once stopped", "; ".join(f"{r}: {format_value(v['outcomes_after_stop'])}" for r, v in e["reach_by_region"].items())))
             out.append((f"{name}: edge JWKS dropped the kid after (s); callers' tokens with it after the revoke",
-                        f"{e['edge_jwks_dropped_kid_s']}; {_fmt(e['caller_tokens_with_revoked_kid_after_revoke'])}"))
+                        f"{e['edge_jwks_dropped_kid_s']}; {format_value(e['caller_tokens_with_revoked_kid_after_revoke'])}"))
         if e["kind"] == REPLICA_LAG:
-            out.append((f"{name}: kids signed by region (largest generation gap)", f"{_fmt(e['kids_signed_by_region'])} ({e['generation_gap']})"))
+            out.append((f"{name}: kids signed by region (largest generation gap)", f"{format_value(e['kids_signed_by_region'])} ({e['generation_gap']})"))
     return out
 
 

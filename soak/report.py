@@ -18,11 +18,12 @@ from .config import NODE_DIR
 JOSE_PACKAGE = NODE_DIR / "node_modules" / "jose" / "package.json"
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A summary value as one table cell: mappings as ``k: v``, lists joined with ``;``, empty as ``none``."""
     if isinstance(value, Mapping):
-        return ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items()) or "none"
+        return ", ".join(f"{k}: {format_value(v)}" for k, v in value.items()) or "none"
     if isinstance(value, list):
-        return "; ".join(_fmt(v) for v in value) or "none"
+        return "; ".join(format_value(v) for v in value) or "none"
     return str(value)
 
 
@@ -34,26 +35,26 @@ def rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [
         ("traffic / wall time (s)", f"{summary['traffic_seconds']:.0f} / {summary['wall_seconds']:.0f}"),
         ("tokens issued (sign requests)", f"{summary['tokens_issued']} ({summary['sign_requests']})"),
-        ("sign refusals", _fmt(summary["sign_refusals"]) + f" (signing_unavailable rate {summary['signing_unavailable_rate']:.2%})"),
-        ("signing_unavailable by reason", _fmt(summary["signing_unavailable_reasons"])),
-        ("invoke errors", _fmt(summary["invoke_errors"])),
+        ("sign refusals", format_value(summary["sign_refusals"]) + f" (signing_unavailable rate {summary['signing_unavailable_rate']:.2%})"),
+        ("signing_unavailable by reason", format_value(summary["signing_unavailable_reasons"])),
+        ("invoke errors", format_value(summary["invoke_errors"])),
         *(
             (
                 f"{lib}: verified / refused after expiry / unexpired refused",
                 f"{r['verified']} / {r['refused_after_expiry']} / {r['unexpired_refusals']}"
-                + (f" ({_fmt(r['unexpired_refusal_reasons'])})" if r["unexpired_refusals"] else ""),
+                + (f" ({format_value(r['unexpired_refusal_reasons'])})" if r["unexpired_refusals"] else ""),
             )
             for lib, r in v.items()
         ),
-        *((f"{lib}: verified by moment of life", _fmt(r["by_moment"]) + f"; in its last second: {r['verified_in_last_second']}; latest start after due: {r['max_start_after_due_s']} s") for lib, r in v.items()),
+        *((f"{lib}: verified by moment of life", format_value(r["by_moment"]) + f"; in its last second: {r['verified_in_last_second']}; latest start after due: {r['max_start_after_due_s']} s") for lib, r in v.items()),
         ("unexpired tokens refused (all clients)", str(summary["unexpired_refusals"])),
         ("rotations completed", str(summary["rotations"])),
-        ("rotate ticks", _fmt(summary["ticks"])),
-        ("failed ticks by error", _fmt(summary["tick_errors"])),
-        ("faults injected", _fmt(summary["faults"])),
+        ("rotate ticks", format_value(summary["ticks"])),
+        ("failed ticks by error", format_value(summary["tick_errors"])),
+        ("faults injected", format_value(summary["faults"])),
         ("most keys ever in the served JWKS (bound)", f"{summary['max_keys_in_jwks']} ({summary['key_bound']})"),
-        ("JWKS samples through the edge (errors)", f"{summary['jwks_samples']} ({_fmt(summary['jwks_sample_errors'])})"),
-        ("lost keys (tokens whose kid left the served JWKS before exp)", _fmt(summary["lost_keys"])),
+        ("JWKS samples through the edge (errors)", f"{summary['jwks_samples']} ({format_value(summary['jwks_sample_errors'])})"),
+        ("lost keys (tokens whose kid left the served JWKS before exp)", format_value(summary["lost_keys"])),
         (
             "retired keys gone after retention (checked / late)",
             f"{retired['checked']} / {len(retired['late'])}; longest served after retention {retired['longest_served_after_retention_s']} s",
@@ -61,10 +62,10 @@ def rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
         (
             "fault episodes converged within one tick",
             f"{conv['within_one_tick']} of {conv['fault_episodes_ended']}"
-            + (f" (not: {_fmt(conv['not_within_one_tick'])})" if conv["not_within_one_tick"] else ""),
+            + (f" (not: {format_value(conv['not_within_one_tick'])})" if conv["not_within_one_tick"] else ""),
         ),
         ("longest time to converge after faults stop (s): S3 / edge", f"{conv['longest_seconds']} / {conv['longest_edge_seconds']}"),
-        ("edge", _fmt(summary["edge"])),
+        ("edge", format_value(summary["edge"])),
         *(
             [("Envoy revocation: accepted before / bound (s) / first refused after (s) / refused at bound", _revocation(summary["envoy_revocation"]))]
             if summary.get("envoy_revocation") is not None
